@@ -1,0 +1,194 @@
+//! Correlation formats: the streams each party expands and the dealer's correction stream.
+//!
+//! Seed compression (DESIGN.md §4): every value P0 holds is expanded from its 16-byte session
+//! seed (and, for model-fixed weight masks, its model share seed). P1 expands its *random*
+//! components from its own seeds and reads the *dependent* ones (e.g. its share of C = A*B)
+//! from the correction stream, which the dealer computes as "true value minus P0's share".
+//! Each component comes from its own [`Purpose`] stream, so any element can be regenerated alone.
+//!
+//! Correction streams are little-endian ring elements (and little-endian 64-bit words for
+//! bit-sliced boolean values) laid out per kind as each protocol module documents.
+
+use embedded_io::Write;
+
+use crate::plan::{Op, Step};
+use crate::prg::{Prg, Purpose, Seed, SessionId};
+use crate::ring::RingId;
+use crate::{Error, Party, Ring, beaver, compare, convert, trunc};
+
+/// Elements generated per batch by the dealing formulas (bounds their stack use).
+pub const CHUNK: usize = 64;
+
+/// The seeds one party expands its correlations from.
+pub struct Streams<'a> {
+    /// Whose streams these are.
+    pub party: Party,
+    seed: &'a Seed,
+    model: &'a Seed,
+    session: SessionId,
+}
+
+impl core::fmt::Debug for Streams<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Streams {{ party: {:?}, session: {:?} }}", self.party, self.session)
+    }
+}
+
+impl<'a> Streams<'a> {
+    /// `seed`: the party's session seed; `model`: its model share seed
+    /// ([`crate::prg::model_share_seed`]); `session`: the session id.
+    pub fn new(party: Party, seed: &'a Seed, model: &'a Seed, session: SessionId) -> Self {
+        Streams { party, seed, model, session }
+    }
+
+    /// The stream of `purpose` for plan step `step`.
+    pub fn prg(&self, step: u32, purpose: Purpose) -> Prg {
+        Prg::for_stream(self.seed, &self.session, step, purpose)
+    }
+
+    /// The stream of this party's share of weight mask B_`weight`.
+    pub fn model_prg(&self, weight: u32) -> Prg {
+        Prg::for_model(self.model, weight)
+    }
+
+    /// The session id.
+    pub fn session(&self) -> SessionId {
+        self.session
+    }
+}
+
+/// P1's correction bytes for one step, consumed front to back. P0 uses [`Corrections::none`].
+#[derive(Debug)]
+pub struct Corrections<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Corrections<'a> {
+    /// Corrections from a byte slice (a step's payload, reassembled from its frames).
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Corrections { bytes }
+    }
+
+    /// No corrections (P0).
+    pub fn none() -> Corrections<'static> {
+        Corrections { bytes: &[] }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Error> {
+        if self.bytes.len() < n {
+            return Err(Error::CorrectionsShort { needed: n, available: self.bytes.len() });
+        }
+        let (head, tail) = self.bytes.split_at(n);
+        self.bytes = tail;
+        Ok(head)
+    }
+
+    /// Reads `out.len()` ring elements.
+    pub fn read_ring<R: Ring>(&mut self, out: &mut [R]) -> Result<(), Error> {
+        let b = self.take(out.len() * R::BYTES)?;
+        crate::ring::decode_slice(b, out)
+    }
+
+    /// Reads `out.len()` 64-bit words.
+    pub fn read_words(&mut self, out: &mut [u64]) -> Result<(), Error> {
+        self.read_ring(out)
+    }
+
+    /// Checks that every byte was consumed.
+    pub fn finish(self) -> Result<(), Error> {
+        if self.bytes.is_empty() { Ok(()) } else { Err(Error::CorrectionsLong { extra: self.bytes.len() }) }
+    }
+}
+
+/// Maps a writer's error to [`Error::Io`].
+pub fn io_err<E: embedded_io::Error>(e: E) -> Error {
+    Error::Io(e.kind())
+}
+
+/// Writes ring elements little-endian to `w`.
+pub fn put_ring<R: Ring, W: Write>(w: &mut W, xs: &[R]) -> Result<(), Error> {
+    let mut buf = [0u8; CHUNK * 8];
+    for part in xs.chunks(CHUNK) {
+        let b = &mut buf[..part.len() * R::BYTES];
+        crate::ring::encode_slice(part, b)?;
+        w.write_all(b).map_err(io_err)?;
+    }
+    Ok(())
+}
+
+/// Fills `out` from `prg` for P0, or from the corrections for P1.
+pub fn fill_or_read<R: Ring>(
+    party: Party,
+    prg: impl FnOnce() -> Prg,
+    corr: &mut Corrections<'_>,
+    out: &mut [R],
+) -> Result<(), Error> {
+    match party {
+        Party::P0 => {
+            prg().fill_ring(out);
+            Ok(())
+        }
+        Party::P1 => corr.read_ring(out),
+    }
+}
+
+/// The dealer's view: both parties' streams.
+pub struct DealerStreams<'a> {
+    /// P0's streams.
+    pub p0: Streams<'a>,
+    /// P1's streams.
+    pub p1: Streams<'a>,
+}
+
+/// Writes P1's corrections for plan step `index` to `w`, exactly
+/// `step.p1_correction_bytes()` bytes. This is the reference dealer: bounded memory (a few
+/// KiB of stack), straightforward loops; the dealer crate drives it and adds tiled fast paths
+/// that must produce identical bytes.
+pub fn deal_step<W: Write>(d: &DealerStreams<'_>, index: u32, step: &Step, w: &mut W) -> Result<(), Error> {
+    step.validate(index)?;
+    let len = |l: u32| l as usize;
+    match (step.op, step.op_ring()) {
+        (Op::MulAA { len: n, .. }, RingId::Z32) => beaver::deal_mul::<u32, W>(d, index, len(n), w),
+        (Op::MulAA { len: n, .. }, RingId::Z64) => beaver::deal_mul::<u64, W>(d, index, len(n), w),
+        (Op::SquareA { len: n, .. }, RingId::Z32) => beaver::deal_square::<u32, W>(d, index, len(n), w),
+        (Op::SquareA { len: n, .. }, RingId::Z64) => beaver::deal_square::<u64, W>(d, index, len(n), w),
+        (Op::MatMulFixed { n, k, m, weight, .. }, RingId::Z32) => {
+            beaver::deal_matmul_fixed::<u32, W>(d, index, beaver::Dims::new(n, k, m), weight, w)
+        }
+        (Op::MatMulFixed { n, k, m, weight, .. }, RingId::Z64) => {
+            beaver::deal_matmul_fixed::<u64, W>(d, index, beaver::Dims::new(n, k, m), weight, w)
+        }
+        (Op::MatMulAA { batch, n, k, m, .. }, RingId::Z32) => {
+            beaver::deal_matmul_aa::<u32, W>(d, index, batch, beaver::Dims::new(n, k, m), w)
+        }
+        (Op::MatMulAA { batch, n, k, m, .. }, RingId::Z64) => {
+            beaver::deal_matmul_aa::<u64, W>(d, index, batch, beaver::Dims::new(n, k, m), w)
+        }
+        (Op::TruncA { len: n, shift, .. }, RingId::Z32) => {
+            trunc::deal_trunc::<u32, W>(d, index, len(n), u32::from(shift), w)
+        }
+        (Op::TruncA { len: n, shift, .. }, RingId::Z64) => {
+            trunc::deal_trunc::<u64, W>(d, index, len(n), u32::from(shift), w)
+        }
+        (Op::UpcastA { len: n }, _) => convert::deal_upcast(d, index, len(n), w),
+        (Op::DowncastA { len: n, shift }, _) => convert::deal_downcast(d, index, len(n), u32::from(shift), w),
+        (Op::SignA { len: n, .. }, RingId::Z32) => compare::deal_sign::<u32, W>(d, index, len(n), w),
+        (Op::SignA { len: n, .. }, RingId::Z64) => compare::deal_sign::<u64, W>(d, index, len(n), w),
+    }
+}
+
+impl Step {
+    /// The ring a step's correlation lives in (the source ring for conversions).
+    pub fn op_ring(&self) -> RingId {
+        match self.op {
+            Op::MulAA { ring, .. }
+            | Op::SquareA { ring, .. }
+            | Op::MatMulFixed { ring, .. }
+            | Op::MatMulAA { ring, .. }
+            | Op::TruncA { ring, .. }
+            | Op::SignA { ring, .. } => ring,
+            Op::UpcastA { .. } => RingId::Z32,
+            Op::DowncastA { .. } => RingId::Z64,
+        }
+    }
+}

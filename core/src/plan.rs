@@ -1,0 +1,356 @@
+//! Plans: the public, ordered list of correlation-consuming steps of one inference.
+//!
+//! P0, P1 and the dealer derive the same plan from public data (architecture, sequence length,
+//! quantization config). Its hash — SHA-256 over a domain label and the postcard encodings of
+//! the header and of every step, each length-prefixed — is compared at connection time.
+//! Postcard's encoding is canonical (minimal varints, fixed field order), so the hash is
+//! stable across machines and versions of this crate that keep `PLAN_VERSION`.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::ring::RingId;
+use crate::{Error, beaver, compare, convert, trunc};
+
+/// Version of the plan format and of the correlation formats it implies.
+pub const PLAN_VERSION: u16 = 1;
+
+/// Largest element count of one step (keeps every size computation far from overflow and
+/// every per-step buffer addressable on 32-bit targets).
+pub const MAX_STEP_ELEMS: u64 = 1 << 28;
+
+/// A correlation-consuming operation with its shapes. Shares in `ring` unless stated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    /// Elementwise product of two shared vectors (Beaver triple).
+    MulAA {
+        /// Ring of the shares.
+        ring: RingId,
+        /// Elements.
+        len: u32,
+    },
+    /// Elementwise square (square pair).
+    SquareA {
+        /// Ring of the shares.
+        ring: RingId,
+        /// Elements.
+        len: u32,
+    },
+    /// X (n x k) times a model weight W (k x m) with the model-fixed mask B_W.
+    MatMulFixed {
+        /// Ring of the shares.
+        ring: RingId,
+        /// Rows of X.
+        n: u32,
+        /// Inner dimension.
+        k: u32,
+        /// Columns of W.
+        m: u32,
+        /// Which weight matrix (selects B_W).
+        weight: u32,
+    },
+    /// `batch` products X_b (n x k) times Y_b (k x m) of two fresh shared tensors.
+    MatMulAA {
+        /// Ring of the shares.
+        ring: RingId,
+        /// Independent products (e.g. heads).
+        batch: u32,
+        /// Rows of X.
+        n: u32,
+        /// Inner dimension.
+        k: u32,
+        /// Columns of Y.
+        m: u32,
+    },
+    /// Truncation by `shift` bits (|x| < 2^(l-2)).
+    TruncA {
+        /// Ring of the shares.
+        ring: RingId,
+        /// Elements.
+        len: u32,
+        /// Bits dropped.
+        shift: u8,
+    },
+    /// Upcast Z_2^32 -> Z_2^64 (|x| < 2^30).
+    UpcastA {
+        /// Elements.
+        len: u32,
+    },
+    /// Downcast Z_2^64 -> Z_2^32 with truncation by `shift` bits (truncate-reduce).
+    DowncastA {
+        /// Elements.
+        len: u32,
+        /// Bits dropped.
+        shift: u8,
+    },
+    /// Sign bit (x < 0) as an arithmetic share in the same ring.
+    SignA {
+        /// Ring of the shares.
+        ring: RingId,
+        /// Elements.
+        len: u32,
+    },
+}
+
+/// Approximation used by a GeLU step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GeluApprox {
+    /// Ditto / MPCFormer 0.125x^2 + 0.25x + 0.5 in Z_2^32.
+    Quad,
+    /// PUMA piecewise polynomial.
+    Poly,
+}
+
+/// Which part of the model a step belongs to, with its approximation choice. Used for the
+/// per-operation cost breakdown; part of the hash, so both parties agree on approximations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Tag {
+    /// Token embedding lookup.
+    Embedding,
+    /// Linear layers.
+    Linear,
+    /// Attention products Q K^T and P V.
+    Attention,
+    /// Softmax with exp (1 + x/2^n)^(2^n).
+    Softmax {
+        /// n of the exp limit form.
+        exp_iters: u8,
+    },
+    /// GeLU.
+    Gelu(GeluApprox),
+    /// LayerNorm.
+    LayerNorm,
+    /// Ring and scale conversions between layers.
+    Conversion,
+    /// Anything else (tests, output head).
+    Other,
+}
+
+/// Fractional bits of a step's input and output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scale {
+    /// Fractional bits of the input.
+    pub frac_in: u8,
+    /// Fractional bits of the output.
+    pub frac_out: u8,
+}
+
+/// One plan step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    /// Operation and shapes.
+    pub op: Op,
+    /// Scales.
+    pub scale: Scale,
+    /// What the step belongs to.
+    pub tag: Tag,
+    /// Layer index (0 for steps outside the layers).
+    pub layer: u16,
+}
+
+/// Plan header: version, a public name, and the step count.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanHeader {
+    /// Must equal [`PLAN_VERSION`].
+    pub version: u16,
+    /// Public description (e.g. "bert-base/seq128/ditto").
+    pub name: heapless::String<64>,
+    /// Number of steps.
+    pub n_steps: u32,
+}
+
+fn elems(step: u32, dims: &[u32]) -> Result<u64, Error> {
+    let mut p: u64 = 1;
+    for &d in dims {
+        if d == 0 {
+            return Err(Error::BadStep { step, reason: "zero dimension" });
+        }
+        p = p.saturating_mul(u64::from(d));
+    }
+    if p > MAX_STEP_ELEMS {
+        return Err(Error::BadStep { step, reason: "too many elements" });
+    }
+    Ok(p)
+}
+
+impl Step {
+    /// A step with the given op, tagged `Other`, scale 0 -> 0, layer 0 (tests and tools).
+    pub const fn bare(op: Op) -> Self {
+        Step { op, scale: Scale { frac_in: 0, frac_out: 0 }, tag: Tag::Other, layer: 0 }
+    }
+
+    /// Checks shapes and parameters; `index` is the step's position (for the error).
+    pub fn validate(&self, index: u32) -> Result<(), Error> {
+        let bad = |reason| Err(Error::BadStep { step: index, reason });
+        match self.op {
+            Op::MulAA { len, .. } | Op::SquareA { len, .. } | Op::UpcastA { len } | Op::SignA { len, .. } => {
+                elems(index, &[len]).map(|_| ())
+            }
+            Op::MatMulFixed { n, k, m, .. } => {
+                elems(index, &[n, k])?;
+                elems(index, &[k, m])?;
+                elems(index, &[n, m]).map(|_| ())
+            }
+            Op::MatMulAA { batch, n, k, m, .. } => {
+                elems(index, &[batch, n, k])?;
+                elems(index, &[batch, k, m])?;
+                elems(index, &[batch, n, m]).map(|_| ())
+            }
+            Op::TruncA { ring, len, shift } => {
+                elems(index, &[len])?;
+                if shift == 0 || u32::from(shift) > ring.bits() - 2 {
+                    return bad("truncation shift must be in 1..=l-2");
+                }
+                Ok(())
+            }
+            Op::DowncastA { len, shift } => {
+                elems(index, &[len])?;
+                if u32::from(shift) > convert::MAX_DOWNCAST_SHIFT {
+                    return bad("downcast shift must be at most 32");
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Bytes of P1's correction stream for this step (P0 receives none).
+    pub fn p1_correction_bytes(&self) -> u64 {
+        match self.op {
+            Op::MulAA { ring, len } | Op::SquareA { ring, len } => {
+                beaver::elementwise_correction_bytes(ring, len)
+            }
+            Op::MatMulFixed { ring, n, m, .. } => beaver::matmul_correction_bytes(ring, 1, n, m),
+            Op::MatMulAA { ring, batch, n, m, .. } => beaver::matmul_correction_bytes(ring, batch, n, m),
+            Op::TruncA { ring, len, .. } => trunc::correction_bytes(ring, len),
+            Op::UpcastA { len } => convert::upcast_correction_bytes(len),
+            Op::DowncastA { len, .. } => convert::downcast_correction_bytes(len),
+            Op::SignA { ring, len } => compare::correction_bytes(ring, len),
+        }
+    }
+
+    /// Bytes each party sends online for this step.
+    pub fn online_bytes_per_party(&self) -> u64 {
+        match self.op {
+            Op::MulAA { ring, len } => beaver::mul_online_bytes(ring, len),
+            Op::SquareA { ring, len } => beaver::square_online_bytes(ring, len),
+            Op::MatMulFixed { ring, n, k, .. } => beaver::matmul_fixed_online_bytes(ring, n, k),
+            Op::MatMulAA { ring, batch, n, k, m } => beaver::matmul_aa_online_bytes(ring, batch, n, k, m),
+            Op::TruncA { ring, len, .. } => trunc::online_bytes(ring, len),
+            Op::UpcastA { len } => convert::upcast_online_bytes(len),
+            Op::DowncastA { len, shift } => convert::downcast_online_bytes(len, shift),
+            Op::SignA { ring, len } => compare::online_bytes(ring, len),
+        }
+    }
+
+    /// Communication rounds of this step.
+    pub fn rounds(&self) -> u32 {
+        match self.op {
+            Op::MulAA { .. } | Op::SquareA { .. } => beaver::ROUNDS,
+            Op::MatMulFixed { .. } | Op::MatMulAA { .. } => beaver::ROUNDS,
+            Op::TruncA { .. } => trunc::ROUNDS,
+            Op::UpcastA { .. } | Op::DowncastA { .. } => convert::ROUNDS,
+            Op::SignA { ring, .. } => compare::rounds(ring),
+        }
+    }
+}
+
+const HASH_LABEL: &[u8] = b"ditto plan v1\0";
+
+/// Incremental plan hash, for a dealer that receives the plan one step at a time.
+pub struct PlanHasher {
+    sha: Sha256,
+    steps: u32,
+    declared: u32,
+}
+
+impl PlanHasher {
+    /// Starts a hash with the plan header (checks the version).
+    pub fn new(header: &PlanHeader) -> Result<Self, Error> {
+        if header.version != PLAN_VERSION {
+            return Err(Error::Version { expected: PLAN_VERSION, got: header.version });
+        }
+        let mut h = PlanHasher { sha: Sha256::new(), steps: 0, declared: header.n_steps };
+        h.sha.update(HASH_LABEL);
+        h.absorb(header)?;
+        Ok(h)
+    }
+
+    fn absorb<T: Serialize>(&mut self, v: &T) -> Result<(), Error> {
+        let mut buf = [0u8; 128];
+        let used = postcard::to_slice(v, &mut buf).map_err(|_| Error::Encoding("plan item"))?;
+        let len = u32::try_from(used.len()).map_err(|_| Error::Encoding("plan item"))?;
+        self.sha.update(len.to_le_bytes());
+        self.sha.update(&*used);
+        Ok(())
+    }
+
+    /// Adds the next step (validated).
+    pub fn push(&mut self, step: &Step) -> Result<(), Error> {
+        step.validate(self.steps)?;
+        self.absorb(step)?;
+        self.steps += 1;
+        Ok(())
+    }
+
+    /// The 256-bit plan hash; fails if the step count differs from the header's.
+    pub fn finish(self) -> Result<[u8; 32], Error> {
+        if self.steps != self.declared {
+            return Err(Error::PlanStepCount { declared: self.declared, actual: self.steps });
+        }
+        Ok(self.sha.finalize().into())
+    }
+}
+
+/// The hash of a plan given as a header and a slice of steps (validates every step).
+pub fn plan_hash(header: &PlanHeader, steps: &[Step]) -> Result<[u8; 32], Error> {
+    let mut h = PlanHasher::new(header)?;
+    for s in steps {
+        h.push(s)?;
+    }
+    h.finish()
+}
+
+/// An owned plan (needs the `alloc` feature).
+#[cfg(feature = "alloc")]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Header.
+    pub header: PlanHeader,
+    /// Steps in execution order.
+    pub steps: alloc::vec::Vec<Step>,
+}
+
+#[cfg(feature = "alloc")]
+impl Plan {
+    /// Builds a plan from a name and its steps (the name is cut to 64 bytes).
+    pub fn new(name: &str, steps: alloc::vec::Vec<Step>) -> Result<Self, Error> {
+        let mut n = heapless::String::new();
+        for c in name.chars() {
+            if n.push(c).is_err() {
+                break;
+            }
+        }
+        let n_steps = u32::try_from(steps.len())
+            .map_err(|_| Error::PlanStepCount { declared: u32::MAX, actual: u32::MAX })?;
+        let plan = Plan { header: PlanHeader { version: PLAN_VERSION, name: n, n_steps }, steps };
+        plan.hash()?;
+        Ok(plan)
+    }
+
+    /// The plan hash (validates the plan).
+    pub fn hash(&self) -> Result<[u8; 32], Error> {
+        plan_hash(&self.header, &self.steps)
+    }
+
+    /// Decodes a plan from postcard bytes and validates it.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
+        let plan: Plan = postcard::from_bytes(bytes).map_err(|_| Error::Encoding("plan"))?;
+        plan.hash()?;
+        Ok(plan)
+    }
+
+    /// Encodes the plan with postcard.
+    pub fn to_bytes(&self) -> Result<alloc::vec::Vec<u8>, Error> {
+        postcard::to_allocvec(self).map_err(|_| Error::Encoding("plan"))
+    }
+}

@@ -1,0 +1,151 @@
+//! Truncation by k bits with the MSB trick (DESIGN.md §5), 1 round.
+//!
+//! Admitted input: |x| < 2^(l-2). Each party biases by 2^(l-2) (P0 only) so
+//! x' = x + 2^(l-2) lies in [0, 2^(l-1)), masks with r and opens y = x' + r mod 2^l. Because
+//! x' < 2^(l-1) the wrap bit is w = msb(r) (1 - msb(y)), so
+//! x' >> k = (y >> k) - (r >> k) + 2^(l-k) w - c with the dropped carry c in {0, 1}: the result
+//! is floor(x / 2^k) or one more. Outside the admitted range the result is unspecified (it
+//! wraps) but the protocol neither fails nor leaks.
+//!
+//! Correlation: r uniform in Z_2^l; shares of r >> k and of msb(r) in Z_2^l.
+//! P0: r0 (stream R), rh0 (RHigh), m0 (Msb). P1: r1 (R); corrections, per element
+//! interleaved: [rh1, m1].
+
+use embedded_io::Write;
+
+use crate::corr::{CHUNK, Corrections, DealerStreams, Streams, put_ring};
+use crate::prg::Purpose;
+use crate::ring::{RingId, check_len};
+use crate::{Error, Party, Ring};
+
+/// Rounds of truncation.
+pub const ROUNDS: u32 = 1;
+
+/// P1 correction bytes: r >> k and msb(r), one ring element each.
+pub fn correction_bytes(ring: RingId, len: u32) -> u64 {
+    2 * u64::from(len) * ring.bytes() as u64
+}
+
+/// Online bytes per party: the masked value y (l bits).
+pub fn online_bytes(ring: RingId, len: u32) -> u64 {
+    u64::from(len) * ring.bytes() as u64
+}
+
+/// The admitted bound: inputs satisfy |x| < 2^bound_bits().
+pub const fn bound_bits<R: Ring>() -> u32 {
+    R::BITS - 2
+}
+
+/// Expands a party's truncation mask shares: r, r >> k, msb(r).
+pub fn expand_trunc<R: Ring>(
+    s: &Streams<'_>,
+    step: u32,
+    corr: &mut Corrections<'_>,
+    r: &mut [R],
+    rh: &mut [R],
+    m: &mut [R],
+) -> Result<(), Error> {
+    check_len("trunc r>>k", r.len(), rh.len())?;
+    check_len("trunc msb", r.len(), m.len())?;
+    s.prg(step, Purpose::R).fill_ring(r);
+    expand_pairs(s, step, corr, rh, m)
+}
+
+/// P0: (hi, m) from streams RHigh and Msb; P1: interleaved pairs from the corrections.
+pub(crate) fn expand_pairs<T: Ring>(
+    s: &Streams<'_>,
+    step: u32,
+    corr: &mut Corrections<'_>,
+    hi: &mut [T],
+    m: &mut [T],
+) -> Result<(), Error> {
+    match s.party {
+        Party::P0 => {
+            s.prg(step, Purpose::RHigh).fill_ring(hi);
+            s.prg(step, Purpose::Msb).fill_ring(m);
+        }
+        Party::P1 => {
+            let mut pair = [T::ZERO; 2];
+            for (h, b) in hi.iter_mut().zip(m.iter_mut()) {
+                corr.read_ring(&mut pair)?;
+                *h = pair[0];
+                *b = pair[1];
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Dealer: P1's corrections [(r >> k) - rh0, msb(r) - m0] per element.
+pub fn deal_trunc<R: Ring, W: Write>(
+    d: &DealerStreams<'_>,
+    step: u32,
+    len: usize,
+    k: u32,
+    w: &mut W,
+) -> Result<(), Error> {
+    let mut r0 = d.p0.prg(step, Purpose::R);
+    let mut r1 = d.p1.prg(step, Purpose::R);
+    let mut h0 = d.p0.prg(step, Purpose::RHigh);
+    let mut m0 = d.p0.prg(step, Purpose::Msb);
+    let mut buf = [[R::ZERO; CHUNK]; 4];
+    let mut out = [R::ZERO; 2 * CHUNK];
+    for start in (0..len).step_by(CHUNK) {
+        let n = CHUNK.min(len - start);
+        let [x0, x1, y0, z0] = &mut buf;
+        r0.fill_ring(&mut x0[..n]);
+        r1.fill_ring(&mut x1[..n]);
+        h0.fill_ring(&mut y0[..n]);
+        m0.fill_ring(&mut z0[..n]);
+        for i in 0..n {
+            let r = x0[i].add(x1[i]);
+            out[2 * i] = r.shr(k).sub(y0[i]);
+            out[2 * i + 1] = R::from_u64(u64::from(r.msb())).sub(z0[i]);
+        }
+        put_ring(w, &out[..2 * n])?;
+    }
+    Ok(())
+}
+
+/// Online: this party's message y_i = x_i + r_i (+ 2^(l-2) for P0). Shared with upcast.
+pub fn masked_open<R: Ring>(party: Party, x: &[R], r: &[R], y: &mut [R]) -> Result<(), Error> {
+    check_len("mask", x.len(), r.len())?;
+    check_len("masked output", x.len(), y.len())?;
+    let bias = if party.is_p0() { R::pow2(R::BITS - 2) } else { R::ZERO };
+    for i in 0..x.len() {
+        y[i] = x[i].add(r[i]).add(bias);
+    }
+    Ok(())
+}
+
+/// Online: this party's message for truncation (see [`masked_open`]).
+pub fn trunc_a_open<R: Ring>(party: Party, x: &[R], r: &[R], y: &mut [R]) -> Result<(), Error> {
+    masked_open(party, x, r, y)
+}
+
+/// Online: z_i = [P0]((y >> k) - 2^(l-2-k)) - rh_i + 2^(l-k) (1 - msb(y)) m_i, from the opened y.
+pub fn trunc_a_finish<R: Ring>(
+    party: Party,
+    k: u32,
+    y: &[R],
+    rh: &[R],
+    m: &[R],
+    z: &mut [R],
+) -> Result<(), Error> {
+    for (what, l) in [("trunc r>>k", rh.len()), ("trunc msb", m.len()), ("trunc output", z.len())] {
+        check_len(what, y.len(), l)?;
+    }
+    let unbias = R::pow2(R::BITS - 2).shr(k);
+    let wrap = R::pow2(R::BITS - k);
+    for i in 0..y.len() {
+        let mut v = rh[i].neg();
+        if y[i].msb() == 0 {
+            v = v.add(wrap.mul(m[i]));
+        }
+        if party.is_p0() {
+            v = v.add(y[i].shr(k)).sub(unbias);
+        }
+        z[i] = v;
+    }
+    Ok(())
+}
