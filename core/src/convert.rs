@@ -1,7 +1,9 @@
 //! Ring conversions, 1 round each: upcast Z_2^32 -> Z_2^64 (exact) and downcast
 //! Z_2^64 -> Z_2^32 with truncation by k (truncate-reduce; floor or one more, mod 2^32).
 //!
-//! Upcast (MSB trick, DESIGN.md §5). Admitted input |x| < 2^30, precisely x in [-2^30, 2^30).
+//! Upcast (MSB trick, DESIGN.md §5). Admitted input x in [-2^30, 2^30] (2^30 itself works
+//! too). Outside it the result is still right modulo 2^32 but off by a multiple of 2^32 with
+//! probability (x' - 2^31) / 2^31 for x' = x + 2^30 mod 2^32 in [2^31, 2^32).
 //! Open y = x + 2^30 + r mod 2^32; then x = y - r + 2^32 msb(r)(1 - msb(y)) - 2^30 exactly,
 //! evaluated in Z_2^64. Correlation: r uniform in Z_2^32, shared in Z_2^32; r as an integer
 //! and msb(r), shared in Z_2^64. P0: r0 (R, u32), R0 (RHigh, u64), m0 (Msb, u64).

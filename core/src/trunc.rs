@@ -1,11 +1,13 @@
 //! Truncation by k bits with the MSB trick (DESIGN.md §5), 1 round.
 //!
-//! Admitted input: |x| < 2^(l-2). Each party biases by 2^(l-2) (P0 only) so
+//! Admitted input: x in [-2^(l-2), 2^(l-2)). Each party biases by 2^(l-2) (P0 only) so
 //! x' = x + 2^(l-2) lies in [0, 2^(l-1)), masks with r and opens y = x' + r mod 2^l. Because
 //! x' < 2^(l-1) the wrap bit is w = msb(r) (1 - msb(y)), so
 //! x' >> k = (y >> k) - (r >> k) + 2^(l-k) w - c with the dropped carry c in {0, 1}: the result
-//! is floor(x / 2^k) or one more. Outside the admitted range the result is unspecified (it
-//! wraps) but the protocol neither fails nor leaks.
+//! is floor(x / 2^k) or one more. Outside the admitted range the result is still right modulo
+//! 2^(l-k) but is off by a multiple of 2^(l-k) with probability (x' - 2^(l-1)) / 2^(l-1), where
+//! x' = x + 2^(l-2) mod 2^l lies in [2^(l-1), 2^l): rare just outside the range, about 1/2 near
+//! ±2^(l-1). The protocol never fails or leaks; callers keep inputs in range.
 //!
 //! Correlation: r uniform in Z_2^l; shares of r >> k and of msb(r) in Z_2^l.
 //! P0: r0 (stream R), rh0 (RHigh), m0 (Msb). P1: r1 (R); corrections, per element
@@ -31,7 +33,7 @@ pub fn online_bytes(ring: RingId, len: u32) -> u64 {
     u64::from(len) * ring.bytes() as u64
 }
 
-/// The admitted bound: inputs satisfy |x| < 2^bound_bits().
+/// The admitted bound: inputs lie in [-2^bound_bits(), 2^bound_bits()).
 pub const fn bound_bits<R: Ring>() -> u32 {
     R::BITS - 2
 }
