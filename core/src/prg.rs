@@ -256,15 +256,12 @@ impl Prg {
 
     /// Fills `out` with uniform ring elements (little-endian words of the keystream).
     pub fn fill_ring<R: Ring>(&mut self, out: &mut [R]) {
-        let mut chunk = [0u8; BUF_BYTES];
-        for part in out.chunks_mut(BUF_BYTES / R::BYTES) {
-            let bytes = &mut chunk[..part.len() * R::BYTES];
-            self.fill(bytes);
-            for (o, b) in part.iter_mut().zip(bytes.chunks_exact(R::BYTES)) {
-                *o = R::from_le(b);
+        self.fill(bytemuck::cast_slice_mut(out));
+        if cfg!(target_endian = "big") {
+            for v in out.iter_mut() {
+                *v = R::from_le(bytemuck::bytes_of(v));
             }
         }
-        chunk.zeroize();
     }
 }
 

@@ -34,7 +34,9 @@ impl RingId {
 }
 
 /// A ring Z_2^l of machine words with wrapping arithmetic.
-pub trait Ring: Copy + Default + Eq + Ord + Debug + Send + Sync + core::hash::Hash + 'static {
+pub trait Ring:
+    Copy + Default + Eq + Ord + Debug + Send + Sync + core::hash::Hash + bytemuck::Pod + 'static
+{
     /// l, the ring width in bits.
     const BITS: u32;
     /// Bytes per element on the wire (little-endian).

@@ -1,5 +1,12 @@
 //! Correlation relations: P0's part comes only from its seed, P1's from its seed plus the
 //! reference dealer's corrections, and together they satisfy each kind's relation exactly.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::needless_range_loop,
+    clippy::cast_possible_wrap,
+    clippy::cast_lossless
+)]
 
 mod common;
 

@@ -1,5 +1,11 @@
 //! Frames: round trip, every header field corrupted in turn gives its own error, truncation,
 //! replay and reordering are caught, and random bytes never panic.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap,
+    clippy::cast_lossless
+)]
 
 use ditto_core::Error;
 use ditto_core::frame::{FrameKind, FrameReader, FrameWriter, HEADER_LEN, MAGIC, MAX_PAYLOAD};

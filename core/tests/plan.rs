@@ -4,6 +4,12 @@
 //!
 //! Regenerate the vector file (only when the formats change on purpose, with a version bump):
 //! `DITTO_WRITE_VECTORS=1 cargo test -p ditto-core --test plan`.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap,
+    clippy::cast_lossless
+)]
 
 mod common;
 

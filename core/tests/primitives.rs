@@ -1,5 +1,11 @@
 //! Rings, fixed point and the PRG against independent references (i128 / f64 arithmetic,
 //! the FIPS-197 AES known answer, sequential reads).
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap,
+    clippy::cast_lossless
+)]
 
 use ditto_core::fixed::{decode, encode, encode_bounded, encode_f32};
 use ditto_core::prg::{Prg, Purpose, Seed, SessionId, model_share_seed};

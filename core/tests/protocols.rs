@@ -1,6 +1,12 @@
 //! Every primitive, both rings, in memory: secure result == plaintext fixed-point computation
 //! (exact, or floor/floor+1 where a truncation occurs), on edge and random values, with the
 //! bytes and rounds each party sent equal to the cost the plan states.
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap,
+    clippy::cast_lossless
+)]
 
 mod common;
 

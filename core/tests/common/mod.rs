@@ -2,7 +2,13 @@
 //! Each runner shares the inputs, deals the step, expands P0 from its seed alone and P1 from
 //! its seed plus the corrections, runs both parties' halves exchanging messages in memory and
 //! returns both output shares with the bytes each party sent and the rounds used.
-#![allow(dead_code, missing_docs)]
+#![allow(
+    dead_code,
+    missing_docs,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss,
+    clippy::cast_possible_wrap
+)]
 
 use ditto_core::beaver::{self, Dims, NaiveGemm};
 use ditto_core::compare::{self, SignMaterial, SignShape};
