@@ -171,3 +171,30 @@ fn stated_costs_match_design_table() {
     // words + 55 AND words + 64 D elements.
     assert_eq!(cost(Op::SignA { ring: Z32, len: 64 }), (256 + 110 * 8 + 8, (32 + 55) * 8 + 256, 7));
 }
+
+#[cfg(feature = "alloc")]
+#[test]
+fn owned_plan_round_trip_and_rejects_garbage() {
+    use ditto_core::plan::Plan;
+    let plan = Plan::new("test-vectors", vector_plan()).unwrap();
+    assert_eq!(
+        plan.hash().unwrap(),
+        plan_hash(&header("test-vectors", plan.steps.len()), &plan.steps).unwrap()
+    );
+    let bytes = plan.to_bytes().unwrap();
+    assert_eq!(Plan::from_bytes(&bytes).unwrap(), plan);
+    // Truncated or corrupted encodings are typed errors, never a different valid plan.
+    for cut in [0, 1, bytes.len() / 2, bytes.len() - 1] {
+        assert!(Plan::from_bytes(&bytes[..cut]).is_err(), "cut {cut}");
+    }
+    let mut bad = bytes.clone();
+    bad[0] = 9; // version
+    assert!(matches!(Plan::from_bytes(&bad), Err(Error::Version { .. } | Error::Encoding(_))));
+    // A step with zero length inside an otherwise valid plan.
+    let mut p = plan.clone();
+    p.steps[3] = Step::bare(Op::MulAA { ring: Z32, len: 0 });
+    assert_eq!(
+        Plan::from_bytes(&p.to_bytes().unwrap()).unwrap_err(),
+        Error::BadStep { step: 3, reason: "zero dimension" }
+    );
+}
