@@ -20,7 +20,7 @@ use embedded_io::Write;
 use crate::corr::{CHUNK, Corrections, DealerStreams, Streams, fill_or_read, put_ring};
 use crate::prg::Purpose;
 use crate::ring::check_len;
-use crate::trunc::{expand_pairs, masked_open};
+use crate::trunc::{deal_msb_mask, expand_msb_mask, masked_open};
 use crate::{Error, Party, Ring};
 
 /// Rounds of upcast and of downcast.
@@ -64,35 +64,12 @@ pub fn expand_upcast(
     r_big: &mut [u64],
     m: &mut [u64],
 ) -> Result<(), Error> {
-    check_len("upcast r (Z64)", r.len(), r_big.len())?;
-    check_len("upcast msb", r.len(), m.len())?;
-    s.prg(step, Purpose::R).fill_ring(r);
-    expand_pairs(s, step, corr, r_big, m)
+    expand_msb_mask(s, step, corr, r, r_big, m)
 }
 
 /// Dealer: P1's corrections [r - R0, msb(r) - m0] (Z_2^64) per element.
 pub fn deal_upcast<W: Write>(d: &DealerStreams<'_>, step: u32, len: usize, w: &mut W) -> Result<(), Error> {
-    let mut r0 = d.p0.prg(step, Purpose::R);
-    let mut r1 = d.p1.prg(step, Purpose::R);
-    let mut h0 = d.p0.prg(step, Purpose::RHigh);
-    let mut m0 = d.p0.prg(step, Purpose::Msb);
-    let (mut x0, mut x1) = ([0u32; CHUNK], [0u32; CHUNK]);
-    let (mut y0, mut z0) = ([0u64; CHUNK], [0u64; CHUNK]);
-    let mut out = [0u64; 2 * CHUNK];
-    for start in (0..len).step_by(CHUNK) {
-        let n = CHUNK.min(len - start);
-        r0.fill_ring(&mut x0[..n]);
-        r1.fill_ring(&mut x1[..n]);
-        h0.fill_ring(&mut y0[..n]);
-        m0.fill_ring(&mut z0[..n]);
-        for i in 0..n {
-            let r = x0[i].wrapping_add(x1[i]);
-            out[2 * i] = u64::from(r).wrapping_sub(y0[i]);
-            out[2 * i + 1] = u64::from(r.msb()).wrapping_sub(z0[i]);
-        }
-        put_ring(w, &out[..2 * n])?;
-    }
-    Ok(())
+    deal_msb_mask::<u32, u64, W>(d, step, len, u64::from, w)
 }
 
 /// Online: this party's upcast message y_i = x_i + r_i (+ 2^30 for P0) in Z_2^32.

@@ -47,20 +47,23 @@ pub fn expand_trunc<R: Ring>(
     rh: &mut [R],
     m: &mut [R],
 ) -> Result<(), Error> {
-    check_len("trunc r>>k", r.len(), rh.len())?;
-    check_len("trunc msb", r.len(), m.len())?;
-    s.prg(step, Purpose::R).fill_ring(r);
-    expand_pairs(s, step, corr, rh, m)
+    expand_msb_mask(s, step, corr, r, rh, m)
 }
 
-/// P0: (hi, m) from streams RHigh and Msb; P1: interleaved pairs from the corrections.
-pub(crate) fn expand_pairs<T: Ring>(
+/// The MSB-trick mask shared by truncation and upcast: r in the source ring S (stream R), a
+/// function of r ("hi": r >> k, or r lifted) and msb(r) in the target ring T. P0 expands hi
+/// and msb from streams RHigh and Msb; P1 reads them as interleaved pairs [hi1, m1].
+pub(crate) fn expand_msb_mask<S: Ring, T: Ring>(
     s: &Streams<'_>,
     step: u32,
     corr: &mut Corrections<'_>,
+    r: &mut [S],
     hi: &mut [T],
     m: &mut [T],
 ) -> Result<(), Error> {
+    check_len("mask high part", r.len(), hi.len())?;
+    check_len("mask msb", r.len(), m.len())?;
+    s.prg(step, Purpose::R).fill_ring(r);
     match s.party {
         Party::P0 => {
             s.prg(step, Purpose::RHigh).fill_ring(hi);
@@ -86,23 +89,34 @@ pub fn deal_trunc<R: Ring, W: Write>(
     k: u32,
     w: &mut W,
 ) -> Result<(), Error> {
+    deal_msb_mask::<R, R, W>(d, step, len, |r| r.shr(k), w)
+}
+
+/// Dealer side of [`expand_msb_mask`]: [hi(r) - hi0, msb(r) - m0] per element, r = r0 + r1.
+pub(crate) fn deal_msb_mask<S: Ring, T: Ring, W: Write>(
+    d: &DealerStreams<'_>,
+    step: u32,
+    len: usize,
+    hi: impl Fn(S) -> T,
+    w: &mut W,
+) -> Result<(), Error> {
     let mut r0 = d.p0.prg(step, Purpose::R);
     let mut r1 = d.p1.prg(step, Purpose::R);
     let mut h0 = d.p0.prg(step, Purpose::RHigh);
     let mut m0 = d.p0.prg(step, Purpose::Msb);
-    let mut buf = [[R::ZERO; CHUNK]; 4];
-    let mut out = [R::ZERO; 2 * CHUNK];
+    let (mut x0, mut x1) = ([S::ZERO; CHUNK], [S::ZERO; CHUNK]);
+    let (mut y0, mut z0) = ([T::ZERO; CHUNK], [T::ZERO; CHUNK]);
+    let mut out = [T::ZERO; 2 * CHUNK];
     for start in (0..len).step_by(CHUNK) {
         let n = CHUNK.min(len - start);
-        let [x0, x1, y0, z0] = &mut buf;
         r0.fill_ring(&mut x0[..n]);
         r1.fill_ring(&mut x1[..n]);
         h0.fill_ring(&mut y0[..n]);
         m0.fill_ring(&mut z0[..n]);
         for i in 0..n {
             let r = x0[i].add(x1[i]);
-            out[2 * i] = r.shr(k).sub(y0[i]);
-            out[2 * i + 1] = R::from_u64(u64::from(r.msb())).sub(z0[i]);
+            out[2 * i] = hi(r).sub(y0[i]);
+            out[2 * i + 1] = T::from_u64(u64::from(r.msb())).sub(z0[i]);
         }
         put_ring(w, &out[..2 * n])?;
     }
