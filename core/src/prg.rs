@@ -139,8 +139,10 @@ pub struct Prg {
     /// Counter of the block after the buffered ones.
     next_block: u128,
     buf: [u8; BUF_BYTES],
-    /// Bytes of `buf` already consumed (BUF_BYTES = empty).
+    /// Bytes of `buf` already consumed.
     pos: usize,
+    /// Valid bytes in `buf`.
+    len: usize,
 }
 
 impl core::fmt::Debug for Prg {
@@ -162,7 +164,8 @@ impl Prg {
             cipher: Aes128::new(&Array::from(*key)),
             next_block: counter,
             buf: [0; BUF_BYTES],
-            pos: BUF_BYTES,
+            pos: 0,
+            len: 0,
         }
     }
 
@@ -190,15 +193,23 @@ impl Prg {
     /// Byte offset of the next output byte.
     pub fn position(&self) -> u128 {
         // `pos <= BUF_BYTES`, so the conversion is lossless.
-        self.next_block * 16 - (BUF_BYTES - self.pos) as u128
+        self.next_block * 16 - (self.len - self.pos) as u128
     }
 
-    /// Moves to byte offset `offset` of the stream.
+    /// Moves to byte offset `offset` of the stream. Costs at most one block encryption.
     pub fn seek(&mut self, offset: u128) {
         self.next_block = offset / 16;
-        self.refill();
-        // < 16
-        self.pos = usize::from(u8::try_from(offset % 16).unwrap_or(0));
+        self.pos = 0;
+        self.len = 0;
+        let skip = usize::from(u8::try_from(offset % 16).unwrap_or(0));
+        if skip > 0 {
+            let (blocks, _) = Array::slice_as_chunks_mut(&mut self.buf[..16]);
+            Self::fill_counters(blocks, self.next_block);
+            self.cipher.encrypt_blocks(blocks);
+            self.next_block += 1;
+            self.len = 16;
+            self.pos = skip;
+        }
     }
 
     /// Moves to element `index` of a stream read as elements of ring `R`.
@@ -218,12 +229,13 @@ impl Prg {
         self.cipher.encrypt_blocks(blocks);
         self.next_block = self.next_block.wrapping_add(BUF_BLOCKS as u128);
         self.pos = 0;
+        self.len = BUF_BYTES;
     }
 
     /// Fills `dst` with the next keystream bytes.
     pub fn fill(&mut self, mut dst: &mut [u8]) {
         // Drain the buffer first.
-        let take = dst.len().min(BUF_BYTES - self.pos);
+        let take = dst.len().min(self.len - self.pos);
         dst[..take].copy_from_slice(&self.buf[self.pos..self.pos + take]);
         self.pos += take;
         dst = &mut dst[take..];
