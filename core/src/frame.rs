@@ -83,6 +83,31 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(w)
 }
 
+/// Header bytes 0..32 (everything but the CRC) of a frame with a `len`-byte payload. Sealed
+/// streams use them as the AEAD's associated data.
+pub fn header_prefix(
+    kind: FrameKind,
+    session: SessionId,
+    seq: u32,
+    step: u32,
+    len: usize,
+) -> Result<[u8; 32], Error> {
+    let oversized = Error::FrameOversized { limit: MAX_PAYLOAD, declared: len };
+    if len > MAX_PAYLOAD {
+        return Err(oversized);
+    }
+    let len32 = u32::try_from(len).map_err(|_| oversized)?;
+    let mut h = [0u8; 32];
+    h[0..2].copy_from_slice(&MAGIC.to_be_bytes());
+    h[2] = FRAME_VERSION;
+    h[3] = kind as u8;
+    h[4..20].copy_from_slice(&session.0);
+    h[20..24].copy_from_slice(&seq.to_le_bytes());
+    h[24..28].copy_from_slice(&step.to_le_bytes());
+    h[28..32].copy_from_slice(&len32.to_le_bytes());
+    Ok(h)
+}
+
 /// Encodes a header for `payload` (computes the CRC).
 pub fn encode_header(
     kind: FrameKind,
@@ -91,19 +116,8 @@ pub fn encode_header(
     step: u32,
     payload: &[u8],
 ) -> Result<[u8; HEADER_LEN], Error> {
-    if payload.len() > MAX_PAYLOAD {
-        return Err(Error::FrameOversized { limit: MAX_PAYLOAD, declared: payload.len() });
-    }
-    let len = u32::try_from(payload.len())
-        .map_err(|_| Error::FrameOversized { limit: MAX_PAYLOAD, declared: payload.len() })?;
     let mut h = [0u8; HEADER_LEN];
-    h[0..2].copy_from_slice(&MAGIC.to_be_bytes());
-    h[2] = FRAME_VERSION;
-    h[3] = kind as u8;
-    h[4..20].copy_from_slice(&session.0);
-    h[20..24].copy_from_slice(&seq.to_le_bytes());
-    h[24..28].copy_from_slice(&step.to_le_bytes());
-    h[28..32].copy_from_slice(&len.to_le_bytes());
+    h[..32].copy_from_slice(&header_prefix(kind, session, seq, step, payload.len())?);
     let mut crc = crc32fast::Hasher::new();
     crc.update(&h[..32]);
     crc.update(payload);

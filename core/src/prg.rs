@@ -35,6 +35,18 @@ impl Seed {
         Seed(b)
     }
 
+    /// A child seed bound to `session` and `label`: AES_{AES_self(session)}(label || domain).
+    /// The dealer derives each session's party seeds from its master seed this way, and the
+    /// sealing key of a session from a party's provisioned key.
+    pub fn derive(&self, session: &SessionId, label: u16) -> Seed {
+        let mut k1 = aes_prf(&self.0, session.0);
+        let mut k2 = aes_prf(&k1, tag(0, label, DOMAIN_DERIVE));
+        let s = Seed(k2);
+        k1.zeroize();
+        k2.zeroize();
+        s
+    }
+
     /// The secret bytes, for sealing into a dealer frame. Handle with care.
     pub fn expose(&self) -> &[u8; 16] {
         &self.0
@@ -98,6 +110,7 @@ pub enum Purpose {
 const DOMAIN_SESSION: u8 = 1;
 const DOMAIN_MODEL: u8 = 2;
 const DOMAIN_MODEL_SHARE: u8 = 3;
+const DOMAIN_DERIVE: u8 = 4;
 const KDF_VERSION: u8 = 1;
 const KDF_LABEL: &[u8; 8] = b"ditto-v1";
 
