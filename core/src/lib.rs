@@ -33,6 +33,7 @@ pub mod ring;
 pub mod trunc;
 
 pub use error::Error;
+pub use rand_core;
 pub use ring::Ring;
 
 /// Which of the two computing parties runs a party-local half.
