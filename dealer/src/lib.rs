@@ -21,6 +21,8 @@ extern crate std;
 
 pub mod keys;
 pub mod party;
+#[cfg(feature = "std")]
+pub mod plans;
 pub mod seal;
 pub mod stream;
 
