@@ -16,7 +16,9 @@
 
 use embedded_io::Write;
 
-use crate::corr::{CHUNK, Corrections, DealerStreams, Streams, fill_or_read, put_ring};
+use core::ops::Range;
+
+use crate::corr::{CHUNK, Corrections, DealerStreams, Streams, at, fill_or_read, put_ring};
 use crate::prg::{Prg, Purpose};
 use crate::ring::{RingId, check_len};
 use crate::{Error, Party, Ring};
@@ -132,19 +134,23 @@ pub fn expand_square<R: Ring>(
     fill_or_read(s.party, || s.prg(step, Purpose::C), corr, c)
 }
 
-/// Dealer: P1's corrections c1 = (a0 + a1)(b0 + b1) - c0 for a mul step.
+/// Dealer: P1's corrections c1 = (a0 + a1)(b0 + b1) - c0 for elements `units` of a mul step.
 pub fn deal_mul<R: Ring, W: Write>(
     d: &DealerStreams<'_>,
     step: u32,
-    len: usize,
+    units: Range<usize>,
     w: &mut W,
 ) -> Result<(), Error> {
-    let (mut a0, mut b0, mut c0) =
-        (d.p0.prg(step, Purpose::A), d.p0.prg(step, Purpose::B), d.p0.prg(step, Purpose::C));
-    let (mut a1, mut b1) = (d.p1.prg(step, Purpose::A), d.p1.prg(step, Purpose::B));
+    let s = units.start;
+    let (mut a0, mut b0, mut c0) = (
+        at::<R>(d.p0.prg(step, Purpose::A), s),
+        at::<R>(d.p0.prg(step, Purpose::B), s),
+        at::<R>(d.p0.prg(step, Purpose::C), s),
+    );
+    let (mut a1, mut b1) = (at::<R>(d.p1.prg(step, Purpose::A), s), at::<R>(d.p1.prg(step, Purpose::B), s));
     let mut buf = [[R::ZERO; CHUNK]; 5];
-    for start in (0..len).step_by(CHUNK) {
-        let n = CHUNK.min(len - start);
+    for start in units.clone().step_by(CHUNK) {
+        let n = CHUNK.min(units.end - start);
         let [x0, y0, z0, x1, y1] = &mut buf;
         a0.fill_ring(&mut x0[..n]);
         b0.fill_ring(&mut y0[..n]);
@@ -159,18 +165,22 @@ pub fn deal_mul<R: Ring, W: Write>(
     Ok(())
 }
 
-/// Dealer: P1's corrections c1 = (a0 + a1)^2 - c0 for a square step.
+/// Dealer: P1's corrections c1 = (a0 + a1)^2 - c0 for elements `units` of a square step.
 pub fn deal_square<R: Ring, W: Write>(
     d: &DealerStreams<'_>,
     step: u32,
-    len: usize,
+    units: Range<usize>,
     w: &mut W,
 ) -> Result<(), Error> {
-    let (mut a0, mut c0, mut a1) =
-        (d.p0.prg(step, Purpose::A), d.p0.prg(step, Purpose::C), d.p1.prg(step, Purpose::A));
+    let s = units.start;
+    let (mut a0, mut c0, mut a1) = (
+        at::<R>(d.p0.prg(step, Purpose::A), s),
+        at::<R>(d.p0.prg(step, Purpose::C), s),
+        at::<R>(d.p1.prg(step, Purpose::A), s),
+    );
     let mut buf = [[R::ZERO; CHUNK]; 3];
-    for start in (0..len).step_by(CHUNK) {
-        let n = CHUNK.min(len - start);
+    for start in units.clone().step_by(CHUNK) {
+        let n = CHUNK.min(units.end - start);
         let [x0, z0, x1] = &mut buf;
         a0.fill_ring(&mut x0[..n]);
         c0.fill_ring(&mut z0[..n]);
@@ -447,30 +457,36 @@ pub fn deal_product_blocks<R: Ring, W: Write>(
     Ok(())
 }
 
-/// Dealer: P1's corrections C1 = A B_W - C0 for a fixed-mask matmul.
+/// Dealer: P1's corrections C1 = A B_W - C0 for blocks `units` of a fixed-mask matmul.
 pub fn deal_matmul_fixed<R: Ring, W: Write>(
     ds: &DealerStreams<'_>,
     step: u32,
     d: Dims,
     weight: u32,
+    units: Range<usize>,
     w: &mut W,
 ) -> Result<(), Error> {
-    let (bn, bm) = block_grid(d);
-    deal_product_blocks::<R, W>(&mut ProductStreams::fixed(ds, step, weight), d, 0, true, 0..bn * bm, w)
+    deal_product_blocks::<R, W>(&mut ProductStreams::fixed(ds, step, weight), d, 0, true, units, w)
 }
 
-/// Dealer: P1's corrections C1 = A B - C0 for each of `batch` fresh products.
+/// Dealer: P1's corrections C1 = A B - C0 for blocks `units` of a fresh matmul step, blocks
+/// numbered across the batch (product t holds blocks t * per..(t + 1) * per).
 pub fn deal_matmul_aa<R: Ring, W: Write>(
     ds: &DealerStreams<'_>,
     step: u32,
-    batch: u32,
     d: Dims,
+    units: Range<usize>,
     w: &mut W,
 ) -> Result<(), Error> {
     let (bn, bm) = block_grid(d);
+    let per = bn * bm;
     let mut st = ProductStreams::fresh(ds, step);
-    for t in 0..u64::from(batch) {
-        deal_product_blocks::<R, W>(&mut st, d, t, false, 0..bn * bm, w)?;
+    let mut b = units.start;
+    while b < units.end {
+        let t = b / per;
+        let hi = units.end.min((t + 1) * per);
+        deal_product_blocks::<R, W>(&mut st, d, t as u64, false, b - t * per..hi - t * per, w)?;
+        b = hi;
     }
     Ok(())
 }

@@ -23,7 +23,9 @@
 use embedded_io::Write;
 
 use crate::bits::{and_finish, and_open, groups, lane_mask};
-use crate::corr::{CHUNK, Corrections, DealerStreams, Streams, put_ring};
+use core::ops::Range;
+
+use crate::corr::{CHUNK, Corrections, DealerStreams, Streams, at, put_ring};
 use crate::prg::Purpose;
 use crate::ring::{RingId, check_len};
 use crate::{Error, Party, Ring};
@@ -200,29 +202,32 @@ fn put_words<W: Write>(w: &mut W, xs: &[u64]) -> Result<(), Error> {
     put_ring(w, xs)
 }
 
-/// Dealer: P1's sign corrections (layout in the module docs).
+/// Dealer: P1's sign corrections for groups `groups` of a step of `len` elements (layout in
+/// the module docs).
 pub fn deal_sign<R: Ring, W: Write>(
     d: &DealerStreams<'_>,
     step: u32,
     len: usize,
+    groups: Range<usize>,
     w: &mut W,
 ) -> Result<(), Error> {
     let sh = SignShape::of::<R>(len);
-    let p = |s: &Streams<'_>, q| s.prg(step, q);
-    let (mut r0, mut r1, mut bits0) = (p(&d.p0, Purpose::R), p(&d.p1, Purpose::R), p(&d.p0, Purpose::RBits));
+    let (g0, l, t) = (groups.start, sh.bits as usize, sh.ands());
+    let p = |s: &Streams<'_>, q, i| at::<u64>(s.prg(step, q), i);
+    let (mut r0, mut r1) = (at::<R>(d.p0.prg(step, Purpose::R), 64 * g0), at::<R>(d.p1.prg(step, Purpose::R), 64 * g0));
+    let mut bits0 = p(&d.p0, Purpose::RBits, g0 * l);
     let (mut a0, mut b0, mut c0) =
-        (p(&d.p0, Purpose::AndA), p(&d.p0, Purpose::AndB), p(&d.p0, Purpose::AndC));
-    let (mut a1, mut b1) = (p(&d.p1, Purpose::AndA), p(&d.p1, Purpose::AndB));
-    let (mut d0, mut d1, mut da0) =
-        (p(&d.p0, Purpose::DaBitB), p(&d.p1, Purpose::DaBitB), p(&d.p0, Purpose::DaBitA));
+        (p(&d.p0, Purpose::AndA, g0 * t), p(&d.p0, Purpose::AndB, g0 * t), p(&d.p0, Purpose::AndC, g0 * t));
+    let (mut a1, mut b1) = (p(&d.p1, Purpose::AndA, g0 * t), p(&d.p1, Purpose::AndB, g0 * t));
+    let (mut d0, mut d1) = (p(&d.p0, Purpose::DaBitB, g0), p(&d.p1, Purpose::DaBitB, g0));
+    let mut da0 = at::<R>(d.p0.prg(step, Purpose::DaBitA), 64 * g0);
     let (mut x0, mut x1) = ([R::ZERO; 64], [R::ZERO; 64]);
     let mut words = [0u64; 64];
-    for g in 0..sh.groups() {
+    for g in groups {
         let lanes = (len - 64 * g).min(64);
         r0.fill_ring(&mut x0[..lanes]);
         r1.fill_ring(&mut x1[..lanes]);
         // Bits of r, transposed into words.
-        let l = sh.bits as usize;
         bits0.fill_ring(&mut words[..l]);
         for lane in 0..lanes {
             let r = x0[lane].add(x1[lane]);

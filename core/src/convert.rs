@@ -17,7 +17,9 @@
 
 use embedded_io::Write;
 
-use crate::corr::{CHUNK, Corrections, DealerStreams, Streams, fill_or_read, put_ring};
+use core::ops::Range;
+
+use crate::corr::{CHUNK, Corrections, DealerStreams, Streams, at, fill_or_read, put_ring};
 use crate::prg::Purpose;
 use crate::ring::check_len;
 use crate::trunc::{deal_msb_mask, expand_msb_mask, masked_open};
@@ -68,8 +70,8 @@ pub fn expand_upcast(
 }
 
 /// Dealer: P1's corrections [r - R0, msb(r) - m0] (Z_2^64) per element.
-pub fn deal_upcast<W: Write>(d: &DealerStreams<'_>, step: u32, len: usize, w: &mut W) -> Result<(), Error> {
-    deal_msb_mask::<u32, u64, W>(d, step, len, u64::from, w)
+pub fn deal_upcast<W: Write>(d: &DealerStreams<'_>, step: u32, units: Range<usize>, w: &mut W) -> Result<(), Error> {
+    deal_msb_mask::<u32, u64, W>(d, step, units, u64::from, w)
 }
 
 /// Online: this party's upcast message y_i = x_i + r_i (+ 2^30 for P0) in Z_2^32.
@@ -125,17 +127,18 @@ pub fn expand_downcast(
 pub fn deal_downcast<W: Write>(
     d: &DealerStreams<'_>,
     step: u32,
-    len: usize,
+    units: Range<usize>,
     k: u32,
     w: &mut W,
 ) -> Result<(), Error> {
-    let mut r0 = d.p0.prg(step, Purpose::R);
-    let mut r1 = d.p1.prg(step, Purpose::R);
-    let mut h0 = d.p0.prg(step, Purpose::RHigh);
+    let s = units.start;
+    let mut r0 = at::<u64>(d.p0.prg(step, Purpose::R), s);
+    let mut r1 = at::<u64>(d.p1.prg(step, Purpose::R), s);
+    let mut h0 = at::<u32>(d.p0.prg(step, Purpose::RHigh), s);
     let (mut x0, mut x1, mut y0) = ([0u64; CHUNK], [0u64; CHUNK], [0u32; CHUNK]);
     let mask = width_mask(k);
-    for start in (0..len).step_by(CHUNK) {
-        let n = CHUNK.min(len - start);
+    for start in units.clone().step_by(CHUNK) {
+        let n = CHUNK.min(units.end - start);
         r0.fill_ring(&mut x0[..n]);
         r1.fill_ring(&mut x1[..n]);
         h0.fill_ring(&mut y0[..n]);

@@ -9,6 +9,8 @@
 //! Correction streams are little-endian ring elements (and little-endian 64-bit words for
 //! bit-sliced boolean values) laid out per kind as each protocol module documents.
 
+use core::ops::Range;
+
 use embedded_io::Write;
 
 use crate::plan::{Op, Step};
@@ -142,42 +144,78 @@ pub struct DealerStreams<'a> {
 
 /// Writes P1's corrections for plan step `index` to `w`, exactly
 /// `step.p1_correction_bytes()` bytes. This is the reference dealer: bounded memory (a few
-/// KiB of stack), straightforward loops; the dealer crate drives it and adds tiled fast paths
-/// that must produce identical bytes.
+/// KiB of stack), straightforward loops.
 pub fn deal_step<W: Write>(d: &DealerStreams<'_>, index: u32, step: &Step, w: &mut W) -> Result<(), Error> {
+    deal_step_part(d, index, step, 0..step.units(), w)
+}
+
+/// Writes the corrections of units `units` of a step (see [`Step::units`]). Concatenating the
+/// parts of any split of `0..units()` gives exactly [`deal_step`]'s bytes, so a dealer may
+/// generate parts in parallel, or resume from any unit.
+pub fn deal_step_part<W: Write>(
+    d: &DealerStreams<'_>,
+    index: u32,
+    step: &Step,
+    units: Range<usize>,
+    w: &mut W,
+) -> Result<(), Error> {
     step.validate(index)?;
-    let len = |l: u32| l as usize;
+    if units.start > units.end || units.end > step.units() {
+        return Err(Error::BadStep { step: index, reason: "unit range outside the step" });
+    }
+    let u = units;
     match (step.op, step.op_ring()) {
-        (Op::MulAA { len: n, .. }, RingId::Z32) => beaver::deal_mul::<u32, W>(d, index, len(n), w),
-        (Op::MulAA { len: n, .. }, RingId::Z64) => beaver::deal_mul::<u64, W>(d, index, len(n), w),
-        (Op::SquareA { len: n, .. }, RingId::Z32) => beaver::deal_square::<u32, W>(d, index, len(n), w),
-        (Op::SquareA { len: n, .. }, RingId::Z64) => beaver::deal_square::<u64, W>(d, index, len(n), w),
+        (Op::MulAA { .. }, RingId::Z32) => beaver::deal_mul::<u32, W>(d, index, u, w),
+        (Op::MulAA { .. }, RingId::Z64) => beaver::deal_mul::<u64, W>(d, index, u, w),
+        (Op::SquareA { .. }, RingId::Z32) => beaver::deal_square::<u32, W>(d, index, u, w),
+        (Op::SquareA { .. }, RingId::Z64) => beaver::deal_square::<u64, W>(d, index, u, w),
         (Op::MatMulFixed { n, k, m, weight, .. }, RingId::Z32) => {
-            beaver::deal_matmul_fixed::<u32, W>(d, index, beaver::Dims::new(n, k, m), weight, w)
+            beaver::deal_matmul_fixed::<u32, W>(d, index, beaver::Dims::new(n, k, m), weight, u, w)
         }
         (Op::MatMulFixed { n, k, m, weight, .. }, RingId::Z64) => {
-            beaver::deal_matmul_fixed::<u64, W>(d, index, beaver::Dims::new(n, k, m), weight, w)
+            beaver::deal_matmul_fixed::<u64, W>(d, index, beaver::Dims::new(n, k, m), weight, u, w)
         }
-        (Op::MatMulAA { batch, n, k, m, .. }, RingId::Z32) => {
-            beaver::deal_matmul_aa::<u32, W>(d, index, batch, beaver::Dims::new(n, k, m), w)
+        (Op::MatMulAA { n, k, m, .. }, RingId::Z32) => {
+            beaver::deal_matmul_aa::<u32, W>(d, index, beaver::Dims::new(n, k, m), u, w)
         }
-        (Op::MatMulAA { batch, n, k, m, .. }, RingId::Z64) => {
-            beaver::deal_matmul_aa::<u64, W>(d, index, batch, beaver::Dims::new(n, k, m), w)
+        (Op::MatMulAA { n, k, m, .. }, RingId::Z64) => {
+            beaver::deal_matmul_aa::<u64, W>(d, index, beaver::Dims::new(n, k, m), u, w)
         }
-        (Op::TruncA { len: n, shift, .. }, RingId::Z32) => {
-            trunc::deal_trunc::<u32, W>(d, index, len(n), u32::from(shift), w)
-        }
-        (Op::TruncA { len: n, shift, .. }, RingId::Z64) => {
-            trunc::deal_trunc::<u64, W>(d, index, len(n), u32::from(shift), w)
-        }
-        (Op::UpcastA { len: n }, _) => convert::deal_upcast(d, index, len(n), w),
-        (Op::DowncastA { len: n, shift }, _) => convert::deal_downcast(d, index, len(n), u32::from(shift), w),
-        (Op::SignA { len: n, .. }, RingId::Z32) => compare::deal_sign::<u32, W>(d, index, len(n), w),
-        (Op::SignA { len: n, .. }, RingId::Z64) => compare::deal_sign::<u64, W>(d, index, len(n), w),
+        (Op::TruncA { shift, .. }, RingId::Z32) => trunc::deal_trunc::<u32, W>(d, index, u, u32::from(shift), w),
+        (Op::TruncA { shift, .. }, RingId::Z64) => trunc::deal_trunc::<u64, W>(d, index, u, u32::from(shift), w),
+        (Op::UpcastA { .. }, _) => convert::deal_upcast(d, index, u, w),
+        (Op::DowncastA { shift, .. }, _) => convert::deal_downcast(d, index, u, u32::from(shift), w),
+        (Op::SignA { len, .. }, RingId::Z32) => compare::deal_sign::<u32, W>(d, index, len as usize, u, w),
+        (Op::SignA { len, .. }, RingId::Z64) => compare::deal_sign::<u64, W>(d, index, len as usize, u, w),
     }
 }
 
+/// A stream positioned at element `index` (elements of ring `R`).
+pub fn at<R: Ring>(mut p: Prg, index: usize) -> Prg {
+    p.seek_elem::<R>(index as u64);
+    p
+}
+
 impl Step {
+    /// Independent units of a step's corrections: elements for elementwise kinds, groups of 64
+    /// for sign, BLOCK x BLOCK output blocks (across the batch) for matmuls.
+    pub fn units(&self) -> usize {
+        let blocks = |n: u32, m: u32| {
+            let (bn, bm) = beaver::block_grid(beaver::Dims::new(n, 1, m));
+            bn * bm
+        };
+        match self.op {
+            Op::MulAA { len, .. }
+            | Op::SquareA { len, .. }
+            | Op::TruncA { len, .. }
+            | Op::UpcastA { len }
+            | Op::DowncastA { len, .. } => len as usize,
+            Op::SignA { len, .. } => crate::bits::groups(len as usize),
+            Op::MatMulFixed { n, m, .. } => blocks(n, m),
+            Op::MatMulAA { batch, n, m, .. } => batch as usize * blocks(n, m),
+        }
+    }
+
     /// The ring a step's correlation lives in (the source ring for conversions).
     pub fn op_ring(&self) -> RingId {
         match self.op {

@@ -15,7 +15,9 @@
 
 use embedded_io::Write;
 
-use crate::corr::{CHUNK, Corrections, DealerStreams, Streams, put_ring};
+use core::ops::Range;
+
+use crate::corr::{CHUNK, Corrections, DealerStreams, Streams, at, put_ring};
 use crate::prg::Purpose;
 use crate::ring::{RingId, check_len};
 use crate::{Error, Party, Ring};
@@ -85,30 +87,31 @@ pub(crate) fn expand_msb_mask<S: Ring, T: Ring>(
 pub fn deal_trunc<R: Ring, W: Write>(
     d: &DealerStreams<'_>,
     step: u32,
-    len: usize,
+    units: Range<usize>,
     k: u32,
     w: &mut W,
 ) -> Result<(), Error> {
-    deal_msb_mask::<R, R, W>(d, step, len, |r| r.shr(k), w)
+    deal_msb_mask::<R, R, W>(d, step, units, |r| r.shr(k), w)
 }
 
 /// Dealer side of [`expand_msb_mask`]: [hi(r) - hi0, msb(r) - m0] per element, r = r0 + r1.
 pub(crate) fn deal_msb_mask<S: Ring, T: Ring, W: Write>(
     d: &DealerStreams<'_>,
     step: u32,
-    len: usize,
+    units: Range<usize>,
     hi: impl Fn(S) -> T,
     w: &mut W,
 ) -> Result<(), Error> {
-    let mut r0 = d.p0.prg(step, Purpose::R);
-    let mut r1 = d.p1.prg(step, Purpose::R);
-    let mut h0 = d.p0.prg(step, Purpose::RHigh);
-    let mut m0 = d.p0.prg(step, Purpose::Msb);
+    let s = units.start;
+    let mut r0 = at::<S>(d.p0.prg(step, Purpose::R), s);
+    let mut r1 = at::<S>(d.p1.prg(step, Purpose::R), s);
+    let mut h0 = at::<T>(d.p0.prg(step, Purpose::RHigh), s);
+    let mut m0 = at::<T>(d.p0.prg(step, Purpose::Msb), s);
     let (mut x0, mut x1) = ([S::ZERO; CHUNK], [S::ZERO; CHUNK]);
     let (mut y0, mut z0) = ([T::ZERO; CHUNK], [T::ZERO; CHUNK]);
     let mut out = [T::ZERO; 2 * CHUNK];
-    for start in (0..len).step_by(CHUNK) {
-        let n = CHUNK.min(len - start);
+    for start in units.clone().step_by(CHUNK) {
+        let n = CHUNK.min(units.end - start);
         r0.fill_ring(&mut x0[..n]);
         r1.fill_ring(&mut x1[..n]);
         h0.fill_ring(&mut y0[..n]);

@@ -261,3 +261,37 @@ fn short_or_long_corrections_are_errors() {
     beaver::expand_mul(&h.streams(Party::P1), 0, &mut corr, &mut a, &mut b, &mut c).unwrap();
     assert_eq!(corr.finish().unwrap_err(), Error::CorrectionsLong { extra: 1 });
 }
+
+/// Any split of a step's units into parts concatenates to the whole step's corrections, so a
+/// dealer may generate parts in parallel or resume from any unit.
+#[test]
+fn parts_concatenate_to_the_whole_step() {
+    use ditto_core::corr::deal_step_part;
+    use ditto_core::ring::RingId::{Z32, Z64};
+    let h = Harness::new(30);
+    let mut steps = Vec::new();
+    for ring in [Z32, Z64] {
+        steps.push(Step::bare(Op::MulAA { ring, len: 300 }));
+        steps.push(Step::bare(Op::SquareA { ring, len: 130 }));
+        steps.push(Step::bare(Op::MatMulFixed { ring, n: 40, k: 70, m: 33, weight: 1 }));
+        steps.push(Step::bare(Op::MatMulAA { ring, batch: 3, n: 17, k: 9, m: 20 }));
+        steps.push(Step::bare(Op::TruncA { ring, len: 200, shift: 9 }));
+        steps.push(Step::bare(Op::SignA { ring, len: 300 }));
+    }
+    steps.push(Step::bare(Op::UpcastA { len: 150 }));
+    steps.push(Step::bare(Op::DowncastA { len: 150, shift: 10 }));
+    for (i, s) in steps.iter().enumerate() {
+        let whole = h.deal(i as u32, s);
+        let u = s.units();
+        for cuts in [vec![0, u], vec![0, 1, u], vec![0, u / 3, u / 2 + 1, u - 1, u]] {
+            let mut parts = Vec::new();
+            for w in cuts.windows(2) {
+                deal_step_part(&h.dealer(), i as u32, s, w[0]..w[1], &mut parts).unwrap();
+            }
+            assert_eq!(parts, whole, "step {i} {s:?} cuts {cuts:?}");
+        }
+    }
+    let s = &steps[0];
+    let e = deal_step_part(&h.dealer(), 0, s, 0..s.units() + 1, &mut Vec::new()).unwrap_err();
+    assert_eq!(e, Error::BadStep { step: 0, reason: "unit range outside the step" });
+}
