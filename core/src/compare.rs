@@ -214,7 +214,8 @@ pub fn deal_sign<R: Ring, W: Write>(
     let sh = SignShape::of::<R>(len);
     let (g0, l, t) = (groups.start, sh.bits as usize, sh.ands());
     let p = |s: &Streams<'_>, q, i| at::<u64>(s.prg(step, q), i);
-    let (mut r0, mut r1) = (at::<R>(d.p0.prg(step, Purpose::R), 64 * g0), at::<R>(d.p1.prg(step, Purpose::R), 64 * g0));
+    let (mut r0, mut r1) =
+        (at::<R>(d.p0.prg(step, Purpose::R), 64 * g0), at::<R>(d.p1.prg(step, Purpose::R), 64 * g0));
     let mut bits0 = p(&d.p0, Purpose::RBits, g0 * l);
     let (mut a0, mut b0, mut c0) =
         (p(&d.p0, Purpose::AndA, g0 * t), p(&d.p0, Purpose::AndB, g0 * t), p(&d.p0, Purpose::AndC, g0 * t));

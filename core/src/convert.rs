@@ -70,7 +70,12 @@ pub fn expand_upcast(
 }
 
 /// Dealer: P1's corrections [r - R0, msb(r) - m0] (Z_2^64) per element.
-pub fn deal_upcast<W: Write>(d: &DealerStreams<'_>, step: u32, units: Range<usize>, w: &mut W) -> Result<(), Error> {
+pub fn deal_upcast<W: Write>(
+    d: &DealerStreams<'_>,
+    step: u32,
+    units: Range<usize>,
+    w: &mut W,
+) -> Result<(), Error> {
     deal_msb_mask::<u32, u64, W>(d, step, units, u64::from, w)
 }
 

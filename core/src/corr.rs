@@ -181,8 +181,12 @@ pub fn deal_step_part<W: Write>(
         (Op::MatMulAA { n, k, m, .. }, RingId::Z64) => {
             beaver::deal_matmul_aa::<u64, W>(d, index, beaver::Dims::new(n, k, m), u, w)
         }
-        (Op::TruncA { shift, .. }, RingId::Z32) => trunc::deal_trunc::<u32, W>(d, index, u, u32::from(shift), w),
-        (Op::TruncA { shift, .. }, RingId::Z64) => trunc::deal_trunc::<u64, W>(d, index, u, u32::from(shift), w),
+        (Op::TruncA { shift, .. }, RingId::Z32) => {
+            trunc::deal_trunc::<u32, W>(d, index, u, u32::from(shift), w)
+        }
+        (Op::TruncA { shift, .. }, RingId::Z64) => {
+            trunc::deal_trunc::<u64, W>(d, index, u, u32::from(shift), w)
+        }
         (Op::UpcastA { .. }, _) => convert::deal_upcast(d, index, u, w),
         (Op::DowncastA { shift, .. }, _) => convert::deal_downcast(d, index, u, u32::from(shift), w),
         (Op::SignA { len, .. }, RingId::Z32) => compare::deal_sign::<u32, W>(d, index, len as usize, u, w),

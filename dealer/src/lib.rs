@@ -19,6 +19,8 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+#[cfg(feature = "std")]
+pub mod host;
 pub mod keys;
 pub mod party;
 #[cfg(feature = "std")]

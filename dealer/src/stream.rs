@@ -177,6 +177,30 @@ impl<W: Write> Write for ChunkSink<'_, W> {
     }
 }
 
+/// Produces the correction bytes of each step, in plan order.
+pub trait Producer {
+    /// Writes step `index`'s corrections (exactly `step.p1_correction_bytes()` bytes) to `w`.
+    fn produce<W: Write>(&mut self, index: u32, step: &Step, w: &mut W) -> Result<(), ditto_core::Error>;
+}
+
+/// The bounded-memory producer: [`deal_step`] on the spot.
+pub struct InPlace<'a>(pub DealerStreams<'a>);
+
+impl Producer for InPlace<'_> {
+    fn produce<W: Write>(&mut self, index: u32, step: &Step, w: &mut W) -> Result<(), ditto_core::Error> {
+        deal_step(&self.0, index, step, w)
+    }
+}
+
+/// Both parties' dealer streams of a session.
+pub fn dealer_streams(spec: &SessionSpec) -> DealerStreams<'_> {
+    let [s0, s1] = &spec.seeds;
+    DealerStreams {
+        p0: Streams::new(Party::P0, &s0.session, &s0.model, spec.session),
+        p1: Streams::new(Party::P1, &s1.session, &s1.model, spec.session),
+    }
+}
+
 /// Writes party `party`'s whole stream for `plan` to `w`. `scratch` must hold
 /// [`scratch_len`]`(spec.chunk)` bytes; nothing else is allocated.
 pub fn write_stream<W: Write>(
@@ -186,6 +210,20 @@ pub fn write_stream<W: Write>(
     key: &PartyKey,
     w: W,
     scratch: &mut [u8],
+) -> Result<Summary, Error> {
+    write_stream_with(party, plan, spec, key, w, scratch, &mut InPlace(dealer_streams(spec)))
+}
+
+/// [`write_stream`] with another producer of the corrections (e.g. a parallel one); the bytes
+/// are the same whatever the producer.
+pub fn write_stream_with<W: Write>(
+    party: Party,
+    plan: &mut impl PlanSource,
+    spec: &SessionSpec,
+    key: &PartyKey,
+    w: W,
+    scratch: &mut [u8],
+    producer: &mut impl Producer,
 ) -> Result<Summary, Error> {
     let max = ditto_core::frame::MAX_PAYLOAD - TAG_LEN;
     if spec.chunk == 0 || spec.chunk > max {
@@ -208,11 +246,6 @@ pub fn write_stream<W: Write>(
     summary.frames += 2;
 
     if party == Party::P1 {
-        let [s0, s1] = &spec.seeds;
-        let ds = DealerStreams {
-            p0: Streams::new(Party::P0, &s0.session, &s0.model, spec.session),
-            p1: Streams::new(Party::P1, &s1.session, &s1.model, spec.session),
-        };
         for i in 0..n_steps {
             let step = plan.step(i)?;
             let mut sink = ChunkSink {
@@ -224,7 +257,7 @@ pub fn write_stream<W: Write>(
                 summary: &mut summary,
                 failed: None,
             };
-            let r = deal_step(&ds, i, &step, &mut sink);
+            let r = producer.produce(i, &step, &mut sink);
             if let Some(e) = sink.failed.take() {
                 return Err(e);
             }

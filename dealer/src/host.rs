@@ -1,0 +1,188 @@
+//! Host conveniences (`std`): parallel generation, std I/O adapters, stream files.
+//!
+//! Parallel generation cuts every step into jobs of whole units (elements, groups of 64,
+//! output blocks; see `Step::units`) of about [`JOB_BYTES`] bytes, lets `threads` workers
+//! generate them, and writes them back in plan order. The bytes are identical to the
+//! bounded-memory generator's whatever the thread count; at most [`WINDOW`] jobs are in flight.
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Condvar, Mutex};
+use std::vec::Vec;
+
+use ditto_core::corr::{DealerStreams, deal_step_part};
+use ditto_core::plan::{Plan, Step};
+
+use crate::stream::Producer;
+
+/// Target size of one job's corrections.
+pub const JOB_BYTES: u64 = 1 << 20;
+/// Jobs in flight at most (bounds memory to about WINDOW * JOB_BYTES).
+pub const WINDOW: usize = 64;
+
+/// One job: units `units` of step `step`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Job {
+    /// Step index.
+    pub step: u32,
+    /// Unit range.
+    pub units: Range<usize>,
+}
+
+/// Multiply-adds of one matmul job.
+pub const JOB_MACS: u64 = 1 << 22;
+
+/// Cuts a plan into jobs in plan order: about `JOB_BYTES` of corrections each, and for
+/// matmuls (whose cost is in the multiply-adds) about `JOB_MACS` multiply-adds each.
+pub fn jobs(steps: &[Step]) -> Vec<Job> {
+    use ditto_core::plan::Op;
+    let mut out = Vec::new();
+    for (i, s) in steps.iter().enumerate() {
+        let units = s.units().max(1);
+        let per_unit = (s.p1_correction_bytes() / units as u64).max(1);
+        let take = match s.op {
+            Op::MatMulFixed { k, .. } | Op::MatMulAA { k, .. } => {
+                let block_macs =
+                    (ditto_core::beaver::BLOCK * ditto_core::beaver::BLOCK) as u64 * u64::from(k);
+                (JOB_MACS / block_macs).max(1)
+            }
+            _ => (JOB_BYTES / per_unit).max(1),
+        };
+        let take = usize::try_from(take).unwrap_or(usize::MAX);
+        let mut u = 0;
+        while u < units {
+            let hi = units.min(u.saturating_add(take));
+            out.push(Job { step: u32::try_from(i).unwrap_or(u32::MAX), units: u..hi });
+            u = hi;
+        }
+    }
+    out
+}
+
+struct Shared {
+    next: AtomicUsize,
+    written: Mutex<usize>,
+    cv: Condvar,
+    stop: AtomicBool,
+}
+
+/// A producer fed by worker threads (see the module docs). Create it with [`with_parallel`].
+pub struct Parallel<'a> {
+    jobs: &'a [Job],
+    rx: mpsc::Receiver<(usize, Result<Vec<u8>, ditto_core::Error>)>,
+    pending: BTreeMap<usize, Result<Vec<u8>, ditto_core::Error>>,
+    next: usize,
+    shared: &'a Shared,
+}
+
+impl Producer for Parallel<'_> {
+    fn produce<W: embedded_io::Write>(
+        &mut self,
+        index: u32,
+        _step: &Step,
+        w: &mut W,
+    ) -> Result<(), ditto_core::Error> {
+        while self.next < self.jobs.len() && self.jobs[self.next].step == index {
+            let bytes = loop {
+                if let Some(b) = self.pending.remove(&self.next) {
+                    break b;
+                }
+                let (j, b) =
+                    self.rx.recv().map_err(|_| ditto_core::Error::Encoding("dealer worker stopped"))?;
+                self.pending.insert(j, b);
+            }?;
+            w.write_all(&bytes).map_err(ditto_core::corr::io_err)?;
+            self.next += 1;
+            let mut done = self.shared.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            *done = self.next;
+            self.shared.cv.notify_all();
+        }
+        Ok(())
+    }
+}
+
+/// Runs `f` with a parallel producer of `plan`'s corrections on `threads` workers.
+pub fn with_parallel<T>(
+    ds: &DealerStreams<'_>,
+    plan: &Plan,
+    threads: usize,
+    f: impl FnOnce(&mut Parallel<'_>) -> T,
+) -> T {
+    let jobs = jobs(&plan.steps);
+    let shared = Shared {
+        next: AtomicUsize::new(0),
+        written: Mutex::new(0),
+        cv: Condvar::new(),
+        stop: AtomicBool::new(false),
+    };
+    let (tx, rx) = mpsc::channel();
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1) {
+            let tx = tx.clone();
+            let (jobs, shared) = (&jobs, &shared);
+            s.spawn(move || {
+                loop {
+                    let j = shared.next.fetch_add(1, Ordering::Relaxed);
+                    if j >= jobs.len() {
+                        break;
+                    }
+                    {
+                        let mut done =
+                            shared.written.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                        while j >= *done + WINDOW && !shared.stop.load(Ordering::Relaxed) {
+                            done = shared.cv.wait(done).unwrap_or_else(std::sync::PoisonError::into_inner);
+                        }
+                    }
+                    if shared.stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let job = &jobs[j];
+                    let mut buf = Vec::new();
+                    let r = deal_step_part(
+                        ds,
+                        job.step,
+                        &plan.steps[job.step as usize],
+                        job.units.clone(),
+                        &mut buf,
+                    );
+                    if tx.send((j, r.map(|()| buf))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(tx);
+        let mut p = Parallel { jobs: &jobs, rx, pending: BTreeMap::new(), next: 0, shared: &shared };
+        let out = f(&mut p);
+        // Release workers blocked on the window (early exit on error) and drain the channel.
+        shared.stop.store(true, Ordering::Relaxed);
+        shared.cv.notify_all();
+        while p.rx.recv().is_ok() {}
+        out
+    })
+}
+
+/// Adapts a `std::io` reader or writer to `embedded-io`.
+#[derive(Debug)]
+pub struct Io<T>(pub T);
+
+impl<T> embedded_io::ErrorType for Io<T> {
+    type Error = std::io::Error;
+}
+
+impl<T: std::io::Read> embedded_io::Read for Io<T> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, std::io::Error> {
+        self.0.read(buf)
+    }
+}
+
+impl<T: std::io::Write> embedded_io::Write for Io<T> {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, std::io::Error> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> Result<(), std::io::Error> {
+        self.0.flush()
+    }
+}
