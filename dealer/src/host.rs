@@ -186,3 +186,102 @@ impl<T: std::io::Write> embedded_io::Write for Io<T> {
         self.0.flush()
     }
 }
+
+// ------------------------------------------------------------------ session requests over TCP
+
+use ditto_core::Party;
+use ditto_core::frame::{FrameKind, FrameReader, FrameWriter};
+use ditto_core::plan::PLAN_VERSION;
+use ditto_core::prg::SessionId;
+use serde::{Deserialize, Serialize};
+
+use crate::Error;
+
+/// What a party asks the dealer server for (an unsealed control frame of the session).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Request {
+    /// Plan format version.
+    pub version: u16,
+    /// Which party's stream.
+    pub party: Party,
+    /// The party's plan hash.
+    pub plan_hash: [u8; 32],
+}
+
+/// The server's answer (an unsealed control frame), followed on acceptance by the sealed stream.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Response {
+    /// The sealed stream follows.
+    Accepted,
+    /// Refused, with the reason.
+    Refused(heapless::String<96, u8>),
+}
+
+/// Largest request or response frame.
+pub const CONTROL_LIMIT: usize = 512;
+
+/// Server side: reads a request of `session`.
+pub fn read_request<R: embedded_io::Read>(r: R, session: SessionId) -> Result<Request, Error> {
+    let mut buf = [0u8; CONTROL_LIMIT];
+    let (_, req): (_, Request) =
+        FrameReader::new(r, session, CONTROL_LIMIT).read_message(FrameKind::Control, &mut buf)?;
+    Ok(req)
+}
+
+/// Server side: writes the response.
+pub fn write_response<W: embedded_io::Write>(w: W, session: SessionId, resp: &Response) -> Result<(), Error> {
+    let mut buf = [0u8; CONTROL_LIMIT];
+    let mut fw = FrameWriter::new(w, session);
+    fw.write_message(FrameKind::Control, 0, resp, &mut buf)?;
+    fw.flush()?;
+    Ok(())
+}
+
+/// A reason string, cut to fit.
+pub fn reason(text: &str) -> heapless::String<96, u8> {
+    let mut s = heapless::String::new();
+    for c in text.chars() {
+        if s.push(c).is_err() {
+            break;
+        }
+    }
+    s
+}
+
+/// Party side: connects to the dealer server at `addr`, asks for `party`'s stream of
+/// `session` for the plan with `plan_hash`, and returns the connection positioned at the sealed
+/// stream (read it with [`crate::party::PartyStream`] over [`Io`]). Every wait is bounded by
+/// `timeout`.
+pub fn request_stream(
+    addr: &str,
+    party: Party,
+    session: SessionId,
+    plan_hash: &[u8; 32],
+    timeout: std::time::Duration,
+) -> Result<std::net::TcpStream, Error> {
+    use std::net::ToSocketAddrs;
+    let io = |e: std::io::Error| Error::Core(ditto_core::Error::Io(embedded_io::Error::kind(&e)));
+    let sa = addr
+        .to_socket_addrs()
+        .map_err(io)?
+        .next()
+        .ok_or(Error::Core(ditto_core::Error::Io(embedded_io::ErrorKind::InvalidInput)))?;
+    let mut sock = std::net::TcpStream::connect_timeout(&sa, timeout).map_err(io)?;
+    sock.set_read_timeout(Some(timeout)).map_err(io)?;
+    sock.set_write_timeout(Some(timeout)).map_err(io)?;
+    sock.set_nodelay(true).map_err(io)?;
+    let req = Request { version: PLAN_VERSION, party, plan_hash: *plan_hash };
+    let mut buf = [0u8; CONTROL_LIMIT];
+    FrameWriter::new(Io(&mut sock), session).write_message(FrameKind::Control, 0, &req, &mut buf)?;
+    let (_, resp): (_, Response) =
+        FrameReader::new(Io(&mut sock), session, CONTROL_LIMIT).read_message(FrameKind::Control, &mut buf)?;
+    match resp {
+        Response::Accepted => Ok(sock),
+        Response::Refused(reason) => Err(Error::Refused { reason }),
+    }
+}
+
+/// File name of a party's stream written by `ditto dealer --out DIR`.
+pub fn stream_file_name(session: &SessionId, party: Party) -> std::string::String {
+    std::format!("{:032x}.p{}.dstream", session.as_u128(), party.index())
+}

@@ -92,6 +92,12 @@ pub enum Error {
         /// Largest allowed here.
         max: usize,
     },
+    /// The dealer refused the request.
+    #[error("dealer refused the request: {reason}")]
+    Refused {
+        /// The dealer's reason.
+        reason: heapless::String<96, u8>,
+    },
     /// A plan step the dealer cannot serve.
     #[error("plan step {index}: {reason}")]
     Plan {

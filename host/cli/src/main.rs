@@ -1,50 +1,65 @@
-//! `ditto`: the command line of ditto (dealer, parties, demo, bench).
+//! `ditto`: the command line of ditto.
 //!
-//! The subcommands arrive with their issues; today the binary reports the protocol and plan
-//! versions it speaks and says plainly what is not there yet.
+//! * `ditto provision --out DIR`: party keys and the model-mask seed for a dealer deployment;
+//! * `ditto dealer ...`: generate a session's correlated randomness for a plan and serve it to
+//!   P0 and P1 over TCP, or write it to files for offline pre-generation;
+//! * `demo`, `party`, `bench` arrive with their issues.
+
+/// Prints a line on stdout; a closed stdout (e.g. `| head -1`) is not an error worth a panic.
+macro_rules! say {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($t)*);
+    }};
+}
+
+mod dealer;
+mod files;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "\
-ditto - quantization-aware secure Transformer inference with a trusted dealer
+use clap::{Parser, Subcommand};
 
-usage: ditto <command>
+/// Quantization-aware secure Transformer inference with a trusted dealer.
+#[derive(Parser, Debug)]
+#[command(name = "ditto", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-commands:
-  demo      local demo: dealer, P0 and P1 on the shipped small model (arrives with issue 5)
-  dealer    serve correlated randomness to the parties (arrives with issue 3)
-  party     run P0 or P1 (arrives with issue 4)
-  bench     benchmarks (arrives with issue 6)
-  version   print the versions this build speaks
-";
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create party keys (p0.key, p1.key) and a model-mask seed (model.seed) in a directory.
+    Provision(files::ProvisionArgs),
+    /// Generate and serve (or write) one session's correlated randomness.
+    Dealer(dealer::DealerArgs),
+    /// Local demo: dealer, P0 and P1 on the shipped small model (arrives with issue 5).
+    Demo,
+    /// Run P0 or P1 (arrives with issue 4).
+    Party,
+    /// Benchmarks (arrives with issue 6).
+    Bench,
+}
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        None | Some("-h" | "--help" | "help") => {
-            print!("{USAGE}");
-            ExitCode::SUCCESS
-        }
-        Some("version" | "--version" | "-V") => {
-            println!(
-                "ditto {} (plan format v{}, frame format v{})",
-                env!("CARGO_PKG_VERSION"),
-                ditto_core::plan::PLAN_VERSION,
-                ditto_core::frame::FRAME_VERSION
-            );
-            ExitCode::SUCCESS
-        }
-        Some(cmd @ ("demo" | "dealer" | "party" | "bench")) => {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Provision(a) => files::provision(&a),
+        Command::Dealer(a) => dealer::run(&a),
+        Command::Demo | Command::Party | Command::Bench => {
             eprintln!(
-                "ditto {cmd}: not available yet. This build has the no_std core (rings, fixed point, \
-                 PRG, plans, correlation formats, framing, protocol halves); `{cmd}` arrives with its \
-                 issue (see README.md)."
+                "ditto: this command is not available yet: it arrives with its issue (see README.md). \
+                 Available now: `ditto provision`, `ditto dealer`."
             );
-            ExitCode::from(2)
+            return ExitCode::from(2);
         }
-        Some(other) => {
-            eprintln!("ditto: unknown command `{other}`\n\n{USAGE}");
-            ExitCode::from(64)
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ditto: error: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -1,0 +1,177 @@
+//! Key and seed files, the dealer's session record, and the CLI error type.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use ditto_core::prg::{Seed, SessionId};
+use ditto_dealer::keys::PartyKey;
+
+/// Errors of the command line.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A key or seed file that is not 32 hex digits.
+    #[error("{path}: expected 32 hex digits (a 16-byte key), found {found}")]
+    KeyFormat {
+        /// The file.
+        path: PathBuf,
+        /// What was there (length only, never the content).
+        found: String,
+    },
+    /// A bad command-line value.
+    #[error("{0}")]
+    Usage(String),
+    /// The session was already served by this dealer state.
+    #[error(
+        "session {session:032x} was already served by this dealer (record {record}); a session id is never served twice"
+    )]
+    SessionReused {
+        /// Session id.
+        session: u128,
+        /// The record file.
+        record: PathBuf,
+    },
+    /// The OS random number generator failed.
+    #[error("OS random number generator: {0}")]
+    Rng(String),
+    /// A dealer error.
+    #[error(transparent)]
+    Dealer(#[from] ditto_dealer::Error),
+    /// A core error.
+    #[error(transparent)]
+    Core(#[from] ditto_core::Error),
+    /// A network error.
+    #[error("network: {0}")]
+    Net(String),
+}
+
+fn file_err(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
+    move |source| CliError::File { path: path.to_path_buf(), source }
+}
+
+/// 16 random bytes from the OS.
+pub fn os_random16() -> Result<[u8; 16], CliError> {
+    let mut b = [0u8; 16];
+    getrandom::fill(&mut b).map_err(|e| CliError::Rng(e.to_string()))?;
+    Ok(b)
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Parses 32 hex digits.
+pub fn parse_hex16(text: &str) -> Option<[u8; 16]> {
+    let t = text.trim();
+    if t.len() != 32 || !t.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = u8::from_str_radix(&t[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+fn read_hex16(path: &Path) -> Result<[u8; 16], CliError> {
+    let text = fs::read_to_string(path).map_err(file_err(path))?;
+    parse_hex16(&text).ok_or_else(|| CliError::KeyFormat {
+        path: path.to_path_buf(),
+        found: format!("{} characters", text.trim().len()),
+    })
+}
+
+/// Reads a party key file.
+pub fn read_key(path: &Path) -> Result<PartyKey, CliError> {
+    Ok(PartyKey::from_bytes(read_hex16(path)?))
+}
+
+/// Reads a seed file.
+pub fn read_seed(path: &Path) -> Result<Seed, CliError> {
+    Ok(Seed::from_bytes(read_hex16(path)?))
+}
+
+fn write_secret(path: &Path, bytes: &[u8; 16]) -> Result<(), CliError> {
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path).map_err(file_err(path))?;
+    writeln!(f, "{}", hex(bytes)).map_err(file_err(path))?;
+    f.sync_all().map_err(file_err(path))
+}
+
+/// Arguments of `ditto provision`.
+#[derive(clap::Args, Debug)]
+pub struct ProvisionArgs {
+    /// Directory to create the files in (it must not hold them already).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// Writes p0.key, p1.key and model.seed (fresh from the OS RNG, mode 0600, never overwritten).
+pub fn provision(a: &ProvisionArgs) -> Result<(), CliError> {
+    fs::create_dir_all(&a.out).map_err(file_err(&a.out))?;
+    for name in ["p0.key", "p1.key", "model.seed"] {
+        write_secret(&a.out.join(name), &os_random16()?)?;
+    }
+    say!(
+        "wrote {0}/p0.key, {0}/p1.key (give each party its key) and {0}/model.seed (the dealer keeps it)",
+        a.out.display()
+    );
+    Ok(())
+}
+
+/// The dealer's record of served sessions: one hex id per line, appended and synced before a
+/// session's first byte is served.
+pub struct SessionRecord {
+    path: PathBuf,
+}
+
+impl SessionRecord {
+    /// Opens (creating the directory) the record in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, CliError> {
+        fs::create_dir_all(dir).map_err(file_err(dir))?;
+        Ok(SessionRecord { path: dir.join("served-sessions") })
+    }
+
+    /// Records `session`, refusing one already recorded.
+    pub fn claim(&self, session: &SessionId) -> Result<(), CliError> {
+        let id = format!("{:032x}", session.as_u128());
+        match fs::read_to_string(&self.path) {
+            Ok(text) if text.lines().any(|l| l.trim() == id) => {
+                return Err(CliError::SessionReused {
+                    session: session.as_u128(),
+                    record: self.path.clone(),
+                });
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(CliError::File { path: self.path.clone(), source: e }),
+        }
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(&self.path)
+            .map_err(file_err(&self.path))?;
+        writeln!(f, "{id}").map_err(file_err(&self.path))?;
+        f.sync_all().map_err(file_err(&self.path))
+    }
+}
+
+/// The default state directory: $XDG_STATE_HOME/ditto/dealer or ~/.local/state/ditto/dealer.
+pub fn default_state_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_STATE_HOME") {
+        return PathBuf::from(d).join("ditto/dealer");
+    }
+    let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("."), PathBuf::from);
+    home.join(".local/state/ditto/dealer")
+}

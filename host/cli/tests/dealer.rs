@@ -1,0 +1,260 @@
+//! `ditto provision` and `ditto dealer` as a user runs them: files with the right modes, streams
+//! written to disk and served over loopback TCP that each party opens and verifies against the
+//! library's generator, refusals (wrong plan, a party served twice, a reused session).
+
+#![allow(clippy::cast_possible_truncation)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use ditto_core::Party;
+use ditto_core::prg::{Seed, SessionId};
+use ditto_dealer::Error;
+use ditto_dealer::host::{Io, request_stream, stream_file_name};
+use ditto_dealer::keys::{DealerSeeds, PartyKey};
+use ditto_dealer::party::PartyStream;
+use ditto_dealer::plans;
+use ditto_dealer::stream::{SessionSpec, SlicePlan, scratch_len, write_stream};
+
+const TEST_MASTER: &str = "0123456789abcdef0123456789abcdef";
+
+fn ditto() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ditto"))
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ditto-cli-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn provision(dir: &Path) {
+    let out = ditto().args(["provision", "--out"]).arg(dir).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn key(dir: &Path, name: &str) -> [u8; 16] {
+    let t = std::fs::read_to_string(dir.join(name)).unwrap();
+    let t = t.trim();
+    core::array::from_fn(|i| u8::from_str_radix(&t[2 * i..2 * i + 2], 16).unwrap())
+}
+
+/// The stream the library generates for the same inputs.
+fn expected(keys: &Path, session: SessionId, party: Party) -> Vec<u8> {
+    let plan = plans::plan("bert-tiny", &plans::BERT_TINY, 8, 0).unwrap();
+    let master: [u8; 16] =
+        core::array::from_fn(|i| u8::from_str_radix(&TEST_MASTER[2 * i..2 * i + 2], 16).unwrap());
+    let seeds = DealerSeeds::new(Seed::from_bytes(master), Seed::from_bytes(key(keys, "model.seed")));
+    let spec = SessionSpec::new(session, &seeds);
+    let k = PartyKey::from_bytes(key(keys, &format!("p{}.key", party.index())));
+    let mut out = Vec::new();
+    let mut src = SlicePlan { header: &plan.header, steps: &plan.steps };
+    write_stream(party, &mut src, &spec, &k, &mut out, &mut vec![0u8; scratch_len(spec.chunk)]).unwrap();
+    out
+}
+
+/// Opens a stream as the party and reads it to the end.
+fn consume<R: embedded_io::Read>(r: R, keys: &Path, session: SessionId, party: Party) -> Result<u64, Error> {
+    let plan = plans::plan("bert-tiny", &plans::BERT_TINY, 8, 0).unwrap();
+    let hash = plan.hash().unwrap();
+    let k = PartyKey::from_bytes(key(keys, &format!("p{}.key", party.index())));
+    let mut buf = vec![0u8; scratch_len(ditto_dealer::DEFAULT_CHUNK)];
+    let (mut s, _) = PartyStream::open(r, &k, session, party, &hash, &mut buf)?;
+    let mut total = 0;
+    if party == Party::P1 {
+        for (i, st) in plan.steps.iter().enumerate() {
+            let mut out = vec![0u8; st.p1_correction_bytes() as usize];
+            s.read_step(i as u32, &mut out, &mut buf)?;
+            total += out.len() as u64;
+        }
+    }
+    s.finish(&mut buf)?;
+    Ok(total)
+}
+
+const SID: &str = "00112233445566778899aabbccddeeff";
+
+fn sid() -> SessionId {
+    SessionId(core::array::from_fn(|i| u8::from_str_radix(&SID[2 * i..2 * i + 2], 16).unwrap()))
+}
+
+#[test]
+fn provision_writes_private_files_and_never_overwrites() {
+    let d = tmp("prov");
+    provision(&d.join("k"));
+    for f in ["p0.key", "p1.key", "model.seed"] {
+        let meta = std::fs::metadata(d.join("k").join(f)).unwrap();
+        #[cfg(unix)]
+        assert_eq!(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777, 0o600, "{f}");
+        assert_eq!(std::fs::read_to_string(d.join("k").join(f)).unwrap().trim().len(), 32);
+    }
+    assert_ne!(key(&d.join("k"), "p0.key"), key(&d.join("k"), "p1.key"));
+    let again = ditto().args(["provision", "--out"]).arg(d.join("k")).output().unwrap();
+    assert!(!again.status.success());
+    // A malformed key file is a clear error naming the file.
+    std::fs::write(d.join("k/p1.key"), "xyz\n").unwrap();
+    let out = ditto()
+        .args(["dealer", "--arch", "bert-tiny", "--seq", "8", "--keys"])
+        .arg(d.join("k"))
+        .arg("--out")
+        .arg(d.join("s"))
+        .arg("--state")
+        .arg(d.join("state"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("p1.key") && err.contains("32 hex digits"), "{err}");
+}
+
+#[test]
+fn streams_written_to_files_open_at_each_party_and_sessions_are_never_reused() {
+    let d = tmp("files");
+    let keys = d.join("k");
+    provision(&keys);
+    let run = |out: &str| {
+        ditto()
+            .args([
+                "dealer",
+                "--arch",
+                "bert-tiny",
+                "--seq",
+                "8",
+                "--session",
+                SID,
+                "--insecure-test-master-seed",
+                TEST_MASTER,
+                "--keys",
+            ])
+            .arg(&keys)
+            .arg("--out")
+            .arg(d.join(out))
+            .arg("--state")
+            .arg(d.join("state"))
+            .output()
+            .unwrap()
+    };
+    let out = run("s");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("test-only"), "the test switch announces itself");
+    for p in [Party::P0, Party::P1] {
+        let bytes = std::fs::read(d.join("s").join(stream_file_name(&sid(), p))).unwrap();
+        assert_eq!(bytes, expected(&keys, sid(), p), "{p:?}");
+        let f = std::fs::File::open(d.join("s").join(stream_file_name(&sid(), p))).unwrap();
+        let n = consume(Io(f), &keys, sid(), p).unwrap();
+        assert_eq!(n > 0, p == Party::P1);
+    }
+    let again = run("s2");
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already served"));
+}
+
+/// The dealer process and its stdout (kept open: the dealer must not see a closed pipe).
+struct Server(Child, #[allow(dead_code)] std::io::Lines<BufReader<std::process::ChildStdout>>);
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(d: &Path, keys: &Path) -> (Server, String) {
+    let mut child = ditto()
+        .args([
+            "dealer",
+            "--arch",
+            "bert-tiny",
+            "--seq",
+            "8",
+            "--listen",
+            "127.0.0.1:0",
+            "--wait",
+            "60",
+            "--session",
+            SID,
+        ])
+        .args(["--insecure-test-master-seed", TEST_MASTER, "--keys"])
+        .arg(keys)
+        .arg("--state")
+        .arg(d.join("state"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first.strip_prefix("listening ").unwrap_or_else(|| panic!("{first}")).to_string();
+    (Server(child, lines), addr)
+}
+
+#[test]
+fn serves_both_parties_over_tcp_and_refuses_bad_requests() {
+    let d = tmp("tcp");
+    let keys = d.join("k");
+    provision(&keys);
+    let (mut server, addr) = serve(&d, &keys);
+    let t = Duration::from_secs(20);
+    let plan = plans::plan("bert-tiny", &plans::BERT_TINY, 8, 0).unwrap();
+    let hash = plan.hash().unwrap();
+    // A request for another plan is refused with the reason.
+    let mut other = hash;
+    other[0] ^= 1;
+    let e = request_stream(&addr, Party::P1, sid(), &other, t).unwrap_err();
+    assert!(matches!(&e, Error::Refused { reason } if reason.contains("plan hash mismatch")), "{e}");
+    // Both parties fetch concurrently and verify their streams.
+    let got = std::thread::scope(|s| {
+        let hs = [Party::P0, Party::P1].map(|p| {
+            let (addr, keys) = (&addr, &keys);
+            s.spawn(move || {
+                let sock = request_stream(addr, p, sid(), &hash, t).unwrap();
+                consume(Io(sock), keys, sid(), p).unwrap()
+            })
+        });
+        hs.map(|h| h.join().unwrap())
+    });
+    assert_eq!(got[0], 0);
+    assert_eq!(got[1], plan.steps.iter().map(|s| s.p1_correction_bytes()).sum::<u64>());
+    // Both served: the dealer exits successfully.
+    let status = server.0.wait().unwrap();
+    assert!(status.success());
+    // Serving the same session again from the same state is refused at start.
+    let out = ditto()
+        .args([
+            "dealer",
+            "--arch",
+            "bert-tiny",
+            "--seq",
+            "8",
+            "--listen",
+            "127.0.0.1:0",
+            "--session",
+            SID,
+            "--keys",
+        ])
+        .arg(&keys)
+        .arg("--state")
+        .arg(d.join("state"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already served"));
+}
+
+#[test]
+fn a_party_is_served_once_per_session() {
+    let d = tmp("twice");
+    let keys = d.join("k");
+    provision(&keys);
+    let (_server, addr) = serve(&d, &keys);
+    let t = Duration::from_secs(20);
+    let hash = plans::plan("bert-tiny", &plans::BERT_TINY, 8, 0).unwrap().hash().unwrap();
+    let sock = request_stream(&addr, Party::P0, sid(), &hash, t).unwrap();
+    consume(Io(sock), &keys, sid(), Party::P0).unwrap();
+    let e = request_stream(&addr, Party::P0, sid(), &hash, t).unwrap_err();
+    assert!(matches!(&e, Error::Refused { reason } if reason.contains("already served")), "{e}");
+    // A request for another session is not answered with a stream.
+    let e = request_stream(&addr, Party::P1, SessionId([9; 16]), &hash, t).unwrap_err();
+    assert!(matches!(e, Error::Core(_)), "{e:?}");
+}
