@@ -33,7 +33,7 @@ enum Command {
     /// Create party keys (p0.key, p1.key) and a model-mask seed (model.seed) in a directory.
     Provision(files::ProvisionArgs),
     /// Generate and serve (or write) one session's correlated randomness.
-    Dealer(dealer::DealerArgs),
+    Dealer(Box<dealer::DealerArgs>),
     /// Local demo: dealer, P0 and P1 on the shipped small model (arrives with issue 5).
     Demo,
     /// Run P0 or P1 (arrives with issue 4).
