@@ -69,10 +69,8 @@ fn main() {
     let model = Seed::from_bytes([3; 16]);
     let (m0, m1) = (model_share_seed(&model, Party::P0), model_share_seed(&model, Party::P1));
     let s1 = Seed::from_bytes([4; 16]);
-    let d = DealerStreams {
-        p0: Streams::new(Party::P0, &seed, &m0, sid),
-        p1: Streams::new(Party::P1, &s1, &m1, sid),
-    };
+    let d =
+        DealerStreams::new(Streams::new(Party::P0, &seed, &m0, sid), Streams::new(Party::P1, &s1, &m1, sid));
     for (name, op) in [
         ("deal mul   Z32", Op::MulAA { ring: RingId::Z32, len: 1 << 16 }),
         ("deal trunc Z64", Op::TruncA { ring: RingId::Z64, len: 1 << 15, shift: 18 }),

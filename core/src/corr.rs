@@ -134,12 +134,37 @@ pub fn fill_or_read<R: Ring>(
     }
 }
 
-/// The dealer's view: both parties' streams.
+/// The dealer's view: both parties' streams, and the working tile of the matmul dealer.
 pub struct DealerStreams<'a> {
     /// P0's streams.
     pub p0: Streams<'a>,
     /// P1's streams.
     pub p1: Streams<'a>,
+    /// Inner-dimension slice of the matmul dealer (the output bytes do not depend on it).
+    pub tile: Tile,
+}
+
+impl<'a> DealerStreams<'a> {
+    /// Both parties' streams with the default tile.
+    pub fn new(p0: Streams<'a>, p1: Streams<'a>) -> Self {
+        DealerStreams { p0, p1, tile: Tile::default() }
+    }
+}
+
+/// How many columns of A (rows of B) the matmul dealer holds at once. Its working state is
+/// about 2 x 16 x K ring elements plus one 16 x 16 block: 4.5 KiB (K16) to 34 KiB (K128) for
+/// Z_2^64. Every tile gives the same bytes; bigger tiles seek less.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Tile {
+    /// K = 16.
+    K16,
+    /// K = 32.
+    K32,
+    /// K = 64 (default).
+    #[default]
+    K64,
+    /// K = 128.
+    K128,
 }
 
 /// Writes P1's corrections for plan step `index` to `w`, exactly

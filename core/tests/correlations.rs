@@ -295,3 +295,27 @@ fn parts_concatenate_to_the_whole_step() {
     let e = deal_step_part(&h.dealer(), 0, s, 0..s.units() + 1, &mut Vec::new()).unwrap_err();
     assert_eq!(e, Error::BadStep { step: 0, reason: "unit range outside the step" });
 }
+
+/// The matmul dealer's tile changes its memory, never its bytes.
+#[test]
+fn matmul_tiles_give_identical_bytes() {
+    use ditto_core::corr::{Tile, deal_step};
+    use ditto_core::ring::RingId::{Z32, Z64};
+    let h = Harness::new(31);
+    for ring in [Z32, Z64] {
+        for op in [
+            Op::MatMulFixed { ring, n: 20, k: 300, m: 40, weight: 2 },
+            Op::MatMulAA { ring, batch: 2, n: 17, k: 129, m: 18 },
+        ] {
+            let step = Step::bare(op);
+            let want = h.deal(0, &step);
+            for tile in [Tile::K16, Tile::K32, Tile::K128] {
+                let mut d = h.dealer();
+                d.tile = tile;
+                let mut got = Vec::new();
+                deal_step(&d, 0, &step, &mut got).unwrap();
+                assert!(got == want, "{op:?} {tile:?}");
+            }
+        }
+    }
+}

@@ -16,7 +16,7 @@ use embedded_io::Write;
 use serde::{Deserialize, Serialize};
 
 use ditto_core::Party;
-use ditto_core::corr::{DealerStreams, Streams, deal_step};
+use ditto_core::corr::{DealerStreams, Streams, Tile, deal_step};
 use ditto_core::frame::FrameKind;
 use ditto_core::plan::{PLAN_VERSION, PlanHasher, PlanHeader, Step};
 use ditto_core::prg::SessionId;
@@ -102,6 +102,8 @@ pub struct SessionSpec {
     pub seeds: [PartySeeds; 2],
     /// Correction bytes per frame ([`DEFAULT_CHUNK`] unless both ends agree otherwise).
     pub chunk: usize,
+    /// Working tile of the matmul dealer (memory only; the bytes do not depend on it).
+    pub tile: Tile,
 }
 
 impl SessionSpec {
@@ -111,6 +113,7 @@ impl SessionSpec {
             session,
             seeds: [seeds.party(&session, Party::P0), seeds.party(&session, Party::P1)],
             chunk: DEFAULT_CHUNK,
+            tile: Tile::default(),
         }
     }
 }
@@ -198,6 +201,7 @@ pub fn dealer_streams(spec: &SessionSpec) -> DealerStreams<'_> {
     DealerStreams {
         p0: Streams::new(Party::P0, &s0.session, &s0.model, spec.session),
         p1: Streams::new(Party::P1, &s1.session, &s1.model, spec.session),
+        tile: spec.tile,
     }
 }
 

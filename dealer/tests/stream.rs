@@ -6,7 +6,7 @@
 
 use ditto_core::Party;
 use ditto_core::beaver::{self, Dims};
-use ditto_core::corr::{Corrections, DealerStreams, Streams, deal_step};
+use ditto_core::corr::{Corrections, DealerStreams, Streams, Tile, deal_step};
 use ditto_core::frame::HEADER_LEN;
 use ditto_core::plan::{Op, PLAN_VERSION, PlanHeader, Step, plan_hash};
 use ditto_core::prg::{Seed, SessionId, model_share_seed};
@@ -57,7 +57,7 @@ fn vector_fixture(chunk: usize) -> (Fixture, serde_json::Value) {
     let f = Fixture {
         header: header(v["plan_name"].as_str().unwrap(), steps.len()),
         steps,
-        spec: SessionSpec { session, seeds, chunk },
+        spec: SessionSpec { session, seeds, chunk, tile: Tile::default() },
         keys: [PartyKey::from_bytes([0xA0; 16]), PartyKey::from_bytes([0xA1; 16])],
     };
     (f, v)
@@ -101,8 +101,12 @@ fn reproduces_the_core_test_vector_through_sealed_frames() {
             assert_eq!(c.len() as u64, want["p1_correction_bytes"].as_u64().unwrap());
             assert_eq!(hex(&Sha256::digest(c)), want["sha256"].as_str().unwrap(), "step {i}, chunk {chunk}");
         }
-        // Same input, same bytes.
-        assert_eq!(write(&f, Party::P1).unwrap(), bytes);
+        // Same input, same bytes, whatever the matmul tile.
+        let mut f = f;
+        for tile in [Tile::K16, Tile::K32, Tile::K128] {
+            f.spec.tile = tile;
+            assert!(write(&f, Party::P1).unwrap() == bytes, "tile {tile:?}");
+        }
     }
 }
 
@@ -168,10 +172,10 @@ fn p0_gets_only_seeds_and_relations_hold() {
         }
     }
     // The stream's corrections are exactly the reference dealer's.
-    let ds = DealerStreams {
-        p0: Streams::new(Party::P0, &s0.session, &s0.model, session),
-        p1: Streams::new(Party::P1, &s1.session, &s1.model, session),
-    };
+    let ds = DealerStreams::new(
+        Streams::new(Party::P0, &s0.session, &s0.model, session),
+        Streams::new(Party::P1, &s1.session, &s1.model, session),
+    );
     for (i, step) in f.steps.iter().enumerate() {
         let mut want = Vec::new();
         deal_step(&ds, i as u32, step, &mut want).unwrap();

@@ -67,7 +67,7 @@ impl Harness {
     }
 
     pub fn dealer(&self) -> DealerStreams<'_> {
-        DealerStreams { p0: self.streams(Party::P0), p1: self.streams(Party::P1) }
+        DealerStreams::new(self.streams(Party::P0), self.streams(Party::P1))
     }
 
     /// P1's corrections for a step; checks their length against the step's stated size.

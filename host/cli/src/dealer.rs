@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ditto_core::Party;
+use ditto_core::corr::Tile;
 use ditto_core::plan::{PLAN_VERSION, Plan};
 use ditto_core::prg::{Seed, SessionId};
 use ditto_dealer::host::{
@@ -54,6 +55,9 @@ pub struct DealerArgs {
     /// Correction bytes per frame (both ends must agree; the parties read it from the stream).
     #[arg(long, default_value_t = DEFAULT_CHUNK)]
     pub chunk: usize,
+    /// Inner-dimension tile of the matmul dealer: 16, 32, 64 or 128 (memory only).
+    #[arg(long, default_value_t = 64)]
+    pub tile: u32,
     /// State directory (the record of served sessions).
     #[arg(long)]
     pub state: Option<PathBuf>,
@@ -113,6 +117,13 @@ fn setup(a: &DealerArgs) -> Result<Setup, CliError> {
     };
     let mut spec = SessionSpec::new(session, &DealerSeeds::new(master, model));
     spec.chunk = a.chunk;
+    spec.tile = match a.tile {
+        16 => Tile::K16,
+        32 => Tile::K32,
+        64 => Tile::K64,
+        128 => Tile::K128,
+        t => return Err(CliError::Usage(format!("--tile {t}: expected 16, 32, 64 or 128"))),
+    };
     let threads =
         a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)).max(1);
     Ok(Setup { plan, hash, keys, spec, threads })
