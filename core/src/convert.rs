@@ -5,9 +5,10 @@
 //! too). Outside it the result is still right modulo 2^32 but off by a multiple of 2^32 with
 //! probability (x' - 2^31) / 2^31 for x' = x + 2^30 mod 2^32 in [2^31, 2^32).
 //! Open y = x + 2^30 + r mod 2^32; then x = y - r + 2^32 msb(r)(1 - msb(y)) - 2^30 exactly,
-//! evaluated in Z_2^64. Correlation: r uniform in Z_2^32, shared in Z_2^32; r as an integer
-//! and msb(r), shared in Z_2^64. P0: r0 (R, u32), R0 (RHigh, u64), m0 (Msb, u64).
-//! P1: r1 (R, u32); corrections per element interleaved: [R1, m1] (u64 each).
+//! evaluated in Z_2^64. Correlation: r uniform in Z_2^32, shared in Z_2^32; r as an integer,
+//! shared in Z_2^64; msb(r) shared modulo 2^32 (it is only used multiplied by 2^32).
+//! P0: r0 (R, u32), R0 (RHigh, u64), m0 (Msb, reduced mod 2^32). P1: r1 (R, u32);
+//! corrections per element: [R1 (8 bytes), m1 (4 bytes)].
 //!
 //! Downcast. (x >> k) mod 2^32 depends only on x mod 2^(32+k): open
 //! y = x + r mod 2^(32+k) (ceil((32+k)/8) bytes per element on the wire) and take
@@ -32,9 +33,10 @@ pub const MAX_DOWNCAST_SHIFT: u32 = 32;
 /// Admitted upcast input: x in [-2^UPCAST_BOUND_BITS, 2^UPCAST_BOUND_BITS).
 pub const UPCAST_BOUND_BITS: u32 = 30;
 
-/// P1 correction bytes of an upcast: r and msb(r) in Z_2^64.
+/// P1 correction bytes of an upcast: r in Z_2^64 and msb(r) mod 2^32 (it only appears
+/// multiplied by 2^32).
 pub fn upcast_correction_bytes(len: u32) -> u64 {
-    16 * u64::from(len)
+    12 * u64::from(len)
 }
 
 /// Online bytes per party of an upcast: y in Z_2^32.
@@ -66,17 +68,17 @@ pub fn expand_upcast(
     r_big: &mut [u64],
     m: &mut [u64],
 ) -> Result<(), Error> {
-    expand_msb_mask(s, step, corr, r, r_big, m)
+    expand_msb_mask(s, step, 32, corr, r, r_big, m)
 }
 
-/// Dealer: P1's corrections [r - R0, msb(r) - m0] (Z_2^64) per element.
+/// Dealer: P1's corrections [r - R0 (Z_2^64), msb(r) - m0 (mod 2^32)] per element.
 pub fn deal_upcast<W: Write>(
     d: &DealerStreams<'_>,
     step: u32,
     units: Range<usize>,
     w: &mut W,
 ) -> Result<(), Error> {
-    deal_msb_mask::<u32, u64, W>(d, step, units, u64::from, w)
+    deal_msb_mask::<u32, u64, W>(d, step, units, u64::from, 32, w)
 }
 
 /// Online: this party's upcast message y_i = x_i + r_i (+ 2^30 for P0) in Z_2^32.

@@ -85,6 +85,11 @@ impl<'a> Corrections<'a> {
         Ok(head)
     }
 
+    /// Takes the next `n` raw bytes.
+    pub fn read_bytes(&mut self, n: usize) -> Result<&'a [u8], Error> {
+        self.take(n)
+    }
+
     /// Reads `out.len()` ring elements.
     pub fn read_ring<R: Ring>(&mut self, out: &mut [R]) -> Result<(), Error> {
         let b = self.take(out.len() * R::BYTES)?;

@@ -221,7 +221,7 @@ impl Step {
             }
             Op::MatMulFixed { ring, n, m, .. } => beaver::matmul_correction_bytes(ring, 1, n, m),
             Op::MatMulAA { ring, batch, n, m, .. } => beaver::matmul_correction_bytes(ring, batch, n, m),
-            Op::TruncA { ring, len, .. } => trunc::correction_bytes(ring, len),
+            Op::TruncA { ring, len, shift } => trunc::correction_bytes(ring, len, shift),
             Op::UpcastA { len } => convert::upcast_correction_bytes(len),
             Op::DowncastA { len, .. } => convert::downcast_correction_bytes(len),
             Op::SignA { ring, len } => compare::correction_bytes(ring, len),

@@ -9,15 +9,17 @@
 //! x' = x + 2^(l-2) mod 2^l lies in [2^(l-1), 2^l): rare just outside the range, about 1/2 near
 //! ±2^(l-1). The protocol never fails or leaks; callers keep inputs in range.
 //!
-//! Correlation: r uniform in Z_2^l; shares of r >> k and of msb(r) in Z_2^l.
-//! P0: r0 (stream R), rh0 (RHigh), m0 (Msb). P1: r1 (R); corrections, per element
-//! interleaved: [rh1, m1].
+//! Correlation: r uniform in Z_2^l; shares of r >> k in Z_2^l and of msb(r) modulo 2^k. The
+//! msb share only ever appears multiplied by 2^(l-k), so its low k bits are all that matter:
+//! P1's correction for it is k bits, not l (an improvement on DESIGN.md's 2l per element).
+//! P0: r0 (stream R), rh0 (RHigh), m0 (Msb, reduced mod 2^k). P1: r1 (R); corrections, per
+//! element interleaved: [rh1 (l/8 bytes), m1 (ceil(k/8) bytes, little-endian)].
 
 use embedded_io::Write;
 
 use core::ops::Range;
 
-use crate::corr::{CHUNK, Corrections, DealerStreams, Streams, at, put_ring};
+use crate::corr::{CHUNK, Corrections, DealerStreams, Streams, at};
 use crate::prg::Purpose;
 use crate::ring::{RingId, check_len};
 use crate::{Error, Party, Ring};
@@ -25,9 +27,14 @@ use crate::{Error, Party, Ring};
 /// Rounds of truncation.
 pub const ROUNDS: u32 = 1;
 
-/// P1 correction bytes: r >> k and msb(r), one ring element each.
-pub fn correction_bytes(ring: RingId, len: u32) -> u64 {
-    2 * u64::from(len) * ring.bytes() as u64
+/// P1 correction bytes: r >> k (one ring element) and msb(r) mod 2^k (ceil(k/8) bytes).
+pub fn correction_bytes(ring: RingId, len: u32, shift: u8) -> u64 {
+    u64::from(len) * (ring.bytes() + msb_bytes(u32::from(shift))) as u64
+}
+
+/// Bytes of a msb share that matters modulo 2^bits.
+pub const fn msb_bytes(bits: u32) -> usize {
+    bits.div_ceil(8) as usize
 }
 
 /// Online bytes per party: the masked value y (l bits).
@@ -40,24 +47,27 @@ pub const fn bound_bits<R: Ring>() -> u32 {
     R::BITS - 2
 }
 
-/// Expands a party's truncation mask shares: r, r >> k, msb(r).
+/// Expands a party's truncation-by-`k` mask shares: r, r >> k, msb(r) mod 2^k.
 pub fn expand_trunc<R: Ring>(
     s: &Streams<'_>,
     step: u32,
+    k: u32,
     corr: &mut Corrections<'_>,
     r: &mut [R],
     rh: &mut [R],
     m: &mut [R],
 ) -> Result<(), Error> {
-    expand_msb_mask(s, step, corr, r, rh, m)
+    expand_msb_mask(s, step, k, corr, r, rh, m)
 }
 
 /// The MSB-trick mask shared by truncation and upcast: r in the source ring S (stream R), a
-/// function of r ("hi": r >> k, or r lifted) and msb(r) in the target ring T. P0 expands hi
-/// and msb from streams RHigh and Msb; P1 reads them as interleaved pairs [hi1, m1].
+/// function of r ("hi": r >> k, or r lifted) in the target ring T, and msb(r) modulo
+/// 2^`mbits` (held in T). P0 expands hi and msb from streams RHigh and Msb; P1 reads
+/// interleaved records [hi1, m1 in msb_bytes(mbits) bytes].
 pub(crate) fn expand_msb_mask<S: Ring, T: Ring>(
     s: &Streams<'_>,
     step: u32,
+    mbits: u32,
     corr: &mut Corrections<'_>,
     r: &mut [S],
     hi: &mut [T],
@@ -70,13 +80,16 @@ pub(crate) fn expand_msb_mask<S: Ring, T: Ring>(
         Party::P0 => {
             s.prg(step, Purpose::RHigh).fill_ring(hi);
             s.prg(step, Purpose::Msb).fill_ring(m);
+            m.iter_mut().for_each(|v| *v = v.low_bits(mbits));
         }
         Party::P1 => {
-            let mut pair = [T::ZERO; 2];
+            let mb = msb_bytes(mbits);
             for (h, b) in hi.iter_mut().zip(m.iter_mut()) {
-                corr.read_ring(&mut pair)?;
-                *h = pair[0];
-                *b = pair[1];
+                let rec = corr.read_bytes(T::BYTES + mb)?;
+                *h = T::from_le(rec);
+                let mut w = [0u8; 8];
+                w[..mb].copy_from_slice(&rec[T::BYTES..]);
+                *b = T::from_u64(u64::from_le_bytes(w)).low_bits(mbits);
             }
         }
     }
@@ -91,15 +104,17 @@ pub fn deal_trunc<R: Ring, W: Write>(
     k: u32,
     w: &mut W,
 ) -> Result<(), Error> {
-    deal_msb_mask::<R, R, W>(d, step, units, |r| r.shr(k), w)
+    deal_msb_mask::<R, R, W>(d, step, units, |r| r.shr(k), k, w)
 }
 
-/// Dealer side of [`expand_msb_mask`]: [hi(r) - hi0, msb(r) - m0] per element, r = r0 + r1.
+/// Dealer side of [`expand_msb_mask`]: [hi(r) - hi0, (msb(r) - m0) mod 2^mbits] per element,
+/// r = r0 + r1.
 pub(crate) fn deal_msb_mask<S: Ring, T: Ring, W: Write>(
     d: &DealerStreams<'_>,
     step: u32,
     units: Range<usize>,
     hi: impl Fn(S) -> T,
+    mbits: u32,
     w: &mut W,
 ) -> Result<(), Error> {
     let s = units.start;
@@ -109,7 +124,8 @@ pub(crate) fn deal_msb_mask<S: Ring, T: Ring, W: Write>(
     let mut m0 = at::<T>(d.p0.prg(step, Purpose::Msb), s);
     let (mut x0, mut x1) = ([S::ZERO; CHUNK], [S::ZERO; CHUNK]);
     let (mut y0, mut z0) = ([T::ZERO; CHUNK], [T::ZERO; CHUNK]);
-    let mut out = [T::ZERO; 2 * CHUNK];
+    let (mb, rec) = (msb_bytes(mbits), T::BYTES + msb_bytes(mbits));
+    let mut out = [0u8; CHUNK * 16];
     for start in units.clone().step_by(CHUNK) {
         let n = CHUNK.min(units.end - start);
         r0.fill_ring(&mut x0[..n]);
@@ -118,10 +134,12 @@ pub(crate) fn deal_msb_mask<S: Ring, T: Ring, W: Write>(
         m0.fill_ring(&mut z0[..n]);
         for i in 0..n {
             let r = x0[i].add(x1[i]);
-            out[2 * i] = hi(r).sub(y0[i]);
-            out[2 * i + 1] = T::from_u64(u64::from(r.msb())).sub(z0[i]);
+            let o = &mut out[i * rec..(i + 1) * rec];
+            hi(r).sub(y0[i]).write_le(&mut o[..T::BYTES]);
+            let m1 = T::from_u64(u64::from(r.msb())).sub(z0[i].low_bits(mbits)).low_bits(mbits);
+            o[T::BYTES..].copy_from_slice(&m1.to_u64().to_le_bytes()[..mb]);
         }
-        put_ring(w, &out[..2 * n])?;
+        w.write_all(&out[..n * rec]).map_err(crate::corr::io_err)?;
     }
     Ok(())
 }

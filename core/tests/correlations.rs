@@ -117,7 +117,7 @@ fn trunc_masks<R: Ring>(tag: u8) {
     let parts = PARTIES.map(|p| {
         let (mut r, mut rh, mut m) = (z::<R>(n), z::<R>(n), z::<R>(n));
         let mut corr = corr_for(p, &bytes);
-        trunc::expand_trunc(&h.streams(p), 3, &mut corr, &mut r, &mut rh, &mut m).unwrap();
+        trunc::expand_trunc(&h.streams(p), 3, k, &mut corr, &mut r, &mut rh, &mut m).unwrap();
         corr.finish().unwrap();
         (r, rh, m)
     });
@@ -126,7 +126,8 @@ fn trunc_masks<R: Ring>(tag: u8) {
     let mut msb_seen = [0; 2];
     for i in 0..n {
         assert_eq!(rh[i], r[i].shr(k));
-        assert_eq!(m[i].to_u64(), u64::from(r[i].msb()));
+        // The msb share is defined modulo 2^k (it is only used times 2^(l-k)).
+        assert_eq!(m[i].low_bits(k).to_u64(), u64::from(r[i].msb()));
         msb_seen[r[i].msb() as usize] += 1;
     }
     assert!(msb_seen[0] > 20 && msb_seen[1] > 20, "r is uniform over the whole ring: {msb_seen:?}");
@@ -210,7 +211,7 @@ fn upcast_and_downcast_masks() {
     for i in 0..n {
         let r = parts[0].0[i].wrapping_add(parts[1].0[i]);
         assert_eq!(parts[0].1[i].wrapping_add(parts[1].1[i]), u64::from(r));
-        assert_eq!(parts[0].2[i].wrapping_add(parts[1].2[i]), u64::from(r >> 31));
+        assert_eq!(parts[0].2[i].wrapping_add(parts[1].2[i]) & 0xffff_ffff, u64::from(r >> 31));
     }
     let k = 10u32;
     let bytes = h.deal(6, &Step::bare(Op::DowncastA { len: n as u32, shift: 10 }));

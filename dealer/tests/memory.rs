@@ -1,5 +1,5 @@
 //! Bounded memory: generating P1's whole stream for the BERT-base plan (sequence 128, about
-//! 1 GB of corrections) allocates nothing on the heap and fits in a 64 KiB thread stack plus
+//! 0.85 GB of corrections) allocates nothing on the heap and fits in a 64 KiB thread stack plus
 //! the caller's frame buffer (`scratch_len(DEFAULT_CHUNK)` bytes). A stack overflow aborts the
 //! test binary, so passing proves the bound.
 #![cfg(feature = "std")]
@@ -83,7 +83,7 @@ fn bert_base_generation_needs_no_heap_and_a_64k_stack() {
             .unwrap()
     });
     assert_eq!(summary.correction_bytes, expected);
-    assert!(expected > 900_000_000, "the BERT-base plan is about 1 GB of corrections: {expected}");
+    assert!(expected > 500_000_000, "the BERT-base plan is most of a GB of corrections: {expected}");
     assert!(wire > expected);
     assert_eq!(ALLOCATIONS.load(Ordering::Relaxed), 0, "{} heap bytes", ALLOCATED.load(Ordering::Relaxed));
     println!(

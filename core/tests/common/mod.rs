@@ -288,7 +288,7 @@ pub fn run_trunc<R: Ring>(h: &mut Harness, x: &[R], k: u32) -> (Vec<R>, Cost) {
     let xs = h.share(x);
     let t = per_party(h, &corr, |_, s, c| {
         let (mut r, mut rh, mut m) = (zeros::<R>(n), zeros::<R>(n), zeros::<R>(n));
-        trunc::expand_trunc(s, 7, c, &mut r, &mut rh, &mut m).unwrap();
+        trunc::expand_trunc(s, 7, k, c, &mut r, &mut rh, &mut m).unwrap();
         (r, rh, m)
     });
     let mut cost = Cost::default();
