@@ -182,7 +182,19 @@ fn generate<W: Write>(s: &Setup, party: Party, w: W) -> Result<ditto_dealer::str
     if party == Party::P0 {
         return Ok(write_stream(party, &mut src, &s.spec, key, Io(w), &mut scratch)?);
     }
-    let total = s.plan.steps.iter().map(ditto_core::plan::Step::p1_correction_bytes).sum();
+    // Bytes on the wire: corrections plus a header and a tag per frame (hello, seeds and end
+    // frames are a few hundred bytes more).
+    let chunk = s.spec.chunk as u64;
+    let frame = (ditto_core::frame::HEADER_LEN + ditto_dealer::seal::TAG_LEN) as u64;
+    let total = s
+        .plan
+        .steps
+        .iter()
+        .map(|st| {
+            let b = st.p1_correction_bytes();
+            b + b.div_ceil(chunk) * frame
+        })
+        .sum();
     let ds = dealer_streams(&s.spec);
     let r = with_parallel(&ds, &s.plan, s.threads, |p| {
         write_stream_with(party, &mut src, &s.spec, key, Io(Progress::new(w, total)), &mut scratch, p)
