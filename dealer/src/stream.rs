@@ -118,6 +118,9 @@ impl SessionSpec {
     }
 }
 
+/// Largest chunk a stream may use (a party sizes its buffer for it before reading the hello).
+pub const MAX_CHUNK: usize = 1 << 16;
+
 /// Scratch bytes [`write_stream`] needs for a chunk size.
 pub const fn scratch_len(chunk: usize) -> usize {
     let c = if chunk < 128 { 128 } else { chunk };
@@ -229,7 +232,7 @@ pub fn write_stream_with<W: Write>(
     scratch: &mut [u8],
     producer: &mut impl Producer,
 ) -> Result<Summary, Error> {
-    let max = ditto_core::frame::MAX_PAYLOAD - TAG_LEN;
+    let max = MAX_CHUNK;
     if spec.chunk == 0 || spec.chunk > max {
         return Err(Error::Chunk { chunk: spec.chunk, max });
     }

@@ -335,7 +335,7 @@ fn unservable_plans_fail_before_any_byte() {
         write_stream(Party::P0, &mut plan, &f.spec, &f.keys[0], &mut out, &mut scratch),
         Err(Error::Chunk { .. })
     ));
-    f.spec.chunk = 1 << 16;
+    f.spec.chunk = (1 << 16) + 1;
     assert!(matches!(
         write_stream(Party::P0, &mut plan, &f.spec, &f.keys[0], &mut out, &mut scratch),
         Err(Error::Chunk { .. })

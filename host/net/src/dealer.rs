@@ -1,0 +1,145 @@
+//! The dealer stream at a party: opened (hello, plan hash, seeds) on a blocking thread, then
+//! read step by step ahead of the computation and handed over through a bounded channel.
+
+use std::io::Read;
+use std::time::Duration;
+
+use ditto_core::Party;
+use ditto_core::plan::Plan;
+use ditto_core::prg::SessionId;
+use ditto_dealer::host::{Io, request_stream};
+use ditto_dealer::keys::{PartyKey, PartySeeds};
+use ditto_dealer::party::PartyStream;
+use ditto_dealer::stream::scratch_len;
+
+use crate::NetError;
+
+/// Steps read ahead of the computation at most.
+pub const READ_AHEAD: usize = 8;
+
+/// Where a party's dealer stream comes from.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// A dealer server (`ditto dealer --listen`).
+    Tcp(String),
+    /// A file written by `ditto dealer --out`.
+    File(std::path::PathBuf),
+    /// Bytes in memory (tests).
+    Memory(std::sync::Arc<Vec<u8>>),
+}
+
+/// An opened dealer stream: the party's seeds, and (P1) each step's corrections in order.
+pub struct DealerFeed {
+    seeds: PartySeeds,
+    rx: tokio::sync::mpsc::Receiver<Result<(u32, Vec<u8>), NetError>>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for DealerFeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DealerFeed { .. }")
+    }
+}
+
+fn open_reader(
+    src: &Source,
+    party: Party,
+    session: SessionId,
+    hash: &[u8; 32],
+    timeout: Duration,
+) -> Result<Box<dyn Read + Send>, NetError> {
+    Ok(match src {
+        Source::Tcp(addr) => Box::new(request_stream(addr, party, session, hash, timeout)?),
+        Source::File(p) => Box::new(std::io::BufReader::with_capacity(
+            1 << 20,
+            std::fs::File::open(p)
+                .map_err(|e| NetError::Io { what: "opening the dealer stream file", source: e })?,
+        )),
+        Source::Memory(b) => Box::new(std::io::Cursor::new(b.as_ref().clone())),
+    })
+}
+
+impl DealerFeed {
+    /// Opens `party`'s stream of `session` for `plan` and starts reading it ahead.
+    pub async fn open(
+        src: Source,
+        key: PartyKey,
+        party: Party,
+        session: SessionId,
+        plan: &Plan,
+        timeout: Duration,
+    ) -> Result<Self, NetError> {
+        let hash = plan.hash().map_err(|e| NetError::Dealer(e.into()))?;
+        let sizes: Vec<u64> = plan.steps.iter().map(ditto_core::plan::Step::p1_correction_bytes).collect();
+        let (seed_tx, seed_rx) = tokio::sync::oneshot::channel();
+        let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
+        std::thread::spawn(move || {
+            let opened = open_reader(&src, party, session, &hash, timeout).and_then(|r| {
+                let mut buf = vec![0u8; scratch_len(ditto_dealer::stream::MAX_CHUNK)];
+                let (s, seeds) = PartyStream::open(Io(r), &key, session, party, &hash, &mut buf)?;
+                Ok((s, seeds, buf))
+            });
+            let (mut s, seeds, mut buf) = match opened {
+                Ok(v) => v,
+                Err(e) => {
+                    let _ = seed_tx.send(Err(e));
+                    return;
+                }
+            };
+            if seed_tx.send(Ok(seeds)).is_err() {
+                return;
+            }
+            if party == Party::P1 {
+                for (i, n) in sizes.iter().enumerate() {
+                    let mut out = vec![0u8; usize::try_from(*n).unwrap_or(usize::MAX)];
+                    let i = u32::try_from(i).unwrap_or(u32::MAX);
+                    let r = s.read_step(i, &mut out, &mut buf).map(|()| (i, out)).map_err(NetError::from);
+                    let failed = r.is_err();
+                    if tx.blocking_send(r).is_err() || failed {
+                        return;
+                    }
+                }
+            }
+            let end = s.finish(&mut buf).map(|_| (u32::MAX, Vec::new())).map_err(NetError::from);
+            let _ = tx.blocking_send(end);
+        });
+        let seeds = tokio::time::timeout(timeout + Duration::from_secs(1), seed_rx)
+            .await
+            .map_err(|_| NetError::Timeout {
+                what: "opening the dealer stream",
+                secs: timeout.as_secs_f64(),
+            })?
+            .map_err(|_| NetError::Closed { what: "dealer stream reader" })??;
+        Ok(DealerFeed { seeds, rx, timeout })
+    }
+
+    /// This party's seeds.
+    pub fn seeds(&self) -> &PartySeeds {
+        &self.seeds
+    }
+
+    /// P1: the corrections of step `index` (steps in order).
+    pub async fn step(&mut self, index: u32) -> Result<Vec<u8>, NetError> {
+        let (i, bytes) = self.next().await?;
+        if i != index {
+            return Err(NetError::WrongStep { step: index, round: 0, got_step: i, got_round: 0 });
+        }
+        Ok(bytes)
+    }
+
+    /// Checks the end of the stream (P1 after its last step; P0 at once).
+    pub async fn finish(mut self) -> Result<(), NetError> {
+        let (i, _) = self.next().await?;
+        if i != u32::MAX {
+            return Err(NetError::Malformed("dealer stream has steps beyond the plan"));
+        }
+        Ok(())
+    }
+
+    async fn next(&mut self) -> Result<(u32, Vec<u8>), NetError> {
+        tokio::time::timeout(self.timeout, self.rx.recv())
+            .await
+            .map_err(|_| NetError::Timeout { what: "the dealer stream", secs: self.timeout.as_secs_f64() })?
+            .ok_or(NetError::Closed { what: "dealer stream" })?
+    }
+}

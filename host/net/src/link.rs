@@ -1,0 +1,330 @@
+//! The P0 <-> P1 link.
+//!
+//! Frame: 16-byte header (magic 0xD171, kind, 0, step u32, round u32, length u32, little-endian)
+//! and the payload. Kinds: hello (handshake), data (one party's message of one exchange), abort
+//! (the peer stopped, with a reason). Every exchange writes this party's message and reads the
+//! peer's concurrently, both under the configured time-out.
+
+use std::time::Duration;
+
+use ditto_core::prg::SessionId;
+use ditto_core::{Party, Ring};
+use ditto_dealer::HashHex;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+
+use crate::counters::Counters;
+use crate::{NET_VERSION, NetError};
+
+/// Anything the link can run over.
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
+
+const MAGIC: u16 = 0xD171;
+/// Frame header bytes.
+pub const HEADER: usize = 16;
+/// Largest message one exchange may carry.
+pub const MAX_MESSAGE: usize = 1 << 30;
+const KIND_HELLO: u8 = 1;
+const KIND_DATA: u8 = 2;
+const KIND_ABORT: u8 = 3;
+const HELLO_LEN: usize = 2 + 1 + 32 + 16;
+
+/// Link settings.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// Longest wait for the peer (connect, handshake, each exchange).
+    pub timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config { timeout: Duration::from_secs(20) }
+    }
+}
+
+/// What each party states in the handshake.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Hello {
+    /// Protocol version.
+    pub version: u16,
+    /// The sender's role.
+    pub party: Party,
+    /// Hash of the sender's plan.
+    pub plan_hash: [u8; 32],
+    /// The session the sender runs.
+    pub session: SessionId,
+}
+
+impl Hello {
+    /// This build's hello for `party`.
+    pub fn new(party: Party, plan_hash: [u8; 32], session: SessionId) -> Self {
+        Hello { version: NET_VERSION, party, plan_hash, session }
+    }
+
+    fn encode(&self) -> [u8; HELLO_LEN] {
+        let mut b = [0u8; HELLO_LEN];
+        b[0..2].copy_from_slice(&self.version.to_le_bytes());
+        b[2] = u8::from(!self.party.is_p0());
+        b[3..35].copy_from_slice(&self.plan_hash);
+        b[35..51].copy_from_slice(&self.session.0);
+        b
+    }
+
+    fn decode(b: &[u8]) -> Result<Self, NetError> {
+        if b.len() != HELLO_LEN || b[2] > 1 {
+            return Err(NetError::Malformed("hello"));
+        }
+        let mut plan_hash = [0u8; 32];
+        plan_hash.copy_from_slice(&b[3..35]);
+        let mut sid = [0u8; 16];
+        sid.copy_from_slice(&b[35..51]);
+        Ok(Hello {
+            version: u16::from_le_bytes([b[0], b[1]]),
+            party: if b[2] == 0 { Party::P0 } else { Party::P1 },
+            plan_hash,
+            session: SessionId(sid),
+        })
+    }
+}
+
+/// One party's end of the P0 <-> P1 connection.
+pub struct Link {
+    rd: ReadHalf<Box<dyn Stream>>,
+    wr: WriteHalf<Box<dyn Stream>>,
+    cfg: Config,
+    party: Party,
+    counters: Counters,
+    /// (step, next round) of the last exchange.
+    at: Option<(u32, u32)>,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Link {{ party: {:?}, at: {:?} }}", self.party, self.at)
+    }
+}
+
+fn io_err(what: &'static str) -> impl FnOnce(std::io::Error) -> NetError {
+    move |e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof
+        | std::io::ErrorKind::ConnectionReset
+        | std::io::ErrorKind::ConnectionAborted
+        | std::io::ErrorKind::BrokenPipe => NetError::Closed { what },
+        _ => NetError::Io { what, source: e },
+    }
+}
+
+fn header(kind: u8, step: u32, round: u32, len: usize) -> Result<[u8; HEADER], NetError> {
+    let len = u32::try_from(len)
+        .ok()
+        .filter(|&l| l as usize <= MAX_MESSAGE)
+        .ok_or(NetError::Malformed("message too large"))?;
+    let mut h = [0u8; HEADER];
+    h[0..2].copy_from_slice(&MAGIC.to_le_bytes());
+    h[2] = kind;
+    h[4..8].copy_from_slice(&step.to_le_bytes());
+    h[8..12].copy_from_slice(&round.to_le_bytes());
+    h[12..16].copy_from_slice(&len.to_le_bytes());
+    Ok(h)
+}
+
+struct Head {
+    kind: u8,
+    step: u32,
+    round: u32,
+    len: usize,
+}
+
+fn parse(h: &[u8; HEADER]) -> Result<Head, NetError> {
+    if u16::from_le_bytes([h[0], h[1]]) != MAGIC {
+        return Err(NetError::Malformed("bad magic"));
+    }
+    if !(KIND_HELLO..=KIND_ABORT).contains(&h[2]) || h[3] != 0 {
+        return Err(NetError::Malformed("unknown frame kind"));
+    }
+    let u = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+    let len = u(12) as usize;
+    if len > MAX_MESSAGE {
+        return Err(NetError::Malformed("message too large"));
+    }
+    Ok(Head { kind: h[2], step: u(4), round: u(8), len })
+}
+
+impl Link {
+    /// A link over any stream.
+    pub fn new(stream: impl Stream, party: Party, cfg: Config) -> Self {
+        let boxed: Box<dyn Stream> = Box::new(stream);
+        let (rd, wr) = tokio::io::split(boxed);
+        Link { rd, wr, cfg, party, counters: Counters::default(), at: None }
+    }
+
+    /// Two linked parties in memory (P0's end, P1's end), for tests.
+    pub fn memory_pair(cfg: Config) -> (Link, Link) {
+        let (a, b) = tokio::io::duplex(1 << 20);
+        (Link::new(a, Party::P0, cfg), Link::new(b, Party::P1, cfg))
+    }
+
+    /// Connects to the peer at `addr`, retrying until the time-out (the peer may start later).
+    pub async fn connect(addr: &str, party: Party, cfg: Config) -> Result<Self, NetError> {
+        let deadline = tokio::time::Instant::now() + cfg.timeout;
+        loop {
+            match tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect(addr)).await {
+                Err(_) => {
+                    return Err(NetError::Timeout {
+                        what: "connecting to the peer",
+                        secs: cfg.timeout.as_secs_f64(),
+                    });
+                }
+                Ok(Ok(s)) => {
+                    s.set_nodelay(true).map_err(io_err("configuring the socket"))?;
+                    return Ok(Link::new(s, party, cfg));
+                }
+                Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Ok(Err(e)) => return Err(NetError::Io { what: "connecting to the peer", source: e }),
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(NetError::Timeout {
+                    what: "connecting to the peer",
+                    secs: cfg.timeout.as_secs_f64(),
+                });
+            }
+        }
+    }
+
+    /// Accepts the peer's connection on `listener`.
+    pub async fn accept(
+        listener: &tokio::net::TcpListener,
+        party: Party,
+        cfg: Config,
+    ) -> Result<Self, NetError> {
+        let (s, _) = tokio::time::timeout(cfg.timeout, listener.accept())
+            .await
+            .map_err(|_| NetError::Timeout {
+                what: "waiting for the peer to connect",
+                secs: cfg.timeout.as_secs_f64(),
+            })?
+            .map_err(io_err("accepting the peer"))?;
+        s.set_nodelay(true).map_err(io_err("configuring the socket"))?;
+        Ok(Link::new(s, party, cfg))
+    }
+
+    /// This end's role.
+    pub fn party(&self) -> Party {
+        self.party
+    }
+
+    /// Bytes and rounds so far.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Writes one frame and reads the peer's, concurrently, under the time-out.
+    async fn swap(
+        &mut self,
+        kind: u8,
+        step: u32,
+        round: u32,
+        mine: &[u8],
+        what: &'static str,
+    ) -> Result<(Head, Vec<u8>), NetError> {
+        let h = header(kind, step, round, mine.len())?;
+        let (rd, wr) = (&mut self.rd, &mut self.wr);
+        let write = async {
+            wr.write_all(&h).await.map_err(io_err(what))?;
+            wr.write_all(mine).await.map_err(io_err(what))?;
+            wr.flush().await.map_err(io_err(what))
+        };
+        let read = async {
+            let mut hb = [0u8; HEADER];
+            rd.read_exact(&mut hb).await.map_err(io_err(what))?;
+            let head = parse(&hb)?;
+            if head.kind == KIND_ABORT {
+                let mut msg = vec![0u8; head.len.min(4096)];
+                rd.read_exact(&mut msg).await.map_err(io_err(what))?;
+                return Err(NetError::PeerAbort(String::from_utf8_lossy(&msg).into_owned()));
+            }
+            if head.kind != kind {
+                return Err(NetError::Malformed("unexpected frame kind"));
+            }
+            if kind == KIND_DATA && (head.step != step || head.round != round) {
+                return Err(NetError::WrongStep { step, round, got_step: head.step, got_round: head.round });
+            }
+            if head.len != mine.len() {
+                return Err(NetError::Length { step, expected: mine.len(), got: head.len });
+            }
+            let mut body = vec![0u8; head.len];
+            rd.read_exact(&mut body).await.map_err(io_err(what))?;
+            Ok((head, body))
+        };
+        let secs = self.cfg.timeout.as_secs_f64();
+        let r = tokio::time::timeout(self.cfg.timeout, async { tokio::try_join!(write, read) })
+            .await
+            .map_err(|_| NetError::Timeout { what, secs })??;
+        self.counters.header_bytes += HEADER as u64;
+        Ok(r.1)
+    }
+
+    /// The handshake: both ends state version, role, plan hash and session; any mismatch is
+    /// an error naming both values.
+    pub async fn handshake(&mut self, mine: &Hello) -> Result<Hello, NetError> {
+        let (_, body) = self.swap(KIND_HELLO, 0, 0, &mine.encode(), "handshake").await?;
+        let theirs = Hello::decode(&body)?;
+        if theirs.version != mine.version {
+            return Err(NetError::Version { ours: mine.version, theirs: theirs.version });
+        }
+        if theirs.party == mine.party {
+            return Err(NetError::Role { ours: mine.party });
+        }
+        if theirs.plan_hash != mine.plan_hash {
+            return Err(NetError::PlanHash {
+                ours: HashHex::of(&mine.plan_hash),
+                theirs: HashHex::of(&theirs.plan_hash),
+            });
+        }
+        if theirs.session != mine.session {
+            return Err(NetError::Session { ours: mine.session.as_u128(), theirs: theirs.session.as_u128() });
+        }
+        Ok(theirs)
+    }
+
+    /// One symmetric exchange of plan step `step`: sends this party's whole-step message and
+    /// returns the peer's (of the same length). Counted as one round of the step.
+    pub async fn exchange(&mut self, step: u32, mine: &[u8]) -> Result<Vec<u8>, NetError> {
+        let round = match self.at {
+            Some((s, r)) if s == step => r,
+            _ => 0,
+        };
+        let (_, body) = self.swap(KIND_DATA, step, round, mine, "exchange").await?;
+        self.at = Some((step, round + 1));
+        self.counters.record(step, mine.len(), body.len());
+        Ok(body)
+    }
+
+    /// [`Link::exchange`] of ring elements.
+    pub async fn exchange_ring<R: Ring>(&mut self, step: u32, mine: &[R]) -> Result<Vec<R>, NetError> {
+        let mut bytes = vec![0u8; mine.len() * R::BYTES];
+        ditto_core::ring::encode_slice(mine, &mut bytes).map_err(|_| NetError::Malformed("encoding"))?;
+        let theirs = self.exchange(step, &bytes).await?;
+        let mut out = vec![R::ZERO; mine.len()];
+        ditto_core::ring::decode_slice(&theirs, &mut out)
+            .map_err(|_| NetError::Malformed("ring elements"))?;
+        Ok(out)
+    }
+
+    /// Tells the peer this party stops (best effort, bounded by the time-out).
+    pub async fn abort(&mut self, reason: &str) {
+        let msg = reason.as_bytes();
+        let msg = &msg[..msg.len().min(4096)];
+        if let Ok(h) = header(KIND_ABORT, 0, 0, msg.len()) {
+            let wr = &mut self.wr;
+            let _ = tokio::time::timeout(self.cfg.timeout, async {
+                wr.write_all(&h).await?;
+                wr.write_all(msg).await?;
+                wr.flush().await
+            })
+            .await;
+        }
+    }
+}

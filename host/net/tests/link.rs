@@ -1,0 +1,143 @@
+//! The P0 <-> P1 link over the in-memory duplex and real loopback TCP: handshake mismatches
+//! name both values; exchanges swap whole-step messages and are counted per step; wrong step,
+//! wrong length, a stalled peer, a closed peer and an aborting peer are each their own error,
+//! within the time-out, never a hang.
+
+#![allow(clippy::cast_possible_truncation)]
+
+use std::time::{Duration, Instant};
+
+use ditto_core::Party;
+use ditto_core::prg::SessionId;
+use ditto_net::NetError;
+use ditto_net::link::{Config, Hello, Link};
+
+const SID: SessionId = SessionId([7; 16]);
+
+fn cfg(ms: u64) -> Config {
+    Config { timeout: Duration::from_millis(ms) }
+}
+
+/// Both kinds of link pair: in memory and over loopback TCP.
+async fn pairs(c: Config) -> Vec<(Link, Link)> {
+    let mem = Link::memory_pair(c);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (a, b) = tokio::join!(Link::accept(&listener, Party::P0, c), Link::connect(&addr, Party::P1, c));
+    vec![mem, (a.unwrap(), b.unwrap())]
+}
+
+fn hello(p: Party) -> Hello {
+    Hello::new(p, [3; 32], SID)
+}
+
+#[tokio::test]
+async fn handshake_and_exchanges_are_counted_per_step() {
+    for (mut a, mut b) in pairs(cfg(5000)).await {
+        let (h0, h1) = (hello(Party::P0), hello(Party::P1));
+        let (ha, hb) = tokio::join!(a.handshake(&h0), b.handshake(&h1));
+        assert_eq!(ha.unwrap().party, Party::P1);
+        assert_eq!(hb.unwrap().party, Party::P0);
+        // Step 4: two rounds of 3 MB (bigger than any socket buffer: writes and reads overlap).
+        let big_a: Vec<u8> = (0..3_000_000u32).map(|i| i as u8).collect();
+        let big_b: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7) as u8).collect();
+        for _ in 0..2 {
+            let (ra, rb) = tokio::join!(a.exchange(4, &big_a), b.exchange(4, &big_b));
+            assert!(ra.unwrap() == big_b);
+            assert!(rb.unwrap() == big_a);
+        }
+        let (ra, rb) =
+            tokio::join!(a.exchange_ring::<u64>(9, &[1, 2, 3]), b.exchange_ring::<u64>(9, &[4, 5, 6]));
+        assert_eq!(ra.unwrap(), vec![4, 5, 6]);
+        assert_eq!(rb.unwrap(), vec![1, 2, 3]);
+        let c = a.counters();
+        assert_eq!((c.step(4).sent, c.step(4).received, c.step(4).rounds), (6_000_000, 6_000_000, 2));
+        assert_eq!((c.step(9).sent, c.step(9).rounds), (24, 1));
+        assert_eq!(c.total().rounds, 3);
+        assert_eq!(c.step(5).rounds, 0);
+    }
+}
+
+#[tokio::test]
+async fn handshake_mismatches_name_both_values() {
+    let cases: Vec<(Hello, &str)> = vec![
+        (
+            Hello { version: 99, ..hello(Party::P1) },
+            "protocol version mismatch: this party speaks 1, the peer 99",
+        ),
+        (hello(Party::P0), "role mismatch"),
+        (
+            Hello { plan_hash: [4; 32], ..hello(Party::P1) },
+            "plan hash mismatch: this party has 0303030303030303.., the peer 0404040404040404..",
+        ),
+        (
+            Hello { session: SessionId([8; 16]), ..hello(Party::P1) },
+            "session mismatch: this party runs 07070707",
+        ),
+    ];
+    for (theirs, want) in cases {
+        let (mut a, mut b) = Link::memory_pair(cfg(2000));
+        let mine = hello(Party::P0);
+        let (ra, _) = tokio::join!(a.handshake(&mine), b.handshake(&theirs));
+        let msg = ra.unwrap_err().to_string();
+        assert!(msg.contains(want), "{msg}");
+    }
+}
+
+#[tokio::test]
+async fn wrong_step_and_wrong_length_are_errors() {
+    for (mut a, mut b) in pairs(cfg(2000)).await {
+        let (ra, rb) = tokio::join!(a.exchange(3, &[1, 2]), b.exchange(4, &[1, 2]));
+        assert!(matches!(ra.unwrap_err(), NetError::WrongStep { step: 3, got_step: 4, .. }));
+        assert!(matches!(rb.unwrap_err(), NetError::WrongStep { step: 4, got_step: 3, .. }));
+    }
+    for (mut a, mut b) in pairs(cfg(2000)).await {
+        let (ra, _) = tokio::join!(a.exchange(3, &[1, 2]), b.exchange(3, &[1, 2, 3]));
+        assert!(matches!(ra.unwrap_err(), NetError::Length { step: 3, expected: 2, got: 3 }));
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_peer_times_out_and_a_closed_peer_is_reported() {
+    for (mut a, b) in pairs(cfg(300)).await {
+        let t = Instant::now();
+        let e = a.exchange(1, &[0; 10]).await.unwrap_err();
+        assert!(matches!(e, NetError::Timeout { what: "exchange", .. }), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(2));
+        drop(b);
+        let t = Instant::now();
+        let e = a.exchange(2, &[0; 10]).await.unwrap_err();
+        assert!(matches!(e, NetError::Closed { .. }), "{e}");
+        assert!(t.elapsed() < Duration::from_secs(1));
+    }
+}
+
+#[tokio::test]
+async fn an_aborting_peer_is_reported_with_its_reason() {
+    for (mut a, mut b) in pairs(cfg(2000)).await {
+        let (ra, ()) = tokio::join!(a.exchange(1, &[0; 4]), b.abort("dealer stream corrupted"));
+        let e = ra.unwrap_err();
+        assert!(matches!(&e, NetError::PeerAbort(m) if m == "dealer stream corrupted"), "{e}");
+    }
+}
+
+#[tokio::test]
+async fn garbage_from_the_peer_is_malformed() {
+    let (a, mut raw) = tokio::io::duplex(1 << 16);
+    let mut link = Link::new(a, Party::P0, cfg(1000));
+    use tokio::io::AsyncWriteExt;
+    raw.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let e = link.exchange(0, &[1]).await.unwrap_err();
+    assert!(matches!(e, NetError::Malformed("bad magic")), "{e}");
+}
+
+#[tokio::test]
+async fn connecting_to_nobody_times_out() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    drop(listener);
+    let t = Instant::now();
+    let e = Link::connect(&addr, Party::P1, cfg(400)).await.unwrap_err();
+    assert!(matches!(e, NetError::Timeout { .. }), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(2));
+}
