@@ -1,4 +1,73 @@
-//! ditto-mpc: arrives with its issue (see README.md); depends on ditto-core.
+//! ditto-mpc: shared tensors and the online protocols of the two parties.
+//!
+//! An [`engine::Engine`] runs one party's side of a plan: every operation consumes the next
+//! plan step (checked against the operation actually called), expands its correlation (P0 from
+//! its seeds, P1 from its seeds plus the dealer's corrections for that step), exchanges one
+//! whole-step message per round with the peer, and finishes with the party-local halves of
+//! `ditto-core`. The same program run on an engine in *planning* mode records the plan instead,
+//! so plans and programs cannot drift apart. [`plain`] is the plaintext fixed-point reference
+//! with the same integer arithmetic.
 #![deny(missing_docs)]
 
-pub use ditto_core;
+pub mod engine;
+pub mod ops;
+pub mod plain;
+pub mod tensor;
+
+pub use engine::Engine;
+pub use tensor::Shared;
+
+/// Errors of the online phase.
+#[derive(Debug, thiserror::Error)]
+pub enum MpcError {
+    /// Transport or dealer stream.
+    #[error(transparent)]
+    Net(#[from] ditto_net::NetError),
+    /// Core (shapes, corrections, encodings).
+    #[error(transparent)]
+    Core(#[from] ditto_core::Error),
+    /// Operands of the wrong shape.
+    #[error("shape mismatch in {what}: expected {expected:?}, got {got:?}")]
+    Shape {
+        /// Which operation.
+        what: &'static str,
+        /// Expected shape.
+        expected: Vec<usize>,
+        /// Shape given.
+        got: Vec<usize>,
+    },
+    /// The program called another operation than the plan holds at this step.
+    #[error("plan mismatch at step {step}: the plan has {planned}, the program called {called}")]
+    PlanMismatch {
+        /// Step index.
+        step: u32,
+        /// The plan's step.
+        planned: String,
+        /// The operation called.
+        called: String,
+    },
+    /// The program ran past the end of the plan.
+    #[error("the plan has {steps} steps; the program called one more ({called})")]
+    PlanExhausted {
+        /// Steps in the plan.
+        steps: usize,
+        /// The operation called.
+        called: String,
+    },
+    /// The program ended before the plan.
+    #[error("the program ended after {done} of the plan's {steps} steps")]
+    PlanIncomplete {
+        /// Steps run.
+        done: u32,
+        /// Steps in the plan.
+        steps: usize,
+    },
+    /// Scales that do not fit the operation.
+    #[error("scale error in {what}: {detail}")]
+    Scale {
+        /// Which operation.
+        what: &'static str,
+        /// Why.
+        detail: String,
+    },
+}

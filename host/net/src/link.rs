@@ -259,11 +259,17 @@ impl Link {
             Ok((head, body))
         };
         let secs = self.cfg.timeout.as_secs_f64();
-        let r = tokio::time::timeout(self.cfg.timeout, async { tokio::try_join!(write, read) })
+        // Both halves run to completion: when the peer aborted and closed, our write fails but
+        // its abort frame is still there to read, and its reason is the error worth reporting.
+        let (w, r) = tokio::time::timeout(self.cfg.timeout, async { tokio::join!(write, read) })
             .await
-            .map_err(|_| NetError::Timeout { what, secs })??;
+            .map_err(|_| NetError::Timeout { what, secs })?;
+        let r = match (w, r) {
+            (_, Err(e @ NetError::PeerAbort(_))) | (Err(e), _) | (Ok(()), Err(e)) => return Err(e),
+            (Ok(()), Ok(r)) => r,
+        };
         self.counters.header_bytes += HEADER as u64;
-        Ok(r.1)
+        Ok(r)
     }
 
     /// The handshake: both ends state version, role, plan hash and session; any mismatch is

@@ -30,7 +30,8 @@ fn stream(p: Party, plan: &Plan) -> Vec<u8> {
     let spec = SessionSpec::new(SID, &seeds);
     let mut out = Vec::new();
     let mut src = SlicePlan { header: &plan.header, steps: &plan.steps };
-    write_stream(p, &mut src, &spec, &keys()[p.index()], &mut out, &mut vec![0u8; scratch_len(spec.chunk)]).unwrap();
+    write_stream(p, &mut src, &spec, &keys()[p.index()], &mut out, &mut vec![0u8; scratch_len(spec.chunk)])
+        .unwrap();
     out
 }
 
@@ -41,7 +42,8 @@ async fn p0_and_p1_read_their_streams_from_memory_and_files() {
     let plan = plan();
     for p in [Party::P0, Party::P1] {
         let bytes = stream(p, &plan);
-        let path = std::env::temp_dir().join(format!("ditto-feed-{}-{}.dstream", std::process::id(), p.index()));
+        let path =
+            std::env::temp_dir().join(format!("ditto-feed-{}-{}.dstream", std::process::id(), p.index()));
         std::fs::write(&path, &bytes).unwrap();
         for src in [Source::Memory(Arc::new(bytes.clone())), Source::File(path.clone())] {
             let mut feed = DealerFeed::open(src, keys()[p.index()].clone(), p, SID, &plan, T).await.unwrap();
@@ -62,7 +64,8 @@ async fn cut_streams_and_other_plans_are_errors() {
     let plan = plan();
     let bytes = stream(Party::P1, &plan);
     let cut = Arc::new(bytes[..bytes.len() / 2].to_vec());
-    let mut feed = DealerFeed::open(Source::Memory(cut), keys()[1].clone(), Party::P1, SID, &plan, T).await.unwrap();
+    let mut feed =
+        DealerFeed::open(Source::Memory(cut), keys()[1].clone(), Party::P1, SID, &plan, T).await.unwrap();
     let mut err = None;
     for i in 0..plan.steps.len() {
         if let Err(e) = feed.step(i as u32).await {
@@ -74,11 +77,20 @@ async fn cut_streams_and_other_plans_are_errors() {
     assert!(e.to_string().contains("truncated"), "{e}");
     // A party with another plan refuses the stream at once.
     let other = plans::plan("bert-tiny", &plans::BERT_TINY, 5, 0).unwrap();
-    let e = DealerFeed::open(Source::Memory(Arc::new(bytes)), keys()[1].clone(), Party::P1, SID, &other, T).await.unwrap_err();
-    assert!(matches!(e, NetError::Dealer(ditto_dealer::Error::PlanHash { .. })), "{e}");
-    // A missing file names the problem.
-    let e = DealerFeed::open(Source::File("/nonexistent/x.dstream".into()), keys()[1].clone(), Party::P1, SID, &plan, T)
+    let e = DealerFeed::open(Source::Memory(Arc::new(bytes)), keys()[1].clone(), Party::P1, SID, &other, T)
         .await
         .unwrap_err();
+    assert!(matches!(e, NetError::Dealer(ditto_dealer::Error::PlanHash { .. })), "{e}");
+    // A missing file names the problem.
+    let e = DealerFeed::open(
+        Source::File("/nonexistent/x.dstream".into()),
+        keys()[1].clone(),
+        Party::P1,
+        SID,
+        &plan,
+        T,
+    )
+    .await
+    .unwrap_err();
     assert!(e.to_string().contains("opening the dealer stream file"), "{e}");
 }

@@ -1,0 +1,224 @@
+//! One party's engine: plan cursor, link, dealer feed, and the planning mode.
+
+use std::time::Duration;
+
+use ditto_core::corr::{Corrections, Streams};
+use ditto_core::plan::{Op, Plan, Scale, Step, Tag};
+use ditto_core::prg::SessionId;
+use ditto_core::{Party, Ring};
+use ditto_dealer::keys::PartyKey;
+use ditto_net::counters::Counters;
+use ditto_net::dealer::{DealerFeed, Source};
+use ditto_net::link::{Hello, Link};
+
+use crate::MpcError;
+
+/// Step index of the one-time weight setup exchanges (outside the plan).
+pub const SETUP_STEP: u32 = u32::MAX;
+
+struct Run {
+    link: Link,
+    feed: DealerFeed,
+    plan: Plan,
+    next: u32,
+    session: SessionId,
+}
+
+enum Mode {
+    Plan(Vec<Step>),
+    Run(Box<Run>),
+}
+
+/// One party's side of the online phase (or, in planning mode, the recorder of a plan).
+pub struct Engine {
+    party: Party,
+    mode: Mode,
+    tag: Tag,
+    layer: u16,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.mode {
+            Mode::Plan(s) => write!(f, "Engine {{ planning, {} steps }}", s.len()),
+            Mode::Run(r) => {
+                write!(f, "Engine {{ {:?}, step {} of {} }}", self.party, r.next, r.plan.steps.len())
+            }
+        }
+    }
+}
+
+/// A step the engine has begun: its index and (P1) its corrections.
+pub(crate) struct Begun {
+    pub index: u32,
+    corr: Vec<u8>,
+}
+
+impl Engine {
+    /// An engine that records the plan of the program run on it (no communication; every
+    /// operation returns zeros of the right shape and scale).
+    pub fn planner() -> Self {
+        Engine { party: Party::P0, mode: Mode::Plan(Vec::new()), tag: Tag::Other, layer: 0 }
+    }
+
+    /// The recorded plan (planning mode).
+    pub fn into_plan(self, name: &str) -> Result<Plan, MpcError> {
+        match self.mode {
+            Mode::Plan(steps) => Ok(Plan::new(name, steps)?),
+            Mode::Run(_) => {
+                Err(MpcError::Scale { what: "into_plan", detail: "engine is not planning".into() })
+            }
+        }
+    }
+
+    /// Starts a party: handshake with the peer (version, roles, plan hash, session), then opens
+    /// this party's dealer stream for the same plan and session.
+    pub async fn start(
+        party: Party,
+        mut link: Link,
+        dealer: Source,
+        key: PartyKey,
+        plan: Plan,
+        session: SessionId,
+        timeout: Duration,
+    ) -> Result<Self, MpcError> {
+        let hash = plan.hash()?;
+        link.handshake(&Hello::new(party, hash, session)).await?;
+        let feed = DealerFeed::open(dealer, key, party, session, &plan, timeout).await?;
+        Ok(Engine {
+            party,
+            mode: Mode::Run(Box::new(Run { link, feed, plan, next: 0, session })),
+            tag: Tag::Other,
+            layer: 0,
+        })
+    }
+
+    /// This party.
+    pub fn party(&self) -> Party {
+        self.party
+    }
+
+    /// True in planning mode.
+    pub fn is_planning(&self) -> bool {
+        matches!(self.mode, Mode::Plan(_))
+    }
+
+    /// Sets the tag and layer recorded with the following steps.
+    pub fn context(&mut self, tag: Tag, layer: u16) {
+        self.tag = tag;
+        self.layer = layer;
+    }
+
+    /// Bytes and rounds so far (none while planning).
+    pub fn counters(&self) -> Option<&Counters> {
+        match &self.mode {
+            Mode::Run(r) => Some(r.link.counters()),
+            Mode::Plan(_) => None,
+        }
+    }
+
+    /// Ends the run: every plan step must have been run and the dealer stream must end cleanly.
+    pub async fn finish(self) -> Result<Counters, MpcError> {
+        match self.mode {
+            Mode::Plan(_) => Ok(Counters::default()),
+            Mode::Run(r) => {
+                if (r.next as usize) != r.plan.steps.len() {
+                    return Err(MpcError::PlanIncomplete { done: r.next, steps: r.plan.steps.len() });
+                }
+                r.feed.finish().await?;
+                Ok(r.link.counters().clone())
+            }
+        }
+    }
+
+    /// Tells the peer this party stops.
+    pub async fn abort(&mut self, reason: &str) {
+        if let Mode::Run(r) = &mut self.mode {
+            r.link.abort(reason).await;
+        }
+    }
+
+    /// Consumes the next plan step, which must be `op` (with this scale and the current
+    /// context). Planning: records it and returns `None`.
+    pub(crate) async fn begin(&mut self, op: Op, scale: Scale) -> Result<Option<Begun>, MpcError> {
+        let step = Step { op, scale, tag: self.tag, layer: self.layer };
+        match &mut self.mode {
+            Mode::Plan(steps) => {
+                step.validate(u32::try_from(steps.len()).unwrap_or(u32::MAX))?;
+                steps.push(step);
+                Ok(None)
+            }
+            Mode::Run(r) => {
+                let index = r.next;
+                let Some(planned) = r.plan.steps.get(index as usize) else {
+                    return Err(MpcError::PlanExhausted {
+                        steps: r.plan.steps.len(),
+                        called: format!("{step:?}"),
+                    });
+                };
+                if *planned != step {
+                    return Err(MpcError::PlanMismatch {
+                        step: index,
+                        planned: format!("{planned:?}"),
+                        called: format!("{step:?}"),
+                    });
+                }
+                let corr = if self.party == Party::P1 { r.feed.step(index).await? } else { Vec::new() };
+                r.next += 1;
+                Ok(Some(Begun { index, corr }))
+            }
+        }
+    }
+
+    /// This party's correlation streams (run mode only; callers hold a `Begun`).
+    pub(crate) fn streams(&self) -> Streams<'_> {
+        match &self.mode {
+            Mode::Run(r) => {
+                let s = r.feed.seeds();
+                Streams::new(self.party, &s.session, &s.model, r.session)
+            }
+            Mode::Plan(_) => unreachable!("streams are only used after begin() returned a step"),
+        }
+    }
+
+    /// Runs `f` with this party's streams and the step's corrections, then checks that P1
+    /// consumed its corrections exactly.
+    pub(crate) fn expand<T>(
+        &self,
+        b: &Begun,
+        f: impl FnOnce(&Streams<'_>, &mut Corrections<'_>) -> Result<T, ditto_core::Error>,
+    ) -> Result<T, MpcError> {
+        let s = self.streams();
+        let mut c = if self.party.is_p0() { Corrections::none() } else { Corrections::new(&b.corr) };
+        let t = f(&s, &mut c)?;
+        c.finish()?;
+        Ok(t)
+    }
+
+    /// One symmetric exchange of ring elements for step `index`; returns the opened values
+    /// (this party's message plus the peer's).
+    pub(crate) async fn open<R: Ring>(&mut self, index: u32, mine: &[R]) -> Result<Vec<R>, MpcError> {
+        let peer = self.exchange_ring(index, mine).await?;
+        Ok(mine.iter().zip(&peer).map(|(a, b)| a.add(*b)).collect())
+    }
+
+    /// One symmetric exchange of ring elements; returns the peer's message.
+    pub(crate) async fn exchange_ring<R: Ring>(
+        &mut self,
+        index: u32,
+        mine: &[R],
+    ) -> Result<Vec<R>, MpcError> {
+        match &mut self.mode {
+            Mode::Run(r) => Ok(r.link.exchange_ring(index, mine).await?),
+            Mode::Plan(_) => Ok(vec![R::ZERO; mine.len()]),
+        }
+    }
+
+    /// One symmetric exchange of raw bytes; returns the peer's message.
+    pub(crate) async fn exchange_bytes(&mut self, index: u32, mine: &[u8]) -> Result<Vec<u8>, MpcError> {
+        match &mut self.mode {
+            Mode::Run(r) => Ok(r.link.exchange(index, mine).await?),
+            Mode::Plan(_) => Ok(vec![0; mine.len()]),
+        }
+    }
+}

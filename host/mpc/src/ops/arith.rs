@@ -1,0 +1,191 @@
+//! Products: elementwise mul (Beaver triple) and square, matmul with a model-fixed weight mask,
+//! batched matmul of two fresh shared tensors. One round each; costs as DESIGN.md §5.
+
+use ditto_core::Ring;
+use ditto_core::beaver::{self, Dims, NaiveGemm};
+use ditto_core::plan::Op;
+
+use super::{len32, ring_id, scale};
+use crate::engine::{Engine, SETUP_STEP};
+use crate::{MpcError, Shared};
+
+/// A model weight W (k x m) prepared for fixed-mask matmuls: F = W - B_W (public, opened once
+/// at setup) and this party's share of B_W (from its model share seed).
+#[derive(Clone)]
+pub struct Weight<R> {
+    /// Weight id (selects B_W).
+    pub id: u32,
+    /// Rows.
+    pub k: usize,
+    /// Columns.
+    pub m: usize,
+    /// Fractional bits of W.
+    pub frac: u32,
+    f: Vec<R>,
+    b: Vec<R>,
+}
+
+impl<R> std::fmt::Debug for Weight<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Weight {{ id: {}, k: {}, m: {}, frac: {} }}", self.id, self.k, self.m, self.frac)
+    }
+}
+
+impl Engine {
+    /// x * y elementwise (scale x.frac + y.frac; truncate afterwards as needed).
+    pub async fn mul_aa<R: Ring>(&mut self, x: &Shared<R>, y: &Shared<R>) -> Result<Shared<R>, MpcError> {
+        x.same_shape(y, "mul")?;
+        let (n, frac) = (x.len(), x.frac + y.frac);
+        let op = Op::MulAA { ring: ring_id::<R>()?, len: len32("mul", n)? };
+        let Some(b) = self.begin(op, scale("mul", x.frac, frac)?).await? else {
+            return Ok(Shared::zeros(&x.shape, frac));
+        };
+        let (mut a, mut bb, mut c) = (vec![R::ZERO; n], vec![R::ZERO; n], vec![R::ZERO; n]);
+        self.expand(&b, |s, corr| beaver::expand_mul(s, b.index, corr, &mut a, &mut bb, &mut c))?;
+        let mut msg = vec![R::ZERO; 2 * n];
+        let (e, f) = msg.split_at_mut(n);
+        beaver::mul_aa_open(&x.data, &y.data, &a, &bb, e, f)?;
+        let opened = self.open(b.index, &msg).await?;
+        let mut z = vec![R::ZERO; n];
+        beaver::mul_aa_finish(self.party(), &opened[..n], &opened[n..], &a, &bb, &c, &mut z)?;
+        Ok(x.with_data(z, frac))
+    }
+
+    /// x^2 elementwise (scale 2 x.frac).
+    pub async fn square_a<R: Ring>(&mut self, x: &Shared<R>) -> Result<Shared<R>, MpcError> {
+        let (n, frac) = (x.len(), 2 * x.frac);
+        let op = Op::SquareA { ring: ring_id::<R>()?, len: len32("square", n)? };
+        let Some(b) = self.begin(op, scale("square", x.frac, frac)?).await? else {
+            return Ok(Shared::zeros(&x.shape, frac));
+        };
+        let (mut a, mut c) = (vec![R::ZERO; n], vec![R::ZERO; n]);
+        self.expand(&b, |s, corr| beaver::expand_square(s, b.index, corr, &mut a, &mut c))?;
+        let mut e = vec![R::ZERO; n];
+        beaver::square_a_open(&x.data, &a, &mut e)?;
+        let opened = self.open(b.index, &e).await?;
+        let mut z = vec![R::ZERO; n];
+        beaver::square_a_finish(self.party(), &opened, &a, &c, &mut z)?;
+        Ok(x.with_data(z, frac))
+    }
+
+    /// One-time setup of weight `id` from this party's share of W (k x m): opens F = W - B_W.
+    /// Runs outside the plan (counted under step [`SETUP_STEP`]).
+    pub async fn setup_weight<R: Ring>(&mut self, id: u32, w: &Shared<R>) -> Result<Weight<R>, MpcError> {
+        let [k, m] = w.shape[..] else {
+            return Err(MpcError::Shape { what: "weight", expected: vec![0, 0], got: w.shape.clone() });
+        };
+        if self.is_planning() {
+            return Ok(Weight { id, k, m, frac: w.frac, f: vec![R::ZERO; k * m], b: vec![R::ZERO; k * m] });
+        }
+        let mut b = vec![R::ZERO; k * m];
+        self.streams().model_prg(id).fill_ring(&mut b);
+        let mine: Vec<R> = w.data.iter().zip(&b).map(|(x, y)| x.sub(*y)).collect();
+        let f = self.open(SETUP_STEP, &mine).await?;
+        Ok(Weight { id, k, m, frac: w.frac, f, b })
+    }
+
+    /// x (n x k) times the weight (k x m): opens only E = X - A (scale x.frac + w.frac).
+    pub async fn matmul_fixed<R: Ring>(
+        &mut self,
+        x: &Shared<R>,
+        w: &Weight<R>,
+    ) -> Result<Shared<R>, MpcError> {
+        let [n, k] = x.shape[..] else {
+            return Err(MpcError::Shape {
+                what: "matmul input",
+                expected: vec![0, w.k],
+                got: x.shape.clone(),
+            });
+        };
+        if k != w.k {
+            return Err(MpcError::Shape {
+                what: "matmul inner dimension",
+                expected: vec![w.k],
+                got: vec![k],
+            });
+        }
+        let d = Dims { n, k, m: w.m };
+        let frac = x.frac + w.frac;
+        let op = Op::MatMulFixed {
+            ring: ring_id::<R>()?,
+            n: len32("matmul", n)?,
+            k: len32("matmul", k)?,
+            m: len32("matmul", w.m)?,
+            weight: w.id,
+        };
+        let Some(b) = self.begin(op, scale("matmul", x.frac, frac)?).await? else {
+            return Ok(Shared::zeros(&[n, w.m], frac));
+        };
+        let (mut a, mut bw, mut c) = (vec![R::ZERO; n * k], vec![R::ZERO; k * w.m], vec![R::ZERO; n * w.m]);
+        self.expand(&b, |s, corr| {
+            beaver::expand_matmul_fixed(s, b.index, w.id, d, corr, &mut a, &mut bw, &mut c)
+        })?;
+        let mut e = vec![R::ZERO; n * k];
+        beaver::matmul_fixed_open(&x.data, &a, &mut e)?;
+        let opened = self.open(b.index, &e).await?;
+        let (mut z, mut scratch) = (vec![R::ZERO; n * w.m], vec![R::ZERO; n * k]);
+        beaver::matmul_finish(
+            self.party(),
+            &NaiveGemm,
+            d,
+            &opened,
+            &w.f,
+            &a,
+            &w.b,
+            &c,
+            &mut scratch,
+            &mut z,
+        )?;
+        Ok(Shared { data: z, shape: vec![n, w.m], frac })
+    }
+
+    /// Batched products x_t (n x k) * y_t (k x m) of fresh shared tensors, shapes
+    /// [batch, n, k] and [batch, k, m] (scale x.frac + y.frac).
+    pub async fn matmul_aa<R: Ring>(&mut self, x: &Shared<R>, y: &Shared<R>) -> Result<Shared<R>, MpcError> {
+        let (&[t, n, k], &[t2, k2, m]) = (&x.shape[..], &y.shape[..]) else {
+            return Err(MpcError::Shape {
+                what: "batched matmul",
+                expected: x.shape.clone(),
+                got: y.shape.clone(),
+            });
+        };
+        if t != t2 || k != k2 {
+            return Err(MpcError::Shape { what: "batched matmul", expected: vec![t, k], got: vec![t2, k2] });
+        }
+        let (d, frac) = (Dims { n, k, m }, x.frac + y.frac);
+        let op = Op::MatMulAA {
+            ring: ring_id::<R>()?,
+            batch: len32("matmul", t)?,
+            n: len32("matmul", n)?,
+            k: len32("matmul", k)?,
+            m: len32("matmul", m)?,
+        };
+        let Some(b) = self.begin(op, scale("matmul", x.frac, frac)?).await? else {
+            return Ok(Shared::zeros(&[t, n, m], frac));
+        };
+        let (nk, km, nm) = (n * k, k * m, n * m);
+        let (mut a, mut bb, mut c) = (vec![R::ZERO; t * nk], vec![R::ZERO; t * km], vec![R::ZERO; t * nm]);
+        self.expand(&b, |s, corr| beaver::expand_matmul_aa(s, b.index, t, d, corr, &mut a, &mut bb, &mut c))?;
+        let mut msg = vec![R::ZERO; t * (nk + km)];
+        let (e, f) = msg.split_at_mut(t * nk);
+        beaver::matmul_aa_open(&x.data, &y.data, &a, &bb, e, f)?;
+        let opened = self.open(b.index, &msg).await?;
+        let (eo, fo) = opened.split_at(t * nk);
+        let (mut z, mut scratch) = (vec![R::ZERO; t * nm], vec![R::ZERO; nk]);
+        for i in 0..t {
+            beaver::matmul_finish(
+                self.party(),
+                &NaiveGemm,
+                d,
+                &eo[i * nk..(i + 1) * nk],
+                &fo[i * km..(i + 1) * km],
+                &a[i * nk..(i + 1) * nk],
+                &bb[i * km..(i + 1) * km],
+                &c[i * nm..(i + 1) * nm],
+                &mut scratch,
+                &mut z[i * nm..(i + 1) * nm],
+            )?;
+        }
+        Ok(Shared { data: z, shape: vec![t, n, m], frac })
+    }
+}

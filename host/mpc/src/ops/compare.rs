@@ -1,0 +1,106 @@
+//! Comparisons: the sign bit (x < 0) as an arithmetic share, 7 rounds in Z_2^32 and 8 in
+//! Z_2^64 (DESIGN.md §5), and what is built on it: ReLU and the row-wise maximum (a tree of
+//! comparisons and selections, ceil(log2 cols) levels).
+
+use ditto_core::compare::{self, SignMaterial, SignShape};
+use ditto_core::plan::Op;
+use ditto_core::{Ring, bits};
+
+use super::{len32, ring_id, scale};
+use crate::engine::Engine;
+use crate::{MpcError, Shared};
+
+impl Engine {
+    /// [x < 0] as a share of 0 or 1 (scale 0).
+    pub async fn sign_a<R: Ring>(&mut self, x: &Shared<R>) -> Result<Shared<R>, MpcError> {
+        let n = x.len();
+        let op = Op::SignA { ring: ring_id::<R>()?, len: len32("sign", n)? };
+        let Some(b) = self.begin(op, scale("sign", x.frac, 0)?).await? else {
+            return Ok(Shared::zeros(&x.shape, 0));
+        };
+        let sh = SignShape::of::<R>(n);
+        let (mut r, mut rbits) = (vec![R::ZERO; n], vec![0u64; sh.rbits_words()]);
+        let (mut aa, mut ab, mut ac) =
+            (vec![0u64; sh.and_words()], vec![0u64; sh.and_words()], vec![0u64; sh.and_words()]);
+        let (mut db, mut da) = (vec![0u64; sh.groups()], vec![R::ZERO; n]);
+        self.expand(&b, |s, corr| {
+            let mut m = SignMaterial {
+                r: &mut r,
+                rbits: &mut rbits,
+                and_a: &mut aa,
+                and_b: &mut ab,
+                and_c: &mut ac,
+                dabit_b: &mut db,
+                dabit_a: &mut da,
+            };
+            compare::expand_sign(s, b.index, corr, &mut m)
+        })?;
+        let mut y = vec![R::ZERO; n];
+        compare::sign_open(&x.data, &r, &mut y)?;
+        let y = self.open(b.index, &y).await?;
+        let mut state = vec![0u64; sh.state_words()];
+        compare::sign_leaves(self.party(), &y, &rbits, &mut state)?;
+        for level in 0..sh.levels() {
+            let mut msg = vec![0u64; sh.level_msg_words(level)];
+            compare::sign_level_open(&sh, level, &state, &aa, &ab, &mut msg)?;
+            let peer = self.exchange_ring(b.index, &msg).await?;
+            let mut opened = vec![0u64; msg.len()];
+            bits::xor_into(&msg, &peer, &mut opened)?;
+            compare::sign_level_finish(self.party(), &sh, level, &mut state, &opened, (&aa, &ab, &ac))?;
+        }
+        let mut e = vec![0u64; sh.groups()];
+        compare::sign_b2a_open(self.party(), &y, &rbits, &state, &db, &mut e)?;
+        let peer = self.exchange_ring(b.index, &e).await?;
+        let mut opened = vec![0u64; e.len()];
+        bits::xor_into(&e, &peer, &mut opened)?;
+        let mut z = vec![R::ZERO; n];
+        compare::sign_b2a_finish(self.party(), &opened, &da, &mut z)?;
+        Ok(x.with_data(z, 0))
+    }
+
+    /// max(x, 0) = x * (1 - [x < 0]) (one sign and one mul; same scale as x).
+    pub async fn relu<R: Ring>(&mut self, x: &Shared<R>) -> Result<Shared<R>, MpcError> {
+        let s = self.sign_a(x).await?;
+        let keep = self.add_const(&self.neg(&s), R::ONE);
+        self.mul_aa(x, &keep).await
+    }
+
+    /// The maximum of each row of x (rows x cols): ceil(log2 cols) levels, each one sign and
+    /// one mul over all pairs of the level (the odd element passes through).
+    pub async fn max_rows<R: Ring>(&mut self, x: &Shared<R>) -> Result<Shared<R>, MpcError> {
+        let [rows, mut cols] = x.shape[..] else {
+            return Err(MpcError::Shape { what: "max_rows", expected: vec![0, 0], got: x.shape.clone() });
+        };
+        let mut cur = x.clone();
+        while cols > 1 {
+            let half = cols / 2;
+            let (mut a, mut bb) = (Vec::with_capacity(rows * half), Vec::with_capacity(rows * half));
+            for r in 0..rows {
+                for j in 0..half {
+                    a.push(cur.data[r * cols + 2 * j]);
+                    bb.push(cur.data[r * cols + 2 * j + 1]);
+                }
+            }
+            let (a, bb) = (
+                Shared { data: a, shape: vec![rows, half], frac: cur.frac },
+                Shared { data: bb, shape: vec![rows, half], frac: cur.frac },
+            );
+            // max(a, b) = b + [b - a < 0] (a - b).
+            let d = self.sub(&bb, &a)?;
+            let s = self.sign_a(&d).await?;
+            let sel = self.mul_aa(&s, &self.neg(&d)).await?;
+            let m = self.add(&bb, &sel)?;
+            let next_cols = cols.div_ceil(2);
+            let mut next = Vec::with_capacity(rows * next_cols);
+            for r in 0..rows {
+                next.extend_from_slice(&m.data[r * half..(r + 1) * half]);
+                if cols % 2 == 1 {
+                    next.push(cur.data[r * cols + cols - 1]);
+                }
+            }
+            cur = Shared { data: next, shape: vec![rows, next_cols], frac: cur.frac };
+            cols = next_cols;
+        }
+        Ok(cur)
+    }
+}

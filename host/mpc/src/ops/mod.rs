@@ -1,0 +1,104 @@
+//! Operations on shared tensors. Local ones (add, subtract, public constants, shifts) need no
+//! communication; the others consume one plan step each:
+//! [`arith`] (mul, square, matmul), [`convert`] (truncate, upcast, downcast),
+//! [`compare`] (sign, ReLU, row-wise max).
+
+pub mod arith;
+pub mod compare;
+pub mod convert;
+
+use ditto_core::plan::Scale;
+use ditto_core::ring::RingId;
+use ditto_core::{Party, Ring};
+
+use crate::engine::Engine;
+use crate::{MpcError, Shared};
+
+pub(crate) fn ring_id<R: Ring>() -> Result<RingId, MpcError> {
+    R::ID.ok_or(MpcError::Scale { what: "ring", detail: format!("no plan ring has {} bits", R::BITS) })
+}
+
+pub(crate) fn len32(what: &'static str, n: usize) -> Result<u32, MpcError> {
+    u32::try_from(n).map_err(|_| MpcError::Shape { what, expected: vec![u32::MAX as usize], got: vec![n] })
+}
+
+pub(crate) fn scale(what: &'static str, frac_in: u32, frac_out: u32) -> Result<Scale, MpcError> {
+    let f = |v: u32| {
+        u8::try_from(v).map_err(|_| MpcError::Scale { what, detail: format!("{v} fractional bits") })
+    };
+    Ok(Scale { frac_in: f(frac_in)?, frac_out: f(frac_out)? })
+}
+
+impl Engine {
+    /// x + y (same shape and scale).
+    pub fn add<R: Ring>(&self, x: &Shared<R>, y: &Shared<R>) -> Result<Shared<R>, MpcError> {
+        x.same_shape(y, "add")?;
+        same_frac("add", x.frac, y.frac)?;
+        Ok(x.with_data(x.data.iter().zip(&y.data).map(|(a, b)| a.add(*b)).collect(), x.frac))
+    }
+
+    /// x - y (same shape and scale).
+    pub fn sub<R: Ring>(&self, x: &Shared<R>, y: &Shared<R>) -> Result<Shared<R>, MpcError> {
+        x.same_shape(y, "sub")?;
+        same_frac("sub", x.frac, y.frac)?;
+        Ok(x.with_data(x.data.iter().zip(&y.data).map(|(a, b)| a.sub(*b)).collect(), x.frac))
+    }
+
+    /// x + c for a public c of the same scale (P0 adds it to its share), elementwise.
+    pub fn add_public<R: Ring>(&self, x: &Shared<R>, c: &[R]) -> Result<Shared<R>, MpcError> {
+        if c.len() != x.len() {
+            return Err(MpcError::Shape {
+                what: "add_public",
+                expected: x.shape.clone(),
+                got: vec![c.len()],
+            });
+        }
+        let data = if self.party() == Party::P0 {
+            x.data.iter().zip(c).map(|(a, b)| a.add(*b)).collect()
+        } else {
+            x.data.clone()
+        };
+        Ok(x.with_data(data, x.frac))
+    }
+
+    /// x + c for one public constant c (integer of x's scale).
+    pub fn add_const<R: Ring>(&self, x: &Shared<R>, c: R) -> Shared<R> {
+        let data = if self.party() == Party::P0 {
+            x.data.iter().map(|a| a.add(c)).collect()
+        } else {
+            x.data.clone()
+        };
+        x.with_data(data, x.frac)
+    }
+
+    /// c * x for a public integer c with `c_frac` fractional bits (scale x.frac + c_frac).
+    pub fn mul_const<R: Ring>(&self, x: &Shared<R>, c: R, c_frac: u32) -> Shared<R> {
+        x.with_data(x.data.iter().map(|a| a.mul(c)).collect(), x.frac + c_frac)
+    }
+
+    /// c_i * x_i for public integers c with `c_frac` fractional bits.
+    pub fn mul_public<R: Ring>(&self, x: &Shared<R>, c: &[R], c_frac: u32) -> Result<Shared<R>, MpcError> {
+        if c.len() != x.len() {
+            return Err(MpcError::Shape {
+                what: "mul_public",
+                expected: x.shape.clone(),
+                got: vec![c.len()],
+            });
+        }
+        Ok(x.with_data(x.data.iter().zip(c).map(|(a, b)| a.mul(*b)).collect(), x.frac + c_frac))
+    }
+
+    /// x * 2^k as the same real value at scale frac + k (exact, local).
+    pub fn rescale_up<R: Ring>(&self, x: &Shared<R>, k: u32) -> Shared<R> {
+        x.with_data(x.data.iter().map(|a| a.shl(k)).collect(), x.frac + k)
+    }
+
+    /// -x.
+    pub fn neg<R: Ring>(&self, x: &Shared<R>) -> Shared<R> {
+        x.with_data(x.data.iter().map(|a| a.neg()).collect(), x.frac)
+    }
+}
+
+fn same_frac(what: &'static str, a: u32, b: u32) -> Result<(), MpcError> {
+    if a == b { Ok(()) } else { Err(MpcError::Scale { what, detail: format!("scales {a} and {b} differ") }) }
+}

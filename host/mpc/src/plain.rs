@@ -1,0 +1,62 @@
+//! The plaintext fixed-point reference: the integer arithmetic the secure operations compute,
+//! on plaintext ring elements. Where the secure protocol truncates, the reference floors and
+//! the secure result is the floor or one more (DESIGN.md §5).
+
+use ditto_core::Ring;
+
+/// x_i * y_i mod 2^l.
+pub fn mul<R: Ring>(x: &[R], y: &[R]) -> Vec<R> {
+    x.iter().zip(y).map(|(a, b)| a.mul(*b)).collect()
+}
+
+/// Row-major (n x k) * (k x m) mod 2^l.
+pub fn matmul<R: Ring>(x: &[R], y: &[R], n: usize, k: usize, m: usize) -> Vec<R> {
+    let mut out = vec![R::ZERO; n * m];
+    for i in 0..n {
+        for kk in 0..k {
+            let a = x[i * k + kk];
+            for j in 0..m {
+                out[i * m + j] = out[i * m + j].add(a.mul(y[kk * m + j]));
+            }
+        }
+    }
+    out
+}
+
+/// floor(x / 2^k) (arithmetic shift of the signed value).
+pub fn trunc<R: Ring>(x: &[R], k: u32) -> Vec<R> {
+    x.iter().map(|v| R::from_i64(v.to_i64() >> k)).collect()
+}
+
+/// Sign extension Z_2^32 -> Z_2^64.
+pub fn upcast(x: &[u32]) -> Vec<u64> {
+    x.iter().map(|v| ditto_core::ring::lift_signed::<u32, u64>(*v)).collect()
+}
+
+/// floor(x / 2^k) mod 2^32.
+pub fn downcast(x: &[u64], k: u32) -> Vec<u32> {
+    x.iter().map(|v| u32::from_i64(v.to_i64() >> k)).collect()
+}
+
+/// [x < 0].
+pub fn sign<R: Ring>(x: &[R]) -> Vec<R> {
+    x.iter().map(|v| R::from_bit(u64::from(v.to_i64() < 0))).collect()
+}
+
+/// max(x, 0).
+pub fn relu<R: Ring>(x: &[R]) -> Vec<R> {
+    x.iter().map(|v| if v.to_i64() < 0 { R::ZERO } else { *v }).collect()
+}
+
+/// Row-wise maximum of a rows x cols matrix (signed).
+pub fn max_rows<R: Ring>(x: &[R], rows: usize, cols: usize) -> Vec<R> {
+    (0..rows)
+        .map(|r| *x[r * cols..(r + 1) * cols].iter().max_by_key(|v| v.to_i64()).unwrap_or(&R::ZERO))
+        .collect()
+}
+
+/// True when every secure value is the reference or the reference plus up to `ulps`
+/// (truncations each add at most one).
+pub fn within_ulps<R: Ring>(secure: &[R], reference: &[R], ulps: u64) -> bool {
+    secure.len() == reference.len() && secure.iter().zip(reference).all(|(s, r)| s.sub(*r).to_u64() <= ulps)
+}

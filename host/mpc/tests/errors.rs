@@ -1,0 +1,137 @@
+//! What goes wrong at a party is a specific error, never a panic or a hang: a program that
+//! departs from the plan, parties with different plans, a dealer stream for another session (a
+//! replayed, reused session), a corrupted correlation frame, a peer that aborts or vanishes.
+#![allow(clippy::cast_possible_truncation)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Net, SID, TIMEOUT, dealer_streams, keys, links, plan_of};
+use ditto_core::Party;
+use ditto_core::prg::SessionId;
+use ditto_mpc::{Engine, MpcError, Shared};
+use ditto_net::NetError;
+use ditto_net::dealer::Source;
+
+async fn program(e: &mut Engine, _p: Party) -> Result<Vec<u32>, MpcError> {
+    let x = Shared::<u32>::zeros(&[50], 8);
+    let y = e.mul_aa(&x, &x).await?;
+    let z = e.trunc_a(&y, 8).await?;
+    Ok(z.data)
+}
+
+async fn start(
+    p: Party,
+    link: ditto_net::link::Link,
+    stream: Vec<u8>,
+    plan: ditto_core::plan::Plan,
+) -> Result<Engine, MpcError> {
+    Engine::start(p, link, Source::Memory(Arc::new(stream)), keys()[p.index()].clone(), plan, SID, TIMEOUT)
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_program_that_departs_from_the_plan_is_refused() {
+    let plan = plan_of(&program).await;
+    let s = dealer_streams(&plan, SID);
+    let (l0, l1) = links(Net::Memory).await;
+    let run = async |p: Party, l, st| {
+        let mut e = start(p, l, st, plan.clone()).await?;
+        let x = Shared::<u32>::zeros(&[50], 8);
+        e.square_a(&x).await?; // the plan says mul here
+        Ok::<_, MpcError>(())
+    };
+    let (a, b) = tokio::join!(run(Party::P0, l0, s[0].clone()), run(Party::P1, l1, s[1].clone()));
+    for r in [a, b] {
+        let e = r.unwrap_err();
+        assert!(matches!(&e, MpcError::PlanMismatch { step: 0, .. }), "{e}");
+        assert!(e.to_string().contains("MulAA") && e.to_string().contains("SquareA"), "{e}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parties_with_different_plans_stop_at_the_handshake() {
+    let plan = plan_of(&program).await;
+    let other = plan_of(&async |e: &mut Engine, _p| {
+        let x = Shared::<u32>::zeros(&[51], 8);
+        e.mul_aa(&x, &x).await
+    })
+    .await;
+    let (s, so) = (dealer_streams(&plan, SID), dealer_streams(&other, SID));
+    for net in [Net::Memory, Net::Tcp] {
+        let (l0, l1) = links(net).await;
+        let (a, b) = tokio::join!(
+            start(Party::P0, l0, s[0].clone(), plan.clone()),
+            start(Party::P1, l1, so[1].clone(), other.clone())
+        );
+        for r in [a.map(|_| ()), b.map(|_| ())] {
+            let e = r.unwrap_err();
+            assert!(matches!(e, MpcError::Net(NetError::PlanHash { .. })), "{e}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dealer_stream_of_another_session_is_refused() {
+    let plan = plan_of(&program).await;
+    let old = dealer_streams(&plan, SessionId([0x99; 16]));
+    let (l0, l1) = links(Net::Memory).await;
+    let (a, _b) = tokio::join!(
+        start(Party::P0, l0, old[0].clone(), plan.clone()),
+        start(Party::P1, l1, old[1].clone(), plan.clone())
+    );
+    let e = a.unwrap_err();
+    assert!(e.to_string().contains("wrong session"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_correlation_frame_stops_the_run() {
+    let plan = plan_of(&program).await;
+    let mut s = dealer_streams(&plan, SID);
+    // Flip a byte inside P1's first correction frame (after hello and seed frames).
+    let n = s[1].len();
+    s[1][n / 2] ^= 0x40;
+    let (l0, l1) = links(Net::Memory).await;
+    let run = async |p: Party, l, st| {
+        let mut e = start(p, l, st, plan.clone()).await?;
+        let r = program(&mut e, p).await;
+        if let Err(err) = &r {
+            e.abort(&err.to_string()).await;
+        }
+        r
+    };
+    let (a, b) = tokio::time::timeout(Duration::from_secs(20), async {
+        tokio::join!(run(Party::P0, l0, s[0].clone()), run(Party::P1, l1, s[1].clone()))
+    })
+    .await
+    .expect("no hang");
+    let eb = b.unwrap_err();
+    assert!(eb.to_string().contains("checksum") || eb.to_string().contains("authentication"), "{eb}");
+    let ea = a.unwrap_err();
+    assert!(matches!(ea, MpcError::Net(NetError::PeerAbort(_))), "{ea}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vanished_peer_is_an_error_within_the_timeout() {
+    let plan = plan_of(&program).await;
+    let s = dealer_streams(&plan, SID);
+    let (l0, l1) = links(Net::Tcp).await;
+    let t = std::time::Instant::now();
+    let (a, b) = tokio::join!(
+        async {
+            let mut e = start(Party::P0, l0, s[0].clone(), plan.clone()).await?;
+            program(&mut e, Party::P0).await
+        },
+        async {
+            let e = start(Party::P1, l1, s[1].clone(), plan.clone()).await?;
+            drop(e); // P1 disappears after the handshake
+            Ok::<Vec<u32>, MpcError>(Vec::new())
+        }
+    );
+    b.unwrap();
+    let e = a.unwrap_err();
+    assert!(matches!(e, MpcError::Net(NetError::Closed { .. })), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(5));
+}

@@ -1,0 +1,153 @@
+//! Every online operation at two real parties, over both rings and both links (in memory and
+//! loopback TCP), against the plaintext fixed-point reference: exact where no truncation
+//! happens, floor or one more per truncation; bytes and rounds per step equal the plan's costs
+//! (checked in `common::run2`).
+#![allow(clippy::cast_possible_truncation, clippy::cast_possible_wrap, clippy::cast_sign_loss)]
+
+mod common;
+
+use common::{NETS, rng, run2};
+use ditto_core::Ring;
+use ditto_core::rand_core::Rng;
+use ditto_mpc::tensor::{reveal, share};
+use ditto_mpc::{Shared, plain};
+
+fn rand<R: Ring>(g: &mut impl Rng, n: usize) -> Vec<R> {
+    (0..n).map(|_| R::from_u64(g.next_u64())).collect()
+}
+
+/// Random values in [-2^bits, 2^bits) plus the edges of that range.
+fn bounded<R: Ring>(g: &mut impl Rng, n: usize, bits: u32) -> Vec<R> {
+    let lim = 1i64 << bits;
+    let mut v: Vec<R> = [0, 1, -1, lim - 1, -lim].iter().map(|&x| R::from_i64(x)).collect();
+    v.extend((0..n).map(|_| R::from_i64(((g.next_u64() as i64) << (63 - bits)) >> (63 - bits))));
+    v
+}
+
+async fn products<R: Ring>() {
+    for net in NETS {
+        let mut g = rng(1);
+        let (x, y) = (rand::<R>(&mut g, 200), rand::<R>(&mut g, 200));
+        let (xs, ys) = (share(&x, &mut g), share(&y, &mut g));
+        let (n, k, m, t) = (5, 37, 19, 3);
+        let (a, w) = (rand::<R>(&mut g, n * k), rand::<R>(&mut g, k * m));
+        let (aa, ws) = (share(&a, &mut g), share(&w, &mut g));
+        let (p, q) = (rand::<R>(&mut g, t * n * k), rand::<R>(&mut g, t * k * m));
+        let (ps, qs) = (share(&p, &mut g), share(&q, &mut g));
+        let (out, _, plan) = run2(net, async |e, party| {
+            let i = party.index();
+            let xv = Shared::new(xs[i].clone(), &[200], 0)?;
+            let yv = Shared::new(ys[i].clone(), &[200], 0)?;
+            let prod = e.mul_aa(&xv, &yv).await?;
+            let sq = e.square_a(&xv).await?;
+            let weight = e.setup_weight(7, &Shared::new(ws[i].clone(), &[k, m], 0)?).await?;
+            let lin = e.matmul_fixed(&Shared::new(aa[i].clone(), &[n, k], 0)?, &weight).await?;
+            let att = e
+                .matmul_aa(
+                    &Shared::new(ps[i].clone(), &[t, n, k], 0)?,
+                    &Shared::new(qs[i].clone(), &[t, k, m], 0)?,
+                )
+                .await?;
+            Ok([prod.data, sq.data, lin.data, att.data])
+        })
+        .await;
+        assert_eq!(plan.steps.len(), 4);
+        assert_eq!(reveal(&out[0][0], &out[1][0]), plain::mul(&x, &y), "{net:?}");
+        assert_eq!(reveal(&out[0][1], &out[1][1]), plain::mul(&x, &x));
+        assert_eq!(reveal(&out[0][2], &out[1][2]), plain::matmul(&a, &w, n, k, m));
+        let want: Vec<R> = (0..t)
+            .flat_map(|b| {
+                plain::matmul(&p[b * n * k..(b + 1) * n * k], &q[b * k * m..(b + 1) * k * m], n, k, m)
+            })
+            .collect();
+        assert_eq!(reveal(&out[0][3], &out[1][3]), want);
+    }
+}
+
+async fn truncation_and_comparisons<R: Ring>() {
+    for net in NETS {
+        let mut g = rng(2);
+        let l = R::BITS;
+        let x = bounded::<R>(&mut g, 300, l - 3);
+        let xs = share(&x, &mut g);
+        let full = rand::<R>(&mut g, 130);
+        let full: Vec<R> = full
+            .into_iter()
+            .chain([R::pow2(l - 1), R::pow2(l - 1).sub(R::ONE), R::ZERO, R::ONE.neg()])
+            .collect();
+        let fs = share(&full, &mut g);
+        let (rows, cols) = (7, 13);
+        let mx = bounded::<R>(&mut g, rows * cols - 5, l - 4);
+        let ms = share(&mx, &mut g);
+        let nx = x.len();
+        let nf = full.len();
+        let (out, _, _) = run2(net, async |e, party| {
+            let i = party.index();
+            let xv = Shared::new(xs[i].clone(), &[nx], 12)?;
+            let t = e.trunc_a(&xv, 7).await?;
+            assert_eq!(t.frac, 5);
+            let fv = Shared::new(fs[i].clone(), &[nf], 0)?;
+            let s = e.sign_a(&fv).await?;
+            let r = e.relu(&xv).await?;
+            let m = e.max_rows(&Shared::new(ms[i].clone(), &[rows, cols], 0)?).await?;
+            Ok([t.data, s.data, r.data, m.data])
+        })
+        .await;
+        assert!(
+            plain::within_ulps(&reveal(&out[0][0], &out[1][0]), &plain::trunc(&x, 7), 1),
+            "{net:?} trunc"
+        );
+        assert_eq!(reveal(&out[0][1], &out[1][1]), plain::sign(&full), "{net:?} sign");
+        assert_eq!(reveal(&out[0][2], &out[1][2]), plain::relu(&x), "{net:?} relu");
+        assert_eq!(reveal(&out[0][3], &out[1][3]), plain::max_rows(&mx, rows, cols), "{net:?} max");
+    }
+}
+
+macro_rules! both_rings {
+    ($name:ident, $f:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn z32() {
+                super::$f::<u32>().await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn z64() {
+                super::$f::<u64>().await;
+            }
+        }
+    };
+}
+
+both_rings!(products, products);
+both_rings!(truncation_and_comparisons, truncation_and_comparisons);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversions_between_rings() {
+    for net in NETS {
+        let mut g = rng(3);
+        let x = bounded::<u32>(&mut g, 500, 30);
+        let x: Vec<u32> = x.into_iter().chain([1 << 30]).collect();
+        let xs = share(&x, &mut g);
+        let y: Vec<u64> =
+            rand::<u64>(&mut g, 400).into_iter().chain([0, 1, u64::MAX, 1 << 63, (1 << 63) - 1]).collect();
+        let ys = share(&y, &mut g);
+        let (nx, ny) = (x.len(), y.len());
+        let (out, _, _) = run2(net, async |e, party| {
+            let i = party.index();
+            let up = e.upcast_a(&Shared::new(xs[i].clone(), &[nx], 8)?).await?;
+            let up = e.rescale_up(&up, 10);
+            assert_eq!(up.frac, 18);
+            let down = e.downcast_a(&Shared::new(ys[i].clone(), &[ny], 18)?, 10).await?;
+            assert_eq!(down.frac, 8);
+            Ok((up.data, down.data))
+        })
+        .await;
+        let up = reveal(&out[0].0, &out[1].0);
+        let want: Vec<u64> = plain::upcast(&x).iter().map(|v| v << 10).collect();
+        assert_eq!(up, want, "{net:?} upcast");
+        assert!(
+            plain::within_ulps(&reveal(&out[0].1, &out[1].1), &plain::downcast(&y, 10), 1),
+            "{net:?} downcast"
+        );
+    }
+}
