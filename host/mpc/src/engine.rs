@@ -26,7 +26,18 @@ struct Run {
 
 enum Mode {
     Plan(Vec<Step>),
+    Plain(Vec<Step>),
     Run(Box<Run>),
+}
+
+/// How a begun step is to be computed.
+pub(crate) enum Started {
+    /// Planning: record only, return zeros.
+    Planned,
+    /// Plaintext reference: compute on the plaintext values.
+    Plain,
+    /// Secure: run the protocol.
+    Run(Begun),
 }
 
 /// One party's side of the online phase (or, in planning mode, the recorder of a plan).
@@ -41,6 +52,7 @@ impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.mode {
             Mode::Plan(s) => write!(f, "Engine {{ planning, {} steps }}", s.len()),
+            Mode::Plain(s) => write!(f, "Engine {{ plaintext reference, {} steps }}", s.len()),
             Mode::Run(r) => {
                 write!(f, "Engine {{ {:?}, step {} of {} }}", self.party, r.next, r.plan.steps.len())
             }
@@ -61,12 +73,19 @@ impl Engine {
         Engine { party: Party::P0, mode: Mode::Plan(Vec::new()), tag: Tag::Other, layer: 0 }
     }
 
-    /// The recorded plan (planning mode).
+    /// The plaintext fixed-point reference: tensors hold plaintext values (as P0's share with
+    /// P1's share zero), every operation computes its plaintext result with the same integer
+    /// arithmetic (truncations floor). Records the plan too.
+    pub fn plaintext() -> Self {
+        Engine { party: Party::P0, mode: Mode::Plain(Vec::new()), tag: Tag::Other, layer: 0 }
+    }
+
+    /// The recorded plan (planning or plaintext mode).
     pub fn into_plan(self, name: &str) -> Result<Plan, MpcError> {
         match self.mode {
-            Mode::Plan(steps) => Ok(Plan::new(name, steps)?),
+            Mode::Plan(steps) | Mode::Plain(steps) => Ok(Plan::new(name, steps)?),
             Mode::Run(_) => {
-                Err(MpcError::Scale { what: "into_plan", detail: "engine is not planning".into() })
+                Err(MpcError::Scale { what: "into_plan", detail: "engine is running, not recording".into() })
             }
         }
     }
@@ -103,6 +122,11 @@ impl Engine {
         matches!(self.mode, Mode::Plan(_))
     }
 
+    /// True in plaintext-reference mode.
+    pub fn is_plaintext(&self) -> bool {
+        matches!(self.mode, Mode::Plain(_))
+    }
+
     /// Sets the tag and layer recorded with the following steps.
     pub fn context(&mut self, tag: Tag, layer: u16) {
         self.tag = tag;
@@ -113,14 +137,14 @@ impl Engine {
     pub fn counters(&self) -> Option<&Counters> {
         match &self.mode {
             Mode::Run(r) => Some(r.link.counters()),
-            Mode::Plan(_) => None,
+            Mode::Plan(_) | Mode::Plain(_) => None,
         }
     }
 
     /// Ends the run: every plan step must have been run and the dealer stream must end cleanly.
     pub async fn finish(self) -> Result<Counters, MpcError> {
         match self.mode {
-            Mode::Plan(_) => Ok(Counters::default()),
+            Mode::Plan(_) | Mode::Plain(_) => Ok(Counters::default()),
             Mode::Run(r) => {
                 if (r.next as usize) != r.plan.steps.len() {
                     return Err(MpcError::PlanIncomplete { done: r.next, steps: r.plan.steps.len() });
@@ -139,14 +163,14 @@ impl Engine {
     }
 
     /// Consumes the next plan step, which must be `op` (with this scale and the current
-    /// context). Planning: records it and returns `None`.
-    pub(crate) async fn begin(&mut self, op: Op, scale: Scale) -> Result<Option<Begun>, MpcError> {
+    /// context). Planning and plaintext modes record it.
+    pub(crate) async fn begin(&mut self, op: Op, scale: Scale) -> Result<Started, MpcError> {
         let step = Step { op, scale, tag: self.tag, layer: self.layer };
         match &mut self.mode {
-            Mode::Plan(steps) => {
+            Mode::Plan(steps) | Mode::Plain(steps) => {
                 step.validate(u32::try_from(steps.len()).unwrap_or(u32::MAX))?;
                 steps.push(step);
-                Ok(None)
+                Ok(if matches!(self.mode, Mode::Plan(_)) { Started::Planned } else { Started::Plain })
             }
             Mode::Run(r) => {
                 let index = r.next;
@@ -165,7 +189,7 @@ impl Engine {
                 }
                 let corr = if self.party == Party::P1 { r.feed.step(index).await? } else { Vec::new() };
                 r.next += 1;
-                Ok(Some(Begun { index, corr }))
+                Ok(Started::Run(Begun { index, corr }))
             }
         }
     }
@@ -177,7 +201,7 @@ impl Engine {
                 let s = r.feed.seeds();
                 Streams::new(self.party, &s.session, &s.model, r.session)
             }
-            Mode::Plan(_) => unreachable!("streams are only used after begin() returned a step"),
+            Mode::Plan(_) | Mode::Plain(_) => unreachable!("streams are only used after begin() returned Run"),
         }
     }
 
@@ -210,7 +234,7 @@ impl Engine {
     ) -> Result<Vec<R>, MpcError> {
         match &mut self.mode {
             Mode::Run(r) => Ok(r.link.exchange_ring(index, mine).await?),
-            Mode::Plan(_) => Ok(vec![R::ZERO; mine.len()]),
+            Mode::Plan(_) | Mode::Plain(_) => Ok(vec![R::ZERO; mine.len()]),
         }
     }
 
@@ -218,7 +242,7 @@ impl Engine {
     pub(crate) async fn exchange_bytes(&mut self, index: u32, mine: &[u8]) -> Result<Vec<u8>, MpcError> {
         match &mut self.mode {
             Mode::Run(r) => Ok(r.link.exchange(index, mine).await?),
-            Mode::Plan(_) => Ok(vec![0; mine.len()]),
+            Mode::Plan(_) | Mode::Plain(_) => Ok(vec![0; mine.len()]),
         }
     }
 }

@@ -6,7 +6,8 @@ use ditto_core::beaver::{self, Dims, NaiveGemm};
 use ditto_core::plan::Op;
 
 use super::{len32, ring_id, scale};
-use crate::engine::{Engine, SETUP_STEP};
+use crate::engine::{Engine, SETUP_STEP, Started};
+use crate::plain;
 use crate::{MpcError, Shared};
 
 /// A model weight W (k x m) prepared for fixed-mask matmuls: F = W - B_W (public, opened once
@@ -37,8 +38,10 @@ impl Engine {
         x.same_shape(y, "mul")?;
         let (n, frac) = (x.len(), x.frac + y.frac);
         let op = Op::MulAA { ring: ring_id::<R>()?, len: len32("mul", n)? };
-        let Some(b) = self.begin(op, scale("mul", x.frac, frac)?).await? else {
-            return Ok(Shared::zeros(&x.shape, frac));
+        let b = match self.begin(op, scale("mul", x.frac, frac)?).await? {
+            Started::Run(b) => b,
+            Started::Planned => return Ok(Shared::zeros(&x.shape, frac)),
+            Started::Plain => return Ok(x.with_data(plain::mul(&x.data, &y.data), frac)),
         };
         let (mut a, mut bb, mut c) = (vec![R::ZERO; n], vec![R::ZERO; n], vec![R::ZERO; n]);
         self.expand(&b, |s, corr| beaver::expand_mul(s, b.index, corr, &mut a, &mut bb, &mut c))?;
@@ -55,8 +58,10 @@ impl Engine {
     pub async fn square_a<R: Ring>(&mut self, x: &Shared<R>) -> Result<Shared<R>, MpcError> {
         let (n, frac) = (x.len(), 2 * x.frac);
         let op = Op::SquareA { ring: ring_id::<R>()?, len: len32("square", n)? };
-        let Some(b) = self.begin(op, scale("square", x.frac, frac)?).await? else {
-            return Ok(Shared::zeros(&x.shape, frac));
+        let b = match self.begin(op, scale("square", x.frac, frac)?).await? {
+            Started::Run(b) => b,
+            Started::Planned => return Ok(Shared::zeros(&x.shape, frac)),
+            Started::Plain => return Ok(x.with_data(plain::mul(&x.data, &x.data), frac)),
         };
         let (mut a, mut c) = (vec![R::ZERO; n], vec![R::ZERO; n]);
         self.expand(&b, |s, corr| beaver::expand_square(s, b.index, corr, &mut a, &mut c))?;
@@ -74,8 +79,10 @@ impl Engine {
         let [k, m] = w.shape[..] else {
             return Err(MpcError::Shape { what: "weight", expected: vec![0, 0], got: w.shape.clone() });
         };
-        if self.is_planning() {
-            return Ok(Weight { id, k, m, frac: w.frac, f: vec![R::ZERO; k * m], b: vec![R::ZERO; k * m] });
+        if self.is_planning() || self.is_plaintext() {
+            // Plaintext reference: F holds W itself and the mask is zero.
+            let f = if self.is_plaintext() { w.data.clone() } else { vec![R::ZERO; k * m] };
+            return Ok(Weight { id, k, m, frac: w.frac, f, b: vec![R::ZERO; k * m] });
         }
         let mut b = vec![R::ZERO; k * m];
         self.streams().model_prg(id).fill_ring(&mut b);
@@ -113,8 +120,12 @@ impl Engine {
             m: len32("matmul", w.m)?,
             weight: w.id,
         };
-        let Some(b) = self.begin(op, scale("matmul", x.frac, frac)?).await? else {
-            return Ok(Shared::zeros(&[n, w.m], frac));
+        let b = match self.begin(op, scale("matmul", x.frac, frac)?).await? {
+            Started::Run(b) => b,
+            Started::Planned => return Ok(Shared::zeros(&[n, w.m], frac)),
+            Started::Plain => {
+                return Ok(Shared { data: plain::matmul(&x.data, &w.f, n, k, w.m), shape: vec![n, w.m], frac });
+            }
         };
         let (mut a, mut bw, mut c) = (vec![R::ZERO; n * k], vec![R::ZERO; k * w.m], vec![R::ZERO; n * w.m]);
         self.expand(&b, |s, corr| {
@@ -160,10 +171,17 @@ impl Engine {
             k: len32("matmul", k)?,
             m: len32("matmul", m)?,
         };
-        let Some(b) = self.begin(op, scale("matmul", x.frac, frac)?).await? else {
-            return Ok(Shared::zeros(&[t, n, m], frac));
-        };
         let (nk, km, nm) = (n * k, k * m, n * m);
+        let b = match self.begin(op, scale("matmul", x.frac, frac)?).await? {
+            Started::Run(b) => b,
+            Started::Planned => return Ok(Shared::zeros(&[t, n, m], frac)),
+            Started::Plain => {
+                let data = (0..t)
+                    .flat_map(|i| plain::matmul(&x.data[i * nk..(i + 1) * nk], &y.data[i * km..(i + 1) * km], n, k, m))
+                    .collect();
+                return Ok(Shared { data, shape: vec![t, n, m], frac });
+            }
+        };
         let (mut a, mut bb, mut c) = (vec![R::ZERO; t * nk], vec![R::ZERO; t * km], vec![R::ZERO; t * nm]);
         self.expand(&b, |s, corr| beaver::expand_matmul_aa(s, b.index, t, d, corr, &mut a, &mut bb, &mut c))?;
         let mut msg = vec![R::ZERO; t * (nk + km)];

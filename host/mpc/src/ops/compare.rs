@@ -7,7 +7,8 @@ use ditto_core::plan::Op;
 use ditto_core::{Ring, bits};
 
 use super::{len32, ring_id, scale};
-use crate::engine::Engine;
+use crate::engine::{Engine, Started};
+use crate::plain;
 use crate::{MpcError, Shared};
 
 impl Engine {
@@ -15,8 +16,10 @@ impl Engine {
     pub async fn sign_a<R: Ring>(&mut self, x: &Shared<R>) -> Result<Shared<R>, MpcError> {
         let n = x.len();
         let op = Op::SignA { ring: ring_id::<R>()?, len: len32("sign", n)? };
-        let Some(b) = self.begin(op, scale("sign", x.frac, 0)?).await? else {
-            return Ok(Shared::zeros(&x.shape, 0));
+        let b = match self.begin(op, scale("sign", x.frac, 0)?).await? {
+            Started::Run(b) => b,
+            Started::Planned => return Ok(Shared::zeros(&x.shape, 0)),
+            Started::Plain => return Ok(x.with_data(plain::sign(&x.data), 0)),
         };
         let sh = SignShape::of::<R>(n);
         let (mut r, mut rbits) = (vec![R::ZERO; n], vec![0u64; sh.rbits_words()]);

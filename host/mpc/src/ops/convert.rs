@@ -6,7 +6,8 @@ use ditto_core::plan::Op;
 use ditto_core::{Ring, convert, trunc};
 
 use super::{len32, ring_id, scale};
-use crate::engine::Engine;
+use crate::engine::{Engine, Started};
+use crate::plain;
 use crate::{MpcError, Shared};
 
 impl Engine {
@@ -20,8 +21,10 @@ impl Engine {
         let shift = u8::try_from(k)
             .map_err(|_| MpcError::Scale { what: "truncation", detail: format!("shift {k}") })?;
         let op = Op::TruncA { ring: ring_id::<R>()?, len: len32("truncation", n)?, shift };
-        let Some(b) = self.begin(op, scale("truncation", x.frac, frac)?).await? else {
-            return Ok(Shared::zeros(&x.shape, frac));
+        let b = match self.begin(op, scale("truncation", x.frac, frac)?).await? {
+            Started::Run(b) => b,
+            Started::Planned => return Ok(Shared::zeros(&x.shape, frac)),
+            Started::Plain => return Ok(x.with_data(plain::trunc(&x.data, k), frac)),
         };
         let (mut r, mut rh, mut m) = (vec![R::ZERO; n], vec![R::ZERO; n], vec![R::ZERO; n]);
         self.expand(&b, |s, corr| trunc::expand_trunc(s, b.index, k, corr, &mut r, &mut rh, &mut m))?;
@@ -37,8 +40,10 @@ impl Engine {
     pub async fn upcast_a(&mut self, x: &Shared<u32>) -> Result<Shared<u64>, MpcError> {
         let n = x.len();
         let op = Op::UpcastA { len: len32("upcast", n)? };
-        let Some(b) = self.begin(op, scale("upcast", x.frac, x.frac)?).await? else {
-            return Ok(Shared::zeros(&x.shape, x.frac));
+        let b = match self.begin(op, scale("upcast", x.frac, x.frac)?).await? {
+            Started::Run(b) => b,
+            Started::Planned => return Ok(Shared::zeros(&x.shape, x.frac)),
+            Started::Plain => return Ok(x.with_data(plain::upcast(&x.data), x.frac)),
         };
         let (mut r, mut rb, mut m) = (vec![0u32; n], vec![0u64; n], vec![0u64; n]);
         self.expand(&b, |s, corr| convert::expand_upcast(s, b.index, corr, &mut r, &mut rb, &mut m))?;
@@ -60,8 +65,10 @@ impl Engine {
         let shift = u8::try_from(k)
             .map_err(|_| MpcError::Scale { what: "downcast", detail: format!("shift {k}") })?;
         let op = Op::DowncastA { len: len32("downcast", n)?, shift };
-        let Some(b) = self.begin(op, scale("downcast", x.frac, frac)?).await? else {
-            return Ok(Shared::zeros(&x.shape, frac));
+        let b = match self.begin(op, scale("downcast", x.frac, frac)?).await? {
+            Started::Run(b) => b,
+            Started::Planned => return Ok(Shared::zeros(&x.shape, frac)),
+            Started::Plain => return Ok(x.with_data(plain::downcast(&x.data, k), frac)),
         };
         let (mut r, mut rh) = (vec![0u64; n], vec![0u32; n]);
         self.expand(&b, |s, corr| convert::expand_downcast(s, b.index, k, corr, &mut r, &mut rh))?;
