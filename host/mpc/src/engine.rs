@@ -201,7 +201,9 @@ impl Engine {
                 let s = r.feed.seeds();
                 Streams::new(self.party, &s.session, &s.model, r.session)
             }
-            Mode::Plan(_) | Mode::Plain(_) => unreachable!("streams are only used after begin() returned Run"),
+            Mode::Plan(_) | Mode::Plain(_) => {
+                unreachable!("streams are only used after begin() returned Run")
+            }
         }
     }
 

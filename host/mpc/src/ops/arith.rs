@@ -124,7 +124,11 @@ impl Engine {
             Started::Run(b) => b,
             Started::Planned => return Ok(Shared::zeros(&[n, w.m], frac)),
             Started::Plain => {
-                return Ok(Shared { data: plain::matmul(&x.data, &w.f, n, k, w.m), shape: vec![n, w.m], frac });
+                return Ok(Shared {
+                    data: plain::matmul(&x.data, &w.f, n, k, w.m),
+                    shape: vec![n, w.m],
+                    frac,
+                });
             }
         };
         let (mut a, mut bw, mut c) = (vec![R::ZERO; n * k], vec![R::ZERO; k * w.m], vec![R::ZERO; n * w.m]);
@@ -177,7 +181,9 @@ impl Engine {
             Started::Planned => return Ok(Shared::zeros(&[t, n, m], frac)),
             Started::Plain => {
                 let data = (0..t)
-                    .flat_map(|i| plain::matmul(&x.data[i * nk..(i + 1) * nk], &y.data[i * km..(i + 1) * km], n, k, m))
+                    .flat_map(|i| {
+                        plain::matmul(&x.data[i * nk..(i + 1) * nk], &y.data[i * km..(i + 1) * km], n, k, m)
+                    })
                     .collect();
                 return Ok(Shared { data, shape: vec![t, n, m], frac });
             }

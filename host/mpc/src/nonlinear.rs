@@ -1,0 +1,321 @@
+//! Non-linear functions (DESIGN.md §6), written once on the engine so that the same code runs
+//! securely, as the plaintext fixed-point reference ([`Engine::plaintext`]) and as a planner.
+//!
+//! * `exp_neg`: e^x for x <= 0 by the limit form (1 + x/2^n)^(2^n), n = 5 by default; inputs
+//!   below -14 give exactly 0. Rounds: sign (8 in Z_2^64) + 1 + 2n + 1.
+//! * `reciprocal` (x in [2^lo, 2^hi)) and `rsqrt` (x in [2^lo, 2^hi)): the octave of x from one
+//!   batched comparison against the powers of two; on z = x / 2^(octave+1) in [0.5, 1) the
+//!   initial guesses 48/17 - 32/17 z and 1.80168 - 0.828427 z (relative error <= 1/17 and
+//!   <= 2.7%), 3 Newton iterations (w(2 - zw); w(3 - zw^2)/2), then a scaling by the public
+//!   per-octave factor.
+//! * `gelu_quad`: 0.125x^2 + 0.25x + 0.5 (Ditto / MPCFormer), one square and one truncation.
+//! * `gelu_poly`: PUMA's piecewise polynomial: 0 below -4, a cubic on [-4, -1.95), a degree-6
+//!   polynomial on [-1.95, 3], x above 3. Measured max error against the exact GeLU: 0.0199,
+//!   at x = 3 (PUMA quotes about 0.014).
+//! * `softmax`: row-wise, optional public mask (masked entries get exactly 0), max subtraction.
+//! * `layernorm`: mean, variance, rsqrt(var + eps), affine with shared gamma and beta.
+//! * `clip`: lo + relu(x - lo) - relu(x - hi).
+
+use ditto_core::Ring;
+
+use crate::engine::Engine;
+use crate::{MpcError, Shared};
+
+/// A public real as an integer at `frac` fractional bits.
+pub fn fx<R: Ring>(v: f64, frac: u32) -> Result<R, MpcError> {
+    Ok(ditto_core::fixed::encode(v, frac)?)
+}
+
+/// Per-row broadcast of a vector (rows) to rows x cols.
+fn broadcast_rows<R: Ring>(v: &Shared<R>, rows: usize, cols: usize) -> Shared<R> {
+    let data = (0..rows * cols).map(|i| v.data[i / cols]).collect();
+    Shared { data, shape: vec![rows, cols], frac: v.frac }
+}
+
+/// Per-column broadcast of a vector (cols) to rows x cols.
+fn broadcast_cols<R: Ring>(v: &Shared<R>, rows: usize, cols: usize) -> Shared<R> {
+    let data = (0..rows * cols).map(|i| v.data[i % cols]).collect();
+    Shared { data, shape: vec![rows, cols], frac: v.frac }
+}
+
+/// Row sums of rows x cols (local).
+fn row_sums<R: Ring>(x: &Shared<R>, rows: usize, cols: usize) -> Shared<R> {
+    let data =
+        (0..rows).map(|r| x.data[r * cols..(r + 1) * cols].iter().fold(R::ZERO, |a, b| a.add(*b))).collect();
+    Shared { data, shape: vec![rows], frac: x.frac }
+}
+
+fn concat<R: Ring>(parts: &[&Shared<R>]) -> Shared<R> {
+    let data: Vec<R> = parts.iter().flat_map(|p| p.data.iter().copied()).collect();
+    let n = data.len();
+    Shared { data, shape: vec![n], frac: parts.first().map_or(0, |p| p.frac) }
+}
+
+fn part<R: Ring>(x: &Shared<R>, i: usize, n: usize, shape: &[usize]) -> Shared<R> {
+    Shared { data: x.data[i * n..(i + 1) * n].to_vec(), shape: shape.to_vec(), frac: x.frac }
+}
+
+fn rows_cols(x: &Shared<impl Ring>, what: &'static str) -> Result<(usize, usize), MpcError> {
+    match x.shape[..] {
+        [r, c] => Ok((r, c)),
+        _ => Err(MpcError::Shape { what, expected: vec![0, 0], got: x.shape.clone() }),
+    }
+}
+
+impl Engine {
+    /// x / 2^k at the same scale (a truncation relabelled).
+    pub async fn div_pow2<R: Ring>(&mut self, x: &Shared<R>, k: u32) -> Result<Shared<R>, MpcError> {
+        let t = self.trunc_a(x, k).await?;
+        Ok(Shared { frac: x.frac, ..t })
+    }
+
+    /// x * y at x's scale (y at scale `y.frac`), one mul and one truncation.
+    pub async fn mul_fx<R: Ring>(&mut self, x: &Shared<R>, y: &Shared<R>) -> Result<Shared<R>, MpcError> {
+        let p = self.mul_aa(x, y).await?;
+        self.trunc_a(&p, y.frac).await
+    }
+
+    /// e^x for x <= 0 (see the module docs); `n` squarings.
+    pub async fn exp_neg<R: Ring>(&mut self, x: &Shared<R>, n: u32) -> Result<Shared<R>, MpcError> {
+        let f = x.frac;
+        let below = self.sign_a(&self.add_const(x, fx(14.0, f)?)).await?;
+        let t = self.div_pow2(x, n).await?;
+        let mut t = self.add_const(&t, fx(1.0, f)?);
+        for _ in 0..n {
+            let sq = self.square_a(&t).await?;
+            t = self.trunc_a(&sq, f).await?;
+        }
+        let keep = self.add_const(&self.neg(&below), R::ONE);
+        self.mul_aa(&t, &keep).await
+    }
+
+    /// One-hot octave indicators o_j = [2^j <= x < 2^(j+1)], j in lo..hi (x >= 2^lo assumed),
+    /// from one batched comparison; returns them as one tensor of (hi - lo) x len, scale 0.
+    async fn octaves<R: Ring>(
+        &mut self,
+        x: &Shared<R>,
+        lo: i32,
+        hi: i32,
+    ) -> Result<Vec<Shared<R>>, MpcError> {
+        let n = x.len();
+        let f = x.frac;
+        let k = usize::try_from(hi - lo)
+            .map_err(|_| MpcError::Scale { what: "octaves", detail: format!("{lo}..{hi}") })?;
+        // b_j = [x >= 2^j] = 1 - [x - 2^j < 0] for j = lo+1 .. hi-1.
+        let mut diffs = Vec::with_capacity((k - 1) * n);
+        for j in lo + 1..hi {
+            let c = fx::<R>(2f64.powi(j), f)?;
+            diffs.extend(x.data.iter().map(|v| if self.party().is_p0() { v.sub(c) } else { *v }));
+        }
+        let s = self.sign_a(&Shared { data: diffs, shape: vec![(k - 1) * n], frac: f }).await?;
+        let one = |e: &Engine| e.add_const(&Shared::<R>::zeros(&[n], 0), R::ONE);
+        let mut b: Vec<Shared<R>> = vec![one(self)];
+        for j in 0..k - 1 {
+            let sj = part(&s, j, n, &[n]);
+            b.push(self.add_const(&self.neg(&sj), R::ONE));
+        }
+        b.push(Shared::zeros(&[n], 0));
+        (0..k).map(|j| self.sub(&b[j], &b[j + 1])).collect()
+    }
+
+    /// Sum of o_j * c_j for public c_j at scale f (local).
+    fn weigh<R: Ring>(
+        &self,
+        o: &[Shared<R>],
+        c: impl Fn(i32) -> f64,
+        lo: i32,
+        f: u32,
+    ) -> Result<Shared<R>, MpcError> {
+        let mut acc = Shared::zeros(&o[0].shape, f);
+        for (j, oj) in (lo..).zip(o) {
+            acc = self.add(&acc, &self.mul_const(oj, fx(c(j), f)?, f))?;
+        }
+        Ok(acc)
+    }
+
+    /// 1/x for x in [2^lo, 2^hi) at x's scale (see the module docs). Newton runs on the
+    /// normalised z = x / 2^(octave+1) in [0.5, 1), where every intermediate is near 1 and
+    /// keeps full precision; the result is 2^-(octave+1) / z.
+    pub async fn reciprocal<R: Ring>(
+        &mut self,
+        x: &Shared<R>,
+        lo: i32,
+        hi: i32,
+    ) -> Result<Shared<R>, MpcError> {
+        let f = x.frac;
+        let o = self.octaves(x, lo, hi).await?;
+        let p = self.weigh(&o, |j| 2f64.powi(-(j + 1)), lo, f)?;
+        let z = self.mul_fx(x, &p).await?;
+        let g = self.add_const(&self.mul_const(&z, fx(-32.0 / 17.0, f)?, f), fx(48.0 / 17.0, 2 * f)?);
+        let mut w = self.trunc_a(&g, f).await?;
+        for _ in 0..3 {
+            let zw = self.mul_fx(&z, &w).await?;
+            let u = self.add_const(&self.neg(&zw), fx(2.0, f)?);
+            w = self.mul_fx(&w, &u).await?;
+        }
+        self.mul_fx(&w, &p).await
+    }
+
+    /// 1/sqrt(x) for x in [2^lo, 2^hi) at x's scale (see the module docs). Newton runs on the
+    /// normalised z = x / 2^(octave+1) in [0.5, 1); the result is 2^-(octave+1)/2 / sqrt(z).
+    pub async fn rsqrt<R: Ring>(&mut self, x: &Shared<R>, lo: i32, hi: i32) -> Result<Shared<R>, MpcError> {
+        let f = x.frac;
+        let o = self.octaves(x, lo, hi).await?;
+        let p = self.weigh(&o, |j| 2f64.powi(-(j + 1)), lo, f)?;
+        let q = self.weigh(&o, |j| 2f64.powf(-f64::from(j + 1) / 2.0), lo, f)?;
+        let z = self.mul_fx(x, &p).await?;
+        let g = self.add_const(&self.mul_const(&z, fx(-0.828_427, f)?, f), fx(1.801_68, 2 * f)?);
+        let mut w = self.trunc_a(&g, f).await?;
+        for _ in 0..3 {
+            let w2 = self.mul_fx(&w, &w).await?;
+            let zw2 = self.mul_fx(&z, &w2).await?;
+            let u = self.add_const(&self.neg(&zw2), fx(3.0, f)?);
+            let wu = self.mul_aa(&w, &u).await?;
+            w = self.trunc_a(&wu, f + 1).await?;
+            w.frac = f;
+        }
+        self.mul_fx(&w, &q).await
+    }
+
+    /// 0.125x^2 + 0.25x + 0.5 at x's scale (Z_2^32 in Ditto mode).
+    pub async fn gelu_quad<R: Ring>(&mut self, x: &Shared<R>) -> Result<Shared<R>, MpcError> {
+        let f = x.frac;
+        // (x^2 + 2x + 4) / 8: at scale 2f, then one truncation by f + 3.
+        let sq = self.square_a(x).await?;
+        let lin = self.mul_const(x, R::pow2(f + 1), f);
+        let s = self.add_const(&self.add(&sq, &lin)?, R::pow2(2 * f + 2));
+        let t = self.trunc_a(&s, f + 3).await?;
+        Ok(Shared { frac: f, ..t })
+    }
+
+    /// PUMA's piecewise-polynomial GeLU at x's scale (Z_2^64 in accurate mode).
+    pub async fn gelu_poly<R: Ring>(&mut self, x: &Shared<R>) -> Result<Shared<R>, MpcError> {
+        const F0: [f64; 4] = [
+            -0.505_403_119_970_817_4,
+            -0.422_265_811_519_838_66,
+            -0.118_076_129_511_819_53,
+            -0.011_034_134_030_615_728,
+        ];
+        const F1: [f64; 7] = [
+            0.008_526_321_541_038_084,
+            0.5,
+            0.360_329_269_278_962_9,
+            0.0,
+            -0.037_688_200_365_904_236,
+            0.0,
+            0.001_806_746_260_614_118_7,
+        ];
+        let (f, n) = (x.frac, x.len());
+        let shape = x.shape.clone();
+        // Selectors: [x < -4], [x < -1.95], [3 - x < 0].
+        let a = self.add_const(x, fx(4.0, f)?);
+        let b = self.add_const(x, fx(1.95, f)?);
+        let c = self.add_const(&self.neg(x), fx(3.0, f)?);
+        let s = self.sign_a(&concat(&[&a, &b, &c])).await?;
+        let (c0, c1, c2) = (part(&s, 0, n, &shape), part(&s, 1, n, &shape), part(&s, 2, n, &shape));
+        // Powers.
+        let x2 = self.mul_fx(x, x).await?;
+        let x34 = self.mul_fx(&concat(&[&x2, &x2]), &concat(&[x, &x2])).await?;
+        let (x3, x4) = (part(&x34, 0, n, &shape), part(&x34, 1, n, &shape));
+        let x6 = self.mul_fx(&x2, &x4).await?;
+        let pw = [x.clone(), x2, x3, x4, Shared::zeros(&shape, f), x6];
+        // Coefficients carry CF fractional bits (x^6 multiplies the quantisation error of
+        // its coefficient by up to 729 on [-1.95, 3]); one truncation by CF brings each
+        // polynomial back to scale f.
+        const CF: u32 = 30;
+        let poly = |e: &Engine, coef: &[f64]| -> Result<Shared<R>, MpcError> {
+            let mut acc = e.add_const(&Shared::zeros(&shape, f + CF), fx(coef[0], f + CF)?);
+            for (k, c) in coef.iter().enumerate().skip(1) {
+                if *c != 0.0 {
+                    acc = e.add(&acc, &e.mul_const(&pw[k - 1], fx(*c, CF)?, CF))?;
+                }
+            }
+            Ok(acc)
+        };
+        let (p0, p1) = (poly(self, &F0)?, poly(self, &F1)?);
+        let p01 = self.trunc_a(&concat(&[&p0, &p1]), CF).await?;
+        let (p0, p1) = (part(&p01, 0, n, &shape), part(&p01, 1, n, &shape));
+        // gelu = (c1 - c0) F0 + (1 - c1 - c2) F1 + c2 x.
+        let w0 = self.sub(&c1, &c0)?;
+        let w1 = self.add_const(&self.neg(&self.add(&c1, &c2)?), R::ONE);
+        let prod = self.mul_aa(&concat(&[&w0, &w1, &c2]), &concat(&[&p0, &p1, x])).await?;
+        let sum = self.add(
+            &self.add(&part(&prod, 0, n, &shape), &part(&prod, 1, n, &shape))?,
+            &part(&prod, 2, n, &shape),
+        )?;
+        Ok(sum)
+    }
+
+    /// Row-wise softmax of x (rows x cols) at x's scale; `keep` (public, rows x cols) masks
+    /// entries to exactly 0 (e.g. GPT-2's causal mask); `n` exp squarings.
+    pub async fn softmax<R: Ring>(
+        &mut self,
+        x: &Shared<R>,
+        keep: Option<&[bool]>,
+        n: u32,
+    ) -> Result<Shared<R>, MpcError> {
+        let (rows, cols) = rows_cols(x, "softmax")?;
+        let f = x.frac;
+        let x = match keep {
+            Some(k) => {
+                if k.len() != x.len() {
+                    return Err(MpcError::Shape {
+                        what: "softmax mask",
+                        expected: x.shape.clone(),
+                        got: vec![k.len()],
+                    });
+                }
+                let big = fx::<R>(-65536.0, f)?;
+                self.add_public(x, &k.iter().map(|&kv| if kv { R::ZERO } else { big }).collect::<Vec<_>>())?
+            }
+            None => x.clone(),
+        };
+        let m = self.max_rows(&x).await?;
+        let m = Shared { shape: vec![rows], ..m };
+        let d = self.sub(&x, &broadcast_rows(&m, rows, cols))?;
+        let mut e = self.exp_neg(&d, n).await?;
+        if let Some(k) = keep {
+            e =
+                self.mul_public(&e, &k.iter().map(|&kv| R::from_bit(u64::from(kv))).collect::<Vec<_>>(), 0)?;
+        }
+        let s = row_sums(&e, rows, cols);
+        let hi = i32::try_from(usize::BITS - cols.leading_zeros()).unwrap_or(31) + 1;
+        let r = self.reciprocal(&s, 0, hi).await?;
+        self.mul_fx(&e, &broadcast_rows(&r, rows, cols)).await
+    }
+
+    /// LayerNorm over the rows of x (rows x h): (x - mean) / sqrt(var + eps) * gamma + beta,
+    /// with var + eps in [2^lo, 2^hi).
+    pub async fn layernorm<R: Ring>(
+        &mut self,
+        x: &Shared<R>,
+        gamma: &Shared<R>,
+        beta: &Shared<R>,
+        eps: f64,
+        (lo, hi): (i32, i32),
+    ) -> Result<Shared<R>, MpcError> {
+        let (rows, h) = rows_cols(x, "layernorm")?;
+        let f = x.frac;
+        let inv_h = fx::<R>(1.0 / h as f64, f)?;
+        let mean = self.trunc_a(&self.mul_const(&row_sums(x, rows, h), inv_h, f), f).await?;
+        let d = self.sub(x, &broadcast_rows(&mean, rows, h))?;
+        let sq = self.mul_fx(&d, &d).await?;
+        let var = self.trunc_a(&self.mul_const(&row_sums(&sq, rows, h), inv_h, f), f).await?;
+        let ve = self.add_const(&var, fx(eps, f)?);
+        let r = self.rsqrt(&ve, lo, hi).await?;
+        let y = self.mul_fx(&d, &broadcast_rows(&r, rows, h)).await?;
+        let y = self.mul_fx(&y, &broadcast_cols(gamma, rows, h)).await?;
+        self.add(&y, &broadcast_cols(beta, rows, h))
+    }
+
+    /// min(max(x, lo), hi) for public lo < hi (one batched ReLU).
+    pub async fn clip<R: Ring>(&mut self, x: &Shared<R>, lo: f64, hi: f64) -> Result<Shared<R>, MpcError> {
+        let f = x.frac;
+        let a = self.add_const(x, fx(-lo, f)?);
+        let b = self.add_const(x, fx(-hi, f)?);
+        let r = self.relu(&concat(&[&a, &b])).await?;
+        let n = x.len();
+        let d = self.sub(&part(&r, 0, n, &x.shape), &part(&r, 1, n, &x.shape))?;
+        Ok(self.add_const(&d, fx(lo, f)?))
+    }
+}

@@ -1,0 +1,191 @@
+//! Non-linear functions at two real parties: secure vs the plaintext fixed-point reference (the
+//! same program on `Engine::plaintext`, floor truncations) within a bound in output ulps, and
+//! vs the float function within the approximation's documented error.
+#![allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+
+mod common;
+
+use common::{Net, rng, run2};
+use ditto_core::Ring;
+use ditto_core::fixed::{decode, encode};
+use ditto_core::rand_core::Rng;
+use ditto_mpc::tensor::{reveal, share};
+use ditto_mpc::{Engine, MpcError, Shared};
+
+const F: u32 = 18;
+
+fn uniform(g: &mut impl Rng, n: usize, lo: f64, hi: f64) -> Vec<f64> {
+    (0..n).map(|_| lo + (hi - lo) * (g.next_u64() >> 11) as f64 / (1u64 << 53) as f64).collect()
+}
+
+/// Runs `f` securely (both parties) and on the plaintext reference; returns (secure, plain) as
+/// reals.
+async fn both<R: Ring>(
+    x: &[f64],
+    frac: u32,
+    shape: &[usize],
+    f: impl AsyncFn(&mut Engine, Shared<R>) -> Result<Shared<R>, MpcError>,
+) -> (Vec<f64>, Vec<f64>, u32) {
+    let xe: Vec<R> = x.iter().map(|v| encode(*v, frac).unwrap()).collect();
+    let mut g = rng(9);
+    let xs = share(&xe, &mut g);
+    let (out, _, _) = run2(Net::Memory, async |e, party| {
+        let r = f(e, Shared::new(xs[party.index()].clone(), shape, frac)?).await?;
+        Ok((r.data, r.frac))
+    })
+    .await;
+    let of = out[0].1;
+    let secure: Vec<f64> = reveal(&out[0].0, &out[1].0).iter().map(|v| decode(*v, of)).collect();
+    let mut pe = Engine::plaintext();
+    let p = f(&mut pe, Shared::new(xe.clone(), shape, frac).unwrap()).await.unwrap();
+    assert_eq!(p.frac, of);
+    (secure, p.data.iter().map(|v| decode(*v, of)).collect(), of)
+}
+
+fn max_err(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+}
+
+fn gelu(x: f64) -> f64 {
+    0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exp_of_non_positive_inputs() {
+    let mut g = rng(1);
+    let mut x = uniform(&mut g, 300, -16.0, 0.0);
+    x.extend([0.0, -14.0 + 1e-3, -14.001, -16.0, -1.0, -2.0]);
+    let n = x.len();
+    let (s, p, _) = both::<u64>(&x, F, &[n], async |e, v| e.exp_neg(&v, 5).await).await;
+    let fl: Vec<f64> = x.iter().map(|v| if *v < -14.0 { 0.0 } else { v.exp() }).collect();
+    assert!(max_err(&s, &p) <= 64.0 / f64::from(1 << F), "secure vs plain {}", max_err(&s, &p));
+    // (1 + x/32)^32 differs from e^x by at most 0.0087 on [-14, 0].
+    assert!(max_err(&s, &fl) <= 0.0095, "vs float {}", max_err(&s, &fl));
+    assert_eq!(s[n - 3], 0.0, "below -14 gives exactly 0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reciprocal_and_rsqrt() {
+    let mut g = rng(2);
+    let mut x = uniform(&mut g, 200, 1.0, 127.0);
+    x.extend([1.0, 2.0, 64.0, 127.9]);
+    let n = x.len();
+    let (s, p, _) = both::<u64>(&x, F, &[n], async |e, v| e.reciprocal(&v, 0, 7).await).await;
+    let fl: Vec<f64> = x.iter().map(|v| 1.0 / v).collect();
+    assert!(max_err(&s, &p) <= 16.0 / f64::from(1 << F), "reciprocal secure vs plain {}", max_err(&s, &p));
+    assert!(max_err(&s, &fl) <= 16.0 / f64::from(1 << F), "reciprocal vs float {}", max_err(&s, &fl));
+
+    let mut y: Vec<f64> = uniform(&mut g, 200, -16.0, 14.0).iter().map(|e| 2f64.powf(*e)).collect();
+    y.extend([1e-5 + 2f64.powi(-17), 1.0, 0.25, 16000.0]);
+    let n = y.len();
+    let (s, p, _) = both::<u64>(&y, F, &[n], async |e, v| e.rsqrt(&v, -17, 15).await).await;
+    for i in 0..n {
+        let want = 1.0 / encode::<u64>(y[i], F).map(|v| decode(v, F)).unwrap().sqrt();
+        let tol = 16.0 / f64::from(1 << F) + want * 1e-4;
+        assert!((s[i] - want).abs() <= tol, "rsqrt({}) = {} want {want}", y[i], s[i]);
+        assert!(
+            (s[i] - p[i]).abs() <= tol,
+            "rsqrt secure vs plain at {}: {} vs {} want {want}",
+            y[i],
+            s[i],
+            p[i]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gelu_quad_and_poly() {
+    let mut g = rng(3);
+    let mut x = uniform(&mut g, 300, -8.0, 8.0);
+    x.extend([-4.0, -1.95, 3.0, 0.0, -100.0, 100.0]);
+    let n = x.len();
+    // Quad in Z_2^32 at f = 8: one truncation.
+    let (s, p, of) = both::<u32>(&x, 8, &[n], async |e, v| e.gelu_quad(&v).await).await;
+    assert_eq!(of, 8);
+    let ulp = 1.0 / 256.0;
+    assert!(max_err(&s, &p) <= ulp, "quad secure vs plain {}", max_err(&s, &p));
+    let quad: Vec<f64> = x
+        .iter()
+        .map(|v| {
+            let v = decode(encode::<u32>(*v, 8).unwrap(), 8);
+            0.125 * v * v + 0.25 * v + 0.5
+        })
+        .collect();
+    assert!(max_err(&s, &quad) <= 2.0 * ulp, "quad vs its polynomial {}", max_err(&s, &quad));
+    // PUMA's polynomial in Z_2^64 at f = 18: its own max error against the exact GeLU is
+    // 0.0199 (at x = 3), plus the fixed-point error.
+    let (s, p, _) = both::<u64>(&x, F, &[n], async |e, v| e.gelu_poly(&v).await).await;
+    assert!(max_err(&s, &p) <= 8.0 / f64::from(1 << F), "poly secure vs plain {}", max_err(&s, &p));
+    let fl: Vec<f64> = x.iter().map(|v| gelu(*v)).collect();
+    assert!(max_err(&s, &fl) <= 0.0205, "poly vs GeLU {}", max_err(&s, &fl));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn softmax_with_and_without_causal_mask() {
+    let mut g = rng(4);
+    let (rows, cols) = (6, 40);
+    let x = uniform(&mut g, rows * cols, -8.0, 8.0);
+    let keep: Vec<bool> = (0..rows * cols).map(|i| i % cols <= (i / cols) * 7).collect();
+    for mask in [None, Some(&keep[..])] {
+        let (s, p, _) = both::<u64>(&x, F, &[rows, cols], async |e, v| e.softmax(&v, mask, 5).await).await;
+        assert!(max_err(&s, &p) <= 32.0 / f64::from(1 << F), "softmax secure vs plain {}", max_err(&s, &p));
+        for r in 0..rows {
+            let row = &x[r * cols..(r + 1) * cols];
+            let k = |j: usize| mask.is_none_or(|m| m[r * cols + j]);
+            let mx = (0..cols).filter(|&j| k(j)).map(|j| row[j]).fold(f64::MIN, f64::max);
+            // The float model of the same approximation ((1 + d/32)^32, 0 below -14), and the
+            // exact softmax: the limit form underestimates e^d, which shifts probabilities by
+            // up to about 0.03.
+            let approx = |d: f64| if d < -14.0 { 0.0 } else { (1.0 + d / 32.0).powi(32) };
+            let za: f64 = (0..cols).filter(|&j| k(j)).map(|j| approx(row[j] - mx)).sum();
+            let ze: f64 = (0..cols).filter(|&j| k(j)).map(|j| (row[j] - mx).exp()).sum();
+            for j in 0..cols {
+                let got = s[r * cols + j];
+                if !k(j) {
+                    assert_eq!(got, 0.0, "masked entries are exactly 0");
+                    continue;
+                }
+                let wa = approx(row[j] - mx) / za;
+                let we = (row[j] - mx).exp() / ze;
+                assert!((got - wa).abs() <= 1e-3, "row {r} col {j}: {got} vs approximation {wa}");
+                assert!((got - we).abs() <= 0.03, "row {r} col {j}: {got} vs softmax {we}");
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn layernorm_and_clip() {
+    let mut g = rng(5);
+    let (rows, h) = (5, 64);
+    let x = uniform(&mut g, rows * h, -3.0, 5.0);
+    let gamma = uniform(&mut g, h, 0.5, 1.5);
+    let beta = uniform(&mut g, h, -0.5, 0.5);
+    let enc = |v: &[f64]| v.iter().map(|a| encode::<u64>(*a, F).unwrap()).collect::<Vec<u64>>();
+    let (ge, be) = (enc(&gamma), enc(&beta));
+    let (s, p, _) = both::<u64>(&x, F, &[rows, h], async |e, v| {
+        // gamma and beta are model weights: shared between the parties (P0 holds them here).
+        let pick = |w: &Vec<u64>| if e.party().is_p0() { w.clone() } else { vec![0; w.len()] };
+        let gm = Shared::new(pick(&ge), &[h], F)?;
+        let bt = Shared::new(pick(&be), &[h], F)?;
+        e.layernorm(&v, &gm, &bt, 1e-5, (-17, 15)).await
+    })
+    .await;
+    assert!(max_err(&s, &p) <= 64.0 / f64::from(1 << F), "layernorm secure vs plain {}", max_err(&s, &p));
+    for r in 0..rows {
+        let row = &x[r * h..(r + 1) * h];
+        let mean = row.iter().sum::<f64>() / h as f64;
+        let var = row.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / h as f64;
+        for j in 0..h {
+            let want = (row[j] - mean) / (var + 1e-5).sqrt() * gamma[j] + beta[j];
+            assert!((s[r * h + j] - want).abs() <= 2e-3, "ln {r},{j}: {} vs {want}", s[r * h + j]);
+        }
+    }
+    let n = x.len();
+    let (s, p, _) = both::<u64>(&x, F, &[n], async |e, v| e.clip(&v, -1.0, 2.5).await).await;
+    assert_eq!(s, p, "clip is exact");
+    for i in 0..n {
+        let want = decode(encode::<u64>(x[i], F).unwrap(), F).clamp(-1.0, 2.5);
+        assert_eq!(s[i], want);
+    }
+}
