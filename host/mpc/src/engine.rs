@@ -46,6 +46,8 @@ pub struct Engine {
     mode: Mode,
     tag: Tag,
     layer: u16,
+    /// The GEMM the matmuls run on.
+    pub(crate) gemm: crate::gemm::FastGemm,
 }
 
 impl std::fmt::Debug for Engine {
@@ -70,14 +72,26 @@ impl Engine {
     /// An engine that records the plan of the program run on it (no communication; every
     /// operation returns zeros of the right shape and scale).
     pub fn planner() -> Self {
-        Engine { party: Party::P0, mode: Mode::Plan(Vec::new()), tag: Tag::Other, layer: 0 }
+        Engine {
+            party: Party::P0,
+            mode: Mode::Plan(Vec::new()),
+            tag: Tag::Other,
+            layer: 0,
+            gemm: crate::gemm::FastGemm::default(),
+        }
     }
 
     /// The plaintext fixed-point reference: tensors hold plaintext values (as P0's share with
     /// P1's share zero), every operation computes its plaintext result with the same integer
     /// arithmetic (truncations floor). Records the plan too.
     pub fn plaintext() -> Self {
-        Engine { party: Party::P0, mode: Mode::Plain(Vec::new()), tag: Tag::Other, layer: 0 }
+        Engine {
+            party: Party::P0,
+            mode: Mode::Plain(Vec::new()),
+            tag: Tag::Other,
+            layer: 0,
+            gemm: crate::gemm::FastGemm::default(),
+        }
     }
 
     /// The recorded plan (planning or plaintext mode).
@@ -109,7 +123,13 @@ impl Engine {
             mode: Mode::Run(Box::new(Run { link, feed, plan, next: 0, session })),
             tag: Tag::Other,
             layer: 0,
+            gemm: crate::gemm::FastGemm::default(),
         })
+    }
+
+    /// Threads for the linear layers' GEMM (default 1).
+    pub fn set_threads(&mut self, threads: usize) {
+        self.gemm = crate::gemm::FastGemm::new(threads);
     }
 
     /// This party.

@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 
 pub mod engine;
+pub mod gemm;
 pub mod nonlinear;
 pub mod ops;
 pub mod plain;

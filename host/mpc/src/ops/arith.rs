@@ -2,7 +2,7 @@
 //! batched matmul of two fresh shared tensors. One round each; costs as DESIGN.md §5.
 
 use ditto_core::Ring;
-use ditto_core::beaver::{self, Dims, NaiveGemm};
+use ditto_core::beaver::{self, Dims};
 use ditto_core::plan::Op;
 
 use super::{len32, ring_id, scale};
@@ -141,7 +141,7 @@ impl Engine {
         let (mut z, mut scratch) = (vec![R::ZERO; n * w.m], vec![R::ZERO; n * k]);
         beaver::matmul_finish(
             self.party(),
-            &NaiveGemm,
+            &self.gemm,
             d,
             &opened,
             &w.f,
@@ -199,7 +199,7 @@ impl Engine {
         for i in 0..t {
             beaver::matmul_finish(
                 self.party(),
-                &NaiveGemm,
+                &self.gemm,
                 d,
                 &eo[i * nk..(i + 1) * nk],
                 &fo[i * km..(i + 1) * km],
