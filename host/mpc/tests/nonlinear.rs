@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Net, rng, run2};
+use common::{NETS, rng, run2};
 use ditto_core::Ring;
 use ditto_core::fixed::{decode, encode};
 use ditto_core::rand_core::Rng;
@@ -29,13 +29,19 @@ async fn both<R: Ring>(
     let xe: Vec<R> = x.iter().map(|v| encode(*v, frac).unwrap()).collect();
     let mut g = rng(9);
     let xs = share(&xe, &mut g);
-    let (out, _, _) = run2(Net::Memory, async |e, party| {
-        let r = f(e, Shared::new(xs[party.index()].clone(), shape, frac)?).await?;
-        Ok((r.data, r.frac))
-    })
-    .await;
-    let of = out[0].1;
-    let secure: Vec<f64> = reveal(&out[0].0, &out[1].0).iter().map(|v| decode(*v, of)).collect();
+    // The same program over the in-memory link and over loopback TCP: identical results.
+    let mut results = Vec::new();
+    for net in NETS {
+        let (out, _, _) = run2(net, async |e, party| {
+            let r = f(e, Shared::new(xs[party.index()].clone(), shape, frac)?).await?;
+            Ok((r.data, r.frac))
+        })
+        .await;
+        results.push((reveal(&out[0].0, &out[1].0), out[0].1));
+    }
+    assert!(results[0] == results[1], "memory and TCP runs differ");
+    let of = results[0].1;
+    let secure: Vec<f64> = results[0].0.iter().map(|v| decode(*v, of)).collect();
     let mut pe = Engine::plaintext();
     let p = f(&mut pe, Shared::new(xe.clone(), shape, frac).unwrap()).await.unwrap();
     assert_eq!(p.frac, of);

@@ -90,7 +90,10 @@ async fn truncation_and_comparisons<R: Ring>() {
             let s = e.sign_a(&fv).await?;
             let r = e.relu(&xv).await?;
             let m = e.max_rows(&Shared::new(ms[i].clone(), &[rows, cols], 0)?).await?;
-            Ok([t.data, s.data, r.data, m.data])
+            let half = Shared::new(xs[i][..nx / 2].to_vec(), &[nx / 2], 12)?;
+            let other = Shared::new(xs[i][nx / 2..nx / 2 * 2].to_vec(), &[nx / 2], 12)?;
+            let lt = e.lt(&half, &other).await?;
+            Ok([t.data, s.data, r.data, m.data, lt.data])
         })
         .await;
         assert!(
@@ -100,6 +103,9 @@ async fn truncation_and_comparisons<R: Ring>() {
         assert_eq!(reveal(&out[0][1], &out[1][1]), plain::sign(&full), "{net:?} sign");
         assert_eq!(reveal(&out[0][2], &out[1][2]), plain::relu(&x), "{net:?} relu");
         assert_eq!(reveal(&out[0][3], &out[1][3]), plain::max_rows(&mx, rows, cols), "{net:?} max");
+        let want: Vec<R> =
+            (0..nx / 2).map(|j| R::from_bit(u64::from(x[j].to_i64() < x[nx / 2 + j].to_i64()))).collect();
+        assert_eq!(reveal(&out[0][4], &out[1][4]), want, "{net:?} lt");
     }
 }
 

@@ -61,6 +61,12 @@ impl Engine {
         Ok(x.with_data(z, 0))
     }
 
+    /// [x < y] as a share of 0 or 1 (scale 0).
+    pub async fn lt<R: Ring>(&mut self, x: &Shared<R>, y: &Shared<R>) -> Result<Shared<R>, MpcError> {
+        let d = self.sub(x, y)?;
+        self.sign_a(&d).await
+    }
+
     /// max(x, 0) = x * (1 - [x < 0]) (one sign and one mul; same scale as x).
     pub async fn relu<R: Ring>(&mut self, x: &Shared<R>) -> Result<Shared<R>, MpcError> {
         let s = self.sign_a(x).await?;
