@@ -1,4 +1,84 @@
-//! ditto-models: arrives with its issue (see README.md); depends on ditto-core.
+//! ditto-models: BERT and GPT-2 from Hugging Face files (`config.json`, `model.safetensors`,
+//! `tokenizer.json`), as an f32 float reference and (next) on the MPC engine, where one
+//! definition runs as the plaintext fixed-point reference, the planner and the secure run.
 #![deny(missing_docs)]
 
-pub use ditto_core;
+pub mod bert;
+pub mod config;
+pub mod float;
+pub mod tokenizer;
+pub mod weights;
+
+/// Errors of model loading and running. Names the file, tensor or field at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    /// A file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A config file that does not parse or has an unsupported value.
+    #[error("{path}: {reason}")]
+    Config {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A weights file that is not valid safetensors.
+    #[error("{path}: not a valid safetensors file: {reason}")]
+    Safetensors {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A tensor the model needs is absent.
+    #[error("missing tensor {name} (tried {tried})")]
+    MissingTensor {
+        /// Its name.
+        name: String,
+        /// The names looked up.
+        tried: String,
+    },
+    /// A tensor of the wrong shape.
+    #[error("tensor {name} has shape {got:?}, expected {expected:?}")]
+    Shape {
+        /// Its name.
+        name: String,
+        /// Expected.
+        expected: Vec<usize>,
+        /// Found.
+        got: Vec<usize>,
+    },
+    /// A tensor of an unsupported element type.
+    #[error("tensor {name} has dtype {dtype}; supported: F32, F16, BF16")]
+    Dtype {
+        /// Its name.
+        name: String,
+        /// Its dtype.
+        dtype: String,
+    },
+    /// A tokenizer that cannot be loaded or used.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    /// Input longer than the model or plan allows.
+    #[error("input has {got} tokens, more than the {max} allowed")]
+    TooLong {
+        /// Limit.
+        max: usize,
+        /// Tokens.
+        got: usize,
+    },
+    /// A token id outside the vocabulary.
+    #[error("token id {id} outside the vocabulary of {vocab}")]
+    UnknownToken {
+        /// The id.
+        id: u32,
+        /// Vocabulary size.
+        vocab: usize,
+    },
+}

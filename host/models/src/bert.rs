@@ -1,0 +1,187 @@
+//! BERT (encoder): weights by their Hugging Face names (with or without the `bert.` prefix),
+//! one struct per block with `load` and `forward`; the f32 float reference.
+
+use crate::ModelError;
+use crate::config::BertConfig;
+use crate::float;
+use crate::weights::Weights;
+
+/// A dense layer: W [out, in], b [out].
+#[derive(Clone, Debug)]
+pub struct Dense {
+    /// Weight, row-major [out, in].
+    pub w: Vec<f32>,
+    /// Bias.
+    pub b: Vec<f32>,
+    /// Input size.
+    pub din: usize,
+    /// Output size.
+    pub dout: usize,
+}
+
+/// LayerNorm parameters.
+#[derive(Clone, Debug)]
+pub struct Norm {
+    /// Gain.
+    pub g: Vec<f32>,
+    /// Bias.
+    pub b: Vec<f32>,
+}
+
+fn names(name: &str) -> Vec<String> {
+    vec![name.to_string(), format!("bert.{name}")]
+}
+
+impl Dense {
+    fn load(w: &Weights, prefix: &str, din: usize, dout: usize) -> Result<Self, ModelError> {
+        Ok(Dense {
+            w: w.get(&names(&format!("{prefix}.weight")), &[dout, din])?.to_vec(),
+            b: w.get(&names(&format!("{prefix}.bias")), &[dout])?.to_vec(),
+            din,
+            dout,
+        })
+    }
+
+    fn forward(&self, x: &[f32], n: usize) -> Vec<f32> {
+        float::linear(x, n, &self.w, &self.b, self.din, self.dout)
+    }
+}
+
+impl Norm {
+    fn load(w: &Weights, prefix: &str, h: usize) -> Result<Self, ModelError> {
+        Ok(Norm {
+            g: w.get(&names(&format!("{prefix}.weight")), &[h])?.to_vec(),
+            b: w.get(&names(&format!("{prefix}.bias")), &[h])?.to_vec(),
+        })
+    }
+}
+
+/// Word, position and token-type embeddings and their LayerNorm.
+#[derive(Clone, Debug)]
+pub struct Embeddings {
+    /// Word embeddings [vocab, h].
+    pub word: Vec<f32>,
+    /// Position embeddings [max_pos, h].
+    pub position: Vec<f32>,
+    /// Token-type embeddings [types, h].
+    pub token_type: Vec<f32>,
+    /// LayerNorm.
+    pub norm: Norm,
+}
+
+/// One encoder layer.
+#[derive(Clone, Debug)]
+pub struct Layer {
+    /// Query, key, value projections.
+    pub q: Dense,
+    /// Key.
+    pub k: Dense,
+    /// Value.
+    pub v: Dense,
+    /// Attention output projection.
+    pub o: Dense,
+    /// LayerNorm after attention.
+    pub norm1: Norm,
+    /// FFN up.
+    pub up: Dense,
+    /// FFN down.
+    pub down: Dense,
+    /// LayerNorm after the FFN.
+    pub norm2: Norm,
+}
+
+/// A BERT encoder.
+#[derive(Clone, Debug)]
+pub struct Bert {
+    /// Config.
+    pub cfg: BertConfig,
+    /// Embeddings.
+    pub emb: Embeddings,
+    /// Layers.
+    pub layers: Vec<Layer>,
+}
+
+impl Bert {
+    /// Loads every tensor by name, checking shapes.
+    pub fn load(cfg: &BertConfig, w: &Weights) -> Result<Self, ModelError> {
+        let (h, f) = (cfg.hidden_size, cfg.intermediate_size);
+        let emb = Embeddings {
+            word: w.get(&names("embeddings.word_embeddings.weight"), &[cfg.vocab_size, h])?.to_vec(),
+            position: w
+                .get(&names("embeddings.position_embeddings.weight"), &[cfg.max_position_embeddings, h])?
+                .to_vec(),
+            token_type: w
+                .get(&names("embeddings.token_type_embeddings.weight"), &[cfg.type_vocab_size, h])?
+                .to_vec(),
+            norm: Norm::load(w, "embeddings.LayerNorm", h)?,
+        };
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|l| {
+                let p = format!("encoder.layer.{l}");
+                Ok(Layer {
+                    q: Dense::load(w, &format!("{p}.attention.self.query"), h, h)?,
+                    k: Dense::load(w, &format!("{p}.attention.self.key"), h, h)?,
+                    v: Dense::load(w, &format!("{p}.attention.self.value"), h, h)?,
+                    o: Dense::load(w, &format!("{p}.attention.output.dense"), h, h)?,
+                    norm1: Norm::load(w, &format!("{p}.attention.output.LayerNorm"), h)?,
+                    up: Dense::load(w, &format!("{p}.intermediate.dense"), h, f)?,
+                    down: Dense::load(w, &format!("{p}.output.dense"), f, h)?,
+                    norm2: Norm::load(w, &format!("{p}.output.LayerNorm"), h)?,
+                })
+            })
+            .collect::<Result<Vec<_>, ModelError>>()?;
+        Ok(Bert { cfg: cfg.clone(), emb, layers })
+    }
+
+    /// The last hidden states (n x h) for token ids (token type 0).
+    pub fn forward(&self, ids: &[u32]) -> Result<Vec<f32>, ModelError> {
+        let (h, n) = (self.cfg.hidden_size, ids.len());
+        if n > self.cfg.max_position_embeddings {
+            return Err(ModelError::TooLong { max: self.cfg.max_position_embeddings, got: n });
+        }
+        let mut x = vec![0f32; n * h];
+        for (i, &tid) in ids.iter().enumerate() {
+            let id = tid as usize;
+            if id >= self.cfg.vocab_size {
+                return Err(ModelError::UnknownToken { id: tid, vocab: self.cfg.vocab_size });
+            }
+            for j in 0..h {
+                x[i * h + j] =
+                    self.emb.word[id * h + j] + self.emb.position[i * h + j] + self.emb.token_type[j];
+            }
+        }
+        float::layernorm(&mut x, h, &self.emb.norm.g, &self.emb.norm.b, self.cfg.layer_norm_eps);
+        for l in &self.layers {
+            let (q, k, v) = (l.q.forward(&x, n), l.k.forward(&x, n), l.v.forward(&x, n));
+            let a = float::attention(&q, &k, &v, n, h, self.cfg.num_attention_heads, false);
+            let o = l.o.forward(&a, n);
+            x.iter_mut().zip(&o).for_each(|(xv, ov)| *xv += ov);
+            float::layernorm(&mut x, h, &l.norm1.g, &l.norm1.b, self.cfg.layer_norm_eps);
+            let mut u = l.up.forward(&x, n);
+            u.iter_mut().for_each(|v| *v = float::gelu(*v));
+            let d = l.down.forward(&u, n);
+            x.iter_mut().zip(&d).for_each(|(xv, dv)| *xv += dv);
+            float::layernorm(&mut x, h, &l.norm2.g, &l.norm2.b, self.cfg.layer_norm_eps);
+        }
+        Ok(x)
+    }
+
+    /// Sentence embedding: mean pooling over tokens, then L2 normalisation
+    /// (sentence-transformers' all-MiniLM-L6-v2 recipe).
+    pub fn embed(&self, ids: &[u32]) -> Result<Vec<f32>, ModelError> {
+        let x = self.forward(ids)?;
+        Ok(mean_pool_normalize(&x, ids.len(), self.cfg.hidden_size))
+    }
+}
+
+/// Mean over rows, then L2 normalisation.
+#[allow(clippy::cast_precision_loss)] // token counts are far below 2^24
+pub fn mean_pool_normalize(x: &[f32], n: usize, h: usize) -> Vec<f32> {
+    let mut e = vec![0f32; h];
+    for row in x.chunks(h) {
+        e.iter_mut().zip(row).for_each(|(a, b)| *a += b / n as f32);
+    }
+    let norm = e.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+    e.iter_mut().for_each(|v| *v /= norm);
+    e
+}

@@ -1,0 +1,80 @@
+//! Model configs mirroring Hugging Face `config.json`.
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::ModelError;
+
+/// BERT's `config.json` (fields ditto uses; others are ignored).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct BertConfig {
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Hidden size.
+    pub hidden_size: usize,
+    /// Layers.
+    pub num_hidden_layers: usize,
+    /// Attention heads.
+    pub num_attention_heads: usize,
+    /// FFN inner size.
+    pub intermediate_size: usize,
+    /// Activation ("gelu").
+    #[serde(default = "gelu")]
+    pub hidden_act: String,
+    /// Position embeddings.
+    pub max_position_embeddings: usize,
+    /// Token types.
+    #[serde(default = "two")]
+    pub type_vocab_size: usize,
+    /// LayerNorm epsilon.
+    #[serde(default = "eps12")]
+    pub layer_norm_eps: f64,
+}
+
+fn gelu() -> String {
+    "gelu".into()
+}
+fn two() -> usize {
+    2
+}
+fn eps12() -> f64 {
+    1e-12
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ModelError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| ModelError::Io { path: path.to_path_buf(), source })?;
+    serde_json::from_str(&text)
+        .map_err(|e| ModelError::Config { path: path.to_path_buf(), reason: e.to_string() })
+}
+
+impl BertConfig {
+    /// Reads and checks a BERT `config.json`.
+    pub fn load(path: &Path) -> Result<Self, ModelError> {
+        let c: BertConfig = read_json(path)?;
+        let bad = |reason: String| Err(ModelError::Config { path: path.to_path_buf(), reason });
+        if !matches!(c.hidden_act.as_str(), "gelu" | "gelu_new" | "gelu_pytorch_tanh") {
+            return bad(format!("hidden_act {:?} is not supported (gelu, gelu_new)", c.hidden_act));
+        }
+        if c.num_attention_heads == 0 || !c.hidden_size.is_multiple_of(c.num_attention_heads) {
+            return bad(format!(
+                "hidden_size {} is not a multiple of num_attention_heads {}",
+                c.hidden_size, c.num_attention_heads
+            ));
+        }
+        if c.vocab_size == 0
+            || c.num_hidden_layers == 0
+            || c.intermediate_size == 0
+            || c.max_position_embeddings == 0
+        {
+            return bad("vocab_size, num_hidden_layers, intermediate_size and max_position_embeddings must be positive".into());
+        }
+        Ok(c)
+    }
+
+    /// Head size.
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_attention_heads
+    }
+}

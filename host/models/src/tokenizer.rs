@@ -1,0 +1,49 @@
+//! Tokenizers from Hugging Face `tokenizer.json` (BERT WordPiece, GPT-2 byte-level BPE), with
+//! padding and truncation turned off: the caller decides about length.
+
+use std::path::Path;
+
+use crate::ModelError;
+
+/// A loaded tokenizer.
+pub struct Tokenizer {
+    inner: tokenizers::Tokenizer,
+}
+
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tokenizer {{ vocab: {} }}", self.inner.get_vocab_size(true))
+    }
+}
+
+impl Tokenizer {
+    /// Loads `tokenizer.json`.
+    pub fn load(path: &Path) -> Result<Self, ModelError> {
+        let mut inner = tokenizers::Tokenizer::from_file(path)
+            .map_err(|e| ModelError::Tokenizer(format!("{}: {e}", path.display())))?;
+        inner.with_padding(None);
+        inner.with_truncation(None).map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        Ok(Tokenizer { inner })
+    }
+
+    /// Token ids of `text` (with the tokenizer's special tokens, e.g. [CLS] ... [SEP]), at most
+    /// `max` of them.
+    pub fn encode(&self, text: &str, max: usize) -> Result<Vec<u32>, ModelError> {
+        let enc = self.inner.encode(text, true).map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        let ids = enc.get_ids().to_vec();
+        if ids.len() > max {
+            return Err(ModelError::TooLong { max, got: ids.len() });
+        }
+        Ok(ids)
+    }
+
+    /// Text of token ids.
+    pub fn decode(&self, ids: &[u32]) -> Result<String, ModelError> {
+        self.inner.decode(ids, true).map_err(|e| ModelError::Tokenizer(e.to_string()))
+    }
+
+    /// Vocabulary size (with added tokens).
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+}
