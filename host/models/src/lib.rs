@@ -6,6 +6,8 @@
 pub mod bert;
 pub mod config;
 pub mod float;
+pub mod quant;
+pub mod secure_bert;
 pub mod tokenizer;
 pub mod weights;
 
