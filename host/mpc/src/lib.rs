@@ -11,6 +11,7 @@
 
 pub mod engine;
 pub mod gemm;
+pub mod local;
 pub mod nonlinear;
 pub mod ops;
 pub mod plain;
