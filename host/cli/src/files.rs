@@ -51,6 +51,15 @@ pub enum CliError {
     /// A network error.
     #[error("network: {0}")]
     Net(String),
+    /// A model could not be loaded.
+    #[error(transparent)]
+    Model(#[from] ditto_models::ModelError),
+    /// The secure computation failed.
+    #[error(transparent)]
+    Mpc(#[from] ditto_mpc::MpcError),
+    /// The demo's secure result disagreed with the fixed-point reference.
+    #[error("secure result disagrees with the fixed-point reference: {0}")]
+    Disagree(String),
 }
 
 fn file_err(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {

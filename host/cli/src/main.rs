@@ -3,7 +3,8 @@
 //! * `ditto provision --out DIR`: party keys and the model-mask seed for a dealer deployment;
 //! * `ditto dealer ...`: generate a session's correlated randomness for a plan and serve it to
 //!   P0 and P1 over TCP, or write it to files for offline pre-generation;
-//! * `demo`, `party`, `bench` arrive with their issues.
+//! * `ditto demo`: dealer, P0 and P1 in one process over loopback TCP on a BERT model;
+//! * `party`, `bench` arrive with their issues.
 
 /// Prints a line on stdout; a closed stdout (e.g. `| head -1`) is not an error worth a panic.
 macro_rules! say {
@@ -14,6 +15,7 @@ macro_rules! say {
 }
 
 mod dealer;
+mod demo;
 mod files;
 
 use std::process::ExitCode;
@@ -34,8 +36,8 @@ enum Command {
     Provision(files::ProvisionArgs),
     /// Generate and serve (or write) one session's correlated randomness.
     Dealer(Box<dealer::DealerArgs>),
-    /// Local demo: dealer, P0 and P1 on the shipped small model (arrives with issue 5).
-    Demo,
+    /// Local demo: dealer, P0 and P1 in one process over loopback TCP on a BERT model.
+    Demo(demo::DemoArgs),
     /// Run P0 or P1 (arrives with issue 4).
     Party,
     /// Benchmarks (arrives with issue 6).
@@ -47,10 +49,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Provision(a) => files::provision(&a),
         Command::Dealer(a) => dealer::run(&a),
-        Command::Demo | Command::Party | Command::Bench => {
+        Command::Demo(a) => demo::run(&a),
+        Command::Party | Command::Bench => {
             eprintln!(
                 "ditto: this command is not available yet: it arrives with its issue (see README.md). \
-                 Available now: `ditto provision`, `ditto dealer`."
+                 Available now: `ditto demo`, `ditto provision`, `ditto dealer`."
             );
             return ExitCode::from(2);
         }

@@ -8,6 +8,7 @@ pub mod config;
 pub mod float;
 pub mod quant;
 pub mod secure_bert;
+pub mod seeded;
 pub mod tokenizer;
 pub mod weights;
 

@@ -110,10 +110,10 @@ async fn secure_minilm_matches_fixed_point_and_float() {
         cos_sum / SENTENCES.len() as f64
     );
     // The secure run and the fixed-point reference execute the same integer program; they differ
-    // only where a truncation's carry (floor or one more) went the other way. Those ±1-ulp
-    // differences (about 150 truncations per element) are amplified by LayerNorm's division by
-    // the standard deviation, layer after layer. Stated bound: cosine >= 0.9990 and every
-    // coordinate of the normalised embedding within 0.01 (observed: see the line above).
-    assert!(sp_min >= 0.999, "secure vs fixed-point cosine {sp_min}");
-    assert!(sp_diff <= 0.01, "secure vs fixed-point coordinate difference {sp_diff}");
+    // only where a truncation rounded the other way (secure: floor or one more, stochastically;
+    // reference: to nearest), one ulp at a time, amplified by LayerNorm's division by the
+    // standard deviation layer after layer. Stated bound: cosine >= 0.9999 and every coordinate
+    // of the normalised embedding within 0.003 (observed: cosine >= 0.99998, 0.001).
+    assert!(sp_min >= 0.9999, "secure vs fixed-point cosine {sp_min}");
+    assert!(sp_diff <= 0.003, "secure vs fixed-point coordinate difference {sp_diff}");
 }

@@ -83,7 +83,8 @@ impl Engine {
 
     /// The plaintext fixed-point reference: tensors hold plaintext values (as P0's share with
     /// P1's share zero), every operation computes its plaintext result with the same integer
-    /// arithmetic (truncations floor). Records the plan too.
+    /// arithmetic; truncations round to nearest (the secure ones round stochastically, floor or
+    /// one more). Records the plan too.
     pub fn plaintext() -> Self {
         Engine {
             party: Party::P0,

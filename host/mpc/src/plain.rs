@@ -28,6 +28,22 @@ pub fn trunc<R: Ring>(x: &[R], k: u32) -> Vec<R> {
     x.iter().map(|v| R::from_i64(v.to_i64() >> k)).collect()
 }
 
+/// round(x / 2^k), halves up: the reference the engine's plaintext mode uses. Secure
+/// truncation returns floor or floor + 1 with probability equal to the dropped fraction, i.e.
+/// it rounds stochastically and without bias; rounding to nearest keeps the reference equally
+/// unbiased (floor would drift by half an ulp per truncation) and within one ulp of it.
+pub fn trunc_round<R: Ring>(x: &[R], k: u32) -> Vec<R> {
+    x.iter().map(|v| R::from_i64((v.to_i64() >> (k - 1)).wrapping_add(1) >> 1)).collect()
+}
+
+/// round(x / 2^k) mod 2^32, halves up (see [`trunc_round`]).
+pub fn downcast_round(x: &[u64], k: u32) -> Vec<u32> {
+    if k == 0 {
+        return x.iter().map(|v| u32::from_u64(*v)).collect();
+    }
+    x.iter().map(|v| u32::from_i64((v.to_i64() >> (k - 1)).wrapping_add(1) >> 1)).collect()
+}
+
 /// Sign extension Z_2^32 -> Z_2^64.
 pub fn upcast(x: &[u32]) -> Vec<u64> {
     x.iter().map(|v| ditto_core::ring::lift_signed::<u32, u64>(*v)).collect()

@@ -24,7 +24,7 @@ impl Engine {
         let b = match self.begin(op, scale("truncation", x.frac, frac)?).await? {
             Started::Run(b) => b,
             Started::Planned => return Ok(Shared::zeros(&x.shape, frac)),
-            Started::Plain => return Ok(x.with_data(plain::trunc(&x.data, k), frac)),
+            Started::Plain => return Ok(x.with_data(plain::trunc_round(&x.data, k), frac)),
         };
         let (mut r, mut rh, mut m) = (vec![R::ZERO; n], vec![R::ZERO; n], vec![R::ZERO; n]);
         self.expand(&b, |s, corr| trunc::expand_trunc(s, b.index, k, corr, &mut r, &mut rh, &mut m))?;
@@ -68,7 +68,7 @@ impl Engine {
         let b = match self.begin(op, scale("downcast", x.frac, frac)?).await? {
             Started::Run(b) => b,
             Started::Planned => return Ok(Shared::zeros(&x.shape, frac)),
-            Started::Plain => return Ok(x.with_data(plain::downcast(&x.data, k), frac)),
+            Started::Plain => return Ok(x.with_data(plain::downcast_round(&x.data, k), frac)),
         };
         let (mut r, mut rh) = (vec![0u64; n], vec![0u32; n]);
         self.expand(&b, |s, corr| convert::expand_downcast(s, b.index, k, corr, &mut r, &mut rh))?;

@@ -1,0 +1,151 @@
+//! `ditto demo`: dealer, P0 and P1 in one process over loopback TCP on a BERT model; prints
+//! the secure embedding's agreement with the fixed-point and float models, time, bytes and
+//! rounds. Exits non-zero when secure and fixed-point disagree (cosine below 0.9999).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use ditto_core::fixed::decode;
+use ditto_core::prg::Prg;
+use ditto_models::bert::Bert;
+use ditto_models::config::BertConfig;
+use ditto_models::quant::QuantConfig;
+use ditto_models::secure_bert::{BertShare, SecureBert, one_hot, share_bert};
+use ditto_models::tokenizer::Tokenizer;
+use ditto_models::weights::Weights;
+use ditto_models::{ModelError, seeded};
+use ditto_mpc::local::{Local, Net, plan_of, run as run_local};
+use ditto_mpc::tensor::{reveal, share};
+use ditto_mpc::{Engine, Shared};
+
+use crate::files::{CliError, os_random16};
+
+/// Arguments of `ditto demo`.
+#[derive(clap::Args, Debug)]
+pub struct DemoArgs {
+    /// A Hugging Face BERT directory (config.json, model.safetensors, tokenizer.json), e.g. the
+    /// all-MiniLM-L6-v2 that scripts/fetch-models caches. Default: the small seeded model built
+    /// into ditto (random weights: its embeddings mean nothing, the pipeline is real).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// The private input text.
+    #[arg(long, default_value = "secure inference keeps the input private.")]
+    pub text: String,
+    /// Quantization preset: accurate (unmodified models) or ditto (QAD-distilled models).
+    #[arg(long, default_value = "accurate")]
+    pub quant: String,
+    /// Threads for GEMM and dealer generation.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+}
+
+fn cosine(a: &[f64], b: &[f64]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    dot / (a.iter().map(|x| x * x).sum::<f64>().sqrt() * b.iter().map(|x| x * x).sum::<f64>().sqrt())
+}
+
+fn embedding(sum: &[u64], frac: u32, n: usize) -> Vec<f64> {
+    #[allow(clippy::cast_precision_loss)]
+    let v: Vec<f64> = sum.iter().map(|s| decode(*s, frac) / n as f64).collect();
+    let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
+    v.iter().map(|x| x / norm).collect()
+}
+
+fn load(a: &DemoArgs) -> Result<(Bert, Vec<u32>, String), CliError> {
+    match &a.model {
+        None => {
+            let ids = seeded::tokenize(&a.text);
+            let max = seeded::config().max_position_embeddings;
+            if ids.len() > max {
+                return Err(ModelError::TooLong { max, got: ids.len() }.into());
+            }
+            Ok((
+                seeded::model(1),
+                ids,
+                "seeded BERT-shaped model (2 layers, hidden 64, byte tokens; random weights)".into(),
+            ))
+        }
+        Some(dir) => {
+            let cfg = BertConfig::load(&dir.join("config.json"))?;
+            let bert = Bert::load(&cfg, &Weights::load(&dir.join("model.safetensors"))?)?;
+            let tok = Tokenizer::load(&dir.join("tokenizer.json"))?;
+            let ids = tok.encode(&a.text, cfg.max_position_embeddings)?;
+            Ok((
+                bert,
+                ids,
+                format!("{} ({} layers, hidden {})", dir.display(), cfg.num_hidden_layers, cfg.hidden_size),
+            ))
+        }
+    }
+}
+
+/// Runs the demo.
+pub fn run(a: &DemoArgs) -> Result<(), CliError> {
+    let q = match a.quant.as_str() {
+        "accurate" => QuantConfig::accurate(),
+        "ditto" => QuantConfig::ditto(),
+        other => return Err(CliError::Usage(format!("--quant {other}: expected accurate or ditto"))),
+    };
+    let (bert, ids, what) = load(a)?;
+    let (n, v) = (ids.len(), bert.cfg.vocab_size);
+    say!("model   {what}");
+    say!("input   {:?} ({n} tokens, private: one-hot shares)", a.text);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Net(e.to_string()))?;
+    rt.block_on(async {
+        // The model owner shares the weights; the client shares its one-hot input.
+        let mut rng = Prg::with_counter(&os_random16()?, 0);
+        let shares = share_bert(&bert, &q, &mut rng)?;
+        let x = one_hot(&ids, v)?;
+        let xs = share(&x, &mut rng);
+        let program = async |e: &mut Engine, p: ditto_core::Party| {
+            let m = SecureBert::setup(e, shares[p.index()].clone()).await?;
+            m.pooled_sum(e, &Shared::new(xs[p.index()].clone(), &[n, v], 0)?).await
+        };
+        let plan = plan_of("demo", &program).await?;
+        let local = Local { net: Net::Tcp, threads: a.threads.max(1), ..Local::default() };
+        let res = run_local(&plan, &local, program).await?;
+        let secure = embedding(&reveal(&res.out[0].data, &res.out[1].data), res.out[0].frac, n);
+        let t = Instant::now();
+        let mut pe = Engine::plaintext();
+        let pm = SecureBert::setup(&mut pe, BertShare::plaintext(&bert, &q)?).await?;
+        let fixed = pm.pooled_sum(&mut pe, &Shared::new(x.clone(), &[n, v], 0)?).await?;
+        let plain_time = t.elapsed();
+        let fixed = embedding(&fixed.data, fixed.frac, n);
+        let float: Vec<f64> = bert.embed(&ids)?.iter().map(|x| f64::from(*x)).collect();
+        let (c_sf, c_sx, c_xf) = (cosine(&secure, &fixed), cosine(&secure, &float), cosine(&fixed, &float));
+        // The one-time weight setup (opening F = W - B_W) is counted apart from the inference.
+        let setup = |i: usize| res.counters[i].step(ditto_mpc::engine::SETUP_STEP);
+        let tot = |i: usize| res.counters[i].total();
+        say!("plan    {} steps, {} rounds", plan.steps.len(), tot(0).rounds - setup(0).rounds);
+        say!(
+            "time    {:.3} s for setup and inference (fixed-point plaintext: {:.3} s)",
+            res.online_time.as_secs_f64(),
+            plain_time.as_secs_f64()
+        );
+        #[allow(clippy::cast_precision_loss)]
+        let mb = |b: u64| b as f64 / 1e6;
+        say!(
+            "bytes   inference: P0 sent {:.2} MB, P1 sent {:.2} MB; weight setup (once per model): {:.2} MB each",
+            mb(tot(0).sent - setup(0).sent),
+            mb(tot(1).sent - setup(1).sent),
+            mb(setup(0).sent)
+        );
+        say!(
+            "dealer  {:.2} MB to P1, {} B to P0, {:.3} s",
+            mb(res.dealer_bytes[1]),
+            res.dealer_bytes[0],
+            res.dealer_time.as_secs_f64()
+        );
+        say!("cosine  secure vs fixed-point {c_sf:.6}, secure vs float {c_sx:.6}, fixed-point vs float {c_xf:.6}");
+        say!("embedding[..6] secure {:?}", secure.iter().take(6).map(|x| (x * 1e4).round() / 1e4).collect::<Vec<_>>());
+        say!("embedding[..6] float  {:?}", float.iter().take(6).map(|x| (x * 1e4).round() / 1e4).collect::<Vec<_>>());
+        if c_sf < 0.9999 {
+            return Err(CliError::Disagree(format!("embedding cosine {c_sf:.6} < 0.9999")));
+        }
+        Ok(())
+    })
+}

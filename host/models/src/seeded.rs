@@ -1,0 +1,75 @@
+//! A small BERT-shaped model with seeded random weights and a byte-level tokenizer, built from
+//! code so that `ditto demo` runs out of the box with nothing to download. Its outputs mean
+//! nothing linguistically; it exists to exercise the whole secure pipeline (and says so).
+
+use ditto_core::prg::Prg;
+use ditto_core::rand_core::Rng;
+
+use crate::bert::{Bert, Dense, Embeddings, Layer, Norm};
+use crate::config::BertConfig;
+
+/// Vocabulary: 256 bytes, then [CLS] and [SEP].
+pub const VOCAB: usize = 258;
+/// [CLS].
+pub const CLS: u32 = 256;
+/// [SEP].
+pub const SEP: u32 = 257;
+
+/// The seeded model's config: 2 layers, hidden 64, 4 heads, FFN 256, 64 positions.
+pub fn config() -> BertConfig {
+    BertConfig {
+        vocab_size: VOCAB,
+        hidden_size: 64,
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        intermediate_size: 256,
+        hidden_act: "gelu".into(),
+        max_position_embeddings: 64,
+        type_vocab_size: 2,
+        layer_norm_eps: 1e-12,
+    }
+}
+
+fn uniform(rng: &mut Prg, n: usize, scale: f32) -> Vec<f32> {
+    #[allow(clippy::cast_precision_loss)]
+    (0..n).map(|_| ((rng.next_u32() >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0) * scale).collect()
+}
+
+/// The model for `seed`.
+#[allow(clippy::cast_precision_loss)]
+pub fn model(seed: u8) -> Bert {
+    let cfg = config();
+    let mut rng = Prg::with_counter(&[seed; 16], 0);
+    let (h, f) = (cfg.hidden_size, cfg.intermediate_size);
+    let mut dense = |din: usize, dout: usize| Dense {
+        w: uniform(&mut rng, din * dout, (3.0 / din as f32).sqrt()),
+        b: uniform(&mut rng, dout, 0.05),
+        din,
+        dout,
+    };
+    let norm = || Norm { g: vec![1.0; h], b: vec![0.0; h] };
+    let layers = (0..cfg.num_hidden_layers)
+        .map(|_| Layer {
+            q: dense(h, h),
+            k: dense(h, h),
+            v: dense(h, h),
+            o: dense(h, h),
+            norm1: norm(),
+            up: dense(h, f),
+            down: dense(f, h),
+            norm2: norm(),
+        })
+        .collect();
+    let emb = Embeddings {
+        word: uniform(&mut rng, VOCAB * h, 1.0),
+        position: uniform(&mut rng, cfg.max_position_embeddings * h, 0.2),
+        token_type: uniform(&mut rng, cfg.type_vocab_size * h, 0.2),
+        norm: norm(),
+    };
+    Bert { cfg, emb, layers }
+}
+
+/// Byte-level tokens: [CLS], the UTF-8 bytes of `text`, [SEP].
+pub fn tokenize(text: &str) -> Vec<u32> {
+    std::iter::once(CLS).chain(text.bytes().map(u32::from)).chain(std::iter::once(SEP)).collect()
+}
