@@ -78,3 +78,65 @@ impl BertConfig {
         self.hidden_size / self.num_attention_heads
     }
 }
+
+/// GPT-2's `config.json` (fields ditto uses).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct Gpt2Config {
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Positions.
+    pub n_positions: usize,
+    /// Hidden size.
+    pub n_embd: usize,
+    /// Layers.
+    pub n_layer: usize,
+    /// Heads.
+    pub n_head: usize,
+    /// FFN inner size (default 4 n_embd).
+    #[serde(default)]
+    pub n_inner: Option<usize>,
+    /// Activation ("gelu_new").
+    #[serde(default = "gelu_new")]
+    pub activation_function: String,
+    /// LayerNorm epsilon.
+    #[serde(default = "eps5")]
+    pub layer_norm_epsilon: f64,
+}
+
+fn gelu_new() -> String {
+    "gelu_new".into()
+}
+fn eps5() -> f64 {
+    1e-5
+}
+
+impl Gpt2Config {
+    /// Reads and checks a GPT-2 `config.json`.
+    pub fn load(path: &Path) -> Result<Self, ModelError> {
+        let c: Gpt2Config = read_json(path)?;
+        c.check().map_err(|reason| ModelError::Config { path: path.to_path_buf(), reason })?;
+        Ok(c)
+    }
+
+    /// Checks the values ditto supports.
+    pub fn check(&self) -> Result<(), String> {
+        if !matches!(self.activation_function.as_str(), "gelu_new" | "gelu" | "gelu_pytorch_tanh") {
+            return Err(format!(
+                "activation_function {:?} is not supported (gelu_new, gelu)",
+                self.activation_function
+            ));
+        }
+        if self.n_head == 0 || !self.n_embd.is_multiple_of(self.n_head) {
+            return Err(format!("n_embd {} is not a multiple of n_head {}", self.n_embd, self.n_head));
+        }
+        if self.vocab_size == 0 || self.n_layer == 0 || self.n_positions == 0 {
+            return Err("vocab_size, n_layer and n_positions must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// FFN inner size.
+    pub fn inner(&self) -> usize {
+        self.n_inner.unwrap_or(4 * self.n_embd)
+    }
+}

@@ -6,8 +6,11 @@
 pub mod bert;
 pub mod config;
 pub mod float;
+pub mod generate;
+pub mod gpt2;
 pub mod quant;
 pub mod secure_bert;
+pub mod secure_gpt2;
 pub mod seeded;
 pub mod tokenizer;
 pub mod weights;

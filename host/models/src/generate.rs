@@ -1,0 +1,120 @@
+//! Greedy generation with a client in the loop: each party sends its share of the last
+//! position's logits to the client, which reconstructs them, picks the most likely token and
+//! sends back fresh shares of its one-hot encoding. The parties never see a token.
+
+use ditto_core::rand_core::Rng;
+use ditto_mpc::tensor::share;
+use ditto_mpc::{Engine, MpcError, Shared};
+use tokio::sync::mpsc;
+
+use crate::secure_gpt2::{SecCache, SecureGpt2};
+
+/// A party's connection to the client (in-process channels for local runs).
+#[derive(Debug)]
+pub struct ClientEnd {
+    /// Logit shares to the client.
+    pub tx: mpsc::Sender<Vec<u32>>,
+    /// One-hot shares from the client.
+    pub rx: mpsc::Receiver<Vec<u32>>,
+}
+
+/// The client's end of both parties' connections.
+#[derive(Debug)]
+pub struct ClientHub {
+    rx: [mpsc::Receiver<Vec<u32>>; 2],
+    tx: [mpsc::Sender<Vec<u32>>; 2],
+}
+
+/// Channels between a client and the two parties.
+pub fn client_channels() -> (ClientHub, [ClientEnd; 2]) {
+    let (l0, r0) = mpsc::channel(2);
+    let (l1, r1) = mpsc::channel(2);
+    let (o0, i0) = mpsc::channel(2);
+    let (o1, i1) = mpsc::channel(2);
+    (ClientHub { rx: [r0, r1], tx: [o0, o1] }, [ClientEnd { tx: l0, rx: i0 }, ClientEnd { tx: l1, rx: i1 }])
+}
+
+/// Who picks the next token.
+#[derive(Debug)]
+pub enum Client<'a> {
+    /// Planning: no client, zero inputs.
+    Planning,
+    /// Plaintext reference: the engine's values are plaintext; pick locally.
+    Plaintext,
+    /// A real client over channels.
+    Remote(&'a mut ClientEnd),
+}
+
+/// Index of the largest signed logit (ties: lowest index).
+pub fn argmax_signed(logits: &[u32]) -> u32 {
+    let mut best = 0;
+    for (i, v) in logits.iter().enumerate() {
+        if v.cast_signed() > logits[best].cast_signed() {
+            best = i;
+        }
+    }
+    u32::try_from(best).unwrap_or(u32::MAX)
+}
+
+fn closed() -> MpcError {
+    MpcError::Scale { what: "client", detail: "the client went away".into() }
+}
+
+/// Feeds the prompt, then generates `steps` tokens (prompt pass + steps - 1 single-token
+/// passes). Returns the tokens when the engine is the plaintext reference (else empty: only
+/// the client learns them).
+pub async fn generate(
+    e: &mut Engine,
+    model: &SecureGpt2,
+    prompt: &Shared<u32>,
+    steps: usize,
+    vocab: usize,
+    mut client: Client<'_>,
+) -> Result<Vec<u32>, MpcError> {
+    let mut cache = SecCache::default();
+    let mut logits = model.forward(e, prompt, &mut cache).await?;
+    let mut tokens = Vec::new();
+    for s in 0..steps {
+        let next = match &mut client {
+            Client::Planning => Shared::zeros(&[1, vocab], 0),
+            Client::Plaintext => {
+                let t = argmax_signed(&logits.data);
+                tokens.push(t);
+                let mut x = vec![0u32; vocab];
+                x[t as usize] = 1;
+                Shared::new(x, &[1, vocab], 0)?
+            }
+            Client::Remote(c) => {
+                c.tx.send(logits.data.clone()).await.map_err(|_| closed())?;
+                Shared::new(c.rx.recv().await.ok_or_else(closed)?, &[1, vocab], 0)?
+            }
+        };
+        if s + 1 < steps {
+            logits = model.forward(e, &next, &mut cache).await?;
+        }
+    }
+    Ok(tokens)
+}
+
+/// The client side of [`generate`]: reconstructs logits, picks greedily, reshares.
+pub async fn greedy_client(
+    mut hub: ClientHub,
+    steps: usize,
+    vocab: usize,
+    rng: &mut impl Rng,
+) -> Result<Vec<u32>, MpcError> {
+    let mut tokens = Vec::new();
+    for _ in 0..steps {
+        let a = hub.rx[0].recv().await.ok_or_else(closed)?;
+        let b = hub.rx[1].recv().await.ok_or_else(closed)?;
+        let logits: Vec<u32> = a.iter().zip(&b).map(|(x, y)| x.wrapping_add(*y)).collect();
+        let t = argmax_signed(&logits);
+        tokens.push(t);
+        let mut x = vec![0u32; vocab];
+        x[t as usize] = 1;
+        let [s0, s1] = share(&x, rng);
+        hub.tx[0].send(s0).await.map_err(|_| closed())?;
+        hub.tx[1].send(s1).await.map_err(|_| closed())?;
+    }
+    Ok(tokens)
+}

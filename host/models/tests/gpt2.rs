@@ -1,0 +1,196 @@
+//! GPT-2 in the Hugging Face layout, on safetensors this test writes itself (no real GPT-2
+//! weights are obtainable here): loader checks, float forward with the KV cache equal to the
+//! full recomputation, and greedy generation of 8 tokens run securely with a client in the
+//! loop, identical to the fixed-point reference; the real GPT-2 tokenizer from npm.
+#![allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+
+use std::path::{Path, PathBuf};
+
+use ditto_core::prg::Prg;
+use ditto_core::rand_core::Rng;
+use ditto_models::config::Gpt2Config;
+use ditto_models::generate::{Client, client_channels, generate, greedy_client};
+use ditto_models::gpt2::{Gpt2, KvCache, argmax};
+use ditto_models::quant::QuantConfig;
+use ditto_models::secure_bert::one_hot;
+use ditto_models::secure_gpt2::{Gpt2Share, SecureGpt2, share_gpt2};
+use ditto_models::tokenizer::Tokenizer;
+use ditto_models::weights::Weights;
+use ditto_mpc::local::{Local, plan_of, run};
+use ditto_mpc::tensor::share;
+use ditto_mpc::{Engine, Shared};
+use safetensors::tensor::{Dtype, TensorView};
+
+const VOCAB: usize = 50257;
+const H: usize = 32;
+
+fn cache_dir() -> PathBuf {
+    std::env::var_os("DITTO_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+        std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache"))
+            .join("ditto")
+    })
+}
+
+/// A tensor's shape and little-endian f32 bytes.
+type Raw = (Vec<usize>, Vec<u8>);
+
+/// Writes a seeded GPT-2-layout model (config.json + model.safetensors) to `dir`.
+fn write_model(dir: &Path, prefix: &str, skip: Option<&str>) {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(
+        dir.join("config.json"),
+        format!(
+            r#"{{"vocab_size": {VOCAB}, "n_positions": 64, "n_embd": {H}, "n_layer": 2, "n_head": 2,
+            "activation_function": "gelu_new", "layer_norm_epsilon": 1e-5, "model_type": "gpt2"}}"#
+        ),
+    )
+    .unwrap();
+    let mut rng = Prg::with_counter(&[42; 16], 0);
+    let mut t = |shape: &[usize], scale: f32| -> Raw {
+        let n: usize = shape.iter().product();
+        let v: Vec<u8> = (0..n)
+            .flat_map(|_| {
+                ((((rng.next_u32() >> 8) as f32) / (1u32 << 24) as f32 * 2.0 - 1.0) * scale).to_le_bytes()
+            })
+            .collect();
+        (shape.to_vec(), v)
+    };
+    let mut tensors: Vec<(String, Raw)> = vec![
+        ("wte.weight".into(), t(&[VOCAB, H], 1.0)),
+        ("wpe.weight".into(), t(&[64, H], 2.0)),
+        ("ln_f.weight".into(), (vec![H], (0..H).flat_map(|_| 1f32.to_le_bytes()).collect())),
+        ("ln_f.bias".into(), t(&[H], 0.1)),
+    ];
+    for l in 0..2 {
+        let p = format!("h.{l}");
+        for (n, s, sc) in [
+            ("ln_1.bias", vec![H], 0.1),
+            ("attn.c_attn.weight", vec![H, 3 * H], 0.3),
+            ("attn.c_attn.bias", vec![3 * H], 0.05),
+            ("attn.c_proj.weight", vec![H, H], 0.3),
+            ("attn.c_proj.bias", vec![H], 0.05),
+            ("ln_2.bias", vec![H], 0.1),
+            ("mlp.c_fc.weight", vec![H, 4 * H], 0.3),
+            ("mlp.c_fc.bias", vec![4 * H], 0.05),
+            ("mlp.c_proj.weight", vec![4 * H, H], 0.15),
+            ("mlp.c_proj.bias", vec![H], 0.05),
+        ] {
+            tensors.push((format!("{p}.{n}"), t(&s, sc)));
+        }
+        for n in ["ln_1.weight", "ln_2.weight"] {
+            tensors.push((format!("{p}.{n}"), (vec![H], (0..H).flat_map(|_| 1f32.to_le_bytes()).collect())));
+        }
+    }
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .iter()
+        .filter(|(n, _)| Some(n.as_str()) != skip)
+        .map(|(n, (s, d))| (format!("{prefix}{n}"), TensorView::new(Dtype::F32, s.clone(), d).unwrap()))
+        .collect();
+    let bytes = safetensors::tensor::serialize(views, None).unwrap();
+    std::fs::write(dir.join("model.safetensors"), bytes).unwrap();
+}
+
+fn load(dir: &Path) -> Result<Gpt2, ditto_models::ModelError> {
+    let cfg = Gpt2Config::load(&dir.join("config.json"))?;
+    Gpt2::load(&cfg, &Weights::load(&dir.join("model.safetensors"))?)
+}
+
+fn tmp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("ditto-gpt2-{}-{name}", std::process::id()))
+}
+
+#[test]
+fn real_gpt2_tokenizer() {
+    let d = cache_dir().join("gpt2-tokenizer");
+    let tok = Tokenizer::gpt2(&d.join("encoder.json"), &d.join("vocab.bpe")).unwrap();
+    assert_eq!(tok.encode("Hello world!", 64).unwrap(), vec![15496, 995, 0]);
+    assert_eq!(tok.decode(&[15496, 995, 0]).unwrap(), "Hello world!");
+    assert_eq!(tok.vocab_size(), VOCAB);
+}
+
+#[test]
+fn loader_accepts_the_hf_layout_and_names_what_is_wrong() {
+    let a = tmp("plain");
+    write_model(&a, "", None);
+    let m = load(&a).unwrap();
+    // The GPT2LMHeadModel naming (transformer. prefix) loads the same weights.
+    let b = tmp("prefixed");
+    write_model(&b, "transformer.", None);
+    assert_eq!(load(&b).unwrap().wte, m.wte);
+    let c = tmp("missing");
+    write_model(&c, "", Some("h.1.mlp.c_fc.bias"));
+    let e = load(&c).unwrap_err().to_string();
+    assert!(e.contains("missing tensor h.1.mlp.c_fc.bias"), "{e}");
+    std::fs::write(
+        c.join("config.json"),
+        r#"{"vocab_size": 10, "n_positions": 8, "n_embd": 30, "n_layer": 1, "n_head": 4}"#,
+    )
+    .unwrap();
+    assert!(load(&c).unwrap_err().to_string().contains("not a multiple of n_head"));
+    std::fs::write(c.join("config.json"), r#"{"vocab_size": 10, "n_positions": 8, "n_embd": 32, "n_layer": 1, "n_head": 4, "activation_function": "swish"}"#).unwrap();
+    assert!(load(&c).unwrap_err().to_string().contains("swish"));
+    // The KV cache gives the same logits as recomputing the whole sequence.
+    let ids = [15496u32, 995, 0, 314];
+    let mut c1 = KvCache::default();
+    let full = m.forward(&ids, &mut c1).unwrap();
+    let mut c2 = KvCache::default();
+    m.forward(&ids[..3], &mut c2).unwrap();
+    let inc = m.forward(&ids[3..], &mut c2).unwrap();
+    let err = full.iter().zip(&inc).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(err < 1e-4, "{err}");
+    for d in [a, b, c] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secure_greedy_generation_equals_the_fixed_point_reference() {
+    let dir = tmp("gen");
+    write_model(&dir, "", None);
+    let m = load(&dir).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let q = QuantConfig::accurate();
+    let prompt = [15496u32, 995, 0];
+    let steps = 8;
+    // Fixed-point reference.
+    let mut pe = Engine::plaintext();
+    let pm = SecureGpt2::setup(&mut pe, Gpt2Share::plaintext(&m, &q).unwrap()).await.unwrap();
+    let x = one_hot(&prompt, VOCAB).unwrap();
+    let px = Shared::new(x.clone(), &[prompt.len(), VOCAB], 0).unwrap();
+    let reference = generate(&mut pe, &pm, &px, steps, VOCAB, Client::Plaintext).await.unwrap();
+    // Float model, for information (the fixed-point model may pick differently where logits are close).
+    let mut cache = KvCache::default();
+    let mut float_tokens = vec![argmax(&m.forward(&prompt, &mut cache).unwrap())];
+    for _ in 1..steps {
+        let t = *float_tokens.last().unwrap();
+        float_tokens.push(argmax(&m.forward(&[t], &mut cache).unwrap()));
+    }
+    println!("fixed-point tokens {reference:?}, float tokens {float_tokens:?}");
+    // Secure, with the client in the loop.
+    let mut rng = Prg::with_counter(&[3; 16], 0);
+    let shares = share_gpt2(&m, &q, &mut rng).unwrap();
+    let xs = share(&x, &mut rng);
+    let (hub, ends) = client_channels();
+    let ends = ends.map(tokio::sync::Mutex::new);
+    let program = async |e: &mut Engine, p: ditto_core::Party| {
+        let model = SecureGpt2::setup(e, shares[p.index()].clone()).await?;
+        let input = Shared::new(xs[p.index()].clone(), &[prompt.len(), VOCAB], 0)?;
+        if e.is_planning() {
+            return generate(e, &model, &input, steps, VOCAB, Client::Planning).await;
+        }
+        let mut end = ends[p.index()].lock().await;
+        generate(e, &model, &input, steps, VOCAB, Client::Remote(&mut end)).await
+    };
+    let plan = plan_of("gpt2-test", &program).await.unwrap();
+    let local = Local { test_seeds: Some(([5; 16], [6; 16])), ..Local::default() };
+    let mut crng = Prg::with_counter(&[4; 16], 0);
+    let (res, tokens) =
+        tokio::join!(run(&plan, &local, program), greedy_client(hub, steps, VOCAB, &mut crng));
+    res.unwrap();
+    let tokens = tokens.unwrap();
+    assert_eq!(tokens, reference, "secure and fixed-point greedy generation differ");
+    assert_eq!(tokens.len(), steps);
+    assert!(tokens.windows(2).any(|w| w[0] != w[1]), "the fed-back tokens must matter: {tokens:?}");
+}
