@@ -37,6 +37,11 @@ pub struct DemoArgs {
     /// Threads for GEMM and dealer generation.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Generate this many tokens with a GPT-2 model (the client picks each token greedily and
+    /// feeds it back as a private input). Without --model: a seeded GPT-2-shaped model on
+    /// byte tokens.
+    #[arg(long = "gen", default_value_t = 0)]
+    pub generate: usize,
 }
 
 fn cosine(a: &[f64], b: &[f64]) -> f64 {
@@ -79,23 +84,33 @@ fn load(a: &DemoArgs) -> Result<(Bert, Vec<u32>, String), CliError> {
     }
 }
 
+fn quant(a: &DemoArgs) -> Result<QuantConfig, CliError> {
+    match a.quant.as_str() {
+        "accurate" => Ok(QuantConfig::accurate()),
+        "ditto" => Ok(QuantConfig::ditto()),
+        other => Err(CliError::Usage(format!("--quant {other}: expected accurate or ditto"))),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Net(e.to_string()))
+}
+
 /// Runs the demo.
 pub fn run(a: &DemoArgs) -> Result<(), CliError> {
-    let q = match a.quant.as_str() {
-        "accurate" => QuantConfig::accurate(),
-        "ditto" => QuantConfig::ditto(),
-        other => return Err(CliError::Usage(format!("--quant {other}: expected accurate or ditto"))),
-    };
+    if a.generate > 0 {
+        return crate::demo_gpt2::run(a, &quant(a)?, &runtime()?);
+    }
+    let q = quant(a)?;
     let (bert, ids, what) = load(a)?;
     let (n, v) = (ids.len(), bert.cfg.vocab_size);
     say!("model   {what}");
     say!("input   {:?} ({n} tokens, private: one-hot shares)", a.text);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Net(e.to_string()))?;
-    rt.block_on(async {
+    runtime()?.block_on(async {
         // The model owner shares the weights; the client shares its one-hot input.
         let mut rng = Prg::with_counter(&os_random16()?, 0);
         let shares = share_bert(&bert, &q, &mut rng)?;

@@ -16,6 +16,7 @@ macro_rules! say {
 
 mod dealer;
 mod demo;
+mod demo_gpt2;
 mod files;
 
 use std::process::ExitCode;

@@ -73,3 +73,42 @@ pub fn model(seed: u8) -> Bert {
 pub fn tokenize(text: &str) -> Vec<u32> {
     std::iter::once(CLS).chain(text.bytes().map(u32::from)).chain(std::iter::once(SEP)).collect()
 }
+
+/// A seeded GPT-2-shaped model on byte tokens (vocab 256): 2 layers, hidden 64, 4 heads,
+/// 128 positions. Random weights: the text it writes is noise; the secure pipeline is real.
+#[allow(clippy::cast_precision_loss)]
+pub fn gpt2(seed: u8) -> crate::gpt2::Gpt2 {
+    use crate::gpt2::{Block, Conv1D, Gpt2};
+    let cfg = crate::config::Gpt2Config {
+        vocab_size: 256,
+        n_positions: 128,
+        n_embd: 64,
+        n_layer: 2,
+        n_head: 4,
+        n_inner: None,
+        activation_function: "gelu_new".into(),
+        layer_norm_epsilon: 1e-5,
+    };
+    let mut rng = Prg::with_counter(&[seed; 16], 1);
+    let h = cfg.n_embd;
+    let mut conv = |din: usize, dout: usize, s: f32| Conv1D {
+        w: uniform(&mut rng, din * dout, s * (3.0 / din as f32).sqrt()),
+        b: uniform(&mut rng, dout, 0.05),
+        din,
+        dout,
+    };
+    let norm = || Norm { g: vec![1.0; h], b: vec![0.0; h] };
+    let blocks = (0..cfg.n_layer)
+        .map(|_| Block {
+            ln1: norm(),
+            attn: conv(h, 3 * h, 1.0),
+            proj: conv(h, h, 2.0),
+            ln2: norm(),
+            fc: conv(h, 4 * h, 1.0),
+            fc_proj: conv(4 * h, h, 2.0),
+        })
+        .collect();
+    let wte = uniform(&mut rng, 256 * h, 1.0);
+    let wpe = uniform(&mut rng, cfg.n_positions * h, 2.0);
+    Gpt2 { cfg, wte, wpe, blocks, ln_f: norm() }
+}

@@ -1,0 +1,126 @@
+//! `ditto demo --gen N`: secure greedy generation with GPT-2, the client in the loop.
+
+use std::path::Path;
+
+use ditto_core::prg::Prg;
+use ditto_models::config::Gpt2Config;
+use ditto_models::generate::{Client, client_channels, generate, greedy_client};
+use ditto_models::gpt2::Gpt2;
+use ditto_models::quant::QuantConfig;
+use ditto_models::secure_bert::one_hot;
+use ditto_models::secure_gpt2::{Gpt2Share, SecureGpt2, share_gpt2};
+use ditto_models::tokenizer::Tokenizer;
+use ditto_models::weights::Weights;
+use ditto_models::{ModelError, seeded};
+use ditto_mpc::local::{Local, Net, plan_of, run as run_local};
+use ditto_mpc::tensor::share;
+use ditto_mpc::{Engine, Shared};
+
+use crate::demo::DemoArgs;
+use crate::files::{CliError, os_random16};
+
+enum Tok {
+    Bytes,
+    Bpe(Box<Tokenizer>),
+}
+
+impl Tok {
+    fn encode(&self, text: &str, max: usize) -> Result<Vec<u32>, ModelError> {
+        match self {
+            Tok::Bytes => {
+                let ids: Vec<u32> = text.bytes().map(u32::from).collect();
+                if ids.len() > max {
+                    return Err(ModelError::TooLong { max, got: ids.len() });
+                }
+                Ok(ids)
+            }
+            Tok::Bpe(t) => t.encode(text, max),
+        }
+    }
+    fn decode(&self, ids: &[u32]) -> String {
+        match self {
+            Tok::Bytes => String::from_utf8_lossy(
+                &ids.iter().map(|&i| u8::try_from(i).unwrap_or(b'?')).collect::<Vec<_>>(),
+            )
+            .into_owned(),
+            Tok::Bpe(t) => t.decode(ids).unwrap_or_else(|e| format!("<{e}>")),
+        }
+    }
+}
+
+fn load(dir: Option<&Path>) -> Result<(Gpt2, Tok, String), CliError> {
+    let Some(dir) = dir else {
+        return Ok((
+            seeded::gpt2(1),
+            Tok::Bytes,
+            "seeded GPT-2-shaped model (2 layers, hidden 64, byte tokens; random weights)".into(),
+        ));
+    };
+    let cfg = Gpt2Config::load(&dir.join("config.json"))?;
+    let m = Gpt2::load(&cfg, &Weights::load(&dir.join("model.safetensors"))?)?;
+    let tok = if dir.join("tokenizer.json").exists() {
+        Tokenizer::load(&dir.join("tokenizer.json"))?
+    } else {
+        Tokenizer::gpt2(&dir.join("vocab.json"), &dir.join("merges.txt"))?
+    };
+    Ok((
+        m,
+        Tok::Bpe(Box::new(tok)),
+        format!("{} ({} layers, hidden {})", dir.display(), cfg.n_layer, cfg.n_embd),
+    ))
+}
+
+/// Runs the GPT-2 demo.
+pub fn run(a: &DemoArgs, q: &QuantConfig, rt: &tokio::runtime::Runtime) -> Result<(), CliError> {
+    let (m, tok, what) = load(a.model.as_deref())?;
+    let (v, steps) = (m.cfg.vocab_size, a.generate);
+    let ids = tok.encode(&a.text, m.cfg.n_positions.saturating_sub(steps))?;
+    let n = ids.len();
+    say!("model   {what}");
+    say!("prompt  {:?} ({n} tokens, private: one-hot shares); generating {steps} tokens", a.text);
+    rt.block_on(async {
+        let mut rng = Prg::with_counter(&os_random16()?, 0);
+        let shares = share_gpt2(&m, q, &mut rng)?;
+        let x = one_hot(&ids, v)?;
+        let xs = share(&x, &mut rng);
+        let (hub, ends) = client_channels();
+        let ends = ends.map(tokio::sync::Mutex::new);
+        let program = async |e: &mut Engine, p: ditto_core::Party| {
+            let model = SecureGpt2::setup(e, shares[p.index()].clone()).await?;
+            let input = Shared::new(xs[p.index()].clone(), &[n, v], 0)?;
+            if e.is_planning() {
+                return generate(e, &model, &input, steps, v, Client::Planning).await;
+            }
+            let mut end = ends[p.index()].lock().await;
+            generate(e, &model, &input, steps, v, Client::Remote(&mut end)).await
+        };
+        let plan = plan_of("demo-gpt2", &program).await?;
+        let local = Local { net: Net::Tcp, threads: a.threads.max(1), ..Local::default() };
+        let mut crng = Prg::with_counter(&os_random16()?, 0);
+        let (res, tokens) = tokio::join!(run_local(&plan, &local, program), greedy_client(hub, steps, v, &mut crng));
+        let (res, tokens) = (res?, tokens?);
+        let mut pe = Engine::plaintext();
+        let pm = SecureGpt2::setup(&mut pe, Gpt2Share::plaintext(&m, q)?).await?;
+        let reference = generate(&mut pe, &pm, &Shared::new(x, &[n, v], 0)?, steps, v, Client::Plaintext).await?;
+        let setup = |i: usize| res.counters[i].step(ditto_mpc::engine::SETUP_STEP);
+        let tot = |i: usize| res.counters[i].total();
+        #[allow(clippy::cast_precision_loss)]
+        let mb = |b: u64| b as f64 / 1e6;
+        say!("secure      {:?} -> {:?}", tokens, tok.decode(&tokens));
+        say!("fixed-point {:?} -> {:?}", reference, tok.decode(&reference));
+        say!("plan    {} steps, {} rounds", plan.steps.len(), tot(0).rounds - setup(0).rounds);
+        say!("time    {:.3} s for setup and generation", res.online_time.as_secs_f64());
+        say!(
+            "bytes   generation: P0 sent {:.2} MB, P1 sent {:.2} MB; weight setup (once per model): {:.2} MB each",
+            mb(tot(0).sent - setup(0).sent),
+            mb(tot(1).sent - setup(1).sent),
+            mb(setup(0).sent)
+        );
+        say!("dealer  {:.2} MB to P1, {} B to P0, {:.3} s", mb(res.dealer_bytes[1]), res.dealer_bytes[0], res.dealer_time.as_secs_f64());
+        if tokens != reference {
+            return Err(CliError::Disagree(format!("generated tokens differ: {tokens:?} vs {reference:?}")));
+        }
+        say!("secure and fixed-point generation agree");
+        Ok(())
+    })
+}
