@@ -18,6 +18,7 @@ mod dealer;
 mod demo;
 mod demo_gpt2;
 mod files;
+mod plan;
 
 use std::process::ExitCode;
 
@@ -35,6 +36,8 @@ struct Cli {
 enum Command {
     /// Create party keys (p0.key, p1.key) and a model-mask seed (model.seed) in a directory.
     Provision(files::ProvisionArgs),
+    /// The plan of a model's secure run: steps, bytes, rounds, dealer bytes.
+    Plan(plan::PlanArgs),
     /// Generate and serve (or write) one session's correlated randomness.
     Dealer(Box<dealer::DealerArgs>),
     /// Local demo: dealer, P0 and P1 in one process over loopback TCP on a BERT model.
@@ -50,6 +53,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Provision(a) => files::provision(&a),
         Command::Dealer(a) => dealer::run(&a),
+        Command::Plan(a) => plan::run(&a),
         Command::Demo(a) => demo::run(&a),
         Command::Party | Command::Bench => {
             eprintln!(

@@ -8,6 +8,7 @@ pub mod config;
 pub mod float;
 pub mod generate;
 pub mod gpt2;
+pub mod plans;
 pub mod quant;
 pub mod secure_bert;
 pub mod secure_gpt2;

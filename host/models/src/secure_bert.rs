@@ -9,6 +9,7 @@
 //! types are public, so their embedding rows are selected locally.
 
 use ditto_core::Ring;
+use ditto_core::plan::{GeluApprox, Tag};
 use ditto_core::rand_core::Rng;
 use ditto_mpc::ops::arith::Weight;
 use ditto_mpc::tensor::share;
@@ -171,6 +172,37 @@ pub fn share_bert(bert: &Bert, q: &QuantConfig, rng: &mut impl Rng) -> Result<[B
 }
 
 impl BertShare {
+    /// Zero tensors of the model's shapes: enough to record the plan (`Engine::planner`)
+    /// from the config alone, without weights.
+    pub fn zeros(cfg: &BertConfig, q: &QuantConfig) -> Self {
+        let (h, f, wf) = (cfg.hidden_size, cfg.intermediate_size, q.weight_frac);
+        let bf = wf + q.act_frac;
+        let dense = |din: usize, dout: usize| DenseShare {
+            w: Shared::zeros(&[din, dout], wf),
+            b: Shared::zeros(&[dout], bf),
+        };
+        let norm = || NormShare { g: Shared::zeros(&[h], q.nl_frac), b: Shared::zeros(&[h], q.nl_frac) };
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|_| LayerShare {
+                qkv: dense(h, 3 * h),
+                o: dense(h, h),
+                ln1: norm(),
+                up: dense(h, f),
+                down: dense(f, h),
+                ln2: norm(),
+            })
+            .collect();
+        BertShare {
+            cfg: cfg.clone(),
+            q: q.clone(),
+            word: Shared::zeros(&[cfg.vocab_size, h], wf),
+            pos: Shared::zeros(&[cfg.max_position_embeddings, h], wf),
+            typ: Shared::zeros(&[cfg.type_vocab_size, h], wf),
+            emb_ln: norm(),
+            layers,
+        }
+    }
+
     /// The plaintext model as "shares" held by P0 alone (for `Engine::plaintext`).
     pub fn plaintext(bert: &Bert, q: &QuantConfig) -> Result<Self, ModelError> {
         // With a zero "random" share, P0's share is the value itself.
@@ -192,6 +224,7 @@ pub(crate) async fn linear(
     x: &Shared<u32>,
     d: &SecDense,
 ) -> Result<Shared<u32>, MpcError> {
+    e.set_tag(Tag::Linear);
     let y = e.matmul_fixed(x, &d.w).await?;
     let (n, m) = (y.shape[0], y.shape[1]);
     let bias =
@@ -202,6 +235,7 @@ pub(crate) async fn linear(
 
 /// Upcast to Z_2^64 and bring to `nl_frac` (shift up, or truncate when x has more bits).
 pub(crate) async fn up64(e: &mut Engine, q: &QuantConfig, x: &Shared<u32>) -> Result<Shared<u64>, MpcError> {
+    e.set_tag(Tag::Conversion);
     let x64 = e.upcast_a(x).await?;
     let nl = q.nl_frac;
     if nl >= x.frac { Ok(e.rescale_up(&x64, nl - x.frac)) } else { e.trunc_a(&x64, x.frac - nl).await }
@@ -216,20 +250,26 @@ pub(crate) async fn norm64(
     eps: f64,
 ) -> Result<Shared<u64>, MpcError> {
     let x64 = up64(e, q, x).await?;
+    e.set_tag(Tag::LayerNorm);
     e.layernorm(&x64, &n.g, &n.b, eps, q.ln_octaves).await
 }
 
 /// Downcast from Z_2^64 at `nl_frac` to Z_2^32 at `act_frac`.
 pub(crate) async fn down(e: &mut Engine, q: &QuantConfig, x: &Shared<u64>) -> Result<Shared<u32>, MpcError> {
+    e.set_tag(Tag::Conversion);
     e.downcast_a(x, q.nl_frac - q.act_frac).await
 }
 
 /// GeLU of a Z_2^32 activation per the config (quad in Z_2^32, or PUMA's in Z_2^64).
 pub(crate) async fn gelu(e: &mut Engine, q: &QuantConfig, u: &Shared<u32>) -> Result<Shared<u32>, MpcError> {
     match q.gelu {
-        Gelu::Quad => e.gelu_quad(u).await,
+        Gelu::Quad => {
+            e.set_tag(Tag::Gelu(GeluApprox::Quad));
+            e.gelu_quad(u).await
+        }
         Gelu::Poly => {
             let u64v = up64(e, q, u).await?;
+            e.set_tag(Tag::Gelu(GeluApprox::Poly));
             let g = e.gelu_poly(&u64v).await?;
             down(e, q, &g).await
         }
@@ -246,12 +286,15 @@ pub(crate) async fn attention(
 ) -> Result<Shared<u32>, MpcError> {
     let (n, t, h) = (qm.shape[0], km.shape[0], qm.shape[1]);
     let inv_sqrt = fx64(1.0 / ((h / heads_n) as f64).sqrt(), q.nl_frac)?;
+    e.set_tag(Tag::Attention);
     let s = e.matmul_aa(&heads(qm, heads_n, false), &heads(km, heads_n, true)).await?;
     let s64 = up64(e, q, &s).await?;
+    e.set_tag(Tag::Softmax { exp_iters: u8::try_from(q.exp_iters).unwrap_or(u8::MAX) });
     let scaled = e.mul_const(&s64, inv_sqrt, q.nl_frac);
     let s64 = e.trunc_a(&scaled, q.nl_frac).await?;
     let p = e.softmax(&s64.reshape(&[heads_n * n, t])?, keep, q.exp_iters).await?;
     let p = down(e, q, &p).await?.reshape(&[heads_n, n, t])?;
+    e.set_tag(Tag::Attention);
     let ctx = e.matmul_aa(&p, &heads(vm, heads_n, false)).await?;
     let ctx = e.trunc_a(&ctx, q.act_frac).await?;
     Ok(merge(&ctx))
@@ -353,12 +396,14 @@ impl SecureBert {
         let (n, h, heads_n) = (onehot.shape[0], self.cfg.hidden_size, self.cfg.num_attention_heads);
         let q = &self.q;
         // Embeddings: one-hot x table (private ids), plus public position / type rows.
+        e.context(Tag::Embedding, 0);
         let x = e.matmul_fixed(onehot, &self.word).await?;
         let pt: Vec<u32> = (0..n * h).map(|i| self.pos.data[i].wrapping_add(self.typ.data[i % h])).collect();
         let x = e.add(&x, &Shared { data: pt, shape: vec![n, h], frac: q.weight_frac })?;
         let mut x64 = self.norm64(e, &x, &self.emb_ln).await?;
         let mut x = self.down(e, &x64).await?;
-        for (qkv, o, ln1, up, down, ln2) in &self.layers {
+        for (l, (qkv, o, ln1, up, down, ln2)) in self.layers.iter().enumerate() {
+            e.set_layer(u16::try_from(l + 1).unwrap_or(u16::MAX));
             let y = self.linear(e, &x, qkv).await?;
             let (qm, km, vm) = (cols(&y, 0, h), cols(&y, h, 2 * h), cols(&y, 2 * h, 3 * h));
             let ctx = attention(e, q, (&qm, &km, &vm), heads_n, None).await?;

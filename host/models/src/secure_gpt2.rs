@@ -86,6 +86,36 @@ pub fn share_gpt2(m: &Gpt2, q: &QuantConfig, rng: &mut impl Rng) -> Result<[Gpt2
 }
 
 impl Gpt2Share {
+    /// Zero tensors of the model's shapes (plans from the config alone).
+    pub fn zeros(cfg: &Gpt2Config, q: &QuantConfig) -> Self {
+        let (h, f, v, wf) = (cfg.n_embd, cfg.inner(), cfg.vocab_size, q.weight_frac);
+        let bf = wf + q.act_frac;
+        let dense = |din: usize, dout: usize| DenseShare {
+            w: Shared::zeros(&[din, dout], wf),
+            b: Shared::zeros(&[dout], bf),
+        };
+        let norm = || NormShare { g: Shared::zeros(&[h], q.nl_frac), b: Shared::zeros(&[h], q.nl_frac) };
+        let blocks = (0..cfg.n_layer)
+            .map(|_| BlockShare {
+                ln1: norm(),
+                attn: dense(h, 3 * h),
+                proj: dense(h, h),
+                ln2: norm(),
+                fc: dense(h, f),
+                fc_proj: dense(f, h),
+            })
+            .collect();
+        Gpt2Share {
+            cfg: cfg.clone(),
+            q: q.clone(),
+            wte: Shared::zeros(&[v, h], wf),
+            head: Shared::zeros(&[h, v], wf),
+            wpe: Shared::zeros(&[cfg.n_positions, h], wf),
+            blocks,
+            ln_f: norm(),
+        }
+    }
+
     /// The plaintext model as P0's "share" (for `Engine::plaintext`).
     pub fn plaintext(m: &Gpt2, q: &QuantConfig) -> Result<Self, ModelError> {
         let [_, p] = share_gpt2(m, q, &mut Zero)?;
@@ -179,6 +209,7 @@ impl SecureGpt2 {
                 got: vec![past + n],
             });
         }
+        e.context(ditto_core::plan::Tag::Embedding, 0);
         let x = e.matmul_fixed(onehot, &self.wte).await?;
         let pos = Shared {
             data: self.wpe.data[past * h..(past + n) * h].to_vec(),
@@ -194,6 +225,7 @@ impl SecureGpt2 {
             cache.v = vec![Shared::zeros(&[0, h], q.act_frac); self.blocks.len()];
         }
         for (l, (ln1, attn, proj, ln2, fc, fcp)) in self.blocks.iter().enumerate() {
+            e.set_layer(u16::try_from(l + 1).unwrap_or(u16::MAX));
             let a64 = norm64(e, q, &x, ln1, eps).await?;
             let a = down(e, q, &a64).await?;
             let y = linear(e, q, &a, attn).await?;
@@ -210,9 +242,11 @@ impl SecureGpt2 {
             let d = linear(e, q, &g, fcp).await?;
             x = e.add(&x, &d)?;
         }
+        e.context(ditto_core::plan::Tag::Other, 0);
         let last = Shared { data: x.data[(n - 1) * h..].to_vec(), shape: vec![1, h], frac: x.frac };
         let last64 = norm64(e, q, &last, &self.ln_f, eps).await?;
         let last = down(e, q, &last64).await?;
+        e.set_tag(ditto_core::plan::Tag::Other);
         e.matmul_fixed(&last, &self.head).await
     }
 }

@@ -148,6 +148,16 @@ impl Engine {
         matches!(self.mode, Mode::Plain(_))
     }
 
+    /// Sets the tag recorded with the following steps (the layer stays).
+    pub fn set_tag(&mut self, tag: Tag) {
+        self.tag = tag;
+    }
+
+    /// Sets the layer recorded with the following steps (the tag stays).
+    pub fn set_layer(&mut self, layer: u16) {
+        self.layer = layer;
+    }
+
     /// Sets the tag and layer recorded with the following steps.
     pub fn context(&mut self, tag: Tag, layer: u16) {
         self.tag = tag;

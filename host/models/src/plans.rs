@@ -1,0 +1,39 @@
+//! Plans of whole models, recorded by running the model's own program on the planner (so a
+//! plan is exactly what the secure run executes), from the config alone.
+
+use ditto_core::plan::Plan;
+use ditto_mpc::local::plan_of;
+use ditto_mpc::{Engine, MpcError, Shared};
+
+use crate::config::{BertConfig, Gpt2Config};
+use crate::generate::{Client, generate};
+use crate::quant::QuantConfig;
+use crate::secure_bert::{BertShare, SecureBert};
+use crate::secure_gpt2::{Gpt2Share, SecureGpt2};
+
+/// The plan of a BERT embedding over `seq` tokens.
+pub async fn bert(name: &str, cfg: &BertConfig, q: &QuantConfig, seq: usize) -> Result<Plan, MpcError> {
+    let share = BertShare::zeros(cfg, q);
+    let program = async |e: &mut Engine, _p: ditto_core::Party| {
+        let m = SecureBert::setup(e, share.clone()).await?;
+        m.pooled_sum(e, &Shared::zeros(&[seq, cfg.vocab_size], 0)).await
+    };
+    plan_of(name, &program).await
+}
+
+/// The plan of GPT-2 on a `seq`-token prompt generating `generate` tokens.
+pub async fn gpt2(
+    name: &str,
+    cfg: &Gpt2Config,
+    q: &QuantConfig,
+    seq: usize,
+    tokens: usize,
+) -> Result<Plan, MpcError> {
+    let share = Gpt2Share::zeros(cfg, q);
+    let program = async |e: &mut Engine, _p: ditto_core::Party| {
+        let m = SecureGpt2::setup(e, share.clone()).await?;
+        let x = Shared::zeros(&[seq, cfg.vocab_size], 0);
+        generate(e, &m, &x, tokens.max(1), cfg.vocab_size, Client::Planning).await
+    };
+    plan_of(name, &program).await
+}
