@@ -31,7 +31,8 @@ pub struct DemoArgs {
     /// The private input text.
     #[arg(long, default_value = "secure inference keeps the input private.")]
     pub text: String,
-    /// Quantization preset: accurate (unmodified models) or ditto (QAD-distilled models).
+    /// Quantization: a preset (accurate for unmodified models, ditto for QAD-distilled ones) or a
+    /// QuantConfig JSON file written by `ditto calibrate`.
     #[arg(long, default_value = "accurate")]
     pub quant: String,
     /// Threads for GEMM and dealer generation.
@@ -85,11 +86,7 @@ fn load(a: &DemoArgs) -> Result<(Bert, Vec<u32>, String), CliError> {
 }
 
 fn quant(a: &DemoArgs) -> Result<QuantConfig, CliError> {
-    match a.quant.as_str() {
-        "accurate" => Ok(QuantConfig::accurate()),
-        "ditto" => Ok(QuantConfig::ditto()),
-        other => Err(CliError::Usage(format!("--quant {other}: expected accurate or ditto"))),
-    }
+    crate::calibrate::load_quant(&a.quant)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {

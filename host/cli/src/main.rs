@@ -14,6 +14,7 @@ macro_rules! say {
     }};
 }
 
+mod calibrate;
 mod dealer;
 mod demo;
 mod demo_gpt2;
@@ -36,6 +37,8 @@ struct Cli {
 enum Command {
     /// Create party keys (p0.key, p1.key) and a model-mask seed (model.seed) in a directory.
     Provision(files::ProvisionArgs),
+    /// Choose static fixed-point scales for a BERT model from sample text (writes a QuantConfig).
+    Calibrate(calibrate::CalibrateArgs),
     /// The plan of a model's secure run: steps, bytes, rounds, dealer bytes.
     Plan(plan::PlanArgs),
     /// Generate and serve (or write) one session's correlated randomness.
@@ -54,6 +57,7 @@ fn main() -> ExitCode {
         Command::Provision(a) => files::provision(&a),
         Command::Dealer(a) => dealer::run(&a),
         Command::Plan(a) => plan::run(&a),
+        Command::Calibrate(a) => calibrate::run(&a),
         Command::Demo(a) => demo::run(&a),
         Command::Party | Command::Bench => {
             eprintln!(

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use ditto_core::plan::Plan;
 use ditto_dealer::HashHex;
 use ditto_models::config::{BertConfig, Gpt2Config};
-use ditto_models::quant::QuantConfig;
 
 use crate::files::CliError;
 
@@ -27,7 +26,7 @@ pub struct PlanArgs {
     /// Tokens to generate (GPT-2).
     #[arg(long = "gen", default_value_t = 1)]
     pub generate: usize,
-    /// Quantization preset: accurate or ditto.
+    /// Quantization: accurate, ditto, or a QuantConfig JSON file (`ditto calibrate`).
     #[arg(long, default_value = "accurate")]
     pub quant: String,
     /// Print the whole plan as JSON.
@@ -98,11 +97,7 @@ fn serde_json_has(text: &str, key: &str) -> bool {
 
 /// Builds the plan of the arguments.
 pub fn build(a: &PlanArgs) -> Result<Plan, CliError> {
-    let q = match a.quant.as_str() {
-        "accurate" => QuantConfig::accurate(),
-        "ditto" => QuantConfig::ditto(),
-        other => return Err(CliError::Usage(format!("--quant {other}: expected accurate or ditto"))),
-    };
+    let q = crate::calibrate::load_quant(&a.quant)?;
     let (name, arch) = arch(a)?;
     let rt =
         tokio::runtime::Builder::new_current_thread().build().map_err(|e| CliError::Net(e.to_string()))?;

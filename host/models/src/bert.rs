@@ -135,6 +135,15 @@ impl Bert {
 
     /// The last hidden states (n x h) for token ids (token type 0).
     pub fn forward(&self, ids: &[u32]) -> Result<Vec<f32>, ModelError> {
+        self.forward_ranges(ids, None)
+    }
+
+    /// [`Bert::forward`], recording value ranges for calibration.
+    pub fn forward_ranges(
+        &self,
+        ids: &[u32],
+        mut r: Option<&mut crate::quant::Ranges>,
+    ) -> Result<Vec<f32>, ModelError> {
         let (h, n) = (self.cfg.hidden_size, ids.len());
         if n > self.cfg.max_position_embeddings {
             return Err(ModelError::TooLong { max: self.cfg.max_position_embeddings, got: n });
@@ -150,17 +159,37 @@ impl Bert {
                     self.emb.word[id * h + j] + self.emb.position[i * h + j] + self.emb.token_type[j];
             }
         }
+        if let Some(r) = r.as_deref_mut() {
+            r.see_embedding(&x);
+        }
         float::layernorm(&mut x, h, &self.emb.norm.g, &self.emb.norm.b, self.cfg.layer_norm_eps);
         for l in &self.layers {
             let (q, k, v) = (l.q.forward(&x, n), l.k.forward(&x, n), l.v.forward(&x, n));
+            if let Some(r) = r.as_deref_mut() {
+                r.see_linear(&q);
+                r.see_linear(&k);
+                r.see_linear(&v);
+                r.see_scores(&q, &k, n, h, self.cfg.num_attention_heads);
+            }
             let a = float::attention(&q, &k, &v, n, h, self.cfg.num_attention_heads, false);
             let o = l.o.forward(&a, n);
             x.iter_mut().zip(&o).for_each(|(xv, ov)| *xv += ov);
+            if let Some(r) = r.as_deref_mut() {
+                r.see_linear(&o);
+                r.see_residual(&x, h);
+            }
             float::layernorm(&mut x, h, &l.norm1.g, &l.norm1.b, self.cfg.layer_norm_eps);
             let mut u = l.up.forward(&x, n);
+            if let Some(r) = r.as_deref_mut() {
+                r.see_linear(&u);
+            }
             u.iter_mut().for_each(|v| *v = float::gelu(*v));
             let d = l.down.forward(&u, n);
             x.iter_mut().zip(&d).for_each(|(xv, dv)| *xv += dv);
+            if let Some(r) = r.as_deref_mut() {
+                r.see_linear(&d);
+                r.see_residual(&x, h);
+            }
             float::layernorm(&mut x, h, &l.norm2.g, &l.norm2.b, self.cfg.layer_norm_eps);
         }
         Ok(x)
@@ -184,4 +213,21 @@ pub fn mean_pool_normalize(x: &[f32], n: usize, h: usize) -> Vec<f32> {
     let norm = e.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
     e.iter_mut().for_each(|v| *v /= norm);
     e
+}
+
+impl Bert {
+    /// Largest |weight| of the linear layers and embedding tables.
+    pub fn max_weight(&self) -> f32 {
+        let mut m = 0f32;
+        let mut see = |v: &[f32]| m = v.iter().fold(m, |a, b| a.max(b.abs()));
+        see(&self.emb.word);
+        see(&self.emb.position);
+        see(&self.emb.token_type);
+        for l in &self.layers {
+            for d in [&l.q, &l.k, &l.v, &l.o, &l.up, &l.down] {
+                see(&d.w);
+            }
+        }
+        m
+    }
 }

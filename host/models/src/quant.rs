@@ -59,3 +59,86 @@ impl QuantConfig {
         }
     }
 }
+
+/// Value ranges seen by the float model on sample text (calibration).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ranges {
+    /// Largest |value| of the embedding sum (before its LayerNorm).
+    pub embedding: f32,
+    /// Largest |output| of any linear layer.
+    pub linear: f32,
+    /// Largest |Q K^T| before the 1/sqrt(d) scaling.
+    pub scores: f32,
+    /// Largest |value| of the residual stream (LayerNorm inputs).
+    pub residual: f32,
+    /// Smallest and largest variance seen at a LayerNorm input.
+    pub variance: (f32, f32),
+    /// Largest |weight|.
+    pub weight: f32,
+}
+
+fn max_abs(v: &[f32]) -> f32 {
+    v.iter().fold(0f32, |a, b| a.max(b.abs()))
+}
+
+impl Ranges {
+    pub(crate) fn see_embedding(&mut self, x: &[f32]) {
+        self.embedding = self.embedding.max(max_abs(x));
+    }
+    pub(crate) fn see_linear(&mut self, x: &[f32]) {
+        self.linear = self.linear.max(max_abs(x));
+    }
+    #[allow(clippy::cast_precision_loss)]
+    pub(crate) fn see_residual(&mut self, x: &[f32], h: usize) {
+        self.residual = self.residual.max(max_abs(x));
+        for row in x.chunks(h) {
+            let mean = row.iter().sum::<f32>() / h as f32;
+            let var = row.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / h as f32;
+            if self.variance == (0.0, 0.0) {
+                self.variance = (var, var);
+            }
+            self.variance = (self.variance.0.min(var), self.variance.1.max(var));
+        }
+    }
+    pub(crate) fn see_scores(&mut self, q: &[f32], k: &[f32], n: usize, h: usize, heads: usize) {
+        let dh = h / heads;
+        for hd in 0..heads {
+            for i in 0..n {
+                for j in 0..n {
+                    let s: f32 = (0..dh).map(|d| q[i * h + hd * dh + d] * k[j * h + hd * dh + d]).sum();
+                    self.scores = self.scores.max(s.abs());
+                }
+            }
+        }
+    }
+
+    /// The accurate-mode config with the most fractional bits these ranges allow, keeping a
+    /// factor-2 headroom below every bound of the conversion primitives: linear outputs
+    /// |y| 2^(act + w) < 2^29 (truncation admits 2^30), scores |s| 2^(2 act) < 2^29 (upcast
+    /// admits 2^30), residual and embeddings below 2^29 at their scales, weights below 2^30.
+    pub fn choose(&self) -> QuantConfig {
+        let fits =
+            |v: f32, bits: u32| f64::from(v) * 2f64.powi(i32::try_from(bits).unwrap_or(62)) < 2f64.powi(29);
+        let mut q = QuantConfig::accurate();
+        'search: for act in (6..=12).rev() {
+            for wf in (6..=14).rev() {
+                if fits(self.linear, act + wf)
+                    && fits(self.scores, 2 * act)
+                    && fits(self.residual, act)
+                    && fits(self.embedding, wf)
+                    && fits(self.weight, wf)
+                {
+                    q.act_frac = act;
+                    q.weight_frac = wf;
+                    break 'search;
+                }
+            }
+        }
+        let lo = f64::from(self.variance.0.max(1e-6)).log2().floor() - 2.0;
+        let hi = f64::from(self.variance.1.max(1.0)).log2().ceil() + 2.0;
+        #[allow(clippy::cast_possible_truncation)]
+        let octaves = ((lo.max(-17.0)) as i32, (hi.min(40.0)) as i32);
+        q.ln_octaves = octaves;
+        q
+    }
+}

@@ -1,6 +1,6 @@
 //! MiniLM-L6 on the engine: the plaintext fixed-point reference (same integer arithmetic as the
 //! secure run) against the float model.
-#![allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+#![allow(clippy::cast_possible_truncation, clippy::cast_precision_loss, clippy::cast_possible_wrap)]
 
 use std::path::PathBuf;
 
@@ -50,4 +50,49 @@ async fn fixed_point_reference_tracks_the_float_model() {
         println!("{text:?}: cosine {c:.6}");
         assert!(c >= 0.999, "{text:?}: cosine {c}");
     }
+}
+
+/// Calibration on sample text picks scales that keep every recorded value inside its ring
+/// with headroom, and the fixed-point model with them still tracks the float model.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calibration_respects_the_ring_bounds() {
+    let dir = model_dir();
+    let cfg = BertConfig::load(&dir.join("config.json")).unwrap();
+    let bert = Bert::load(&cfg, &Weights::load(&dir.join("model.safetensors")).unwrap()).unwrap();
+    let tok = Tokenizer::load(&dir.join("tokenizer.json")).unwrap();
+    let mut r = ditto_models::quant::Ranges { weight: bert.max_weight(), ..Default::default() };
+    for t in ["the stock market fell sharply.", "how many people live in berlin?", "a man is eating food."] {
+        bert.forward_ranges(&tok.encode(t, 128).unwrap(), Some(&mut r)).unwrap();
+    }
+    let q = r.choose();
+    let lim = 2f64.powi(29);
+    assert!(f64::from(r.linear) * 2f64.powi((q.act_frac + q.weight_frac) as i32) < lim, "{r:?} {q:?}");
+    assert!(f64::from(r.scores) * 2f64.powi((2 * q.act_frac) as i32) < lim);
+    assert!(f64::from(r.residual) * 2f64.powi(q.act_frac as i32) < lim);
+    assert!(q.act_frac >= 8 && q.weight_frac >= 8, "{q:?}");
+    let ids = tok.encode("a man is eating a piece of bread.", 128).unwrap();
+    let n = ids.len();
+    let mut e = Engine::plaintext();
+    let model = SecureBert::setup(&mut e, BertShare::plaintext(&bert, &q).unwrap()).await.unwrap();
+    let x = Shared::new(one_hot(&ids, cfg.vocab_size).unwrap(), &[n, cfg.vocab_size], 0).unwrap();
+    let sum = model.pooled_sum(&mut e, &x).await.unwrap();
+    let emb: Vec<f64> = sum.data.iter().map(|v| decode(*v, sum.frac) / n as f64).collect();
+    assert!(cosine(&emb, &bert.embed(&ids).unwrap()) >= 0.999);
+}
+
+/// Parties with another model or QuantConfig derive another plan, so the handshake refuses them
+/// (the refusal itself is tested in ditto-mpc).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_model_or_quant_config_gives_another_plan_hash() {
+    let cfg = BertConfig::load(&model_dir().join("config.json")).unwrap();
+    let h = |p: ditto_core::plan::Plan| p.hash().unwrap();
+    let base = h(ditto_models::plans::bert("m", &cfg, &QuantConfig::accurate(), 8).await.unwrap());
+    assert_ne!(base, h(ditto_models::plans::bert("m", &cfg, &QuantConfig::ditto(), 8).await.unwrap()));
+    let mut q = QuantConfig::accurate();
+    q.act_frac += 1;
+    assert_ne!(base, h(ditto_models::plans::bert("m", &cfg, &q, 8).await.unwrap()));
+    let mut c2 = cfg.clone();
+    c2.num_hidden_layers -= 1;
+    assert_ne!(base, h(ditto_models::plans::bert("m", &c2, &QuantConfig::accurate(), 8).await.unwrap()));
+    assert_ne!(base, h(ditto_models::plans::bert("m", &cfg, &QuantConfig::accurate(), 9).await.unwrap()));
 }

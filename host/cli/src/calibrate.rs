@@ -1,0 +1,93 @@
+//! `ditto calibrate`: runs the float BERT on sample text, records the value ranges, and writes
+//! the QuantConfig with the most fractional bits that keep every value inside its ring (with
+//! headroom for the conversion primitives). Static: nothing is measured at run time.
+
+use std::path::{Path, PathBuf};
+
+use ditto_models::bert::Bert;
+use ditto_models::config::BertConfig;
+use ditto_models::quant::{QuantConfig, Ranges};
+use ditto_models::tokenizer::Tokenizer;
+use ditto_models::weights::Weights;
+
+use crate::files::CliError;
+
+/// Varied English sentences used when no --text file is given.
+const SAMPLE: &[&str] = &[
+    "A man is eating food.",
+    "The girl is carrying a baby.",
+    "Two men pushed carts through the woods.",
+    "It was the best of times, it was the worst of times.",
+    "How many people live in Berlin?",
+    "The stock market fell sharply on Tuesday after the announcement.",
+    "Please pass the salt and the pepper.",
+    "Quantum computers use qubits instead of bits.",
+    "I can't believe it's already 2026!",
+    "She sells sea shells by the sea shore.",
+];
+
+/// Arguments of `ditto calibrate`.
+#[derive(clap::Args, Debug)]
+pub struct CalibrateArgs {
+    /// A Hugging Face BERT directory.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Sample text, one sentence per line (default: built-in sentences).
+    #[arg(long)]
+    pub text: Option<PathBuf>,
+    /// Where to write the QuantConfig (default: quant.json in the model directory).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// A QuantConfig by preset name (accurate, ditto) or from a JSON file.
+pub fn load_quant(spec: &str) -> Result<QuantConfig, CliError> {
+    match spec {
+        "accurate" => Ok(QuantConfig::accurate()),
+        "ditto" => Ok(QuantConfig::ditto()),
+        path => {
+            let p = Path::new(path);
+            let text = std::fs::read_to_string(p)
+                .map_err(|source| CliError::File { path: p.to_path_buf(), source })?;
+            serde_json::from_str(&text)
+                .map_err(|e| CliError::Usage(format!("{path}: not a QuantConfig: {e}")))
+        }
+    }
+}
+
+/// Runs `ditto calibrate`.
+pub fn run(a: &CalibrateArgs) -> Result<(), CliError> {
+    let cfg = BertConfig::load(&a.model.join("config.json"))?;
+    let bert = Bert::load(&cfg, &Weights::load(&a.model.join("model.safetensors"))?)?;
+    let tok = Tokenizer::load(&a.model.join("tokenizer.json"))?;
+    let lines: Vec<String> = match &a.text {
+        Some(p) => std::fs::read_to_string(p)
+            .map_err(|source| CliError::File { path: p.clone(), source })?
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_string)
+            .collect(),
+        None => SAMPLE.iter().map(|s| (*s).to_string()).collect(),
+    };
+    if lines.is_empty() {
+        return Err(CliError::Usage("no sample text".into()));
+    }
+    let mut r = Ranges { weight: bert.max_weight(), ..Ranges::default() };
+    for l in &lines {
+        let ids = tok.encode(l, cfg.max_position_embeddings)?;
+        bert.forward_ranges(&ids, Some(&mut r))?;
+    }
+    let q = r.choose();
+    let out = a.out.clone().unwrap_or_else(|| a.model.join("quant.json"));
+    let json = serde_json::to_string_pretty(&q).map_err(|e| CliError::Usage(e.to_string()))?;
+    std::fs::write(&out, json + "\n").map_err(|source| CliError::File { path: out.clone(), source })?;
+    say!("ranges  {r:?} over {} sentences", lines.len());
+    say!(
+        "chosen  act_frac {}, weight_frac {}, LayerNorm octaves {:?}",
+        q.act_frac,
+        q.weight_frac,
+        q.ln_octaves
+    );
+    say!("wrote   {}", out.display());
+    Ok(())
+}
