@@ -8,27 +8,13 @@ use std::time::Instant;
 
 use ditto_core::Party;
 use ditto_core::prg::{Seed, SessionId};
+use ditto_dealer::host::CountingSink;
 use ditto_dealer::host::with_parallel;
 use ditto_dealer::keys::{DealerSeeds, PartyKey};
 use ditto_dealer::plans;
 use ditto_dealer::stream::{
     SessionSpec, SlicePlan, dealer_streams, scratch_len, write_stream, write_stream_with,
 };
-
-/// Counts bytes written.
-struct Count(u64);
-impl embedded_io::ErrorType for Count {
-    type Error = core::convert::Infallible;
-}
-impl embedded_io::Write for Count {
-    fn write(&mut self, b: &[u8]) -> Result<usize, Self::Error> {
-        self.0 += b.len() as u64;
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> Result<(), Self::Error> {
-        Ok(())
-    }
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
@@ -46,10 +32,10 @@ fn main() {
         let spec = SessionSpec::new(SessionId([5; 16]), &seeds);
         let mut scratch = vec![0u8; scratch_len(spec.chunk)];
         let mut src = SlicePlan { header: &plan.header, steps: &plan.steps };
-        let mut p0 = Count(0);
+        let mut p0 = CountingSink(0);
         write_stream(Party::P0, &mut src, &spec, &keys[0], &mut p0, &mut scratch).unwrap();
         let t = Instant::now();
-        let mut p1 = Count(0);
+        let mut p1 = CountingSink(0);
         let s = write_stream(Party::P1, &mut src, &spec, &keys[1], &mut p1, &mut scratch).unwrap();
         let bounded = t.elapsed().as_secs_f64();
         let mut par = Vec::new();
@@ -57,7 +43,7 @@ fn main() {
             let ds = dealer_streams(&spec);
             let t = Instant::now();
             let n = with_parallel(&ds, &plan, threads, |p| {
-                let mut c = Count(0);
+                let mut c = CountingSink(0);
                 write_stream_with(Party::P1, &mut src, &spec, &keys[1], &mut c, &mut scratch, p).unwrap();
                 c.0
             });

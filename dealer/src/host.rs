@@ -164,6 +164,24 @@ pub fn with_parallel<T>(
     })
 }
 
+/// A sink that only counts the bytes written (benchmarks, sizing).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CountingSink(pub u64);
+
+impl embedded_io::ErrorType for CountingSink {
+    type Error = core::convert::Infallible;
+}
+
+impl embedded_io::Write for CountingSink {
+    fn write(&mut self, b: &[u8]) -> Result<usize, Self::Error> {
+        self.0 += b.len() as u64;
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
 /// Adapts a `std::io` reader or writer to `embedded-io`.
 #[derive(Debug)]
 pub struct Io<T>(pub T);

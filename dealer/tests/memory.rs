@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use ditto_core::Party;
 use ditto_core::prg::{Seed, SessionId};
 use ditto_dealer::DEFAULT_CHUNK;
+use ditto_dealer::host::CountingSink;
 use ditto_dealer::keys::{DealerSeeds, PartyKey};
 use ditto_dealer::plans;
 use ditto_dealer::stream::{SessionSpec, SlicePlan, scratch_len, write_stream};
@@ -41,21 +42,6 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// Counts bytes written, allocating nothing.
-struct Count(u64);
-impl embedded_io::ErrorType for Count {
-    type Error = core::convert::Infallible;
-}
-impl embedded_io::Write for Count {
-    fn write(&mut self, b: &[u8]) -> Result<usize, Self::Error> {
-        self.0 += b.len() as u64;
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> Result<(), Self::Error> {
-        Ok(())
-    }
-}
-
 /// The bound the dealer documents for its working state (the stack of the generating thread).
 const STACK_BOUND: usize = 64 * 1024;
 
@@ -72,7 +58,7 @@ fn bert_base_generation_needs_no_heap_and_a_64k_stack() {
             .stack_size(STACK_BOUND)
             .spawn_scoped(s, || {
                 ARMED.with(|a| a.set(true));
-                let mut sink = Count(0);
+                let mut sink = CountingSink(0);
                 let mut src = SlicePlan { header: &plan.header, steps: &plan.steps };
                 let r = write_stream(Party::P1, &mut src, &spec, &key, &mut sink, &mut scratch);
                 ARMED.with(|a| a.set(false));

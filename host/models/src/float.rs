@@ -76,21 +76,37 @@ pub fn attention(
     heads: usize,
     causal: bool,
 ) -> Vec<f32> {
-    let dh = h / heads;
+    attention_past(q, k, v, n, 0, h, heads, causal)
+}
+
+/// Attention of n new queries (positions past..past+n) over past + n keys and values
+/// ((past + n) x h each); causal: query i sees keys 0..=past+i.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_past(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    n: usize,
+    past: usize,
+    h: usize,
+    heads: usize,
+    causal: bool,
+) -> Vec<f32> {
+    let (dh, t) = (h / heads, past + n);
     let scale = 1.0 / (dh as f32).sqrt();
     let mut out = vec![0f32; n * h];
     for hd in 0..heads {
-        let mut s = vec![0f32; n * n];
+        let mut s = vec![0f32; n * t];
         for i in 0..n {
-            for j in 0..n {
-                s[i * n + j] =
+            for j in 0..t {
+                s[i * t + j] =
                     (0..dh).map(|d| q[i * h + hd * dh + d] * k[j * h + hd * dh + d]).sum::<f32>() * scale;
             }
         }
-        softmax(&mut s, n, |i, j| !causal || j <= i);
+        softmax(&mut s, t, |i, j| !causal || j <= past + i);
         for i in 0..n {
             for d in 0..dh {
-                out[i * h + hd * dh + d] = (0..n).map(|j| s[i * n + j] * v[j * h + hd * dh + d]).sum();
+                out[i * h + hd * dh + d] = (0..t).map(|j| s[i * t + j] * v[j * h + hd * dh + d]).sum();
             }
         }
     }

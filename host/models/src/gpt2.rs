@@ -166,7 +166,7 @@ impl Gpt2 {
             }
             cache.k[l].extend_from_slice(&k);
             cache.v[l].extend_from_slice(&v);
-            let att = attend(&q, &cache.k[l], &cache.v[l], n, past, h, heads);
+            let att = float::attention_past(&q, &cache.k[l], &cache.v[l], n, past, h, heads, true);
             let o = b.proj.forward(&att, n);
             x.iter_mut().zip(&o).for_each(|(xv, ov)| *xv += ov);
             let mut m = x.clone();
@@ -180,30 +180,6 @@ impl Gpt2 {
         float::layernorm(&mut last, h, &self.ln_f.g, &self.ln_f.b, eps);
         Ok((0..self.cfg.vocab_size).map(|t| (0..h).map(|j| last[j] * self.wte[t * h + j]).sum()).collect())
     }
-}
-
-/// Causal attention of n new queries (positions past..past+n) over all past + n keys.
-#[allow(clippy::cast_precision_loss)]
-fn attend(q: &[f32], k: &[f32], v: &[f32], n: usize, past: usize, h: usize, heads: usize) -> Vec<f32> {
-    let (dh, t) = (h / heads, past + n);
-    let scale = 1.0 / (dh as f32).sqrt();
-    let mut out = vec![0f32; n * h];
-    for hd in 0..heads {
-        let mut s = vec![0f32; n * t];
-        for i in 0..n {
-            for j in 0..t {
-                s[i * t + j] =
-                    (0..dh).map(|d| q[i * h + hd * dh + d] * k[j * h + hd * dh + d]).sum::<f32>() * scale;
-            }
-        }
-        float::softmax(&mut s, t, |i, j| j <= past + i);
-        for i in 0..n {
-            for d in 0..dh {
-                out[i * h + hd * dh + d] = (0..t).map(|j| s[i * t + j] * v[j * h + hd * dh + d]).sum();
-            }
-        }
-    }
-    out
 }
 
 /// Index of the largest logit (ties: the lowest index).

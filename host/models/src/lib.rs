@@ -16,6 +16,18 @@ pub mod seeded;
 pub mod tokenizer;
 pub mod weights;
 
+/// Where `scripts/fetch-models` caches the real models and tokenizers: `$DITTO_CACHE`, else
+/// `$XDG_CACHE_HOME/ditto`, else `~/.cache/ditto`.
+pub fn cache_dir() -> std::path::PathBuf {
+    use std::path::PathBuf;
+    std::env::var_os("DITTO_CACHE").map(PathBuf::from).unwrap_or_else(|| {
+        std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache"))
+            .join("ditto")
+    })
+}
+
 /// Errors of model loading and running. Names the file, tensor or field at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {

@@ -24,15 +24,6 @@ use safetensors::tensor::{Dtype, TensorView};
 const VOCAB: usize = 50257;
 const H: usize = 32;
 
-fn cache_dir() -> PathBuf {
-    std::env::var_os("DITTO_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-        std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache"))
-            .join("ditto")
-    })
-}
-
 /// A tensor's shape and little-endian f32 bytes.
 type Raw = (Vec<usize>, Vec<u8>);
 
@@ -103,7 +94,7 @@ fn tmp(name: &str) -> PathBuf {
 
 #[test]
 fn real_gpt2_tokenizer() {
-    let d = cache_dir().join("gpt2-tokenizer");
+    let d = ditto_models::cache_dir().join("gpt2-tokenizer");
     let tok = Tokenizer::gpt2(&d.join("encoder.json"), &d.join("vocab.bpe")).unwrap();
     assert_eq!(tok.encode("Hello world!", 64).unwrap(), vec![15496, 995, 0]);
     assert_eq!(tok.decode(&[15496, 995, 0]).unwrap(), "Hello world!");

@@ -14,13 +14,7 @@ use ditto_models::weights::Weights;
 use ditto_mpc::{Engine, Shared};
 
 fn model_dir() -> PathBuf {
-    let cache = std::env::var_os("DITTO_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-        std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache"))
-            .join("ditto")
-    });
-    cache.join("all-minilm-l6-v2")
+    ditto_models::cache_dir().join("all-minilm-l6-v2")
 }
 
 fn cosine(a: &[f64], b: &[f32]) -> f64 {

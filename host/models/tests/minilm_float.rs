@@ -12,13 +12,7 @@ use ditto_models::tokenizer::Tokenizer;
 use ditto_models::weights::Weights;
 
 fn model_dir() -> PathBuf {
-    let cache = std::env::var_os("DITTO_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-        std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache"))
-            .join("ditto")
-    });
-    let d = cache.join("all-minilm-l6-v2");
+    let d = ditto_models::cache_dir().join("all-minilm-l6-v2");
     assert!(d.join("model.safetensors").exists(), "{} is missing: run scripts/fetch-models", d.display());
     d
 }

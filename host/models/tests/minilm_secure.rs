@@ -41,13 +41,7 @@ const SENTENCES: [&str; 20] = [
 ];
 
 fn model_dir() -> PathBuf {
-    let cache = std::env::var_os("DITTO_CACHE").map(PathBuf::from).unwrap_or_else(|| {
-        std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache"))
-            .join("ditto")
-    });
-    cache.join("all-minilm-l6-v2")
+    ditto_models::cache_dir().join("all-minilm-l6-v2")
 }
 
 fn normalize(v: &[f64]) -> Vec<f64> {
