@@ -52,6 +52,16 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Logs on stderr; RUST_LOG=ditto=info shows a span per model layer (time, bytes, rounds).
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Provision(a) => files::provision(&a),

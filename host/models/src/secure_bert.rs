@@ -404,6 +404,7 @@ impl SecureBert {
         let mut x = self.down(e, &x64).await?;
         for (l, (qkv, o, ln1, up, down, ln2)) in self.layers.iter().enumerate() {
             e.set_layer(u16::try_from(l + 1).unwrap_or(u16::MAX));
+            let span = crate::LayerSpan::begin(e, "bert", l + 1);
             let y = self.linear(e, &x, qkv).await?;
             let (qm, km, vm) = (cols(&y, 0, h), cols(&y, h, 2 * h), cols(&y, 2 * h, 3 * h));
             let ctx = attention(e, q, (&qm, &km, &vm), heads_n, None).await?;
@@ -417,6 +418,7 @@ impl SecureBert {
             let x2 = e.add(&x1, &d)?;
             x64 = self.norm64(e, &x2, ln2).await?;
             x = self.down(e, &x64).await?;
+            span.end(e);
         }
         Ok(x64)
     }

@@ -226,6 +226,7 @@ impl SecureGpt2 {
         }
         for (l, (ln1, attn, proj, ln2, fc, fcp)) in self.blocks.iter().enumerate() {
             e.set_layer(u16::try_from(l + 1).unwrap_or(u16::MAX));
+            let span = crate::LayerSpan::begin(e, "gpt2", l + 1);
             let a64 = norm64(e, q, &x, ln1, eps).await?;
             let a = down(e, q, &a64).await?;
             let y = linear(e, q, &a, attn).await?;
@@ -241,6 +242,7 @@ impl SecureGpt2 {
             let g = gelu(e, q, &u).await?;
             let d = linear(e, q, &g, fcp).await?;
             x = e.add(&x, &d)?;
+            span.end(e);
         }
         e.context(ditto_core::plan::Tag::Other, 0);
         let last = Shared { data: x.data[(n - 1) * h..].to_vec(), shape: vec![1, h], frac: x.frac };
