@@ -2,12 +2,12 @@
 
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
 
 /// BERT's `config.json` (fields ditto uses; others are ignored).
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 pub struct BertConfig {
     /// Vocabulary size.
     pub vocab_size: usize,

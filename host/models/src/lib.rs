@@ -13,6 +13,7 @@ pub mod quant;
 pub mod secure_bert;
 pub mod secure_gpt2;
 pub mod seeded;
+pub mod share_file;
 pub mod tokenizer;
 pub mod weights;
 

@@ -172,6 +172,45 @@ pub fn share_bert(bert: &Bert, q: &QuantConfig, rng: &mut impl Rng) -> Result<[B
 }
 
 impl BertShare {
+    /// The model config.
+    pub fn config(&self) -> &BertConfig {
+        &self.cfg
+    }
+
+    /// The quantization config.
+    pub fn quant(&self) -> &QuantConfig {
+        &self.q
+    }
+
+    /// Visits every tensor in a fixed order with its name.
+    pub(crate) fn visit(
+        &mut self,
+        f: &mut dyn FnMut(&str, crate::share_file::TensorMut<'_>) -> Result<(), ModelError>,
+    ) -> Result<(), ModelError> {
+        use crate::share_file::TensorMut::{U32, U64};
+        f("word_embeddings", U32(&mut self.word))?;
+        f("position_embeddings", U32(&mut self.pos))?;
+        f("token_type_embeddings", U32(&mut self.typ))?;
+        f("embeddings.LayerNorm.weight", U64(&mut self.emb_ln.g))?;
+        f("embeddings.LayerNorm.bias", U64(&mut self.emb_ln.b))?;
+        for (i, l) in self.layers.iter_mut().enumerate() {
+            let n = |s: &str| format!("encoder.layer.{i}.{s}");
+            f(&n("qkv.weight"), U32(&mut l.qkv.w))?;
+            f(&n("qkv.bias"), U32(&mut l.qkv.b))?;
+            f(&n("attention.output.dense.weight"), U32(&mut l.o.w))?;
+            f(&n("attention.output.dense.bias"), U32(&mut l.o.b))?;
+            f(&n("attention.output.LayerNorm.weight"), U64(&mut l.ln1.g))?;
+            f(&n("attention.output.LayerNorm.bias"), U64(&mut l.ln1.b))?;
+            f(&n("intermediate.dense.weight"), U32(&mut l.up.w))?;
+            f(&n("intermediate.dense.bias"), U32(&mut l.up.b))?;
+            f(&n("output.dense.weight"), U32(&mut l.down.w))?;
+            f(&n("output.dense.bias"), U32(&mut l.down.b))?;
+            f(&n("output.LayerNorm.weight"), U64(&mut l.ln2.g))?;
+            f(&n("output.LayerNorm.bias"), U64(&mut l.ln2.b))?;
+        }
+        Ok(())
+    }
+
     /// Zero tensors of the model's shapes: enough to record the plan (`Engine::planner`)
     /// from the config alone, without weights.
     pub fn zeros(cfg: &BertConfig, q: &QuantConfig) -> Self {

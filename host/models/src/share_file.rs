@@ -1,0 +1,159 @@
+//! A party's model share on disk (`ditto share-model`): magic `DITTOSHR`, format version (u32
+//! LE), header length (u32 LE), a JSON header (config, QuantConfig, tensor names, rings, shapes,
+//! scales), then every tensor's elements little-endian in header order. Loading checks every
+//! field and size and names what is wrong.
+
+use std::path::Path;
+
+use ditto_core::Ring;
+use ditto_mpc::Shared;
+use serde::{Deserialize, Serialize};
+
+use crate::ModelError;
+use crate::config::BertConfig;
+use crate::quant::QuantConfig;
+use crate::secure_bert::BertShare;
+
+const MAGIC: &[u8; 8] = b"DITTOSHR";
+const VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct TensorInfo {
+    name: String,
+    ring: u32,
+    shape: Vec<usize>,
+    frac: u32,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    party: u8,
+    config: BertConfig,
+    quant: QuantConfig,
+    tensors: Vec<TensorInfo>,
+}
+
+/// A tensor of a share, either ring.
+pub(crate) enum TensorMut<'a> {
+    /// Z_2^32.
+    U32(&'a mut Shared<u32>),
+    /// Z_2^64.
+    U64(&'a mut Shared<u64>),
+}
+
+fn bad(path: &Path, reason: impl Into<String>) -> ModelError {
+    ModelError::Config { path: path.to_path_buf(), reason: reason.into() }
+}
+
+fn put<R: Ring>(out: &mut Vec<u8>, t: &Shared<R>) {
+    let start = out.len();
+    out.resize(start + t.data.len() * R::BYTES, 0);
+    for (v, o) in t.data.iter().zip(out[start..].chunks_exact_mut(R::BYTES)) {
+        v.write_le(o);
+    }
+}
+
+fn take<R: Ring>(
+    data: &[u8],
+    at: &mut usize,
+    t: &mut Shared<R>,
+    path: &Path,
+    name: &str,
+) -> Result<(), ModelError> {
+    let n = t.data.len() * R::BYTES;
+    let Some(bytes) = data.get(*at..*at + n) else {
+        return Err(bad(path, format!("truncated inside tensor {name}")));
+    };
+    for (v, b) in t.data.iter_mut().zip(bytes.chunks_exact(R::BYTES)) {
+        *v = R::from_le(b);
+    }
+    *at += n;
+    Ok(())
+}
+
+impl BertShare {
+    /// Writes party `party`'s share.
+    pub fn save(&mut self, path: &Path, party: u8) -> Result<(), ModelError> {
+        let (cfg, quant) = (self.config().clone(), self.quant().clone());
+        let mut tensors = Vec::new();
+        let mut data = Vec::new();
+        self.visit(&mut |name, t| {
+            let (ring, shape, frac) = match &t {
+                TensorMut::U32(s) => (32, s.shape.clone(), s.frac),
+                TensorMut::U64(s) => (64, s.shape.clone(), s.frac),
+            };
+            match t {
+                TensorMut::U32(s) => put(&mut data, s),
+                TensorMut::U64(s) => put(&mut data, s),
+            }
+            tensors.push(TensorInfo { name: name.to_string(), ring, shape, frac });
+            Ok(())
+        })?;
+        let header = serde_json::to_vec(&Header { party, config: cfg, quant, tensors })
+            .map_err(|e| bad(path, e.to_string()))?;
+        let mut out = Vec::with_capacity(16 + header.len() + data.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(
+            &u32::try_from(header.len()).map_err(|_| bad(path, "header too large"))?.to_le_bytes(),
+        );
+        out.extend_from_slice(&header);
+        out.extend_from_slice(&data);
+        std::fs::write(path, out).map_err(|source| ModelError::Io { path: path.to_path_buf(), source })
+    }
+
+    /// Reads a share written by [`BertShare::save`]; returns it and the party it belongs to.
+    pub fn load(path: &Path) -> Result<(Self, u8), ModelError> {
+        let bytes =
+            std::fs::read(path).map_err(|source| ModelError::Io { path: path.to_path_buf(), source })?;
+        if bytes.len() < 16 || &bytes[..8] != MAGIC {
+            return Err(bad(path, "not a ditto model share (bad magic)"));
+        }
+        let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
+        if version != VERSION {
+            return Err(bad(path, format!("share format version {version}, this build reads {VERSION}")));
+        }
+        let hlen = u32::from_le_bytes([bytes[12], bytes[13], bytes[14], bytes[15]]) as usize;
+        let Some(hbytes) = bytes.get(16..16 + hlen) else {
+            return Err(bad(path, "truncated header"));
+        };
+        let h: Header = serde_json::from_slice(hbytes).map_err(|e| bad(path, format!("bad header: {e}")))?;
+        let mut share = BertShare::zeros(&h.config, &h.quant);
+        let mut at = 16 + hlen;
+        let mut i = 0;
+        let data = &bytes[..];
+        share.visit(&mut |name, t| {
+            let Some(info) = h.tensors.get(i) else {
+                return Err(bad(path, format!("tensor {name} missing from the header")));
+            };
+            i += 1;
+            let (ring, shape) = match &t {
+                TensorMut::U32(s) => (32, &s.shape),
+                TensorMut::U64(s) => (64, &s.shape),
+            };
+            if info.name != name || info.ring != ring || &info.shape != shape {
+                return Err(bad(
+                    path,
+                    format!(
+                        "tensor {} (ring {}, shape {:?}) where {name} (ring {ring}, shape {shape:?}) belongs",
+                        info.name, info.ring, info.shape
+                    ),
+                ));
+            }
+            match t {
+                TensorMut::U32(s) => {
+                    s.frac = info.frac;
+                    take(data, &mut at, s, path, name)
+                }
+                TensorMut::U64(s) => {
+                    s.frac = info.frac;
+                    take(data, &mut at, s, path, name)
+                }
+            }
+        })?;
+        if at != bytes.len() {
+            return Err(bad(path, format!("{} bytes after the last tensor", bytes.len() - at)));
+        }
+        Ok((share, h.party))
+    }
+}
