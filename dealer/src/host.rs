@@ -224,6 +224,8 @@ pub struct Request {
     pub party: Party,
     /// The party's plan hash.
     pub plan_hash: [u8; 32],
+    /// Sequence length the plan was made for (0: the dealer's fixed plan).
+    pub seq: u32,
 }
 
 /// The server's answer (an unsealed control frame), followed on acceptance by the sealed stream.
@@ -244,6 +246,45 @@ pub fn read_request<R: embedded_io::Read>(r: R, session: SessionId) -> Result<Re
     let (_, req): (_, Request) =
         FrameReader::new(r, session, CONTROL_LIMIT).read_message(FrameKind::Control, &mut buf)?;
     Ok(req)
+}
+
+/// Server side: reads a request of any session; returns the session id from its header.
+pub fn read_request_any<R: embedded_io::Read>(mut r: R) -> Result<(SessionId, Request), Error> {
+    let mut head = [0u8; ditto_core::frame::HEADER_LEN];
+    r.read_exact(&mut head).map_err(|e| match e {
+        embedded_io::ReadExactError::UnexpectedEof => {
+            Error::Core(ditto_core::Error::FrameTruncated { part: "header" })
+        }
+        embedded_io::ReadExactError::Other(e) => Error::Core(ditto_core::corr::io_err(e)),
+    })?;
+    let mut sid = [0u8; 16];
+    sid.copy_from_slice(&head[4..20]);
+    let session = SessionId(sid);
+    let req = read_request(Chain { head: &head, pos: 0, rest: r }, session)?;
+    Ok((session, req))
+}
+
+/// Bytes already read, then the rest of a stream.
+struct Chain<'a, R> {
+    head: &'a [u8],
+    pos: usize,
+    rest: R,
+}
+
+impl<R: embedded_io::Read> embedded_io::ErrorType for Chain<'_, R> {
+    type Error = R::Error;
+}
+
+impl<R: embedded_io::Read> embedded_io::Read for Chain<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, R::Error> {
+        if self.pos < self.head.len() {
+            let n = buf.len().min(self.head.len() - self.pos);
+            buf[..n].copy_from_slice(&self.head[self.pos..self.pos + n]);
+            self.pos += n;
+            return Ok(n);
+        }
+        self.rest.read(buf)
+    }
 }
 
 /// Server side: writes the response.
@@ -267,7 +308,8 @@ pub fn reason(text: &str) -> heapless::String<96, u8> {
 }
 
 /// Party side: connects to the dealer server at `addr`, asks for `party`'s stream of
-/// `session` for the plan with `plan_hash`, and returns the connection positioned at the sealed
+/// `session` for the plan with `plan_hash` (made for `seq` tokens, or 0 for the dealer's fixed
+/// plan), and returns the connection positioned at the sealed
 /// stream (read it with [`crate::party::PartyStream`] over [`Io`]). Every wait is bounded by
 /// `timeout`.
 pub fn request_stream(
@@ -275,6 +317,7 @@ pub fn request_stream(
     party: Party,
     session: SessionId,
     plan_hash: &[u8; 32],
+    seq: u32,
     timeout: std::time::Duration,
 ) -> Result<std::net::TcpStream, Error> {
     use std::net::ToSocketAddrs;
@@ -288,7 +331,7 @@ pub fn request_stream(
     sock.set_read_timeout(Some(timeout)).map_err(io)?;
     sock.set_write_timeout(Some(timeout)).map_err(io)?;
     sock.set_nodelay(true).map_err(io)?;
-    let req = Request { version: PLAN_VERSION, party, plan_hash: *plan_hash };
+    let req = Request { version: PLAN_VERSION, party, plan_hash: *plan_hash, seq };
     let mut buf = [0u8; CONTROL_LIMIT];
     FrameWriter::new(Io(&mut sock), session).write_message(FrameKind::Control, 0, &req, &mut buf)?;
     let (_, resp): (_, Response) =

@@ -37,6 +37,16 @@ pub struct DealerArgs {
     /// Plan file (postcard encoding of a plan).
     #[arg(long)]
     pub plan: Option<PathBuf>,
+    /// Serve a BERT model (directory or `seeded`): every request names its session and sequence
+    /// length, and the dealer derives the plan from the model's config (with --listen).
+    #[arg(long, conflicts_with_all = ["arch", "plan"])]
+    pub model: Option<String>,
+    /// Quantization for --model: accurate, ditto, or a QuantConfig file.
+    #[arg(long, default_value = "accurate")]
+    pub quant: String,
+    /// With --model: stop after this many complete sessions (0: serve until stopped).
+    #[arg(long, default_value_t = 0)]
+    pub sessions: usize,
     /// Directory holding p0.key, p1.key and model.seed (see `ditto provision`).
     #[arg(long)]
     pub keys: PathBuf,
@@ -44,7 +54,7 @@ pub struct DealerArgs {
     #[arg(long)]
     pub session: Option<String>,
     /// Write the two sealed streams into this directory instead of serving them.
-    #[arg(long, conflicts_with = "listen", required_unless_present = "listen")]
+    #[arg(long, conflicts_with = "listen")]
     pub out: Option<PathBuf>,
     /// Serve P0 and P1 on this address (e.g. 127.0.0.1:7100; port 0 picks one and prints it).
     #[arg(long)]
@@ -204,6 +214,22 @@ fn generate<W: Write>(s: &Setup, party: Party, w: W) -> Result<ditto_dealer::str
 
 /// Runs `ditto dealer`.
 pub fn run(a: &DealerArgs) -> Result<(), CliError> {
+    if let Some(model) = &a.model {
+        let listen =
+            a.listen.as_deref().ok_or_else(|| CliError::Usage("--model needs --listen ADDR".into()))?;
+        let state = a.state.clone().unwrap_or_else(files::default_state_dir);
+        let threads =
+            a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)).max(1);
+        return crate::session::serve_model(&crate::session::ModelDealer {
+            model,
+            quant: &a.quant,
+            keys: &a.keys,
+            listen,
+            sessions: a.sessions,
+            state: &state,
+            threads,
+        });
+    }
     let s = setup(a)?;
     let record = SessionRecord::open(&a.state.clone().unwrap_or_else(files::default_state_dir))?;
     let sid = format!("{:032x}", s.spec.session.as_u128());

@@ -54,6 +54,9 @@ pub enum CliError {
     /// A model could not be loaded.
     #[error(transparent)]
     Model(#[from] ditto_models::ModelError),
+    /// The link between the parties or to the dealer failed.
+    #[error(transparent)]
+    Link(#[from] ditto_net::NetError),
     /// The secure computation failed.
     #[error(transparent)]
     Mpc(#[from] ditto_mpc::MpcError),

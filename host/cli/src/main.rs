@@ -20,6 +20,7 @@ mod demo;
 mod demo_gpt2;
 mod files;
 mod plan;
+mod session;
 
 use std::process::ExitCode;
 
@@ -45,8 +46,12 @@ enum Command {
     Dealer(Box<dealer::DealerArgs>),
     /// Local demo: dealer, P0 and P1 in one process over loopback TCP on a BERT model.
     Demo(demo::DemoArgs),
-    /// Run P0 or P1 (arrives with issue 4).
-    Party,
+    /// Split a BERT model into the two parties' shares (model owner).
+    ShareModel(session::ShareArgs),
+    /// Run P0 or P1 for one client request.
+    Party(Box<session::PartyArgs>),
+    /// Send private text to the parties and reconstruct the embedding.
+    Client(session::ClientArgs),
     /// Benchmarks (arrives with issue 6).
     Bench,
 }
@@ -69,7 +74,10 @@ fn main() -> ExitCode {
         Command::Plan(a) => plan::run(&a),
         Command::Calibrate(a) => calibrate::run(&a),
         Command::Demo(a) => demo::run(&a),
-        Command::Party | Command::Bench => {
+        Command::ShareModel(a) => session::share_model(&a),
+        Command::Party(a) => session::party(&a),
+        Command::Client(a) => session::client(&a),
+        Command::Bench => {
             eprintln!(
                 "ditto: this command is not available yet: it arrives with its issue (see README.md). \
                  Available now: `ditto demo`, `ditto provision`, `ditto dealer`."

@@ -20,8 +20,9 @@ pub const READ_AHEAD: usize = 8;
 /// Where a party's dealer stream comes from.
 #[derive(Clone, Debug)]
 pub enum Source {
-    /// A dealer server (`ditto dealer --listen`).
-    Tcp(String),
+    /// A dealer server (`ditto dealer --listen`) and the sequence length of the plan (0 for a
+    /// dealer serving one fixed plan).
+    Tcp(String, u32),
     /// A file written by `ditto dealer --out`.
     File(std::path::PathBuf),
     /// Bytes in memory (tests).
@@ -49,7 +50,7 @@ fn open_reader(
     timeout: Duration,
 ) -> Result<Box<dyn Read + Send>, NetError> {
     Ok(match src {
-        Source::Tcp(addr) => Box::new(request_stream(addr, party, session, hash, timeout)?),
+        Source::Tcp(addr, seq) => Box::new(request_stream(addr, party, session, hash, *seq, timeout)?),
         Source::File(p) => Box::new(std::io::BufReader::with_capacity(
             1 << 20,
             std::fs::File::open(p)

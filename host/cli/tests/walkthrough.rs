@@ -1,0 +1,112 @@
+//! The README's multi-process walk-through as a test: provision, share the model, a dealer
+//! serving the model, P0 and P1 as separate processes, and a client that gets an embedding equal
+//! to the one-process demo's (same model, same text).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+fn ditto() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ditto"))
+}
+
+fn port() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn embedding_line(out: &str) -> Vec<f64> {
+    let line = out.lines().find(|l| l.contains("starts [")).unwrap_or_else(|| panic!("{out}"));
+    let inner = &line[line.find('[').unwrap() + 1..line.find(']').unwrap()];
+    inner.split(", ").map(|v| v.parse().unwrap()).collect()
+}
+
+#[test]
+fn four_processes_compute_the_same_embedding_as_the_demo() {
+    let d = std::env::temp_dir().join(format!("ditto-walk-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    let run = |args: &[&str]| {
+        let o = ditto().args(args).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    run(&["provision", "--out", &s(&d.join("keys"))]);
+    run(&["share-model", "--model", "seeded", "--out", &s(&d.join("shares"))]);
+    let mut dealer = Kill(
+        ditto()
+            .args([
+                "dealer",
+                "--model",
+                "seeded",
+                "--keys",
+                &s(&d.join("keys")),
+                "--listen",
+                "127.0.0.1:0",
+                "--sessions",
+                "1",
+            ])
+            .args(["--state", &s(&d.join("state"))])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(dealer.0.stdout.take().unwrap()).lines();
+    let dealer_addr = lines.next().unwrap().unwrap().strip_prefix("listening ").unwrap().to_string();
+    let (peer, c0, c1) = (port(), port(), port());
+    let p0 = Kill(
+        ditto()
+            .args(["party", "--id", "0", "--share", &s(&d.join("shares/p0.share")), "--listen", &peer])
+            .args(["--dealer", &dealer_addr, "--key", &s(&d.join("keys/p0.key")), "--client", &c0])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let p1 = Kill(
+        ditto()
+            .args(["party", "--id", "1", "--share", &s(&d.join("shares/p1.share")), "--connect", &peer])
+            .args(["--dealer", &dealer_addr, "--key", &s(&d.join("keys/p1.key")), "--client", &c1])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let text = "secure inference keeps the input private.";
+    // The parties need a moment to bind their client ports.
+    let mut out = None;
+    for _ in 0..50 {
+        let o = ditto()
+            .args(["client", "--model", "seeded", "--text", text, "--p0", &c0, "--p1", &c1])
+            .output()
+            .unwrap();
+        if o.status.success() {
+            out = Some(String::from_utf8_lossy(&o.stdout).into_owned());
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let got = embedding_line(&out.expect("the client got an answer"));
+    let demo = run(&["demo", "--text", text]);
+    let want: Vec<f64> = {
+        let line = demo.lines().find(|l| l.starts_with("embedding[..6] secure")).unwrap();
+        let inner = &line[line.find('[').unwrap() + 1..line.rfind(']').unwrap()];
+        let inner = &inner[inner.find('[').map_or(0, |i| i + 1)..];
+        inner.split(", ").map(|v| v.parse().unwrap()).collect()
+    };
+    assert_eq!((want.len(), got.len()), (6, 8), "{want:?} {got:?}");
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() <= 2e-3, "{got:?} vs demo {want:?}");
+    }
+    drop((p0, p1));
+    assert!(dealer.0.wait().unwrap().success(), "the dealer stops after its one session");
+    let _ = std::fs::remove_dir_all(&d);
+}
