@@ -195,6 +195,12 @@ impl Bert {
         Ok(x)
     }
 
+    /// [CLS] pooling: the first token's final hidden state.
+    pub fn cls(&self, ids: &[u32]) -> Result<Vec<f32>, ModelError> {
+        let x = self.forward(ids)?;
+        Ok(x[..self.cfg.hidden_size].to_vec())
+    }
+
     /// Sentence embedding: mean pooling over tokens, then L2 normalisation
     /// (sentence-transformers' all-MiniLM-L6-v2 recipe).
     pub fn embed(&self, ids: &[u32]) -> Result<Vec<f32>, ModelError> {

@@ -462,6 +462,13 @@ impl SecureBert {
         Ok(x64)
     }
 
+    /// The final hidden state of the first token ([CLS] pooling; Z_2^64, `nl_frac`).
+    pub async fn cls(&self, e: &mut Engine, onehot: &Shared<u32>) -> Result<Shared<u64>, MpcError> {
+        let x = self.forward(e, onehot).await?;
+        let h = x.shape[1];
+        Ok(Shared { data: x.data[..h].to_vec(), shape: vec![h], frac: x.frac })
+    }
+
     /// Sum over tokens of the final hidden states (h, Z_2^64): the client divides by the token
     /// count and normalises to get the sentence embedding (mean pooling is public arithmetic).
     pub async fn pooled_sum(&self, e: &mut Engine, onehot: &Shared<u32>) -> Result<Shared<u64>, MpcError> {

@@ -90,3 +90,22 @@ async fn other_model_or_quant_config_gives_another_plan_hash() {
     assert_ne!(base, h(ditto_models::plans::bert("m", &c2, &QuantConfig::accurate(), 8).await.unwrap()));
     assert_ne!(base, h(ditto_models::plans::bert("m", &cfg, &QuantConfig::accurate(), 9).await.unwrap()));
 }
+
+/// [CLS] pooling on the engine (plaintext reference) tracks the float model's [CLS] state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cls_pooling_tracks_the_float_model() {
+    let dir = model_dir();
+    let cfg = BertConfig::load(&dir.join("config.json")).unwrap();
+    let bert = Bert::load(&cfg, &Weights::load(&dir.join("model.safetensors")).unwrap()).unwrap();
+    let ids =
+        Tokenizer::load(&dir.join("tokenizer.json")).unwrap().encode("please pass the salt", 128).unwrap();
+    let n = ids.len();
+    let mut e = Engine::plaintext();
+    let model = SecureBert::setup(&mut e, BertShare::plaintext(&bert, &QuantConfig::accurate()).unwrap())
+        .await
+        .unwrap();
+    let x = Shared::new(one_hot(&ids, cfg.vocab_size).unwrap(), &[n, cfg.vocab_size], 0).unwrap();
+    let c = model.cls(&mut e, &x).await.unwrap();
+    let got: Vec<f64> = c.data.iter().map(|v| decode(*v, c.frac)).collect();
+    assert!(cosine(&got, &bert.cls(&ids).unwrap()) >= 0.999);
+}
