@@ -1,4 +1,4 @@
-//! `ditto calibrate`: runs the float BERT on sample text, records the value ranges, and writes
+//! `ditto calibrate`: runs the float BERT or GPT-2 on sample text, records the value ranges, and writes
 //! the QuantConfig with the most fractional bits that keep every value inside its ring (with
 //! headroom for the conversion primitives). Static: nothing is measured at run time.
 
@@ -29,7 +29,7 @@ const SAMPLE: &[&str] = &[
 /// Arguments of `ditto calibrate`.
 #[derive(clap::Args, Debug)]
 pub struct CalibrateArgs {
-    /// A Hugging Face BERT directory.
+    /// A Hugging Face BERT or GPT-2 directory.
     #[arg(long)]
     pub model: PathBuf,
     /// Sample text, one sentence per line (default: built-in sentences).
@@ -55,11 +55,40 @@ pub fn load_quant(spec: &str) -> Result<QuantConfig, CliError> {
     }
 }
 
+fn bert_ranges(dir: &Path, lines: &[String]) -> Result<Ranges, CliError> {
+    let cfg = BertConfig::load(&dir.join("config.json"))?;
+    let bert = Bert::load(&cfg, &Weights::load(&dir.join("model.safetensors"))?)?;
+    let tok = Tokenizer::load(&dir.join("tokenizer.json"))?;
+    let mut r = Ranges { weight: bert.max_weight(), ..Ranges::default() };
+    for l in lines {
+        let ids = tok.encode(l, cfg.max_position_embeddings)?;
+        bert.forward_ranges(&ids, Some(&mut r))?;
+    }
+    Ok(r)
+}
+
+fn gpt2_ranges(dir: &Path, lines: &[String]) -> Result<Ranges, CliError> {
+    use ditto_models::config::Gpt2Config;
+    use ditto_models::gpt2::{Gpt2, KvCache};
+    let cfg = Gpt2Config::load(&dir.join("config.json"))?;
+    let m = Gpt2::load(&cfg, &Weights::load(&dir.join("model.safetensors"))?)?;
+    let tok = if dir.join("tokenizer.json").exists() {
+        Tokenizer::load(&dir.join("tokenizer.json"))?
+    } else {
+        Tokenizer::gpt2(&dir.join("vocab.json"), &dir.join("merges.txt"))?
+    };
+    let mut r = Ranges { weight: m.max_weight(), ..Ranges::default() };
+    for l in lines {
+        let ids = tok.encode(l, cfg.n_positions)?;
+        m.forward_ranges(&ids, &mut KvCache::default(), Some(&mut r))?;
+    }
+    Ok(r)
+}
+
 /// Runs `ditto calibrate`.
 pub fn run(a: &CalibrateArgs) -> Result<(), CliError> {
-    let cfg = BertConfig::load(&a.model.join("config.json"))?;
-    let bert = Bert::load(&cfg, &Weights::load(&a.model.join("model.safetensors"))?)?;
-    let tok = Tokenizer::load(&a.model.join("tokenizer.json"))?;
+    let text = std::fs::read_to_string(a.model.join("config.json"))
+        .map_err(|source| CliError::File { path: a.model.join("config.json"), source })?;
     let lines: Vec<String> = match &a.text {
         Some(p) => std::fs::read_to_string(p)
             .map_err(|source| CliError::File { path: p.clone(), source })?
@@ -72,11 +101,11 @@ pub fn run(a: &CalibrateArgs) -> Result<(), CliError> {
     if lines.is_empty() {
         return Err(CliError::Usage("no sample text".into()));
     }
-    let mut r = Ranges { weight: bert.max_weight(), ..Ranges::default() };
-    for l in &lines {
-        let ids = tok.encode(l, cfg.max_position_embeddings)?;
-        bert.forward_ranges(&ids, Some(&mut r))?;
-    }
+    let r = if text.contains("\"n_embd\"") {
+        gpt2_ranges(&a.model, &lines)?
+    } else {
+        bert_ranges(&a.model, &lines)?
+    };
     let q = r.choose();
     let out = a.out.clone().unwrap_or_else(|| a.model.join("quant.json"));
     let json = serde_json::to_string_pretty(&q).map_err(|e| CliError::Usage(e.to_string()))?;

@@ -134,6 +134,16 @@ impl Gpt2 {
 
     /// Logits of the last position after feeding `ids` (positions continue the cache).
     pub fn forward(&self, ids: &[u32], cache: &mut KvCache) -> Result<Vec<f32>, ModelError> {
+        self.forward_ranges(ids, cache, None)
+    }
+
+    /// [`Gpt2::forward`], recording value ranges for calibration.
+    pub fn forward_ranges(
+        &self,
+        ids: &[u32],
+        cache: &mut KvCache,
+        mut r: Option<&mut crate::quant::Ranges>,
+    ) -> Result<Vec<f32>, ModelError> {
         let (h, heads) = (self.cfg.n_embd, self.cfg.n_head);
         let (n, past) = (ids.len(), cache.len(h));
         if past + n > self.cfg.n_positions {
@@ -154,6 +164,10 @@ impl Gpt2 {
             }
         }
         let eps = self.cfg.layer_norm_epsilon;
+        if let Some(r) = r.as_deref_mut() {
+            r.see_embedding(&x);
+            r.see_residual(&x, h);
+        }
         for (l, b) in self.blocks.iter().enumerate() {
             let mut a = x.clone();
             float::layernorm(&mut a, h, &b.ln1.g, &b.ln1.b, eps);
@@ -166,19 +180,40 @@ impl Gpt2 {
             }
             cache.k[l].extend_from_slice(&k);
             cache.v[l].extend_from_slice(&v);
+            if let Some(r) = r.as_deref_mut() {
+                r.see_linear(&qkv);
+                // Scores of the new queries against every cached key.
+                r.see_scores_past(&q, &cache.k[l], n, h, heads);
+            }
             let att = float::attention_past(&q, &cache.k[l], &cache.v[l], n, past, h, heads, true);
             let o = b.proj.forward(&att, n);
             x.iter_mut().zip(&o).for_each(|(xv, ov)| *xv += ov);
+            if let Some(r) = r.as_deref_mut() {
+                r.see_linear(&o);
+                r.see_residual(&x, h);
+            }
             let mut m = x.clone();
             float::layernorm(&mut m, h, &b.ln2.g, &b.ln2.b, eps);
             let mut u = b.fc.forward(&m, n);
+            if let Some(r) = r.as_deref_mut() {
+                r.see_linear(&u);
+            }
             u.iter_mut().for_each(|v| *v = self.gelu(*v));
             let d = b.fc_proj.forward(&u, n);
             x.iter_mut().zip(&d).for_each(|(xv, dv)| *xv += dv);
+            if let Some(r) = r.as_deref_mut() {
+                r.see_linear(&d);
+                r.see_residual(&x, h);
+            }
         }
         let mut last = x[(n - 1) * h..].to_vec();
         float::layernorm(&mut last, h, &self.ln_f.g, &self.ln_f.b, eps);
-        Ok((0..self.cfg.vocab_size).map(|t| (0..h).map(|j| last[j] * self.wte[t * h + j]).sum()).collect())
+        let logits: Vec<f32> =
+            (0..self.cfg.vocab_size).map(|t| (0..h).map(|j| last[j] * self.wte[t * h + j]).sum()).collect();
+        if let Some(r) = r {
+            r.see_linear(&logits);
+        }
+        Ok(logits)
     }
 }
 
@@ -191,4 +226,20 @@ pub fn argmax(logits: &[f32]) -> u32 {
         }
     }
     u32::try_from(best).unwrap_or(u32::MAX)
+}
+
+impl Gpt2 {
+    /// Largest |weight| of the linear layers and embedding tables.
+    pub fn max_weight(&self) -> f32 {
+        let mut m = 0f32;
+        let mut see = |v: &[f32]| m = v.iter().fold(m, |a, b| a.max(b.abs()));
+        see(&self.wte);
+        see(&self.wpe);
+        for b in &self.blocks {
+            for c in [&b.attn, &b.proj, &b.fc, &b.fc_proj] {
+                see(&c.w);
+            }
+        }
+        m
+    }
 }

@@ -101,10 +101,15 @@ impl Ranges {
         }
     }
     pub(crate) fn see_scores(&mut self, q: &[f32], k: &[f32], n: usize, h: usize, heads: usize) {
-        let dh = h / heads;
+        self.see_scores_past(q, k, n, h, heads);
+    }
+
+    /// Scores of n queries against every key in `k` (t x h).
+    pub(crate) fn see_scores_past(&mut self, q: &[f32], k: &[f32], n: usize, h: usize, heads: usize) {
+        let (dh, t) = (h / heads, k.len() / h);
         for hd in 0..heads {
             for i in 0..n {
-                for j in 0..n {
+                for j in 0..t {
                     let s: f32 = (0..dh).map(|d| q[i * h + hd * dh + d] * k[j * h + hd * dh + d]).sum();
                     self.scores = self.scores.max(s.abs());
                 }

@@ -2,7 +2,7 @@
 //! weights are obtainable here): loader checks, float forward with the KV cache equal to the
 //! full recomputation, and greedy generation of 8 tokens run securely with a client in the
 //! loop, identical to the fixed-point reference; the real GPT-2 tokenizer from npm.
-#![allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
+#![allow(clippy::cast_possible_truncation, clippy::cast_precision_loss, clippy::cast_possible_wrap)]
 
 use std::path::{Path, PathBuf};
 
@@ -184,4 +184,22 @@ async fn secure_greedy_generation_equals_the_fixed_point_reference() {
     assert_eq!(tokens, reference, "secure and fixed-point greedy generation differ");
     assert_eq!(tokens.len(), steps);
     assert!(tokens.windows(2).any(|w| w[0] != w[1]), "the fed-back tokens must matter: {tokens:?}");
+}
+
+#[test]
+fn gpt2_calibration_respects_the_ring_bounds() {
+    let dir = tmp("calib");
+    write_model(&dir, "", None);
+    let m = load(&dir).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut r = ditto_models::quant::Ranges { weight: m.max_weight(), ..Default::default() };
+    for ids in [vec![15496u32, 995, 0], vec![464, 3139, 7586, 21831, 18045, 625, 262, 16931, 3290]] {
+        m.forward_ranges(&ids, &mut KvCache::default(), Some(&mut r)).unwrap();
+    }
+    let q = r.choose();
+    let lim = 2f64.powi(29);
+    assert!(f64::from(r.linear) * 2f64.powi((q.act_frac + q.weight_frac) as i32) < lim, "{r:?} {q:?}");
+    assert!(f64::from(r.scores) * 2f64.powi((2 * q.act_frac) as i32) < lim, "{r:?} {q:?}");
+    assert!(f64::from(r.residual) * 2f64.powi(q.act_frac as i32) < lim, "{r:?} {q:?}");
+    assert!(r.linear > 0.0 && r.scores > 0.0 && r.variance.1 > 0.0, "{r:?}");
 }
