@@ -226,6 +226,8 @@ pub struct Request {
     pub plan_hash: [u8; 32],
     /// Sequence length the plan was made for (0: the dealer's fixed plan).
     pub seq: u32,
+    /// Tokens generated after the prompt (decoders; 0 otherwise).
+    pub generate: u32,
 }
 
 /// The server's answer (an unsealed control frame), followed on acceptance by the sealed stream.
@@ -317,7 +319,7 @@ pub fn request_stream(
     party: Party,
     session: SessionId,
     plan_hash: &[u8; 32],
-    seq: u32,
+    (seq, generate): (u32, u32),
     timeout: std::time::Duration,
 ) -> Result<std::net::TcpStream, Error> {
     use std::net::ToSocketAddrs;
@@ -331,7 +333,7 @@ pub fn request_stream(
     sock.set_read_timeout(Some(timeout)).map_err(io)?;
     sock.set_write_timeout(Some(timeout)).map_err(io)?;
     sock.set_nodelay(true).map_err(io)?;
-    let req = Request { version: PLAN_VERSION, party, plan_hash: *plan_hash, seq };
+    let req = Request { version: PLAN_VERSION, party, plan_hash: *plan_hash, seq, generate };
     let mut buf = [0u8; CONTROL_LIMIT];
     FrameWriter::new(Io(&mut sock), session).write_message(FrameKind::Control, 0, &req, &mut buf)?;
     let (_, resp): (_, Response) =

@@ -2,8 +2,11 @@
 //! `ditto dealer --model` (plans per request), `ditto party --id 0|1`, `ditto client`.
 //!
 //! Client <-> party messages (TCP, every wait under a time-out):
-//! request  = "DTCL" | version u8 | session id (16) | sequence length u32 | element count u32 | u32 LE one-hot shares
-//! response = "DTOU" | scale u32 | element count u32 | u64 LE output shares (the pooled sum)
+//! request  = "DTCL" | version 2 | session id (16) | prompt length u32 | element count u32 | tokens to
+//!            generate u32 | u32 LE one-hot shares
+//! BERT:  response = "DTOU" | scale u32 | element count u32 | u64 LE shares of the pooled sum
+//! GPT-2: per token, party -> client "DTLG" | count u32 | u32 LE logit shares, and
+//!        client -> party "DTOH" | count u32 | u32 LE shares of the chosen token's one-hot
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -41,22 +44,85 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(net)
 }
 
-/// A BERT model from a directory, or the seeded one (`seeded`).
-fn load_model(model: &str) -> Result<(Bert, Option<Tokenizer>), CliError> {
-    if model == "seeded" {
-        return Ok((seeded::model(1), None));
+/// A model: a directory holding an HF BERT or GPT-2, `seeded` (built-in BERT-shaped) or
+/// `seeded-gpt2` (built-in GPT-2-shaped, byte tokens).
+enum Model {
+    Bert(Box<Bert>),
+    Gpt2(Box<ditto_models::gpt2::Gpt2>),
+}
+
+fn is_gpt2_dir(dir: &std::path::Path) -> bool {
+    std::fs::read_to_string(dir.join("config.json")).is_ok_and(|t| t.contains("\"n_embd\""))
+}
+
+fn load_model(model: &str) -> Result<Model, CliError> {
+    match model {
+        "seeded" => return Ok(Model::Bert(Box::new(seeded::model(1)))),
+        "seeded-gpt2" => return Ok(Model::Gpt2(Box::new(seeded::gpt2(1)))),
+        _ => {}
     }
     let dir = PathBuf::from(model);
+    if is_gpt2_dir(&dir) {
+        let cfg = ditto_models::config::Gpt2Config::load(&dir.join("config.json"))?;
+        return Ok(Model::Gpt2(Box::new(ditto_models::gpt2::Gpt2::load(
+            &cfg,
+            &Weights::load(&dir.join("model.safetensors"))?,
+        )?)));
+    }
     let cfg = BertConfig::load(&dir.join("config.json"))?;
-    let bert = Bert::load(&cfg, &Weights::load(&dir.join("model.safetensors"))?)?;
-    let tok = Tokenizer::load(&dir.join("tokenizer.json"))?;
-    Ok((bert, Some(tok)))
+    Ok(Model::Bert(Box::new(Bert::load(&cfg, &Weights::load(&dir.join("model.safetensors"))?)?)))
+}
+
+/// The public tokenizer side of a model (the client's): ids, vocabulary size, decoder.
+enum ClientTok {
+    BertBytes,
+    Gpt2Bytes,
+    Hf(Box<Tokenizer>, usize),
+}
+
+fn client_tokenizer(model: &str) -> Result<ClientTok, CliError> {
+    match model {
+        "seeded" => return Ok(ClientTok::BertBytes),
+        "seeded-gpt2" => return Ok(ClientTok::Gpt2Bytes),
+        _ => {}
+    }
+    let dir = PathBuf::from(model);
+    if is_gpt2_dir(&dir) {
+        let cfg = ditto_models::config::Gpt2Config::load(&dir.join("config.json"))?;
+        let tok = if dir.join("tokenizer.json").exists() {
+            Tokenizer::load(&dir.join("tokenizer.json"))?
+        } else {
+            Tokenizer::gpt2(&dir.join("vocab.json"), &dir.join("merges.txt"))?
+        };
+        return Ok(ClientTok::Hf(Box::new(tok), cfg.vocab_size));
+    }
+    let cfg = BertConfig::load(&dir.join("config.json"))?;
+    Ok(ClientTok::Hf(Box::new(Tokenizer::load(&dir.join("tokenizer.json"))?), cfg.vocab_size))
+}
+
+impl ClientTok {
+    fn encode(&self, text: &str) -> Result<(Vec<u32>, usize), CliError> {
+        Ok(match self {
+            ClientTok::BertBytes => (seeded::tokenize(text), seeded::VOCAB),
+            ClientTok::Gpt2Bytes => (text.bytes().map(u32::from).collect(), 256),
+            ClientTok::Hf(t, v) => (t.encode(text, 4096)?, *v),
+        })
+    }
+    fn decode(&self, ids: &[u32]) -> String {
+        match self {
+            ClientTok::BertBytes | ClientTok::Gpt2Bytes => String::from_utf8_lossy(
+                &ids.iter().map(|&i| u8::try_from(i).unwrap_or(b'?')).collect::<Vec<_>>(),
+            )
+            .into_owned(),
+            ClientTok::Hf(t, _) => t.decode(ids).unwrap_or_default(),
+        }
+    }
 }
 
 /// Arguments of `ditto share-model`.
 #[derive(clap::Args, Debug)]
 pub struct ShareArgs {
-    /// HF BERT directory, or `seeded` for the built-in model.
+    /// HF BERT or GPT-2 directory, or `seeded` / `seeded-gpt2` for the built-in models.
     #[arg(long)]
     pub model: String,
     /// Quantization: accurate, ditto, or a QuantConfig file.
@@ -69,16 +135,24 @@ pub struct ShareArgs {
 
 /// `ditto share-model`: encodes the model and splits it into the two parties' shares.
 pub fn share_model(a: &ShareArgs) -> Result<(), CliError> {
-    let (bert, _) = load_model(&a.model)?;
     let q = crate::calibrate::load_quant(&a.quant)?;
     let mut rng = Prg::with_counter(&files::os_random16()?, 0);
-    let shares = share_bert(&bert, &q, &mut rng)?;
     std::fs::create_dir_all(&a.out).map_err(|source| CliError::File { path: a.out.clone(), source })?;
-    for (i, mut s) in shares.into_iter().enumerate() {
-        let p = a.out.join(format!("p{i}.share"));
-        s.save(&p, u8::try_from(i).unwrap_or(0))?;
-        say!("wrote {}", p.display());
+    let path = |i: usize| a.out.join(format!("p{i}.share"));
+    match load_model(&a.model)? {
+        Model::Bert(b) => {
+            for (i, mut s) in share_bert(&b, &q, &mut rng)?.into_iter().enumerate() {
+                s.save(&path(i), u8::try_from(i).unwrap_or(0))?;
+            }
+        }
+        Model::Gpt2(g) => {
+            for (i, mut s) in ditto_models::secure_gpt2::share_gpt2(&g, &q, &mut rng)?.into_iter().enumerate()
+            {
+                s.save(&path(i), u8::try_from(i).unwrap_or(0))?;
+            }
+        }
     }
+    say!("wrote {} and {}", path(0).display(), path(1).display());
     Ok(())
 }
 
@@ -126,7 +200,7 @@ pub fn party(a: &PartyArgs) -> Result<(), CliError> {
         1 => Party::P1,
         other => return Err(CliError::Usage(format!("--id {other}: expected 0 or 1"))),
     };
-    let (share, owner) = BertShare::load(&a.share)?;
+    let (share, owner) = ditto_models::share_file::ModelShare::load(&a.share)?;
     if owner != a.id {
         return Err(CliError::Usage(format!(
             "{} is party {owner}'s share, not party {}'s",
@@ -138,29 +212,26 @@ pub fn party(a: &PartyArgs) -> Result<(), CliError> {
     runtime()?.block_on(async {
         let listener = tokio::net::TcpListener::bind(&a.client).await.map_err(net)?;
         say!("party {} waiting for the client on {}", a.id, listener.local_addr().map_err(net)?);
-        let (mut c, _) = listener.accept().await.map_err(net)?;
-        let mut head = [0u8; 4 + 1 + 16 + 4 + 4];
-        read_exact_t(&mut c, &mut head, "the client's request").await?;
-        if &head[..4] != b"DTCL" || head[4] != 1 {
-            return Err(net("the client sent something else than a request"));
-        }
-        let mut sid = [0u8; 16];
-        sid.copy_from_slice(&head[5..21]);
-        let session = SessionId(sid);
-        let seq = u32::from_le_bytes([head[21], head[22], head[23], head[24]]);
-        let count = u32::from_le_bytes([head[25], head[26], head[27], head[28]]) as usize;
-        let (cfg, q) = (share.config().clone(), share.quant().clone());
-        if seq == 0 || seq as usize > cfg.max_position_embeddings || count != seq as usize * cfg.vocab_size {
-            return Err(net(format!(
-                "bad request: {seq} tokens, {count} elements for vocabulary {}",
-                cfg.vocab_size
-            )));
-        }
-        let mut data = vec![0u8; count * 4];
-        read_exact_t(&mut c, &mut data, "the client's input").await?;
+        // Accept until a well-formed request arrives (a probe or a client that gave up is skipped).
+        let (mut c, session, seq, gen_n, vocab, data) = loop {
+            let (mut c, peer) = listener.accept().await.map_err(net)?;
+            match read_client_request(&mut c, &share).await {
+                Ok((session, seq, gen_n, vocab, data)) => break (c, session, seq, gen_n, vocab, data),
+                Err(e) => eprintln!("party {}: ignoring {peer}: {e}", a.id),
+            }
+        };
         let input: Vec<u32> =
             data.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-        let plan = ditto_models::plans::bert("party", &cfg, &q, seq as usize).await?;
+        let input = Shared::new(input, &[seq as usize, vocab], 0)?;
+        let plan = match &share {
+            ditto_models::share_file::ModelShare::Bert(b) => {
+                ditto_models::plans::bert("party", b.config(), b.quant(), seq as usize).await?
+            }
+            ditto_models::share_file::ModelShare::Gpt2(g) => {
+                ditto_models::plans::gpt2("party", g.config(), g.quant(), seq as usize, gen_n as usize)
+                    .await?
+            }
+        };
         let c2 = Config { timeout: TIMEOUT };
         let link = match (party, &a.listen, &a.connect) {
             (Party::P0, Some(l), _) => {
@@ -170,43 +241,152 @@ pub fn party(a: &PartyArgs) -> Result<(), CliError> {
             (Party::P1, _, Some(addr)) => Link::connect(addr, Party::P1, c2).await?,
             _ => return Err(CliError::Usage("P0 needs --listen ADDR, P1 needs --connect ADDR".into())),
         };
-        let mut e =
-            Engine::start(party, link, Source::Tcp(a.dealer.clone(), seq), key, plan, session, TIMEOUT)
-                .await?;
+        let source = Source::Tcp(a.dealer.clone(), (seq, gen_n));
+        let mut e = Engine::start(party, link, source, key, plan, session, TIMEOUT).await?;
         e.set_threads(a.threads);
-        let run = async {
-            let m = SecureBert::setup(&mut e, share).await?;
-            m.pooled_sum(&mut e, &Shared::new(input, &[seq as usize, cfg.vocab_size], 0)?).await
-        };
-        let out = match run.await {
-            Ok(o) => o,
-            Err(err) => {
-                e.abort(&err.to_string()).await;
-                return Err(err.into());
+        let result = match share {
+            ditto_models::share_file::ModelShare::Bert(b) => serve_bert(&mut e, b, &input, &mut c).await,
+            ditto_models::share_file::ModelShare::Gpt2(g) => {
+                serve_gpt2(&mut e, g, &input, gen_n as usize, vocab, c).await
             }
         };
-        let counters = e.finish().await?;
-        let mut resp = Vec::with_capacity(12 + out.data.len() * 8);
-        resp.extend_from_slice(b"DTOU");
-        resp.extend_from_slice(&out.frac.to_le_bytes());
-        resp.extend_from_slice(&u32::try_from(out.data.len()).unwrap_or(0).to_le_bytes());
-        out.data.iter().for_each(|v| resp.extend_from_slice(&v.to_le_bytes()));
-        tokio::time::timeout(TIMEOUT, c.write_all(&resp))
-            .await
-            .map_err(|_| net("timed out answering the client"))?
-            .map_err(net)?;
-        let t = counters.total();
+        if let Err(err) = &result {
+            e.abort(&err.to_string()).await;
+        }
+        result?;
+        let t = e.finish().await?.total();
         say!("party {} done: sent {} bytes in {} rounds", a.id, t.sent, t.rounds);
         Ok(())
     })
 }
 
+/// Reads and checks one client request: session, prompt length, tokens to generate,
+/// vocabulary, and the raw one-hot share bytes.
+async fn read_client_request(
+    c: &mut tokio::net::TcpStream,
+    share: &ditto_models::share_file::ModelShare,
+) -> Result<(SessionId, u32, u32, usize, Vec<u8>), CliError> {
+    let mut head = [0u8; 4 + 1 + 16 + 4 + 4 + 4];
+    read_exact_t(c, &mut head, "the client's request").await?;
+    if &head[..4] != b"DTCL" || head[4] != 2 {
+        return Err(net("not a client request"));
+    }
+    let mut sid = [0u8; 16];
+    sid.copy_from_slice(&head[5..21]);
+    let u = |i: usize| u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
+    let (seq, count, gen_n) = (u(21), u(25) as usize, u(29));
+    let (vocab, max_pos) = match share {
+        ditto_models::share_file::ModelShare::Bert(b) => {
+            (b.config().vocab_size, b.config().max_position_embeddings)
+        }
+        ditto_models::share_file::ModelShare::Gpt2(g) => (g.config().vocab_size, g.config().n_positions),
+    };
+    if seq == 0 || (seq + gen_n) as usize > max_pos || count != seq as usize * vocab || gen_n > 4096 {
+        return Err(net(format!(
+            "bad request: {seq} tokens + {gen_n} generated, {count} elements for vocabulary {vocab}"
+        )));
+    }
+    let mut data = vec![0u8; count * 4];
+    read_exact_t(c, &mut data, "the client's input").await?;
+    Ok((SessionId(sid), seq, gen_n, vocab, data))
+}
+
+async fn write_t(c: &mut (impl AsyncWriteExt + Unpin), b: &[u8], what: &str) -> Result<(), CliError> {
+    tokio::time::timeout(TIMEOUT, c.write_all(b))
+        .await
+        .map_err(|_| net(format!("timed out sending {what}")))?
+        .map_err(net)
+}
+
+fn frame_u32(tag: &[u8; 4], v: &[u32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(8 + v.len() * 4);
+    out.extend_from_slice(tag);
+    out.extend_from_slice(&u32::try_from(v.len()).unwrap_or(0).to_le_bytes());
+    v.iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes()));
+    out
+}
+
+async fn read_u32s(
+    c: &mut (impl AsyncReadExt + Unpin),
+    tag: &[u8; 4],
+    max: usize,
+    what: &str,
+) -> Result<Vec<u32>, CliError> {
+    let mut head = [0u8; 8];
+    tokio::time::timeout(Duration::from_secs(600), c.read_exact(&mut head))
+        .await
+        .map_err(|_| net(format!("timed out waiting for {what}")))?
+        .map_err(|e| net(format!("{what}: {e}")))?;
+    let n = u32::from_le_bytes([head[4], head[5], head[6], head[7]]) as usize;
+    if &head[..4] != tag || n > max {
+        return Err(net(format!("malformed {what}")));
+    }
+    let mut d = vec![0u8; n * 4];
+    tokio::time::timeout(TIMEOUT, c.read_exact(&mut d))
+        .await
+        .map_err(|_| net(format!("timed out reading {what}")))?
+        .map_err(net)?;
+    Ok(d.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect())
+}
+
+async fn serve_bert(
+    e: &mut Engine,
+    share: BertShare,
+    input: &Shared<u32>,
+    c: &mut tokio::net::TcpStream,
+) -> Result<(), CliError> {
+    let m = SecureBert::setup(e, share).await?;
+    let out = m.pooled_sum(e, input).await?;
+    let mut resp = Vec::with_capacity(12 + out.data.len() * 8);
+    resp.extend_from_slice(b"DTOU");
+    resp.extend_from_slice(&out.frac.to_le_bytes());
+    resp.extend_from_slice(&u32::try_from(out.data.len()).unwrap_or(0).to_le_bytes());
+    out.data.iter().for_each(|v| resp.extend_from_slice(&v.to_le_bytes()));
+    write_t(c, &resp, "the output").await
+}
+
+async fn serve_gpt2(
+    e: &mut Engine,
+    share: ditto_models::secure_gpt2::Gpt2Share,
+    input: &Shared<u32>,
+    steps: usize,
+    vocab: usize,
+    c: tokio::net::TcpStream,
+) -> Result<(), CliError> {
+    use ditto_models::generate::{Client, ClientEnd, generate};
+    let m = ditto_models::secure_gpt2::SecureGpt2::setup(e, share).await?;
+    // Bridge the engine's client channels to the client's TCP connection.
+    let (to_client, mut logits_rx) = tokio::sync::mpsc::channel::<Vec<u32>>(2);
+    let (next_tx, from_client) = tokio::sync::mpsc::channel::<Vec<u32>>(2);
+    let mut end = ClientEnd { tx: to_client, rx: from_client };
+    let (mut rd, mut wr) = c.into_split();
+    let bridge = tokio::spawn(async move {
+        while let Some(l) = logits_rx.recv().await {
+            write_t(&mut wr, &frame_u32(b"DTLG", &l), "logits").await?;
+            let next = read_u32s(&mut rd, b"DTOH", vocab, "the next token").await?;
+            if next_tx.send(next).await.is_err() {
+                break;
+            }
+        }
+        Ok::<(), CliError>(())
+    });
+    let r = generate(e, &m, input, steps, vocab, Client::Remote(&mut end)).await;
+    drop(end);
+    r?;
+    bridge.await.map_err(net)??;
+    Ok(())
+}
+
 /// Arguments of `ditto client`.
 #[derive(clap::Args, Debug)]
 pub struct ClientArgs {
-    /// HF BERT directory (its tokenizer and config; the weights are not read), or `seeded`.
+    /// HF BERT or GPT-2 directory (its tokenizer and config; the weights are not read), or
+    /// `seeded` / `seeded-gpt2`.
     #[arg(long)]
     pub model: String,
+    /// Tokens to generate (GPT-2).
+    #[arg(long = "gen", default_value_t = 0)]
+    pub generate: usize,
     /// The private text.
     #[arg(long)]
     pub text: String,
@@ -218,65 +398,89 @@ pub struct ClientArgs {
     pub p1: String,
 }
 
-/// `ditto client`: tokenizes, shares, sends, reconstructs the sentence embedding.
+/// `ditto client`: tokenizes, shares, sends; reconstructs the embedding (BERT) or runs greedy
+/// generation (GPT-2, `--gen N`).
 pub fn client(a: &ClientArgs) -> Result<(), CliError> {
-    let (ids, vocab) = if a.model == "seeded" {
-        (seeded::tokenize(&a.text), seeded::VOCAB)
-    } else {
-        let dir = PathBuf::from(&a.model);
-        let cfg = BertConfig::load(&dir.join("config.json"))?;
-        (
-            Tokenizer::load(&dir.join("tokenizer.json"))?.encode(&a.text, cfg.max_position_embeddings)?,
-            cfg.vocab_size,
-        )
-    };
+    let tok = client_tokenizer(&a.model)?;
+    let (ids, vocab) = tok.encode(&a.text)?;
     let n = ids.len();
     let mut rng = Prg::with_counter(&files::os_random16()?, 0);
     let x = one_hot(&ids, vocab)?;
     let shares = share(&x, &mut rng);
     let session = SessionId(files::os_random16()?);
+    let gen_n = u32::try_from(a.generate).map_err(net)?;
     say!("session {:032x}, {n} tokens", session.as_u128());
-    let out = runtime()?.block_on(async {
-        let ask = async |addr: &str, s: &Vec<u32>| -> Result<(u32, Vec<u64>), CliError> {
-            let mut c = tokio::time::timeout(TIMEOUT, tokio::net::TcpStream::connect(addr))
+    runtime()?.block_on(async {
+        // Connect to both parties first; send a request only when both are reachable, so that
+        // a party never starts a session its peer will not join.
+        let connect = async |addr: &str| -> Result<tokio::net::TcpStream, CliError> {
+            tokio::time::timeout(TIMEOUT, tokio::net::TcpStream::connect(addr))
                 .await
                 .map_err(|_| net(format!("timed out connecting to {addr}")))?
-                .map_err(|e| net(format!("{addr}: {e}")))?;
-            let mut req = Vec::with_capacity(29 + s.len() * 4);
+                .map_err(|e| net(format!("{addr}: {e}")))
+        };
+        let (c0, c1) = tokio::join!(connect(&a.p0), connect(&a.p1));
+        let mut cs = [c0?, c1?];
+        for (c, s) in cs.iter_mut().zip(&shares) {
+            let mut req = Vec::with_capacity(33 + s.len() * 4);
             req.extend_from_slice(b"DTCL");
-            req.push(1);
+            req.push(2);
             req.extend_from_slice(&session.0);
             req.extend_from_slice(&u32::try_from(n).map_err(net)?.to_le_bytes());
             req.extend_from_slice(&u32::try_from(s.len()).map_err(net)?.to_le_bytes());
+            req.extend_from_slice(&gen_n.to_le_bytes());
             s.iter().for_each(|v| req.extend_from_slice(&v.to_le_bytes()));
-            tokio::time::timeout(TIMEOUT, c.write_all(&req))
-                .await
-                .map_err(|_| net("timed out sending"))?
-                .map_err(net)?;
-            let mut head = [0u8; 12];
-            tokio::time::timeout(Duration::from_secs(600), c.read_exact(&mut head))
-                .await
-                .map_err(|_| net(format!("{addr}: no answer")))?
-                .map_err(|e| net(format!("{addr} closed without an answer ({e}); see its log")))?;
-            if &head[..4] != b"DTOU" {
-                return Err(net(format!("{addr} answered something else")));
-            }
-            let frac = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
-            let m = u32::from_le_bytes([head[8], head[9], head[10], head[11]]) as usize;
-            if m > 1 << 20 {
-                return Err(net(format!("{addr}: implausible answer of {m} elements")));
-            }
-            let mut d = vec![0u8; m * 8];
-            read_exact_t(&mut c, &mut d, "the output").await?;
-            Ok((
-                frac,
-                d.chunks_exact(8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]))).collect(),
-            ))
-        };
-        let (r0, r1) = tokio::join!(ask(&a.p0, &shares[0]), ask(&a.p1, &shares[1]));
-        Ok::<_, CliError>((r0?, r1?))
-    })?;
-    let ((f0, s0), (f1, s1)) = out;
+            write_t(c, &req, "the request").await?;
+        }
+        if a.generate == 0 {
+            return embedding(&mut cs, n).await;
+        }
+        let mut tokens = Vec::new();
+        for _ in 0..a.generate {
+            let [s0, s1] = &mut cs;
+            let (l0, l1) = tokio::join!(
+                read_u32s(s0, b"DTLG", vocab, "logits"),
+                read_u32s(s1, b"DTLG", vocab, "logits")
+            );
+            let logits: Vec<u32> = l0?.iter().zip(&l1?).map(|(p, q)| p.wrapping_add(*q)).collect();
+            let t = ditto_models::generate::argmax_signed(&logits);
+            tokens.push(t);
+            let mut one = vec![0u32; vocab];
+            one[t as usize] = 1;
+            let [o0, o1] = share(&one, &mut rng);
+            let (f0, f1) = (frame_u32(b"DTOH", &o0), frame_u32(b"DTOH", &o1));
+            let (w0, w1) = tokio::join!(write_t(s0, &f0, "a token"), write_t(s1, &f1, "a token"));
+            w0?;
+            w1?;
+        }
+        say!("tokens {tokens:?}");
+        say!("text   {:?}", tok.decode(&tokens));
+        Ok(())
+    })
+}
+
+async fn embedding(cs: &mut [tokio::net::TcpStream; 2], n: usize) -> Result<(), CliError> {
+    let read = async |c: &mut tokio::net::TcpStream| -> Result<(u32, Vec<u64>), CliError> {
+        let mut head = [0u8; 12];
+        tokio::time::timeout(Duration::from_secs(600), c.read_exact(&mut head))
+            .await
+            .map_err(|_| net("no answer"))?
+            .map_err(|e| net(format!("a party closed without an answer ({e}); see its log")))?;
+        if &head[..4] != b"DTOU" {
+            return Err(net("a party answered something else"));
+        }
+        let frac = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+        let m = u32::from_le_bytes([head[8], head[9], head[10], head[11]]) as usize;
+        if m > 1 << 20 {
+            return Err(net(format!("implausible answer of {m} elements")));
+        }
+        let mut d = vec![0u8; m * 8];
+        read_exact_t(c, &mut d, "the output").await?;
+        Ok((frac, d.chunks_exact(8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]))).collect()))
+    };
+    let [c0, c1] = cs;
+    let (r0, r1) = tokio::join!(read(c0), read(c1));
+    let ((f0, s0), (f1, s1)) = (r0?, r1?);
     if f0 != f1 || s0.len() != s1.len() {
         return Err(net("the parties' answers do not match"));
     }
@@ -310,10 +514,13 @@ pub struct ModelDealer<'a> {
 /// the frame header) and sequence length; the dealer derives the plan from the model config and
 /// checks the party's plan hash against it.
 pub fn serve_model(d: &ModelDealer<'_>) -> Result<(), CliError> {
-    let cfg = if d.model == "seeded" {
-        seeded::config()
-    } else {
-        BertConfig::load(&PathBuf::from(d.model).join("config.json"))?
+    let cfg = match d.model {
+        "seeded" => Arch::Bert(seeded::config()),
+        "seeded-gpt2" => Arch::Gpt2(seeded::gpt2(1).cfg),
+        dir if is_gpt2_dir(&PathBuf::from(dir)) => {
+            Arch::Gpt2(ditto_models::config::Gpt2Config::load(&PathBuf::from(dir).join("config.json"))?)
+        }
+        dir => Arch::Bert(BertConfig::load(&PathBuf::from(dir).join("config.json"))?),
     };
     let q = crate::calibrate::load_quant(d.quant)?;
     let keys = Arc::new([files::read_key(&d.keys.join("p0.key"))?, files::read_key(&d.keys.join("p1.key"))?]);
@@ -357,12 +564,19 @@ pub fn serve_model(d: &ModelDealer<'_>) -> Result<(), CliError> {
     })
 }
 
+/// A served model's config.
+#[derive(Clone)]
+enum Arch {
+    Bert(BertConfig),
+    Gpt2(ditto_models::config::Gpt2Config),
+}
+
 /// Serves one request; Ok(true) when it completed a session (both parties served).
 #[allow(clippy::too_many_arguments)]
 fn serve_one(
     rt: &tokio::runtime::Handle,
     sock: &std::net::TcpStream,
-    cfg: &BertConfig,
+    cfg: &Arch,
     q: &ditto_models::quant::QuantConfig,
     keys: &[PartyKey; 2],
     seeds: &DealerSeeds,
@@ -378,10 +592,19 @@ fn serve_one(
         write_response(Io(sock), session, &Response::Refused(reason(&why)))?;
         Err(net(format!("refused {:?}: {why}", req.party)))
     };
-    if req.seq == 0 || req.seq as usize > cfg.max_position_embeddings {
-        return refuse(format!("sequence length {} outside 1..={}", req.seq, cfg.max_position_embeddings));
+    let max = match cfg {
+        Arch::Bert(c) => c.max_position_embeddings,
+        Arch::Gpt2(c) => c.n_positions,
+    };
+    if req.seq == 0 || (req.seq + req.generate) as usize > max {
+        return refuse(format!("{} + {} tokens outside 1..={max}", req.seq, req.generate));
     }
-    let plan = rt.block_on(ditto_models::plans::bert("party", cfg, q, req.seq as usize))?;
+    let plan = match cfg {
+        Arch::Bert(c) => rt.block_on(ditto_models::plans::bert("party", c, q, req.seq as usize))?,
+        Arch::Gpt2(c) => {
+            rt.block_on(ditto_models::plans::gpt2("party", c, q, req.seq as usize, req.generate as usize))?
+        }
+    };
     let hash = plan.hash()?;
     if hash != req.plan_hash {
         return refuse(format!(

@@ -201,14 +201,14 @@ fn serves_both_parties_over_tcp_and_refuses_bad_requests() {
     // A request for another plan is refused with the reason.
     let mut other = hash;
     other[0] ^= 1;
-    let e = request_stream(&addr, Party::P1, sid(), &other, 0, t).unwrap_err();
+    let e = request_stream(&addr, Party::P1, sid(), &other, (0, 0), t).unwrap_err();
     assert!(matches!(&e, Error::Refused { reason } if reason.contains("plan hash mismatch")), "{e}");
     // Both parties fetch concurrently and verify their streams.
     let got = std::thread::scope(|s| {
         let hs = [Party::P0, Party::P1].map(|p| {
             let (addr, keys) = (&addr, &keys);
             s.spawn(move || {
-                let sock = request_stream(addr, p, sid(), &hash, 0, t).unwrap();
+                let sock = request_stream(addr, p, sid(), &hash, (0, 0), t).unwrap();
                 consume(Io(sock), keys, sid(), p).unwrap()
             })
         });
@@ -250,11 +250,11 @@ fn a_party_is_served_once_per_session() {
     let (_server, addr) = serve(&d, &keys);
     let t = Duration::from_secs(20);
     let hash = plans::plan("bert-tiny", &plans::BERT_TINY, 8, 0).unwrap().hash().unwrap();
-    let sock = request_stream(&addr, Party::P0, sid(), &hash, 0, t).unwrap();
+    let sock = request_stream(&addr, Party::P0, sid(), &hash, (0, 0), t).unwrap();
     consume(Io(sock), &keys, sid(), Party::P0).unwrap();
-    let e = request_stream(&addr, Party::P0, sid(), &hash, 0, t).unwrap_err();
+    let e = request_stream(&addr, Party::P0, sid(), &hash, (0, 0), t).unwrap_err();
     assert!(matches!(&e, Error::Refused { reason } if reason.contains("already served")), "{e}");
     // A request for another session is not answered with a stream.
-    let e = request_stream(&addr, Party::P1, SessionId([9; 16]), &hash, 0, t).unwrap_err();
+    let e = request_stream(&addr, Party::P1, SessionId([9; 16]), &hash, (0, 0), t).unwrap_err();
     assert!(matches!(e, Error::Core(_)), "{e:?}");
 }

@@ -28,24 +28,24 @@ fn embedding_line(out: &str) -> Vec<f64> {
     inner.split(", ").map(|v| v.parse().unwrap()).collect()
 }
 
-#[test]
-fn four_processes_compute_the_same_embedding_as_the_demo() {
-    let d = std::env::temp_dir().join(format!("ditto-walk-{}", std::process::id()));
+/// Runs provision, share-model, a dealer, P0, P1 and a client for `model`; returns the
+/// client's standard output.
+fn walk(tag: &str, model: &str, client_extra: &[&str]) -> String {
+    let d = std::env::temp_dir().join(format!("ditto-walk-{}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     let run = |args: &[&str]| {
         let o = ditto().args(args).output().unwrap();
         assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8_lossy(&o.stdout).into_owned()
     };
     let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
     run(&["provision", "--out", &s(&d.join("keys"))]);
-    run(&["share-model", "--model", "seeded", "--out", &s(&d.join("shares"))]);
+    run(&["share-model", "--model", model, "--out", &s(&d.join("shares"))]);
     let mut dealer = Kill(
         ditto()
             .args([
                 "dealer",
                 "--model",
-                "seeded",
+                model,
                 "--keys",
                 &s(&d.join("keys")),
                 "--listen",
@@ -62,30 +62,33 @@ fn four_processes_compute_the_same_embedding_as_the_demo() {
     let mut lines = BufReader::new(dealer.0.stdout.take().unwrap()).lines();
     let dealer_addr = lines.next().unwrap().unwrap().strip_prefix("listening ").unwrap().to_string();
     let (peer, c0, c1) = (port(), port(), port());
-    let p0 = Kill(
-        ditto()
-            .args(["party", "--id", "0", "--share", &s(&d.join("shares/p0.share")), "--listen", &peer])
-            .args(["--dealer", &dealer_addr, "--key", &s(&d.join("keys/p0.key")), "--client", &c0])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let p1 = Kill(
-        ditto()
-            .args(["party", "--id", "1", "--share", &s(&d.join("shares/p1.share")), "--connect", &peer])
-            .args(["--dealer", &dealer_addr, "--key", &s(&d.join("keys/p1.key")), "--client", &c1])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let text = "secure inference keeps the input private.";
+    let party = |id: &str, link: [&str; 2], client: &str| {
+        Kill(
+            ditto()
+                .args(["party", "--id", id, "--share", &s(&d.join(format!("shares/p{id}.share")))])
+                .args(link)
+                .args([
+                    "--dealer",
+                    &dealer_addr,
+                    "--key",
+                    &s(&d.join(format!("keys/p{id}.key"))),
+                    "--client",
+                    client,
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let p0 = party("0", ["--listen", &peer], &c0);
+    let p1 = party("1", ["--connect", &peer], &c1);
     // The parties need a moment to bind their client ports.
     let mut out = None;
     for _ in 0..50 {
         let o = ditto()
-            .args(["client", "--model", "seeded", "--text", text, "--p0", &c0, "--p1", &c1])
+            .args(["client", "--model", model, "--p0", &c0, "--p1", &c1])
+            .args(client_extra)
             .output()
             .unwrap();
         if o.status.success() {
@@ -94,8 +97,43 @@ fn four_processes_compute_the_same_embedding_as_the_demo() {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let got = embedding_line(&out.expect("the client got an answer"));
-    let demo = run(&["demo", "--text", text]);
+    drop((p0, p1));
+    // The dealer stops after its one session (bounded wait: a failure must not hang the test).
+    let mut stopped = None;
+    for _ in 0..300 {
+        if let Some(st) = dealer.0.try_wait().unwrap() {
+            stopped = Some(st);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = out.expect("the client got an answer");
+    assert!(stopped.is_some_and(|s| s.success()), "the dealer stops after its one session");
+    let _ = std::fs::remove_dir_all(&d);
+    out
+}
+
+#[test]
+fn four_processes_generate_the_same_tokens_as_the_demo() {
+    let out = walk("gpt2", "seeded-gpt2", &["--text", "Hello", "--gen", "10"]);
+    let tokens = out
+        .lines()
+        .find(|l| l.starts_with("tokens "))
+        .unwrap_or_else(|| panic!("{out}"))
+        .trim_start_matches("tokens ")
+        .to_string();
+    let demo = ditto().args(["demo", "--gen", "10", "--text", "Hello"]).output().unwrap();
+    let demo = String::from_utf8_lossy(&demo.stdout).into_owned();
+    let line = demo.lines().find(|l| l.starts_with("secure ")).unwrap_or_else(|| panic!("{demo}"));
+    assert!(line.contains(&tokens), "{tokens} vs demo {line}");
+}
+
+#[test]
+fn four_processes_compute_the_same_embedding_as_the_demo() {
+    let text = "secure inference keeps the input private.";
+    let got = embedding_line(&walk("bert", "seeded", &["--text", text]));
+    let o = ditto().args(["demo", "--text", text]).output().unwrap();
+    let demo = String::from_utf8_lossy(&o.stdout).into_owned();
     let want: Vec<f64> = {
         let line = demo.lines().find(|l| l.starts_with("embedding[..6] secure")).unwrap();
         let inner = &line[line.find('[').unwrap() + 1..line.rfind(']').unwrap()];
@@ -106,7 +144,4 @@ fn four_processes_compute_the_same_embedding_as_the_demo() {
     for (g, w) in got.iter().zip(&want) {
         assert!((g - w).abs() <= 2e-3, "{got:?} vs demo {want:?}");
     }
-    drop((p0, p1));
-    assert!(dealer.0.wait().unwrap().success(), "the dealer stops after its one session");
-    let _ = std::fs::remove_dir_all(&d);
 }

@@ -80,7 +80,7 @@ impl BertConfig {
 }
 
 /// GPT-2's `config.json` (fields ditto uses).
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 pub struct Gpt2Config {
     /// Vocabulary size.
     pub vocab_size: usize,

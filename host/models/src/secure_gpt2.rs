@@ -252,3 +252,61 @@ impl SecureGpt2 {
         e.matmul_fixed(&last, &self.head).await
     }
 }
+
+impl crate::share_file::ShareTensors for Gpt2Share {
+    const ARCH: &'static str = "gpt2";
+    fn config_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.cfg).unwrap_or_default()
+    }
+    fn quant_config(&self) -> &QuantConfig {
+        &self.q
+    }
+    fn zeros_from(config: serde_json::Value, q: &QuantConfig) -> Result<Self, String> {
+        let c: Gpt2Config = serde_json::from_value(config).map_err(|e| e.to_string())?;
+        c.check()?;
+        Ok(Gpt2Share::zeros(&c, q))
+    }
+    fn visit_tensors(
+        &mut self,
+        f: &mut dyn FnMut(&str, crate::share_file::TensorMut<'_>) -> Result<(), ModelError>,
+    ) -> Result<(), ModelError> {
+        use crate::share_file::TensorMut::{U32, U64};
+        f("wte", U32(&mut self.wte))?;
+        f("lm_head", U32(&mut self.head))?;
+        f("wpe", U32(&mut self.wpe))?;
+        for (i, b) in self.blocks.iter_mut().enumerate() {
+            let n = |s: &str| format!("h.{i}.{s}");
+            f(&n("ln_1.weight"), U64(&mut b.ln1.g))?;
+            f(&n("ln_1.bias"), U64(&mut b.ln1.b))?;
+            f(&n("attn.c_attn.weight"), U32(&mut b.attn.w))?;
+            f(&n("attn.c_attn.bias"), U32(&mut b.attn.b))?;
+            f(&n("attn.c_proj.weight"), U32(&mut b.proj.w))?;
+            f(&n("attn.c_proj.bias"), U32(&mut b.proj.b))?;
+            f(&n("ln_2.weight"), U64(&mut b.ln2.g))?;
+            f(&n("ln_2.bias"), U64(&mut b.ln2.b))?;
+            f(&n("mlp.c_fc.weight"), U32(&mut b.fc.w))?;
+            f(&n("mlp.c_fc.bias"), U32(&mut b.fc.b))?;
+            f(&n("mlp.c_proj.weight"), U32(&mut b.fc_proj.w))?;
+            f(&n("mlp.c_proj.bias"), U32(&mut b.fc_proj.b))?;
+        }
+        f("ln_f.weight", U64(&mut self.ln_f.g))?;
+        f("ln_f.bias", U64(&mut self.ln_f.b))
+    }
+}
+
+impl Gpt2Share {
+    /// Writes party `party`'s share.
+    pub fn save(&mut self, path: &std::path::Path, party: u8) -> Result<(), ModelError> {
+        crate::share_file::save(self, path, party)
+    }
+
+    /// The model config.
+    pub fn config(&self) -> &Gpt2Config {
+        &self.cfg
+    }
+
+    /// The quantization config.
+    pub fn quant(&self) -> &QuantConfig {
+        &self.q
+    }
+}

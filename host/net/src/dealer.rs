@@ -20,9 +20,9 @@ pub const READ_AHEAD: usize = 8;
 /// Where a party's dealer stream comes from.
 #[derive(Clone, Debug)]
 pub enum Source {
-    /// A dealer server (`ditto dealer --listen`) and the sequence length of the plan (0 for a
-    /// dealer serving one fixed plan).
-    Tcp(String, u32),
+    /// A dealer server (`ditto dealer --listen`), the plan's sequence length and generated
+    /// tokens ((0, 0) for a dealer serving one fixed plan).
+    Tcp(String, (u32, u32)),
     /// A file written by `ditto dealer --out`.
     File(std::path::PathBuf),
     /// Bytes in memory (tests).
