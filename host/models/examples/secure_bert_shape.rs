@@ -1,7 +1,7 @@
 //! A secure BERT run at a published shape with seeded random weights, dealer + P0 + P1 in one
 //! process: `cargo run --release -p ditto-models --example secure_bert_shape -- [bert-base|minilm|bert-tiny] [seq] [ditto|accurate] [threads]`.
 //! Prints dealer and online time, bytes per party and rounds. (A stepping stone to `ditto bench`.)
-#![allow(missing_docs, clippy::cast_precision_loss)]
+#![allow(missing_docs, clippy::cast_precision_loss, clippy::cast_possible_truncation)]
 
 use ditto_core::prg::Prg;
 use ditto_core::rand_core::Rng;
