@@ -225,15 +225,15 @@ impl Engine {
         }
     }
 
-    /// This party's correlation streams (run mode only; callers hold a `Begun`).
-    pub(crate) fn streams(&self) -> Streams<'_> {
+    /// This party's correlation streams (secure runs only).
+    pub(crate) fn streams(&self) -> Result<Streams<'_>, MpcError> {
         match &self.mode {
             Mode::Run(r) => {
                 let s = r.feed.seeds();
-                Streams::new(self.party, &s.session, &s.model, r.session)
+                Ok(Streams::new(self.party, &s.session, &s.model, r.session))
             }
             Mode::Plan(_) | Mode::Plain(_) => {
-                unreachable!("streams are only used after begin() returned Run")
+                Err(MpcError::Scale { what: "correlations", detail: "a planning or plaintext engine has none".into() })
             }
         }
     }
@@ -245,7 +245,7 @@ impl Engine {
         b: &Begun,
         f: impl FnOnce(&Streams<'_>, &mut Corrections<'_>) -> Result<T, ditto_core::Error>,
     ) -> Result<T, MpcError> {
-        let s = self.streams();
+        let s = self.streams()?;
         let mut c = if self.party.is_p0() { Corrections::none() } else { Corrections::new(&b.corr) };
         let t = f(&s, &mut c)?;
         c.finish()?;

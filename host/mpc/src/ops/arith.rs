@@ -85,7 +85,7 @@ impl Engine {
             return Ok(Weight { id, k, m, frac: w.frac, f, b: vec![R::ZERO; k * m] });
         }
         let mut b = vec![R::ZERO; k * m];
-        self.streams().model_prg(id).fill_ring(&mut b);
+        self.streams()?.model_prg(id).fill_ring(&mut b);
         let mine: Vec<R> = w.data.iter().zip(&b).map(|(x, y)| x.sub(*y)).collect();
         let f = self.open(SETUP_STEP, &mine).await?;
         Ok(Weight { id, k, m, frac: w.frac, f, b })
