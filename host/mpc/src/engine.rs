@@ -232,9 +232,10 @@ impl Engine {
                 let s = r.feed.seeds();
                 Ok(Streams::new(self.party, &s.session, &s.model, r.session))
             }
-            Mode::Plan(_) | Mode::Plain(_) => {
-                Err(MpcError::Scale { what: "correlations", detail: "a planning or plaintext engine has none".into() })
-            }
+            Mode::Plan(_) | Mode::Plain(_) => Err(MpcError::Scale {
+                what: "correlations",
+                detail: "a planning or plaintext engine has none".into(),
+            }),
         }
     }
 
