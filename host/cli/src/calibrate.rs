@@ -72,11 +72,7 @@ fn gpt2_ranges(dir: &Path, lines: &[String]) -> Result<Ranges, CliError> {
     use ditto_models::gpt2::{Gpt2, KvCache};
     let cfg = Gpt2Config::load(&dir.join("config.json"))?;
     let m = Gpt2::load(&cfg, &Weights::load(&dir.join("model.safetensors"))?)?;
-    let tok = if dir.join("tokenizer.json").exists() {
-        Tokenizer::load(&dir.join("tokenizer.json"))?
-    } else {
-        Tokenizer::gpt2(&dir.join("vocab.json"), &dir.join("merges.txt"))?
-    };
+    let tok = Tokenizer::gpt2_dir(dir)?;
     let mut r = Ranges { weight: m.max_weight(), ..Ranges::default() };
     for l in lines {
         let ids = tok.encode(l, cfg.n_positions)?;
@@ -101,7 +97,7 @@ pub fn run(a: &CalibrateArgs) -> Result<(), CliError> {
     if lines.is_empty() {
         return Err(CliError::Usage("no sample text".into()));
     }
-    let r = if text.contains("\"n_embd\"") {
+    let r = if ditto_models::config::is_gpt2_config(&text) {
         gpt2_ranges(&a.model, &lines)?
     } else {
         bert_ranges(&a.model, &lines)?

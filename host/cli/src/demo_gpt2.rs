@@ -58,11 +58,7 @@ fn load(dir: Option<&Path>) -> Result<(Gpt2, Tok, String), CliError> {
     };
     let cfg = Gpt2Config::load(&dir.join("config.json"))?;
     let m = Gpt2::load(&cfg, &Weights::load(&dir.join("model.safetensors"))?)?;
-    let tok = if dir.join("tokenizer.json").exists() {
-        Tokenizer::load(&dir.join("tokenizer.json"))?
-    } else {
-        Tokenizer::gpt2(&dir.join("vocab.json"), &dir.join("merges.txt"))?
-    };
+    let tok = Tokenizer::gpt2_dir(dir)?;
     Ok((
         m,
         Tok::Bpe(Box::new(tok)),

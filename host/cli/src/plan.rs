@@ -47,7 +47,7 @@ fn arch(a: &PlanArgs) -> Result<(String, Arch), CliError> {
         let path = dir.join("config.json");
         let text =
             std::fs::read_to_string(&path).map_err(|source| CliError::File { path: path.clone(), source })?;
-        let is_gpt2 = serde_json_has(&text, "n_embd");
+        let is_gpt2 = ditto_models::config::is_gpt2_config(&text);
         let name = dir.file_name().map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned());
         return Ok(if is_gpt2 {
             (name, Arch::Gpt2(Gpt2Config::load(&path)?))
@@ -89,10 +89,6 @@ fn arch(a: &PlanArgs) -> Result<(String, Arch), CliError> {
         };
         (name, Arch::Bert(c))
     })
-}
-
-fn serde_json_has(text: &str, key: &str) -> bool {
-    text.contains(&format!("\"{key}\""))
 }
 
 /// Builds the plan of the arguments.

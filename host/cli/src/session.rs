@@ -52,7 +52,7 @@ enum Model {
 }
 
 fn is_gpt2_dir(dir: &std::path::Path) -> bool {
-    std::fs::read_to_string(dir.join("config.json")).is_ok_and(|t| t.contains("\"n_embd\""))
+    std::fs::read_to_string(dir.join("config.json")).is_ok_and(|t| ditto_models::config::is_gpt2_config(&t))
 }
 
 fn load_model(model: &str) -> Result<Model, CliError> {
@@ -89,11 +89,7 @@ fn client_tokenizer(model: &str) -> Result<ClientTok, CliError> {
     let dir = PathBuf::from(model);
     if is_gpt2_dir(&dir) {
         let cfg = ditto_models::config::Gpt2Config::load(&dir.join("config.json"))?;
-        let tok = if dir.join("tokenizer.json").exists() {
-            Tokenizer::load(&dir.join("tokenizer.json"))?
-        } else {
-            Tokenizer::gpt2(&dir.join("vocab.json"), &dir.join("merges.txt"))?
-        };
+        let tok = Tokenizer::gpt2_dir(&dir)?;
         return Ok(ClientTok::Hf(Box::new(tok), cfg.vocab_size));
     }
     let cfg = BertConfig::load(&dir.join("config.json"))?;

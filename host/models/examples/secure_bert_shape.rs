@@ -4,18 +4,14 @@
 #![allow(missing_docs, clippy::cast_precision_loss, clippy::cast_possible_truncation)]
 
 use ditto_core::prg::Prg;
-use ditto_core::rand_core::Rng;
 use ditto_models::bert::{Bert, Dense, Embeddings, Layer, Norm};
 use ditto_models::config::BertConfig;
 use ditto_models::quant::QuantConfig;
 use ditto_models::secure_bert::{SecureBert, one_hot, share_bert};
+use ditto_models::seeded::uniform;
 use ditto_mpc::local::{Local, plan_of, run};
 use ditto_mpc::tensor::share;
 use ditto_mpc::{Engine, Shared};
-
-fn uniform(rng: &mut Prg, n: usize, scale: f32) -> Vec<f32> {
-    (0..n).map(|_| ((rng.next_u32() >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0) * scale).collect()
-}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {

@@ -140,3 +140,8 @@ impl Gpt2Config {
         self.n_inner.unwrap_or(4 * self.n_embd)
     }
 }
+
+/// True when the `config.json` text is a GPT-2 config (it has `n_embd`), false for BERT.
+pub fn is_gpt2_config(text: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| v.get("n_embd").is_some())
+}

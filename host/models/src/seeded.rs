@@ -30,7 +30,8 @@ pub fn config() -> BertConfig {
     }
 }
 
-fn uniform(rng: &mut Prg, n: usize, scale: f32) -> Vec<f32> {
+/// `n` values uniform in [-scale, scale) from `rng` (seeded test and demo weights).
+pub fn uniform(rng: &mut Prg, n: usize, scale: f32) -> Vec<f32> {
     #[allow(clippy::cast_precision_loss)]
     (0..n).map(|_| ((rng.next_u32() >> 8) as f32 / (1u32 << 24) as f32 * 2.0 - 1.0) * scale).collect()
 }
@@ -111,4 +112,10 @@ pub fn gpt2(seed: u8) -> crate::gpt2::Gpt2 {
     let wte = uniform(&mut rng, 256 * h, 1.0);
     let wpe = uniform(&mut rng, cfg.n_positions * h, 2.0);
     Gpt2 { cfg, wte, wpe, blocks, ln_f: norm() }
+}
+
+/// Text of byte tokens (ids above 255 become '?'), lossy UTF-8.
+pub fn decode_bytes(ids: &[u32]) -> String {
+    String::from_utf8_lossy(&ids.iter().map(|&i| u8::try_from(i).unwrap_or(b'?')).collect::<Vec<_>>())
+        .into_owned()
 }

@@ -43,6 +43,16 @@ impl Tokenizer {
         Ok(Tokenizer { inner })
     }
 
+    /// A GPT-2 directory's tokenizer: `tokenizer.json` if present, else `vocab.json` +
+    /// `merges.txt`.
+    pub fn gpt2_dir(dir: &Path) -> Result<Self, ModelError> {
+        if dir.join("tokenizer.json").exists() {
+            Self::load(&dir.join("tokenizer.json"))
+        } else {
+            Self::gpt2(&dir.join("vocab.json"), &dir.join("merges.txt"))
+        }
+    }
+
     /// Token ids of `text` (with the tokenizer's special tokens, e.g. [CLS] ... [SEP]), at most
     /// `max` of them.
     pub fn encode(&self, text: &str, max: usize) -> Result<Vec<u32>, ModelError> {
