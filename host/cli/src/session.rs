@@ -179,6 +179,11 @@ pub struct PartyArgs {
     /// GEMM threads.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// State directory: the opened weight masks F = W - B_W are kept here, so sessions after the
+    /// first with the same share files and dealer model seed skip opening them. Default: the
+    /// share file's directory.
+    #[arg(long)]
+    pub state: Option<PathBuf>,
 }
 
 async fn read_exact_t(s: &mut tokio::net::TcpStream, buf: &mut [u8], what: &str) -> Result<(), CliError> {
@@ -240,6 +245,12 @@ pub fn party(a: &PartyArgs) -> Result<(), CliError> {
         let source = Source::Tcp(a.dealer.clone(), (seq, gen_n));
         let mut e = Engine::start(party, link, source, key, plan, session, TIMEOUT).await?;
         e.set_threads(a.threads);
+        let state = match &a.state {
+            Some(d) => d.clone(),
+            None => a.share.parent().map(std::path::Path::to_path_buf).unwrap_or_default(),
+        };
+        std::fs::create_dir_all(&state).map_err(|source| CliError::File { path: state.clone(), source })?;
+        e.set_weight_cache(&state);
         let result = match share {
             ditto_models::share_file::ModelShare::Bert(b) => serve_bert(&mut e, b, &input, &mut c).await,
             ditto_models::share_file::ModelShare::Gpt2(g) => {
@@ -250,8 +261,16 @@ pub fn party(a: &PartyArgs) -> Result<(), CliError> {
             e.abort(&err.to_string()).await;
         }
         result?;
-        let t = e.finish().await?.total();
-        say!("party {} done: sent {} bytes in {} rounds", a.id, t.sent, t.rounds);
+        let counters = e.finish().await?;
+        let (t, setup) = (counters.total(), counters.step(ditto_mpc::engine::SETUP_STEP));
+        say!(
+            "party {} done: sent {} bytes in {} rounds (weight setup {} bytes{})",
+            a.id,
+            t.sent,
+            t.rounds,
+            setup.sent,
+            if setup.rounds <= 1 { ", masks from the state directory" } else { "" }
+        );
         Ok(())
     })
 }

@@ -1,6 +1,7 @@
 //! The README's multi-process walk-through as a test: provision, share the model, a dealer
 //! serving the model, P0 and P1 as separate processes, and a client that gets an embedding equal
-//! to the one-process demo's (same model, same text).
+//! to the one-process demo's (same model, same text), twice: the second session reads the weight
+//! masks from the parties' state directories.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -30,7 +31,7 @@ fn embedding_line(out: &str) -> Vec<f64> {
 
 /// Runs provision, share-model, a dealer, P0, P1 and a client for `model`; returns the
 /// client's standard output.
-fn walk(tag: &str, model: &str, client_extra: &[&str]) -> String {
+fn walk(tag: &str, model: &str, client_extra: &[&str], sessions: usize) -> Vec<(String, String)> {
     let d = std::env::temp_dir().join(format!("ditto-walk-{}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     let run = |args: &[&str]| {
@@ -51,7 +52,7 @@ fn walk(tag: &str, model: &str, client_extra: &[&str]) -> String {
                 "--listen",
                 "127.0.0.1:0",
                 "--sessions",
-                "1",
+                &sessions.to_string(),
             ])
             .args(["--state", &s(&d.join("state"))])
             .stdout(Stdio::piped())
@@ -61,43 +62,60 @@ fn walk(tag: &str, model: &str, client_extra: &[&str]) -> String {
     );
     let mut lines = BufReader::new(dealer.0.stdout.take().unwrap()).lines();
     let dealer_addr = lines.next().unwrap().unwrap().strip_prefix("listening ").unwrap().to_string();
-    let (peer, c0, c1) = (port(), port(), port());
-    let party = |id: &str, link: [&str; 2], client: &str| {
-        Kill(
-            ditto()
-                .args(["party", "--id", id, "--share", &s(&d.join(format!("shares/p{id}.share")))])
-                .args(link)
-                .args([
-                    "--dealer",
-                    &dealer_addr,
-                    "--key",
-                    &s(&d.join(format!("keys/p{id}.key"))),
-                    "--client",
-                    client,
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        )
-    };
-    let p0 = party("0", ["--listen", &peer], &c0);
-    let p1 = party("1", ["--connect", &peer], &c1);
-    // The parties need a moment to bind their client ports.
-    let mut out = None;
-    for _ in 0..50 {
-        let o = ditto()
-            .args(["client", "--model", model, "--p0", &c0, "--p1", &c1])
-            .args(client_extra)
-            .output()
-            .unwrap();
-        if o.status.success() {
-            out = Some(String::from_utf8_lossy(&o.stdout).into_owned());
-            break;
+    let mut runs = Vec::new();
+    for _ in 0..sessions {
+        let (peer, c0, c1) = (port(), port(), port());
+        let party = |id: &str, link: [&str; 2], client: &str| {
+            Kill(
+                ditto()
+                    .args(["party", "--id", id, "--share", &s(&d.join(format!("shares/p{id}.share")))])
+                    .args(link)
+                    .args([
+                        "--dealer",
+                        &dealer_addr,
+                        "--key",
+                        &s(&d.join(format!("keys/p{id}.key"))),
+                        "--client",
+                        client,
+                    ])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            )
+        };
+        let mut p0 = party("0", ["--listen", &peer], &c0);
+        let p1 = party("1", ["--connect", &peer], &c1);
+        // The parties need a moment to bind their client ports.
+        let mut out = None;
+        for _ in 0..50 {
+            let o = ditto()
+                .args(["client", "--model", model, "--p0", &c0, "--p1", &c1])
+                .args(client_extra)
+                .output()
+                .unwrap();
+            if o.status.success() {
+                out = Some(String::from_utf8_lossy(&o.stdout).into_owned());
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        std::thread::sleep(std::time::Duration::from_millis(100));
+        let out = out.expect("the client got an answer");
+        // P0 ends after its one inference (bounded wait); its last line has its costs.
+        let mut ended = false;
+        for _ in 0..300 {
+            if p0.0.try_wait().unwrap().is_some() {
+                ended = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert!(ended, "P0 ends after the inference");
+        let mut p0_out = String::new();
+        std::io::Read::read_to_string(&mut p0.0.stdout.take().unwrap(), &mut p0_out).unwrap();
+        drop((p0, p1));
+        runs.push((out, p0_out));
     }
-    drop((p0, p1));
     // The dealer stops after its one session (bounded wait: a failure must not hang the test).
     let mut stopped = None;
     for _ in 0..300 {
@@ -107,15 +125,14 @@ fn walk(tag: &str, model: &str, client_extra: &[&str]) -> String {
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let out = out.expect("the client got an answer");
-    assert!(stopped.is_some_and(|s| s.success()), "the dealer stops after its one session");
+    assert!(stopped.is_some_and(|s| s.success()), "the dealer stops after its sessions");
     let _ = std::fs::remove_dir_all(&d);
-    out
+    runs
 }
 
 #[test]
 fn four_processes_generate_the_same_tokens_as_the_demo() {
-    let out = walk("gpt2", "seeded-gpt2", &["--text", "Hello", "--gen", "10"]);
+    let out = walk("gpt2", "seeded-gpt2", &["--text", "Hello", "--gen", "10"], 1).remove(0).0;
     let tokens = out
         .lines()
         .find(|l| l.starts_with("tokens "))
@@ -131,7 +148,12 @@ fn four_processes_generate_the_same_tokens_as_the_demo() {
 #[test]
 fn four_processes_compute_the_same_embedding_as_the_demo() {
     let text = "secure inference keeps the input private.";
-    let got = embedding_line(&walk("bert", "seeded", &["--text", text]));
+    let runs = walk("bert", "seeded", &["--text", text], 2);
+    // The first session opens the weight masks F; the second reads them from the state directory.
+    assert!(runs[0].1.contains("weight setup") && !runs[0].1.contains("masks from"), "{}", runs[0].1);
+    assert!(runs[1].1.contains("weight setup 48 bytes, masks from the state directory"), "{}", runs[1].1);
+    let got = embedding_line(&runs[0].0);
+    let again = embedding_line(&runs[1].0);
     let o = ditto().args(["demo", "--text", text]).output().unwrap();
     let demo = String::from_utf8_lossy(&o.stdout).into_owned();
     let want: Vec<f64> = {
@@ -141,7 +163,7 @@ fn four_processes_compute_the_same_embedding_as_the_demo() {
         inner.split(", ").map(|v| v.parse().unwrap()).collect()
     };
     assert_eq!((want.len(), got.len()), (6, 8), "{want:?} {got:?}");
-    for (g, w) in got.iter().zip(&want) {
-        assert!((g - w).abs() <= 2e-3, "{got:?} vs demo {want:?}");
+    for ((g, a), w) in got.iter().zip(&again).zip(&want) {
+        assert!((g - w).abs() <= 2e-3 && (a - w).abs() <= 2e-3, "{got:?}, {again:?} vs demo {want:?}");
     }
 }

@@ -48,6 +48,8 @@ pub struct LayerShare {
 /// One party's shares of a BERT model, as the model owner hands them out.
 #[derive(Clone)]
 pub struct BertShare {
+    /// Random id common to both parties' shares of one sharing (checked at setup).
+    pub(crate) share_id: [u8; 16],
     cfg: BertConfig,
     q: QuantConfig,
     word: Shared<u32>,
@@ -83,6 +85,13 @@ fn transpose(w: &[f32], dout: usize, din: usize) -> Vec<f32> {
         }
     }
     t
+}
+
+/// A fresh share-set id.
+pub(crate) fn new_share_id(rng: &mut impl Rng) -> [u8; 16] {
+    let mut id = [0u8; 16];
+    rng.fill_bytes(&mut id);
+    id
 }
 
 /// Splits plaintext ring values into two parties' shares.
@@ -159,7 +168,9 @@ pub fn share_bert(bert: &Bert, q: &QuantConfig, rng: &mut impl Rng) -> Result<[B
         layers[1].push(LayerShare { qkv: qkv1, o: o1, ln1: a1, up: u1, down: d1, ln2: n1 });
     }
     let [l0, l1] = layers;
+    let share_id = new_share_id(rng);
     let mk = |word, pos, typ, emb_ln, layers| BertShare {
+        share_id,
         cfg: c.clone(),
         q: q.clone(),
         word,
@@ -232,6 +243,7 @@ impl BertShare {
             })
             .collect();
         BertShare {
+            share_id: [0; 16],
             cfg: cfg.clone(),
             q: q.clone(),
             word: Shared::zeros(&[cfg.vocab_size, h], wf),
@@ -400,6 +412,7 @@ pub(crate) fn merge<R: Ring>(x: &Shared<R>) -> Shared<R> {
 impl SecureBert {
     /// Setup: opens F = W - B_W for every weight matrix (outside the plan).
     pub async fn setup(e: &mut Engine, s: BertShare) -> Result<Self, MpcError> {
+        e.begin_weight_setup(s.share_id).await?;
         let mut id = 0u32;
         let mut dense = async |e: &mut Engine, d: DenseShare| -> Result<SecDense, MpcError> {
             id += 1;
@@ -414,6 +427,7 @@ impl SecureBert {
             let down = dense(e, l.down).await?;
             layers.push((qkv, o, l.ln1, up, down, l.ln2));
         }
+        e.end_weight_setup()?;
         Ok(SecureBert { cfg: s.cfg, q: s.q, word, pos: s.pos, typ: s.typ, emb_ln: s.emb_ln, layers })
     }
 

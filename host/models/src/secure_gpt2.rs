@@ -29,6 +29,8 @@ pub struct BlockShare {
 /// One party's shares of a GPT-2 model.
 #[derive(Clone)]
 pub struct Gpt2Share {
+    /// Random id common to both parties' shares of one sharing (checked at setup).
+    pub(crate) share_id: [u8; 16],
     cfg: Gpt2Config,
     q: QuantConfig,
     wte: Shared<u32>,
@@ -73,7 +75,9 @@ pub fn share_gpt2(m: &Gpt2, q: &QuantConfig, rng: &mut impl Rng) -> Result<[Gpt2
         blocks[1].push(BlockShare { ln1: a1, attn: c1, proj: p1, ln2: l1, fc: f1, fc_proj: g1 });
     }
     let [b0, b1] = blocks;
+    let share_id = crate::secure_bert::new_share_id(rng);
     let mk = |wte, head, wpe, blocks, ln_f| Gpt2Share {
+        share_id,
         cfg: c.clone(),
         q: q.clone(),
         wte,
@@ -106,6 +110,7 @@ impl Gpt2Share {
             })
             .collect();
         Gpt2Share {
+            share_id: [0; 16],
             cfg: cfg.clone(),
             q: q.clone(),
             wte: Shared::zeros(&[v, h], wf),
@@ -173,6 +178,7 @@ impl std::fmt::Debug for SecureGpt2 {
 impl SecureGpt2 {
     /// Setup: opens F = W - B_W for every weight matrix (outside the plan).
     pub async fn setup(e: &mut Engine, s: Gpt2Share) -> Result<Self, MpcError> {
+        e.begin_weight_setup(s.share_id).await?;
         let mut id = 0u32;
         let mut w = async |e: &mut Engine, x: &Shared<u32>| -> Result<Weight<u32>, MpcError> {
             id += 1;
@@ -188,6 +194,7 @@ impl SecureGpt2 {
             let fcp = SecDense { w: w(e, &b.fc_proj.w).await?, b: b.fc_proj.b };
             blocks.push((b.ln1, attn, proj, b.ln2, fc, fcp));
         }
+        e.end_weight_setup()?;
         Ok(SecureGpt2 { cfg: s.cfg, q: s.q, wte, head, wpe: s.wpe, blocks, ln_f: s.ln_f })
     }
 
@@ -260,6 +267,9 @@ impl crate::share_file::ShareTensors for Gpt2Share {
     }
     fn quant_config(&self) -> &QuantConfig {
         &self.q
+    }
+    fn share_id(&mut self) -> &mut [u8; 16] {
+        &mut self.share_id
     }
     fn zeros_from(config: serde_json::Value, q: &QuantConfig) -> Result<Self, String> {
         let c: Gpt2Config = serde_json::from_value(config).map_err(|e| e.to_string())?;

@@ -15,7 +15,7 @@ use crate::quant::QuantConfig;
 use crate::secure_bert::BertShare;
 
 const MAGIC: &[u8; 8] = b"DITTOSHR";
-const VERSION: u32 = 1;
+const VERSION: u32 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct TensorInfo {
@@ -28,6 +28,8 @@ struct TensorInfo {
 #[derive(Serialize, Deserialize)]
 struct Header {
     party: u8,
+    /// The share-set id (hex), the same in both parties' files of one sharing.
+    share_id: String,
     arch: String,
     config: serde_json::Value,
     quant: QuantConfig,
@@ -42,6 +44,8 @@ pub(crate) trait ShareTensors: Sized {
     fn config_json(&self) -> serde_json::Value;
     /// The quantization config.
     fn quant_config(&self) -> &QuantConfig;
+    /// The share-set id.
+    fn share_id(&mut self) -> &mut [u8; 16];
     /// Zero tensors of the shapes a config implies.
     fn zeros_from(config: serde_json::Value, q: &QuantConfig) -> Result<Self, String>;
     /// Every tensor in a fixed order.
@@ -115,6 +119,17 @@ fn take<R: Ring>(
     Ok(())
 }
 
+fn parse_share_id(hex: &str) -> Option<[u8; 16]> {
+    let mut id = [0u8; 16];
+    if hex.len() != 32 || !hex.is_ascii() {
+        return None;
+    }
+    for (i, b) in id.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(id)
+}
+
 /// Writes party `party`'s share of any model.
 pub(crate) fn save<S: ShareTensors>(share: &mut S, path: &Path, party: u8) -> Result<(), ModelError> {
     let (config, quant) = (share.config_json(), share.quant_config().clone());
@@ -132,8 +147,10 @@ pub(crate) fn save<S: ShareTensors>(share: &mut S, path: &Path, party: u8) -> Re
         tensors.push(TensorInfo { name: name.to_string(), ring, shape, frac });
         Ok(())
     })?;
-    let header = serde_json::to_vec(&Header { party, arch: S::ARCH.into(), config, quant, tensors })
-        .map_err(|e| bad(path, e.to_string()))?;
+    let share_id = share.share_id().iter().map(|b| format!("{b:02x}")).collect();
+    let header =
+        serde_json::to_vec(&Header { party, share_id, arch: S::ARCH.into(), config, quant, tensors })
+            .map_err(|e| bad(path, e.to_string()))?;
     let mut out = Vec::with_capacity(16 + header.len() + data.len());
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
@@ -207,6 +224,7 @@ fn load_as<S: ShareTensors>(path: &Path, p: Parsed) -> Result<(S, u8), ModelErro
     if at != p.bytes.len() {
         return Err(bad(path, format!("{} bytes after the last tensor", p.bytes.len() - at)));
     }
+    *share.share_id() = parse_share_id(&h.share_id).ok_or_else(|| bad(path, "bad share_id in the header"))?;
     Ok((share, h.party))
 }
 
@@ -232,6 +250,9 @@ impl ShareTensors for BertShare {
     }
     fn quant_config(&self) -> &QuantConfig {
         self.quant()
+    }
+    fn share_id(&mut self) -> &mut [u8; 16] {
+        &mut self.share_id
     }
     fn zeros_from(config: serde_json::Value, q: &QuantConfig) -> Result<Self, String> {
         let c: BertConfig = serde_json::from_value(config).map_err(|e| e.to_string())?;

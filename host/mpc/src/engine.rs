@@ -12,6 +12,7 @@ use ditto_net::dealer::{DealerFeed, Source};
 use ditto_net::link::{Hello, Link};
 
 use crate::MpcError;
+use crate::wcache::WeightCache;
 
 /// Step index of the one-time weight setup exchanges (outside the plan).
 pub const SETUP_STEP: u32 = u32::MAX;
@@ -48,6 +49,10 @@ pub struct Engine {
     layer: u16,
     /// The GEMM the matmuls run on.
     pub(crate) gemm: crate::gemm::FastGemm,
+    /// Where opened weight masks are kept between sessions.
+    cache_dir: Option<std::path::PathBuf>,
+    /// The weight cache of the setup under way.
+    pub(crate) wcache: Option<WeightCache>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -78,6 +83,8 @@ impl Engine {
             tag: Tag::Other,
             layer: 0,
             gemm: crate::gemm::FastGemm::default(),
+            cache_dir: None,
+            wcache: None,
         }
     }
 
@@ -92,6 +99,8 @@ impl Engine {
             tag: Tag::Other,
             layer: 0,
             gemm: crate::gemm::FastGemm::default(),
+            cache_dir: None,
+            wcache: None,
         }
     }
 
@@ -125,7 +134,69 @@ impl Engine {
             tag: Tag::Other,
             layer: 0,
             gemm: crate::gemm::FastGemm::default(),
+            cache_dir: None,
+            wcache: None,
         })
+    }
+
+    /// Keeps the opened weight masks F = W - B_W in `dir` so that later sessions with the same
+    /// share set and model seed skip opening them (see [`Engine::begin_weight_setup`]).
+    pub fn set_weight_cache(&mut self, dir: &std::path::Path) {
+        self.cache_dir = Some(dir.to_path_buf());
+    }
+
+    /// Starts the weight setup: exchanges the share-set id (parties holding shares of different
+    /// sharings are refused) and the digest of each party's cached F; when both hold the same
+    /// cache, the following [`Engine::setup_weight`] calls read F from it instead of opening it.
+    /// Returns whether F comes from the cache. Nothing happens in planning or plaintext mode.
+    pub async fn begin_weight_setup(&mut self, share_id: [u8; 16]) -> Result<bool, MpcError> {
+        let Mode::Run(r) = &self.mode else { return Ok(false) };
+        let mut cache = match &self.cache_dir {
+            Some(dir) => Some(WeightCache::open(
+                dir,
+                if self.party.is_p0() { 0 } else { 1 },
+                &r.feed.seeds().model,
+                &share_id,
+            )?),
+            None => None,
+        };
+        let digest = cache.as_ref().map_or([0u8; 32], WeightCache::digest);
+        let mut mine = share_id.to_vec();
+        mine.extend_from_slice(&digest);
+        let peer = self.exchange_bytes(SETUP_STEP, &mine).await?;
+        if peer.len() != mine.len() {
+            return Err(MpcError::Setup {
+                detail: format!("malformed setup message ({} bytes)", peer.len()),
+            });
+        }
+        if peer[..16] != share_id {
+            let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+            return Err(MpcError::Setup {
+                detail: format!(
+                    "the parties hold shares of different sharings (this party {}, the peer {}): give both \
+                     parties the files of one `ditto share-model` run",
+                    hex(&share_id),
+                    hex(&peer[..16])
+                ),
+            });
+        }
+        let hit = match &mut cache {
+            Some(c) if digest != [0u8; 32] && peer[16..] == digest => {
+                c.adopt()?;
+                true
+            }
+            _ => false,
+        };
+        self.wcache = cache;
+        Ok(hit)
+    }
+
+    /// Ends the weight setup: writes the freshly opened F to the cache (if one is set).
+    pub fn end_weight_setup(&mut self) -> Result<(), MpcError> {
+        match self.wcache.take() {
+            Some(mut c) => c.save(),
+            None => Ok(()),
+        }
     }
 
     /// Threads for the linear layers' GEMM (default 1).

@@ -16,6 +16,7 @@ pub mod nonlinear;
 pub mod ops;
 pub mod plain;
 pub mod tensor;
+mod wcache;
 
 pub use engine::Engine;
 pub use tensor::Shared;
@@ -64,6 +65,12 @@ pub enum MpcError {
         done: u32,
         /// Steps in the plan.
         steps: usize,
+    },
+    /// Weight setup: the parties hold different share sets, or the weight cache is unusable.
+    #[error("weight setup: {detail}")]
+    Setup {
+        /// What is wrong.
+        detail: String,
     },
     /// Scales that do not fit the operation.
     #[error("scale error in {what}: {detail}")]

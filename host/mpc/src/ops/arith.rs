@@ -86,8 +86,15 @@ impl Engine {
         }
         let mut b = vec![R::ZERO; k * m];
         self.streams()?.model_prg(id).fill_ring(&mut b);
+        if let Some(c) = self.wcache.as_mut().filter(|c| c.is_cached()) {
+            let f = c.take(id, k * m)?;
+            return Ok(Weight { id, k, m, frac: w.frac, f, b });
+        }
         let mine: Vec<R> = w.data.iter().zip(&b).map(|(x, y)| x.sub(*y)).collect();
         let f = self.open(SETUP_STEP, &mine).await?;
+        if let Some(c) = self.wcache.as_mut() {
+            c.record(id, &f);
+        }
         Ok(Weight { id, k, m, frac: w.frac, f, b })
     }
 

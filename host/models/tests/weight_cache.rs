@@ -1,0 +1,102 @@
+//! The opened weight masks F kept between sessions: a second session with the same share set
+//! and model seed skips the opening and computes the same result; parties holding different
+//! sharings are refused; a cache held by one party only, or damaged, is handled.
+
+use ditto_core::prg::Prg;
+use ditto_models::quant::QuantConfig;
+use ditto_models::secure_bert::{BertShare, SecureBert, one_hot, share_bert};
+use ditto_models::seeded;
+use ditto_mpc::engine::SETUP_STEP;
+use ditto_mpc::local::{Local, Outcome, plan_of, run};
+use ditto_mpc::tensor::share;
+use ditto_mpc::{Engine, MpcError, Shared};
+
+type Run = Result<Outcome<Shared<u64>>, MpcError>;
+
+struct Setup {
+    shares: [BertShare; 2],
+    xs: [Vec<u32>; 2],
+    n: usize,
+    v: usize,
+}
+
+fn setup(seed: u8) -> Setup {
+    let bert = seeded::model(3);
+    let mut rng = Prg::with_counter(&[seed; 16], 0);
+    let shares = share_bert(&bert, &QuantConfig::ditto(), &mut rng).unwrap();
+    let ids = seeded::tokenize("cached masks");
+    let v = bert.cfg.vocab_size;
+    let x = one_hot(&ids, v).unwrap();
+    Setup { xs: share(&x, &mut rng), shares, n: ids.len(), v }
+}
+
+async fn session(s: &Setup, p1_share: &BertShare, dirs: Option<&[std::path::PathBuf; 2]>) -> Run {
+    let program = async |e: &mut Engine, p: ditto_core::Party| {
+        if let Some(d) = dirs {
+            e.set_weight_cache(&d[p.index()]);
+        }
+        let share = if p.is_p0() { s.shares[0].clone() } else { p1_share.clone() };
+        let m = SecureBert::setup(e, share).await?;
+        m.pooled_sum(e, &Shared::new(s.xs[p.index()].clone(), &[s.n, s.v], 0)?).await
+    };
+    let plan = plan_of("cache", &program).await?;
+    // Fixed dealer seeds: the same model seed (so the same B_W) and the same session every run,
+    // so a run from the cache must reproduce the opening run bit for bit.
+    let local = Local { test_seeds: Some(([1; 16], [2; 16])), ..Local::default() };
+    run(&plan, &local, program).await
+}
+
+fn setup_bytes(r: &Outcome<Shared<u64>>) -> [u64; 2] {
+    [r.counters[0].step(SETUP_STEP).sent, r.counters[1].step(SETUP_STEP).sent]
+}
+
+fn cache_files(d: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(d).unwrap().map(|e| e.unwrap().path()).collect()
+}
+
+#[tokio::test]
+async fn second_session_reads_f_from_the_cache_and_computes_the_same() {
+    let s = setup(5);
+    let base = std::env::temp_dir().join(format!("ditto-fcache-{}", std::process::id()));
+    let dirs = [base.join("p0"), base.join("p1")];
+    dirs.iter().for_each(|d| std::fs::create_dir_all(d).unwrap());
+    let cfg = seeded::config();
+    let (h, f, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
+    let f_bytes = 4 * (v * h + cfg.num_hidden_layers * (3 * h * h + h * h + 2 * h * f)) as u64;
+
+    let first = session(&s, &s.shares[1], Some(&dirs)).await.unwrap();
+    // 48 bytes: share-set id and cache digest; then every F.
+    assert_eq!(setup_bytes(&first), [48 + f_bytes; 2]);
+    assert_eq!(cache_files(&dirs[0]).len(), 1);
+
+    let second = session(&s, &s.shares[1], Some(&dirs)).await.unwrap();
+    assert_eq!(setup_bytes(&second), [48; 2], "F comes from the cache");
+    assert_eq!(first.out[0].data, second.out[0].data);
+    assert_eq!(first.out[1].data, second.out[1].data);
+
+    // Only one party holds the cache: both open F again (and the result is unchanged).
+    std::fs::remove_file(&cache_files(&dirs[1])[0]).unwrap();
+    let third = session(&s, &s.shares[1], Some(&dirs)).await.unwrap();
+    assert_eq!(setup_bytes(&third), [48 + f_bytes; 2]);
+    assert_eq!(first.out[0].data, third.out[0].data);
+
+    // The same damage in both caches (digests still agree): a clear error, not a wrong result.
+    for d in &dirs {
+        let p = &cache_files(d)[0];
+        let b = std::fs::read(p).unwrap();
+        std::fs::write(p, &b[..b.len() - 3]).unwrap();
+    }
+    let e = session(&s, &s.shares[1], Some(&dirs)).await.unwrap_err().to_string();
+    assert!(e.contains("weight cache") && e.contains("truncated"), "{e}");
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+#[tokio::test]
+async fn parties_holding_different_sharings_are_refused() {
+    let (a, b) = (setup(5), setup(6));
+    let e = session(&a, &b.shares[1], None).await.unwrap_err().to_string();
+    assert!(e.contains("different sharings"), "{e}");
+    // Without a cache the setup still opens every F, and the same sharing works.
+    let ok = session(&a, &a.shares[1], None).await.unwrap();
+    assert!(setup_bytes(&ok)[0] > 48);
+}
