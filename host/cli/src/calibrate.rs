@@ -59,7 +59,7 @@ fn bert_ranges(dir: &Path, lines: &[String]) -> Result<Ranges, CliError> {
     let cfg = BertConfig::load(&dir.join("config.json"))?;
     let bert = Bert::load(&cfg, &Weights::load(&dir.join("model.safetensors"))?)?;
     let tok = Tokenizer::load(&dir.join("tokenizer.json"))?;
-    let mut r = Ranges { weight: bert.max_weight(), ..Ranges::default() };
+    let mut r = bert.weight_ranges();
     for l in lines {
         let ids = tok.encode(l, cfg.max_position_embeddings)?;
         bert.forward_ranges(&ids, Some(&mut r))?;
@@ -73,7 +73,7 @@ fn gpt2_ranges(dir: &Path, lines: &[String]) -> Result<Ranges, CliError> {
     let cfg = Gpt2Config::load(&dir.join("config.json"))?;
     let m = Gpt2::load(&cfg, &Weights::load(&dir.join("model.safetensors"))?)?;
     let tok = Tokenizer::gpt2_dir(dir)?;
-    let mut r = Ranges { weight: m.max_weight(), ..Ranges::default() };
+    let mut r = m.weight_ranges();
     for l in lines {
         let ids = tok.encode(l, cfg.n_positions)?;
         m.forward_ranges(&ids, &mut KvCache::default(), Some(&mut r))?;
@@ -108,9 +108,10 @@ pub fn run(a: &CalibrateArgs) -> Result<(), CliError> {
     std::fs::write(&out, json + "\n").map_err(|source| CliError::File { path: out.clone(), source })?;
     say!("ranges  {r:?} over {} sentences", lines.len());
     say!(
-        "chosen  act_frac {}, weight_frac {}, LayerNorm octaves {:?}",
+        "chosen  act_frac {}, weight_frac {} ({} linear layers with more weight bits), LayerNorm octaves {:?}",
         q.act_frac,
         q.weight_frac,
+        q.dense_frac.len(),
         q.ln_octaves
     );
     say!("wrote   {}", out.display());

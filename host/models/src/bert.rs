@@ -163,31 +163,32 @@ impl Bert {
             r.see_embedding(&x);
         }
         float::layernorm(&mut x, h, &self.emb.norm.g, &self.emb.norm.b, self.cfg.layer_norm_eps);
-        for l in &self.layers {
+        for (i, l) in self.layers.iter().enumerate() {
+            let name = |s: &str| format!("encoder.layer.{i}.{s}");
             let (q, k, v) = (l.q.forward(&x, n), l.k.forward(&x, n), l.v.forward(&x, n));
             if let Some(r) = r.as_deref_mut() {
-                r.see_linear(&q);
-                r.see_linear(&k);
-                r.see_linear(&v);
+                r.see_dense(&name("attention.self"), &q);
+                r.see_dense(&name("attention.self"), &k);
+                r.see_dense(&name("attention.self"), &v);
                 r.see_scores(&q, &k, n, h, self.cfg.num_attention_heads);
             }
             let a = float::attention(&q, &k, &v, n, h, self.cfg.num_attention_heads, false);
             let o = l.o.forward(&a, n);
             x.iter_mut().zip(&o).for_each(|(xv, ov)| *xv += ov);
             if let Some(r) = r.as_deref_mut() {
-                r.see_linear(&o);
+                r.see_dense(&name("attention.output.dense"), &o);
                 r.see_residual(&x, h);
             }
             float::layernorm(&mut x, h, &l.norm1.g, &l.norm1.b, self.cfg.layer_norm_eps);
             let mut u = l.up.forward(&x, n);
             if let Some(r) = r.as_deref_mut() {
-                r.see_linear(&u);
+                r.see_dense(&name("intermediate.dense"), &u);
             }
             u.iter_mut().for_each(|v| *v = float::gelu(*v));
             let d = l.down.forward(&u, n);
             x.iter_mut().zip(&d).for_each(|(xv, dv)| *xv += dv);
             if let Some(r) = r.as_deref_mut() {
-                r.see_linear(&d);
+                r.see_dense(&name("output.dense"), &d);
                 r.see_residual(&x, h);
             }
             float::layernorm(&mut x, h, &l.norm2.g, &l.norm2.b, self.cfg.layer_norm_eps);
@@ -222,18 +223,20 @@ pub fn mean_pool_normalize(x: &[f32], n: usize, h: usize) -> Vec<f32> {
 }
 
 impl Bert {
-    /// Largest |weight| of the linear layers and embedding tables.
-    pub fn max_weight(&self) -> f32 {
-        let mut m = 0f32;
-        let mut see = |v: &[f32]| m = v.iter().fold(m, |a, b| a.max(b.abs()));
-        see(&self.emb.word);
-        see(&self.emb.position);
-        see(&self.emb.token_type);
-        for l in &self.layers {
-            for d in [&l.q, &l.k, &l.v, &l.o, &l.up, &l.down] {
-                see(&d.w);
-            }
+    /// Calibration ranges holding the weights' largest magnitudes (overall and per linear
+    /// layer); [`Self::forward_ranges`] adds the activations'.
+    pub fn weight_ranges(&self) -> crate::quant::Ranges {
+        let mut r = crate::quant::Ranges::default();
+        r.see_weight(&self.emb.word);
+        r.see_weight(&self.emb.position);
+        r.see_weight(&self.emb.token_type);
+        for (i, l) in self.layers.iter().enumerate() {
+            let name = |s: &str| format!("encoder.layer.{i}.{s}");
+            r.see_dense_params(&name("attention.self"), &[&l.q.w, &l.k.w, &l.v.w], &[&l.q.b, &l.k.b, &l.v.b]);
+            r.see_dense_params(&name("attention.output.dense"), &[&l.o.w], &[&l.o.b]);
+            r.see_dense_params(&name("intermediate.dense"), &[&l.up.w], &[&l.up.b]);
+            r.see_dense_params(&name("output.dense"), &[&l.down.w], &[&l.down.b]);
         }
-        m
+        r
     }
 }

@@ -181,7 +181,7 @@ impl Gpt2 {
             cache.k[l].extend_from_slice(&k);
             cache.v[l].extend_from_slice(&v);
             if let Some(r) = r.as_deref_mut() {
-                r.see_linear(&qkv);
+                r.see_dense(&format!("h.{l}.attn.c_attn"), &qkv);
                 // Scores of the new queries against every cached key.
                 r.see_scores_past(&q, &cache.k[l], n, h, heads);
             }
@@ -189,20 +189,20 @@ impl Gpt2 {
             let o = b.proj.forward(&att, n);
             x.iter_mut().zip(&o).for_each(|(xv, ov)| *xv += ov);
             if let Some(r) = r.as_deref_mut() {
-                r.see_linear(&o);
+                r.see_dense(&format!("h.{l}.attn.c_proj"), &o);
                 r.see_residual(&x, h);
             }
             let mut m = x.clone();
             float::layernorm(&mut m, h, &b.ln2.g, &b.ln2.b, eps);
             let mut u = b.fc.forward(&m, n);
             if let Some(r) = r.as_deref_mut() {
-                r.see_linear(&u);
+                r.see_dense(&format!("h.{l}.mlp.c_fc"), &u);
             }
             u.iter_mut().for_each(|v| *v = self.gelu(*v));
             let d = b.fc_proj.forward(&u, n);
             x.iter_mut().zip(&d).for_each(|(xv, dv)| *xv += dv);
             if let Some(r) = r.as_deref_mut() {
-                r.see_linear(&d);
+                r.see_dense(&format!("h.{l}.mlp.c_proj"), &d);
                 r.see_residual(&x, h);
             }
         }
@@ -229,17 +229,22 @@ pub fn argmax(logits: &[f32]) -> u32 {
 }
 
 impl Gpt2 {
-    /// Largest |weight| of the linear layers and embedding tables.
-    pub fn max_weight(&self) -> f32 {
-        let mut m = 0f32;
-        let mut see = |v: &[f32]| m = v.iter().fold(m, |a, b| a.max(b.abs()));
-        see(&self.wte);
-        see(&self.wpe);
-        for b in &self.blocks {
-            for c in [&b.attn, &b.proj, &b.fc, &b.fc_proj] {
-                see(&c.w);
+    /// Calibration ranges holding the weights' largest magnitudes (overall and per linear
+    /// layer); [`Self::forward_ranges`] adds the activations'.
+    pub fn weight_ranges(&self) -> crate::quant::Ranges {
+        let mut r = crate::quant::Ranges::default();
+        r.see_weight(&self.wte);
+        r.see_weight(&self.wpe);
+        for (i, b) in self.blocks.iter().enumerate() {
+            for (c, s) in [
+                (&b.attn, "attn.c_attn"),
+                (&b.proj, "attn.c_proj"),
+                (&b.fc, "mlp.c_fc"),
+                (&b.fc_proj, "mlp.c_proj"),
+            ] {
+                r.see_dense_params(&format!("h.{i}.{s}"), &[&c.w], &[&c.b]);
             }
         }
-        m
+        r
     }
 }

@@ -1,6 +1,8 @@
 //! Static dyadic quantization settings (DESIGN.md §1, §6): which ring and how many fractional
 //! bits each kind of tensor gets, and which approximation each non-linear function uses.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// GeLU approximation.
@@ -28,6 +30,13 @@ pub struct QuantConfig {
     pub exp_iters: u32,
     /// LayerNorm: var + eps lies in [2^lo, 2^hi).
     pub ln_octaves: (i32, i32),
+    /// Fractional bits of individual linear layers' weights where they differ from
+    /// `weight_frac` (their biases get these plus `act_frac`), by layer name: BERT
+    /// `encoder.layer.N.attention.self` (Q, K, V together), `encoder.layer.N.attention.output.dense`,
+    /// `encoder.layer.N.intermediate.dense`, `encoder.layer.N.output.dense`; GPT-2 `h.N.attn.c_attn`,
+    /// `h.N.attn.c_proj`, `h.N.mlp.c_fc`, `h.N.mlp.c_proj`. `ditto calibrate` fills it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub dense_frac: BTreeMap<String, u32>,
 }
 
 impl QuantConfig {
@@ -40,6 +49,7 @@ impl QuantConfig {
             gelu: Gelu::Quad,
             exp_iters: 5,
             ln_octaves: (-17, 15),
+            dense_frac: BTreeMap::new(),
         }
     }
 
@@ -56,8 +66,25 @@ impl QuantConfig {
             gelu: Gelu::Poly,
             exp_iters: 8,
             ln_octaves: (-17, 15),
+            dense_frac: BTreeMap::new(),
         }
     }
+
+    /// Fractional bits of the weights of linear layer `name`.
+    pub fn weight_frac_of(&self, name: &str) -> u32 {
+        self.dense_frac.get(name).copied().unwrap_or(self.weight_frac)
+    }
+}
+
+/// Ranges of one linear layer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DenseRange {
+    /// Largest |weight|.
+    pub weight: f32,
+    /// Largest |bias|.
+    pub bias: f32,
+    /// Largest |output| seen.
+    pub out: f32,
 }
 
 /// Value ranges seen by the float model on sample text (calibration).
@@ -75,6 +102,8 @@ pub struct Ranges {
     pub variance: (f32, f32),
     /// Largest |weight|.
     pub weight: f32,
+    /// Per linear layer (names as in [`QuantConfig::dense_frac`]).
+    pub dense: BTreeMap<String, DenseRange>,
 }
 
 fn max_abs(v: &[f32]) -> f32 {
@@ -87,6 +116,23 @@ impl Ranges {
     }
     pub(crate) fn see_linear(&mut self, x: &[f32]) {
         self.linear = self.linear.max(max_abs(x));
+    }
+    /// Output of linear layer `name`.
+    pub(crate) fn see_dense(&mut self, name: &str, x: &[f32]) {
+        self.see_linear(x);
+        let d = self.dense.entry(name.to_string()).or_default();
+        d.out = d.out.max(max_abs(x));
+    }
+    /// Weights and biases of linear layer `name` (and the global weight maximum).
+    pub(crate) fn see_dense_params(&mut self, name: &str, w: &[&[f32]], b: &[&[f32]]) {
+        let d = self.dense.entry(name.to_string()).or_default();
+        w.iter().for_each(|w| d.weight = d.weight.max(max_abs(w)));
+        b.iter().for_each(|b| d.bias = d.bias.max(max_abs(b)));
+        self.weight = self.weight.max(d.weight);
+    }
+    /// Other weights (embedding tables).
+    pub(crate) fn see_weight(&mut self, w: &[f32]) {
+        self.weight = self.weight.max(max_abs(w));
     }
     #[allow(clippy::cast_precision_loss)]
     pub(crate) fn see_residual(&mut self, x: &[f32], h: usize) {
@@ -137,6 +183,18 @@ impl Ranges {
                     q.weight_frac = wf;
                     break 'search;
                 }
+            }
+        }
+        // Each linear layer: as many more weight bits as its own weights, bias and outputs allow.
+        for (name, d) in &self.dense {
+            let best = (q.weight_frac..=16)
+                .rev()
+                .find(|&wf| {
+                    fits(d.out, q.act_frac + wf) && fits(d.bias, q.act_frac + wf) && fits(d.weight, wf)
+                })
+                .unwrap_or(q.weight_frac);
+            if best != q.weight_frac {
+                q.dense_frac.insert(name.clone(), best);
             }
         }
         let lo = f64::from(self.variance.0.max(1e-6)).log2().floor() - 2.0;

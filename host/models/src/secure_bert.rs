@@ -226,20 +226,20 @@ impl BertShare {
     /// from the config alone, without weights.
     pub fn zeros(cfg: &BertConfig, q: &QuantConfig) -> Self {
         let (h, f, wf) = (cfg.hidden_size, cfg.intermediate_size, q.weight_frac);
-        let bf = wf + q.act_frac;
-        let dense = |din: usize, dout: usize| DenseShare {
-            w: Shared::zeros(&[din, dout], wf),
-            b: Shared::zeros(&[dout], bf),
-        };
         let norm = || NormShare { g: Shared::zeros(&[h], q.nl_frac), b: Shared::zeros(&[h], q.nl_frac) };
         let layers = (0..cfg.num_hidden_layers)
-            .map(|_| LayerShare {
-                qkv: dense(h, 3 * h),
-                o: dense(h, h),
-                ln1: norm(),
-                up: dense(h, f),
-                down: dense(f, h),
-                ln2: norm(),
+            .map(|i| {
+                let dense = |s: &str, din: usize, dout: usize| {
+                    zero_dense(q, &format!("encoder.layer.{i}.{s}"), din, dout)
+                };
+                LayerShare {
+                    qkv: dense("attention.self", h, 3 * h),
+                    o: dense("attention.output.dense", h, h),
+                    ln1: norm(),
+                    up: dense("intermediate.dense", h, f),
+                    down: dense("output.dense", f, h),
+                    ln2: norm(),
+                }
             })
             .collect();
         BertShare {
@@ -269,19 +269,14 @@ pub(crate) struct SecDense {
 }
 
 /// x W + b, truncated back to the activation scale.
-pub(crate) async fn linear(
-    e: &mut Engine,
-    q: &QuantConfig,
-    x: &Shared<u32>,
-    d: &SecDense,
-) -> Result<Shared<u32>, MpcError> {
+pub(crate) async fn linear(e: &mut Engine, x: &Shared<u32>, d: &SecDense) -> Result<Shared<u32>, MpcError> {
     e.set_tag(Tag::Linear);
     let y = e.matmul_fixed(x, &d.w).await?;
     let (n, m) = (y.shape[0], y.shape[1]);
     let bias =
         Shared { data: (0..n * m).map(|i| d.b.data[i % m]).collect(), shape: vec![n, m], frac: d.b.frac };
     let y = e.add(&y, &bias)?;
-    e.trunc_a(&y, q.weight_frac).await
+    e.trunc_a(&y, d.w.frac).await
 }
 
 /// Upcast to Z_2^64 and bring to `nl_frac` (shift up, or truncate when x has more bits).
@@ -432,7 +427,7 @@ impl SecureBert {
     }
 
     async fn linear(&self, e: &mut Engine, x: &Shared<u32>, d: &SecDense) -> Result<Shared<u32>, MpcError> {
-        linear(e, &self.q, x, d).await
+        linear(e, x, d).await
     }
 
     async fn norm64(&self, e: &mut Engine, x: &Shared<u32>, n: &NormShare) -> Result<Shared<u64>, MpcError> {
@@ -511,6 +506,12 @@ impl ditto_core::rand_core::TryRng for Zero {
     }
 }
 
+/// A dense layer's zero share at the layer's scales (for plans).
+pub(crate) fn zero_dense(q: &QuantConfig, name: &str, din: usize, dout: usize) -> DenseShare {
+    let wf = q.weight_frac_of(name);
+    DenseShare { w: Shared::zeros(&[din, dout], wf), b: Shared::zeros(&[dout], wf + q.act_frac) }
+}
+
 /// Shares of a dense layer given W as [in, out].
 pub(crate) fn dense_from(
     name: &str,
@@ -521,8 +522,9 @@ pub(crate) fn dense_from(
     q: &QuantConfig,
     rng: &mut impl Rng,
 ) -> Result<[DenseShare; 2], ModelError> {
-    let [w0, w1] = split(enc::<u32>(name, w_in_out, q.weight_frac)?, &[din, dout], q.weight_frac, rng);
-    let bf = q.weight_frac + q.act_frac;
+    let wf = q.weight_frac_of(name);
+    let [w0, w1] = split(enc::<u32>(name, w_in_out, wf)?, &[din, dout], wf, rng);
+    let bf = wf + q.act_frac;
     let [b0, b1] = split(enc::<u32>(name, b, bf)?, &[dout], bf, rng);
     Ok([DenseShare { w: w0, b: b0 }, DenseShare { w: w1, b: b1 }])
 }

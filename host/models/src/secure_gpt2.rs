@@ -12,7 +12,7 @@ use crate::gpt2::Gpt2;
 use crate::quant::QuantConfig;
 use crate::secure_bert::{
     DenseShare, NormShare, SecDense, Zero, attention, cols, dense_from, down, enc, gelu, linear, norm_shares,
-    norm64, split,
+    norm64, split, zero_dense,
 };
 
 /// One party's shares of a block.
@@ -93,20 +93,19 @@ impl Gpt2Share {
     /// Zero tensors of the model's shapes (plans from the config alone).
     pub fn zeros(cfg: &Gpt2Config, q: &QuantConfig) -> Self {
         let (h, f, v, wf) = (cfg.n_embd, cfg.inner(), cfg.vocab_size, q.weight_frac);
-        let bf = wf + q.act_frac;
-        let dense = |din: usize, dout: usize| DenseShare {
-            w: Shared::zeros(&[din, dout], wf),
-            b: Shared::zeros(&[dout], bf),
-        };
         let norm = || NormShare { g: Shared::zeros(&[h], q.nl_frac), b: Shared::zeros(&[h], q.nl_frac) };
         let blocks = (0..cfg.n_layer)
-            .map(|_| BlockShare {
-                ln1: norm(),
-                attn: dense(h, 3 * h),
-                proj: dense(h, h),
-                ln2: norm(),
-                fc: dense(h, f),
-                fc_proj: dense(f, h),
+            .map(|i| {
+                let dense =
+                    |s: &str, din: usize, dout: usize| zero_dense(q, &format!("h.{i}.{s}"), din, dout);
+                BlockShare {
+                    ln1: norm(),
+                    attn: dense("attn.c_attn", h, 3 * h),
+                    proj: dense("attn.c_proj", h, h),
+                    ln2: norm(),
+                    fc: dense("mlp.c_fc", h, f),
+                    fc_proj: dense("mlp.c_proj", f, h),
+                }
             })
             .collect();
         Gpt2Share {
@@ -236,18 +235,18 @@ impl SecureGpt2 {
             let span = crate::LayerSpan::begin(e, "gpt2", l + 1);
             let a64 = norm64(e, q, &x, ln1, eps).await?;
             let a = down(e, q, &a64).await?;
-            let y = linear(e, q, &a, attn).await?;
+            let y = linear(e, &a, attn).await?;
             let (qm, km, vm) = (cols(&y, 0, h), cols(&y, h, 2 * h), cols(&y, 2 * h, 3 * h));
             cache.k[l] = append(Some(&cache.k[l]), &km);
             cache.v[l] = append(Some(&cache.v[l]), &vm);
             let ctx = attention(e, q, (&qm, &cache.k[l], &cache.v[l]), heads, Some(&keep)).await?;
-            let o = linear(e, q, &ctx, proj).await?;
+            let o = linear(e, &ctx, proj).await?;
             x = e.add(&x, &o)?;
             let m64 = norm64(e, q, &x, ln2, eps).await?;
             let m = down(e, q, &m64).await?;
-            let u = linear(e, q, &m, fc).await?;
+            let u = linear(e, &m, fc).await?;
             let g = gelu(e, q, &u).await?;
-            let d = linear(e, q, &g, fcp).await?;
+            let d = linear(e, &g, fcp).await?;
             x = e.add(&x, &d)?;
             span.end(e);
         }

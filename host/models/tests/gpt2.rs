@@ -192,7 +192,7 @@ fn gpt2_calibration_respects_the_ring_bounds() {
     write_model(&dir, "", None);
     let m = load(&dir).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    let mut r = ditto_models::quant::Ranges { weight: m.max_weight(), ..Default::default() };
+    let mut r = m.weight_ranges();
     for ids in [vec![15496u32, 995, 0], vec![464, 3139, 7586, 21831, 18045, 625, 262, 16931, 3290]] {
         m.forward_ranges(&ids, &mut KvCache::default(), Some(&mut r)).unwrap();
     }

@@ -54,7 +54,7 @@ async fn calibration_respects_the_ring_bounds() {
     let cfg = BertConfig::load(&dir.join("config.json")).unwrap();
     let bert = Bert::load(&cfg, &Weights::load(&dir.join("model.safetensors")).unwrap()).unwrap();
     let tok = Tokenizer::load(&dir.join("tokenizer.json")).unwrap();
-    let mut r = ditto_models::quant::Ranges { weight: bert.max_weight(), ..Default::default() };
+    let mut r = bert.weight_ranges();
     for t in ["the stock market fell sharply.", "how many people live in berlin?", "a man is eating food."] {
         bert.forward_ranges(&tok.encode(t, 128).unwrap(), Some(&mut r)).unwrap();
     }
@@ -64,14 +64,37 @@ async fn calibration_respects_the_ring_bounds() {
     assert!(f64::from(r.scores) * 2f64.powi((2 * q.act_frac) as i32) < lim);
     assert!(f64::from(r.residual) * 2f64.powi(q.act_frac as i32) < lim);
     assert!(q.act_frac >= 8 && q.weight_frac >= 8, "{q:?}");
+    // Per linear layer: never fewer bits than the global choice, and within that layer's bounds.
+    assert_eq!(r.dense.len(), 4 * cfg.num_hidden_layers);
+    for (name, d) in &r.dense {
+        let wf = q.weight_frac_of(name);
+        let bits = |b: u32| 2f64.powi(b as i32);
+        assert!(wf >= q.weight_frac, "{name}");
+        assert!(
+            f64::from(d.out) * bits(q.act_frac + wf) < lim && f64::from(d.bias) * bits(q.act_frac + wf) < lim
+        );
+        assert!(f64::from(d.weight) * bits(wf) < lim, "{name} {d:?} {wf}");
+    }
+    assert!(!q.dense_frac.is_empty(), "MiniLM's layers differ in range: {r:?}");
     let ids = tok.encode("a man is eating a piece of bread.", 128).unwrap();
     let n = ids.len();
-    let mut e = Engine::plaintext();
-    let model = SecureBert::setup(&mut e, BertShare::plaintext(&bert, &q).unwrap()).await.unwrap();
-    let x = Shared::new(one_hot(&ids, cfg.vocab_size).unwrap(), &[n, cfg.vocab_size], 0).unwrap();
-    let sum = model.pooled_sum(&mut e, &x).await.unwrap();
-    let emb: Vec<f64> = sum.data.iter().map(|v| decode(*v, sum.frac) / n as f64).collect();
-    assert!(cosine(&emb, &bert.embed(&ids).unwrap()) >= 0.999);
+    let want = bert.embed(&ids).unwrap();
+    let mut global = q.clone();
+    global.dense_frac.clear();
+    let mut cos = Vec::new();
+    for q in [&q, &global] {
+        let mut e = Engine::plaintext();
+        let model = SecureBert::setup(&mut e, BertShare::plaintext(&bert, q).unwrap()).await.unwrap();
+        let x = Shared::new(one_hot(&ids, cfg.vocab_size).unwrap(), &[n, cfg.vocab_size], 0).unwrap();
+        let sum = model.pooled_sum(&mut e, &x).await.unwrap();
+        let emb: Vec<f64> = sum.data.iter().map(|v| decode(*v, sum.frac) / n as f64).collect();
+        cos.push(cosine(&emb, &want));
+    }
+    println!(
+        "per-layer weight bits {:?}: cosine {:.6}; global {} bits: {:.6}",
+        q.dense_frac, cos[0], q.weight_frac, cos[1]
+    );
+    assert!(cos[0] >= 0.999 && cos[0] >= cos[1] - 1e-5, "{cos:?}");
 }
 
 /// Parties with another model or QuantConfig derive another plan, so the handshake refuses them
