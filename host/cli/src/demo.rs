@@ -114,6 +114,9 @@ pub fn run(a: &DemoArgs) -> Result<(), CliError> {
         let x = one_hot(&ids, v)?;
         let xs = share(&x, &mut rng);
         let program = async |e: &mut Engine, p: ditto_core::Party| {
+            if p.is_p0() {
+                e.set_progress(crate::progress::plan_steps("inference"));
+            }
             let m = SecureBert::setup(e, shares[p.index()].clone()).await?;
             m.pooled_sum(e, &Shared::new(xs[p.index()].clone(), &[n, v], 0)?).await
         };

@@ -82,6 +82,9 @@ pub fn run(a: &DemoArgs, q: &QuantConfig, rt: &tokio::runtime::Runtime) -> Resul
         let (hub, ends) = client_channels();
         let ends = ends.map(tokio::sync::Mutex::new);
         let program = async |e: &mut Engine, p: ditto_core::Party| {
+            if p.is_p0() {
+                e.set_progress(crate::progress::plan_steps("inference"));
+            }
             let model = SecureGpt2::setup(e, shares[p.index()].clone()).await?;
             let input = Shared::new(xs[p.index()].clone(), &[n, v], 0)?;
             if e.is_planning() {

@@ -20,6 +20,7 @@ mod demo;
 mod demo_gpt2;
 mod files;
 mod plan;
+mod progress;
 mod session;
 
 use std::process::ExitCode;

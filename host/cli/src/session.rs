@@ -245,6 +245,7 @@ pub fn party(a: &PartyArgs) -> Result<(), CliError> {
         let source = Source::Tcp(a.dealer.clone(), (seq, gen_n));
         let mut e = Engine::start(party, link, source, key, plan, session, TIMEOUT).await?;
         e.set_threads(a.threads);
+        e.set_progress(crate::progress::plan_steps("inference"));
         let state = match &a.state {
             Some(d) => d.clone(),
             None => a.share.parent().map(std::path::Path::to_path_buf).unwrap_or_default(),

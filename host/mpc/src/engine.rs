@@ -53,7 +53,11 @@ pub struct Engine {
     cache_dir: Option<std::path::PathBuf>,
     /// The weight cache of the setup under way.
     pub(crate) wcache: Option<WeightCache>,
+    /// Called with (steps begun, steps in the plan) as a secure run advances.
+    progress: Option<Progress>,
 }
+
+type Progress = Box<dyn FnMut(u32, u32) + Send>;
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -85,6 +89,7 @@ impl Engine {
             gemm: crate::gemm::FastGemm::default(),
             cache_dir: None,
             wcache: None,
+            progress: None,
         }
     }
 
@@ -101,6 +106,7 @@ impl Engine {
             gemm: crate::gemm::FastGemm::default(),
             cache_dir: None,
             wcache: None,
+            progress: None,
         }
     }
 
@@ -136,6 +142,7 @@ impl Engine {
             gemm: crate::gemm::FastGemm::default(),
             cache_dir: None,
             wcache: None,
+            progress: None,
         })
     }
 
@@ -197,6 +204,12 @@ impl Engine {
             Some(mut c) => c.save(),
             None => Ok(()),
         }
+    }
+
+    /// Reports progress: `f(steps begun, steps in the plan)` after each step of a secure run
+    /// (for progress bars; never called in planning or plaintext mode).
+    pub fn set_progress(&mut self, f: impl FnMut(u32, u32) + Send + 'static) {
+        self.progress = Some(Box::new(f));
     }
 
     /// Threads for the linear layers' GEMM (default 1).
@@ -291,6 +304,9 @@ impl Engine {
                 }
                 let corr = if self.party == Party::P1 { r.feed.step(index).await? } else { Vec::new() };
                 r.next += 1;
+                if let Some(f) = self.progress.as_mut() {
+                    f(r.next, u32::try_from(r.plan.steps.len()).unwrap_or(u32::MAX));
+                }
                 Ok(Started::Run(Begun { index, corr }))
             }
         }
