@@ -1,6 +1,7 @@
 //! `ditto demo`: dealer, P0 and P1 in one process over loopback TCP on a BERT model; prints
-//! the secure embedding's agreement with the fixed-point and float models, time, bytes and
-//! rounds. Exits non-zero when secure and fixed-point disagree (cosine below 0.9999).
+//! the secure embedding's agreement with the fixed-point and float models (or, for a
+//! classification model, the three logit vectors and labels), time, bytes and rounds. Exits
+//! non-zero when secure and fixed-point disagree (cosine below 0.9999, or another label).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -10,7 +11,7 @@ use ditto_core::prg::Prg;
 use ditto_models::bert::Bert;
 use ditto_models::config::BertConfig;
 use ditto_models::quant::QuantConfig;
-use ditto_models::secure_bert::{BertShare, SecureBert, one_hot, share_bert};
+use ditto_models::secure_bert::{BertOutput, BertShare, SecureBert, one_hot, share_bert};
 use ditto_models::tokenizer::Tokenizer;
 use ditto_models::weights::Weights;
 use ditto_models::{ModelError, seeded};
@@ -25,7 +26,8 @@ use crate::files::{CliError, os_random16};
 pub struct DemoArgs {
     /// A Hugging Face BERT directory (config.json, model.safetensors, tokenizer.json), e.g. the
     /// all-MiniLM-L6-v2 that scripts/fetch-models caches. Default: the small seeded model built
-    /// into ditto (random weights: its embeddings mean nothing, the pipeline is real).
+    /// into ditto (random weights: its embeddings mean nothing, the pipeline is real);
+    /// `seeded-classifier` adds a seeded two-label classification head to it.
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// The private input text.
@@ -58,20 +60,9 @@ fn embedding(sum: &[u64], frac: u32, n: usize) -> Vec<f64> {
 }
 
 fn load(a: &DemoArgs) -> Result<(Bert, Vec<u32>, String), CliError> {
+    let classifier = a.model.as_deref().is_some_and(|m| m.as_os_str() == "seeded-classifier");
     match &a.model {
-        None => {
-            let ids = seeded::tokenize(&a.text);
-            let max = seeded::config().max_position_embeddings;
-            if ids.len() > max {
-                return Err(ModelError::TooLong { max, got: ids.len() }.into());
-            }
-            Ok((
-                seeded::model(1),
-                ids,
-                "seeded BERT-shaped model (2 layers, hidden 64, byte tokens; random weights)".into(),
-            ))
-        }
-        Some(dir) => {
+        Some(dir) if !classifier => {
             let cfg = BertConfig::load(&dir.join("config.json"))?;
             let bert = Bert::load(&cfg, &Weights::load(&dir.join("model.safetensors"))?)?;
             let tok = Tokenizer::load(&dir.join("tokenizer.json"))?;
@@ -81,6 +72,21 @@ fn load(a: &DemoArgs) -> Result<(Bert, Vec<u32>, String), CliError> {
                 ids,
                 format!("{} ({} layers, hidden {})", dir.display(), cfg.num_hidden_layers, cfg.hidden_size),
             ))
+        }
+        _ => {
+            let ids = seeded::tokenize(&a.text);
+            let max = seeded::config().max_position_embeddings;
+            if ids.len() > max {
+                return Err(ModelError::TooLong { max, got: ids.len() }.into());
+            }
+            let (m, what) = if classifier {
+                (seeded::classifier(1), " with a seeded classification head")
+            } else {
+                (seeded::model(1), "")
+            };
+            let what =
+                format!("seeded BERT-shaped model{what} (2 layers, hidden 64, byte tokens; random weights)");
+            Ok((m, ids, what))
         }
     }
 }
@@ -118,20 +124,16 @@ pub fn run(a: &DemoArgs) -> Result<(), CliError> {
                 e.set_progress(crate::progress::plan_steps("inference"));
             }
             let m = SecureBert::setup(e, shares[p.index()].clone()).await?;
-            m.pooled_sum(e, &Shared::new(xs[p.index()].clone(), &[n, v], 0)?).await
+            m.infer(e, &Shared::new(xs[p.index()].clone(), &[n, v], 0)?).await
         };
         let plan = plan_of("demo", &program).await?;
         let local = Local { net: Net::Tcp, threads: a.threads.max(1), ..Local::default() };
         let res = run_local(&plan, &local, program).await?;
-        let secure = embedding(&reveal(&res.out[0].data, &res.out[1].data), res.out[0].frac, n);
         let t = Instant::now();
         let mut pe = Engine::plaintext();
         let pm = SecureBert::setup(&mut pe, BertShare::plaintext(&bert, &q)?).await?;
-        let fixed = pm.pooled_sum(&mut pe, &Shared::new(x.clone(), &[n, v], 0)?).await?;
+        let fixed = pm.infer(&mut pe, &Shared::new(x.clone(), &[n, v], 0)?).await?;
         let plain_time = t.elapsed();
-        let fixed = embedding(&fixed.data, fixed.frac, n);
-        let float: Vec<f64> = bert.embed(&ids)?.iter().map(|x| f64::from(*x)).collect();
-        let (c_sf, c_sx, c_xf) = (cosine(&secure, &fixed), cosine(&secure, &float), cosine(&fixed, &float));
         // The one-time weight setup (opening F = W - B_W) is counted apart from the inference.
         let setup = |i: usize| res.counters[i].step(ditto_mpc::engine::SETUP_STEP);
         let tot = |i: usize| res.counters[i].total();
@@ -155,11 +157,32 @@ pub fn run(a: &DemoArgs) -> Result<(), CliError> {
             res.dealer_bytes[0],
             res.dealer_time.as_secs_f64()
         );
-        say!("cosine  secure vs fixed-point {c_sf:.6}, secure vs float {c_sx:.6}, fixed-point vs float {c_xf:.6}");
-        say!("embedding[..6] secure {:?}", secure.iter().take(6).map(|x| (x * 1e4).round() / 1e4).collect::<Vec<_>>());
-        say!("embedding[..6] float  {:?}", float.iter().take(6).map(|x| (x * 1e4).round() / 1e4).collect::<Vec<_>>());
-        if c_sf < 0.9999 {
-            return Err(CliError::Disagree(format!("embedding cosine {c_sf:.6} < 0.9999")));
+        let round4 = |v: &[f64]| v.iter().take(6).map(|x| (x * 1e4).round() / 1e4).collect::<Vec<_>>();
+        match (&res.out, fixed) {
+            ([BertOutput::PooledSum(s0), BertOutput::PooledSum(s1)], BertOutput::PooledSum(fx)) => {
+                let secure = embedding(&reveal(&s0.data, &s1.data), s0.frac, n);
+                let fixed = embedding(&fx.data, fx.frac, n);
+                let float: Vec<f64> = bert.embed(&ids)?.iter().map(|x| f64::from(*x)).collect();
+                let (c_sf, c_sx, c_xf) = (cosine(&secure, &fixed), cosine(&secure, &float), cosine(&fixed, &float));
+                say!("cosine  secure vs fixed-point {c_sf:.6}, secure vs float {c_sx:.6}, fixed-point vs float {c_xf:.6}");
+                say!("embedding[..6] secure {:?}", round4(&secure));
+                say!("embedding[..6] float  {:?}", round4(&float));
+                if c_sf < 0.9999 {
+                    return Err(CliError::Disagree(format!("embedding cosine {c_sf:.6} < 0.9999")));
+                }
+            }
+            ([BertOutput::Logits(l0), BertOutput::Logits(l1)], BertOutput::Logits(fx)) => {
+                let secure: Vec<f64> = reveal(&l0.data, &l1.data).iter().map(|x| decode(*x, l0.frac)).collect();
+                let fixed: Vec<f64> = fx.data.iter().map(|x| decode(*x, fx.frac)).collect();
+                let float: Vec<f64> = bert.classify(&ids)?.iter().map(|x| f64::from(*x)).collect();
+                let label = |v: &[f64]| bert.cfg.label((0..v.len()).fold(0, |b, i| if v[i] > v[b] { i } else { b }));
+                say!("logits  secure {:?}, fixed-point {:?}, float {:?}", round4(&secure), round4(&fixed), round4(&float));
+                say!("label   secure {}, fixed-point {}, float {}", label(&secure), label(&fixed), label(&float));
+                if label(&secure) != label(&fixed) {
+                    return Err(CliError::Disagree(format!("label {} vs {}", label(&secure), label(&fixed))));
+                }
+            }
+            _ => return Err(CliError::Disagree("the parties computed different kinds of output".into())),
         }
         Ok(())
     })

@@ -86,6 +86,8 @@ fn arch(a: &PlanArgs) -> Result<(String, Arch), CliError> {
             max_position_embeddings: 512,
             type_vocab_size: 2,
             layer_norm_eps: 1e-12,
+            architectures: Vec::new(),
+            id2label: std::collections::BTreeMap::new(),
         };
         (name, Arch::Bert(c))
     })

@@ -22,7 +22,7 @@ use ditto_dealer::stream::{
 };
 use ditto_models::bert::Bert;
 use ditto_models::config::BertConfig;
-use ditto_models::secure_bert::{BertShare, SecureBert, one_hot, share_bert};
+use ditto_models::secure_bert::{BertOutput, BertShare, SecureBert, one_hot, share_bert};
 use ditto_models::seeded;
 use ditto_models::tokenizer::Tokenizer;
 use ditto_models::weights::Weights;
@@ -58,6 +58,7 @@ fn is_gpt2_dir(dir: &std::path::Path) -> bool {
 fn load_model(model: &str) -> Result<Model, CliError> {
     match model {
         "seeded" => return Ok(Model::Bert(Box::new(seeded::model(1)))),
+        "seeded-classifier" => return Ok(Model::Bert(Box::new(seeded::classifier(1)))),
         "seeded-gpt2" => return Ok(Model::Gpt2(Box::new(seeded::gpt2(1)))),
         _ => {}
     }
@@ -82,7 +83,7 @@ enum ClientTok {
 
 fn client_tokenizer(model: &str) -> Result<ClientTok, CliError> {
     match model {
-        "seeded" => return Ok(ClientTok::BertBytes),
+        "seeded" | "seeded-classifier" => return Ok(ClientTok::BertBytes),
         "seeded-gpt2" => return Ok(ClientTok::Gpt2Bytes),
         _ => {}
     }
@@ -253,9 +254,9 @@ pub fn party(a: &PartyArgs) -> Result<(), CliError> {
         std::fs::create_dir_all(&state).map_err(|source| CliError::File { path: state.clone(), source })?;
         e.set_weight_cache(&state);
         let result = match share {
-            ditto_models::share_file::ModelShare::Bert(b) => serve_bert(&mut e, b, &input, &mut c).await,
+            ditto_models::share_file::ModelShare::Bert(b) => serve_bert(&mut e, *b, &input, &mut c).await,
             ditto_models::share_file::ModelShare::Gpt2(g) => {
-                serve_gpt2(&mut e, g, &input, gen_n as usize, vocab, c).await
+                serve_gpt2(&mut e, *g, &input, gen_n as usize, vocab, c).await
             }
         };
         if let Err(err) = &result {
@@ -352,12 +353,24 @@ async fn serve_bert(
     c: &mut tokio::net::TcpStream,
 ) -> Result<(), CliError> {
     let m = SecureBert::setup(e, share).await?;
-    let out = m.pooled_sum(e, input).await?;
-    let mut resp = Vec::with_capacity(12 + out.data.len() * 8);
-    resp.extend_from_slice(b"DTOU");
-    resp.extend_from_slice(&out.frac.to_le_bytes());
-    resp.extend_from_slice(&u32::try_from(out.data.len()).unwrap_or(0).to_le_bytes());
-    out.data.iter().for_each(|v| resp.extend_from_slice(&v.to_le_bytes()));
+    // Answer: "DTOU", ring bits, fractional bits, element count, elements (ring/8 bytes each).
+    fn answer<R: ditto_core::Ring>(out: &Shared<R>) -> Vec<u8> {
+        let mut resp = Vec::with_capacity(16 + out.data.len() * R::BYTES);
+        resp.extend_from_slice(b"DTOU");
+        resp.extend_from_slice(&(8 * u32::try_from(R::BYTES).unwrap_or(0)).to_le_bytes());
+        resp.extend_from_slice(&out.frac.to_le_bytes());
+        resp.extend_from_slice(&u32::try_from(out.data.len()).unwrap_or(0).to_le_bytes());
+        let mut b = vec![0u8; R::BYTES];
+        for v in &out.data {
+            v.write_le(&mut b);
+            resp.extend_from_slice(&b);
+        }
+        resp
+    }
+    let resp = match m.infer(e, input).await? {
+        BertOutput::PooledSum(s) => answer(&s),
+        BertOutput::Logits(l) => answer(&l),
+    };
     write_t(c, &resp, "the output").await
 }
 
@@ -449,7 +462,7 @@ pub fn client(a: &ClientArgs) -> Result<(), CliError> {
             write_t(c, &req, "the request").await?;
         }
         if a.generate == 0 {
-            return embedding(&mut cs, n).await;
+            return bert_answer(&mut cs, n, &client_labels(&a.model)?).await;
         }
         let mut tokens = Vec::new();
         for _ in 0..a.generate {
@@ -475,33 +488,63 @@ pub fn client(a: &ClientArgs) -> Result<(), CliError> {
     })
 }
 
-async fn embedding(cs: &mut [tokio::net::TcpStream; 2], n: usize) -> Result<(), CliError> {
-    let read = async |c: &mut tokio::net::TcpStream| -> Result<(u32, Vec<u64>), CliError> {
-        let mut head = [0u8; 12];
+/// The label names of a BERT classification model (empty for an encoder).
+fn client_labels(model: &str) -> Result<Vec<String>, CliError> {
+    let cfg = match model {
+        "seeded-classifier" => seeded::classifier(1).cfg,
+        "seeded" | "seeded-gpt2" => return Ok(Vec::new()),
+        dir if is_gpt2_dir(&PathBuf::from(dir)) => return Ok(Vec::new()),
+        dir => BertConfig::load(&PathBuf::from(dir).join("config.json"))?,
+    };
+    Ok((0..cfg.num_labels().unwrap_or(0)).map(|i| cfg.label(i)).collect())
+}
+
+/// Reads both parties' answers to a BERT request and prints the embedding or the label.
+async fn bert_answer(
+    cs: &mut [tokio::net::TcpStream; 2],
+    n: usize,
+    labels: &[String],
+) -> Result<(), CliError> {
+    let read = async |c: &mut tokio::net::TcpStream| -> Result<(u32, u32, Vec<u8>), CliError> {
+        let mut head = [0u8; 16];
         tokio::time::timeout(Duration::from_secs(600), c.read_exact(&mut head))
             .await
             .map_err(|_| net("no answer"))?
             .map_err(|e| net(format!("a party closed without an answer ({e}); see its log")))?;
-        if &head[..4] != b"DTOU" {
+        let u = |i: usize| u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
+        let (ring, frac, m) = (u(4), u(8), u(12) as usize);
+        if &head[..4] != b"DTOU" || !matches!(ring, 32 | 64) || m > 1 << 20 {
             return Err(net("a party answered something else"));
         }
-        let frac = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
-        let m = u32::from_le_bytes([head[8], head[9], head[10], head[11]]) as usize;
-        if m > 1 << 20 {
-            return Err(net(format!("implausible answer of {m} elements")));
-        }
-        let mut d = vec![0u8; m * 8];
+        let mut d = vec![0u8; m * ring as usize / 8];
         read_exact_t(c, &mut d, "the output").await?;
-        Ok((frac, d.chunks_exact(8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]))).collect()))
+        Ok((ring, frac, d))
     };
     let [c0, c1] = cs;
     let (r0, r1) = tokio::join!(read(c0), read(c1));
-    let ((f0, s0), (f1, s1)) = (r0?, r1?);
-    if f0 != f1 || s0.len() != s1.len() {
+    let ((ring, frac, d0), (ring1, frac1, d1)) = (r0?, r1?);
+    if (ring, frac, d0.len()) != (ring1, frac1, d1.len()) {
         return Err(net("the parties' answers do not match"));
     }
+    fn open<R: ditto_core::Ring>(a: &[u8], b: &[u8], frac: u32) -> Vec<f64> {
+        let (a, b): (Vec<R>, Vec<R>) = (
+            a.chunks_exact(R::BYTES).map(R::from_le).collect(),
+            b.chunks_exact(R::BYTES).map(R::from_le).collect(),
+        );
+        reveal(&a, &b).iter().map(|x| ditto_core::fixed::decode(*x, frac)).collect()
+    }
+    if ring == 32 {
+        let logits = open::<u32>(&d0, &d1, frac);
+        if logits.len() != labels.len() {
+            return Err(net(format!("{} logits for {} labels", logits.len(), labels.len())));
+        }
+        let best = (0..logits.len()).fold(0, |b, i| if logits[i] > logits[b] { i } else { b });
+        say!("logits {:?}", logits.iter().map(|x| (x * 1e4).round() / 1e4).collect::<Vec<_>>());
+        say!("label  {}", labels[best]);
+        return Ok(());
+    }
     #[allow(clippy::cast_precision_loss)]
-    let v: Vec<f64> = reveal(&s0, &s1).iter().map(|x| ditto_core::fixed::decode(*x, f0) / n as f64).collect();
+    let v: Vec<f64> = open::<u64>(&d0, &d1, frac).iter().map(|x| x / n as f64).collect();
     let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
     let e: Vec<f64> = v.iter().map(|x| (x / norm * 1e4).round() / 1e4).collect();
     say!("embedding ({} dims) starts {:?}", e.len(), &e[..e.len().min(8)]);
@@ -532,6 +575,7 @@ pub struct ModelDealer<'a> {
 pub fn serve_model(d: &ModelDealer<'_>) -> Result<(), CliError> {
     let cfg = match d.model {
         "seeded" => Arch::Bert(seeded::config()),
+        "seeded-classifier" => Arch::Bert(seeded::classifier(1).cfg),
         "seeded-gpt2" => Arch::Gpt2(seeded::gpt2(1).cfg),
         dir if is_gpt2_dir(&PathBuf::from(dir)) => {
             Arch::Gpt2(ditto_models::config::Gpt2Config::load(&PathBuf::from(dir).join("config.json"))?)

@@ -167,3 +167,17 @@ fn four_processes_compute_the_same_embedding_as_the_demo() {
         assert!((g - w).abs() <= 2e-3 && (a - w).abs() <= 2e-3, "{got:?}, {again:?} vs demo {want:?}");
     }
 }
+
+#[test]
+fn four_processes_classify_like_the_demo() {
+    let text = "what a great film";
+    let out = walk("cls", "seeded-classifier", &["--text", text], 1).remove(0).0;
+    let label = out.lines().find_map(|l| l.strip_prefix("label  ")).unwrap_or_else(|| panic!("{out}"));
+    let logits = out.lines().find(|l| l.starts_with("logits ")).unwrap_or_else(|| panic!("{out}"));
+    let demo = ditto().args(["demo", "--model", "seeded-classifier", "--text", text]).output().unwrap();
+    assert!(demo.status.success());
+    let demo = String::from_utf8_lossy(&demo.stdout).into_owned();
+    let line = demo.lines().find(|l| l.starts_with("label   secure ")).unwrap_or_else(|| panic!("{demo}"));
+    assert!(line.starts_with(&format!("label   secure {label},")), "{label} vs demo {line}; {logits}");
+    assert!(["negative", "positive"].contains(&label));
+}

@@ -39,6 +39,8 @@ async fn main() {
         max_position_embeddings: 512,
         type_vocab_size: 2,
         layer_norm_eps: 1e-12,
+        architectures: Vec::new(),
+        id2label: std::collections::BTreeMap::new(),
     };
     let mut rng = Prg::with_counter(&[9; 16], 0);
     let mut dense = |din: usize, dout: usize| Dense {
@@ -66,7 +68,7 @@ async fn main() {
         token_type: uniform(&mut rng, 2 * h, 0.02),
         norm: norm(),
     };
-    let bert = Bert { cfg: cfg.clone(), emb, layers: ls };
+    let bert = Bert { cfg: cfg.clone(), emb, layers: ls, head: None };
     let shares = share_bert(&bert, &q, &mut rng).unwrap();
     let ids: Vec<u32> = (0..seq as u32).map(|i| 1000 + i * 7).collect();
     let x = one_hot(&ids, cfg.vocab_size).unwrap();

@@ -90,6 +90,16 @@ pub struct Layer {
     pub norm2: Norm,
 }
 
+/// The classification head of `BertForSequenceClassification`: logits =
+/// classifier(tanh(pooler(h_CLS))).
+#[derive(Clone, Debug)]
+pub struct Head {
+    /// Pooler dense (h -> h), followed by tanh.
+    pub pooler: Dense,
+    /// Classifier (h -> labels).
+    pub classifier: Dense,
+}
+
 /// A BERT encoder.
 #[derive(Clone, Debug)]
 pub struct Bert {
@@ -99,6 +109,8 @@ pub struct Bert {
     pub emb: Embeddings,
     /// Layers.
     pub layers: Vec<Layer>,
+    /// Classification head (when the config says `BertForSequenceClassification`).
+    pub head: Option<Head>,
 }
 
 impl Bert {
@@ -130,7 +142,14 @@ impl Bert {
                 })
             })
             .collect::<Result<Vec<_>, ModelError>>()?;
-        Ok(Bert { cfg: cfg.clone(), emb, layers })
+        let head = match cfg.num_labels() {
+            Some(labels) => Some(Head {
+                pooler: Dense::load(w, "pooler.dense", h, h)?,
+                classifier: Dense::load(w, "classifier", h, labels)?,
+            }),
+            None => None,
+        };
+        Ok(Bert { cfg: cfg.clone(), emb, layers, head })
     }
 
     /// The last hidden states (n x h) for token ids (token type 0).
@@ -193,6 +212,12 @@ impl Bert {
             }
             float::layernorm(&mut x, h, &l.norm2.g, &l.norm2.b, self.cfg.layer_norm_eps);
         }
+        if let (Some(r), Some(hd)) = (r, &self.head) {
+            let mut p = hd.pooler.forward(&x[..h], 1);
+            r.see_dense("pooler.dense", &p);
+            p.iter_mut().for_each(|v| *v = v.tanh());
+            r.see_dense("classifier", &hd.classifier.forward(&p, 1));
+        }
         Ok(x)
     }
 
@@ -200,6 +225,14 @@ impl Bert {
     pub fn cls(&self, ids: &[u32]) -> Result<Vec<f32>, ModelError> {
         let x = self.forward(ids)?;
         Ok(x[..self.cfg.hidden_size].to_vec())
+    }
+
+    /// Classification logits: classifier(tanh(pooler(h_CLS))).
+    pub fn classify(&self, ids: &[u32]) -> Result<Vec<f32>, ModelError> {
+        let head = self.head.as_ref().ok_or(ModelError::NoHead)?;
+        let mut p = head.pooler.forward(&self.cls(ids)?, 1);
+        p.iter_mut().for_each(|v| *v = v.tanh());
+        Ok(head.classifier.forward(&p, 1))
     }
 
     /// Sentence embedding: mean pooling over tokens, then L2 normalisation
@@ -236,6 +269,10 @@ impl Bert {
             r.see_dense_params(&name("attention.output.dense"), &[&l.o.w], &[&l.o.b]);
             r.see_dense_params(&name("intermediate.dense"), &[&l.up.w], &[&l.up.b]);
             r.see_dense_params(&name("output.dense"), &[&l.down.w], &[&l.down.b]);
+        }
+        if let Some(hd) = &self.head {
+            r.see_dense_params("pooler.dense", &[&hd.pooler.w], &[&hd.pooler.b]);
+            r.see_dense_params("classifier", &[&hd.classifier.w], &[&hd.classifier.b]);
         }
         r
     }

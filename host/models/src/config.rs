@@ -1,5 +1,6 @@
 //! Model configs mirroring Hugging Face `config.json`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -30,6 +31,13 @@ pub struct BertConfig {
     /// LayerNorm epsilon.
     #[serde(default = "eps12")]
     pub layer_norm_eps: f64,
+    /// HF model classes; `BertForSequenceClassification` means a classification head (pooler
+    /// and classifier) follows the encoder.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub architectures: Vec<String>,
+    /// Label names by index ("0", "1", ...) of the classification head.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub id2label: BTreeMap<String, String>,
 }
 
 fn gelu() -> String {
@@ -70,7 +78,23 @@ impl BertConfig {
         {
             return bad("vocab_size, num_hidden_layers, intermediate_size and max_position_embeddings must be positive".into());
         }
+        if let Some(n) = c.num_labels()
+            && (0..n).any(|i| !c.id2label.is_empty() && !c.id2label.contains_key(&i.to_string()))
+        {
+            return bad(format!("id2label must name labels 0..{n} (has {:?})", c.id2label.keys()));
+        }
         Ok(c)
+    }
+
+    /// Labels of the classification head, or None for a bare encoder.
+    pub fn num_labels(&self) -> Option<usize> {
+        let head = self.architectures.iter().any(|a| a == "BertForSequenceClassification");
+        head.then_some(if self.id2label.is_empty() { 2 } else { self.id2label.len() })
+    }
+
+    /// Name of label `i` (`LABEL_i` when the config names none).
+    pub fn label(&self, i: usize) -> String {
+        self.id2label.get(&i.to_string()).cloned().unwrap_or_else(|| format!("LABEL_{i}"))
     }
 
     /// Head size.

@@ -135,6 +135,11 @@ pub enum ModelError {
         /// Tokens.
         got: usize,
     },
+    /// Classification asked of a model without a classification head.
+    #[error(
+        "the model has no classification head (config.json architectures lacks BertForSequenceClassification)"
+    )]
+    NoHead,
     /// A token id outside the vocabulary.
     #[error("token id {id} outside the vocabulary of {vocab}")]
     UnknownToken {

@@ -11,12 +11,13 @@ use crate::quant::QuantConfig;
 use crate::secure_bert::{BertShare, SecureBert};
 use crate::secure_gpt2::{Gpt2Share, SecureGpt2};
 
-/// The plan of a BERT embedding over `seq` tokens.
+/// The plan of a BERT model's task over `seq` tokens ([`SecureBert::infer`]: the logits of a
+/// classification model, else the pooled embedding).
 pub async fn bert(name: &str, cfg: &BertConfig, q: &QuantConfig, seq: usize) -> Result<Plan, MpcError> {
     let share = BertShare::zeros(cfg, q);
     let program = async |e: &mut Engine, _p: ditto_core::Party| {
         let m = SecureBert::setup(e, share.clone()).await?;
-        m.pooled_sum(e, &Shared::zeros(&[seq, cfg.vocab_size], 0)).await
+        m.infer(e, &Shared::zeros(&[seq, cfg.vocab_size], 0)).await
     };
     plan_of(name, &program).await
 }

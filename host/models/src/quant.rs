@@ -34,7 +34,8 @@ pub struct QuantConfig {
     /// `weight_frac` (their biases get these plus `act_frac`), by layer name: BERT
     /// `encoder.layer.N.attention.self` (Q, K, V together), `encoder.layer.N.attention.output.dense`,
     /// `encoder.layer.N.intermediate.dense`, `encoder.layer.N.output.dense`; GPT-2 `h.N.attn.c_attn`,
-    /// `h.N.attn.c_proj`, `h.N.mlp.c_fc`, `h.N.mlp.c_proj`. `ditto calibrate` fills it.
+    /// `h.N.attn.c_proj`, `h.N.mlp.c_fc`, `h.N.mlp.c_proj`; a BERT classification head's
+    /// `pooler.dense` and `classifier`. `ditto calibrate` fills it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub dense_frac: BTreeMap<String, u32>,
 }

@@ -57,6 +57,8 @@ pub struct BertShare {
     typ: Shared<u32>,
     emb_ln: NormShare,
     layers: Vec<LayerShare>,
+    /// Pooler and classifier (classification models).
+    head: Option<(DenseShare, DenseShare)>,
 }
 
 impl std::fmt::Debug for BertShare {
@@ -168,8 +170,16 @@ pub fn share_bert(bert: &Bert, q: &QuantConfig, rng: &mut impl Rng) -> Result<[B
         layers[1].push(LayerShare { qkv: qkv1, o: o1, ln1: a1, up: u1, down: d1, ln2: n1 });
     }
     let [l0, l1] = layers;
+    let [h0, h1] = match &bert.head {
+        Some(hd) => {
+            let [p0, p1] = dense_shares("pooler.dense", &[&hd.pooler], q, rng)?;
+            let [c0, c1] = dense_shares("classifier", &[&hd.classifier], q, rng)?;
+            [Some((p0, c0)), Some((p1, c1))]
+        }
+        None => [None, None],
+    };
     let share_id = new_share_id(rng);
-    let mk = |word, pos, typ, emb_ln, layers| BertShare {
+    let mk = |word, pos, typ, emb_ln, layers, head| BertShare {
         share_id,
         cfg: c.clone(),
         q: q.clone(),
@@ -178,8 +188,9 @@ pub fn share_bert(bert: &Bert, q: &QuantConfig, rng: &mut impl Rng) -> Result<[B
         typ,
         emb_ln,
         layers,
+        head,
     };
-    Ok([mk(word0, pos0, typ0, eln0, l0), mk(word1, pos1, typ1, eln1, l1)])
+    Ok([mk(word0, pos0, typ0, eln0, l0, h0), mk(word1, pos1, typ1, eln1, l1, h1)])
 }
 
 impl BertShare {
@@ -219,6 +230,12 @@ impl BertShare {
             f(&n("output.LayerNorm.weight"), U64(&mut l.ln2.g))?;
             f(&n("output.LayerNorm.bias"), U64(&mut l.ln2.b))?;
         }
+        if let Some((p, c)) = &mut self.head {
+            f("pooler.dense.weight", U32(&mut p.w))?;
+            f("pooler.dense.bias", U32(&mut p.b))?;
+            f("classifier.weight", U32(&mut c.w))?;
+            f("classifier.bias", U32(&mut c.b))?;
+        }
         Ok(())
     }
 
@@ -251,6 +268,9 @@ impl BertShare {
             typ: Shared::zeros(&[cfg.type_vocab_size, h], wf),
             emb_ln: norm(),
             layers,
+            head: cfg
+                .num_labels()
+                .map(|n| (zero_dense(q, "pooler.dense", h, h), zero_dense(q, "classifier", h, n))),
         }
     }
 
@@ -260,6 +280,16 @@ impl BertShare {
         let [_, p] = share_bert(bert, q, &mut Zero)?;
         Ok(p)
     }
+}
+
+/// What [`SecureBert::infer`] computes (this party's share).
+#[derive(Clone, Debug)]
+pub enum BertOutput {
+    /// Sum over tokens of the final hidden states (h, Z_2^64 at `nl_frac`); the client divides
+    /// by the token count and normalises (mean pooling).
+    PooledSum(Shared<u64>),
+    /// Classification logits (1 x labels, Z_2^32 at `act_frac`).
+    Logits(Shared<u32>),
 }
 
 /// A dense layer after setup.
@@ -355,6 +385,7 @@ pub struct SecureBert {
     typ: Shared<u32>,
     emb_ln: NormShare,
     layers: Vec<(SecDense, SecDense, NormShare, SecDense, SecDense, NormShare)>,
+    head: Option<(SecDense, SecDense)>,
 }
 
 impl std::fmt::Debug for SecureBert {
@@ -422,8 +453,12 @@ impl SecureBert {
             let down = dense(e, l.down).await?;
             layers.push((qkv, o, l.ln1, up, down, l.ln2));
         }
+        let head = match s.head {
+            Some((p, c)) => Some((dense(e, p).await?, dense(e, c).await?)),
+            None => None,
+        };
         e.end_weight_setup()?;
-        Ok(SecureBert { cfg: s.cfg, q: s.q, word, pos: s.pos, typ: s.typ, emb_ln: s.emb_ln, layers })
+        Ok(SecureBert { cfg: s.cfg, q: s.q, word, pos: s.pos, typ: s.typ, emb_ln: s.emb_ln, layers, head })
     }
 
     async fn linear(&self, e: &mut Engine, x: &Shared<u32>, d: &SecDense) -> Result<Shared<u32>, MpcError> {
@@ -469,6 +504,36 @@ impl SecureBert {
             span.end(e);
         }
         Ok(x64)
+    }
+
+    /// The model's task: [`Self::classify`] for a classification model, else
+    /// [`Self::pooled_sum`].
+    pub async fn infer(&self, e: &mut Engine, onehot: &Shared<u32>) -> Result<BertOutput, MpcError> {
+        Ok(if self.head.is_some() {
+            BertOutput::Logits(self.classify(e, onehot).await?)
+        } else {
+            BertOutput::PooledSum(self.pooled_sum(e, onehot).await?)
+        })
+    }
+
+    /// Classification logits (1 x labels, Z_2^32 at `act_frac`): classifier(tanh(pooler(h_CLS))),
+    /// the tanh in Z_2^64 with the softmax's exp iterations.
+    pub async fn classify(&self, e: &mut Engine, onehot: &Shared<u32>) -> Result<Shared<u32>, MpcError> {
+        let Some((pooler, classifier)) = &self.head else {
+            return Err(MpcError::Scale {
+                what: "classify",
+                detail: "the model has no classification head".into(),
+            });
+        };
+        let c = self.cls(e, onehot).await?;
+        let c = self.down(e, &Shared { shape: vec![1, c.len()], ..c }).await?;
+        e.context(Tag::Other, u16::try_from(self.layers.len() + 1).unwrap_or(u16::MAX));
+        let p = self.linear(e, &c, pooler).await?;
+        let p = up64(e, &self.q, &p).await?;
+        e.set_tag(Tag::Other);
+        let t = e.tanh(&p, self.q.exp_iters).await?;
+        let t = self.down(e, &t).await?;
+        self.linear(e, &t, classifier).await
     }
 
     /// The final hidden state of the first token ([CLS] pooling; Z_2^64, `nl_frac`).

@@ -27,6 +27,8 @@ pub fn config() -> BertConfig {
         max_position_embeddings: 64,
         type_vocab_size: 2,
         layer_norm_eps: 1e-12,
+        architectures: Vec::new(),
+        id2label: std::collections::BTreeMap::new(),
     }
 }
 
@@ -67,7 +69,36 @@ pub fn model(seed: u8) -> Bert {
         token_type: uniform(&mut rng, cfg.type_vocab_size * h, 0.2),
         norm: norm(),
     };
-    Bert { cfg, emb, layers }
+    Bert { cfg, emb, layers, head: None }
+}
+
+/// Labels of [`classifier`].
+pub const LABELS: [&str; 2] = ["negative", "positive"];
+
+/// The seeded model with a seeded two-label classification head (`ditto demo --model
+/// seeded-classifier`; its labels mean nothing).
+pub fn classifier(seed: u8) -> Bert {
+    with_head(model(seed), &LABELS, seed)
+}
+
+/// Adds a seeded classification head with the given label names to `bert` (its config then
+/// says `BertForSequenceClassification`).
+#[allow(clippy::cast_precision_loss)]
+pub fn with_head(mut bert: Bert, labels: &[&str], seed: u8) -> Bert {
+    let h = bert.cfg.hidden_size;
+    let mut rng = Prg::with_counter(&[seed; 16], 1);
+    let mut dense = |din: usize, dout: usize, scale: f32| Dense {
+        w: uniform(&mut rng, din * dout, scale * (3.0 / din as f32).sqrt()),
+        b: uniform(&mut rng, dout, 0.1),
+        din,
+        dout,
+    };
+    let pooler = dense(h, h, 1.0);
+    let classifier = dense(h, labels.len(), 1.0);
+    bert.cfg.architectures = vec!["BertForSequenceClassification".into()];
+    bert.cfg.id2label = labels.iter().enumerate().map(|(i, l)| (i.to_string(), (*l).to_string())).collect();
+    bert.head = Some(crate::bert::Head { pooler, classifier });
+    bert
 }
 
 /// Byte-level tokens: [CLS], the UTF-8 bytes of `text`, [SEP].

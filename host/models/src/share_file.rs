@@ -58,9 +58,9 @@ pub(crate) trait ShareTensors: Sized {
 /// Either model's share, as read from a file.
 pub enum ModelShare {
     /// BERT.
-    Bert(BertShare),
+    Bert(Box<BertShare>),
     /// GPT-2.
-    Gpt2(crate::secure_gpt2::Gpt2Share),
+    Gpt2(Box<crate::secure_gpt2::Gpt2Share>),
 }
 
 impl ModelShare {
@@ -70,11 +70,11 @@ impl ModelShare {
         Ok(match arch.as_str() {
             "bert" => {
                 let (s, p) = load_as::<BertShare>(path, h)?;
-                (ModelShare::Bert(s), p)
+                (ModelShare::Bert(Box::new(s)), p)
             }
             "gpt2" => {
                 let (s, p) = load_as::<crate::secure_gpt2::Gpt2Share>(path, h)?;
-                (ModelShare::Gpt2(s), p)
+                (ModelShare::Gpt2(Box::new(s)), p)
             }
             other => return Err(bad(path, format!("unknown architecture {other:?}"))),
         })
@@ -237,7 +237,7 @@ impl BertShare {
     /// Reads a BERT share written by [`BertShare::save`]; returns it and its party.
     pub fn load(path: &Path) -> Result<(Self, u8), ModelError> {
         match ModelShare::load(path)? {
-            (ModelShare::Bert(s), p) => Ok((s, p)),
+            (ModelShare::Bert(s), p) => Ok((*s, p)),
             (ModelShare::Gpt2(_), _) => Err(bad(path, "a GPT-2 share, not a BERT one")),
         }
     }

@@ -15,6 +15,8 @@
 //! * `softmax`: row-wise, optional public mask (masked entries get exactly 0), max subtraction.
 //! * `layernorm`: mean, variance, rsqrt(var + eps), affine with shared gamma and beta.
 //! * `clip`: lo + relu(x - lo) - relu(x - hi).
+//! * `tanh` (BERT's pooler): s (2 / (1 + e^(-2|x|)) - 1) with s = 1 - 2[x < 0], from one sign,
+//!   `exp_neg` and a reciprocal on [1, 2]; within 4 ulps of ±1 once |x| > 7.
 
 use ditto_core::Ring;
 
@@ -87,6 +89,19 @@ impl Engine {
         }
         let keep = self.add_const(&self.neg(&below), R::ONE);
         self.mul_aa(&t, &keep).await
+    }
+
+    /// tanh(x) (see the module docs); `n` squarings in the exp.
+    pub async fn tanh<R: Ring>(&mut self, x: &Shared<R>, n: u32) -> Result<Shared<R>, MpcError> {
+        let (f, shape) = (x.frac, x.shape.clone());
+        let x = &Shared { shape: vec![x.len()], ..x.clone() };
+        let neg = self.sign_a(x).await?;
+        let s = self.add_const(&self.mul_const(&neg, fx(-2.0, 0)?, 0), R::ONE);
+        let a = self.mul_aa(x, &s).await?;
+        let t = self.exp_neg(&self.mul_const(&a, fx(-2.0, 0)?, 0), n).await?;
+        let r = self.reciprocal(&self.add_const(&t, fx(1.0, f)?), 0, 2).await?;
+        let th = self.add_const(&self.mul_const(&r, fx(2.0, 0)?, 0), fx(-1.0, f)?);
+        Ok(Shared { shape, ..self.mul_aa(&th, &s).await? })
     }
 
     /// One-hot octave indicators o_j = [2^j <= x < 2^(j+1)], j in lo..hi (x >= 2^lo assumed),

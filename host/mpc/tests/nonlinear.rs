@@ -71,6 +71,28 @@ async fn exp_of_non_positive_inputs() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tanh_over_both_signs() {
+    let mut g = rng(3);
+    let mut x = uniform(&mut g, 300, -9.0, 9.0);
+    x.extend([0.0, 1e-4, -1e-4, 0.5, -0.5, 7.0, -7.0, 7.01, -7.01, 20.0, -20.0]);
+    let n = x.len();
+    let (s, p, _) = both::<u64>(&x, F, &[n], async |e, v| e.tanh(&v, 8).await).await;
+    let fl: Vec<f64> = x.iter().map(|v| v.tanh()).collect();
+    // Each of the exp's 8 squarings doubles the carry differences and adds one ulp (2^9 ulps),
+    // and |d tanh / dt| <= 2 for t = e^(-2|x|): bound 2^10 ulps (observed about 170).
+    assert!(max_err(&s, &p) <= 1024.0 / f64::from(1 << F), "secure vs plain {}", max_err(&s, &p));
+    // The exp's limit form with 8 squarings is the main error: at most 0.0045 in tanh.
+    assert!(max_err(&s, &fl) <= 0.0045, "vs float {}", max_err(&s, &fl));
+    for (i, v) in x.iter().enumerate() {
+        assert!(s[i].abs() <= 1.0 + 4.0 / f64::from(1 << F), "tanh({v}) = {}", s[i]);
+        assert!(s[i].signum() == v.signum() || s[i].abs() < 1e-3, "tanh({v}) = {}", s[i]);
+        if v.abs() > 7.001 {
+            assert!((s[i] - v.signum()).abs() <= 4.0 / f64::from(1 << F), "saturates at {v}: {}", s[i]);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reciprocal_and_rsqrt() {
     let mut g = rng(2);
     let mut x = uniform(&mut g, 200, 1.0, 127.0);
