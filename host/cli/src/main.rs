@@ -4,7 +4,8 @@
 //! * `ditto dealer ...`: generate a session's correlated randomness for a plan and serve it to
 //!   P0 and P1 over TCP, or write it to files for offline pre-generation;
 //! * `ditto demo`: dealer, P0 and P1 in one process over loopback TCP on a BERT model;
-//! * `party`, `bench` arrive with their issues.
+//! * `ditto share-model`, `party`, `client`: the same run across processes or hosts;
+//! * `ditto bench`: a published architecture with seeded weights, timed and checked.
 
 /// Prints a line on stdout; a closed stdout (e.g. `| head -1`) is not an error worth a panic.
 macro_rules! say {
@@ -14,6 +15,7 @@ macro_rules! say {
     }};
 }
 
+mod bench;
 mod calibrate;
 mod dealer;
 mod demo;
@@ -53,8 +55,8 @@ enum Command {
     Party(Box<session::PartyArgs>),
     /// Send private text to the parties and reconstruct the embedding.
     Client(session::ClientArgs),
-    /// Benchmarks (arrives with issue 6).
-    Bench,
+    /// Benchmark a published architecture (seeded weights): time, bytes, rounds, breakdown.
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -78,13 +80,7 @@ fn main() -> ExitCode {
         Command::ShareModel(a) => session::share_model(&a),
         Command::Party(a) => session::party(&a),
         Command::Client(a) => session::client(&a),
-        Command::Bench => {
-            eprintln!(
-                "ditto: this command is not available yet: it arrives with its issue (see README.md). \
-                 Available now: `ditto demo`, `ditto provision`, `ditto dealer`."
-            );
-            return ExitCode::from(2);
-        }
+        Command::Bench(a) => bench::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -37,8 +37,11 @@ pub struct PlanArgs {
     pub out: Option<PathBuf>,
 }
 
-enum Arch {
+/// A model architecture with its config.
+pub(crate) enum Arch {
+    /// BERT encoder.
     Bert(BertConfig),
+    /// GPT-2 decoder.
     Gpt2(Gpt2Config),
 }
 
@@ -56,7 +59,12 @@ fn arch(a: &PlanArgs) -> Result<(String, Arch), CliError> {
         });
     }
     let name = a.arch.clone().ok_or_else(|| CliError::Usage("give --model DIR or --arch NAME".into()))?;
-    let s = ditto_dealer::plans::by_name(&name).ok_or_else(|| {
+    Ok((name.clone(), published(&name)?))
+}
+
+/// The config of a published shape: bert-tiny, minilm, bert-base, bert-large, gpt2, gpt2-medium.
+pub(crate) fn published(name: &str) -> Result<Arch, CliError> {
+    let s = ditto_dealer::plans::by_name(name).ok_or_else(|| {
         CliError::Usage(format!(
             "unknown --arch {name}: expected bert-tiny, minilm, bert-base, bert-large, gpt2, gpt2-medium"
         ))
@@ -74,7 +82,7 @@ fn arch(a: &PlanArgs) -> Result<(String, Arch), CliError> {
             activation_function: "gelu_new".into(),
             layer_norm_epsilon: 1e-5,
         };
-        (name, Arch::Gpt2(c))
+        Arch::Gpt2(c)
     } else {
         let c = BertConfig {
             vocab_size: v,
@@ -89,7 +97,7 @@ fn arch(a: &PlanArgs) -> Result<(String, Arch), CliError> {
             architectures: Vec::new(),
             id2label: std::collections::BTreeMap::new(),
         };
-        (name, Arch::Bert(c))
+        Arch::Bert(c)
     })
 }
 

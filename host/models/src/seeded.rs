@@ -39,9 +39,13 @@ pub fn uniform(rng: &mut Prg, n: usize, scale: f32) -> Vec<f32> {
 }
 
 /// The model for `seed`.
-#[allow(clippy::cast_precision_loss)]
 pub fn model(seed: u8) -> Bert {
-    let cfg = config();
+    bert_of(config(), seed)
+}
+
+/// A BERT encoder of any shape with seeded random weights (benchmarks at published shapes).
+#[allow(clippy::cast_precision_loss)]
+pub fn bert_of(cfg: BertConfig, seed: u8) -> Bert {
     let mut rng = Prg::with_counter(&[seed; 16], 0);
     let (h, f) = (cfg.hidden_size, cfg.intermediate_size);
     let mut dense = |din: usize, dout: usize| Dense {
@@ -64,7 +68,7 @@ pub fn model(seed: u8) -> Bert {
         })
         .collect();
     let emb = Embeddings {
-        word: uniform(&mut rng, VOCAB * h, 1.0),
+        word: uniform(&mut rng, cfg.vocab_size * h, 1.0),
         position: uniform(&mut rng, cfg.max_position_embeddings * h, 0.2),
         token_type: uniform(&mut rng, cfg.type_vocab_size * h, 0.2),
         norm: norm(),
@@ -108,9 +112,7 @@ pub fn tokenize(text: &str) -> Vec<u32> {
 
 /// A seeded GPT-2-shaped model on byte tokens (vocab 256): 2 layers, hidden 64, 4 heads,
 /// 128 positions. Random weights: the text it writes is noise; the secure pipeline is real.
-#[allow(clippy::cast_precision_loss)]
 pub fn gpt2(seed: u8) -> crate::gpt2::Gpt2 {
-    use crate::gpt2::{Block, Conv1D, Gpt2};
     let cfg = crate::config::Gpt2Config {
         vocab_size: 256,
         n_positions: 128,
@@ -121,8 +123,15 @@ pub fn gpt2(seed: u8) -> crate::gpt2::Gpt2 {
         activation_function: "gelu_new".into(),
         layer_norm_epsilon: 1e-5,
     };
+    gpt2_of(cfg, seed)
+}
+
+/// A GPT-2 decoder of any shape with seeded random weights (benchmarks at published shapes).
+#[allow(clippy::cast_precision_loss)]
+pub fn gpt2_of(cfg: crate::config::Gpt2Config, seed: u8) -> crate::gpt2::Gpt2 {
+    use crate::gpt2::{Block, Conv1D, Gpt2};
     let mut rng = Prg::with_counter(&[seed; 16], 1);
-    let h = cfg.n_embd;
+    let (h, f) = (cfg.n_embd, cfg.inner());
     let mut conv = |din: usize, dout: usize, s: f32| Conv1D {
         w: uniform(&mut rng, din * dout, s * (3.0 / din as f32).sqrt()),
         b: uniform(&mut rng, dout, 0.05),
@@ -136,11 +145,11 @@ pub fn gpt2(seed: u8) -> crate::gpt2::Gpt2 {
             attn: conv(h, 3 * h, 1.0),
             proj: conv(h, h, 2.0),
             ln2: norm(),
-            fc: conv(h, 4 * h, 1.0),
-            fc_proj: conv(4 * h, h, 2.0),
+            fc: conv(h, f, 1.0),
+            fc_proj: conv(f, h, 2.0),
         })
         .collect();
-    let wte = uniform(&mut rng, 256 * h, 1.0);
+    let wte = uniform(&mut rng, cfg.vocab_size * h, 1.0);
     let wpe = uniform(&mut rng, cfg.n_positions * h, 2.0);
     Gpt2 { cfg, wte, wpe, blocks, ln_f: norm() }
 }

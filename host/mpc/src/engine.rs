@@ -23,6 +23,18 @@ struct Run {
     plan: Plan,
     next: u32,
     session: SessionId,
+    /// The step under way and when it began (the setup before the first step counts under
+    /// [`SETUP_STEP`]).
+    clock: (u32, std::time::Instant),
+}
+
+impl Run {
+    /// Charges the time since the last mark to the step under way, then marks `step`.
+    fn mark(&mut self, step: u32) {
+        let now = std::time::Instant::now();
+        self.link.record_time(self.clock.0, now - self.clock.1);
+        self.clock = (step, now);
+    }
 }
 
 enum Mode {
@@ -136,7 +148,14 @@ impl Engine {
         let feed = DealerFeed::open(dealer, key, party, session, &plan, timeout).await?;
         Ok(Engine {
             party,
-            mode: Mode::Run(Box::new(Run { link, feed, plan, next: 0, session })),
+            mode: Mode::Run(Box::new(Run {
+                link,
+                feed,
+                plan,
+                next: 0,
+                session,
+                clock: (SETUP_STEP, std::time::Instant::now()),
+            })),
             tag: Tag::Other,
             layer: 0,
             gemm: crate::gemm::FastGemm::default(),
@@ -260,10 +279,11 @@ impl Engine {
     pub async fn finish(self) -> Result<Counters, MpcError> {
         match self.mode {
             Mode::Plan(_) | Mode::Plain(_) => Ok(Counters::default()),
-            Mode::Run(r) => {
+            Mode::Run(mut r) => {
                 if (r.next as usize) != r.plan.steps.len() {
                     return Err(MpcError::PlanIncomplete { done: r.next, steps: r.plan.steps.len() });
                 }
+                r.mark(SETUP_STEP);
                 r.feed.finish().await?;
                 Ok(r.link.counters().clone())
             }
@@ -302,6 +322,7 @@ impl Engine {
                         called: format!("{step:?}"),
                     });
                 }
+                r.mark(index);
                 let corr = if self.party == Party::P1 { r.feed.step(index).await? } else { Vec::new() };
                 r.next += 1;
                 if let Some(f) = self.progress.as_mut() {

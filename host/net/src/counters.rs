@@ -28,6 +28,8 @@ pub struct Counters {
     total: Cost,
     /// Bytes of frame headers sent (protocol overhead, not in `sent`).
     pub header_bytes: u64,
+    /// Wall time per step (recorded by the engine: from a step's start to the next one's).
+    times: BTreeMap<u32, std::time::Duration>,
 }
 
 impl Counters {
@@ -36,6 +38,16 @@ impl Counters {
         let c = Cost { sent: sent as u64, received: received as u64, rounds: 1 };
         self.steps.entry(step).or_default().add(&c);
         self.total.add(&c);
+    }
+
+    /// Adds wall time to `step`.
+    pub fn record_time(&mut self, step: u32, d: std::time::Duration) {
+        *self.times.entry(step).or_default() += d;
+    }
+
+    /// Wall time spent in `step` (zero if none was recorded).
+    pub fn time(&self, step: u32) -> std::time::Duration {
+        self.times.get(&step).copied().unwrap_or_default()
     }
 
     /// The cost of `step` (zero if it exchanged nothing).

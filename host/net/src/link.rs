@@ -220,6 +220,11 @@ impl Link {
         &self.counters
     }
 
+    /// Adds wall time to `step` in the counters.
+    pub fn record_time(&mut self, step: u32, d: std::time::Duration) {
+        self.counters.record_time(step, d);
+    }
+
     /// Writes one frame and reads the peer's, concurrently, under the time-out.
     async fn swap(
         &mut self,

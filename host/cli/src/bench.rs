@@ -1,0 +1,293 @@
+//! `ditto bench`: a secure run of a published architecture with seeded random weights (dealer,
+//! P0 and P1 on this machine over loopback TCP), checked against the plaintext fixed-point
+//! reference of the same run (a wrong answer is an error, never a timing), with online time,
+//! bytes, rounds, a per-operation and per-layer breakdown, the dealer's output and time, and
+//! LAN / WAN times modeled as measured compute + bytes / bandwidth + rounds x RTT.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use ditto_core::plan::Plan;
+use ditto_core::prg::Prg;
+use ditto_models::generate::{Client, client_channels, generate, greedy_client};
+use ditto_models::quant::QuantConfig;
+use ditto_models::secure_bert::{BertOutput, BertShare, SecureBert, one_hot, share_bert};
+use ditto_models::secure_gpt2::{Gpt2Share, SecureGpt2, share_gpt2};
+use ditto_models::seeded;
+use ditto_mpc::engine::SETUP_STEP;
+use ditto_mpc::local::{Local, Net, Outcome, plan_of, run as run_local};
+use ditto_mpc::tensor::{reveal, share};
+use ditto_mpc::{Engine, Shared};
+use ditto_net::counters::Counters;
+use serde_json::json;
+
+use crate::files::CliError;
+use crate::plan::{Arch, published};
+
+/// Arguments of `ditto bench`.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Architecture: bert-tiny, minilm, bert-base, bert-large, gpt2, gpt2-medium.
+    #[arg(long)]
+    pub arch: String,
+    /// Sequence length (prompt length for GPT-2).
+    #[arg(long, default_value_t = 128)]
+    pub seq: usize,
+    /// Tokens to generate (GPT-2; "32+1" is --seq 32 --gen 1).
+    #[arg(long = "gen", default_value_t = 1)]
+    pub generate: usize,
+    /// GEMM and dealer threads per party.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Quantization: ditto (default), accurate, or a QuantConfig file.
+    #[arg(long, default_value = "ditto")]
+    pub quant: String,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// A network setting of the Ditto and PUMA papers.
+pub struct Profile {
+    /// Bandwidth.
+    pub bits_per_s: f64,
+    /// Round-trip time.
+    pub rtt_s: f64,
+}
+
+/// 5 Gbps, 0.4 ms.
+pub const LAN: Profile = Profile { bits_per_s: 5e9, rtt_s: 0.4e-3 };
+/// 400 Mbps, 40 ms.
+pub const WAN: Profile = Profile { bits_per_s: 400e6, rtt_s: 0.04 };
+
+/// Measured compute plus the time to move `bytes` (the larger party's) and wait `rounds` RTTs.
+#[allow(clippy::cast_precision_loss)]
+pub fn modeled(compute_s: f64, bytes: u64, rounds: u32, p: &Profile) -> f64 {
+    compute_s + bytes as f64 * 8.0 / p.bits_per_s + f64::from(rounds) * p.rtt_s
+}
+
+/// What one secure run and its reference produced.
+struct Measured<T> {
+    plan: Plan,
+    res: Outcome<T>,
+    plaintext: Duration,
+    agreement: String,
+}
+
+async fn bench_bert(
+    cfg: ditto_models::config::BertConfig,
+    q: &QuantConfig,
+    seq: usize,
+    local: &Local,
+) -> Result<Measured<BertOutput>, CliError> {
+    let bert = seeded::bert_of(cfg, 7);
+    let v = bert.cfg.vocab_size;
+    let ids = input_ids(seq, v);
+    let mut rng = Prg::with_counter(&crate::files::os_random16()?, 0);
+    let shares = share_bert(&bert, q, &mut rng)?;
+    let x = one_hot(&ids, v)?;
+    let xs = share(&x, &mut rng);
+    let program = async |e: &mut Engine, p: ditto_core::Party| {
+        let m = SecureBert::setup(e, shares[p.index()].clone()).await?;
+        m.infer(e, &Shared::new(xs[p.index()].clone(), &[seq, v], 0)?).await
+    };
+    let plan = plan_of("bench", &program).await?;
+    let res = run_local(&plan, local, program).await?;
+    drop(shares);
+    let mut pe = Engine::plaintext();
+    let pm = SecureBert::setup(&mut pe, BertShare::plaintext(&bert, q)?).await?;
+    let t = Instant::now();
+    let reference = pm.infer(&mut pe, &Shared::new(x, &[seq, v], 0)?).await?;
+    let plaintext = t.elapsed();
+    let (BertOutput::PooledSum(r), [BertOutput::PooledSum(a), BertOutput::PooledSum(b)]) =
+        (reference, &res.out)
+    else {
+        return Err(CliError::Disagree("unexpected output kinds".into()));
+    };
+    let s = reveal(&a.data, &b.data);
+    let dec = |v: &[u64]| v.iter().map(|x| ditto_core::fixed::decode(*x, r.frac)).collect::<Vec<f64>>();
+    let c = cosine(&dec(&s), &dec(&r.data));
+    if c < 0.9999 {
+        return Err(CliError::Disagree(format!("secure vs fixed-point embedding cosine {c:.6} < 0.9999")));
+    }
+    Ok(Measured {
+        plan,
+        res,
+        plaintext,
+        agreement: format!("embedding cosine with the fixed-point reference {c:.6}"),
+    })
+}
+
+async fn bench_gpt2(
+    cfg: ditto_models::config::Gpt2Config,
+    q: &QuantConfig,
+    seq: usize,
+    steps: usize,
+    local: &Local,
+) -> Result<Measured<()>, CliError> {
+    let m = seeded::gpt2_of(cfg, 7);
+    let v = m.cfg.vocab_size;
+    let ids = input_ids(seq, v);
+    let mut rng = Prg::with_counter(&crate::files::os_random16()?, 0);
+    let shares = share_gpt2(&m, q, &mut rng)?;
+    let x = one_hot(&ids, v)?;
+    let xs = share(&x, &mut rng);
+    let (hub, ends) = client_channels();
+    let ends = ends.map(tokio::sync::Mutex::new);
+    let program = async |e: &mut Engine, p: ditto_core::Party| {
+        let model = SecureGpt2::setup(e, shares[p.index()].clone()).await?;
+        let input = Shared::new(xs[p.index()].clone(), &[seq, v], 0)?;
+        if e.is_planning() {
+            return generate(e, &model, &input, steps, v, Client::Planning).await.map(|_| ());
+        }
+        let mut end = ends[p.index()].lock().await;
+        generate(e, &model, &input, steps, v, Client::Remote(&mut end)).await.map(|_| ())
+    };
+    let plan = plan_of("bench", &program).await?;
+    let mut crng = Prg::with_counter(&crate::files::os_random16()?, 0);
+    let (res, tokens) =
+        tokio::join!(run_local(&plan, local, program), greedy_client(hub, steps, v, &mut crng));
+    let (res, tokens) = (res?, tokens?);
+    let mut pe = Engine::plaintext();
+    let pm = SecureGpt2::setup(&mut pe, Gpt2Share::plaintext(&m, q)?).await?;
+    let t = Instant::now();
+    let reference =
+        generate(&mut pe, &pm, &Shared::new(x, &[seq, v], 0)?, steps, v, Client::Plaintext).await?;
+    let plaintext = t.elapsed();
+    if tokens != reference {
+        return Err(CliError::Disagree(format!("generated tokens differ: {tokens:?} vs {reference:?}")));
+    }
+    Ok(Measured {
+        plan,
+        res,
+        plaintext,
+        agreement: format!("{steps} generated tokens equal the fixed-point reference's"),
+    })
+}
+
+/// Deterministic token ids spread over the vocabulary.
+fn input_ids(seq: usize, vocab: usize) -> Vec<u32> {
+    (0..seq).map(|i| u32::try_from((1000 + 7919 * i) % vocab).unwrap_or(0)).collect()
+}
+
+fn cosine(a: &[f64], b: &[f64]) -> f64 {
+    let dot: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    dot / (a.iter().map(|x| x * x).sum::<f64>().sqrt() * b.iter().map(|x| x * x).sum::<f64>().sqrt())
+        .max(1e-300)
+}
+
+/// Bytes (the party's sent), rounds and time of a group of steps.
+#[derive(Default, Clone, Copy)]
+struct Part {
+    bytes: u64,
+    rounds: u32,
+    time: Duration,
+}
+
+/// Online figures of one party, setup excluded, grouped by operation kind and by layer.
+fn breakdown(plan: &Plan, c: &Counters) -> (Part, BTreeMap<String, Part>, BTreeMap<u16, Part>) {
+    let (mut total, mut by_op, mut by_layer) = (Part::default(), BTreeMap::new(), BTreeMap::new());
+    for (i, s) in plan.steps.iter().enumerate() {
+        let i = u32::try_from(i).unwrap_or(u32::MAX);
+        let (cost, time) = (c.step(i), c.time(i));
+        let tag = format!("{:?}", s.tag).split(['(', ' ']).next().unwrap_or("").to_lowercase();
+        for p in [&mut total, by_op.entry(tag).or_default(), by_layer.entry(s.layer).or_default()] {
+            p.bytes += cost.sent;
+            p.rounds += cost.rounds;
+            p.time += time;
+        }
+    }
+    (total, by_op, by_layer)
+}
+
+/// Runs `ditto bench`.
+#[allow(clippy::cast_precision_loss)]
+pub fn run(a: &BenchArgs) -> Result<(), CliError> {
+    let q = crate::calibrate::load_quant(&a.quant)?;
+    let arch = published(&a.arch)?;
+    let local = Local { net: Net::Tcp, threads: a.threads.max(1), ..Local::default() };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Net(e.to_string()))?;
+    let (plan, counters, dealer_bytes, dealer_time, plaintext, agreement, tokens) = rt.block_on(async {
+        Ok::<_, CliError>(match arch {
+            Arch::Bert(cfg) => {
+                let m = bench_bert(cfg, &q, a.seq, &local).await?;
+                (m.plan, m.res.counters, m.res.dealer_bytes, m.res.dealer_time, m.plaintext, m.agreement, 0)
+            }
+            Arch::Gpt2(cfg) => {
+                let g = a.generate.max(1);
+                let m = bench_gpt2(cfg, &q, a.seq, g, &local).await?;
+                (m.plan, m.res.counters, m.res.dealer_bytes, m.res.dealer_time, m.plaintext, m.agreement, g)
+            }
+        })
+    })?;
+    let parts = [breakdown(&plan, &counters[0]), breakdown(&plan, &counters[1])];
+    let (t0, t1) = (parts[0].0, parts[1].0);
+    let online = t0.time.max(t1.time).as_secs_f64();
+    let max_bytes = t0.bytes.max(t1.bytes);
+    let (lan, wan) =
+        (modeled(online, max_bytes, t0.rounds, &LAN), modeled(online, max_bytes, t0.rounds, &WAN));
+    let setup = counters[0].step(SETUP_STEP);
+    let part_json =
+        |p: &Part| json!({"bytes_p0": p.bytes, "rounds": p.rounds, "time_s": p.time.as_secs_f64()});
+    let by_op: serde_json::Map<String, serde_json::Value> =
+        parts[0].1.iter().map(|(k, p)| (k.clone(), part_json(p))).collect();
+    let by_layer: serde_json::Map<String, serde_json::Value> =
+        parts[0].2.iter().map(|(k, p)| (k.to_string(), part_json(p))).collect();
+    let seq = if tokens > 0 { format!("{}+{tokens}", a.seq) } else { a.seq.to_string() };
+    if a.json {
+        let v = json!({
+            "arch": a.arch, "seq": a.seq, "gen": tokens, "quant": a.quant, "threads": a.threads.max(1),
+            "online_s": online, "plaintext_s": plaintext.as_secs_f64(),
+            "bytes_p0": t0.bytes, "bytes_p1": t1.bytes, "rounds": t0.rounds,
+            "dealer_bytes_p0": dealer_bytes[0], "dealer_bytes_p1": dealer_bytes[1],
+            "dealer_s": dealer_time.as_secs_f64(), "lan_s": lan, "wan_s": wan,
+            "setup_bytes_per_party": setup.sent, "plan_steps": plan.steps.len(),
+            "check": agreement,
+            "breakdown": {"by_op": by_op, "by_layer": by_layer},
+        });
+        say!("{v}");
+        return Ok(());
+    }
+    let mb = |b: u64| b as f64 / 1e6;
+    say!(
+        "bench   {} seq {seq}, quant {}, {} thread(s) per party, {} plan steps",
+        a.arch,
+        a.quant,
+        a.threads.max(1),
+        plan.steps.len()
+    );
+    say!("check   {agreement}");
+    say!(
+        "online  {online:.3} s (fixed-point plaintext {:.3} s: {:.0}x)",
+        plaintext.as_secs_f64(),
+        online / plaintext.as_secs_f64().max(1e-9)
+    );
+    say!(
+        "bytes   P0 sent {:.1} MB, P1 sent {:.1} MB ({:.1} MB together), {} rounds",
+        mb(t0.bytes),
+        mb(t1.bytes),
+        mb(t0.bytes + t1.bytes),
+        t0.rounds
+    );
+    say!(
+        "dealer  {:.1} MB to P1, {} B to P0, {:.2} s",
+        mb(dealer_bytes[1]),
+        dealer_bytes[0],
+        dealer_time.as_secs_f64()
+    );
+    say!("setup   weight masks {:.1} MB per party (once per model; kept by the parties)", mb(setup.sent));
+    say!("modeled LAN (5 Gbps, 0.4 ms) {lan:.2} s, WAN (400 Mbps, 40 ms) {wan:.2} s");
+    say!("by operation (P0):");
+    for (k, p) in &parts[0].1 {
+        say!("  {k:<11} {:8.3} s {:9.1} MB {:6} rounds", p.time.as_secs_f64(), mb(p.bytes), p.rounds);
+    }
+    say!("by layer (P0; 0 = embeddings):");
+    for (k, p) in &parts[0].2 {
+        say!("  {k:<11} {:8.3} s {:9.1} MB {:6} rounds", p.time.as_secs_f64(), mb(p.bytes), p.rounds);
+    }
+    Ok(())
+}
