@@ -275,11 +275,24 @@ pub fn expand_matmul_fixed<R: Ring>(
     b: &mut [R],
     c: &mut [R],
 ) -> Result<(), Error> {
-    check_len("matmul A", d.n * d.k, a.len())?;
     check_len("matmul B", d.k * d.m, b.len())?;
+    s.model_prg(weight).fill_ring(b);
+    expand_matmul_fixed_ac(s, step, d, corr, a, c)
+}
+
+/// [`expand_matmul_fixed`] without B_W, for a party that holds its share of B_W from the weight
+/// setup (it is the same in every session): expands A and C only.
+pub fn expand_matmul_fixed_ac<R: Ring>(
+    s: &Streams<'_>,
+    step: u32,
+    d: Dims,
+    corr: &mut Corrections<'_>,
+    a: &mut [R],
+    c: &mut [R],
+) -> Result<(), Error> {
+    check_len("matmul A", d.n * d.k, a.len())?;
     check_len("matmul C", d.n * d.m, c.len())?;
     s.prg(step, Purpose::A).fill_ring(a);
-    s.model_prg(weight).fill_ring(b);
     expand_c(s, step, d, corr, c)
 }
 

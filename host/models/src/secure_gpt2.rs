@@ -223,7 +223,12 @@ impl SecureGpt2 {
             frac: q.weight_frac,
         };
         let x = e.add(&x, &pos)?;
-        let mut x = e.trunc_a(&x, q.weight_frac - q.act_frac).await?;
+        // Token and position embeddings are at the weights' scale; bring them to the activations'.
+        let mut x = match q.weight_frac.cmp(&q.act_frac) {
+            std::cmp::Ordering::Greater => e.trunc_a(&x, q.weight_frac - q.act_frac).await?,
+            std::cmp::Ordering::Equal => x,
+            std::cmp::Ordering::Less => e.rescale_up(&x, q.act_frac - q.weight_frac),
+        };
         let keep: Vec<bool> =
             (0..heads * n).flat_map(|r| (0..past + n).map(move |j| j <= past + r % n)).collect();
         if cache.k.is_empty() {

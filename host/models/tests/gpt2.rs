@@ -138,11 +138,21 @@ fn loader_accepts_the_hf_layout_and_names_what_is_wrong() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn secure_greedy_generation_equals_the_fixed_point_reference() {
-    let dir = tmp("gen");
+    greedy_generation(&QuantConfig::accurate(), "accurate").await;
+}
+
+/// Ditto mode: weights and activations at the same scale (8 fractional bits), Quad GeLU.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secure_greedy_generation_in_ditto_mode_equals_the_fixed_point_reference() {
+    greedy_generation(&QuantConfig::ditto(), "ditto").await;
+}
+
+async fn greedy_generation(q: &QuantConfig, tag: &str) {
+    let dir = tmp(&format!("gen-{tag}"));
     write_model(&dir, "", None);
     let m = load(&dir).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
-    let q = QuantConfig::accurate();
+    let q = q.clone();
     let prompt = [15496u32, 995, 0];
     let steps = 8;
     // Fixed-point reference.

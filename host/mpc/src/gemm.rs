@@ -169,21 +169,47 @@ fn has_avx512() -> bool {
         && std::is_x86_feature_detected!("avx2")
 }
 
+/// A right-hand matrix (k x m) packed once for repeated products: the model's weights, whose
+/// F = W - B_W and B_W shares are the same in every inference.
+pub struct PackedB<R> {
+    data: Vec<R>,
+    k: usize,
+    m: usize,
+}
+
+impl<R: Ring> PackedB<R> {
+    /// Packs `b` (k x m, row-major).
+    pub fn new(b: &[R], k: usize, m: usize) -> Self {
+        PackedB { data: pack_b(b, k, m), k, m }
+    }
+}
+
 impl FastGemm {
+    /// out (n x m) += a (n x k) * b, with b packed beforehand.
+    pub fn gemm_acc_packed<R: Ring>(&self, out: &mut [R], a: &[R], b: &PackedB<R>, n: usize) {
+        let d = Dims { n, k: b.k, m: b.m };
+        if d.n == 0 || d.m == 0 || d.k == 0 {
+            return;
+        }
+        self.run_packed(out, a, &b.data, d);
+    }
+
     fn run<R: Ring>(&self, out: &mut [R], a: &[R], b: &[R], d: Dims) {
         if d.n == 0 || d.m == 0 || d.k == 0 {
             return;
         }
-        let packed = pack_b(b, d.k, d.m);
+        self.run_packed(out, a, &pack_b(b, d.k, d.m), d);
+    }
+
+    fn run_packed<R: Ring>(&self, out: &mut [R], a: &[R], packed: &[R], d: Dims) {
         let threads = self.threads.min(d.n.div_ceil(MR)).max(1);
         if threads == 1 {
-            rows_dispatch(self.isa, out, a, &packed, d, 0);
+            rows_dispatch(self.isa, out, a, packed, d, 0);
             return;
         }
         let band = d.n.div_ceil(threads).div_ceil(MR) * MR;
         std::thread::scope(|s| {
             for (t, chunk) in out.chunks_mut(band * d.m).enumerate() {
-                let packed = &packed;
                 let isa = self.isa;
                 s.spawn(move || rows_dispatch(isa, chunk, a, packed, d, t * band));
             }

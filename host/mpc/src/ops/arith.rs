@@ -2,17 +2,18 @@
 //! batched matmul of two fresh shared tensors. One round each; costs as DESIGN.md §5.
 
 use ditto_core::Ring;
-use ditto_core::beaver::{self, Dims};
+use ditto_core::beaver::{self, Dims, Gemm};
 use ditto_core::plan::Op;
 
 use super::{len32, ring_id, scale};
 use crate::engine::{Engine, SETUP_STEP, Started};
+use crate::gemm::PackedB;
 use crate::plain;
 use crate::{MpcError, Shared};
 
 /// A model weight W (k x m) prepared for fixed-mask matmuls: F = W - B_W (public, opened once
-/// at setup) and this party's share of B_W (from its model share seed).
-#[derive(Clone)]
+/// at setup) and this party's share of B_W (from its model share seed), both packed once for
+/// the GEMM in a secure run; the plaintext reference keeps W itself.
 pub struct Weight<R> {
     /// Weight id (selects B_W).
     pub id: u32,
@@ -22,8 +23,10 @@ pub struct Weight<R> {
     pub m: usize,
     /// Fractional bits of W.
     pub frac: u32,
-    f: Vec<R>,
-    b: Vec<R>,
+    /// Plaintext reference: W, packed.
+    plain: Option<PackedB<R>>,
+    /// Secure run: F and this party's B_W, packed.
+    packed: Option<(PackedB<R>, PackedB<R>)>,
 }
 
 impl<R> std::fmt::Debug for Weight<R> {
@@ -81,21 +84,23 @@ impl Engine {
         };
         if self.is_planning() || self.is_plaintext() {
             // Plaintext reference: F holds W itself and the mask is zero.
-            let f = if self.is_plaintext() { w.data.clone() } else { vec![R::ZERO; k * m] };
-            return Ok(Weight { id, k, m, frac: w.frac, f, b: vec![R::ZERO; k * m] });
+            let plain = self.is_plaintext().then(|| PackedB::new(&w.data, k, m));
+            return Ok(Weight { id, k, m, frac: w.frac, plain, packed: None });
         }
         let mut b = vec![R::ZERO; k * m];
         self.streams()?.model_prg(id).fill_ring(&mut b);
-        if let Some(c) = self.wcache.as_mut().filter(|c| c.is_cached()) {
-            let f = c.take(id, k * m)?;
-            return Ok(Weight { id, k, m, frac: w.frac, f, b });
-        }
-        let mine: Vec<R> = w.data.iter().zip(&b).map(|(x, y)| x.sub(*y)).collect();
-        let f = self.open(SETUP_STEP, &mine).await?;
-        if let Some(c) = self.wcache.as_mut() {
-            c.record(id, &f);
-        }
-        Ok(Weight { id, k, m, frac: w.frac, f, b })
+        let f = if let Some(c) = self.wcache.as_mut().filter(|c| c.is_cached()) {
+            c.take(id, k * m)?
+        } else {
+            let mine: Vec<R> = w.data.iter().zip(&b).map(|(x, y)| x.sub(*y)).collect();
+            let f = self.open(SETUP_STEP, &mine).await?;
+            if let Some(c) = self.wcache.as_mut() {
+                c.record(id, &f);
+            }
+            f
+        };
+        let packed = Some((PackedB::new(&f, k, m), PackedB::new(&b, k, m)));
+        Ok(Weight { id, k, m, frac: w.frac, plain: None, packed })
     }
 
     /// x (n x k) times the weight (k x m): opens only E = X - A (scale x.frac + w.frac).
@@ -131,33 +136,33 @@ impl Engine {
             Started::Run(b) => b,
             Started::Planned => return Ok(Shared::zeros(&[n, w.m], frac)),
             Started::Plain => {
-                return Ok(Shared {
-                    data: plain::matmul(&x.data, &w.f, n, k, w.m),
-                    shape: vec![n, w.m],
-                    frac,
-                });
+                // The same GEMM as the secure run (tested against a naive product in tests/gemm.rs).
+                let mut z = vec![R::ZERO; n * w.m];
+                if let Some(p) = &w.plain {
+                    self.gemm.gemm_acc_packed(&mut z, &x.data, p, n);
+                }
+                return Ok(Shared { data: z, shape: vec![n, w.m], frac });
             }
         };
-        let (mut a, mut bw, mut c) = (vec![R::ZERO; n * k], vec![R::ZERO; k * w.m], vec![R::ZERO; n * w.m]);
-        self.expand(&b, |s, corr| {
-            beaver::expand_matmul_fixed(s, b.index, w.id, d, corr, &mut a, &mut bw, &mut c)
-        })?;
+        // B_W (this party's share) is held since the setup: only A and C are expanded.
+        let (mut a, mut c) = (vec![R::ZERO; n * k], vec![R::ZERO; n * w.m]);
+        self.expand(&b, |s, corr| beaver::expand_matmul_fixed_ac(s, b.index, d, corr, &mut a, &mut c))?;
         let mut e = vec![R::ZERO; n * k];
         beaver::matmul_fixed_open(&x.data, &a, &mut e)?;
         let opened = self.open(b.index, &e).await?;
-        let (mut z, mut scratch) = (vec![R::ZERO; n * w.m], vec![R::ZERO; n * k]);
-        beaver::matmul_finish(
-            self.party(),
-            &self.gemm,
-            d,
-            &opened,
-            &w.f,
-            &a,
-            &w.b,
-            &c,
-            &mut scratch,
-            &mut z,
-        )?;
+        // Z = C + (A + E) F + E B_W (P0 adds E, the public part, once).
+        let Some((fp, bp)) = &w.packed else {
+            return Err(MpcError::Setup {
+                detail: format!("weight {} was not set up for a secure run", w.id),
+            });
+        };
+        let mut scratch = a;
+        if self.party().is_p0() {
+            scratch.iter_mut().zip(&opened).for_each(|(s, e)| *s = s.add(*e));
+        }
+        let mut z = c;
+        self.gemm.gemm_acc_packed(&mut z, &scratch, fp, n);
+        self.gemm.gemm_acc_packed(&mut z, &opened, bp, n);
         Ok(Shared { data: z, shape: vec![n, w.m], frac })
     }
 
@@ -187,11 +192,11 @@ impl Engine {
             Started::Run(b) => b,
             Started::Planned => return Ok(Shared::zeros(&[t, n, m], frac)),
             Started::Plain => {
-                let data = (0..t)
-                    .flat_map(|i| {
-                        plain::matmul(&x.data[i * nk..(i + 1) * nk], &y.data[i * km..(i + 1) * km], n, k, m)
-                    })
-                    .collect();
+                let mut data = vec![R::ZERO; t * nm];
+                for (i, z) in data.chunks_exact_mut(nm).enumerate() {
+                    let d = Dims { n, k, m };
+                    self.gemm.gemm_acc(z, &x.data[i * nk..(i + 1) * nk], &y.data[i * km..(i + 1) * km], d);
+                }
                 return Ok(Shared { data, shape: vec![t, n, m], frac });
             }
         };
