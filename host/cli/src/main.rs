@@ -24,6 +24,7 @@ mod files;
 mod plan;
 mod progress;
 mod session;
+mod shape;
 
 use std::process::ExitCode;
 
@@ -57,6 +58,8 @@ enum Command {
     Client(session::ClientArgs),
     /// Benchmark a published architecture (seeded weights): time, bytes, rounds, breakdown.
     Bench(bench::BenchArgs),
+    /// Relay one TCP connection through an emulated link (rate, delay): `tc netem` in userspace.
+    Shape(shape::ShapeArgs),
 }
 
 fn main() -> ExitCode {
@@ -81,6 +84,7 @@ fn main() -> ExitCode {
         Command::Party(a) => session::party(&a),
         Command::Client(a) => session::client(&a),
         Command::Bench(a) => bench::run(&a),
+        Command::Shape(a) => shape::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -38,6 +38,7 @@ pub struct PlanArgs {
 }
 
 /// A model architecture with its config.
+#[derive(Clone)]
 pub(crate) enum Arch {
     /// BERT encoder.
     Bert(BertConfig),

@@ -33,6 +33,7 @@ use ditto_net::link::{Config, Link};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::files::{self, CliError, SessionRecord};
+use crate::plan::Arch;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -55,12 +56,38 @@ fn is_gpt2_dir(dir: &std::path::Path) -> bool {
     std::fs::read_to_string(dir.join("config.json")).is_ok_and(|t| ditto_models::config::is_gpt2_config(&t))
 }
 
+/// A published shape with seeded random weights (`arch:bert-base`, ...), for benchmarks across
+/// processes: the name after `arch:` as in `ditto bench --arch`.
+fn published_arch(model: &str) -> Result<Option<Arch>, CliError> {
+    model.strip_prefix("arch:").map(crate::plan::published).transpose()
+}
+
+/// The config of a model name: `seeded`, `seeded-classifier`, `seeded-gpt2`, `arch:NAME`, or a
+/// Hugging Face directory.
+fn config_of(model: &str) -> Result<Arch, CliError> {
+    Ok(match model {
+        "seeded" => Arch::Bert(seeded::config()),
+        "seeded-classifier" => Arch::Bert(seeded::classifier(1).cfg),
+        "seeded-gpt2" => Arch::Gpt2(seeded::gpt2(1).cfg),
+        m if m.starts_with("arch:") => published_arch(m)?.ok_or_else(|| CliError::Usage(m.into()))?,
+        dir if is_gpt2_dir(&PathBuf::from(dir)) => {
+            Arch::Gpt2(ditto_models::config::Gpt2Config::load(&PathBuf::from(dir).join("config.json"))?)
+        }
+        dir => Arch::Bert(BertConfig::load(&PathBuf::from(dir).join("config.json"))?),
+    })
+}
+
 fn load_model(model: &str) -> Result<Model, CliError> {
     match model {
         "seeded" => return Ok(Model::Bert(Box::new(seeded::model(1)))),
         "seeded-classifier" => return Ok(Model::Bert(Box::new(seeded::classifier(1)))),
         "seeded-gpt2" => return Ok(Model::Gpt2(Box::new(seeded::gpt2(1)))),
         _ => {}
+    }
+    match published_arch(model)? {
+        Some(Arch::Bert(c)) => return Ok(Model::Bert(Box::new(seeded::bert_of(c, 7)))),
+        Some(Arch::Gpt2(c)) => return Ok(Model::Gpt2(Box::new(seeded::gpt2_of(c, 7)))),
+        None => {}
     }
     let dir = PathBuf::from(model);
     if is_gpt2_dir(&dir) {
@@ -79,6 +106,8 @@ enum ClientTok {
     BertBytes,
     Gpt2Bytes,
     Hf(Box<Tokenizer>, usize),
+    /// A seeded published shape: one id per byte of the text, spread over the vocabulary.
+    Synthetic(usize),
 }
 
 fn client_tokenizer(model: &str) -> Result<ClientTok, CliError> {
@@ -86,6 +115,11 @@ fn client_tokenizer(model: &str) -> Result<ClientTok, CliError> {
         "seeded" | "seeded-classifier" => return Ok(ClientTok::BertBytes),
         "seeded-gpt2" => return Ok(ClientTok::Gpt2Bytes),
         _ => {}
+    }
+    match published_arch(model)? {
+        Some(Arch::Bert(c)) => return Ok(ClientTok::Synthetic(c.vocab_size)),
+        Some(Arch::Gpt2(c)) => return Ok(ClientTok::Synthetic(c.vocab_size)),
+        None => {}
     }
     let dir = PathBuf::from(model);
     if is_gpt2_dir(&dir) {
@@ -103,6 +137,9 @@ impl ClientTok {
             ClientTok::BertBytes => (seeded::tokenize(text), seeded::VOCAB),
             ClientTok::Gpt2Bytes => (text.bytes().map(u32::from).collect(), 256),
             ClientTok::Hf(t, v) => (t.encode(text, 4096)?, *v),
+            ClientTok::Synthetic(v) => {
+                (text.bytes().enumerate().map(|(i, b)| synthetic_id(i, b, *v)).collect(), *v)
+            }
         })
     }
     fn decode(&self, ids: &[u32]) -> String {
@@ -112,6 +149,7 @@ impl ClientTok {
             )
             .into_owned(),
             ClientTok::Hf(t, _) => t.decode(ids).unwrap_or_default(),
+            ClientTok::Synthetic(_) => format!("{ids:?}"),
         }
     }
 }
@@ -265,9 +303,12 @@ pub fn party(a: &PartyArgs) -> Result<(), CliError> {
         result?;
         let counters = e.finish().await?;
         let (t, setup) = (counters.total(), counters.step(ditto_mpc::engine::SETUP_STEP));
+        let online: Duration =
+            counters.times().filter(|(s, _)| *s != ditto_mpc::engine::SETUP_STEP).map(|(_, d)| d).sum();
         say!(
-            "party {} done: sent {} bytes in {} rounds (weight setup {} bytes{})",
+            "party {} done: online {:.3} s, sent {} bytes in {} rounds (weight setup {} bytes{})",
             a.id,
+            online.as_secs_f64(),
             t.sent,
             t.rounds,
             setup.sent,
@@ -490,13 +531,15 @@ pub fn client(a: &ClientArgs) -> Result<(), CliError> {
 
 /// The label names of a BERT classification model (empty for an encoder).
 fn client_labels(model: &str) -> Result<Vec<String>, CliError> {
-    let cfg = match model {
-        "seeded-classifier" => seeded::classifier(1).cfg,
-        "seeded" | "seeded-gpt2" => return Ok(Vec::new()),
-        dir if is_gpt2_dir(&PathBuf::from(dir)) => return Ok(Vec::new()),
-        dir => BertConfig::load(&PathBuf::from(dir).join("config.json"))?,
-    };
-    Ok((0..cfg.num_labels().unwrap_or(0)).map(|i| cfg.label(i)).collect())
+    Ok(match config_of(model)? {
+        Arch::Bert(cfg) => (0..cfg.num_labels().unwrap_or(0)).map(|i| cfg.label(i)).collect(),
+        Arch::Gpt2(_) => Vec::new(),
+    })
+}
+
+/// Token `i` of a synthetic input: byte `b` spread over the vocabulary.
+fn synthetic_id(i: usize, b: u8, vocab: usize) -> u32 {
+    u32::try_from((1000 + 7919 * i + 131 * usize::from(b)) % vocab).unwrap_or(0)
 }
 
 /// Reads both parties' answers to a BERT request and prints the embedding or the label.
@@ -573,15 +616,7 @@ pub struct ModelDealer<'a> {
 /// the frame header) and sequence length; the dealer derives the plan from the model config and
 /// checks the party's plan hash against it.
 pub fn serve_model(d: &ModelDealer<'_>) -> Result<(), CliError> {
-    let cfg = match d.model {
-        "seeded" => Arch::Bert(seeded::config()),
-        "seeded-classifier" => Arch::Bert(seeded::classifier(1).cfg),
-        "seeded-gpt2" => Arch::Gpt2(seeded::gpt2(1).cfg),
-        dir if is_gpt2_dir(&PathBuf::from(dir)) => {
-            Arch::Gpt2(ditto_models::config::Gpt2Config::load(&PathBuf::from(dir).join("config.json"))?)
-        }
-        dir => Arch::Bert(BertConfig::load(&PathBuf::from(dir).join("config.json"))?),
-    };
+    let cfg = config_of(d.model)?;
     let q = crate::calibrate::load_quant(d.quant)?;
     let keys = Arc::new([files::read_key(&d.keys.join("p0.key"))?, files::read_key(&d.keys.join("p1.key"))?]);
     let seeds = Arc::new(DealerSeeds::new(
@@ -622,13 +657,6 @@ pub fn serve_model(d: &ModelDealer<'_>) -> Result<(), CliError> {
             }
         }
     })
-}
-
-/// A served model's config.
-#[derive(Clone)]
-enum Arch {
-    Bert(BertConfig),
-    Gpt2(ditto_models::config::Gpt2Config),
 }
 
 /// Serves one request; Ok(true) when it completed a session (both parties served).

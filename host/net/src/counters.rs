@@ -50,6 +50,11 @@ impl Counters {
         self.times.get(&step).copied().unwrap_or_default()
     }
 
+    /// Wall time per step, in step order.
+    pub fn times(&self) -> impl Iterator<Item = (u32, std::time::Duration)> + '_ {
+        self.times.iter().map(|(k, v)| (*k, *v))
+    }
+
     /// The cost of `step` (zero if it exchanged nothing).
     pub fn step(&self, step: u32) -> Cost {
         self.steps.get(&step).copied().unwrap_or_default()
