@@ -85,11 +85,17 @@ fn group_count(len: u32) -> u64 {
 
 /// P1 correction bytes: per group l bit words and the AND c-words; per element D1.
 pub fn correction_bytes(ring: RingId, len: u32) -> u64 {
-    let words = u64::from(ring.bits() + and_count(ring.bits()));
-    group_count(len) * words * 8 + u64::from(len) * ring.bytes() as u64
+    correction_bytes_into(ring, ring, len)
 }
 
-/// Online bytes per party: y, two words per AND per group, one B2A word per group.
+/// [`correction_bytes`] for a circuit on `ring` with daBits in `out`.
+pub fn correction_bytes_into(ring: RingId, out: RingId, len: u32) -> u64 {
+    let words = u64::from(ring.bits() + and_count(ring.bits()));
+    group_count(len) * words * 8 + u64::from(len) * out.bytes() as u64
+}
+
+/// Online bytes per party: y, two words per AND per group, one B2A word per group (the same
+/// whatever ring the result is in).
 pub fn online_bytes(ring: RingId, len: u32) -> u64 {
     u64::from(len) * ring.bytes() as u64 + group_count(len) * (2 * u64::from(and_count(ring.bits())) + 1) * 8
 }
@@ -142,9 +148,11 @@ impl SignShape {
     }
 }
 
-/// A party's sign correlation, in caller-provided buffers sized by [`SignShape`].
+/// A party's sign correlation, in caller-provided buffers sized by [`SignShape`]. The circuit
+/// runs on ring `R`; the daBits' arithmetic part (and so the result) lives in ring `O` (`O = R`
+/// for [`crate::plan::Op::SignA`], `R = u32, O = u64` for [`crate::plan::Op::SignLowA`]).
 #[derive(Debug)]
-pub struct SignMaterial<'a, R> {
+pub struct SignMaterial<'a, R, O = R> {
     /// r share (len).
     pub r: &'a mut [R],
     /// Boolean shares of the bits of r (groups * l; word g*l + j = bit j of group g).
@@ -158,15 +166,15 @@ pub struct SignMaterial<'a, R> {
     /// daBit, boolean (one word per group).
     pub dabit_b: &'a mut [u64],
     /// daBit, arithmetic (len).
-    pub dabit_a: &'a mut [R],
+    pub dabit_a: &'a mut [O],
 }
 
 /// Expands a party's sign correlation.
-pub fn expand_sign<R: Ring>(
+pub fn expand_sign<R: Ring, O: Ring>(
     s: &Streams<'_>,
     step: u32,
     corr: &mut Corrections<'_>,
-    m: &mut SignMaterial<'_, R>,
+    m: &mut SignMaterial<'_, R, O>,
 ) -> Result<(), Error> {
     let sh = SignShape::of::<R>(m.r.len());
     check_len("sign rbits", sh.rbits_words(), m.rbits.len())?;
@@ -204,7 +212,7 @@ fn put_words<W: Write>(w: &mut W, xs: &[u64]) -> Result<(), Error> {
 
 /// Dealer: P1's sign corrections for groups `groups` of a step of `len` elements (layout in
 /// the module docs).
-pub fn deal_sign<R: Ring, W: Write>(
+pub fn deal_sign<R: Ring, O: Ring, W: Write>(
     d: &DealerStreams<'_>,
     step: u32,
     len: usize,
@@ -221,8 +229,9 @@ pub fn deal_sign<R: Ring, W: Write>(
         (p(&d.p0, Purpose::AndA, g0 * t), p(&d.p0, Purpose::AndB, g0 * t), p(&d.p0, Purpose::AndC, g0 * t));
     let (mut a1, mut b1) = (p(&d.p1, Purpose::AndA, g0 * t), p(&d.p1, Purpose::AndB, g0 * t));
     let (mut d0, mut d1) = (p(&d.p0, Purpose::DaBitB, g0), p(&d.p1, Purpose::DaBitB, g0));
-    let mut da0 = at::<R>(d.p0.prg(step, Purpose::DaBitA), 64 * g0);
+    let mut da0 = at::<O>(d.p0.prg(step, Purpose::DaBitA), 64 * g0);
     let (mut x0, mut x1) = ([R::ZERO; 64], [R::ZERO; 64]);
+    let mut xo = [O::ZERO; 64];
     let mut words = [0u64; 64];
     for g in groups {
         let lanes = (len - 64 * g).min(64);
@@ -256,11 +265,11 @@ pub fn deal_sign<R: Ring, W: Write>(
         }
         // daBit.
         let dbit = d0.next_elem::<u64>() ^ d1.next_elem::<u64>();
-        da0.fill_ring(&mut x0[..lanes]);
-        for (lane, v) in x0[..lanes].iter_mut().enumerate() {
-            *v = R::from_bit(dbit >> lane).sub(*v);
+        da0.fill_ring(&mut xo[..lanes]);
+        for (lane, v) in xo[..lanes].iter_mut().enumerate() {
+            *v = O::from_bit(dbit >> lane).sub(*v);
         }
-        put_ring(w, &x0[..lanes])?;
+        put_ring(w, &xo[..lanes])?;
     }
     Ok(())
 }
@@ -407,14 +416,14 @@ pub fn sign_b2a_open<R: Ring>(
 }
 
 /// Last round: the arithmetic share of the sign, z_i = [P0] e_i + (1 - 2 e_i) D_i.
-pub fn sign_b2a_finish<R: Ring>(party: Party, e: &[u64], dabit_a: &[R], z: &mut [R]) -> Result<(), Error> {
+pub fn sign_b2a_finish<O: Ring>(party: Party, e: &[u64], dabit_a: &[O], z: &mut [O]) -> Result<(), Error> {
     check_len("b2a opened", groups(z.len()), e.len())?;
     check_len("daBit elements", z.len(), dabit_a.len())?;
     for (i, (o, dv)) in z.iter_mut().zip(dabit_a).enumerate() {
         let bit = (e[i / 64] >> (i % 64)) & 1;
         let mut v = if bit == 1 { dv.neg() } else { *dv };
         if party.is_p0() {
-            v = v.add(R::from_bit(bit));
+            v = v.add(O::from_bit(bit));
         }
         *o = v;
     }

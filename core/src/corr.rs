@@ -219,8 +219,13 @@ pub fn deal_step_part<W: Write>(
         }
         (Op::UpcastA { .. }, _) => convert::deal_upcast(d, index, u, w),
         (Op::DowncastA { shift, .. }, _) => convert::deal_downcast(d, index, u, u32::from(shift), w),
-        (Op::SignA { len, .. }, RingId::Z32) => compare::deal_sign::<u32, W>(d, index, len as usize, u, w),
-        (Op::SignA { len, .. }, RingId::Z64) => compare::deal_sign::<u64, W>(d, index, len as usize, u, w),
+        (Op::SignA { len, .. }, RingId::Z32) => {
+            compare::deal_sign::<u32, u32, W>(d, index, len as usize, u, w)
+        }
+        (Op::SignA { len, .. }, RingId::Z64) => {
+            compare::deal_sign::<u64, u64, W>(d, index, len as usize, u, w)
+        }
+        (Op::SignLowA { len }, _) => compare::deal_sign::<u32, u64, W>(d, index, len as usize, u, w),
     }
 }
 
@@ -244,7 +249,7 @@ impl Step {
             | Op::TruncA { len, .. }
             | Op::UpcastA { len }
             | Op::DowncastA { len, .. } => len as usize,
-            Op::SignA { len, .. } => crate::bits::groups(len as usize),
+            Op::SignA { len, .. } | Op::SignLowA { len } => crate::bits::groups(len as usize),
             Op::MatMulFixed { n, m, .. } => blocks(n, m),
             Op::MatMulAA { batch, n, m, .. } => batch as usize * blocks(n, m),
         }
@@ -259,7 +264,7 @@ impl Step {
             | Op::MatMulAA { ring, .. }
             | Op::TruncA { ring, .. }
             | Op::SignA { ring, .. } => ring,
-            Op::UpcastA { .. } => RingId::Z32,
+            Op::UpcastA { .. } | Op::SignLowA { .. } => RingId::Z32,
             Op::DowncastA { .. } => RingId::Z64,
         }
     }

@@ -36,6 +36,7 @@ fn vector_plan() -> Vec<Step> {
     }
     steps.push(Step::bare(Op::UpcastA { len: 40 }));
     steps.push(Step::bare(Op::DowncastA { len: 40, shift: 10 }));
+    steps.push(Step::bare(Op::SignLowA { len: 100 }));
     steps
 }
 

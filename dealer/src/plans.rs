@@ -98,7 +98,8 @@ impl B {
         let mut cnt = cols;
         while cnt > 1 {
             let pairs = rows * (cnt / 2);
-            self.push(Op::SignA { ring: Z64, len: pairs }, NL, tag);
+            // Score differences fit 31 bits: comparisons on the low 32 bits.
+            self.push(Op::SignLowA { len: pairs }, NL, tag);
             self.push(Op::MulAA { ring: Z64, len: pairs }, NL, tag);
             cnt = cnt.div_ceil(2);
         }
@@ -109,7 +110,7 @@ impl B {
         self.upcast(len);
         self.max(rows, cols, tag);
         // Mask below -14, then exp = (1 + x / 2^5)^(2^5).
-        self.push(Op::SignA { ring: Z64, len }, NL, tag);
+        self.push(Op::SignLowA { len }, NL, tag);
         self.push(Op::MulAA { ring: Z64, len }, NL, tag);
         self.push(Op::TruncA { ring: Z64, len, shift: EXP_ITERS }, NL, tag);
         for _ in 0..EXP_ITERS {

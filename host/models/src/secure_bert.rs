@@ -368,7 +368,13 @@ pub(crate) async fn attention(
     e.set_tag(Tag::Softmax { exp_iters: u8::try_from(q.exp_iters).unwrap_or(u8::MAX) });
     let scaled = e.mul_const(&s64, inv_sqrt, q.nl_frac);
     let s64 = e.trunc_a(&scaled, q.nl_frac).await?;
-    let p = e.softmax(&s64.reshape(&[heads_n * n, t])?, keep, q.exp_iters).await?;
+    // The upcast admits |score| 2^(2 act) < 2^30, so after the 1/sqrt(dh) scaling at nl_frac bits
+    // any two scores differ by less than 2^(31 - 2 act + nl) / sqrt(dh) + 2, below 2^31 when
+    // 2^(nl - 2 act + 1) <= sqrt(dh) (Ditto's 18 / 8 bits and dh = 64; accurate mode too): then
+    // the softmax's comparisons run on 32 bits.
+    let dh = (h / heads_n) as f64;
+    let narrow = f64::from(q.nl_frac + 1) - f64::from(2 * q.act_frac) <= dh.log2() / 2.0;
+    let p = e.softmax(&s64.reshape(&[heads_n * n, t])?, keep, q.exp_iters, narrow).await?;
     let p = down(e, q, &p).await?.reshape(&[heads_n, n, t])?;
     e.set_tag(Tag::Attention);
     let ctx = e.matmul_aa(&p, &heads(vm, heads_n, false)).await?;

@@ -79,8 +79,20 @@ impl Engine {
 
     /// e^x for x <= 0 (see the module docs); `n` squarings.
     pub async fn exp_neg<R: Ring>(&mut self, x: &Shared<R>, n: u32) -> Result<Shared<R>, MpcError> {
+        self.exp_neg_with(x, n, false).await
+    }
+
+    /// [`Engine::exp_neg`]; `narrow`: |x| < 2^30 as ring integers (Z_2^64), so the clamp's
+    /// comparison runs on 32 bits ([`Engine::sign_low_a`]).
+    pub async fn exp_neg_with<R: Ring>(
+        &mut self,
+        x: &Shared<R>,
+        n: u32,
+        narrow: bool,
+    ) -> Result<Shared<R>, MpcError> {
         let f = x.frac;
-        let below = self.sign_a(&self.add_const(x, fx(14.0, f)?)).await?;
+        let shifted = self.add_const(x, fx(14.0, f)?);
+        let below = if narrow { self.sign_low_a(&shifted).await? } else { self.sign_a(&shifted).await? };
         let t = self.div_pow2(x, n).await?;
         let mut t = self.add_const(&t, fx(1.0, f)?);
         for _ in 0..n {
@@ -262,15 +274,20 @@ impl Engine {
     }
 
     /// Row-wise softmax of x (rows x cols) at x's scale; `keep` (public, rows x cols) masks
-    /// entries to exactly 0 (e.g. GPT-2's causal mask); `n` exp squarings.
+    /// entries to exactly 0 (e.g. GPT-2's causal mask; every row must keep one); `n` exp
+    /// squarings. `narrow`: the caller guarantees |x| < 2^30 as ring integers (Z_2^64), so every
+    /// difference of two entries fits 31 bits and the comparisons (row maximum, exp clamp) run
+    /// on 32 bits ([`Engine::sign_low_a`]).
     pub async fn softmax<R: Ring>(
         &mut self,
         x: &Shared<R>,
         keep: Option<&[bool]>,
         n: u32,
+        narrow: bool,
     ) -> Result<Shared<R>, MpcError> {
         let (rows, cols) = rows_cols(x, "softmax")?;
-        let f = x.frac;
+        // A masked entry takes a copy of its row's first kept entry: the maximum is unchanged,
+        // every value stays in range, and its exp is zeroed below.
         let x = match keep {
             Some(k) => {
                 if k.len() != x.len() {
@@ -280,15 +297,26 @@ impl Engine {
                         got: vec![k.len()],
                     });
                 }
-                let big = fx::<R>(-65536.0, f)?;
-                self.add_public(x, &k.iter().map(|&kv| if kv { R::ZERO } else { big }).collect::<Vec<_>>())?
+                let mut data = x.data.clone();
+                for (r, row) in k.chunks_exact(cols).enumerate() {
+                    let Some(first) = row.iter().position(|&kv| kv) else {
+                        return Err(MpcError::Scale {
+                            what: "softmax mask",
+                            detail: format!("row {r} keeps nothing"),
+                        });
+                    };
+                    for c in (0..cols).filter(|&c| !row[c]) {
+                        data[r * cols + c] = data[r * cols + first];
+                    }
+                }
+                Shared { data, ..x.clone() }
             }
             None => x.clone(),
         };
-        let m = self.max_rows(&x).await?;
+        let m = self.max_rows_with(&x, narrow).await?;
         let m = Shared { shape: vec![rows], ..m };
         let d = self.sub(&x, &broadcast_rows(&m, rows, cols))?;
-        let mut e = self.exp_neg(&d, n).await?;
+        let mut e = self.exp_neg_with(&d, n, narrow).await?;
         if let Some(k) = keep {
             e =
                 self.mul_public(&e, &k.iter().map(|&kv| R::from_bit(u64::from(kv))).collect::<Vec<_>>(), 0)?;

@@ -155,7 +155,8 @@ async fn softmax_with_and_without_causal_mask() {
     let x = uniform(&mut g, rows * cols, -8.0, 8.0);
     let keep: Vec<bool> = (0..rows * cols).map(|i| i % cols <= (i / cols) * 7).collect();
     for mask in [None, Some(&keep[..])] {
-        let (s, p, _) = both::<u64>(&x, F, &[rows, cols], async |e, v| e.softmax(&v, mask, 5).await).await;
+        let (s, p, _) =
+            both::<u64>(&x, F, &[rows, cols], async |e, v| e.softmax(&v, mask, 5, false).await).await;
         assert!(max_err(&s, &p) <= 32.0 / f64::from(1 << F), "softmax secure vs plain {}", max_err(&s, &p));
         for r in 0..rows {
             let row = &x[r * cols..(r + 1) * cols];

@@ -157,3 +157,41 @@ async fn conversions_between_rings() {
         );
     }
 }
+
+/// The sign of Z_2^64 values with |x| < 2^31 from their low 32 bits (circuit in Z_2^32, result
+/// in Z_2^64), and the row maximum built on it: exact against the plaintext reference, over
+/// both links, at the edges of the range; outside the range it is the sign of the low 32 bits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_of_the_low_32_bits() {
+    let lim = 1u64 << 31;
+    let mut g = rng(6);
+    let mut x: Vec<u64> = bounded::<u64>(&mut g, 200, 31);
+    x.extend([0, 1, u64::MAX, lim - 1, 0u64.wrapping_sub(lim), 0u64.wrapping_sub(lim - 1), 2]);
+    // Beyond the range: 2^31 (low bits negative), -(2^31 + 1) (low bits positive), 2^40 - 1.
+    x.extend([lim, 0u64.wrapping_sub(lim + 1), (1 << 40) - 1]);
+    let xs = share(&x, &mut g);
+    let (rows, cols) = (5, 17);
+    let mx = bounded::<u64>(&mut g, rows * cols - 5, 29);
+    let ms = share(&mx, &mut g);
+    let n = x.len();
+    for net in NETS {
+        let (out, _, _) = run2(net, async |e, party| {
+            let i = party.index();
+            let s = e.sign_low_a(&Shared::new(xs[i].clone(), &[n], 0)?).await?;
+            let m = e.max_rows_with(&Shared::new(ms[i].clone(), &[rows, cols], 0)?, true).await?;
+            Ok([s.data, m.data])
+        })
+        .await;
+        let want: Vec<u64> = x.iter().map(|v| u64::from((*v as u32) >> 31)).collect();
+        assert_eq!(reveal(&out[0][0], &out[1][0]), want, "{net:?} sign_low");
+        for (v, s) in x.iter().zip(&want).take(n - 3) {
+            assert_eq!(*s, u64::from((*v as i64) < 0), "in range: the true sign of {}", *v as i64);
+        }
+        assert_eq!(&want[n - 3..], &[1, 0, 1]);
+        assert_eq!(reveal(&out[0][1], &out[1][1]), plain::max_rows(&mx, rows, cols), "{net:?} max");
+    }
+    // Planning records the narrow step; 32-bit ring shares are refused.
+    let mut e = ditto_mpc::Engine::planner();
+    e.sign_low_a(&Shared::new(vec![0u64; 3], &[3], 0).unwrap()).await.unwrap();
+    assert!(e.sign_low_a(&Shared::new(vec![0u32; 3], &[3], 0).unwrap()).await.is_err());
+}
