@@ -133,9 +133,9 @@ impl B {
         // Bit-length initial guess of rsqrt: comparisons against powers of two.
         self.push(Op::SignA { ring: Z64, len: n * 16 }, NL, tag);
         self.push(Op::MulAA { ring: Z64, len: n * 16 }, NL, tag);
+        // Rsqrt: Newton steps, [w^2, z w] batched, then z w^3.
         for _ in 0..NEWTON {
-            self.square64(n, tag);
-            self.mul64(n, tag);
+            self.mul64(2 * n, tag);
             self.mul64(n, tag);
         }
         self.mul64(len, tag);
