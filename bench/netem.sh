@@ -81,6 +81,8 @@ hub "$BIN" dealer --model "arch:$ARCH" --quant "$QUANT" --keys "$WORK/keys" --li
     --state "$WORK/dealer" --sessions "$SESSIONS" >"$WORK/dealer.log" 2>&1 &
 PIDS+=($!)
 TEXT=$(head -c "$SEQ" /dev/zero | tr '\0' 'a')
+GEN=()
+case $ARCH in gpt2*) GEN=(--gen "${DITTO_GEN:-1}") ;; esac
 
 # One session: both parties, then the client (retried until the parties listen); prints P0's
 # online time.
@@ -104,7 +106,7 @@ session() {
     local p1=$!
     PIDS+=("$p0" "$p1")
     for _ in $(seq 1 600); do
-        if hub "$BIN" client --model "arch:$ARCH" --text "$TEXT" --p0 10.77.1.2:7300 --p1 10.77.2.2:7301 \
+        if hub "$BIN" client --model "arch:$ARCH" --text "$TEXT" "${GEN[@]}" --p0 10.77.1.2:7300 --p1 10.77.2.2:7301 \
             >"$WORK/client.log" 2>&1; then
             break
         fi
@@ -118,7 +120,7 @@ session() {
 PROFILE=none
 shape
 session >/dev/null
-MODEL=$("$BIN" bench --arch "$ARCH" --seq "$SEQ" --quant "$QUANT" --json)
+MODEL=$("$BIN" bench --arch "$ARCH" --seq "$SEQ" "${GEN[@]}" --quant "$QUANT" --json)
 field() { echo "$MODEL" | sed -n "s/.*\"$1\":\([0-9.e+-]*\).*/\1/p"; }
 [ "$NETEM" = 1 ] && SHAPER="tc netem" || SHAPER="ditto shape (no sch_netem in this kernel)"
 echo "netem  shaper: $SHAPER"
