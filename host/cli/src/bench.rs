@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 
 use ditto_core::plan::Plan;
 use ditto_core::prg::Prg;
-use ditto_models::generate::{Client, client_channels, generate, greedy_client};
+use ditto_models::generate::{LocalGeneration, generate_local, generate_reference};
 use ditto_models::quant::QuantConfig;
 use ditto_models::secure_bert::{BertOutput, BertShare, SecureBert, one_hot, share_bert};
-use ditto_models::secure_gpt2::{Gpt2Share, SecureGpt2, share_gpt2};
 use ditto_models::seeded;
 use ditto_mpc::engine::SETUP_STEP;
 use ditto_mpc::local::{Local, Net, Outcome, plan_of, run as run_local};
@@ -126,34 +125,11 @@ async fn bench_gpt2(
     local: &Local,
 ) -> Result<Measured<()>, CliError> {
     let m = seeded::gpt2_of(cfg, 7);
-    let v = m.cfg.vocab_size;
-    let ids = input_ids(seq, v);
+    let ids = input_ids(seq, m.cfg.vocab_size);
     let mut rng = Prg::with_counter(&crate::files::os_random16()?, 0);
-    let shares = share_gpt2(&m, q, &mut rng)?;
-    let x = one_hot(&ids, v)?;
-    let xs = share(&x, &mut rng);
-    let (hub, ends) = client_channels();
-    let ends = ends.map(tokio::sync::Mutex::new);
-    let program = async |e: &mut Engine, p: ditto_core::Party| {
-        let model = SecureGpt2::setup(e, shares[p.index()].clone()).await?;
-        let input = Shared::new(xs[p.index()].clone(), &[seq, v], 0)?;
-        if e.is_planning() {
-            return generate(e, &model, &input, steps, v, Client::Planning).await.map(|_| ());
-        }
-        let mut end = ends[p.index()].lock().await;
-        generate(e, &model, &input, steps, v, Client::Remote(&mut end)).await.map(|_| ())
-    };
-    let plan = plan_of("bench", &program).await?;
-    let mut crng = Prg::with_counter(&crate::files::os_random16()?, 0);
-    let (res, tokens) =
-        tokio::join!(run_local(&plan, local, program), greedy_client(hub, steps, v, &mut crng));
-    let (res, tokens) = (res?, tokens?);
-    let mut pe = Engine::plaintext();
-    let pm = SecureGpt2::setup(&mut pe, Gpt2Share::plaintext(&m, q)?).await?;
-    let t = Instant::now();
-    let reference =
-        generate(&mut pe, &pm, &Shared::new(x, &[seq, v], 0)?, steps, v, Client::Plaintext).await?;
-    let plaintext = t.elapsed();
+    let LocalGeneration { plan, outcome: res, tokens } =
+        generate_local(&m, q, &ids, steps, local, &mut rng, |_, _| {}).await?;
+    let (reference, plaintext) = generate_reference(&m, q, &ids, steps).await?;
     if tokens != reference {
         return Err(CliError::Disagree(format!("generated tokens differ: {tokens:?} vs {reference:?}")));
     }

@@ -4,17 +4,14 @@ use std::path::Path;
 
 use ditto_core::prg::Prg;
 use ditto_models::config::Gpt2Config;
-use ditto_models::generate::{Client, client_channels, generate, greedy_client};
+use ditto_models::generate::{LocalGeneration, generate_local, generate_reference};
 use ditto_models::gpt2::Gpt2;
 use ditto_models::quant::QuantConfig;
-use ditto_models::secure_bert::one_hot;
-use ditto_models::secure_gpt2::{Gpt2Share, SecureGpt2, share_gpt2};
 use ditto_models::tokenizer::Tokenizer;
 use ditto_models::weights::Weights;
 use ditto_models::{ModelError, seeded};
-use ditto_mpc::local::{Local, Net, plan_of, run as run_local};
-use ditto_mpc::tensor::share;
-use ditto_mpc::{Engine, Shared};
+use ditto_mpc::Engine;
+use ditto_mpc::local::{Local, Net};
 
 use crate::demo::DemoArgs;
 use crate::files::{CliError, os_random16};
@@ -69,38 +66,22 @@ fn load(dir: Option<&Path>) -> Result<(Gpt2, Tok, String), CliError> {
 /// Runs the GPT-2 demo.
 pub fn run(a: &DemoArgs, q: &QuantConfig, rt: &tokio::runtime::Runtime) -> Result<(), CliError> {
     let (m, tok, what) = load(a.model.as_deref())?;
-    let (v, steps) = (m.cfg.vocab_size, a.generate);
+    let steps = a.generate;
     let ids = tok.encode(&a.text, m.cfg.n_positions.saturating_sub(steps))?;
     let n = ids.len();
     say!("model   {what}");
     say!("prompt  {:?} ({n} tokens, private: one-hot shares); generating {steps} tokens", a.text);
     rt.block_on(async {
         let mut rng = Prg::with_counter(&os_random16()?, 0);
-        let shares = share_gpt2(&m, q, &mut rng)?;
-        let x = one_hot(&ids, v)?;
-        let xs = share(&x, &mut rng);
-        let (hub, ends) = client_channels();
-        let ends = ends.map(tokio::sync::Mutex::new);
-        let program = async |e: &mut Engine, p: ditto_core::Party| {
+        let local = Local { net: Net::Tcp, threads: a.threads.max(1), ..Local::default() };
+        let watch = |e: &mut Engine, p: ditto_core::Party| {
             if p.is_p0() {
                 e.set_progress(crate::progress::plan_steps("inference"));
             }
-            let model = SecureGpt2::setup(e, shares[p.index()].clone()).await?;
-            let input = Shared::new(xs[p.index()].clone(), &[n, v], 0)?;
-            if e.is_planning() {
-                return generate(e, &model, &input, steps, v, Client::Planning).await;
-            }
-            let mut end = ends[p.index()].lock().await;
-            generate(e, &model, &input, steps, v, Client::Remote(&mut end)).await
         };
-        let plan = plan_of("demo-gpt2", &program).await?;
-        let local = Local { net: Net::Tcp, threads: a.threads.max(1), ..Local::default() };
-        let mut crng = Prg::with_counter(&os_random16()?, 0);
-        let (res, tokens) = tokio::join!(run_local(&plan, &local, program), greedy_client(hub, steps, v, &mut crng));
-        let (res, tokens) = (res?, tokens?);
-        let mut pe = Engine::plaintext();
-        let pm = SecureGpt2::setup(&mut pe, Gpt2Share::plaintext(&m, q)?).await?;
-        let reference = generate(&mut pe, &pm, &Shared::new(x, &[n, v], 0)?, steps, v, Client::Plaintext).await?;
+        let LocalGeneration { plan, outcome: res, tokens } =
+            generate_local(&m, q, &ids, steps, &local, &mut rng, watch).await?;
+        let (reference, _) = generate_reference(&m, q, &ids, steps).await?;
         let setup = |i: usize| res.counters[i].step(ditto_mpc::engine::SETUP_STEP);
         let tot = |i: usize| res.counters[i].total();
         #[allow(clippy::cast_precision_loss)]

@@ -118,3 +118,72 @@ pub async fn greedy_client(
     }
     Ok(tokens)
 }
+
+/// What [`generate_local`] produced.
+#[derive(Debug)]
+pub struct LocalGeneration {
+    /// The plan the parties ran.
+    pub plan: ditto_core::plan::Plan,
+    /// Counters, dealer figures and times of the run.
+    pub outcome: ditto_mpc::local::Outcome<()>,
+    /// The tokens the client picked.
+    pub tokens: Vec<u32>,
+}
+
+/// Secure greedy generation of `steps` tokens after `prompt` with the dealer, P0, P1 and the
+/// client in one process (demo, bench and tests): the model owner's shares and the client's
+/// one-hot shares from `rng`; `watch` is called on each party's engine before it starts.
+pub async fn generate_local(
+    m: &crate::gpt2::Gpt2,
+    q: &crate::quant::QuantConfig,
+    prompt: &[u32],
+    steps: usize,
+    local: &ditto_mpc::local::Local,
+    rng: &mut ditto_core::prg::Prg,
+    watch: impl Fn(&mut Engine, ditto_core::Party),
+) -> Result<LocalGeneration, crate::ModelError> {
+    let (n, v) = (prompt.len(), m.cfg.vocab_size);
+    let shares = crate::secure_gpt2::share_gpt2(m, q, rng)?;
+    let xs = share(&crate::secure_bert::one_hot(prompt, v)?, rng);
+    let (hub, ends) = client_channels();
+    let ends = ends.map(tokio::sync::Mutex::new);
+    let program = async |e: &mut Engine, p: ditto_core::Party| {
+        watch(e, p);
+        let model = SecureGpt2::setup(e, shares[p.index()].clone()).await?;
+        let input = Shared::new(xs[p.index()].clone(), &[n, v], 0)?;
+        if e.is_planning() {
+            return generate(e, &model, &input, steps, v, Client::Planning).await.map(|_| ());
+        }
+        let mut end = ends[p.index()].lock().await;
+        generate(e, &model, &input, steps, v, Client::Remote(&mut end)).await.map(|_| ())
+    };
+    let plan = ditto_mpc::local::plan_of("generation", &program).await?;
+    let mut crng = ditto_core::prg::Prg::with_counter(
+        &{
+            let mut s = [0u8; 16];
+            rng.fill_bytes(&mut s);
+            s
+        },
+        0,
+    );
+    let (res, tokens) =
+        tokio::join!(ditto_mpc::local::run(&plan, local, program), greedy_client(hub, steps, v, &mut crng));
+    Ok(LocalGeneration { plan, outcome: res?, tokens: tokens? })
+}
+
+/// The plaintext fixed-point reference of [`generate_local`]: the tokens and the time taken
+/// (weight setup excluded).
+pub async fn generate_reference(
+    m: &crate::gpt2::Gpt2,
+    q: &crate::quant::QuantConfig,
+    prompt: &[u32],
+    steps: usize,
+) -> Result<(Vec<u32>, std::time::Duration), crate::ModelError> {
+    let v = m.cfg.vocab_size;
+    let mut pe = Engine::plaintext();
+    let pm = SecureGpt2::setup(&mut pe, crate::secure_gpt2::Gpt2Share::plaintext(m, q)?).await?;
+    let x = Shared::new(crate::secure_bert::one_hot(prompt, v)?, &[prompt.len(), v], 0)?;
+    let t = std::time::Instant::now();
+    let tokens = generate(&mut pe, &pm, &x, steps, v, Client::Plaintext).await?;
+    Ok((tokens, t.elapsed()))
+}

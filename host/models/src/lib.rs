@@ -135,6 +135,9 @@ pub enum ModelError {
         /// Tokens.
         got: usize,
     },
+    /// A secure or reference run failed.
+    #[error(transparent)]
+    Mpc(#[from] ditto_mpc::MpcError),
     /// Classification asked of a model without a classification head.
     #[error(
         "the model has no classification head (config.json architectures lacks BertForSequenceClassification)"

@@ -9,16 +9,12 @@ use std::path::{Path, PathBuf};
 use ditto_core::prg::Prg;
 use ditto_core::rand_core::Rng;
 use ditto_models::config::Gpt2Config;
-use ditto_models::generate::{Client, client_channels, generate, greedy_client};
+use ditto_models::generate::{generate_local, generate_reference};
 use ditto_models::gpt2::{Gpt2, KvCache, argmax};
 use ditto_models::quant::QuantConfig;
-use ditto_models::secure_bert::one_hot;
-use ditto_models::secure_gpt2::{Gpt2Share, SecureGpt2, share_gpt2};
 use ditto_models::tokenizer::Tokenizer;
 use ditto_models::weights::Weights;
-use ditto_mpc::local::{Local, plan_of, run};
-use ditto_mpc::tensor::share;
-use ditto_mpc::{Engine, Shared};
+use ditto_mpc::local::Local;
 use safetensors::tensor::{Dtype, TensorView};
 
 const VOCAB: usize = 50257;
@@ -155,12 +151,7 @@ async fn greedy_generation(q: &QuantConfig, tag: &str) {
     let q = q.clone();
     let prompt = [15496u32, 995, 0];
     let steps = 8;
-    // Fixed-point reference.
-    let mut pe = Engine::plaintext();
-    let pm = SecureGpt2::setup(&mut pe, Gpt2Share::plaintext(&m, &q).unwrap()).await.unwrap();
-    let x = one_hot(&prompt, VOCAB).unwrap();
-    let px = Shared::new(x.clone(), &[prompt.len(), VOCAB], 0).unwrap();
-    let reference = generate(&mut pe, &pm, &px, steps, VOCAB, Client::Plaintext).await.unwrap();
+    let (reference, _) = generate_reference(&m, &q, &prompt, steps).await.unwrap();
     // Float model, for information (the fixed-point model may pick differently where logits are close).
     let mut cache = KvCache::default();
     let mut float_tokens = vec![argmax(&m.forward(&prompt, &mut cache).unwrap())];
@@ -170,27 +161,9 @@ async fn greedy_generation(q: &QuantConfig, tag: &str) {
     }
     println!("fixed-point tokens {reference:?}, float tokens {float_tokens:?}");
     // Secure, with the client in the loop.
-    let mut rng = Prg::with_counter(&[3; 16], 0);
-    let shares = share_gpt2(&m, &q, &mut rng).unwrap();
-    let xs = share(&x, &mut rng);
-    let (hub, ends) = client_channels();
-    let ends = ends.map(tokio::sync::Mutex::new);
-    let program = async |e: &mut Engine, p: ditto_core::Party| {
-        let model = SecureGpt2::setup(e, shares[p.index()].clone()).await?;
-        let input = Shared::new(xs[p.index()].clone(), &[prompt.len(), VOCAB], 0)?;
-        if e.is_planning() {
-            return generate(e, &model, &input, steps, VOCAB, Client::Planning).await;
-        }
-        let mut end = ends[p.index()].lock().await;
-        generate(e, &model, &input, steps, VOCAB, Client::Remote(&mut end)).await
-    };
-    let plan = plan_of("gpt2-test", &program).await.unwrap();
     let local = Local { test_seeds: Some(([5; 16], [6; 16])), ..Local::default() };
-    let mut crng = Prg::with_counter(&[4; 16], 0);
-    let (res, tokens) =
-        tokio::join!(run(&plan, &local, program), greedy_client(hub, steps, VOCAB, &mut crng));
-    res.unwrap();
-    let tokens = tokens.unwrap();
+    let mut rng = Prg::with_counter(&[3; 16], 0);
+    let tokens = generate_local(&m, &q, &prompt, steps, &local, &mut rng, |_, _| {}).await.unwrap().tokens;
     assert_eq!(tokens, reference, "secure and fixed-point greedy generation differ");
     assert_eq!(tokens.len(), steps);
     assert!(tokens.windows(2).any(|w| w[0] != w[1]), "the fed-back tokens must matter: {tokens:?}");
