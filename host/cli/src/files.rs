@@ -29,10 +29,8 @@ pub enum CliError {
     /// A bad command-line value.
     #[error("{0}")]
     Usage(String),
-    /// The session was already served by this dealer state.
-    #[error(
-        "session {session:032x} was already served by this dealer (record {record}); a session id is never served twice"
-    )]
+    /// The session was already used (served by this dealer, or consumed by this party).
+    #[error("session {session:032x} was already used (record {record}); a session id is never used twice")]
     SessionReused {
         /// Session id.
         session: u128,
@@ -142,17 +140,23 @@ pub fn provision(a: &ProvisionArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The dealer's record of served sessions: one hex id per line, appended and synced before a
-/// session's first byte is served.
+/// A record of used sessions, one hex id per line, appended and synced before the session's
+/// first byte is served (dealer: `served-sessions`) or its first opening (party:
+/// `consumed-sessions-pN`): a correlation is never used twice, across restarts.
 pub struct SessionRecord {
     path: PathBuf,
 }
 
 impl SessionRecord {
-    /// Opens (creating the directory) the record in `dir`.
+    /// Opens (creating the directory) the dealer's record in `dir`.
     pub fn open(dir: &Path) -> Result<Self, CliError> {
+        Self::open_named(dir, "served-sessions")
+    }
+
+    /// Opens (creating the directory) the record `name` in `dir`.
+    pub fn open_named(dir: &Path, name: &str) -> Result<Self, CliError> {
         fs::create_dir_all(dir).map_err(file_err(dir))?;
-        Ok(SessionRecord { path: dir.join("served-sessions") })
+        Ok(SessionRecord { path: dir.join(name) })
     }
 
     /// Records `session`, refusing one already recorded.

@@ -218,9 +218,10 @@ pub struct PartyArgs {
     /// GEMM threads.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
-    /// State directory: the opened weight masks F = W - B_W are kept here, so sessions after the
-    /// first with the same share files and dealer model seed skip opening them. Default: the
-    /// share file's directory.
+    /// State directory: the record of consumed sessions (a session id is refused the second
+    /// time, across restarts) and the opened weight masks F = W - B_W (sessions after the first
+    /// with the same share files and dealer model seed skip opening them). Default: the share
+    /// file's directory.
     #[arg(long)]
     pub state: Option<PathBuf>,
 }
@@ -249,6 +250,10 @@ pub fn party(a: &PartyArgs) -> Result<(), CliError> {
         )));
     }
     let key = files::read_key(&a.key)?;
+    let state = match &a.state {
+        Some(d) => d.clone(),
+        None => a.share.parent().map(std::path::Path::to_path_buf).unwrap_or_default(),
+    };
     runtime()?.block_on(async {
         let listener = tokio::net::TcpListener::bind(&a.client).await.map_err(net)?;
         say!("party {} waiting for the client on {}", a.id, listener.local_addr().map_err(net)?);
@@ -260,6 +265,9 @@ pub fn party(a: &PartyArgs) -> Result<(), CliError> {
                 Err(e) => eprintln!("party {}: ignoring {peer}: {e}", a.id),
             }
         };
+        // Never twice the same session (its correlations), across restarts: recorded before
+        // anything of it is fetched or opened.
+        SessionRecord::open_named(&state, &format!("consumed-sessions-p{}", a.id))?.claim(&session)?;
         let input: Vec<u32> =
             data.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
         let input = Shared::new(input, &[seq as usize, vocab], 0)?;
@@ -285,11 +293,6 @@ pub fn party(a: &PartyArgs) -> Result<(), CliError> {
         let mut e = Engine::start(party, link, source, key, plan, session, TIMEOUT).await?;
         e.set_threads(a.threads);
         e.set_progress(crate::progress::plan_steps("inference"));
-        let state = match &a.state {
-            Some(d) => d.clone(),
-            None => a.share.parent().map(std::path::Path::to_path_buf).unwrap_or_default(),
-        };
-        std::fs::create_dir_all(&state).map_err(|source| CliError::File { path: state.clone(), source })?;
         e.set_weight_cache(&state);
         let result = match share {
             ditto_models::share_file::ModelShare::Bert(b) => serve_bert(&mut e, *b, &input, &mut c).await,
@@ -466,6 +469,10 @@ pub struct ClientArgs {
     /// P1's client address.
     #[arg(long)]
     pub p1: String,
+    /// Session id (32 hex digits) instead of a fresh random one: for tests and replays (the
+    /// dealer and both parties refuse a session id they have seen).
+    #[arg(long)]
+    pub session: Option<String>,
 }
 
 /// `ditto client`: tokenizes, shares, sends; reconstructs the embedding (BERT) or runs greedy
@@ -477,7 +484,16 @@ pub fn client(a: &ClientArgs) -> Result<(), CliError> {
     let mut rng = Prg::with_counter(&files::os_random16()?, 0);
     let x = one_hot(&ids, vocab)?;
     let shares = share(&x, &mut rng);
-    let session = SessionId(files::os_random16()?);
+    let session = match &a.session {
+        Some(hex) => SessionId(
+            u128::from_str_radix(hex, 16)
+                .ok()
+                .filter(|_| hex.len() == 32)
+                .ok_or_else(|| CliError::Usage(format!("--session {hex:?}: expected 32 hex digits")))?
+                .to_be_bytes(),
+        ),
+        None => SessionId(files::os_random16()?),
+    };
     let gen_n = u32::try_from(a.generate).map_err(net)?;
     say!("session {:032x}, {n} tokens", session.as_u128());
     runtime()?.block_on(async {

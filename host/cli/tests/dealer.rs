@@ -148,7 +148,7 @@ fn streams_written_to_files_open_at_each_party_and_sessions_are_never_reused() {
     }
     let again = run("s2");
     assert!(!again.status.success());
-    assert!(String::from_utf8_lossy(&again.stderr).contains("already served"));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already used"));
 }
 
 /// The dealer process and its stdout (kept open: the dealer must not see a closed pipe).
@@ -239,7 +239,7 @@ fn serves_both_parties_over_tcp_and_refuses_bad_requests() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("already served"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already used"));
 }
 
 #[test]

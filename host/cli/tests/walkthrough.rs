@@ -181,3 +181,88 @@ fn four_processes_classify_like_the_demo() {
     assert!(line.starts_with(&format!("label   secure {label},")), "{label} vs demo {line}; {logits}");
     assert!(["negative", "positive"].contains(&label));
 }
+
+/// A party records every session it consumes (in its state directory, synced before anything
+/// of the session is fetched or opened) and refuses one it has seen, across restarts: here a
+/// client replays a session id to freshly started parties (with a fresh dealer that would
+/// serve it), and the parties refuse it before contacting the dealer.
+#[test]
+fn restarted_parties_refuse_a_replayed_session() {
+    let d = std::env::temp_dir().join(format!("ditto-walk-{}-replay", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let run = |args: &[&str]| assert!(ditto().args(args).status().unwrap().success(), "{args:?}");
+    run(&["provision", "--out", &s(&d.join("keys"))]);
+    run(&["share-model", "--model", "seeded", "--out", &s(&d.join("shares"))]);
+    let sid = "00112233445566778899aabbccddeeff";
+    let mut outcomes = Vec::new();
+    for round in 0..2 {
+        // A fresh dealer state each time: only the parties' records can refuse the replay.
+        let mut dealer = Kill(
+            ditto()
+                .args([
+                    "dealer",
+                    "--model",
+                    "seeded",
+                    "--keys",
+                    &s(&d.join("keys")),
+                    "--listen",
+                    "127.0.0.1:0",
+                ])
+                .args(["--state", &s(&d.join(format!("dealer-{round}")))])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let mut lines = BufReader::new(dealer.0.stdout.take().unwrap()).lines();
+        let dealer_addr = lines.next().unwrap().unwrap().strip_prefix("listening ").unwrap().to_string();
+        let (peer, c0, c1) = (port(), port(), port());
+        let party = |id: &str, link: [&str; 2], client: &str| {
+            Kill(
+                ditto()
+                    .args(["party", "--id", id, "--share", &s(&d.join(format!("shares/p{id}.share")))])
+                    .args(link)
+                    .args(["--dealer", &dealer_addr, "--key", &s(&d.join(format!("keys/p{id}.key")))])
+                    .args(["--client", client, "--state", &s(&d.join(format!("state{id}")))])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap(),
+            )
+        };
+        let mut p0 = party("0", ["--listen", &peer], &c0);
+        let _p1 = party("1", ["--connect", &peer], &c1);
+        let mut ok = false;
+        for _ in 0..50 {
+            let o = ditto()
+                .args(["client", "--model", "seeded", "--text", "replay", "--session", sid])
+                .args(["--p0", &c0, "--p1", &c1])
+                .output()
+                .unwrap();
+            if o.status.success() {
+                ok = true;
+                break;
+            }
+            // Connected but refused: the parties ended; stop retrying.
+            if p0.0.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let status = (0..300).find_map(|_| {
+            let st = p0.0.try_wait().unwrap();
+            if st.is_none() {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            st
+        });
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut p0.0.stderr.take().unwrap(), &mut err).unwrap();
+        outcomes.push((ok, status.map(|s| s.success()), err));
+    }
+    let _ = std::fs::remove_dir_all(&d);
+    assert_eq!((outcomes[0].0, outcomes[0].1), (true, Some(true)), "{:?}", outcomes[0]);
+    assert_eq!((outcomes[1].0, outcomes[1].1), (false, Some(false)), "{:?}", outcomes[1]);
+    assert!(outcomes[1].2.contains(&format!("session {sid} was already used")), "{}", outcomes[1].2);
+}
