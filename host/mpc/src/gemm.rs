@@ -101,12 +101,14 @@ fn rows<R: Ring>(c: &mut [R], a: &[R], packed: &[R], d: Dims, r0: usize) {
     let nrows = c.len() / d.m;
     for k0 in (0..d.k).step_by(KC) {
         let kc = KC.min(d.k - k0);
-        let mut i = 0;
-        while i < nrows {
-            let mr = MR.min(nrows - i);
-            for p in 0..panels {
-                let panel = &packed[(p * d.k + k0) * NR..(p * d.k + k0 + kc) * NR];
-                let (j0, w) = (p * NR, NR.min(d.m - p * NR));
+        // Panels outside, row blocks inside: each packed panel (kc x NR) is loaded once per
+        // k-slab and reused by every row block while it is in L1 (B is the large operand).
+        for p in 0..panels {
+            let panel = &packed[(p * d.k + k0) * NR..(p * d.k + k0 + kc) * NR];
+            let (j0, w) = (p * NR, NR.min(d.m - p * NR));
+            let mut i = 0;
+            while i < nrows {
+                let mr = MR.min(nrows - i);
                 let arow = |r: usize| &a[(r0 + i + r) * d.k + k0..(r0 + i + r) * d.k + k0 + kc];
                 if mr == MR {
                     let mut acc = [[R::ZERO; NR]; MR];
@@ -127,8 +129,8 @@ fn rows<R: Ring>(c: &mut [R], a: &[R], packed: &[R], d: Dims, r0: usize) {
                         }
                     }
                 }
+                i += mr;
             }
-            i += mr;
         }
     }
 }
