@@ -19,6 +19,7 @@
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod board;
 #[cfg(feature = "std")]
 pub mod host;
 pub mod keys;

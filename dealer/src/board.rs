@@ -1,0 +1,255 @@
+//! The dealer appliance's serial protocol: a host asks a board for one session's two sealed
+//! streams over a byte link (a UART, or QEMU's UART bridged to TCP), and the board pulls the
+//! plan from the host one step at a time, so that its memory does not grow with the model.
+//!
+//! Host -> board, the request: `DTFW`, version (1 byte), session id (16), chunk (u32 LE), plan
+//! header length (u16 LE), plan header (postcard). The board then sends frames `kind (1) |
+//! length (u32 LE) | payload`:
+//!
+//! * [`NEED_STEP`] (step index, u32 LE): the host answers `length (u16 LE) | step (postcard)`;
+//!   the board asks for every step twice per stream (to hash the plan, then to deal it);
+//! * [`DATA`] (party, then stream bytes) and [`END`] (party): P0's stream, then P1's;
+//! * [`FAIL`] (reason, UTF-8): the board gives up on this request.
+//!
+//! The link carries only what a relay may see: the plan (public) and sealed frames. The board
+//! waits for each answer before it sends more, so a host that reads at its own pace loses
+//! nothing (flow control by request and answer).
+
+use core::cell::RefCell;
+
+use embedded_io::{Read, Write};
+
+use ditto_core::Party;
+use ditto_core::plan::{PlanHeader, Step};
+use ditto_core::prg::SessionId;
+
+use crate::Error;
+use crate::keys::{DealerSeeds, PartyKey};
+use crate::stream::{MAX_CHUNK, PlanSource, SessionSpec, write_stream};
+
+/// Request magic.
+pub const MAGIC: [u8; 4] = *b"DTFW";
+/// Protocol version.
+pub const VERSION: u8 = 1;
+/// Board -> host: send me step `index`.
+pub const NEED_STEP: u8 = 1;
+/// Board -> host: stream bytes of a party.
+pub const DATA: u8 = 2;
+/// Board -> host: a party's stream is complete.
+pub const END: u8 = 3;
+/// Board -> host: the request failed.
+pub const FAIL: u8 = 4;
+/// Largest encoded plan header or step.
+pub const MAX_ITEM: usize = 256;
+
+fn io<E: embedded_io::Error>(e: E) -> Error {
+    Error::Core(ditto_core::Error::Io(e.kind()))
+}
+
+fn read_exact<U: Read>(u: &mut U, buf: &mut [u8]) -> Result<(), Error> {
+    let mut at = 0;
+    while at < buf.len() {
+        match u.read(&mut buf[at..]).map_err(io)? {
+            0 => return Err(Error::Core(ditto_core::Error::Io(embedded_io::ErrorKind::BrokenPipe))),
+            n => at += n,
+        }
+    }
+    Ok(())
+}
+
+fn frame<U: Write>(u: &mut U, kind: u8, head: &[u8], body: &[u8]) -> Result<(), Error> {
+    let len = u32::try_from(head.len() + body.len())
+        .map_err(|_| Error::Plan { index: 0, reason: "frame too long" })?;
+    u.write_all(&[kind]).map_err(io)?;
+    u.write_all(&len.to_le_bytes()).map_err(io)?;
+    u.write_all(head).map_err(io)?;
+    u.write_all(body).map_err(io)?;
+    Ok(())
+}
+
+/// The plan, pulled from the host step by step.
+struct Pulled<'a, U> {
+    link: &'a RefCell<U>,
+    header: PlanHeader,
+}
+
+impl<U: Read + Write> PlanSource for Pulled<'_, U> {
+    fn header(&self) -> &PlanHeader {
+        &self.header
+    }
+    fn step(&mut self, index: u32) -> Result<Step, Error> {
+        let mut u = self.link.borrow_mut();
+        frame(&mut *u, NEED_STEP, &index.to_le_bytes(), &[])?;
+        u.flush().map_err(io)?;
+        let mut len = [0u8; 2];
+        read_exact(&mut *u, &mut len)?;
+        let n = usize::from(u16::from_le_bytes(len));
+        let mut buf = [0u8; MAX_ITEM];
+        let item = buf.get_mut(..n).ok_or(Error::Plan { index, reason: "step encoding too long" })?;
+        read_exact(&mut *u, item)?;
+        postcard::from_bytes(item).map_err(|_| Error::Plan { index, reason: "step does not decode" })
+    }
+}
+
+/// One party's stream bytes as DATA frames.
+struct Framed<'a, U> {
+    link: &'a RefCell<U>,
+    party: u8,
+}
+
+impl<U: Write> embedded_io::ErrorType for Framed<'_, U> {
+    type Error = embedded_io::ErrorKind;
+}
+
+impl<U: Write> Write for Framed<'_, U> {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        let mut u = self.link.borrow_mut();
+        frame(&mut *u, DATA, &[self.party], buf).map_err(|e| match e {
+            Error::Core(ditto_core::Error::Io(k)) => k,
+            _ => embedded_io::ErrorKind::Other,
+        })?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        self.link.borrow_mut().flush().map_err(|e| embedded_io::Error::kind(&e))
+    }
+}
+
+/// Board side: reads one request from `link` and answers it with both streams (P0's, then
+/// P1's) dealt from `seeds` under `keys`; `scratch` must hold [`crate::stream::scratch_len`] of
+/// the requested chunk. A failure is reported to the host as a [`FAIL`] frame and returned.
+pub fn serve<U: Read + Write>(
+    link: &RefCell<U>,
+    seeds: &DealerSeeds,
+    keys: &[PartyKey; 2],
+    scratch: &mut [u8],
+) -> Result<(), Error> {
+    let r = serve_inner(link, seeds, keys, scratch);
+    if let Err(e) = &r {
+        let mut reason: heapless::String<96, u8> = heapless::String::new();
+        let _ = core::fmt::write(&mut reason, format_args!("{e}"));
+        let mut u = link.borrow_mut();
+        let _ = frame(&mut *u, FAIL, reason.as_bytes(), &[]);
+        let _ = u.flush();
+    }
+    r
+}
+
+fn serve_inner<U: Read + Write>(
+    link: &RefCell<U>,
+    seeds: &DealerSeeds,
+    keys: &[PartyKey; 2],
+    scratch: &mut [u8],
+) -> Result<(), Error> {
+    let mut head = [0u8; 4 + 1 + 16 + 4 + 2];
+    read_exact(&mut *link.borrow_mut(), &mut head)?;
+    if head[..4] != MAGIC || head[4] != VERSION {
+        return Err(Error::Plan { index: 0, reason: "not a DTFW v1 request" });
+    }
+    let mut sid = [0u8; 16];
+    sid.copy_from_slice(&head[5..21]);
+    let chunk = u32::from_le_bytes([head[21], head[22], head[23], head[24]]) as usize;
+    let n = usize::from(u16::from_le_bytes([head[25], head[26]]));
+    let mut buf = [0u8; MAX_ITEM];
+    let item = buf.get_mut(..n).ok_or(Error::Plan { index: 0, reason: "plan header too long" })?;
+    read_exact(&mut *link.borrow_mut(), item)?;
+    let header: PlanHeader = postcard::from_bytes(item)
+        .map_err(|_| Error::Plan { index: 0, reason: "plan header does not decode" })?;
+    if chunk == 0 || chunk > MAX_CHUNK {
+        return Err(Error::Chunk { chunk, max: MAX_CHUNK });
+    }
+    let mut spec = SessionSpec::new(SessionId(sid), seeds);
+    spec.chunk = chunk;
+    for (p, party) in [(0u8, Party::P0), (1, Party::P1)] {
+        let mut plan = Pulled { link, header: header.clone() };
+        let out = Framed { link, party: p };
+        write_stream(party, &mut plan, &spec, &keys[usize::from(p)], out, scratch)?;
+        let mut u = link.borrow_mut();
+        frame(&mut *u, END, &[p], &[])?;
+        u.flush().map_err(io)?;
+    }
+    Ok(())
+}
+
+/// Host side: asks the board on `link` for `session`'s streams of `plan` (answering its step
+/// requests) and returns P0's and P1's streams as the board sent them (sealed; the host sees
+/// nothing else). `link` should time out its reads: a silent board is an error, not a hang.
+#[cfg(feature = "std")]
+pub fn request<L: std::io::Read + std::io::Write>(
+    link: &mut L,
+    session: SessionId,
+    plan: &ditto_core::plan::Plan,
+    chunk: usize,
+) -> Result<[std::vec::Vec<u8>; 2], Error> {
+    use std::vec::Vec;
+    let ioe = |e: std::io::Error| Error::Core(ditto_core::Error::Io(embedded_io::Error::kind(&e)));
+    let enc = |v: &dyn erased::Enc| {
+        v.enc().map_err(|_| Error::Plan { index: 0, reason: "plan item does not encode" })
+    };
+    let header = enc(&plan.header)?;
+    let mut req = Vec::new();
+    req.extend_from_slice(&MAGIC);
+    req.push(VERSION);
+    req.extend_from_slice(&session.0);
+    req.extend_from_slice(
+        &u32::try_from(chunk).map_err(|_| Error::Chunk { chunk, max: MAX_CHUNK })?.to_le_bytes(),
+    );
+    req.extend_from_slice(&u16::try_from(header.len()).unwrap_or(u16::MAX).to_le_bytes());
+    req.extend_from_slice(&header);
+    link.write_all(&req).map_err(ioe)?;
+    link.flush().map_err(ioe)?;
+    let mut out = [Vec::new(), Vec::new()];
+    let mut ended = [false; 2];
+    while !(ended[0] && ended[1]) {
+        let mut h = [0u8; 5];
+        link.read_exact(&mut h).map_err(ioe)?;
+        let len = u32::from_le_bytes([h[1], h[2], h[3], h[4]]) as usize;
+        if len > MAX_CHUNK + 4096 {
+            return Err(Error::Plan { index: 0, reason: "board frame too long" });
+        }
+        let mut body = std::vec![0u8; len];
+        link.read_exact(&mut body).map_err(ioe)?;
+        match (h[0], body.first().copied()) {
+            (NEED_STEP, _) if len == 4 => {
+                let i = u32::from_le_bytes([body[0], body[1], body[2], body[3]]);
+                let step = plan
+                    .steps
+                    .get(i as usize)
+                    .ok_or(Error::Plan { index: i, reason: "board asked past the plan" })?;
+                let s = enc(step)?;
+                link.write_all(&u16::try_from(s.len()).unwrap_or(u16::MAX).to_le_bytes()).map_err(ioe)?;
+                link.write_all(&s).map_err(ioe)?;
+                link.flush().map_err(ioe)?;
+            }
+            (DATA, Some(p @ (0 | 1))) if !ended[usize::from(p)] => {
+                out[usize::from(p)].extend_from_slice(&body[1..])
+            }
+            (END, Some(p @ (0 | 1))) if len == 1 => ended[usize::from(p)] = true,
+            (FAIL, _) => {
+                let text = core::str::from_utf8(&body).unwrap_or("(not UTF-8)");
+                let mut reason: heapless::String<96, u8> = heapless::String::new();
+                for c in text.chars() {
+                    if reason.push(c).is_err() {
+                        break;
+                    }
+                }
+                return Err(Error::Refused { reason });
+            }
+            _ => return Err(Error::Plan { index: 0, reason: "unexpected frame from the board" }),
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(feature = "std")]
+mod erased {
+    /// Postcard encoding of plan items (header or step).
+    pub trait Enc {
+        fn enc(&self) -> Result<std::vec::Vec<u8>, postcard::Error>;
+    }
+    impl<T: serde::Serialize> Enc for T {
+        fn enc(&self) -> Result<std::vec::Vec<u8>, postcard::Error> {
+            postcard::to_allocvec(self)
+        }
+    }
+}
