@@ -6,8 +6,9 @@
 //! header length (u16 LE), plan header (postcard). The board then sends frames `kind (1) |
 //! length (u32 LE) | payload`:
 //!
-//! * [`NEED_STEP`] (step index, u32 LE): the host answers `length (u16 LE) | step (postcard)`;
-//!   the board asks for every step twice per stream (to hash the plan, then to deal it);
+//! * [`NEED_STEP`] (first step index u32 LE, count u16 LE, at most [`BATCH`]): the host
+//!   answers `length (u16 LE) | step (postcard)` for each, in one write; the board reads the plan
+//!   in such batches twice per stream (to hash it, then to deal it) and keeps one batch;
 //! * [`DATA`] (party, then stream bytes) and [`END`] (party): P0's stream, then P1's;
 //! * [`FAIL`] (reason, UTF-8): the board gives up on this request.
 //!
@@ -41,6 +42,8 @@ pub const END: u8 = 3;
 pub const FAIL: u8 = 4;
 /// Largest encoded plan header or step.
 pub const MAX_ITEM: usize = 256;
+/// Steps per [`NEED_STEP`] request (the board's whole plan buffer).
+pub const BATCH: usize = 32;
 
 fn io<E: embedded_io::Error>(e: E) -> Error {
     Error::Core(ditto_core::Error::Io(e.kind()))
@@ -67,10 +70,13 @@ fn frame<U: Write>(u: &mut U, kind: u8, head: &[u8], body: &[u8]) -> Result<(), 
     Ok(())
 }
 
-/// The plan, pulled from the host step by step.
+/// The plan, pulled from the host a batch of steps at a time.
 struct Pulled<'a, U> {
     link: &'a RefCell<U>,
     header: PlanHeader,
+    /// Steps `first..first + batch.len()`.
+    first: u32,
+    batch: heapless::Vec<Step, BATCH>,
 }
 
 impl<U: Read + Write> PlanSource for Pulled<'_, U> {
@@ -78,16 +84,33 @@ impl<U: Read + Write> PlanSource for Pulled<'_, U> {
         &self.header
     }
     fn step(&mut self, index: u32) -> Result<Step, Error> {
+        if let Some(s) = index.checked_sub(self.first).and_then(|i| self.batch.get(i as usize)) {
+            return Ok(*s);
+        }
+        let count = (self.header.n_steps.saturating_sub(index) as usize).min(BATCH);
+        if count == 0 {
+            return Err(Error::Plan { index, reason: "step past the plan" });
+        }
         let mut u = self.link.borrow_mut();
-        frame(&mut *u, NEED_STEP, &index.to_le_bytes(), &[])?;
+        let mut req = [0u8; 6];
+        req[..4].copy_from_slice(&index.to_le_bytes());
+        req[4..].copy_from_slice(&u16::try_from(count).unwrap_or(0).to_le_bytes());
+        frame(&mut *u, NEED_STEP, &req, &[])?;
         u.flush().map_err(io)?;
-        let mut len = [0u8; 2];
-        read_exact(&mut *u, &mut len)?;
-        let n = usize::from(u16::from_le_bytes(len));
-        let mut buf = [0u8; MAX_ITEM];
-        let item = buf.get_mut(..n).ok_or(Error::Plan { index, reason: "step encoding too long" })?;
-        read_exact(&mut *u, item)?;
-        postcard::from_bytes(item).map_err(|_| Error::Plan { index, reason: "step does not decode" })
+        self.batch.clear();
+        self.first = index;
+        for at in (index..).take(count) {
+            let mut len = [0u8; 2];
+            read_exact(&mut *u, &mut len)?;
+            let n = usize::from(u16::from_le_bytes(len));
+            let mut buf = [0u8; MAX_ITEM];
+            let item = buf.get_mut(..n).ok_or(Error::Plan { index: at, reason: "step encoding too long" })?;
+            read_exact(&mut *u, item)?;
+            let step = postcard::from_bytes(item)
+                .map_err(|_| Error::Plan { index: at, reason: "step does not decode" })?;
+            let _ = self.batch.push(step);
+        }
+        self.batch.first().copied().ok_or(Error::Plan { index, reason: "empty batch" })
     }
 }
 
@@ -161,7 +184,7 @@ fn serve_inner<U: Read + Write>(
     let mut spec = SessionSpec::new(SessionId(sid), seeds);
     spec.chunk = chunk;
     for (p, party) in [(0u8, Party::P0), (1, Party::P1)] {
-        let mut plan = Pulled { link, header: header.clone() };
+        let mut plan = Pulled { link, header: header.clone(), first: 0, batch: heapless::Vec::new() };
         let out = Framed { link, party: p };
         write_stream(party, &mut plan, &spec, &keys[usize::from(p)], out, scratch)?;
         let mut u = link.borrow_mut();
@@ -173,7 +196,8 @@ fn serve_inner<U: Read + Write>(
 
 /// Host side: asks the board on `link` for `session`'s streams of `plan` (answering its step
 /// requests) and returns P0's and P1's streams as the board sent them (sealed; the host sees
-/// nothing else). `link` should time out its reads: a silent board is an error, not a hang.
+/// nothing else). `link` should time out its reads (a silent board is an error, not a hang);
+/// over TCP (QEMU's UART bridge) set no-delay, as every step is a small request and answer.
 #[cfg(feature = "std")]
 pub fn request<L: std::io::Read + std::io::Write>(
     link: &mut L,
@@ -210,15 +234,22 @@ pub fn request<L: std::io::Read + std::io::Write>(
         let mut body = std::vec![0u8; len];
         link.read_exact(&mut body).map_err(ioe)?;
         match (h[0], body.first().copied()) {
-            (NEED_STEP, _) if len == 4 => {
-                let i = u32::from_le_bytes([body[0], body[1], body[2], body[3]]);
-                let step = plan
-                    .steps
-                    .get(i as usize)
-                    .ok_or(Error::Plan { index: i, reason: "board asked past the plan" })?;
-                let s = enc(step)?;
-                link.write_all(&u16::try_from(s.len()).unwrap_or(u16::MAX).to_le_bytes()).map_err(ioe)?;
-                link.write_all(&s).map_err(ioe)?;
+            (NEED_STEP, _) if len == 6 => {
+                let first = u32::from_le_bytes([body[0], body[1], body[2], body[3]]);
+                let count = usize::from(u16::from_le_bytes([body[4], body[5]]));
+                let last =
+                    (first as usize).checked_add(count).filter(|&e| count <= BATCH && e <= plan.steps.len());
+                let Some(last) = last else {
+                    return Err(Error::Plan { index: first, reason: "board asked past the plan" });
+                };
+                // The whole batch in one write (a TCP bridge would otherwise hold parts back).
+                let mut answer = Vec::new();
+                for step in &plan.steps[first as usize..last] {
+                    let s = enc(step)?;
+                    answer.extend_from_slice(&u16::try_from(s.len()).unwrap_or(u16::MAX).to_le_bytes());
+                    answer.extend_from_slice(&s);
+                }
+                link.write_all(&answer).map_err(ioe)?;
                 link.flush().map_err(ioe)?;
             }
             (DATA, Some(p @ (0 | 1))) if !ended[usize::from(p)] => {
