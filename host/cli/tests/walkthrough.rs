@@ -4,6 +4,7 @@
 //! masks from the parties' state directories.
 
 use std::io::{BufRead, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 fn ditto() -> Command {
@@ -29,63 +30,74 @@ fn embedding_line(out: &str) -> Vec<f64> {
     inner.split(", ").map(|v| v.parse().unwrap()).collect()
 }
 
-/// Runs provision, share-model, a dealer, P0, P1 and a client for `model`; returns the
-/// client's standard output.
-fn walk(tag: &str, model: &str, client_extra: &[&str], sessions: usize) -> Vec<(String, String)> {
-    let d = std::env::temp_dir().join(format!("ditto-walk-{}-{tag}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    let run = |args: &[&str]| {
-        let o = ditto().args(args).output().unwrap();
+fn path(p: &Path) -> String {
+    p.to_str().unwrap().to_string()
+}
+
+/// `ditto provision` and `ditto share-model` for `model` into `d` (keys/, shares/).
+fn provision_and_share(d: &Path, model: &str) {
+    for args in [
+        vec!["provision", "--out", &path(&d.join("keys"))],
+        vec!["share-model", "--model", model, "--out", &path(&d.join("shares"))],
+    ] {
+        let o = ditto().args(&args).output().unwrap();
         assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
-    };
-    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
-    run(&["provision", "--out", &s(&d.join("keys"))]);
-    run(&["share-model", "--model", model, "--out", &s(&d.join("shares"))]);
+    }
+}
+
+/// A dealer serving `model` with the keys in `d`, its record in `state`; returns it and its address.
+fn dealer(d: &Path, model: &str, state: &Path, extra: &[&str]) -> (Kill, String) {
     let mut dealer = Kill(
         ditto()
-            .args([
-                "dealer",
-                "--model",
-                model,
-                "--keys",
-                &s(&d.join("keys")),
-                "--listen",
-                "127.0.0.1:0",
-                "--sessions",
-                &sessions.to_string(),
-            ])
-            .args(["--state", &s(&d.join("state"))])
+            .args(["dealer", "--model", model, "--keys", &path(&d.join("keys")), "--listen", "127.0.0.1:0"])
+            .args(["--state", &path(state)])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
     );
     let mut lines = BufReader::new(dealer.0.stdout.take().unwrap()).lines();
-    let dealer_addr = lines.next().unwrap().unwrap().strip_prefix("listening ").unwrap().to_string();
+    let addr = lines.next().unwrap().unwrap().strip_prefix("listening ").unwrap().to_string();
+    (dealer, addr)
+}
+
+/// Party `id` with its share and key from `d`: P0 listens on `peer`, P1 connects to it; the
+/// client is served on `client`. Standard output and error are piped.
+fn party(d: &Path, id: u8, peer: &str, dealer: &str, client: &str, extra: &[&str]) -> Kill {
+    let link = if id == 0 { "--listen" } else { "--connect" };
+    Kill(
+        ditto()
+            .args([
+                "party",
+                "--id",
+                &id.to_string(),
+                "--share",
+                &path(&d.join(format!("shares/p{id}.share"))),
+            ])
+            .args([link, peer, "--dealer", dealer, "--key", &path(&d.join(format!("keys/p{id}.key")))])
+            .args(["--client", client])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Runs provision, share-model, a dealer, P0, P1 and a client for `model`, `sessions` times
+/// (new party processes each time); returns each client's and P0's standard output.
+fn walk(tag: &str, model: &str, client_extra: &[&str], sessions: usize) -> Vec<(String, String)> {
+    let d = std::env::temp_dir().join(format!("ditto-walk-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    provision_and_share(&d, model);
+    let (mut dealer, dealer_addr) =
+        dealer(&d, model, &d.join("state"), &["--sessions", &sessions.to_string()]);
     let mut runs = Vec::new();
     for _ in 0..sessions {
         let (peer, c0, c1) = (port(), port(), port());
-        let party = |id: &str, link: [&str; 2], client: &str| {
-            Kill(
-                ditto()
-                    .args(["party", "--id", id, "--share", &s(&d.join(format!("shares/p{id}.share")))])
-                    .args(link)
-                    .args([
-                        "--dealer",
-                        &dealer_addr,
-                        "--key",
-                        &s(&d.join(format!("keys/p{id}.key"))),
-                        "--client",
-                        client,
-                    ])
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .unwrap(),
-            )
-        };
-        let mut p0 = party("0", ["--listen", &peer], &c0);
-        let p1 = party("1", ["--connect", &peer], &c1);
+        let mut p0 = party(&d, 0, &peer, &dealer_addr, &c0, &[]);
+        let p1 = party(&d, 1, &peer, &dealer_addr, &c1, &[]);
         // The parties need a moment to bind their client ports.
         let mut out = None;
         for _ in 0..50 {
@@ -190,49 +202,16 @@ fn four_processes_classify_like_the_demo() {
 fn restarted_parties_refuse_a_replayed_session() {
     let d = std::env::temp_dir().join(format!("ditto-walk-{}-replay", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
-    let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
-    let run = |args: &[&str]| assert!(ditto().args(args).status().unwrap().success(), "{args:?}");
-    run(&["provision", "--out", &s(&d.join("keys"))]);
-    run(&["share-model", "--model", "seeded", "--out", &s(&d.join("shares"))]);
+    provision_and_share(&d, "seeded");
     let sid = "00112233445566778899aabbccddeeff";
     let mut outcomes = Vec::new();
     for round in 0..2 {
         // A fresh dealer state each time: only the parties' records can refuse the replay.
-        let mut dealer = Kill(
-            ditto()
-                .args([
-                    "dealer",
-                    "--model",
-                    "seeded",
-                    "--keys",
-                    &s(&d.join("keys")),
-                    "--listen",
-                    "127.0.0.1:0",
-                ])
-                .args(["--state", &s(&d.join(format!("dealer-{round}")))])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        );
-        let mut lines = BufReader::new(dealer.0.stdout.take().unwrap()).lines();
-        let dealer_addr = lines.next().unwrap().unwrap().strip_prefix("listening ").unwrap().to_string();
+        let (_dealer, dealer_addr) = dealer(&d, "seeded", &d.join(format!("dealer-{round}")), &[]);
         let (peer, c0, c1) = (port(), port(), port());
-        let party = |id: &str, link: [&str; 2], client: &str| {
-            Kill(
-                ditto()
-                    .args(["party", "--id", id, "--share", &s(&d.join(format!("shares/p{id}.share")))])
-                    .args(link)
-                    .args(["--dealer", &dealer_addr, "--key", &s(&d.join(format!("keys/p{id}.key")))])
-                    .args(["--client", client, "--state", &s(&d.join(format!("state{id}")))])
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::piped())
-                    .spawn()
-                    .unwrap(),
-            )
-        };
-        let mut p0 = party("0", ["--listen", &peer], &c0);
-        let _p1 = party("1", ["--connect", &peer], &c1);
+        let state = |id: u8| path(&d.join(format!("state{id}")));
+        let mut p0 = party(&d, 0, &peer, &dealer_addr, &c0, &["--state", &state(0)]);
+        let _p1 = party(&d, 1, &peer, &dealer_addr, &c1, &["--state", &state(1)]);
         let mut ok = false;
         for _ in 0..50 {
             let o = ditto()
