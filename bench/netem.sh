@@ -28,7 +28,10 @@ WORK=$(mktemp -d /tmp/ditto-netem.XXXXXX)
 PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-    for n in ditto-hub ditto-p0 ditto-p1; do ip netns del "$n" 2>/dev/null || true; done
+    for n in ditto-hub ditto-p0 ditto-p1; do
+        ip netns pids "$n" 2>/dev/null | xargs -r kill 2>/dev/null || true
+        ip netns del "$n" 2>/dev/null || true
+    done
     rm -rf "$WORK"
 }
 trap cleanup EXIT
