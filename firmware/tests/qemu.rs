@@ -26,6 +26,7 @@ impl Drop for Kill {
 }
 
 #[test]
+#[ignore = "needs the firmware image and QEMU: scripts/firmware-e2e runs it"]
 fn board_in_qemu_streams_what_the_host_dealer_streams() {
     let (Some(elf), Some(qemu)) = (std::env::var_os("DITTO_FIRMWARE_ELF"), std::env::var_os("DITTO_QEMU"))
     else {

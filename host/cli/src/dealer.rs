@@ -48,8 +48,13 @@ pub struct DealerArgs {
     #[arg(long, default_value_t = 0)]
     pub sessions: usize,
     /// Directory holding p0.key, p1.key and model.seed (see `ditto provision`).
-    #[arg(long)]
-    pub keys: PathBuf,
+    #[arg(long, required_unless_present = "serial")]
+    pub keys: Option<PathBuf>,
+    /// With --model: relay the streams of a dealer board instead of generating them here:
+    /// `tcp:HOST:PORT` (QEMU's UART bridge) or a serial device. The board holds the seeds and
+    /// keys; this process sees only sealed streams.
+    #[arg(long, requires = "model")]
+    pub serial: Option<String>,
     /// Session id, 32 hex digits (default: fresh from the OS RNG).
     #[arg(long)]
     pub session: Option<String>,
@@ -107,8 +112,9 @@ struct Setup {
 fn setup(a: &DealerArgs) -> Result<Setup, CliError> {
     let plan = build_plan(a)?;
     let hash = plan.hash()?;
-    let keys = [files::read_key(&a.keys.join("p0.key"))?, files::read_key(&a.keys.join("p1.key"))?];
-    let model = files::read_seed(&a.keys.join("model.seed"))?;
+    let dir = keys_dir(a)?;
+    let keys = [files::read_key(&dir.join("p0.key"))?, files::read_key(&dir.join("p1.key"))?];
+    let model = files::read_seed(&dir.join("model.seed"))?;
     let master = match &a.insecure_test_master_seed {
         Some(h) => {
             eprintln!("dealer: WARNING: test-only fixed master seed in use; this session is not secure");
@@ -212,6 +218,10 @@ fn generate<W: Write>(s: &Setup, party: Party, w: W) -> Result<ditto_dealer::str
     Ok(r?)
 }
 
+fn keys_dir(a: &DealerArgs) -> Result<&std::path::Path, CliError> {
+    a.keys.as_deref().ok_or_else(|| CliError::Usage("give --keys DIR (or --serial for a board)".into()))
+}
+
 /// Runs `ditto dealer`.
 pub fn run(a: &DealerArgs) -> Result<(), CliError> {
     if let Some(model) = &a.model {
@@ -220,14 +230,27 @@ pub fn run(a: &DealerArgs) -> Result<(), CliError> {
         let state = a.state.clone().unwrap_or_else(files::default_state_dir);
         let threads =
             a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)).max(1);
-        return crate::session::serve_model(&crate::session::ModelDealer {
+        let streams = match &a.serial {
+            Some(spec) => crate::model_dealer::open_board(spec)?,
+            None => {
+                let keys = keys_dir(a)?;
+                crate::model_dealer::Streams::Local {
+                    keys: [files::read_key(&keys.join("p0.key"))?, files::read_key(&keys.join("p1.key"))?],
+                    seeds: ditto_dealer::keys::DealerSeeds::new(
+                        ditto_core::prg::Seed::from_bytes(files::os_random16()?),
+                        files::read_seed(&keys.join("model.seed"))?,
+                    ),
+                    threads,
+                }
+            }
+        };
+        return crate::model_dealer::serve_model(crate::model_dealer::ModelDealer {
             model,
             quant: &a.quant,
-            keys: &a.keys,
+            streams,
             listen,
             sessions: a.sessions,
             state: &state,
-            threads,
         });
     }
     let s = setup(a)?;

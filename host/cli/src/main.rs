@@ -21,6 +21,7 @@ mod dealer;
 mod demo;
 mod demo_gpt2;
 mod files;
+mod model_dealer;
 mod plan;
 mod progress;
 mod session;

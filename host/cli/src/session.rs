@@ -9,17 +9,10 @@
 //!        client -> party "DTOH" | count u32 | u32 LE shares of the chosen token's one-hot
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use ditto_core::Party;
 use ditto_core::prg::{Prg, SessionId};
-use ditto_dealer::HashHex;
-use ditto_dealer::host::{Io, Response, read_request_any, reason, with_parallel, write_response};
-use ditto_dealer::keys::{DealerSeeds, PartyKey};
-use ditto_dealer::stream::{
-    SessionSpec, SlicePlan, dealer_streams, scratch_len, write_stream, write_stream_with,
-};
 use ditto_models::bert::Bert;
 use ditto_models::config::BertConfig;
 use ditto_models::secure_bert::{BertOutput, BertShare, SecureBert, one_hot, share_bert};
@@ -37,11 +30,11 @@ use crate::plan::Arch;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
-fn net(e: impl std::fmt::Display) -> CliError {
+pub(crate) fn net(e: impl std::fmt::Display) -> CliError {
     CliError::Net(e.to_string())
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(net)
 }
 
@@ -64,7 +57,7 @@ fn published_arch(model: &str) -> Result<Option<Arch>, CliError> {
 
 /// The config of a model name: `seeded`, `seeded-classifier`, `seeded-gpt2`, `arch:NAME`, or a
 /// Hugging Face directory.
-fn config_of(model: &str) -> Result<Arch, CliError> {
+pub(crate) fn config_of(model: &str) -> Result<Arch, CliError> {
     Ok(match model {
         "seeded" => Arch::Bert(seeded::config()),
         "seeded-classifier" => Arch::Bert(seeded::classifier(1).cfg),
@@ -608,142 +601,4 @@ async fn bert_answer(
     let e: Vec<f64> = v.iter().map(|x| (x / norm * 1e4).round() / 1e4).collect();
     say!("embedding ({} dims) starts {:?}", e.len(), &e[..e.len().min(8)]);
     Ok(())
-}
-
-/// Arguments of the model-serving dealer (`ditto dealer --model`).
-pub struct ModelDealer<'a> {
-    /// Model directory or `seeded` (only the config is used).
-    pub model: &'a str,
-    /// Quantization.
-    pub quant: &'a str,
-    /// Key directory.
-    pub keys: &'a std::path::Path,
-    /// Listen address.
-    pub listen: &'a str,
-    /// Stop after this many complete sessions (0: never).
-    pub sessions: usize,
-    /// State directory.
-    pub state: &'a std::path::Path,
-    /// Generation threads.
-    pub threads: usize,
-}
-
-/// Serves any session and sequence length for one model: each request names its session (in
-/// the frame header) and sequence length; the dealer derives the plan from the model config and
-/// checks the party's plan hash against it.
-pub fn serve_model(d: &ModelDealer<'_>) -> Result<(), CliError> {
-    let cfg = config_of(d.model)?;
-    let q = crate::calibrate::load_quant(d.quant)?;
-    let keys = Arc::new([files::read_key(&d.keys.join("p0.key"))?, files::read_key(&d.keys.join("p1.key"))?]);
-    let seeds = Arc::new(DealerSeeds::new(
-        ditto_core::prg::Seed::from_bytes(files::os_random16()?),
-        files::read_seed(&d.keys.join("model.seed"))?,
-    ));
-    let record = Arc::new(SessionRecord::open(d.state)?);
-    let served: Arc<std::sync::Mutex<std::collections::HashMap<u128, [bool; 2]>>> = Arc::default();
-    runtime()?.block_on(async {
-        let listener = tokio::net::TcpListener::bind(d.listen).await.map_err(net)?;
-        say!("listening {}", listener.local_addr().map_err(net)?);
-        let mut done = 0;
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Result<bool, CliError>>();
-        loop {
-            tokio::select! {
-                acc = listener.accept() => {
-                    let (sock, peer) = acc.map_err(net)?;
-                    let sock = sock.into_std().map_err(net)?;
-                    let (cfg, q, keys, seeds, record, served, tx) = (cfg.clone(), q.clone(), Arc::clone(&keys), Arc::clone(&seeds), Arc::clone(&record), Arc::clone(&served), tx.clone());
-                    let threads = d.threads;
-                    let handle = tokio::runtime::Handle::current();
-                    tokio::task::spawn_blocking(move || {
-                        let r = serve_one(&handle, &sock, &cfg, &q, &keys, &seeds, &record, &served, threads);
-                        if let Err(e) = &r {
-                            eprintln!("dealer: {peer}: {e}");
-                        }
-                        let _ = tx.send(r);
-                    });
-                }
-                Some(r) = rx.recv() => {
-                    if let Ok(true) = r {
-                        done += 1;
-                        if d.sessions > 0 && done >= d.sessions {
-                            return Ok(());
-                        }
-                    }
-                }
-            }
-        }
-    })
-}
-
-/// Serves one request; Ok(true) when it completed a session (both parties served).
-#[allow(clippy::too_many_arguments)]
-fn serve_one(
-    rt: &tokio::runtime::Handle,
-    sock: &std::net::TcpStream,
-    cfg: &Arch,
-    q: &ditto_models::quant::QuantConfig,
-    keys: &[PartyKey; 2],
-    seeds: &DealerSeeds,
-    record: &SessionRecord,
-    served: &std::sync::Mutex<std::collections::HashMap<u128, [bool; 2]>>,
-    threads: usize,
-) -> Result<bool, CliError> {
-    sock.set_nonblocking(false).map_err(net)?;
-    sock.set_read_timeout(Some(Duration::from_secs(10))).map_err(net)?;
-    sock.set_write_timeout(Some(TIMEOUT)).map_err(net)?;
-    let (session, req) = read_request_any(Io(sock))?;
-    let refuse = |why: String| -> Result<bool, CliError> {
-        write_response(Io(sock), session, &Response::Refused(reason(&why)))?;
-        Err(net(format!("refused {:?}: {why}", req.party)))
-    };
-    let max = match cfg {
-        Arch::Bert(c) => c.max_position_embeddings,
-        Arch::Gpt2(c) => c.n_positions,
-    };
-    if req.seq == 0 || (req.seq + req.generate) as usize > max {
-        return refuse(format!("{} + {} tokens outside 1..={max}", req.seq, req.generate));
-    }
-    let plan = match cfg {
-        Arch::Bert(c) => rt.block_on(ditto_models::plans::bert("party", c, q, req.seq as usize))?,
-        Arch::Gpt2(c) => {
-            rt.block_on(ditto_models::plans::gpt2("party", c, q, req.seq as usize, req.generate as usize))?
-        }
-    };
-    let hash = plan.hash()?;
-    if hash != req.plan_hash {
-        return refuse(format!(
-            "plan hash mismatch: dealer has {}, request has {}",
-            HashHex::of(&hash),
-            HashHex::of(&req.plan_hash)
-        ));
-    }
-    let complete = {
-        let mut g = served.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let fresh = !g.contains_key(&session.as_u128());
-        let entry = g.entry(session.as_u128()).or_default();
-        if entry[req.party.index()] {
-            drop(g);
-            return refuse(format!("{:?}'s stream of this session was already served", req.party));
-        }
-        if fresh && let Err(e) = record.claim(&session) {
-            drop(g);
-            return refuse(e.to_string());
-        }
-        entry[req.party.index()] = true;
-        entry[0] && entry[1]
-    };
-    write_response(Io(sock), session, &Response::Accepted)?;
-    let spec = SessionSpec::new(session, seeds);
-    let w = std::io::BufWriter::with_capacity(1 << 16, sock);
-    let mut src = SlicePlan { header: &plan.header, steps: &plan.steps };
-    let mut scratch = vec![0u8; scratch_len(spec.chunk)];
-    if req.party == Party::P0 {
-        write_stream(Party::P0, &mut src, &spec, &keys[0], Io(w), &mut scratch)?;
-    } else {
-        let ds = dealer_streams(&spec);
-        with_parallel(&ds, &plan, threads, |p| {
-            write_stream_with(Party::P1, &mut src, &spec, &keys[1], Io(w), &mut scratch, p)
-        })?;
-    }
-    Ok(complete)
 }

@@ -1,0 +1,241 @@
+//! `ditto dealer --model`: serves any session and sequence length of one model to P0 and P1,
+//! generating the sealed streams here from the provisioned seeds, or relaying them from a dealer
+//! board (`--serial`: a serial device or QEMU's UART bridged to TCP; the relay sees only sealed
+//! bytes and the public plan).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ditto_core::Party;
+use ditto_core::plan::Plan;
+use ditto_core::prg::SessionId;
+use ditto_dealer::host::{Io, Response, read_request_any, reason, with_parallel, write_response};
+use ditto_dealer::keys::{DealerSeeds, PartyKey};
+use ditto_dealer::stream::{
+    SessionSpec, SlicePlan, dealer_streams, scratch_len, write_stream, write_stream_with,
+};
+use ditto_dealer::{DEFAULT_CHUNK, HashHex};
+
+use crate::files::{CliError, SessionRecord};
+use crate::plan::Arch;
+use crate::session::{config_of, net, runtime};
+
+/// How long a party's request or a board's answer may take.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A byte link to a dealer board.
+pub trait BoardLink: std::io::Read + std::io::Write + Send {}
+impl<T: std::io::Read + std::io::Write + Send> BoardLink for T {}
+
+/// Where the sessions' streams come from.
+pub enum Streams {
+    /// Generated here from the provisioned seeds and keys.
+    Local {
+        /// P0's and P1's keys.
+        keys: [PartyKey; 2],
+        /// The dealer's seeds.
+        seeds: DealerSeeds,
+        /// Generation threads.
+        threads: usize,
+    },
+    /// Asked of a dealer board (which holds the seeds and keys); each session's two streams are
+    /// kept until both parties have fetched theirs.
+    Board {
+        /// The link to the board (one request at a time).
+        link: Mutex<Box<dyn BoardLink>>,
+        /// Streams fetched and not yet served, by session.
+        pending: Mutex<HashMap<u128, [Option<Vec<u8>>; 2]>>,
+    },
+}
+
+/// Opens `--serial`: `tcp:HOST:PORT` (e.g. QEMU's `-serial tcp:...,server=on`) or a serial
+/// device path (set its line speed beforehand, e.g. with `stty`).
+pub fn open_board(spec: &str) -> Result<Streams, CliError> {
+    let link: Box<dyn BoardLink> = match spec.strip_prefix("tcp:") {
+        Some(addr) => {
+            let s = std::net::TcpStream::connect(addr).map_err(|e| net(format!("board at {addr}: {e}")))?;
+            s.set_nodelay(true).map_err(net)?;
+            s.set_read_timeout(Some(Duration::from_secs(600))).map_err(net)?;
+            Box::new(s)
+        }
+        None => Box::new(
+            std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(spec)
+                .map_err(|source| CliError::File { path: PathBuf::from(spec), source })?,
+        ),
+    };
+    Ok(Streams::Board { link: Mutex::new(link), pending: Mutex::default() })
+}
+
+impl Streams {
+    /// Writes `party`'s stream of `session` for `plan` to `out`.
+    fn write(
+        &self,
+        party: Party,
+        session: SessionId,
+        plan: &Plan,
+        out: impl std::io::Write,
+    ) -> Result<(), CliError> {
+        match self {
+            Streams::Local { keys, seeds, threads } => {
+                let spec = SessionSpec::new(session, seeds);
+                let w = std::io::BufWriter::with_capacity(1 << 16, out);
+                let mut src = SlicePlan { header: &plan.header, steps: &plan.steps };
+                let mut scratch = vec![0u8; scratch_len(spec.chunk)];
+                if party == Party::P0 {
+                    write_stream(Party::P0, &mut src, &spec, &keys[0], Io(w), &mut scratch)?;
+                } else {
+                    let ds = dealer_streams(&spec);
+                    with_parallel(&ds, plan, *threads, |p| {
+                        write_stream_with(Party::P1, &mut src, &spec, &keys[1], Io(w), &mut scratch, p)
+                    })?;
+                }
+                Ok(())
+            }
+            Streams::Board { link, pending } => {
+                let bytes = {
+                    let mut g = pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let entry = match g.entry(session.as_u128()) {
+                        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(v) => {
+                            let mut l = link.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                            let [a, b] = ditto_dealer::board::request(&mut *l, session, plan, DEFAULT_CHUNK)?;
+                            v.insert([Some(a), Some(b)])
+                        }
+                    };
+                    let mine = entry[party.index()].take();
+                    if entry.iter().all(Option::is_none) {
+                        g.remove(&session.as_u128());
+                    }
+                    mine
+                };
+                let bytes = bytes.ok_or_else(|| net("stream already relayed"))?;
+                let mut out = out;
+                out.write_all(&bytes).map_err(net)?;
+                out.flush().map_err(net)
+            }
+        }
+    }
+}
+
+/// Arguments of the model-serving dealer (`ditto dealer --model`).
+pub struct ModelDealer<'a> {
+    /// Model directory or `seeded` (only the config is used).
+    pub model: &'a str,
+    /// Quantization.
+    pub quant: &'a str,
+    /// Where the streams come from.
+    pub streams: Streams,
+    /// Listen address.
+    pub listen: &'a str,
+    /// Stop after this many complete sessions (0: never).
+    pub sessions: usize,
+    /// State directory.
+    pub state: &'a std::path::Path,
+}
+
+/// Serves any session and sequence length for one model: each request names its session (in
+/// the frame header) and sequence length; the dealer derives the plan from the model config and
+/// checks the party's plan hash against it.
+pub fn serve_model(d: ModelDealer<'_>) -> Result<(), CliError> {
+    let cfg = config_of(d.model)?;
+    let streams = Arc::new(d.streams);
+    let q = crate::calibrate::load_quant(d.quant)?;
+    let record = Arc::new(SessionRecord::open(d.state)?);
+    let served: Arc<Mutex<HashMap<u128, [bool; 2]>>> = Arc::default();
+    runtime()?.block_on(async {
+        let listener = tokio::net::TcpListener::bind(d.listen).await.map_err(net)?;
+        say!("listening {}", listener.local_addr().map_err(net)?);
+        let mut done = 0;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Result<bool, CliError>>();
+        loop {
+            tokio::select! {
+                acc = listener.accept() => {
+                    let (sock, peer) = acc.map_err(net)?;
+                    let sock = sock.into_std().map_err(net)?;
+                    let (cfg, q, streams, record, served, tx) = (cfg.clone(), q.clone(), Arc::clone(&streams), Arc::clone(&record), Arc::clone(&served), tx.clone());
+                    let handle = tokio::runtime::Handle::current();
+                    tokio::task::spawn_blocking(move || {
+                        let r = serve_one(&handle, &sock, &cfg, &q, &streams, &record, &served);
+                        if let Err(e) = &r {
+                            eprintln!("dealer: {peer}: {e}");
+                        }
+                        let _ = tx.send(r);
+                    });
+                }
+                Some(r) = rx.recv() => {
+                    if let Ok(true) = r {
+                        done += 1;
+                        if d.sessions > 0 && done >= d.sessions {
+                            return Ok(());
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Serves one request; Ok(true) when it completed a session (both parties served).
+#[allow(clippy::too_many_arguments)]
+fn serve_one(
+    rt: &tokio::runtime::Handle,
+    sock: &std::net::TcpStream,
+    cfg: &Arch,
+    q: &ditto_models::quant::QuantConfig,
+    streams: &Streams,
+    record: &SessionRecord,
+    served: &Mutex<HashMap<u128, [bool; 2]>>,
+) -> Result<bool, CliError> {
+    sock.set_nonblocking(false).map_err(net)?;
+    sock.set_read_timeout(Some(Duration::from_secs(10))).map_err(net)?;
+    sock.set_write_timeout(Some(TIMEOUT)).map_err(net)?;
+    let (session, req) = read_request_any(Io(sock))?;
+    let refuse = |why: String| -> Result<bool, CliError> {
+        write_response(Io(sock), session, &Response::Refused(reason(&why)))?;
+        Err(net(format!("refused {:?}: {why}", req.party)))
+    };
+    let max = match cfg {
+        Arch::Bert(c) => c.max_position_embeddings,
+        Arch::Gpt2(c) => c.n_positions,
+    };
+    if req.seq == 0 || (req.seq + req.generate) as usize > max {
+        return refuse(format!("{} + {} tokens outside 1..={max}", req.seq, req.generate));
+    }
+    let plan = match cfg {
+        Arch::Bert(c) => rt.block_on(ditto_models::plans::bert("party", c, q, req.seq as usize))?,
+        Arch::Gpt2(c) => {
+            rt.block_on(ditto_models::plans::gpt2("party", c, q, req.seq as usize, req.generate as usize))?
+        }
+    };
+    let hash = plan.hash()?;
+    if hash != req.plan_hash {
+        return refuse(format!(
+            "plan hash mismatch: dealer has {}, request has {}",
+            HashHex::of(&hash),
+            HashHex::of(&req.plan_hash)
+        ));
+    }
+    let complete = {
+        let mut g = served.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let fresh = !g.contains_key(&session.as_u128());
+        let entry = g.entry(session.as_u128()).or_default();
+        if entry[req.party.index()] {
+            drop(g);
+            return refuse(format!("{:?}'s stream of this session was already served", req.party));
+        }
+        if fresh && let Err(e) = record.claim(&session) {
+            drop(g);
+            return refuse(e.to_string());
+        }
+        entry[req.party.index()] = true;
+        entry[0] && entry[1]
+    };
+    write_response(Io(sock), session, &Response::Accepted)?;
+    streams.write(req.party, session, &plan, sock)?;
+    Ok(complete)
+}

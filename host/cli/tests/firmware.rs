@@ -1,0 +1,135 @@
+//! A secure inference fed by the dealer appliance: the firmware image runs in QEMU, `ditto
+//! dealer --serial` relays its sealed streams to P0 and P1 (separate processes), and the client's
+//! embedding equals the one-process demo's for the same model and text. Needs
+//! DITTO_FIRMWARE_ELF and DITTO_QEMU (scripts/firmware-e2e sets them; CI runs it).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use ditto_firmware::test_provisioning::KEYS;
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn ditto() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ditto"))
+}
+
+fn port() -> String {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string()
+}
+
+fn path(p: &Path) -> String {
+    p.to_str().unwrap().to_string()
+}
+
+fn first6(line: &str) -> Vec<f64> {
+    let inner = &line[line.rfind('[').unwrap() + 1..line.rfind(']').unwrap()];
+    inner.split(", ").take(6).map(|v| v.parse().unwrap()).collect()
+}
+
+#[test]
+#[ignore = "needs the firmware image and QEMU: scripts/firmware-e2e runs it"]
+fn secure_inference_fed_by_the_board_in_qemu() {
+    let (Some(elf), Some(qemu)) = (std::env::var_os("DITTO_FIRMWARE_ELF"), std::env::var_os("DITTO_QEMU"))
+    else {
+        eprintln!("skipped: run scripts/firmware-e2e (sets DITTO_FIRMWARE_ELF and DITTO_QEMU)");
+        return;
+    };
+    let d = std::env::temp_dir().join(format!("ditto-board-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    // The parties hold the keys the board image was provisioned with (test-only values).
+    std::fs::create_dir_all(d.join("keys")).unwrap();
+    for (i, k) in KEYS.iter().enumerate() {
+        let hex: String = k.iter().map(|b| format!("{b:02x}")).collect();
+        std::fs::write(d.join(format!("keys/p{i}.key")), hex + "\n").unwrap();
+    }
+    let o = ditto()
+        .args(["share-model", "--model", "seeded", "--out", &path(&d.join("shares"))])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let uart = port();
+    let _qemu = Kill(
+        Command::new(&qemu)
+            .args(["-machine", "mps2-an386", "-cpu", "cortex-m4", "-nographic", "-monitor", "none"])
+            .args(["-semihosting-config", "enable=on,target=native"])
+            .args(["-serial", &format!("tcp:{uart},server=on,wait=on"), "-kernel"])
+            .arg(&elf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let mut dealer = Kill(
+        ditto()
+            .args([
+                "dealer",
+                "--model",
+                "seeded",
+                "--serial",
+                &format!("tcp:{uart}"),
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args(["--sessions", "1", "--state", &path(&d.join("dealer"))])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(dealer.0.stdout.take().unwrap()).lines();
+    let dealer_addr = lines.next().unwrap().unwrap().strip_prefix("listening ").unwrap().to_string();
+    let (peer, c0, c1) = (port(), port(), port());
+    let party = |id: u8, link: [&str; 2], client: &str| {
+        Kill(
+            ditto()
+                .args([
+                    "party",
+                    "--id",
+                    &id.to_string(),
+                    "--share",
+                    &path(&d.join(format!("shares/p{id}.share"))),
+                ])
+                .args(link)
+                .args(["--dealer", &dealer_addr, "--key", &path(&d.join(format!("keys/p{id}.key")))])
+                .args(["--client", client])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let _p0 = party(0, ["--listen", &peer], &c0);
+    let _p1 = party(1, ["--connect", &peer], &c1);
+    let text = "hi board";
+    let mut out = None;
+    for _ in 0..100 {
+        let o = ditto()
+            .args(["client", "--model", "seeded", "--text", text, "--p0", &c0, "--p1", &c1])
+            .output()
+            .unwrap();
+        if o.status.success() {
+            out = Some(String::from_utf8_lossy(&o.stdout).into_owned());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = out.expect("the client got an answer from parties fed by the board");
+    let got = first6(out.lines().find(|l| l.contains("starts [")).unwrap());
+    let demo = ditto().args(["demo", "--text", text]).output().unwrap();
+    let demo = String::from_utf8_lossy(&demo.stdout).into_owned();
+    let want = first6(demo.lines().find(|l| l.starts_with("embedding[..6] secure")).unwrap());
+    for (g, w) in got.iter().zip(&want) {
+        assert!((g - w).abs() <= 2e-3, "board-fed {got:?} vs demo {want:?}");
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
