@@ -87,6 +87,39 @@ mod image {
 
     const SCRATCH: usize = scratch_len(ditto_dealer::DEFAULT_CHUNK);
 
+    /// Stack bytes painted below the entry frame to measure the high-water mark.
+    const PAINT: usize = 96 * 1024;
+    const PATTERN: u32 = 0xDEAD_BEEF;
+
+    unsafe extern "C" {
+        /// Top of the stack (cortex-m-rt's linker script).
+        static _stack_start: u32;
+    }
+
+    /// Paints the stack below the current frame; returns the painted region's bottom.
+    #[inline(never)]
+    fn paint_stack() -> usize {
+        let sp = cortex_m::register::msp::read() as usize;
+        let bottom = sp - PAINT;
+        for a in (bottom..sp - 1024).step_by(4) {
+            // SAFETY: unused stack memory below the live frames (1 KiB margin), word aligned.
+            unsafe { core::ptr::write_volatile(a as *mut u32, PATTERN) };
+        }
+        bottom
+    }
+
+    /// Deepest stack use so far, in bytes from the top of the stack.
+    fn stack_high_water(bottom: usize) -> usize {
+        // Only the address of the linker symbol is taken.
+        let top = core::ptr::addr_of!(_stack_start) as usize;
+        let mut a = bottom;
+        // SAFETY: reads of the painted region, word aligned, below the live frames.
+        while a < top && unsafe { core::ptr::read_volatile(a as *const u32) } == PATTERN {
+            a += 4;
+        }
+        top - a
+    }
+
     /// The dealer's seeds and the parties' keys.
     #[cfg(feature = "qemu-test-seed")]
     fn provisioning() -> (DealerSeeds, [PartyKey; 2]) {
@@ -112,10 +145,11 @@ mod image {
         let (seeds, keys) = provisioning();
         let link = RefCell::new(Uart::init());
         let mut scratch = [0u8; SCRATCH];
+        let bottom = paint_stack();
         hprintln!("ditto dealer firmware: serving on UART0");
         loop {
             match ditto_dealer::board::serve(&link, &seeds, &keys, &mut scratch) {
-                Ok(()) => hprintln!("request served"),
+                Ok(()) => hprintln!("request served; stack high-water {} bytes", stack_high_water(bottom)),
                 Err(e) => hprintln!("request failed: {}", e),
             }
         }

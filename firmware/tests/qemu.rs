@@ -5,7 +5,6 @@
 //! runs this with DITTO_FIRMWARE_ELF and DITTO_QEMU set (CI does).
 #![allow(clippy::cast_precision_loss)]
 
-use std::io::Read;
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -45,6 +44,16 @@ fn board_in_qemu_streams_what_the_host_dealer_streams() {
             .spawn()
             .unwrap(),
     );
+    // The image's semihosting output, line by line.
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stdout = q.0.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
     let mut link = None;
     for _ in 0..200 {
         if let Ok(s) = TcpStream::connect(("127.0.0.1", port)) {
@@ -81,9 +90,26 @@ fn board_in_qemu_streams_what_the_host_dealer_streams() {
         took.as_secs_f64(),
         bytes as f64 / took.as_secs_f64() / 1e3
     );
+    // The board logs once it has sent both streams.
+    let mut out = String::new();
+    while let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) {
+        out.push_str(&line);
+        out.push('\n');
+        if line.contains("request served") {
+            break;
+        }
+    }
     drop(link);
     let _ = q.0.kill();
-    let mut out = String::new();
-    q.0.stdout.take().unwrap().read_to_string(&mut out).unwrap();
     assert!(out.contains("TEST SEEDS"), "the image announces its test seeds: {out}");
+    // The whole generation runs in the stack (no heap, 12 bytes of static data): its high-water
+    // mark, chunk buffer included, stays well under 64 KiB.
+    let hw: usize = out
+        .lines()
+        .find_map(|l| l.split("stack high-water ").nth(1))
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no stack figure in {out}"));
+    println!("board stack high-water: {hw} bytes");
+    assert!(hw > 4096 && hw < 64 * 1024, "{hw}");
 }
