@@ -217,6 +217,10 @@ pub struct PartyArgs {
     /// file's directory.
     #[arg(long)]
     pub state: Option<PathBuf>,
+    /// Seconds any single wait (peer, dealer, client) may take before the party gives up with
+    /// an error. Raise it for slow links: the one-time weight setup is one large message.
+    #[arg(long, default_value_t = 60)]
+    pub timeout: u64,
 }
 
 async fn read_exact_t(s: &mut tokio::net::TcpStream, buf: &mut [u8], what: &str) -> Result<(), CliError> {
@@ -273,7 +277,8 @@ pub fn party(a: &PartyArgs) -> Result<(), CliError> {
                     .await?
             }
         };
-        let c2 = Config { timeout: TIMEOUT };
+        let timeout = Duration::from_secs(a.timeout.max(1));
+        let c2 = Config { timeout };
         let link = match (party, &a.listen, &a.connect) {
             (Party::P0, Some(l), _) => {
                 let lst = tokio::net::TcpListener::bind(l).await.map_err(net)?;
@@ -283,7 +288,7 @@ pub fn party(a: &PartyArgs) -> Result<(), CliError> {
             _ => return Err(CliError::Usage("P0 needs --listen ADDR, P1 needs --connect ADDR".into())),
         };
         let source = Source::Tcp(a.dealer.clone(), (seq, gen_n));
-        let mut e = Engine::start(party, link, source, key, plan, session, TIMEOUT).await?;
+        let mut e = Engine::start(party, link, source, key, plan, session, timeout).await?;
         e.set_threads(a.threads);
         e.set_progress(crate::progress::plan_steps("inference"));
         e.set_weight_cache(&state);

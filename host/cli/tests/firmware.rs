@@ -3,32 +3,14 @@
 //! embedding equals the one-process demo's for the same model and text. Needs
 //! DITTO_FIRMWARE_ELF and DITTO_QEMU (scripts/firmware-e2e sets them; CI runs it).
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use common::{Kill, ditto, party, path, port};
 use ditto_firmware::test_provisioning::KEYS;
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn ditto() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ditto"))
-}
-
-fn port() -> String {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string()
-}
-
-fn path(p: &Path) -> String {
-    p.to_str().unwrap().to_string()
-}
 
 fn first6(line: &str) -> Vec<f64> {
     let inner = &line[line.rfind('[').unwrap() + 1..line.rfind(']').unwrap()];
@@ -89,27 +71,8 @@ fn secure_inference_fed_by_the_board_in_qemu() {
     let mut lines = BufReader::new(dealer.0.stdout.take().unwrap()).lines();
     let dealer_addr = lines.next().unwrap().unwrap().strip_prefix("listening ").unwrap().to_string();
     let (peer, c0, c1) = (port(), port(), port());
-    let party = |id: u8, link: [&str; 2], client: &str| {
-        Kill(
-            ditto()
-                .args([
-                    "party",
-                    "--id",
-                    &id.to_string(),
-                    "--share",
-                    &path(&d.join(format!("shares/p{id}.share"))),
-                ])
-                .args(link)
-                .args(["--dealer", &dealer_addr, "--key", &path(&d.join(format!("keys/p{id}.key")))])
-                .args(["--client", client])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        )
-    };
-    let _p0 = party(0, ["--listen", &peer], &c0);
-    let _p1 = party(1, ["--connect", &peer], &c1);
+    let _p0 = party(&d, 0, &peer, &dealer_addr, &c0, &[]);
+    let _p1 = party(&d, 1, &peer, &dealer_addr, &c1, &[]);
     let text = "hi board";
     let mut out = None;
     for _ in 0..100 {

@@ -1,0 +1,172 @@
+//! Fault injection over real loopback TCP with `ditto party` processes: the peer killed
+//! mid-inference, a stalled peer, a peer sending garbage, the dealer gone mid-stream. In each
+//! case the surviving party exits with a specific error within 10 s (its waits are bounded by
+//! `--timeout`), never with a result, and the client gets no answer presented as one.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Kill, dealer, ditto, party, path, port, provision_and_share};
+
+/// Waits up to `limit` for `c` to exit; returns its success flag, stderr and the time taken.
+fn ended(c: &mut Child, limit: Duration) -> (Option<bool>, String, Duration) {
+    let t = Instant::now();
+    let mut status = None;
+    while t.elapsed() < limit {
+        if let Some(s) = c.try_wait().unwrap() {
+            status = Some(s.success());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let took = t.elapsed();
+    let mut err = String::new();
+    if status.is_some() {
+        let _ = c.stderr.take().unwrap().read_to_string(&mut err);
+    }
+    (status, err, took)
+}
+
+/// Connects to `addr`, retrying while the process behind it starts.
+fn connect(addr: &str) -> std::net::TcpStream {
+    for _ in 0..100 {
+        if let Ok(c) = std::net::TcpStream::connect(addr) {
+            return c;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listening on {addr}");
+}
+
+/// Sends a client request (as `ditto client` would) to each given party address, until both
+/// accept the connection; returns the connections.
+fn client_request(addrs: &[&str]) -> Vec<std::net::TcpStream> {
+    let mut out: Vec<_> = addrs.iter().map(|a| connect(a)).collect();
+    // The seeded model: vocabulary 258; a 3-token request of all-zero shares.
+    let (n, vocab) = (3u32, 258u32);
+    let mut req = b"DTCL".to_vec();
+    req.push(2);
+    req.extend_from_slice(&[0x3c; 16]);
+    req.extend_from_slice(&n.to_le_bytes());
+    req.extend_from_slice(&(n * vocab).to_le_bytes());
+    req.extend_from_slice(&0u32.to_le_bytes());
+    req.extend(std::iter::repeat_n(0u8, (n * vocab * 4) as usize));
+    for c in &mut out {
+        c.write_all(&req).unwrap();
+    }
+    out
+}
+
+struct Setup {
+    dir: std::path::PathBuf,
+    _dealer: Kill,
+    dealer_addr: String,
+}
+
+fn setup(tag: &str) -> Setup {
+    let dir = std::env::temp_dir().join(format!("ditto-faults-{}-{tag}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    provision_and_share(&dir, "seeded");
+    let (d, addr) = dealer(&dir, "seeded", &dir.join("dealer"), &[]);
+    Setup { dir, _dealer: d, dealer_addr: addr }
+}
+
+/// A party timeout well inside the 10 s the issue allows, with slack for a loaded machine.
+fn short() -> [&'static str; 2] {
+    ["--timeout", "3"]
+}
+
+#[test]
+fn a_stalled_peer_is_a_timeout_within_10_s() {
+    let s = setup("stall");
+    let (peer, c0) = (port(), port());
+    let mut p0 = party(&s.dir, 0, &peer, &s.dealer_addr, &c0, &short());
+    let _client = client_request(&[&c0]);
+    // "P1" connects and then says nothing.
+    let _fake = connect(&peer);
+    let (ok, err, took) = ended(&mut p0.0, Duration::from_secs(10));
+    assert_eq!(ok, Some(false), "P0 must give up with an error: {err}");
+    println!("stalled peer, {took:?}: {}", err.trim());
+    assert!(err.contains("timed out") || err.contains("time"), "{err}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    let _ = std::fs::remove_dir_all(&s.dir);
+}
+
+#[test]
+fn a_peer_sending_garbage_is_refused() {
+    let s = setup("garbage");
+    let (peer, c0) = (port(), port());
+    let mut p0 = party(&s.dir, 0, &peer, &s.dealer_addr, &c0, &short());
+    let _client = client_request(&[&c0]);
+    let mut fake = connect(&peer);
+    let _ = fake.write_all(&[0x5a; 4096]);
+    let (ok, err, took) = ended(&mut p0.0, Duration::from_secs(10));
+    assert_eq!(ok, Some(false), "P0 must refuse the garbage: {err}");
+    println!("garbage, {took:?}: {}", err.trim());
+    assert!(err.contains("ditto: error:"), "{err}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    let _ = std::fs::remove_dir_all(&s.dir);
+}
+
+#[test]
+fn a_peer_killed_mid_inference_ends_the_other_party_and_the_client_gets_no_result() {
+    let s = setup("kill");
+    let (peer, c0, c1) = (port(), port(), port());
+    let mut p0 = party(&s.dir, 0, &peer, &s.dealer_addr, &c0, &short());
+    let mut p1 = party(&s.dir, 1, &peer, &s.dealer_addr, &c1, &short());
+    let mut client = ditto()
+        .args(["client", "--model", "seeded", "--text", "a long enough input to be killed in", "--p0", &c0])
+        .args(["--p1", &c1])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Let the session start, then kill P1.
+    std::thread::sleep(Duration::from_millis(400));
+    let _ = p1.0.kill();
+    let (ok, err, took) = ended(&mut p0.0, Duration::from_secs(10));
+    let (cok, _, _) = ended(&mut client, Duration::from_secs(10));
+    if ok == Some(true) {
+        // The run finished before the kill: nothing to check on this machine's timing.
+        eprintln!("the session ended before P1 was killed");
+    } else {
+        assert_eq!(ok, Some(false), "P0 must stop with an error: {err}");
+        println!("P0 after its peer was killed, {took:?}: {}", err.trim());
+        assert!(took < Duration::from_secs(10), "{took:?}");
+        assert_eq!(cok, Some(false), "the client must not present a result");
+    }
+    let _ = std::fs::remove_dir_all(&s.dir);
+}
+
+#[test]
+fn the_dealer_gone_mid_session_is_an_error() {
+    let dir = std::env::temp_dir().join(format!("ditto-faults-{}-dealer", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    provision_and_share(&dir, "seeded");
+    // A "dealer" that accepts, reads a little and closes mid-stream.
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dealer_addr = l.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for c in l.incoming().take(2).flatten() {
+            let mut c = c;
+            let mut b = [0u8; 16];
+            let _ = c.read(&mut b);
+            let _ = c.write_all(&[1, 2, 3]);
+        }
+    });
+    let (peer, c0, c1) = (port(), port(), port());
+    let mut p0 = party(&dir, 0, &peer, &dealer_addr, &c0, &short());
+    let mut p1 = party(&dir, 1, &peer, &dealer_addr, &c1, &short());
+    let _client = client_request(&[&c0, &c1]);
+    for p in [&mut p0, &mut p1] {
+        let (ok, err, took) = ended(&mut p.0, Duration::from_secs(10));
+        assert_eq!(ok, Some(false), "{err}");
+        assert!(err.contains("dealer") || err.contains("frame") || err.contains("stream"), "{err}");
+        assert!(took < Duration::from_secs(10), "{took:?}");
+    }
+    let _ = path(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+}
