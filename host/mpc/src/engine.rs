@@ -93,9 +93,13 @@ impl Engine {
     /// An engine that records the plan of the program run on it (no communication; every
     /// operation returns zeros of the right shape and scale).
     pub fn planner() -> Self {
+        Self::with_mode(Party::P0, Mode::Plan(Vec::new()))
+    }
+
+    fn with_mode(party: Party, mode: Mode) -> Self {
         Engine {
-            party: Party::P0,
-            mode: Mode::Plan(Vec::new()),
+            party,
+            mode,
             tag: Tag::Other,
             layer: 0,
             gemm: crate::gemm::FastGemm::default(),
@@ -110,16 +114,7 @@ impl Engine {
     /// arithmetic; truncations round to nearest (the secure ones round stochastically, floor or
     /// one more). Records the plan too.
     pub fn plaintext() -> Self {
-        Engine {
-            party: Party::P0,
-            mode: Mode::Plain(Vec::new()),
-            tag: Tag::Other,
-            layer: 0,
-            gemm: crate::gemm::FastGemm::default(),
-            cache_dir: None,
-            wcache: None,
-            progress: None,
-        }
+        Self::with_mode(Party::P0, Mode::Plain(Vec::new()))
     }
 
     /// The recorded plan (planning or plaintext mode).
@@ -146,23 +141,8 @@ impl Engine {
         let hash = plan.hash()?;
         link.handshake(&Hello::new(party, hash, session)).await?;
         let feed = DealerFeed::open(dealer, key, party, session, &plan, timeout).await?;
-        Ok(Engine {
-            party,
-            mode: Mode::Run(Box::new(Run {
-                link,
-                feed,
-                plan,
-                next: 0,
-                session,
-                clock: (SETUP_STEP, std::time::Instant::now()),
-            })),
-            tag: Tag::Other,
-            layer: 0,
-            gemm: crate::gemm::FastGemm::default(),
-            cache_dir: None,
-            wcache: None,
-            progress: None,
-        })
+        let clock = (SETUP_STEP, std::time::Instant::now());
+        Ok(Self::with_mode(party, Mode::Run(Box::new(Run { link, feed, plan, next: 0, session, clock }))))
     }
 
     /// Keeps the opened weight masks F = W - B_W in `dir` so that later sessions with the same
