@@ -205,6 +205,14 @@ impl Engine {
         }
     }
 
+    /// Copies every step payload this party receives into `tap` (its view of the run; used by
+    /// the statistical test that the views do not depend on the inputs). Secure runs only.
+    pub fn tap_received(&mut self, tap: ditto_net::link::Tap) {
+        if let Mode::Run(r) = &mut self.mode {
+            r.link.set_tap(tap);
+        }
+    }
+
     /// Reports progress: `f(steps begun, steps in the plan)` after each step of a secure run
     /// (for progress bars; never called in planning or plaintext mode).
     pub fn set_progress(&mut self, f: impl FnMut(u32, u32) + Send + 'static) {

@@ -96,7 +96,12 @@ pub struct Link {
     counters: Counters,
     /// (step, next round) of the last exchange.
     at: Option<(u32, u32)>,
+    /// Where received step payloads are copied (tests of what a party sees).
+    tap: Option<Tap>,
 }
+
+/// A copy of every step payload a party receives (its view), for statistical tests.
+pub type Tap = std::sync::Arc<std::sync::Mutex<Vec<u8>>>;
 
 impl std::fmt::Debug for Link {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -155,7 +160,7 @@ impl Link {
     pub fn new(stream: impl Stream, party: Party, cfg: Config) -> Self {
         let boxed: Box<dyn Stream> = Box::new(stream);
         let (rd, wr) = tokio::io::split(boxed);
-        Link { rd, wr, cfg, party, counters: Counters::default(), at: None }
+        Link { rd, wr, cfg, party, counters: Counters::default(), at: None, tap: None }
     }
 
     /// Two linked parties in memory (P0's end, P1's end), for tests.
@@ -218,6 +223,11 @@ impl Link {
     /// Bytes and rounds so far.
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// Copies every step payload received from now on into `tap` (the party's view).
+    pub fn set_tap(&mut self, tap: Tap) {
+        self.tap = Some(tap);
     }
 
     /// Adds wall time to `step` in the counters.
@@ -310,6 +320,9 @@ impl Link {
         let (_, body) = self.swap(KIND_DATA, step, round, mine, "exchange").await?;
         self.at = Some((step, round + 1));
         self.counters.record(step, mine.len(), body.len());
+        if let Some(t) = &self.tap {
+            t.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(&body);
+        }
         Ok(body)
     }
 
