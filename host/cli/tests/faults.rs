@@ -170,3 +170,32 @@ fn the_dealer_gone_mid_session_is_an_error() {
     let _ = path(&dir);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_frame_for_another_step_is_refused() {
+    use ditto_core::Party;
+    use ditto_core::prg::SessionId;
+    use ditto_net::link::{Config, Hello, Link};
+    let s = setup("step");
+    let (peer, c0) = (port(), port());
+    let mut p0 = party(&s.dir, 0, &peer, &s.dealer_addr, &c0, &short());
+    let _client = client_request(&[&c0]);
+    // A "P1" that speaks the protocol (same plan, same session) but sends a frame for step 7
+    // where P0 expects the weight setup's.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let cfg = ditto_models::seeded::config();
+        let q = ditto_models::quant::QuantConfig::accurate();
+        let plan = ditto_models::plans::bert("party", &cfg, &q, 3).await.unwrap();
+        let mut link =
+            Link::connect(&peer, Party::P1, Config { timeout: Duration::from_secs(10) }).await.unwrap();
+        link.handshake(&Hello::new(Party::P1, plan.hash().unwrap(), SessionId([0x3c; 16]))).await.unwrap();
+        let _ = link.exchange(7, &[0u8; 48]).await;
+    });
+    let (ok, err, took) = ended(&mut p0.0, Duration::from_secs(10));
+    println!("wrong step, {took:?}: {}", err.trim());
+    assert_eq!(ok, Some(false), "{err}");
+    assert!(err.contains("step"), "{err}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    let _ = std::fs::remove_dir_all(&s.dir);
+}
