@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::{Kill, dealer, party, path, port, provision_and_share};
+use common::{Kill, dealer, party, port, provision_and_share};
 
 /// Waits up to `limit` for `c` to exit; returns its success flag, stderr and the time taken.
 fn ended(c: &mut Child, limit: Duration) -> (Option<bool>, String, Duration) {
@@ -112,6 +112,24 @@ fn a_peer_sending_garbage_is_refused() {
     let _ = std::fs::remove_dir_all(&s.dir);
 }
 
+/// A "P1" that speaks the protocol for the seeded model's 3-token request (same plan, same
+/// session as [`client_request`]): connects to P0 on `peer`, shakes hands, then runs `act`.
+fn fake_p1(peer: &str, act: impl AsyncFnOnce(&mut ditto_net::link::Link)) {
+    use ditto_core::Party;
+    use ditto_core::prg::SessionId;
+    use ditto_net::link::{Config, Hello, Link};
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let cfg = ditto_models::seeded::config();
+        let q = ditto_models::quant::QuantConfig::accurate();
+        let plan = ditto_models::plans::bert("party", &cfg, &q, 3).await.unwrap();
+        let mut link =
+            Link::connect(peer, Party::P1, Config { timeout: Duration::from_secs(10) }).await.unwrap();
+        link.handshake(&Hello::new(Party::P1, plan.hash().unwrap(), SessionId([0x3c; 16]))).await.unwrap();
+        act(&mut link).await;
+    });
+}
+
 /// The share-set id written in a share file's header.
 fn share_id(file: &std::path::Path) -> [u8; 16] {
     let bytes = std::fs::read(file).unwrap();
@@ -123,9 +141,6 @@ fn share_id(file: &std::path::Path) -> [u8; 16] {
 
 #[test]
 fn a_peer_gone_mid_inference_ends_the_other_party_and_the_client_gets_no_result() {
-    use ditto_core::Party;
-    use ditto_core::prg::SessionId;
-    use ditto_net::link::{Config, Hello, Link};
     let s = setup("gone");
     let (peer, c0) = (port(), port());
     let mut p0 = party(&s.dir, 0, &peer, &s.dealer_addr, &c0, &short());
@@ -133,23 +148,10 @@ fn a_peer_gone_mid_inference_ends_the_other_party_and_the_client_gets_no_result(
     // A "P1" that runs the session's first exchange correctly (the weight setup's share-set id
     // and cache digest) and then vanishes, as a killed process would, while P0 opens F.
     let id = share_id(&s.dir.join("shares/p1.share"));
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let plan = ditto_models::plans::bert(
-            "party",
-            &ditto_models::seeded::config(),
-            &ditto_models::quant::QuantConfig::accurate(),
-            3,
-        )
-        .await
-        .unwrap();
-        let mut link =
-            Link::connect(&peer, Party::P1, Config { timeout: Duration::from_secs(10) }).await.unwrap();
-        link.handshake(&Hello::new(Party::P1, plan.hash().unwrap(), SessionId([0x3c; 16]))).await.unwrap();
+    fake_p1(&peer, async |link| {
         let mut first = id.to_vec();
         first.extend_from_slice(&[0u8; 32]);
         link.exchange(u32::MAX, &first).await.unwrap();
-        drop(link);
     });
     let (ok, err, took) = ended(&mut p0.0, Duration::from_secs(10));
     println!("P0 after its peer vanished, {took:?}: {}", err.trim());
@@ -190,29 +192,18 @@ fn the_dealer_gone_mid_session_is_an_error() {
         assert!(err.contains("dealer") || err.contains("frame") || err.contains("stream"), "{err}");
         assert!(took < Duration::from_secs(10), "{took:?}");
     }
-    let _ = path(&dir);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_frame_for_another_step_is_refused() {
-    use ditto_core::Party;
-    use ditto_core::prg::SessionId;
-    use ditto_net::link::{Config, Hello, Link};
     let s = setup("step");
     let (peer, c0) = (port(), port());
     let mut p0 = party(&s.dir, 0, &peer, &s.dealer_addr, &c0, &short());
     let _client = client_request(&[&c0]);
     // A "P1" that speaks the protocol (same plan, same session) but sends a frame for step 7
     // where P0 expects the weight setup's.
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt.block_on(async {
-        let cfg = ditto_models::seeded::config();
-        let q = ditto_models::quant::QuantConfig::accurate();
-        let plan = ditto_models::plans::bert("party", &cfg, &q, 3).await.unwrap();
-        let mut link =
-            Link::connect(&peer, Party::P1, Config { timeout: Duration::from_secs(10) }).await.unwrap();
-        link.handshake(&Hello::new(Party::P1, plan.hash().unwrap(), SessionId([0x3c; 16]))).await.unwrap();
+    fake_p1(&peer, async |link| {
         let _ = link.exchange(7, &[0u8; 48]).await;
     });
     let (ok, err, took) = ended(&mut p0.0, Duration::from_secs(10));

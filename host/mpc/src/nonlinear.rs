@@ -95,7 +95,7 @@ impl Engine {
     ) -> Result<Shared<R>, MpcError> {
         let f = x.frac;
         let shifted = self.add_const(x, fx(14.0, f)?);
-        let below = if narrow { self.sign_low_a(&shifted).await? } else { self.sign_a(&shifted).await? };
+        let below = self.sign_with(&shifted, narrow).await?;
         let t = self.div_pow2(x, n).await?;
         let mut t = self.add_const(&t, fx(1.0, f)?);
         for _ in 0..n {

@@ -33,18 +33,27 @@ impl Engine {
         if R::BITS != 64 {
             return Err(MpcError::Scale { what: "sign_low_a", detail: "needs Z_2^64 shares".into() });
         }
-        let low: Vec<u32> = x.data.iter().map(|v| reduce::<R, u32>(*v)).collect();
         let op = Op::SignLowA { len: len32("sign", x.len())? };
-        let b = match self.begin(op, scale("sign", x.frac, 0)?).await? {
+        let started = self.begin(op, scale("sign", x.frac, 0)?).await?;
+        if matches!(started, Started::Planned) {
+            return Ok(Shared::zeros(&x.shape, 0));
+        }
+        let low: Vec<u32> = x.data.iter().map(|v| reduce::<R, u32>(*v)).collect();
+        let b = match started {
             Started::Run(b) => b,
-            Started::Planned => return Ok(Shared::zeros(&x.shape, 0)),
-            Started::Plain => {
+            Started::Planned | Started::Plain => {
                 let s = plain::sign(&low).into_iter().map(|v| R::from_u64(u64::from(v))).collect();
                 return Ok(x.with_data(s, 0));
             }
         };
         let z = self.sign_run::<u32, R>(&b, &low).await?;
         Ok(x.with_data(z, 0))
+    }
+
+    /// [`Engine::sign_low_a`] when `narrow` (the caller has proven |x| < 2^31), else
+    /// [`Engine::sign_a`].
+    pub async fn sign_with<R: Ring>(&mut self, x: &Shared<R>, narrow: bool) -> Result<Shared<R>, MpcError> {
+        if narrow { self.sign_low_a(x).await } else { self.sign_a(x).await }
     }
 
     /// The sign protocol for a begun step: circuit on ring `R`, result in ring `O`.
@@ -135,7 +144,7 @@ impl Engine {
             );
             // max(a, b) = b + [b - a < 0] (a - b).
             let d = self.sub(&bb, &a)?;
-            let s = if narrow { self.sign_low_a(&d).await? } else { self.sign_a(&d).await? };
+            let s = self.sign_with(&d, narrow).await?;
             let sel = self.mul_aa(&s, &self.neg(&d)).await?;
             let m = self.add(&bb, &sel)?;
             let next_cols = cols.div_ceil(2);
