@@ -6,9 +6,17 @@
 //!   weight mask B_W is expanded ([`ditto_core::prg::model_share_seed`]).
 //! * A **party key** is provisioned once to a party and the dealer; each session's sealing key is
 //!   `party_key.derive(session, SEAL_LABEL)`.
+//!
+//! A board keeps what must survive a reboot (both party keys and the model-mask seed) in a
+//! **key page** ([`Provisioning`]) written to its flash once; its master seed comes from the TRNG
+//! at every boot.
 
 use ditto_core::Party;
 use ditto_core::prg::{Seed, SessionId, model_share_seed};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroize;
+
+use crate::Error;
 
 const SEED_LABEL: [u16; 2] = [0x5301, 0x5302];
 /// Label of the sealing-key derivation.
@@ -106,5 +114,111 @@ impl DealerSeeds {
             session: self.master.derive(session, SEED_LABEL[p.index()]),
             model: model_share_seed(&self.model, p),
         }
+    }
+}
+
+/// A board's provisioned secrets: both party keys and the model-mask seed. `ditto provision`
+/// writes them as a key page (`board-keys.bin`) to flash next to the firmware; the firmware reads
+/// them at boot. Page: magic [`Provisioning::MAGIC`], P0's key, P1's key, the model-mask seed (16
+/// bytes each), then the first 4 bytes of the SHA-256 of everything before them.
+pub struct Provisioning {
+    /// P0's and P1's keys.
+    pub keys: [PartyKey; 2],
+    /// The model-mask seed.
+    pub model: Seed,
+}
+
+impl core::fmt::Debug for Provisioning {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Provisioning(<redacted>)")
+    }
+}
+
+impl Provisioning {
+    /// Key page magic (format version 1).
+    pub const MAGIC: [u8; 8] = *b"DITTOKP1";
+    /// Key page length in bytes.
+    pub const PAGE_LEN: usize = 8 + 3 * 16 + 4;
+
+    fn check(body: &[u8]) -> [u8; 4] {
+        let h = Sha256::digest(body);
+        [h[0], h[1], h[2], h[3]]
+    }
+
+    /// The key page. Secret: write it only to the board and to owner-only files.
+    pub fn to_page(&self) -> [u8; Self::PAGE_LEN] {
+        let mut p = [0u8; Self::PAGE_LEN];
+        p[..8].copy_from_slice(&Self::MAGIC);
+        p[8..24].copy_from_slice(self.keys[0].expose());
+        p[24..40].copy_from_slice(self.keys[1].expose());
+        p[40..56].copy_from_slice(self.model.expose());
+        let c = Self::check(&p[..56]);
+        p[56..].copy_from_slice(&c);
+        p
+    }
+
+    /// Reads a key page (`page` may be longer: a flash sector); refuses a blank, foreign or
+    /// damaged one.
+    pub fn from_page(page: &[u8]) -> Result<Self, Error> {
+        let Some(p) = page.get(..Self::PAGE_LEN) else {
+            return Err(Error::KeyPage { problem: "shorter than a key page" });
+        };
+        if p.iter().all(|&b| b == 0xff) || p.iter().all(|&b| b == 0) {
+            return Err(Error::KeyPage { problem: "blank (not provisioned)" });
+        }
+        if p[..8] != Self::MAGIC {
+            return Err(Error::KeyPage { problem: "bad magic (not a ditto key page)" });
+        }
+        if p[56..] != Self::check(&p[..56]) {
+            return Err(Error::KeyPage { problem: "checksum mismatch (damaged)" });
+        }
+        let mut k = [[0u8; 16]; 3];
+        for (i, k) in k.iter_mut().enumerate() {
+            k[..].copy_from_slice(&p[8 + 16 * i..24 + 16 * i]);
+        }
+        let out = Provisioning {
+            keys: [PartyKey::from_bytes(k[0]), PartyKey::from_bytes(k[1])],
+            model: Seed::from_bytes(k[2]),
+        };
+        k.zeroize();
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Provisioning {
+        Provisioning {
+            keys: [PartyKey::from_bytes([1; 16]), PartyKey::from_bytes([2; 16])],
+            model: Seed::from_bytes([3; 16]),
+        }
+    }
+
+    #[test]
+    fn key_page_round_trips_and_refuses_bad_pages() {
+        let page = sample().to_page();
+        let back = Provisioning::from_page(&page).unwrap();
+        assert_eq!(back.keys, sample().keys);
+        assert_eq!(back.model.expose(), &[3; 16]);
+        // A longer region (a flash sector) holding the page at its start reads the same.
+        let mut sector = [0xffu8; 256];
+        sector[..page.len()].copy_from_slice(&page);
+        assert!(Provisioning::from_page(&sector).is_ok());
+        let problem = |p: &[u8]| match Provisioning::from_page(p) {
+            Err(Error::KeyPage { problem }) => problem,
+            other => panic!("{other:?}"),
+        };
+        assert!(problem(&[0xff; 64]).contains("blank"));
+        assert!(problem(&[0; 64]).contains("blank"));
+        assert!(problem(&page[..40]).contains("shorter"));
+        for i in 0..page.len() {
+            let mut bad = page;
+            bad[i] ^= 0x10;
+            let p = problem(&bad);
+            assert!(p.contains(if i < 8 { "magic" } else { "checksum" }), "byte {i}: {p}");
+        }
+        assert!(!std::format!("{:?}", sample()).contains('1'));
     }
 }

@@ -16,7 +16,7 @@
 #![no_std]
 #![deny(missing_docs)]
 
-#[cfg(feature = "std")]
+#[cfg(any(test, feature = "std"))]
 extern crate std;
 
 pub mod board;
@@ -98,6 +98,12 @@ pub enum Error {
     Refused {
         /// The dealer's reason.
         reason: heapless::String<96, u8>,
+    },
+    /// A board's key page that cannot be used.
+    #[error("key page: {problem}")]
+    KeyPage {
+        /// What is wrong with it.
+        problem: &'static str,
     },
     /// A plan step the dealer cannot serve.
     #[error("plan step {index}: {reason}")]

@@ -5,7 +5,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use ditto_core::prg::{Seed, SessionId};
-use ditto_dealer::keys::PartyKey;
+use ditto_dealer::keys::{PartyKey, Provisioning};
+use zeroize::Zeroize;
 
 /// Errors of the command line.
 #[derive(Debug, thiserror::Error)]
@@ -109,13 +110,13 @@ pub fn read_seed(path: &Path) -> Result<Seed, CliError> {
     Ok(Seed::from_bytes(read_hex16(path)?))
 }
 
-fn write_secret(path: &Path, bytes: &[u8; 16]) -> Result<(), CliError> {
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
     let mut opts = fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
     let mut f = opts.open(path).map_err(file_err(path))?;
-    writeln!(f, "{}", hex(bytes)).map_err(file_err(path))?;
+    f.write_all(bytes).map_err(file_err(path))?;
     f.sync_all().map_err(file_err(path))
 }
 
@@ -127,14 +128,32 @@ pub struct ProvisionArgs {
     pub out: PathBuf,
 }
 
-/// Writes p0.key, p1.key and model.seed (fresh from the OS RNG, mode 0600, never overwritten).
+/// Writes p0.key, p1.key, model.seed and the same three as a board's key page, board-keys.bin
+/// (fresh from the OS RNG, mode 0600, never overwritten).
 pub fn provision(a: &ProvisionArgs) -> Result<(), CliError> {
     fs::create_dir_all(&a.out).map_err(file_err(&a.out))?;
-    for name in ["p0.key", "p1.key", "model.seed"] {
-        write_secret(&a.out.join(name), &os_random16()?)?;
+    let names = ["p0.key", "p1.key", "model.seed", "board-keys.bin"];
+    if let Some(there) = names.iter().map(|n| a.out.join(n)).find(|p| p.exists()) {
+        return Err(CliError::File {
+            path: there,
+            source: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "already provisioned"),
+        });
     }
+    let prov = Provisioning {
+        keys: [PartyKey::from_bytes(os_random16()?), PartyKey::from_bytes(os_random16()?)],
+        model: Seed::from_bytes(os_random16()?),
+    };
+    let secrets = [prov.keys[0].expose(), prov.keys[1].expose(), prov.model.expose()];
+    for (name, bytes) in names.iter().zip(secrets) {
+        write_private(&a.out.join(name), format!("{}\n", hex(bytes)).as_bytes())?;
+    }
+    let mut page = prov.to_page();
+    let written = write_private(&a.out.join(names[3]), &page);
+    page.zeroize();
+    written?;
     say!(
-        "wrote {0}/p0.key, {0}/p1.key (give each party its key) and {0}/model.seed (the dealer keeps it)",
+        "wrote {0}/p0.key, {0}/p1.key (give each party its key), {0}/model.seed (a host dealer keeps \
+         it) and {0}/board-keys.bin (the same three for a dealer board's key page: see firmware/README.md)",
         a.out.display()
     );
     Ok(())

@@ -92,6 +92,20 @@ fn provision_writes_private_files_and_never_overwrites() {
         assert_eq!(std::fs::read_to_string(d.join("k").join(f)).unwrap().trim().len(), 32);
     }
     assert_ne!(key(&d.join("k"), "p0.key"), key(&d.join("k"), "p1.key"));
+    // The board's key page holds the same three secrets.
+    let page = std::fs::read(d.join("k/board-keys.bin")).unwrap();
+    let prov = ditto_dealer::keys::Provisioning::from_page(&page).unwrap();
+    assert_eq!(prov.keys[0].expose(), &key(&d.join("k"), "p0.key"));
+    assert_eq!(prov.keys[1].expose(), &key(&d.join("k"), "p1.key"));
+    #[cfg(unix)]
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(d.join("k/board-keys.bin")).unwrap().permissions()
+        ) & 0o777,
+        0o600
+    );
+    let seed = std::fs::read_to_string(d.join("k/model.seed")).unwrap();
+    assert_eq!(prov.model.expose().iter().map(|b| format!("{b:02x}")).collect::<String>(), seed.trim());
     let again = ditto().args(["provision", "--out"]).arg(d.join("k")).output().unwrap();
     assert!(!again.status.success());
     // A malformed key file is a clear error naming the file.
