@@ -1,36 +1,188 @@
 //! ditto-firmware: the dealer appliance for Cortex-M boards.
 //!
-//! The board binary (`src/main.rs`) wires a UART and the board's entropy to
-//! [`ditto_dealer::board::serve`], which answers a host's requests for sealed dealer streams.
-//! This library holds what the host side shares with it: the test-only provisioning that the
-//! QEMU image is built with.
+//! A board image is a short `main` (`src/bin/*.rs`) that initialises its [`Board`] and hands it
+//! to `app::run`, which reads the key page, seeds the dealer from the board's TRNG and answers
+//! a host's requests for sealed dealer streams over the UART ([`ditto_dealer::board`]). Boards:
+//!
+//! * `mps2::Mps2`: QEMU's MPS2 AN386 (Cortex-M4F), the CI board. It has no entropy source, so
+//!   it deals only when built with the test-only `qemu-test-seed` feature;
+//! * `stm32f407::Stm32f407`: an STM32F407 (e.g. STM32F4DISCOVERY) at 168 MHz, USART2 (PA2 TX, PA3
+//!   RX) and the hardware TRNG.
+//!
+//! Logging is defmt: semihosting under QEMU, RTT through a debug probe (`probe-rs run`).
 #![no_std]
 #![deny(missing_docs)]
+
+use ditto_core::prg::Seed;
+use sha2::{Digest, Sha256};
 
 pub use ditto_core;
 pub use ditto_dealer;
 
-/// TEST ONLY provisioning of the QEMU image (`qemu-test-seed` feature): QEMU's board has no
-/// entropy source, so its dealer seeds and party keys are these fixed values, which the
-/// end-to-end test also uses on the host to check the board's streams byte for byte.
+#[cfg(target_os = "none")]
+pub mod app;
+#[cfg(target_os = "none")]
+pub mod clock;
+#[cfg(target_os = "none")]
+pub mod mps2;
+#[cfg(target_os = "none")]
+pub mod stm32f407;
+
+/// What the dealer needs from a board.
+pub trait Board {
+    /// The board's name, logged at start-up.
+    const NAME: &'static str;
+    /// The UART to the host.
+    type Uart: embedded_io::Read + embedded_io::Write;
+    /// Hands out the UART (called once).
+    fn uart(&mut self) -> Self::Uart;
+    /// Fills `out` from the board's hardware TRNG.
+    fn entropy(&mut self, out: &mut [u8]) -> Result<(), BoardError>;
+    /// Microseconds since start-up (monotonic).
+    fn now_us() -> u64;
+    /// The flash region holding the key page ([`ditto_dealer::keys::Provisioning`]).
+    fn key_page(&self) -> &'static [u8];
+    /// Stops for good after a fatal error (under QEMU: exits with a failure status).
+    fn halt(&mut self) -> !;
+}
+
+/// A board failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BoardError {
+    /// The board has no entropy source.
+    NoEntropy,
+    /// The TRNG reported a seed or clock error.
+    EntropyFault,
+    /// The TRNG produced no value in time.
+    EntropyTimeout,
+    /// The TRNG repeated its previous value (continuous test, FIPS 140-2).
+    EntropyRepeat,
+}
+
+impl core::fmt::Display for BoardError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            BoardError::NoEntropy => "this board has no entropy source",
+            BoardError::EntropyFault => "the TRNG reports a seed or clock error",
+            BoardError::EntropyTimeout => "the TRNG produced no value in time",
+            BoardError::EntropyRepeat => "the TRNG repeated a value (continuous test failed)",
+        })
+    }
+}
+
+/// Where the dealer's master seed comes from.
+#[derive(Clone, Copy)]
+pub enum MasterSeed {
+    /// The board's TRNG, at every start-up.
+    Trng,
+    /// TEST ONLY: a fixed seed (the `qemu-test-seed` build of the QEMU image), announced at start-up.
+    TestOnly([u8; 16]),
+}
+
+/// TRNG bytes hashed into one master seed (twice the seed's size, then SHA-256, so that a
+/// slightly biased source still gives a uniform seed).
+pub const TRNG_BYTES: usize = 32;
+
+/// Draws the master seed: [`TRNG_BYTES`] from the board's TRNG conditioned with SHA-256, or the
+/// test-only seed.
+pub fn master_seed<B: Board>(board: &mut B, source: MasterSeed) -> Result<Seed, BoardError> {
+    match source {
+        MasterSeed::TestOnly(s) => Ok(Seed::from_bytes(s)),
+        MasterSeed::Trng => {
+            let mut raw = [0u8; TRNG_BYTES];
+            board.entropy(&mut raw)?;
+            let mut h = Sha256::digest(raw);
+            raw.fill(0);
+            let mut s = [0u8; 16];
+            s.copy_from_slice(&h[..16]);
+            h.fill(0);
+            Ok(Seed::from_bytes(s))
+        }
+    }
+}
+
+/// TEST ONLY provisioning for the QEMU image and the tests that check its streams: QEMU's board
+/// has no entropy source, so the `qemu-test-seed` image uses [`MASTER`](test_provisioning::MASTER)
+/// as its master seed. Keys and the model-mask seed come from the key page as on a real board;
+/// the tests load [`page`](test_provisioning::page) there.
 pub mod test_provisioning {
     use ditto_core::prg::Seed;
-    use ditto_dealer::keys::{DealerSeeds, PartyKey};
+    use ditto_dealer::keys::{DealerSeeds, PartyKey, Provisioning};
 
     /// Master seed (session seeds derive from it).
     pub const MASTER: [u8; 16] = *b"ditto-qemu-TEST!";
-    /// Model-mask seed.
+    /// Model-mask seed of the tests' key page.
     pub const MODEL: [u8; 16] = *b"ditto-qemu-model";
-    /// P0's and P1's keys.
+    /// P0's and P1's keys in the tests' key page.
     pub const KEYS: [[u8; 16]; 2] = [*b"ditto-qemu-key-0", *b"ditto-qemu-key-1"];
 
-    /// The dealer seeds.
+    /// The dealer seeds of the test image with the tests' key page.
     pub fn seeds() -> DealerSeeds {
         DealerSeeds::new(Seed::from_bytes(MASTER), Seed::from_bytes(MODEL))
     }
 
-    /// The party keys.
+    /// The party keys of the tests' key page.
     pub fn keys() -> [PartyKey; 2] {
         [PartyKey::from_bytes(KEYS[0]), PartyKey::from_bytes(KEYS[1])]
+    }
+
+    /// The tests' key page.
+    pub fn page() -> [u8; Provisioning::PAGE_LEN] {
+        Provisioning { keys: keys(), model: Seed::from_bytes(MODEL) }.to_page()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fake(Result<u8, BoardError>);
+    struct NoUart;
+    impl embedded_io::ErrorType for NoUart {
+        type Error = core::convert::Infallible;
+    }
+    impl embedded_io::Read for NoUart {
+        fn read(&mut self, _: &mut [u8]) -> Result<usize, Self::Error> {
+            Ok(0)
+        }
+    }
+    impl embedded_io::Write for NoUart {
+        fn write(&mut self, b: &[u8]) -> Result<usize, Self::Error> {
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> Result<(), Self::Error> {
+            Ok(())
+        }
+    }
+    impl Board for Fake {
+        const NAME: &'static str = "fake";
+        type Uart = NoUart;
+        fn uart(&mut self) -> Self::Uart {
+            unreachable!()
+        }
+        fn entropy(&mut self, out: &mut [u8]) -> Result<(), BoardError> {
+            out.fill(self.0?);
+            Ok(())
+        }
+        fn now_us() -> u64 {
+            0
+        }
+        fn key_page(&self) -> &'static [u8] {
+            &[]
+        }
+        fn halt(&mut self) -> ! {
+            unreachable!()
+        }
+    }
+
+    #[test]
+    fn master_seed_is_the_hashed_trng_output_or_the_declared_test_seed() {
+        let s = master_seed(&mut Fake(Ok(7)), MasterSeed::Trng).unwrap();
+        assert_eq!(s.expose()[..], Sha256::digest([7u8; TRNG_BYTES])[..16]);
+        let e = master_seed(&mut Fake(Err(BoardError::EntropyRepeat)), MasterSeed::Trng);
+        assert_eq!(e.err(), Some(BoardError::EntropyRepeat));
+        // The test seed needs no entropy at all.
+        let t = master_seed(&mut Fake(Err(BoardError::NoEntropy)), MasterSeed::TestOnly([9; 16]));
+        assert_eq!(t.unwrap().expose(), &[9; 16]);
     }
 }

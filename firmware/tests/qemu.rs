@@ -1,12 +1,16 @@
-//! End to end on an emulated board: the firmware image (built with `qemu-test-seed`) runs in
-//! QEMU's mps2-an386 with its UART bridged to a TCP socket; the host asks it for a session's
-//! streams of a small BERT plan and checks them byte for byte against the host dealer's for the
-//! same seeds, keys, session and plan. `scripts/firmware-e2e` builds the image, unpacks QEMU and
-//! runs this with DITTO_FIRMWARE_ELF and DITTO_QEMU set (CI does).
+//! End to end on an emulated board: the `mps2-an386` image (built with `qemu-test-seed`) runs in
+//! QEMU with its UART bridged to a TCP socket and a key page loaded next to it; the host asks it
+//! for a session's streams of a small BERT plan and checks them byte for byte against the host
+//! dealer's for the same seeds, keys, session and plan. The image's defmt log (semihosting) is
+//! decoded here. `scripts/firmware-e2e` builds the image, unpacks QEMU and runs these with
+//! DITTO_FIRMWARE_ELF and DITTO_QEMU set (CI does).
 #![allow(clippy::cast_precision_loss)]
 
+use std::io::Read;
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use ditto_core::Party;
@@ -16,55 +20,114 @@ use ditto_dealer::stream::{SessionSpec, SlicePlan, scratch_len, write_stream};
 use ditto_dealer::{DEFAULT_CHUNK, board, plans};
 use ditto_firmware::test_provisioning;
 
-struct Kill(std::process::Child);
-impl Drop for Kill {
+/// Where the image reads its key page (ditto_firmware::mps2::KEY_PAGE, a target-only module).
+const KEY_PAGE: &str = "0x3ff000";
+
+struct Qemu {
+    child: Child,
+    port: u16,
+    /// Decoded log lines: "LEVEL message".
+    log: Receiver<String>,
+}
+
+impl Drop for Qemu {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
+}
+
+/// The image and QEMU (these tests are ignored unless asked for, and then they need both).
+fn env() -> (PathBuf, PathBuf) {
+    let (Some(elf), Some(qemu)) = (std::env::var_os("DITTO_FIRMWARE_ELF"), std::env::var_os("DITTO_QEMU"))
+    else {
+        panic!("run scripts/firmware-e2e: it sets DITTO_FIRMWARE_ELF and DITTO_QEMU");
+    };
+    (elf.into(), qemu.into())
+}
+
+/// Boots the image with `page` (if any) loaded as its key page; its defmt log decoded line by line.
+fn boot(elf: &Path, qemu: &Path, page: Option<&Path>) -> Qemu {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut cmd = Command::new(qemu);
+    cmd.args(["-machine", "mps2-an386", "-cpu", "cortex-m4", "-nographic", "-monitor", "none"])
+        // The log through a stdio chardev: QEMU's own stdout would hold it in a buffer.
+        .args(["-chardev", "stdio,id=log", "-semihosting-config", "enable=on,target=native,chardev=log"])
+        .args(["-serial", &format!("tcp:127.0.0.1:{port},server=on,wait=on"), "-kernel"])
+        .arg(elf);
+    if let Some(p) = page {
+        cmd.args(["-device", &format!("loader,file={},addr={KEY_PAGE},force-raw=on", p.display())]);
+    }
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let elf_bytes = std::fs::read(elf).unwrap();
+    let (tx, log) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let table = defmt_decoder::Table::parse(&elf_bytes).unwrap().expect("the image has a defmt table");
+        let mut dec = table.new_stream_decoder();
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = out.read(&mut buf) {
+            dec.received(&buf[..n]);
+            loop {
+                match dec.decode() {
+                    Ok(f) => {
+                        let level = f.level().map_or("", |l| l.as_str());
+                        if tx.send(format!("{} {}", level.to_uppercase(), f.display_message())).is_err() {
+                            return;
+                        }
+                    }
+                    Err(defmt_decoder::DecodeError::UnexpectedEof) => break,
+                    Err(defmt_decoder::DecodeError::Malformed) => panic!("malformed defmt frame"),
+                }
+            }
+        }
+    });
+    Qemu { child, port, log }
+}
+
+impl Qemu {
+    fn connect(&self) -> TcpStream {
+        for _ in 0..200 {
+            if let Ok(s) = TcpStream::connect(("127.0.0.1", self.port)) {
+                s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+                s.set_nodelay(true).unwrap();
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("QEMU's UART socket never opened");
+    }
+
+    /// Log lines until one contains `until` (or 20 s pass).
+    fn log_until(&self, until: &str) -> String {
+        let mut out = String::new();
+        while let Ok(line) = self.log.recv_timeout(Duration::from_secs(20)) {
+            out.push_str(&line);
+            out.push('\n');
+            if line.contains(until) {
+                break;
+            }
+        }
+        out
+    }
+}
+
+fn number_after(log: &str, key: &str) -> u64 {
+    log.lines()
+        .find_map(|l| l.split(key).nth(1))
+        .and_then(|t| t.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no `{key}` figure in the log:\n{log}"))
 }
 
 #[test]
 #[ignore = "needs the firmware image and QEMU: scripts/firmware-e2e runs it"]
 fn board_in_qemu_streams_what_the_host_dealer_streams() {
-    let (Some(elf), Some(qemu)) = (std::env::var_os("DITTO_FIRMWARE_ELF"), std::env::var_os("DITTO_QEMU"))
-    else {
-        eprintln!("skipped: run scripts/firmware-e2e (sets DITTO_FIRMWARE_ELF and DITTO_QEMU)");
-        return;
-    };
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut q = Kill(
-        Command::new(&qemu)
-            .args(["-machine", "mps2-an386", "-cpu", "cortex-m4", "-nographic", "-monitor", "none"])
-            .args(["-semihosting-config", "enable=on,target=native"])
-            .args(["-serial", &format!("tcp:127.0.0.1:{port},server=on,wait=on"), "-kernel"])
-            .arg(&elf)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    // The image's semihosting output, line by line.
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let stdout = q.0.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut link = None;
-    for _ in 0..200 {
-        if let Ok(s) = TcpStream::connect(("127.0.0.1", port)) {
-            link = Some(s);
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let mut link = link.expect("QEMU's UART socket");
-    link.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    link.set_nodelay(true).unwrap();
+    let (elf, qemu) = env();
+    let page = std::env::temp_dir().join(format!("ditto-key-page-{}", std::process::id()));
+    std::fs::write(&page, test_provisioning::page()).unwrap();
+    let q = boot(&elf, &qemu, Some(&page));
+    let mut link = q.connect();
     let plan = plans::plan("bert-tiny", &plans::BERT_TINY, 2, 0).unwrap();
     let session = SessionId([0x5a; 16]);
     let t = Instant::now();
@@ -85,31 +148,55 @@ fn board_in_qemu_streams_what_the_host_dealer_streams() {
     }
     let bytes = got[0].len() + got[1].len();
     println!(
-        "board in QEMU: {} plan steps, {bytes} stream bytes in {:.2} s ({:.0} KB/s over the emulated UART)",
+        "board in QEMU: {} plan steps, {bytes} stream bytes in {:.2} s ({:.0} KB/s seen by the host)",
         plan.steps.len(),
         took.as_secs_f64(),
         bytes as f64 / took.as_secs_f64() / 1e3
     );
-    // The board logs once it has sent both streams.
-    let mut out = String::new();
-    while let Ok(line) = rx.recv_timeout(Duration::from_secs(20)) {
-        out.push_str(&line);
-        out.push('\n');
-        if line.contains("request served") {
-            break;
-        }
-    }
-    drop(link);
-    let _ = q.0.kill();
-    assert!(out.contains("TEST SEEDS"), "the image announces its test seeds: {out}");
-    // The whole generation runs in the stack (no heap, 12 bytes of static data): its high-water
-    // mark, chunk buffer included, stays well under 64 KiB.
-    let hw: usize = out
-        .lines()
-        .find_map(|l| l.split("stack high-water ").nth(1))
-        .and_then(|t| t.split(' ').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no stack figure in {out}"));
+    let log = q.log_until("request served");
+    let _ = std::fs::remove_file(&page);
+    println!("board log:\n{log}");
+    assert!(log.contains("WARN TEST SEED"), "the image announces its test seed:\n{log}");
+    assert!(log.contains("on mps2-an386"), "{log}");
+    // Everything the board sent is accounted for: the streams plus the frame headers and
+    // the step requests of the serial protocol.
+    let sent = number_after(&log, "request served: ");
+    assert!(sent > bytes as u64 && sent < bytes as u64 + bytes as u64 / 20, "{sent} vs {bytes}");
+    let (uart, generation) = (number_after(&log, "(UART "), number_after(&log, "generation "));
+    println!(
+        "inside QEMU: UART {uart} ms, generation {generation} ms ({:.0} KB/s of streams generated)",
+        bytes as f64 / generation.max(1) as f64
+    );
+    // The whole generation runs in the stack (no heap, a few bytes of static data): its
+    // high-water mark, chunk buffer included, stays well under 64 KiB.
+    let hw = number_after(&log, "stack high-water ");
     println!("board stack high-water: {hw} bytes");
     assert!(hw > 4096 && hw < 64 * 1024, "{hw}");
+}
+
+#[test]
+#[ignore = "needs the firmware image and QEMU: scripts/firmware-e2e runs it"]
+fn board_without_a_valid_key_page_refuses_to_deal_and_exits_with_failure() {
+    let (elf, qemu) = env();
+    let damaged = std::env::temp_dir().join(format!("ditto-bad-page-{}", std::process::id()));
+    let mut bad = test_provisioning::page();
+    bad[20] ^= 1;
+    std::fs::write(&damaged, bad).unwrap();
+    for (page, problem) in [(None, "blank"), (Some(damaged.as_path()), "checksum")] {
+        let mut q = boot(&elf, &qemu, page);
+        // QEMU waits for the UART's client before it runs the image.
+        let _link = q.connect();
+        let log = q.log_until("cannot deal");
+        assert!(log.contains("ERROR cannot deal: key page: ") && log.contains(problem), "{log}");
+        let t = Instant::now();
+        let status = loop {
+            if let Some(s) = q.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(t.elapsed() < Duration::from_secs(10), "QEMU still runs after the error");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(!status.success(), "{status}");
+    }
+    let _ = std::fs::remove_file(&damaged);
 }

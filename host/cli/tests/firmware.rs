@@ -1,6 +1,7 @@
 //! A secure inference fed by the dealer appliance: the firmware image runs in QEMU, `ditto
 //! dealer --serial` relays its sealed streams to P0 and P1 (separate processes), and the client's
-//! embedding equals the one-process demo's for the same model and text. Needs
+//! embedding equals the one-process demo's for the same model and text. Keys come from
+//! `ditto provision`: the board reads them from its key page. Needs
 //! DITTO_FIRMWARE_ELF and DITTO_QEMU (scripts/firmware-e2e sets them; CI runs it).
 
 mod common;
@@ -10,7 +11,6 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{Kill, ditto, party, path, port};
-use ditto_firmware::test_provisioning::KEYS;
 
 fn first6(line: &str) -> Vec<f64> {
     let inner = &line[line.rfind('[').unwrap() + 1..line.rfind(']').unwrap()];
@@ -27,12 +27,10 @@ fn secure_inference_fed_by_the_board_in_qemu() {
     };
     let d = std::env::temp_dir().join(format!("ditto-board-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
-    // The parties hold the keys the board image was provisioned with (test-only values).
-    std::fs::create_dir_all(d.join("keys")).unwrap();
-    for (i, k) in KEYS.iter().enumerate() {
-        let hex: String = k.iter().map(|b| format!("{b:02x}")).collect();
-        std::fs::write(d.join(format!("keys/p{i}.key")), hex + "\n").unwrap();
-    }
+    // One provisioning for the board (its key page, loaded where the image reads it) and the
+    // parties (their key files), as a deployment does it.
+    let o = ditto().args(["provision", "--out", &path(&d.join("keys"))]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let o = ditto()
         .args(["share-model", "--model", "seeded", "--out", &path(&d.join("shares"))])
         .output()
@@ -45,6 +43,8 @@ fn secure_inference_fed_by_the_board_in_qemu() {
             .args(["-semihosting-config", "enable=on,target=native"])
             .args(["-serial", &format!("tcp:{uart},server=on,wait=on"), "-kernel"])
             .arg(&elf)
+            .arg("-device")
+            .arg(format!("loader,file={},addr=0x3ff000,force-raw=on", path(&d.join("keys/board-keys.bin"))))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -1,0 +1,145 @@
+//! The dealer loop every board image runs: key page, master seed, then one request after another
+//! on the UART, each logged with its bytes, its time split between the UART and generation, and
+//! the stack's high-water mark.
+#![allow(unsafe_code)] // stack painting: raw reads and writes below the live frames
+
+use core::cell::RefCell;
+
+use defmt::{Display2Format, error, info, warn};
+use ditto_dealer::keys::{DealerSeeds, Provisioning};
+use ditto_dealer::stream::scratch_len;
+
+use crate::{Board, MasterSeed, master_seed};
+
+/// The UART with time and byte counters for the log.
+struct Timed<U> {
+    inner: U,
+    now: fn() -> u64,
+    /// When this request's first byte came.
+    started: Option<u64>,
+    /// Time inside UART reads and writes since then.
+    io_us: u64,
+    /// Bytes sent.
+    sent: u64,
+}
+
+impl<U> Timed<U> {
+    fn reset(&mut self) {
+        self.started = None;
+        self.io_us = 0;
+        self.sent = 0;
+    }
+}
+
+impl<U: embedded_io::ErrorType> embedded_io::ErrorType for Timed<U> {
+    type Error = U::Error;
+}
+
+impl<U: embedded_io::Read> embedded_io::Read for Timed<U> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, U::Error> {
+        let t = (self.now)();
+        let n = self.inner.read(buf)?;
+        let t2 = (self.now)();
+        match self.started {
+            // Waiting for a request is not part of serving it.
+            None => self.started = Some(t2),
+            Some(_) => self.io_us += t2 - t,
+        }
+        Ok(n)
+    }
+}
+
+impl<U: embedded_io::Write> embedded_io::Write for Timed<U> {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, U::Error> {
+        let t = (self.now)();
+        let n = self.inner.write(buf)?;
+        self.io_us += (self.now)() - t;
+        self.sent += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> Result<(), U::Error> {
+        self.inner.flush()
+    }
+}
+
+const SCRATCH: usize = scratch_len(ditto_dealer::DEFAULT_CHUNK);
+/// Stack bytes painted below the entry frame to measure the high-water mark.
+const PAINT: usize = 96 * 1024;
+const PATTERN: u32 = 0xDEAD_BEEF;
+
+unsafe extern "C" {
+    /// Top of the stack (cortex-m-rt's linker script).
+    static _stack_start: u32;
+}
+
+/// Paints the stack below the current frame; returns the painted region's bottom.
+#[inline(never)]
+fn paint_stack() -> usize {
+    let sp = cortex_m::register::msp::read() as usize;
+    let bottom = sp - PAINT;
+    for a in (bottom..sp - 1024).step_by(4) {
+        // SAFETY: unused stack memory below the live frames (1 KiB margin), word aligned.
+        unsafe { core::ptr::write_volatile(a as *mut u32, PATTERN) };
+    }
+    bottom
+}
+
+/// Deepest stack use so far, in bytes from the top of the stack.
+fn stack_high_water(bottom: usize) -> usize {
+    // Only the address of the linker symbol is taken.
+    let top = core::ptr::addr_of!(_stack_start) as usize;
+    let mut a = bottom;
+    // SAFETY: reads of the painted region, word aligned, below the live frames.
+    while a < top && unsafe { core::ptr::read_volatile(a as *const u32) } == PATTERN {
+        a += 4;
+    }
+    top - a
+}
+
+/// Runs the dealer on `board` for good.
+pub fn run<B: Board>(mut board: B, source: MasterSeed) -> ! {
+    info!("ditto dealer firmware {=str} on {=str}", env!("CARGO_PKG_VERSION"), B::NAME);
+    if let MasterSeed::TestOnly(_) = source {
+        warn!("TEST SEED (qemu-test-seed build): streams are predictable, not for real use");
+    }
+    let prov = match Provisioning::from_page(board.key_page()) {
+        Ok(p) => p,
+        Err(e) => {
+            error!("cannot deal: {} (write board-keys.bin from `ditto provision`)", Display2Format(&e));
+            board.halt()
+        }
+    };
+    let master = match master_seed(&mut board, source) {
+        Ok(s) => s,
+        Err(e) => {
+            error!("cannot deal: no master seed: {}", Display2Format(&e));
+            board.halt()
+        }
+    };
+    let Provisioning { keys, model } = prov;
+    let seeds = DealerSeeds::new(master, model);
+    let link = RefCell::new(Timed { inner: board.uart(), now: B::now_us, started: None, io_us: 0, sent: 0 });
+    let mut scratch = [0u8; SCRATCH];
+    let bottom = paint_stack();
+    info!("serving on the UART");
+    loop {
+        link.borrow_mut().reset();
+        let r = ditto_dealer::board::serve(&link, &seeds, &keys, &mut scratch);
+        let end = B::now_us();
+        let l = link.borrow();
+        let total = end - l.started.unwrap_or(end);
+        let generation = total.saturating_sub(l.io_us);
+        match r {
+            Ok(()) => info!(
+                "request served: {=u64} B sent in {=u64} ms (UART {=u64} ms, generation {=u64} ms); \
+                 stack high-water {=usize} B",
+                l.sent,
+                total / 1000,
+                l.io_us / 1000,
+                generation / 1000,
+                stack_high_water(bottom)
+            ),
+            Err(e) => warn!("request failed after {=u64} ms: {}", total / 1000, Display2Format(&e)),
+        }
+    }
+}

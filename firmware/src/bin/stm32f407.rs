@@ -1,0 +1,38 @@
+//! The dealer image for an STM32F407 board (e.g. STM32F4DISCOVERY): USART2 (PA2 TX, PA3 RX)
+//! carries the serial protocol, the TRNG seeds the dealer at every start-up, flash sector 11
+//! holds the key page, and the defmt log goes over RTT to `probe-rs run` (see firmware/README.md).
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!("stm32f407 runs on Cortex-M: build it with --target thumbv7em-none-eabihf");
+    std::process::exit(2);
+}
+
+#[cfg(target_os = "none")]
+mod image {
+    #![allow(unsafe_code)] // cortex-m-rt declares the HardFault handler `unsafe fn`
+
+    use cortex_m_rt::{ExceptionFrame, entry, exception};
+    use defmt_rtt as _;
+    use ditto_firmware::MasterSeed;
+    use ditto_firmware::stm32f407::Stm32f407;
+    // Panics are logged over defmt and stop the core (probe-rs reports them).
+    use panic_probe as _;
+
+    #[entry]
+    fn main() -> ! {
+        let Some(p) = cortex_m::Peripherals::take() else { panic!("peripherals taken twice") };
+        let board = Stm32f407::init(p);
+        if !board.hse {
+            defmt::warn!("no 8 MHz crystal started: running the PLL from the internal oscillator");
+        }
+        // The real board always seeds from its TRNG, whatever features the build has.
+        ditto_firmware::app::run(board, MasterSeed::Trng)
+    }
+
+    #[exception]
+    unsafe fn HardFault(_frame: &ExceptionFrame) -> ! {
+        panic!("hard fault")
+    }
+}
