@@ -309,11 +309,8 @@ pub fn reason(text: &str) -> heapless::String<96, u8> {
     s
 }
 
-/// Party side: connects to the dealer server at `addr`, asks for `party`'s stream of
-/// `session` for the plan with `plan_hash` (made for `seq` tokens, or 0 for the dealer's fixed
-/// plan), and returns the connection positioned at the sealed
-/// stream (read it with [`crate::party::PartyStream`] over [`Io`]). Every wait is bounded by
-/// `timeout`.
+/// Party side: connects to the dealer server at `addr` over plain TCP (every wait bounded by
+/// `timeout`) and asks for a stream ([`request_stream_on`]).
 pub fn request_stream(
     addr: &str,
     party: Party,
@@ -322,6 +319,11 @@ pub fn request_stream(
     (seq, generate): (u32, u32),
     timeout: std::time::Duration,
 ) -> Result<std::net::TcpStream, Error> {
+    request_stream_on(connect(addr, timeout)?, party, session, plan_hash, (seq, generate))
+}
+
+/// A TCP connection to `addr` whose connect, reads and writes are bounded by `timeout`.
+pub fn connect(addr: &str, timeout: std::time::Duration) -> Result<std::net::TcpStream, Error> {
     use std::net::ToSocketAddrs;
     let io = |e: std::io::Error| Error::Core(ditto_core::Error::Io(embedded_io::Error::kind(&e)));
     let sa = addr
@@ -329,13 +331,29 @@ pub fn request_stream(
         .map_err(io)?
         .next()
         .ok_or(Error::Core(ditto_core::Error::Io(embedded_io::ErrorKind::InvalidInput)))?;
-    let mut sock = std::net::TcpStream::connect_timeout(&sa, timeout).map_err(io)?;
+    let sock = std::net::TcpStream::connect_timeout(&sa, timeout).map_err(io)?;
     sock.set_read_timeout(Some(timeout)).map_err(io)?;
     sock.set_write_timeout(Some(timeout)).map_err(io)?;
     sock.set_nodelay(true).map_err(io)?;
+    Ok(sock)
+}
+
+/// Party side, over an open connection to the dealer server (plain or TLS): asks for `party`'s
+/// stream of `session` for the plan with `plan_hash` (made for `seq` tokens and `generate`
+/// generated ones, or (0, 0) for the dealer's fixed plan) and returns the connection positioned
+/// at the sealed stream (read it with [`crate::party::PartyStream`] over [`Io`]).
+pub fn request_stream_on<S: std::io::Read + std::io::Write>(
+    mut sock: S,
+    party: Party,
+    session: SessionId,
+    plan_hash: &[u8; 32],
+    (seq, generate): (u32, u32),
+) -> Result<S, Error> {
     let req = Request { version: PLAN_VERSION, party, plan_hash: *plan_hash, seq, generate };
     let mut buf = [0u8; CONTROL_LIMIT];
     FrameWriter::new(Io(&mut sock), session).write_message(FrameKind::Control, 0, &req, &mut buf)?;
+    std::io::Write::flush(&mut sock)
+        .map_err(|e| Error::Core(ditto_core::Error::Io(embedded_io::Error::kind(&e))))?;
     let (_, resp): (_, Response) =
         FrameReader::new(Io(&mut sock), session, CONTROL_LIMIT).read_message(FrameKind::Control, &mut buf)?;
     match resp {

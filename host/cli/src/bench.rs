@@ -44,6 +44,9 @@ pub struct BenchArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// INSECURE: the parties' link over plain TCP instead of TLS (to measure what encryption costs).
+    #[arg(long)]
+    pub insecure_plaintext: bool,
 }
 
 /// A network setting of the Ditto and PUMA papers.
@@ -181,7 +184,8 @@ fn breakdown(plan: &Plan, c: &Counters) -> (Part, BTreeMap<String, Part>, BTreeM
 pub fn run(a: &BenchArgs) -> Result<(), CliError> {
     let q = crate::calibrate::load_quant(&a.quant)?;
     let arch = published(&a.arch)?;
-    let local = Local { net: Net::Tcp, threads: a.threads.max(1), ..Local::default() };
+    let net = if a.insecure_plaintext { Net::Tcp } else { Net::Tls };
+    let local = Local { net, threads: a.threads.max(1), ..Local::default() };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -217,6 +221,7 @@ pub fn run(a: &BenchArgs) -> Result<(), CliError> {
     if a.json {
         let v = json!({
             "arch": a.arch, "seq": a.seq, "gen": tokens, "quant": a.quant, "threads": a.threads.max(1),
+            "link": if a.insecure_plaintext { "tcp" } else { "tls" },
             "online_s": online, "plaintext_s": plaintext.as_secs_f64(),
             "bytes_p0": t0.bytes, "bytes_p1": t1.bytes, "rounds": t0.rounds,
             "dealer_bytes_p0": dealer_bytes[0], "dealer_bytes_p1": dealer_bytes[1],
@@ -230,11 +235,12 @@ pub fn run(a: &BenchArgs) -> Result<(), CliError> {
     }
     let mb = |b: u64| b as f64 / 1e6;
     say!(
-        "bench   {} seq {seq}, quant {}, {} thread(s) per party, {} plan steps",
+        "bench   {} seq {seq}, quant {}, {} thread(s) per party, {} plan steps, link {}",
         a.arch,
         a.quant,
         a.threads.max(1),
-        plan.steps.len()
+        plan.steps.len(),
+        if a.insecure_plaintext { "plain TCP (insecure)" } else { "TLS 1.3" }
     );
     say!("check   {agreement}");
     say!(

@@ -21,6 +21,8 @@ use ditto_dealer::stream::{
 use ditto_dealer::{DEFAULT_CHUNK, HashHex, plans};
 
 use crate::files::{self, CliError, SessionRecord};
+use crate::identity::LinkArgs;
+use ditto_net::tls::{BlockingStream, Security};
 
 /// Arguments of `ditto dealer`.
 #[derive(clap::Args, Debug)]
@@ -82,6 +84,9 @@ pub struct DealerArgs {
     /// TEST ONLY: master seed (32 hex digits) instead of the OS RNG. Never use in deployment.
     #[arg(long, hide = true)]
     pub insecure_test_master_seed: Option<String>,
+    /// Link security with --listen (pins: p0, p1; a party gets only its own stream).
+    #[command(flatten)]
+    pub links: LinkArgs,
 }
 
 fn build_plan(a: &DealerArgs) -> Result<Plan, CliError> {
@@ -251,6 +256,7 @@ pub fn run(a: &DealerArgs) -> Result<(), CliError> {
             listen,
             sessions: a.sessions,
             state: &state,
+            sec: a.links.security()?,
         });
     }
     let s = setup(a)?;
@@ -261,7 +267,7 @@ pub fn run(a: &DealerArgs) -> Result<(), CliError> {
         return write_files(&s, dir, &sid);
     }
     let addr = a.listen.clone().ok_or_else(|| CliError::Usage("give --out DIR or --listen ADDR".into()))?;
-    serve(s, &addr, &sid, Duration::from_secs(a.wait))
+    serve(s, &addr, &sid, Duration::from_secs(a.wait), a.links.security()?)
 }
 
 fn write_files(s: &Setup, dir: &Path, sid: &str) -> Result<(), CliError> {
@@ -299,29 +305,61 @@ enum Outcome {
 }
 
 /// Serves one party's request on `sock` (blocking; every read and write has a time-out).
-fn serve_one(s: &Setup, served: &Mutex<[bool; 2]>, sock: TcpStream) -> Outcome {
-    match accept_one(s, served, &sock) {
+fn serve_one(s: &Setup, served: &Mutex<[bool; 2]>, sock: TcpStream, sec: &Security) -> Outcome {
+    let mut link = match open_party_link(sock, sec) {
+        Ok(l) => l,
+        Err(e) => return Outcome::Refused(e),
+    };
+    match accept_one(s, served, &mut link) {
         Err(e) => Outcome::Refused(e),
-        Ok(party) => match generate(s, party, std::io::BufWriter::with_capacity(1 << 16, &sock)) {
+        Ok(party) => match generate(s, party, std::io::BufWriter::with_capacity(1 << 16, &mut link.1)) {
             Ok(sum) => Outcome::Served(party, sum.correction_bytes),
             Err(e) => Outcome::Failed(party, e),
         },
     }
 }
 
-/// Reads and checks a request; on acceptance marks the party served and answers `Accepted`.
-fn accept_one(s: &Setup, served: &Mutex<[bool; 2]>, sock: &TcpStream) -> Result<Party, CliError> {
+/// A party's connection with time-outs on every read and write, secured as `sec` says; the
+/// role its identity proves (None in plaintext).
+pub(crate) fn open_party_link(
+    sock: TcpStream,
+    sec: &Security,
+) -> Result<(Option<String>, Box<dyn BlockingStream>), CliError> {
     let net = |e: std::io::Error| CliError::Net(e.to_string());
     sock.set_nonblocking(false).map_err(net)?;
     sock.set_read_timeout(Some(Duration::from_secs(10))).map_err(net)?;
     sock.set_write_timeout(Some(Duration::from_secs(60))).map_err(net)?;
     let _ = sock.set_nodelay(true);
+    let (stream, role) = sec.accept_blocking(sock, &["p0", "p1"])?;
+    Ok((role, stream))
+}
+
+/// Refuses a party whose identity is the other party's.
+pub(crate) fn check_role(role: Option<&str>, party: Party) -> Result<(), String> {
+    match role {
+        Some(r) if r != ditto_net::tls::role(party) => {
+            Err(format!("identity {r} asked for {party:?}'s stream; each party gets only its own"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Reads and checks a request; on acceptance marks the party served and answers `Accepted`.
+fn accept_one(
+    s: &Setup,
+    served: &Mutex<[bool; 2]>,
+    link: &mut (Option<String>, Box<dyn BlockingStream>),
+) -> Result<Party, CliError> {
+    let (role, sock) = (link.0.as_deref(), &mut link.1);
     let session = s.spec.session;
-    let req: Request = read_request(Io(sock), session)?;
-    let refuse = |why: String| -> Result<Party, CliError> {
-        write_response(Io(sock), session, &Response::Refused(reason(&why)))?;
+    let req: Request = read_request(Io(&mut *sock), session)?;
+    let mut refuse = |why: String| -> Result<Party, CliError> {
+        write_response(Io(&mut *sock), session, &Response::Refused(reason(&why)))?;
         Err(CliError::Net(format!("refused {:?}: {why}", req.party)))
     };
+    if let Err(why) = check_role(role, req.party) {
+        return refuse(why);
+    }
     if req.version != PLAN_VERSION {
         return refuse(format!("plan format version {} (dealer speaks {PLAN_VERSION})", req.version));
     }
@@ -340,11 +378,11 @@ fn accept_one(s: &Setup, served: &Mutex<[bool; 2]>, sock: &TcpStream) -> Result<
         }
         g[req.party.index()] = true;
     }
-    write_response(Io(sock), session, &Response::Accepted)?;
+    write_response(Io(&mut *sock), session, &Response::Accepted)?;
     Ok(req.party)
 }
 
-fn serve(s: Setup, addr: &str, sid: &str, wait: Duration) -> Result<(), CliError> {
+fn serve(s: Setup, addr: &str, sid: &str, wait: Duration, sec: Security) -> Result<(), CliError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -369,10 +407,10 @@ fn serve(s: Setup, addr: &str, sid: &str, wait: Duration) -> Result<(), CliError
                 acc = listener.accept() => {
                     let (sock, peer) = acc.map_err(net)?;
                     let std_sock = sock.into_std().map_err(net)?;
-                    let (s, served, tx) = (Arc::clone(&s), Arc::clone(&served), tx.clone());
+                    let (s, served, tx, sec) = (Arc::clone(&s), Arc::clone(&served), tx.clone(), sec.clone());
                     tokio::task::spawn_blocking(move || {
                         let t = Instant::now();
-                        let r = serve_one(&s, &served, std_sock);
+                        let r = serve_one(&s, &served, std_sock, &sec);
                         let _ = tx.send((peer, r, t.elapsed()));
                     });
                 }

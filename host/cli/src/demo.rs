@@ -127,7 +127,7 @@ pub fn run(a: &DemoArgs) -> Result<(), CliError> {
             m.infer(e, &Shared::new(xs[p.index()].clone(), &[n, v], 0)?).await
         };
         let plan = plan_of("demo", &program).await?;
-        let local = Local { net: Net::Tcp, threads: a.threads.max(1), ..Local::default() };
+        let local = Local { net: Net::Tls, threads: a.threads.max(1), ..Local::default() };
         let res = run_local(&plan, &local, program).await?;
         let t = Instant::now();
         let mut pe = Engine::plaintext();

@@ -73,7 +73,7 @@ pub fn run(a: &DemoArgs, q: &QuantConfig, rt: &tokio::runtime::Runtime) -> Resul
     say!("prompt  {:?} ({n} tokens, private: one-hot shares); generating {steps} tokens", a.text);
     rt.block_on(async {
         let mut rng = Prg::with_counter(&os_random16()?, 0);
-        let local = Local { net: Net::Tcp, threads: a.threads.max(1), ..Local::default() };
+        let local = Local { net: Net::Tls, threads: a.threads.max(1), ..Local::default() };
         let watch = |e: &mut Engine, p: ditto_core::Party| {
             if p.is_p0() {
                 e.set_progress(crate::progress::plan_steps("inference"));

@@ -110,7 +110,8 @@ pub fn read_seed(path: &Path) -> Result<Seed, CliError> {
     Ok(Seed::from_bytes(read_hex16(path)?))
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+/// Writes a new owner-only file (never overwrites).
+pub fn write_private(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
     let mut opts = fs::OpenOptions::new();
     opts.write(true).create_new(true);
     #[cfg(unix)]

@@ -1,6 +1,8 @@
 //! `ditto`: the command line of ditto.
 //!
 //! * `ditto provision --out DIR`: party keys and the model-mask seed for a dealer deployment;
+//! * `ditto keygen --out DIR --name p0 ...`: TLS identities; every link is TLS 1.3 with pinned
+//!   peers unless `--insecure-plaintext`;
 //! * `ditto dealer ...`: generate a session's correlated randomness for a plan and serve it to
 //!   P0 and P1 over TCP, or write it to files for offline pre-generation;
 //! * `ditto demo`: dealer, P0 and P1 in one process over loopback TCP on a BERT model;
@@ -21,6 +23,7 @@ mod dealer;
 mod demo;
 mod demo_gpt2;
 mod files;
+mod identity;
 mod model_dealer;
 mod plan;
 mod progress;
@@ -43,6 +46,8 @@ struct Cli {
 enum Command {
     /// Create party keys (p0.key, p1.key) and a model-mask seed (model.seed) in a directory.
     Provision(files::ProvisionArgs),
+    /// Create TLS identities (NAME.identity) and a `trust` file of their fingerprints.
+    Keygen(identity::KeygenArgs),
     /// Choose static fixed-point scales for a BERT model from sample text (writes a QuantConfig).
     Calibrate(calibrate::CalibrateArgs),
     /// The plan of a model's secure run: steps, bytes, rounds, dealer bytes.
@@ -77,6 +82,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Provision(a) => files::provision(&a),
+        Command::Keygen(a) => identity::keygen(&a),
         Command::Dealer(a) => dealer::run(&a),
         Command::Plan(a) => plan::run(&a),
         Command::Calibrate(a) => calibrate::run(&a),

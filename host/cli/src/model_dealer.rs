@@ -18,12 +18,11 @@ use ditto_dealer::stream::{
 };
 use ditto_dealer::{DEFAULT_CHUNK, HashHex};
 
+use crate::dealer::{check_role, open_party_link};
 use crate::files::{CliError, SessionRecord};
 use crate::plan::Arch;
 use crate::session::{config_of, net, runtime};
-
-/// How long a party's request or a board's answer may take.
-const TIMEOUT: Duration = Duration::from_secs(60);
+use ditto_net::tls::{BlockingStream, Security};
 
 /// A byte link to a dealer board.
 pub trait BoardLink: std::io::Read + std::io::Write + Send {}
@@ -136,6 +135,8 @@ pub struct ModelDealer<'a> {
     pub sessions: usize,
     /// State directory.
     pub state: &'a std::path::Path,
+    /// How the parties' links are secured.
+    pub sec: Security,
 }
 
 /// Serves any session and sequence length for one model: each request names its session (in
@@ -159,8 +160,11 @@ pub fn serve_model(d: ModelDealer<'_>) -> Result<(), CliError> {
                     let sock = sock.into_std().map_err(net)?;
                     let (cfg, q, streams, record, served, tx) = (cfg.clone(), q.clone(), Arc::clone(&streams), Arc::clone(&record), Arc::clone(&served), tx.clone());
                     let handle = tokio::runtime::Handle::current();
+                    let sec = d.sec.clone();
                     tokio::task::spawn_blocking(move || {
-                        let r = serve_one(&handle, &sock, &cfg, &q, &streams, &record, &served);
+                        let r = open_party_link(sock, &sec).and_then(|mut link| {
+                            serve_one(&handle, &mut link, &cfg, &q, &streams, &record, &served)
+                        });
                         if let Err(e) = &r {
                             eprintln!("dealer: {peer}: {e}");
                         }
@@ -184,21 +188,22 @@ pub fn serve_model(d: ModelDealer<'_>) -> Result<(), CliError> {
 #[allow(clippy::too_many_arguments)]
 fn serve_one(
     rt: &tokio::runtime::Handle,
-    sock: &std::net::TcpStream,
+    link: &mut (Option<String>, Box<dyn BlockingStream>),
     cfg: &Arch,
     q: &ditto_models::quant::QuantConfig,
     streams: &Streams,
     record: &SessionRecord,
     served: &Mutex<HashMap<u128, [bool; 2]>>,
 ) -> Result<bool, CliError> {
-    sock.set_nonblocking(false).map_err(net)?;
-    sock.set_read_timeout(Some(Duration::from_secs(10))).map_err(net)?;
-    sock.set_write_timeout(Some(TIMEOUT)).map_err(net)?;
-    let (session, req) = read_request_any(Io(sock))?;
-    let refuse = |why: String| -> Result<bool, CliError> {
-        write_response(Io(sock), session, &Response::Refused(reason(&why)))?;
+    let (role, sock) = (link.0.as_deref(), &mut link.1);
+    let (session, req) = read_request_any(Io(&mut *sock))?;
+    let mut refuse = |why: String| -> Result<bool, CliError> {
+        write_response(Io(&mut *sock), session, &Response::Refused(reason(&why)))?;
         Err(net(format!("refused {:?}: {why}", req.party)))
     };
+    if let Err(why) = check_role(role, req.party) {
+        return refuse(why);
+    }
     let max = match cfg {
         Arch::Bert(c) => c.max_position_embeddings,
         Arch::Gpt2(c) => c.n_positions,
@@ -235,7 +240,8 @@ fn serve_one(
         entry[req.party.index()] = true;
         entry[0] && entry[1]
     };
-    write_response(Io(sock), session, &Response::Accepted)?;
-    streams.write(req.party, session, &plan, sock)?;
+    write_response(Io(&mut *sock), session, &Response::Accepted)?;
+    streams.write(req.party, session, &plan, &mut *sock)?;
+    std::io::Write::flush(sock).map_err(net)?;
     Ok(complete)
 }

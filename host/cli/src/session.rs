@@ -1,7 +1,8 @@
 //! The same secure run across separate processes: `ditto share-model` (model owner),
 //! `ditto dealer --model` (plans per request), `ditto party --id 0|1`, `ditto client`.
 //!
-//! Client <-> party messages (TCP, every wait under a time-out):
+//! Client <-> party messages (TLS with pinned identities unless `--insecure-plaintext`, every
+//! wait under a time-out):
 //! request  = "DTCL" | version 2 | session id (16) | prompt length u32 | element count u32 | tokens to
 //!            generate u32 | u32 LE one-hot shares
 //! BERT:  response = "DTOU" | scale u32 | element count u32 | u64 LE shares of the pooled sum
@@ -22,10 +23,11 @@ use ditto_models::weights::Weights;
 use ditto_mpc::tensor::{reveal, share};
 use ditto_mpc::{Engine, Shared};
 use ditto_net::dealer::Source;
-use ditto_net::link::{Config, Link};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use ditto_net::link::{Config, Link, Stream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::files::{self, CliError, SessionRecord};
+use crate::identity::LinkArgs;
 use crate::plan::Arch;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -221,9 +223,12 @@ pub struct PartyArgs {
     /// an error. Raise it for slow links: the one-time weight setup is one large message.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
+    /// Link security (pins: the other party, `dealer`, `client`).
+    #[command(flatten)]
+    pub links: LinkArgs,
 }
 
-async fn read_exact_t(s: &mut tokio::net::TcpStream, buf: &mut [u8], what: &str) -> Result<(), CliError> {
+async fn read_exact_t<S: AsyncRead + Unpin>(s: &mut S, buf: &mut [u8], what: &str) -> Result<(), CliError> {
     tokio::time::timeout(TIMEOUT, s.read_exact(buf))
         .await
         .map_err(|_| net(format!("timed out reading {what}")))?
@@ -251,12 +256,21 @@ pub fn party(a: &PartyArgs) -> Result<(), CliError> {
         Some(d) => d.clone(),
         None => a.share.parent().map(std::path::Path::to_path_buf).unwrap_or_default(),
     };
+    let sec = a.links.security()?;
     runtime()?.block_on(async {
         let listener = tokio::net::TcpListener::bind(&a.client).await.map_err(net)?;
         say!("party {} waiting for the client on {}", a.id, listener.local_addr().map_err(net)?);
-        // Accept until a well-formed request arrives (a probe or a client that gave up is skipped).
+        // Accept until a well-formed request from the pinned client arrives (a probe, a stranger
+        // or a client that gave up is skipped).
         let (mut c, session, seq, gen_n, vocab, data) = loop {
-            let (mut c, peer) = listener.accept().await.map_err(net)?;
+            let (tcp, peer) = listener.accept().await.map_err(net)?;
+            let mut c = match sec.accept(tcp, &["client"], TIMEOUT).await {
+                Ok((c, _)) => c,
+                Err(e) => {
+                    eprintln!("party {}: refusing {peer}: {e}", a.id);
+                    continue;
+                }
+            };
             match read_client_request(&mut c, &share).await {
                 Ok((session, seq, gen_n, vocab, data)) => break (c, session, seq, gen_n, vocab, data),
                 Err(e) => eprintln!("party {}: ignoring {peer}: {e}", a.id),
@@ -282,12 +296,12 @@ pub fn party(a: &PartyArgs) -> Result<(), CliError> {
         let link = match (party, &a.listen, &a.connect) {
             (Party::P0, Some(l), _) => {
                 let lst = tokio::net::TcpListener::bind(l).await.map_err(net)?;
-                Link::accept(&lst, Party::P0, c2).await?
+                Link::accept(&lst, Party::P0, c2, &sec).await?
             }
-            (Party::P1, _, Some(addr)) => Link::connect(addr, Party::P1, c2).await?,
+            (Party::P1, _, Some(addr)) => Link::connect(addr, Party::P1, c2, &sec).await?,
             _ => return Err(CliError::Usage("P0 needs --listen ADDR, P1 needs --connect ADDR".into())),
         };
-        let source = Source::Tcp(a.dealer.clone(), (seq, gen_n));
+        let source = Source::Tcp(a.dealer.clone(), (seq, gen_n), sec.clone());
         let mut e = Engine::start(party, link, source, key, plan, session, timeout).await?;
         e.set_threads(a.threads);
         e.set_progress(crate::progress::plan_steps("inference"));
@@ -322,7 +336,7 @@ pub fn party(a: &PartyArgs) -> Result<(), CliError> {
 /// Reads and checks one client request: session, prompt length, tokens to generate,
 /// vocabulary, and the raw one-hot share bytes.
 async fn read_client_request(
-    c: &mut tokio::net::TcpStream,
+    c: &mut Box<dyn Stream>,
     share: &ditto_models::share_file::ModelShare,
 ) -> Result<(SessionId, u32, u32, usize, Vec<u8>), CliError> {
     let mut head = [0u8; 4 + 1 + 16 + 4 + 4 + 4];
@@ -392,7 +406,7 @@ async fn serve_bert(
     e: &mut Engine,
     share: BertShare,
     input: &Shared<u32>,
-    c: &mut tokio::net::TcpStream,
+    c: &mut Box<dyn Stream>,
 ) -> Result<(), CliError> {
     let m = SecureBert::setup(e, share).await?;
     // Answer: "DTOU", ring bits, fractional bits, element count, elements (ring/8 bytes each).
@@ -422,7 +436,7 @@ async fn serve_gpt2(
     input: &Shared<u32>,
     steps: usize,
     vocab: usize,
-    c: tokio::net::TcpStream,
+    c: Box<dyn Stream>,
 ) -> Result<(), CliError> {
     use ditto_models::generate::{Client, ClientEnd, generate};
     let m = ditto_models::secure_gpt2::SecureGpt2::setup(e, share).await?;
@@ -430,7 +444,7 @@ async fn serve_gpt2(
     let (to_client, mut logits_rx) = tokio::sync::mpsc::channel::<Vec<u32>>(2);
     let (next_tx, from_client) = tokio::sync::mpsc::channel::<Vec<u32>>(2);
     let mut end = ClientEnd { tx: to_client, rx: from_client };
-    let (mut rd, mut wr) = c.into_split();
+    let (mut rd, mut wr) = tokio::io::split(c);
     let bridge = tokio::spawn(async move {
         while let Some(l) = logits_rx.recv().await {
             write_t(&mut wr, &frame_u32(b"DTLG", &l), "logits").await?;
@@ -471,6 +485,9 @@ pub struct ClientArgs {
     /// dealer and both parties refuse a session id they have seen).
     #[arg(long)]
     pub session: Option<String>,
+    /// Link security (pins: p0, p1).
+    #[command(flatten)]
+    pub links: LinkArgs,
 }
 
 /// `ditto client`: tokenizes, shares, sends; reconstructs the embedding (BERT) or runs greedy
@@ -493,17 +510,19 @@ pub fn client(a: &ClientArgs) -> Result<(), CliError> {
         None => SessionId(files::os_random16()?),
     };
     let gen_n = u32::try_from(a.generate).map_err(net)?;
+    let sec = a.links.security()?;
     say!("session {:032x}, {n} tokens", session.as_u128());
     runtime()?.block_on(async {
         // Connect to both parties first; send a request only when both are reachable, so that
         // a party never starts a session its peer will not join.
-        let connect = async |addr: &str| -> Result<tokio::net::TcpStream, CliError> {
-            tokio::time::timeout(TIMEOUT, tokio::net::TcpStream::connect(addr))
+        let connect = async |addr: &str, role: &str| -> Result<Box<dyn Stream>, CliError> {
+            let tcp = tokio::time::timeout(TIMEOUT, tokio::net::TcpStream::connect(addr))
                 .await
                 .map_err(|_| net(format!("timed out connecting to {addr}")))?
-                .map_err(|e| net(format!("{addr}: {e}")))
+                .map_err(|e| net(format!("{addr}: {e}")))?;
+            Ok(sec.connect(tcp, role, TIMEOUT).await?)
         };
-        let (c0, c1) = tokio::join!(connect(&a.p0), connect(&a.p1));
+        let (c0, c1) = tokio::join!(connect(&a.p0, "p0"), connect(&a.p1, "p1"));
         let mut cs = [c0?, c1?];
         for (c, s) in cs.iter_mut().zip(&shares) {
             let mut req = Vec::with_capacity(33 + s.len() * 4);
@@ -557,12 +576,8 @@ fn synthetic_id(i: usize, b: u8, vocab: usize) -> u32 {
 }
 
 /// Reads both parties' answers to a BERT request and prints the embedding or the label.
-async fn bert_answer(
-    cs: &mut [tokio::net::TcpStream; 2],
-    n: usize,
-    labels: &[String],
-) -> Result<(), CliError> {
-    let read = async |c: &mut tokio::net::TcpStream| -> Result<(u32, u32, Vec<u8>), CliError> {
+async fn bert_answer(cs: &mut [Box<dyn Stream>; 2], n: usize, labels: &[String]) -> Result<(), CliError> {
+    let read = async |c: &mut Box<dyn Stream>| -> Result<(u32, u32, Vec<u8>), CliError> {
         let mut head = [0u8; 16];
         tokio::time::timeout(Duration::from_secs(600), c.read_exact(&mut head))
             .await

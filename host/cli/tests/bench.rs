@@ -29,11 +29,13 @@ fn bench_json_has_every_key_and_matches_the_plan() {
         "lan_s",
         "wan_s",
         "threads",
+        "link",
         "breakdown",
     ] {
         assert!(b.get(k).is_some(), "missing {k} in {b}");
     }
     assert_eq!(b["arch"], "bert-tiny");
+    assert_eq!(b["link"], "tls", "the parties' link is TLS unless asked otherwise");
     assert!(b["check"].as_str().unwrap().contains("fixed-point"), "{b}");
     let plan = ditto(&["plan", "--arch", "bert-tiny", "--seq", "16", "--quant", "ditto", "--json"]);
     let total = &plan["total"];

@@ -1,6 +1,7 @@
 //! `ditto provision` and `ditto dealer` as a user runs them: files with the right modes, streams
 //! written to disk and served over loopback TCP that each party opens and verifies against the
-//! library's generator, refusals (wrong plan, a party served twice, a reused session).
+//! library's generator, refusals (wrong plan, a party served twice, a reused session, a party
+//! asking for the other's stream, a stranger). The served links are TLS with pinned identities.
 
 #![allow(clippy::cast_possible_truncation)]
 
@@ -12,7 +13,7 @@ use std::time::Duration;
 use ditto_core::Party;
 use ditto_core::prg::{Seed, SessionId};
 use ditto_dealer::Error;
-use ditto_dealer::host::{Io, request_stream, stream_file_name};
+use ditto_dealer::host::{Io, connect, request_stream_on, stream_file_name};
 use ditto_dealer::keys::{DealerSeeds, PartyKey};
 use ditto_dealer::party::PartyStream;
 use ditto_dealer::plans;
@@ -29,6 +30,40 @@ fn tmp(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
+}
+
+/// Identities for the dealer and both parties in `d/tls`.
+fn keygen(d: &Path) {
+    let out = ditto()
+        .args(["keygen", "--name", "dealer", "--name", "p0", "--name", "p1", "--out"])
+        .arg(d.join("tls"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// `role`'s side of a TLS link to the dealer.
+fn security(d: &Path, role: &str) -> ditto_net::tls::Security {
+    let id = ditto_net::tls::Identity::load(&d.join(format!("tls/{role}.identity"))).unwrap();
+    let pins = ditto_net::tls::Pins::parse(&std::fs::read_to_string(d.join("tls/trust")).unwrap()).unwrap();
+    ditto_net::tls::Security::tls(id, pins)
+}
+
+/// Asks the dealer at `addr` for `party`'s stream over a TLS link with `role`'s identity.
+fn request_stream(
+    d: &Path,
+    role: &str,
+    addr: &str,
+    party: Party,
+    session: SessionId,
+    hash: &[u8; 32],
+) -> Result<Box<dyn ditto_net::tls::BlockingStream>, String> {
+    let sock = connect(addr, Duration::from_secs(20)).map_err(|e| e.to_string())?;
+    let s = security(d, role).connect_blocking(sock, "dealer").map_err(|e| e.to_string())?;
+    request_stream_on(s, party, session, hash, (0, 0)).map_err(|e| match e {
+        Error::Refused { reason } => format!("refused: {reason}"),
+        e => e.to_string(),
+    })
 }
 
 fn provision(dir: &Path) {
@@ -193,6 +228,10 @@ fn serve(d: &Path, keys: &Path) -> (Server, String) {
         .arg(keys)
         .arg("--state")
         .arg(d.join("state"))
+        .arg("--identity")
+        .arg(d.join("tls/dealer.identity"))
+        .arg("--trust")
+        .arg(d.join("tls/trust"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -208,21 +247,30 @@ fn serves_both_parties_over_tcp_and_refuses_bad_requests() {
     let d = tmp("tcp");
     let keys = d.join("k");
     provision(&keys);
+    keygen(&d);
     let (mut server, addr) = serve(&d, &keys);
-    let t = Duration::from_secs(20);
     let plan = plans::plan("bert-tiny", &plans::BERT_TINY, 8, 0).unwrap();
     let hash = plan.hash().unwrap();
     // A request for another plan is refused with the reason.
     let mut other = hash;
     other[0] ^= 1;
-    let e = request_stream(&addr, Party::P1, sid(), &other, (0, 0), t).unwrap_err();
-    assert!(matches!(&e, Error::Refused { reason } if reason.contains("plan hash mismatch")), "{e}");
+    let e = request_stream(&d, "p1", &addr, Party::P1, sid(), &other).err().unwrap();
+    assert!(e.contains("refused") && e.contains("plan hash mismatch"), "{e}");
+    // P0's identity never gets P1's stream.
+    let e = request_stream(&d, "p0", &addr, Party::P1, sid(), &hash).err().unwrap();
+    assert!(e.contains("identity p0 asked for P1's stream"), "{e}");
+    // A stranger (its own identity, trusting the real dealer) is refused in the handshake.
+    let stranger = tmp("stranger");
+    keygen(&stranger);
+    std::fs::copy(d.join("tls/trust"), stranger.join("tls/trust")).unwrap();
+    assert!(request_stream(&stranger, "p1", &addr, Party::P1, sid(), &hash).is_err());
     // Both parties fetch concurrently and verify their streams.
     let got = std::thread::scope(|s| {
         let hs = [Party::P0, Party::P1].map(|p| {
-            let (addr, keys) = (&addr, &keys);
+            let (addr, keys, d) = (&addr, &keys, &d);
             s.spawn(move || {
-                let sock = request_stream(addr, p, sid(), &hash, (0, 0), t).unwrap();
+                let role = if p == Party::P0 { "p0" } else { "p1" };
+                let sock = request_stream(d, role, addr, p, sid(), &hash).unwrap();
                 consume(Io(sock), keys, sid(), p).unwrap()
             })
         });
@@ -261,14 +309,14 @@ fn a_party_is_served_once_per_session() {
     let d = tmp("twice");
     let keys = d.join("k");
     provision(&keys);
+    keygen(&d);
     let (_server, addr) = serve(&d, &keys);
-    let t = Duration::from_secs(20);
     let hash = plans::plan("bert-tiny", &plans::BERT_TINY, 8, 0).unwrap().hash().unwrap();
-    let sock = request_stream(&addr, Party::P0, sid(), &hash, (0, 0), t).unwrap();
+    let sock = request_stream(&d, "p0", &addr, Party::P0, sid(), &hash).unwrap();
     consume(Io(sock), &keys, sid(), Party::P0).unwrap();
-    let e = request_stream(&addr, Party::P0, sid(), &hash, (0, 0), t).unwrap_err();
-    assert!(matches!(&e, Error::Refused { reason } if reason.contains("already served")), "{e}");
+    let e = request_stream(&d, "p0", &addr, Party::P0, sid(), &hash).err().unwrap();
+    assert!(e.contains("refused") && e.contains("already served"), "{e}");
     // A request for another session is not answered with a stream.
-    let e = request_stream(&addr, Party::P1, SessionId([9; 16]), &hash, (0, 0), t).unwrap_err();
-    assert!(matches!(e, Error::Core(_)), "{e:?}");
+    let e = request_stream(&d, "p1", &addr, Party::P1, SessionId([9; 16]), &hash).err().unwrap();
+    assert!(!e.contains("refused"), "{e}");
 }

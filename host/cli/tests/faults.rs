@@ -2,7 +2,8 @@
 //! mid-inference (its connection closed, as when its process is killed), a stalled peer, a peer
 //! sending garbage, a frame for another step, the dealer gone mid-stream. In each
 //! case the surviving party exits with a specific error within 10 s (its waits are bounded by
-//! `--timeout`), never with a result, and the client gets no answer presented as one.
+//! `--timeout`), never with a result, and the client gets no answer presented as one. Over TLS:
+//! an impostor peer (another identity) is refused with both fingerprints named.
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::io::{Read, Write};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
-use common::{Kill, dealer, party, port, provision_and_share};
+use common::{Kill, dealer, ditto, keygen, party, path, port, provision_and_share, tls};
 
 /// Waits up to `limit` for `c` to exit; returns its success flag, stderr and the time taken.
 fn ended(c: &mut Child, limit: Duration) -> (Option<bool>, String, Duration) {
@@ -71,13 +72,14 @@ fn setup(tag: &str) -> Setup {
     let dir = std::env::temp_dir().join(format!("ditto-faults-{}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     provision_and_share(&dir, "seeded");
-    let (d, addr) = dealer(&dir, "seeded", &dir.join("dealer"), &[]);
+    let (d, addr) = dealer(&dir, "seeded", &dir.join("dealer"), &["--insecure-plaintext"]);
     Setup { dir, _dealer: d, dealer_addr: addr }
 }
 
-/// A party timeout well inside the 10 s the issue allows, with slack for a loaded machine.
-fn short() -> [&'static str; 2] {
-    ["--timeout", "3"]
+/// A party timeout well inside the 10 s the issue allows, with slack for a loaded machine; the
+/// protocol-level faults run on plain TCP (the fake peers write raw bytes), the TLS ones below.
+fn short() -> [&'static str; 3] {
+    ["--timeout", "3", "--insecure-plaintext"]
 }
 
 #[test]
@@ -123,8 +125,9 @@ fn fake_p1(peer: &str, act: impl AsyncFnOnce(&mut ditto_net::link::Link)) {
         let cfg = ditto_models::seeded::config();
         let q = ditto_models::quant::QuantConfig::accurate();
         let plan = ditto_models::plans::bert("party", &cfg, &q, 3).await.unwrap();
+        let cfg = Config { timeout: Duration::from_secs(10) };
         let mut link =
-            Link::connect(peer, Party::P1, Config { timeout: Duration::from_secs(10) }).await.unwrap();
+            Link::connect(peer, Party::P1, cfg, &ditto_net::tls::Security::Plaintext).await.unwrap();
         link.handshake(&Hello::new(Party::P1, plan.hash().unwrap(), SessionId([0x3c; 16]))).await.unwrap();
         act(&mut link).await;
     });
@@ -212,4 +215,57 @@ fn a_frame_for_another_step_is_refused() {
     assert!(err.contains("step"), "{err}");
     assert!(took < Duration::from_secs(10), "{took:?}");
     let _ = std::fs::remove_dir_all(&s.dir);
+}
+
+#[test]
+fn an_impostor_peer_is_refused_naming_both_fingerprints() {
+    let dir = std::env::temp_dir().join(format!("ditto-faults-{}-impostor", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    provision_and_share(&dir, "seeded");
+    let (_dealer, dealer_addr) = dealer(&dir, "seeded", &dir.join("dealer"), &[]);
+    // The impostor's own P1 key; it trusts the real P0, dealer and client.
+    keygen(&dir.join("other"));
+    let fake_id = path(&dir.join("other/tls/p1.identity"));
+    let trust = path(&dir.join("tls/trust"));
+    let (peer, c0, c1) = (port(), port(), port());
+    let mut p0 = party(&dir, 0, &peer, &dealer_addr, &c0, &["--timeout", "3"]);
+    let mut p1 = party(
+        &dir,
+        1,
+        &peer,
+        &dealer_addr,
+        &c1,
+        &["--timeout", "3", "--identity", &fake_id, "--trust", &trust],
+    );
+    // Both parties listen for the client before it starts (a closed probe costs them nothing).
+    drop((connect(&c0), connect(&c1)));
+    let fp = |f: &str, role: &str| -> String {
+        let t = std::fs::read_to_string(dir.join(f)).unwrap();
+        t.lines().find_map(|l| l.strip_prefix(&format!("{role} "))).unwrap().to_string()
+    };
+    let (real, fake) = (fp("tls/trust", "p1"), fp("other/tls/trust", "p1"));
+    let client = |extra: &[&str]| {
+        ditto()
+            .args(["client", "--model", "seeded", "--text", "hi", "--p0", &c0, "--p1", &c1])
+            .args(tls(&dir, "client", &[]))
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // The client itself refuses the impostor.
+    let mut c = Kill(client(&[]));
+    let (ok, err, _) = ended(&mut c.0, Duration::from_secs(10));
+    assert_eq!(ok, Some(false), "{err}");
+    assert!(err.contains(&real) && err.contains(&fake), "{err}");
+    // A client misled into pinning the impostor: P0 still refuses it as its peer.
+    let _c = Kill(client(&["--pin", &format!("p1={fake}")]));
+    let (ok, err, took) = ended(&mut p0.0, Duration::from_secs(10));
+    println!("impostor peer, {took:?}: {}", err.trim());
+    assert_eq!(ok, Some(false), "{err}");
+    assert!(err.contains(&real) && err.contains(&fake) && err.contains("refused"), "{err}");
+    let (ok, _, _) = ended(&mut p1.0, Duration::from_secs(10));
+    assert_eq!(ok, Some(false));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Kill, ditto, party, path, port};
+use common::{Kill, ditto, keygen, party, path, port, tls};
 
 fn first6(line: &str) -> Vec<f64> {
     let inner = &line[line.rfind('[').unwrap() + 1..line.rfind(']').unwrap()];
@@ -31,6 +31,7 @@ fn secure_inference_fed_by_the_board_in_qemu() {
     // parties (their key files), as a deployment does it.
     let o = ditto().args(["provision", "--out", &path(&d.join("keys"))]).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    keygen(&d);
     let o = ditto()
         .args(["share-model", "--model", "seeded", "--out", &path(&d.join("shares"))])
         .output()
@@ -63,6 +64,7 @@ fn secure_inference_fed_by_the_board_in_qemu() {
                 "127.0.0.1:0",
             ])
             .args(["--sessions", "1", "--state", &path(&d.join("dealer"))])
+            .args(tls(&d, "dealer", &[]))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -78,6 +80,7 @@ fn secure_inference_fed_by_the_board_in_qemu() {
     for _ in 0..100 {
         let o = ditto()
             .args(["client", "--model", "seeded", "--text", text, "--p0", &c0, "--p1", &c1])
+            .args(tls(&d, "client", &[]))
             .output()
             .unwrap();
         if o.status.success() {

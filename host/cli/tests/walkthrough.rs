@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{dealer, ditto, party, path, port, provision_and_share};
+use common::{dealer, ditto, party, path, port, provision_and_share, tls};
 
 fn embedding_line(out: &str) -> Vec<f64> {
     let line = out.lines().find(|l| l.contains("starts [")).unwrap_or_else(|| panic!("{out}"));
@@ -31,6 +31,7 @@ fn walk(tag: &str, model: &str, client_extra: &[&str], sessions: usize) -> Vec<(
         for _ in 0..50 {
             let o = ditto()
                 .args(["client", "--model", model, "--p0", &c0, "--p1", &c1])
+                .args(tls(&d, "client", &[]))
                 .args(client_extra)
                 .output()
                 .unwrap();
@@ -144,6 +145,7 @@ fn restarted_parties_refuse_a_replayed_session() {
         for _ in 0..50 {
             let o = ditto()
                 .args(["client", "--model", "seeded", "--text", "replay", "--session", sid])
+                .args(tls(&d, "client", &[]))
                 .args(["--p0", &c0, "--p1", &c1])
                 .output()
                 .unwrap();

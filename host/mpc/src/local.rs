@@ -16,6 +16,7 @@ use ditto_dealer::stream::{
 use ditto_net::counters::Counters;
 use ditto_net::dealer::Source;
 use ditto_net::link::{Config, Link};
+use ditto_net::tls::Security;
 
 use crate::{Engine, MpcError};
 
@@ -24,8 +25,11 @@ use crate::{Engine, MpcError};
 pub enum Net {
     /// In-memory duplex.
     Memory,
-    /// Loopback TCP.
+    /// Loopback TCP, plaintext.
     Tcp,
+    /// Loopback TCP under TLS with fresh identities pinned to each other (what deployed
+    /// parties run).
+    Tls,
 }
 
 /// Settings of a local run.
@@ -120,7 +124,12 @@ pub async fn run<T>(
     let c = Config { timeout: cfg.timeout };
     let (l0, l1) = match cfg.net {
         Net::Memory => Link::memory_pair(c),
-        Net::Tcp => {
+        Net::Tcp | Net::Tls => {
+            let sec = if cfg.net == Net::Tls {
+                Security::ephemeral(&["p0", "p1"])?
+            } else {
+                vec![Security::Plaintext, Security::Plaintext]
+            };
             let l = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
                 .map_err(|e| ditto_net::NetError::Io { what: "binding", source: e })?;
@@ -128,7 +137,10 @@ pub async fn run<T>(
                 .local_addr()
                 .map_err(|e| ditto_net::NetError::Io { what: "binding", source: e })?
                 .to_string();
-            let (a, b) = tokio::join!(Link::accept(&l, Party::P0, c), Link::connect(&addr, Party::P1, c));
+            let (a, b) = tokio::join!(
+                Link::accept(&l, Party::P0, c, &sec[0]),
+                Link::connect(&addr, Party::P1, c, &sec[1])
+            );
             (a?, b?)
         }
     };

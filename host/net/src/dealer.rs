@@ -7,12 +7,13 @@ use std::time::Duration;
 use ditto_core::Party;
 use ditto_core::plan::Plan;
 use ditto_core::prg::SessionId;
-use ditto_dealer::host::{Io, request_stream};
+use ditto_dealer::host::{Io, connect, request_stream_on};
 use ditto_dealer::keys::{PartyKey, PartySeeds};
 use ditto_dealer::party::PartyStream;
 use ditto_dealer::stream::scratch_len;
 
 use crate::NetError;
+use crate::tls::Security;
 
 /// Steps read ahead of the computation at most.
 pub const READ_AHEAD: usize = 8;
@@ -21,8 +22,9 @@ pub const READ_AHEAD: usize = 8;
 #[derive(Clone, Debug)]
 pub enum Source {
     /// A dealer server (`ditto dealer --listen`), the plan's sequence length and generated
-    /// tokens ((0, 0) for a dealer serving one fixed plan).
-    Tcp(String, (u32, u32)),
+    /// tokens ((0, 0) for a dealer serving one fixed plan), and how the link is secured (the
+    /// dealer must prove the `dealer` role).
+    Tcp(String, (u32, u32), Security),
     /// A file written by `ditto dealer --out`.
     File(std::path::PathBuf),
     /// Bytes in memory (tests).
@@ -50,7 +52,10 @@ fn open_reader(
     timeout: Duration,
 ) -> Result<Box<dyn Read + Send>, NetError> {
     Ok(match src {
-        Source::Tcp(addr, seq) => Box::new(request_stream(addr, party, session, hash, *seq, timeout)?),
+        Source::Tcp(addr, seq, sec) => {
+            let sock = sec.connect_blocking(connect(addr, timeout)?, "dealer")?;
+            Box::new(request_stream_on(sock, party, session, hash, *seq)?)
+        }
         Source::File(p) => Box::new(std::io::BufReader::with_capacity(
             1 << 20,
             std::fs::File::open(p)

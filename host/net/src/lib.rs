@@ -13,6 +13,7 @@
 pub mod counters;
 pub mod dealer;
 pub mod link;
+pub mod tls;
 
 /// Version of the P0 <-> P1 protocol.
 pub const NET_VERSION: u16 = 1;
@@ -100,6 +101,17 @@ pub enum NetError {
     /// The peer reported an error and stopped.
     #[error("the peer aborted: {0}")]
     PeerAbort(String),
+    /// An identity or pin that cannot be used (file, format, missing pin).
+    #[error("identity: {0}")]
+    Identity(String),
+    /// The TLS handshake failed, e.g. the peer presented an identity that is not pinned.
+    #[error("{what}: {detail}")]
+    Tls {
+        /// What was being done.
+        what: &'static str,
+        /// rustls's account (names the expected and presented fingerprints for a refused peer).
+        detail: String,
+    },
     /// The dealer stream failed.
     #[error("dealer stream: {0}")]
     Dealer(#[from] ditto_dealer::Error),

@@ -13,6 +13,7 @@ use ditto_dealer::HashHex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
 use crate::counters::Counters;
+use crate::tls::{Security, peer_role};
 use crate::{NET_VERSION, NetError};
 
 /// Anything the link can run over.
@@ -169,8 +170,9 @@ impl Link {
         (Link::new(a, Party::P0, cfg), Link::new(b, Party::P1, cfg))
     }
 
-    /// Connects to the peer at `addr`, retrying until the time-out (the peer may start later).
-    pub async fn connect(addr: &str, party: Party, cfg: Config) -> Result<Self, NetError> {
+    /// Connects to the peer at `addr`, retrying until the time-out (the peer may start later),
+    /// and secures the connection as `sec` says (the peer must prove the other party's role).
+    pub async fn connect(addr: &str, party: Party, cfg: Config, sec: &Security) -> Result<Self, NetError> {
         let deadline = tokio::time::Instant::now() + cfg.timeout;
         loop {
             match tokio::time::timeout_at(deadline, tokio::net::TcpStream::connect(addr)).await {
@@ -182,6 +184,7 @@ impl Link {
                 }
                 Ok(Ok(s)) => {
                     s.set_nodelay(true).map_err(io_err("configuring the socket"))?;
+                    let s = sec.connect(s, peer_role(party), cfg.timeout).await?;
                     return Ok(Link::new(s, party, cfg));
                 }
                 Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
@@ -198,11 +201,12 @@ impl Link {
         }
     }
 
-    /// Accepts the peer's connection on `listener`.
+    /// Accepts the peer's connection on `listener` and secures it as `sec` says.
     pub async fn accept(
         listener: &tokio::net::TcpListener,
         party: Party,
         cfg: Config,
+        sec: &Security,
     ) -> Result<Self, NetError> {
         let (s, _) = tokio::time::timeout(cfg.timeout, listener.accept())
             .await
@@ -212,6 +216,7 @@ impl Link {
             })?
             .map_err(io_err("accepting the peer"))?;
         s.set_nodelay(true).map_err(io_err("configuring the socket"))?;
+        let (s, _) = sec.accept(s, &[peer_role(party)], cfg.timeout).await?;
         Ok(Link::new(s, party, cfg))
     }
 

@@ -11,6 +11,7 @@ use ditto_core::Party;
 use ditto_core::prg::SessionId;
 use ditto_net::NetError;
 use ditto_net::link::{Config, Hello, Link};
+use ditto_net::tls::Security;
 
 const SID: SessionId = SessionId([7; 16]);
 
@@ -18,13 +19,18 @@ fn cfg(ms: u64) -> Config {
     Config { timeout: Duration::from_millis(ms) }
 }
 
-/// Both kinds of link pair: in memory and over loopback TCP.
+/// Every kind of link pair: in memory, over loopback TCP, and over loopback TLS.
 async fn pairs(c: Config) -> Vec<(Link, Link)> {
-    let mem = Link::memory_pair(c);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let (a, b) = tokio::join!(Link::accept(&listener, Party::P0, c), Link::connect(&addr, Party::P1, c));
-    vec![mem, (a.unwrap(), b.unwrap())]
+    let mut out = vec![Link::memory_pair(c)];
+    let tls = Security::ephemeral(&["p0", "p1"]).unwrap();
+    for (s0, s1) in [(Security::Plaintext, Security::Plaintext), (tls[0].clone(), tls[1].clone())] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let (a, b) =
+            tokio::join!(Link::accept(&listener, Party::P0, c, &s0), Link::connect(&addr, Party::P1, c, &s1));
+        out.push((a.unwrap(), b.unwrap()));
+    }
+    out
 }
 
 fn hello(p: Party) -> Hello {
@@ -137,7 +143,7 @@ async fn connecting_to_nobody_times_out() {
     let addr = listener.local_addr().unwrap().to_string();
     drop(listener);
     let t = Instant::now();
-    let e = Link::connect(&addr, Party::P1, cfg(400)).await.unwrap_err();
+    let e = Link::connect(&addr, Party::P1, cfg(400), &Security::Plaintext).await.unwrap_err();
     assert!(matches!(e, NetError::Timeout { .. }), "{e}");
     assert!(t.elapsed() < Duration::from_secs(2));
 }

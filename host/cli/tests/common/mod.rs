@@ -27,8 +27,30 @@ pub fn path(p: &Path) -> String {
     p.to_str().unwrap().to_string()
 }
 
-/// `ditto provision` and `ditto share-model` for `model` into `d` (keys/, shares/).
+/// `ditto keygen` for the four roles into `d/tls` (NAME.identity and the `trust` file).
+pub fn keygen(d: &Path) {
+    let o = ditto()
+        .args(["keygen", "--out", &path(&d.join("tls"))])
+        .args(["--name", "p0", "--name", "p1", "--name", "dealer", "--name", "client"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "keygen: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// The link options of `role` with the identities of [`keygen`] (none when `extra` says
+/// `--insecure-plaintext` or gives its own `--identity`).
+pub fn tls(d: &Path, role: &str, extra: &[&str]) -> Vec<String> {
+    if extra.contains(&"--insecure-plaintext") || extra.contains(&"--identity") {
+        return Vec::new();
+    }
+    let id = path(&d.join(format!("tls/{role}.identity")));
+    vec!["--identity".into(), id, "--trust".into(), path(&d.join("tls/trust"))]
+}
+
+/// `ditto provision`, `ditto keygen` and `ditto share-model` for `model` into `d` (keys/, tls/,
+/// shares/).
 pub fn provision_and_share(d: &Path, model: &str) {
+    keygen(d);
     for args in [
         vec!["provision", "--out", &path(&d.join("keys"))],
         vec!["share-model", "--model", model, "--out", &path(&d.join("shares"))],
@@ -44,6 +66,7 @@ pub fn dealer(d: &Path, model: &str, state: &Path, extra: &[&str]) -> (Kill, Str
         ditto()
             .args(["dealer", "--model", model, "--keys", &path(&d.join("keys")), "--listen", "127.0.0.1:0"])
             .args(["--state", &path(state)])
+            .args(tls(d, "dealer", extra))
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -70,6 +93,7 @@ pub fn party(d: &Path, id: u8, peer: &str, dealer: &str, client: &str, extra: &[
             ])
             .args([link, peer, "--dealer", dealer, "--key", &path(&d.join(format!("keys/p{id}.key")))])
             .args(["--client", client])
+            .args(tls(d, &format!("p{id}"), extra))
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

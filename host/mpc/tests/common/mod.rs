@@ -15,6 +15,7 @@ use ditto_mpc::{Engine, MpcError};
 use ditto_net::counters::Counters;
 use ditto_net::dealer::Source;
 use ditto_net::link::{Config, Link};
+use ditto_net::tls::Security;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Net {
@@ -57,7 +58,10 @@ pub async fn links(net: Net) -> (Link, Link) {
         Net::Tcp => {
             let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = l.local_addr().unwrap().to_string();
-            let (a, b) = tokio::join!(Link::accept(&l, Party::P0, c), Link::connect(&addr, Party::P1, c));
+            let (a, b) = tokio::join!(
+                Link::accept(&l, Party::P0, c, &Security::Plaintext),
+                Link::connect(&addr, Party::P1, c, &Security::Plaintext)
+            );
             (a.unwrap(), b.unwrap())
         }
     }
