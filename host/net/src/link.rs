@@ -13,7 +13,7 @@ use ditto_dealer::HashHex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
 use crate::counters::Counters;
-use crate::tls::{Security, peer_role};
+use crate::tls::{CHUNK, FrameSeal, Security, TAG, chunks, peer_role};
 use crate::{NET_VERSION, NetError};
 
 /// Anything the link can run over.
@@ -99,6 +99,8 @@ pub struct Link {
     at: Option<(u32, u32)>,
     /// Where received step payloads are copied (tests of what a party sees).
     tap: Option<Tap>,
+    /// Frame encryption (TLS-agreed keys), unless the link is plaintext or in memory.
+    seal: Option<FrameSeal>,
 }
 
 /// A copy of every step payload a party receives (its view), for statistical tests.
@@ -118,6 +120,21 @@ fn io_err(what: &'static str) -> impl FnOnce(std::io::Error) -> NetError {
         | std::io::ErrorKind::BrokenPipe => NetError::Closed { what },
         _ => NetError::Io { what, source: e },
     }
+}
+
+/// Writes `a` then `b` with as few system calls as the socket allows (vectored writes).
+async fn write_both<W: AsyncWrite + Unpin>(w: &mut W, a: &[u8], b: &[u8]) -> std::io::Result<()> {
+    let (mut a, mut b) = (a, b);
+    while !a.is_empty() {
+        let n = w.write_vectored(&[std::io::IoSlice::new(a), std::io::IoSlice::new(b)]).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        let from_a = n.min(a.len());
+        a = &a[from_a..];
+        b = &b[(n - from_a).min(b.len())..];
+    }
+    w.write_all(b).await
 }
 
 fn header(kind: u8, step: u32, round: u32, len: usize) -> Result<[u8; HEADER], NetError> {
@@ -161,7 +178,16 @@ impl Link {
     pub fn new(stream: impl Stream, party: Party, cfg: Config) -> Self {
         let boxed: Box<dyn Stream> = Box::new(stream);
         let (rd, wr) = tokio::io::split(boxed);
-        Link { rd, wr, cfg, party, counters: Counters::default(), at: None, tap: None }
+        Link { rd, wr, cfg, party, counters: Counters::default(), at: None, tap: None, seal: None }
+    }
+
+    fn sealed(stream: impl Stream, seal: Option<FrameSeal>, party: Party, cfg: Config) -> Self {
+        Link { seal, ..Link::new(stream, party, cfg) }
+    }
+
+    /// Whether frames are encrypted and authenticated.
+    pub fn is_sealed(&self) -> bool {
+        self.seal.is_some()
     }
 
     /// Two linked parties in memory (P0's end, P1's end), for tests.
@@ -184,8 +210,8 @@ impl Link {
                 }
                 Ok(Ok(s)) => {
                     s.set_nodelay(true).map_err(io_err("configuring the socket"))?;
-                    let s = sec.connect(s, peer_role(party), cfg.timeout).await?;
-                    return Ok(Link::new(s, party, cfg));
+                    let (s, seal) = sec.link(s, peer_role(party), true, cfg.timeout).await?;
+                    return Ok(Link::sealed(s, seal, party, cfg));
                 }
                 Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -216,8 +242,8 @@ impl Link {
             })?
             .map_err(io_err("accepting the peer"))?;
         s.set_nodelay(true).map_err(io_err("configuring the socket"))?;
-        let (s, _) = sec.accept(s, &[peer_role(party)], cfg.timeout).await?;
-        Ok(Link::new(s, party, cfg))
+        let (s, seal) = sec.link(s, peer_role(party), false, cfg.timeout).await?;
+        Ok(Link::sealed(s, seal, party, cfg))
     }
 
     /// This end's role.
@@ -240,29 +266,65 @@ impl Link {
         self.counters.record_time(step, d);
     }
 
-    /// Writes one frame and reads the peer's, concurrently, under the time-out.
+    /// Writes one frame and reads the peer's, concurrently, under the time-out. A sealed link
+    /// encrypts `mine` in place (it is the caller's scratch).
     async fn swap(
         &mut self,
         kind: u8,
         step: u32,
         round: u32,
-        mine: &[u8],
+        mine: &mut [u8],
         what: &'static str,
     ) -> Result<(Head, Vec<u8>), NetError> {
-        let h = header(kind, step, round, mine.len())?;
+        let len = mine.len();
+        let h = header(kind, step, round, len)?;
         let (rd, wr) = (&mut self.rd, &mut self.wr);
+        let (mut tx, mut rx) = match &mut self.seal {
+            Some(s) => (Some(&mut s.tx), Some(&mut s.rx)),
+            None => (None, None),
+        };
+        let tag = if tx.is_some() { TAG } else { 0 };
         let write = async {
             wr.write_all(&h).await.map_err(io_err(what))?;
-            wr.write_all(mine).await.map_err(io_err(what))?;
+            match tx.as_mut() {
+                None => wr.write_all(mine).await.map_err(io_err(what))?,
+                // Chunk by chunk, in place: each is encrypted while the previous one is on its way.
+                Some(tx) => {
+                    for i in 0..chunks(len) {
+                        let c = &mut mine[i * CHUNK..((i + 1) * CHUNK).min(len)];
+                        let t = tx.seal(&h, c)?;
+                        write_both(wr, c, &t).await.map_err(io_err(what))?;
+                    }
+                }
+            }
             wr.flush().await.map_err(io_err(what))
         };
         let read = async {
             let mut hb = [0u8; HEADER];
             rd.read_exact(&mut hb).await.map_err(io_err(what))?;
             let head = parse(&hb)?;
+            // Reads `len` payload bytes (opening each sealed chunk).
+            let mut body = async |len: usize| -> Result<Vec<u8>, NetError> {
+                let mut body = vec![0u8; len];
+                match rx.as_mut() {
+                    None => rd.read_exact(&mut body).await.map(|_| ()).map_err(io_err(what))?,
+                    Some(rx) => {
+                        for i in 0..chunks(len) {
+                            let c = &mut body[i * CHUNK..((i + 1) * CHUNK).min(len)];
+                            rd.read_exact(c).await.map_err(io_err(what))?;
+                            let mut t = [0u8; TAG];
+                            rd.read_exact(&mut t).await.map_err(io_err(what))?;
+                            rx.open(&hb, c, t)?;
+                        }
+                    }
+                }
+                Ok(body)
+            };
             if head.kind == KIND_ABORT {
-                let mut msg = vec![0u8; head.len.min(4096)];
-                rd.read_exact(&mut msg).await.map_err(io_err(what))?;
+                if tag > 0 && head.len > 4096 {
+                    return Err(NetError::Malformed("abort reason too long"));
+                }
+                let msg = body(head.len.min(4096)).await?;
                 return Err(NetError::PeerAbort(String::from_utf8_lossy(&msg).into_owned()));
             }
             if head.kind != kind {
@@ -271,12 +333,11 @@ impl Link {
             if kind == KIND_DATA && (head.step != step || head.round != round) {
                 return Err(NetError::WrongStep { step, round, got_step: head.step, got_round: head.round });
             }
-            if head.len != mine.len() {
-                return Err(NetError::Length { step, expected: mine.len(), got: head.len });
+            if head.len != len {
+                return Err(NetError::Length { step, expected: len, got: head.len });
             }
-            let mut body = vec![0u8; head.len];
-            rd.read_exact(&mut body).await.map_err(io_err(what))?;
-            Ok((head, body))
+            let b = body(head.len).await?;
+            Ok((head, b))
         };
         let secs = self.cfg.timeout.as_secs_f64();
         // Both halves run to completion: when the peer aborted and closed, our write fails but
@@ -288,14 +349,14 @@ impl Link {
             (_, Err(e @ NetError::PeerAbort(_))) | (Err(e), _) | (Ok(()), Err(e)) => return Err(e),
             (Ok(()), Ok(r)) => r,
         };
-        self.counters.header_bytes += HEADER as u64;
+        self.counters.header_bytes += (HEADER + tag * chunks(len)) as u64;
         Ok(r)
     }
 
     /// The handshake: both ends state version, role, plan hash and session; any mismatch is
     /// an error naming both values.
     pub async fn handshake(&mut self, mine: &Hello) -> Result<Hello, NetError> {
-        let (_, body) = self.swap(KIND_HELLO, 0, 0, &mine.encode(), "handshake").await?;
+        let (_, body) = self.swap(KIND_HELLO, 0, 0, &mut mine.encode(), "handshake").await?;
         let theirs = Hello::decode(&body)?;
         if theirs.version != mine.version {
             return Err(NetError::Version { ours: mine.version, theirs: theirs.version });
@@ -318,13 +379,20 @@ impl Link {
     /// One symmetric exchange of plan step `step`: sends this party's whole-step message and
     /// returns the peer's (of the same length). Counted as one round of the step.
     pub async fn exchange(&mut self, step: u32, mine: &[u8]) -> Result<Vec<u8>, NetError> {
+        self.exchange_scratch(step, &mut mine.to_vec()).await
+    }
+
+    /// [`Link::exchange`] of a message the link may overwrite (encrypted in place on a sealed
+    /// link, which saves a copy of large messages).
+    pub async fn exchange_scratch(&mut self, step: u32, mine: &mut [u8]) -> Result<Vec<u8>, NetError> {
         let round = match self.at {
             Some((s, r)) if s == step => r,
             _ => 0,
         };
+        let len = mine.len();
         let (_, body) = self.swap(KIND_DATA, step, round, mine, "exchange").await?;
         self.at = Some((step, round + 1));
-        self.counters.record(step, mine.len(), body.len());
+        self.counters.record(step, len, body.len());
         if let Some(t) = &self.tap {
             t.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(&body);
         }
@@ -335,7 +403,7 @@ impl Link {
     pub async fn exchange_ring<R: Ring>(&mut self, step: u32, mine: &[R]) -> Result<Vec<R>, NetError> {
         let mut bytes = vec![0u8; mine.len() * R::BYTES];
         ditto_core::ring::encode_slice(mine, &mut bytes).map_err(|_| NetError::Malformed("encoding"))?;
-        let theirs = self.exchange(step, &bytes).await?;
+        let theirs = self.exchange_scratch(step, &mut bytes).await?;
         let mut out = vec![R::ZERO; mine.len()];
         ditto_core::ring::decode_slice(&theirs, &mut out)
             .map_err(|_| NetError::Malformed("ring elements"))?;
@@ -345,12 +413,18 @@ impl Link {
     /// Tells the peer this party stops (best effort, bounded by the time-out).
     pub async fn abort(&mut self, reason: &str) {
         let msg = reason.as_bytes();
-        let msg = &msg[..msg.len().min(4096)];
+        let mut msg = msg[..msg.len().min(4096)].to_vec();
         if let Ok(h) = header(KIND_ABORT, 0, 0, msg.len()) {
+            if let Some(s) = &mut self.seal {
+                match s.tx.seal(&h, &mut msg) {
+                    Ok(tag) => msg.extend_from_slice(&tag),
+                    Err(_) => return,
+                }
+            }
             let wr = &mut self.wr;
             let _ = tokio::time::timeout(self.cfg.timeout, async {
                 wr.write_all(&h).await?;
-                wr.write_all(msg).await?;
+                wr.write_all(&msg).await?;
                 wr.flush().await
             })
             .await;

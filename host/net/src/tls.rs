@@ -22,6 +22,8 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use sha2::{Digest, Sha256};
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 use crate::NetError;
 use crate::link::Stream;
 
@@ -298,6 +300,134 @@ impl ClientCertVerifier for Pinned {
     }
 }
 
+/// The byte the P0 <-> P1 acceptor sends once its handshake is complete.
+const READY: u8 = 0xA5;
+/// Exporter label of the P0 <-> P1 frame keys (RFC 8446, section 7.5).
+const LINK_LABEL: &[u8] = b"EXPORTER-ditto-p0p1-frames-v1";
+
+/// Exports the two frame keys and checks the connection holds nothing unread or unsent.
+fn export<D>(conn: &mut rustls::ConnectionCommon<D>, keys: &mut [u8; 32]) -> Result<(), NetError> {
+    let st = conn.process_new_packets().map_err(tls_err("TLS handshake"))?;
+    if st.plaintext_bytes_to_read() > 0 || st.tls_bytes_to_write() > 0 {
+        return Err(NetError::Tls {
+            what: "TLS handshake",
+            detail: "unexpected data after the handshake".into(),
+        });
+    }
+    conn.export_keying_material(&mut keys[..], LINK_LABEL, None).map_err(tls_err("TLS key export"))?;
+    Ok(())
+}
+
+/// AES-128-GCM over P0 <-> P1 frames, one key per direction from the TLS exporter. A frame's
+/// payload is sealed in chunks of [`CHUNK`] bytes (at least one, so that an empty payload is
+/// authenticated too), each with its own tag, so that encryption and decryption interleave with
+/// the socket instead of waiting for a whole message of hundreds of megabytes. The nonce is the
+/// chunk's sequence number in its direction (never reused: a key lives for one connection); the
+/// frame header is the associated data, so a changed, dropped, replayed or reordered frame or
+/// chunk fails authentication.
+pub struct FrameSeal {
+    /// Outgoing.
+    pub tx: SealHalf,
+    /// Incoming.
+    pub rx: SealHalf,
+}
+
+/// One direction of a [`FrameSeal`].
+pub struct SealHalf {
+    key: ring::aead::LessSafeKey,
+    n: u64,
+}
+
+impl fmt::Debug for FrameSeal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FrameSeal {{ sent: {}, received: {}, keys: <redacted> }}", self.tx.n, self.rx.n)
+    }
+}
+
+/// Bytes each sealed chunk adds (its tag).
+pub const TAG: usize = 16;
+/// Plaintext bytes per sealed chunk.
+pub const CHUNK: usize = 1 << 18;
+
+/// Sealed chunks of a payload of `len` bytes.
+pub fn chunks(len: usize) -> usize {
+    len.div_ceil(CHUNK).max(1)
+}
+
+impl FrameSeal {
+    fn new(tx: &[u8], rx: &[u8]) -> Result<Self, NetError> {
+        let key = |k: &[u8]| {
+            ring::aead::UnboundKey::new(&ring::aead::AES_128_GCM, k)
+                .map(|k| SealHalf { key: ring::aead::LessSafeKey::new(k), n: 0 })
+                .map_err(|_| NetError::Tls { what: "TLS key export", detail: "bad key length".into() })
+        };
+        Ok(FrameSeal { tx: key(tx)?, rx: key(rx)? })
+    }
+}
+
+impl SealHalf {
+    fn nonce(&mut self) -> ring::aead::Nonce {
+        let mut b = [0u8; 12];
+        b[4..].copy_from_slice(&self.n.to_be_bytes());
+        self.n += 1;
+        ring::aead::Nonce::assume_unique_for_key(b)
+    }
+
+    /// Encrypts one chunk in place under the next nonce; returns its tag.
+    pub fn seal(&mut self, header: &[u8], chunk: &mut [u8]) -> Result<[u8; TAG], NetError> {
+        let n = self.nonce();
+        let tag = self
+            .key
+            .seal_in_place_separate_tag(n, ring::aead::Aad::from(header), chunk)
+            .map_err(|_| NetError::Tls { what: "sealing a frame", detail: "AEAD failure".into() })?;
+        let mut t = [0u8; TAG];
+        t.copy_from_slice(tag.as_ref());
+        Ok(t)
+    }
+
+    /// Decrypts one chunk in place under the next nonce, checking its tag.
+    pub fn open(&mut self, header: &[u8], chunk: &mut [u8], tag: [u8; TAG]) -> Result<(), NetError> {
+        let at = self.n;
+        let n = self.nonce();
+        self.key
+            .open_in_place_separate_tag(n, ring::aead::Aad::from(header), tag.into(), chunk, 0..)
+            .map(|_| ())
+            .map_err(|_| NetError::Tls {
+                what: "peer frame",
+                detail: format!(
+                    "chunk {at} failed authentication: tampered, replayed or not from the pinned peer"
+                ),
+            })
+    }
+}
+
+/// Socket read buffer under TLS: rustls asks for 4 KiB at a time, which would cost a system
+/// call per 4 KiB of a message that can be hundreds of megabytes.
+const READ_BUFFER: usize = 1 << 20;
+
+/// An async socket with a read buffer for TLS; writes go straight through.
+fn buffered(tcp: tokio::net::TcpStream) -> tokio::io::BufReader<tokio::net::TcpStream> {
+    tokio::io::BufReader::with_capacity(READ_BUFFER, tcp)
+}
+
+/// A blocking socket with a read buffer; writes go straight through.
+struct BufferedSock(std::io::BufReader<std::net::TcpStream>);
+
+impl Read for BufferedSock {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl Write for BufferedSock {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.get_mut().write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.get_mut().flush()
+    }
+}
+
 fn tls_err(what: &'static str) -> impl Fn(rustls::Error) -> NetError {
     move |e| NetError::Tls { what, detail: e.to_string() }
 }
@@ -366,6 +496,10 @@ impl Security {
             .with_client_cert_verifier(v)
             .with_single_cert(vec![t.identity.cert.clone()], t.identity.key.clone_key())
             .map_err(tls_err("configuring TLS"))?;
+        let mut c = c;
+        // No resumption, and nothing after the handshake that the P0 <-> P1 link would have to
+        // skip (it leaves TLS once the keys are agreed).
+        c.send_tls13_tickets = 0;
         Ok((c, presented))
     }
 
@@ -382,7 +516,7 @@ impl Security {
     ) -> Result<Box<dyn Stream>, NetError> {
         let Security::Tls(t) = self else { return Ok(Box::new(tcp)) };
         let c = tokio_rustls::TlsConnector::from(Arc::new(Self::client_config(t, peer)?));
-        let s = tokio::time::timeout(timeout, c.connect(Self::name(), tcp))
+        let s = tokio::time::timeout(timeout, c.connect(Self::name(), buffered(tcp)))
             .await
             .map_err(|_| NetError::Timeout { what: "TLS handshake", secs: timeout.as_secs_f64() })?
             .map_err(handshake_err("TLS handshake"))?;
@@ -400,7 +534,7 @@ impl Security {
         let Security::Tls(t) = self else { return Ok((Box::new(tcp), None)) };
         let (cfg, presented) = Self::server_config(t, peers)?;
         let a = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
-        let s = tokio::time::timeout(timeout, a.accept(tcp))
+        let s = tokio::time::timeout(timeout, a.accept(buffered(tcp)))
             .await
             .map_err(|_| NetError::Timeout { what: "TLS handshake", secs: timeout.as_secs_f64() })?
             .map_err(handshake_err("TLS handshake"))?;
@@ -408,15 +542,75 @@ impl Security {
         Ok((Box::new(s), role))
     }
 
+    /// The P0 <-> P1 link: the TLS 1.3 handshake authenticates the peer (pinned) and agrees on
+    /// keys, then the link leaves TLS's record layer for [`FrameSeal`] (AES-128-GCM over whole
+    /// frames, keys from the handshake's exporter): the same protection without TLS's 16 KiB
+    /// records, copies and allocations on messages of hundreds of megabytes. `initiator` is the
+    /// side that connected (TLS client). Returns the socket and the seal (none in plaintext).
+    pub async fn link(
+        &self,
+        tcp: tokio::net::TcpStream,
+        peer: &str,
+        initiator: bool,
+        timeout: Duration,
+    ) -> Result<(Box<dyn Stream>, Option<FrameSeal>), NetError> {
+        let Security::Tls(t) = self else { return Ok((Box::new(tcp), None)) };
+        let late = |_| NetError::Timeout { what: "TLS handshake", secs: timeout.as_secs_f64() };
+        let hs = handshake_err("TLS handshake");
+        let mut keys = [0u8; 32];
+        let mut io = if initiator {
+            let c = tokio_rustls::TlsConnector::from(Arc::new(Self::client_config(t, peer)?));
+            let mut s = tokio::time::timeout(timeout, c.connect(Self::name(), tcp))
+                .await
+                .map_err(late)?
+                .map_err(&hs)?;
+            s.flush().await.map_err(&hs)?;
+            let (io, mut conn) = s.into_inner();
+            export(&mut conn, &mut keys)?;
+            io
+        } else {
+            let (cfg, _) = Self::server_config(t, &[peer])?;
+            let a = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+            let s = tokio::time::timeout(timeout, a.accept(tcp)).await.map_err(late)?.map_err(&hs)?;
+            let (io, mut conn) = s.into_inner();
+            export(&mut conn, &mut keys)?;
+            io
+        };
+        // The initiator sends nothing after its Finished until the acceptor says so: no frame
+        // byte can have been read into (and lost in) the acceptor's TLS buffers.
+        let mut ready = [READY];
+        let sync = async {
+            if initiator {
+                io.read_exact(&mut ready).await?;
+            } else {
+                io.write_all(&ready).await?;
+                io.flush().await?;
+            }
+            Ok::<_, std::io::Error>(())
+        };
+        tokio::time::timeout(timeout, sync).await.map_err(late)?.map_err(&hs)?;
+        if ready[0] != READY {
+            return Err(NetError::Tls {
+                what: "TLS handshake",
+                detail: "no ready mark after the handshake".into(),
+            });
+        }
+        let (c2s, s2c) = keys.split_at(16);
+        let seal = if initiator { FrameSeal::new(c2s, s2c) } else { FrameSeal::new(s2c, c2s) };
+        keys.fill(0);
+        Ok((Box::new(io), Some(seal?)))
+    }
+
     /// [`Security::connect`] for a blocking socket (its read and write time-outs bound the handshake).
     pub fn connect_blocking(
         &self,
-        mut tcp: std::net::TcpStream,
+        tcp: std::net::TcpStream,
         peer: &str,
     ) -> Result<Box<dyn BlockingStream>, NetError> {
         let Security::Tls(t) = self else { return Ok(Box::new(tcp)) };
         let mut conn = rustls::ClientConnection::new(Arc::new(Self::client_config(t, peer)?), Self::name())
             .map_err(tls_err("TLS handshake"))?;
+        let mut tcp = BufferedSock(std::io::BufReader::with_capacity(READ_BUFFER, tcp));
         while conn.is_handshaking() {
             conn.complete_io(&mut tcp).map_err(handshake_err("TLS handshake"))?;
         }
@@ -426,12 +620,13 @@ impl Security {
     /// [`Security::accept`] for a blocking socket.
     pub fn accept_blocking(
         &self,
-        mut tcp: std::net::TcpStream,
+        tcp: std::net::TcpStream,
         peers: &[&str],
     ) -> Result<(Box<dyn BlockingStream>, Option<String>), NetError> {
         let Security::Tls(t) = self else { return Ok((Box::new(tcp), None)) };
         let (cfg, presented) = Self::server_config(t, peers)?;
         let mut conn = rustls::ServerConnection::new(Arc::new(cfg)).map_err(tls_err("TLS handshake"))?;
+        let mut tcp = BufferedSock(std::io::BufReader::with_capacity(READ_BUFFER, tcp));
         while conn.is_handshaking() {
             conn.complete_io(&mut tcp).map_err(handshake_err("TLS handshake"))?;
         }

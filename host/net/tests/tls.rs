@@ -16,8 +16,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const C: Config = Config { timeout: Duration::from_secs(5) };
 
-/// A loopback relay between a listener and `to`, recording every byte it forwards.
-async fn relay(to: String) -> (String, Arc<Mutex<Vec<u8>>>) {
+/// A loopback relay between a listener and `to`, recording every byte it forwards; with `tamper`, it flips one bit in the first large chunk P1 sends (its 4 KiB
+/// message; the handshake's flights are far smaller).
+async fn relay_with(to: String, tamper: bool) -> (String, Arc<Mutex<Vec<u8>>>) {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap().to_string();
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -30,7 +31,12 @@ async fn relay(to: String) -> (String, Arc<Mutex<Vec<u8>>>) {
         let r2 = Arc::clone(&rec);
         let up = async move {
             let mut buf = vec![0u8; 1 << 16];
+            let mut flipped = false;
             while let Ok(n @ 1..) = ar.read(&mut buf).await {
+                if tamper && !flipped && n >= 1500 {
+                    buf[n - 1] ^= 1;
+                    flipped = true;
+                }
                 rec.lock().unwrap().extend_from_slice(&buf[..n]);
                 if bw.write_all(&buf[..n]).await.is_err() {
                     break;
@@ -54,8 +60,16 @@ async fn relay(to: String) -> (String, Arc<Mutex<Vec<u8>>>) {
 /// P0 and P1 over a recording relay; returns both results of a handshake and one exchange of
 /// a recognisable message, and what crossed the wire.
 async fn run(s0: Security, s1: Security) -> (Result<Vec<u8>, NetError>, Result<Vec<u8>, NetError>, Vec<u8>) {
+    run_with(s0, s1, false).await
+}
+
+async fn run_with(
+    s0: Security,
+    s1: Security,
+    tamper: bool,
+) -> (Result<Vec<u8>, NetError>, Result<Vec<u8>, NetError>, Vec<u8>) {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (via, seen) = relay(l.local_addr().unwrap().to_string()).await;
+    let (via, seen) = relay_with(l.local_addr().unwrap().to_string(), tamper).await;
     let msg: Vec<u8> = b"PLAINTEXT-MARKER-".iter().copied().cycle().take(4096).collect();
     let side = async |link: Result<Link, NetError>, p: Party| -> Result<Vec<u8>, NetError> {
         let mut link = link?;
@@ -86,6 +100,14 @@ async fn pinned_peers_talk_and_the_wire_carries_no_plaintext() {
     let (a, b, wire) = run(Security::Plaintext, Security::Plaintext).await;
     assert!(a.is_ok() && b.is_ok());
     assert!(contains(&wire, b"PLAINTEXT-MARKER"));
+}
+
+#[tokio::test]
+async fn a_changed_byte_on_the_wire_fails_authentication() {
+    let s = Security::ephemeral(&["p0", "p1"]).unwrap();
+    let (a, _, _) = run_with(s[0].clone(), s[1].clone(), true).await;
+    let e = a.map(|m| m.len()).unwrap_err().to_string();
+    assert!(e.contains("failed authentication"), "{e}");
 }
 
 #[tokio::test]
