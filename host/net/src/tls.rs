@@ -4,6 +4,11 @@
 //! `p1`, `dealer`, `client`). There is no certificate authority: the pin is the trust. A peer
 //! presenting any other certificate is refused with an error naming the expected and presented
 //! fingerprints. [`Security::Plaintext`] exists only behind `--insecure-plaintext`.
+//!
+//! The client and dealer links stay in TLS ([`Security::connect`], [`Security::accept`] and their
+//! blocking forms). The P0 <-> P1 link, which carries hundreds of megabytes per inference, uses
+//! the TLS handshake for authentication and key agreement only and then seals whole frames
+//! itself ([`Security::link`], [`FrameSeal`]).
 
 use std::collections::BTreeMap;
 use std::fmt;
