@@ -49,8 +49,7 @@ pub fn load_quant(spec: &str) -> Result<QuantConfig, CliError> {
             let p = Path::new(path);
             let text = std::fs::read_to_string(p)
                 .map_err(|source| CliError::File { path: p.to_path_buf(), source })?;
-            serde_json::from_str(&text)
-                .map_err(|e| CliError::Usage(format!("{path}: not a QuantConfig: {e}")))
+            QuantConfig::from_json(&text).map_err(|e| CliError::Usage(format!("{path}: {e}")))
         }
     }
 }

@@ -22,6 +22,7 @@ use ditto_models::tokenizer::Tokenizer;
 use ditto_models::weights::Weights;
 use ditto_mpc::tensor::{reveal, share};
 use ditto_mpc::{Engine, Shared};
+use ditto_net::client::RequestHead;
 use ditto_net::dealer::Source;
 use ditto_net::link::{Config, Link, Stream};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -339,29 +340,18 @@ async fn read_client_request(
     c: &mut Box<dyn Stream>,
     share: &ditto_models::share_file::ModelShare,
 ) -> Result<(SessionId, u32, u32, usize, Vec<u8>), CliError> {
-    let mut head = [0u8; 4 + 1 + 16 + 4 + 4 + 4];
+    let mut head = [0u8; ditto_net::client::HEAD];
     read_exact_t(c, &mut head, "the client's request").await?;
-    if &head[..4] != b"DTCL" || head[4] != 2 {
-        return Err(net("not a client request"));
-    }
-    let mut sid = [0u8; 16];
-    sid.copy_from_slice(&head[5..21]);
-    let u = |i: usize| u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
-    let (seq, count, gen_n) = (u(21), u(25) as usize, u(29));
     let (vocab, max_pos) = match share {
         ditto_models::share_file::ModelShare::Bert(b) => {
             (b.config().vocab_size, b.config().max_position_embeddings)
         }
         ditto_models::share_file::ModelShare::Gpt2(g) => (g.config().vocab_size, g.config().n_positions),
     };
-    if seq == 0 || (seq + gen_n) as usize > max_pos || count != seq as usize * vocab || gen_n > 4096 {
-        return Err(net(format!(
-            "bad request: {seq} tokens + {gen_n} generated, {count} elements for vocabulary {vocab}"
-        )));
-    }
-    let mut data = vec![0u8; count * 4];
+    let h = RequestHead::parse(&head, vocab, max_pos)?;
+    let mut data = vec![0u8; h.count * 4];
     read_exact_t(c, &mut data, "the client's input").await?;
-    Ok((SessionId(sid), seq, gen_n, vocab, data))
+    Ok((h.session, h.seq, h.generate, vocab, data))
 }
 
 async fn write_t(c: &mut (impl AsyncWriteExt + Unpin), b: &[u8], what: &str) -> Result<(), CliError> {
@@ -525,13 +515,9 @@ pub fn client(a: &ClientArgs) -> Result<(), CliError> {
         let (c0, c1) = tokio::join!(connect(&a.p0, "p0"), connect(&a.p1, "p1"));
         let mut cs = [c0?, c1?];
         for (c, s) in cs.iter_mut().zip(&shares) {
-            let mut req = Vec::with_capacity(33 + s.len() * 4);
-            req.extend_from_slice(b"DTCL");
-            req.push(2);
-            req.extend_from_slice(&session.0);
-            req.extend_from_slice(&u32::try_from(n).map_err(net)?.to_le_bytes());
-            req.extend_from_slice(&u32::try_from(s.len()).map_err(net)?.to_le_bytes());
-            req.extend_from_slice(&gen_n.to_le_bytes());
+            let head = RequestHead { session, seq: u32::try_from(n).map_err(net)?, generate: gen_n, count: s.len() };
+            let mut req = Vec::with_capacity(ditto_net::client::HEAD + s.len() * 4);
+            req.extend_from_slice(&head.encode());
             s.iter().for_each(|v| req.extend_from_slice(&v.to_le_bytes()));
             write_t(c, &req, "the request").await?;
         }

@@ -50,17 +50,23 @@ fn eps12() -> f64 {
     1e-12
 }
 
-fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ModelError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| ModelError::Io { path: path.to_path_buf(), source })?;
-    serde_json::from_str(&text)
-        .map_err(|e| ModelError::Config { path: path.to_path_buf(), reason: e.to_string() })
+fn read_text(path: &Path) -> Result<String, ModelError> {
+    std::fs::read_to_string(path).map_err(|source| ModelError::Io { path: path.to_path_buf(), source })
+}
+
+fn parse_json<T: for<'de> Deserialize<'de>>(text: &str, path: &Path) -> Result<T, ModelError> {
+    serde_json::from_str(text).map_err(|e| ModelError::Config { path: path.to_path_buf(), reason: e.to_string() })
 }
 
 impl BertConfig {
     /// Reads and checks a BERT `config.json`.
     pub fn load(path: &Path) -> Result<Self, ModelError> {
-        let c: BertConfig = read_json(path)?;
+        Self::from_json(&read_text(path)?, path)
+    }
+
+    /// Parses and checks the text of a BERT `config.json` (`path` names it in errors).
+    pub fn from_json(text: &str, path: &Path) -> Result<Self, ModelError> {
+        let c: BertConfig = parse_json(text, path)?;
         let bad = |reason: String| Err(ModelError::Config { path: path.to_path_buf(), reason });
         if !matches!(c.hidden_act.as_str(), "gelu" | "gelu_new" | "gelu_pytorch_tanh") {
             return bad(format!("hidden_act {:?} is not supported (gelu, gelu_new)", c.hidden_act));
@@ -137,7 +143,12 @@ fn eps5() -> f64 {
 impl Gpt2Config {
     /// Reads and checks a GPT-2 `config.json`.
     pub fn load(path: &Path) -> Result<Self, ModelError> {
-        let c: Gpt2Config = read_json(path)?;
+        Self::from_json(&read_text(path)?, path)
+    }
+
+    /// Parses and checks the text of a GPT-2 `config.json` (`path` names it in errors).
+    pub fn from_json(text: &str, path: &Path) -> Result<Self, ModelError> {
+        let c: Gpt2Config = parse_json(text, path)?;
         c.check().map_err(|reason| ModelError::Config { path: path.to_path_buf(), reason })?;
         Ok(c)
     }

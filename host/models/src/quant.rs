@@ -71,6 +71,37 @@ impl QuantConfig {
         }
     }
 
+    /// Parses a QuantConfig file's text and checks it ([`QuantConfig::check`]).
+    pub fn from_json(text: &str) -> Result<Self, String> {
+        let q: QuantConfig = serde_json::from_str(text).map_err(|e| format!("not a QuantConfig: {e}"))?;
+        q.check()?;
+        Ok(q)
+    }
+
+    /// Refuses settings outside what the protocols are built for: activation and weight bits
+    /// 1..=16 with their sum at most 28 (products live in Z_2^32; calibration keeps them below 2^29), non-linear bits from the
+    /// activation bits up to 30 (squares live in Z_2^64), 1..=12 exp squarings, and a LayerNorm
+    /// octave range inside -40..=40.
+    pub fn check(&self) -> Result<(), String> {
+        let bits = |what: &str, v: u32, lo: u32, hi: u32| {
+            if (lo..=hi).contains(&v) { Ok(()) } else { Err(format!("{what} = {v}: expected {lo}..={hi}")) }
+        };
+        bits("act_frac", self.act_frac, 1, 16)?;
+        for (name, w) in std::iter::once(("weight_frac", &self.weight_frac)).chain(
+            self.dense_frac.iter().map(|(k, v)| (k.as_str(), v)),
+        ) {
+            bits(name, *w, 1, 16)?;
+            bits(&format!("act_frac + {name}"), self.act_frac + w, 2, 28)?;
+        }
+        bits("nl_frac", self.nl_frac, self.act_frac, 30)?;
+        bits("exp_iters", self.exp_iters, 1, 12)?;
+        let (lo, hi) = self.ln_octaves;
+        if !(-40 <= lo && lo < hi && hi <= 40) {
+            return Err(format!("ln_octaves = ({lo}, {hi}): expected -40 <= low < high <= 40"));
+        }
+        Ok(())
+    }
+
     /// Fractional bits of the weights of linear layer `name`.
     pub fn weight_frac_of(&self, name: &str) -> u32 {
         self.dense_frac.get(name).copied().unwrap_or(self.weight_frac)
@@ -204,5 +235,34 @@ impl Ranges {
         let octaves = ((lo.max(-17.0)) as i32, (hi.min(40.0)) as i32);
         q.ln_octaves = octaves;
         q
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_pass_the_check_and_out_of_range_settings_are_refused() {
+        QuantConfig::ditto().check().unwrap();
+        QuantConfig::accurate().check().unwrap();
+        let text = serde_json::to_string(&QuantConfig::ditto()).unwrap();
+        assert_eq!(QuantConfig::from_json(&text).unwrap(), QuantConfig::ditto());
+        let mut q = QuantConfig::ditto();
+        q.dense_frac.insert("layer.0.attention.self.query".into(), 17);
+        assert!(q.check().unwrap_err().contains("layer.0.attention.self.query = 17"));
+        for (f, want) in [
+            (&mut |q: &mut QuantConfig| q.act_frac = 0, "act_frac = 0"),
+            (&mut |q: &mut QuantConfig| q.nl_frac = 4, "nl_frac = 4"),
+            (&mut |q: &mut QuantConfig| q.exp_iters = 100, "exp_iters = 100"),
+            (&mut |q: &mut QuantConfig| q.ln_octaves = (3, 3), "ln_octaves"),
+            (&mut |q: &mut QuantConfig| (q.act_frac, q.weight_frac) = (15, 14), "act_frac + weight_frac = 29"),
+        ] as [(&mut dyn FnMut(&mut QuantConfig), &str); 5]
+        {
+            let mut q = QuantConfig::ditto();
+            f(&mut q);
+            assert!(q.check().unwrap_err().contains(want), "{want}");
+        }
+        assert!(QuantConfig::from_json("{").unwrap_err().contains("not a QuantConfig"));
     }
 }

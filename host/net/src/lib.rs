@@ -10,6 +10,7 @@
 //!   handed over step by step, so dealer I/O overlaps computation.
 #![deny(missing_docs)]
 
+pub mod client;
 pub mod counters;
 pub mod dealer;
 pub mod link;
@@ -101,6 +102,9 @@ pub enum NetError {
     /// The peer reported an error and stopped.
     #[error("the peer aborted: {0}")]
     PeerAbort(String),
+    /// A client request that does not fit the party's model.
+    #[error("bad client request: {0}")]
+    Request(String),
     /// An identity or pin that cannot be used (file, format, missing pin).
     #[error("identity: {0}")]
     Identity(String),
