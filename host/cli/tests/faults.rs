@@ -92,7 +92,7 @@ fn a_stalled_peer_is_a_timeout_within_10_s() {
     let _fake = connect(&peer);
     let (ok, err, took) = ended(&mut p0.0, Duration::from_secs(10));
     assert_eq!(ok, Some(false), "P0 must give up with an error: {err}");
-    println!("stalled peer, {took:?}: {}", err.trim());
+    println!("stalled peer, {took:?}: {}", err.lines().find(|l| l.contains("error")).unwrap_or(&err));
     assert!(err.contains("timed out") || err.contains("time"), "{err}");
     assert!(took < Duration::from_secs(10), "{took:?}");
     let _ = std::fs::remove_dir_all(&s.dir);
@@ -108,7 +108,7 @@ fn a_peer_sending_garbage_is_refused() {
     let _ = fake.write_all(&[0x5a; 4096]);
     let (ok, err, took) = ended(&mut p0.0, Duration::from_secs(10));
     assert_eq!(ok, Some(false), "P0 must refuse the garbage: {err}");
-    println!("garbage, {took:?}: {}", err.trim());
+    println!("garbage, {took:?}: {}", err.lines().find(|l| l.contains("error")).unwrap_or(&err));
     assert!(err.contains("ditto: error:"), "{err}");
     assert!(took < Duration::from_secs(10), "{took:?}");
     let _ = std::fs::remove_dir_all(&s.dir);
@@ -157,7 +157,7 @@ fn a_peer_gone_mid_inference_ends_the_other_party_and_the_client_gets_no_result(
         link.exchange(u32::MAX, &first).await.unwrap();
     });
     let (ok, err, took) = ended(&mut p0.0, Duration::from_secs(10));
-    println!("P0 after its peer vanished, {took:?}: {}", err.trim());
+    println!("P0 after its peer vanished, {took:?}: {}", err.lines().find(|l| l.contains("error")).unwrap_or(&err));
     assert_eq!(ok, Some(false), "P0 must stop with an error: {err}");
     assert!(err.contains("peer closed the connection"), "{err}");
     assert!(took < Duration::from_secs(10), "{took:?}");
@@ -191,6 +191,7 @@ fn the_dealer_gone_mid_session_is_an_error() {
     let _client = client_request(&[&c0, &c1]);
     for p in [&mut p0, &mut p1] {
         let (ok, err, took) = ended(&mut p.0, Duration::from_secs(10));
+        println!("dealer gone, {took:?}: {}", err.lines().find(|l| l.contains("error")).unwrap_or(&err));
         assert_eq!(ok, Some(false), "{err}");
         assert!(err.contains("dealer") || err.contains("frame") || err.contains("stream"), "{err}");
         assert!(took < Duration::from_secs(10), "{took:?}");
@@ -210,7 +211,7 @@ fn a_frame_for_another_step_is_refused() {
         let _ = link.exchange(7, &[0u8; 48]).await;
     });
     let (ok, err, took) = ended(&mut p0.0, Duration::from_secs(10));
-    println!("wrong step, {took:?}: {}", err.trim());
+    println!("wrong step, {took:?}: {}", err.lines().find(|l| l.contains("error")).unwrap_or(&err));
     assert_eq!(ok, Some(false), "{err}");
     assert!(err.contains("step"), "{err}");
     assert!(took < Duration::from_secs(10), "{took:?}");
@@ -262,7 +263,7 @@ fn an_impostor_peer_is_refused_naming_both_fingerprints() {
     // A client misled into pinning the impostor: P0 still refuses it as its peer.
     let _c = Kill(client(&["--pin", &format!("p1={fake}")]));
     let (ok, err, took) = ended(&mut p0.0, Duration::from_secs(10));
-    println!("impostor peer, {took:?}: {}", err.trim());
+    println!("impostor peer, {took:?}: {}", err.lines().find(|l| l.contains("error")).unwrap_or(&err));
     assert_eq!(ok, Some(false), "{err}");
     assert!(err.contains(&real) && err.contains(&fake) && err.contains("refused"), "{err}");
     let (ok, _, _) = ended(&mut p1.0, Duration::from_secs(10));
