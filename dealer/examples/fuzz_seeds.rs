@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use ditto_core::Party;
 use ditto_core::frame::{FrameKind, FrameWriter};
-use ditto_core::prg::{Seed, SessionId};
 use ditto_core::plan::PLAN_VERSION;
+use ditto_core::prg::{Seed, SessionId};
 use ditto_dealer::host::{Io, Request};
 use ditto_dealer::keys::{DealerSeeds, PartyKey};
 use ditto_dealer::stream::{SessionSpec, SlicePlan, scratch_len, write_stream};
@@ -30,7 +30,8 @@ fn main() {
     put("dealer_request", "p1-seq2", &out);
     // The frame target opens streams for session [7; 16] under key [1; 16] (plan hash [3; 32]
     // will not match: the seeds reach the hello check and the frame layer).
-    let spec = SessionSpec::new(session, &DealerSeeds::new(Seed::from_bytes([5; 16]), Seed::from_bytes([6; 16])));
+    let spec =
+        SessionSpec::new(session, &DealerSeeds::new(Seed::from_bytes([5; 16]), Seed::from_bytes([6; 16])));
     let key = PartyKey::from_bytes([1; 16]);
     for p in [Party::P0, Party::P1] {
         let mut s = Vec::new();

@@ -28,6 +28,18 @@ pub mod mps2;
 #[cfg(target_os = "none")]
 pub mod stm32f407;
 
+/// The key page mapped at `addr`.
+///
+/// # Safety
+/// `addr` must map [`ditto_dealer::keys::Provisioning::PAGE_LEN`] readable bytes that nothing
+/// writes while the program runs (flash, or RAM the emulator loaded).
+#[cfg(target_os = "none")]
+#[allow(unsafe_code)]
+pub(crate) unsafe fn key_page_at(addr: usize) -> &'static [u8] {
+    // SAFETY: the caller's guarantee.
+    unsafe { core::slice::from_raw_parts(addr as *const u8, ditto_dealer::keys::Provisioning::PAGE_LEN) }
+}
+
 /// What the dealer needs from a board.
 pub trait Board {
     /// The board's name, logged at start-up.

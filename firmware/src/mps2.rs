@@ -56,9 +56,7 @@ impl Board for Mps2 {
     }
     fn key_page(&self) -> &'static [u8] {
         // SAFETY: RAM-backed memory QEMU maps at this address; nothing writes it while we run.
-        unsafe {
-            core::slice::from_raw_parts(KEY_PAGE as *const u8, ditto_dealer::keys::Provisioning::PAGE_LEN)
-        }
+        unsafe { crate::key_page_at(KEY_PAGE) }
     }
     fn halt(&mut self) -> ! {
         exit_failure()

@@ -142,9 +142,7 @@ impl Board for Stm32f407 {
     }
     fn key_page(&self) -> &'static [u8] {
         // SAFETY: flash sector 11 is mapped and read-only while we run.
-        unsafe {
-            core::slice::from_raw_parts(KEY_PAGE as *const u8, ditto_dealer::keys::Provisioning::PAGE_LEN)
-        }
+        unsafe { crate::key_page_at(KEY_PAGE) }
     }
     fn halt(&mut self) -> ! {
         loop {

@@ -515,7 +515,8 @@ pub fn client(a: &ClientArgs) -> Result<(), CliError> {
         let (c0, c1) = tokio::join!(connect(&a.p0, "p0"), connect(&a.p1, "p1"));
         let mut cs = [c0?, c1?];
         for (c, s) in cs.iter_mut().zip(&shares) {
-            let head = RequestHead { session, seq: u32::try_from(n).map_err(net)?, generate: gen_n, count: s.len() };
+            let head =
+                RequestHead { session, seq: u32::try_from(n).map_err(net)?, generate: gen_n, count: s.len() };
             let mut req = Vec::with_capacity(ditto_net::client::HEAD + s.len() * 4);
             req.extend_from_slice(&head.encode());
             s.iter().for_each(|v| req.extend_from_slice(&v.to_le_bytes()));

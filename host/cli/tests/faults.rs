@@ -157,7 +157,10 @@ fn a_peer_gone_mid_inference_ends_the_other_party_and_the_client_gets_no_result(
         link.exchange(u32::MAX, &first).await.unwrap();
     });
     let (ok, err, took) = ended(&mut p0.0, Duration::from_secs(10));
-    println!("P0 after its peer vanished, {took:?}: {}", err.lines().find(|l| l.contains("error")).unwrap_or(&err));
+    println!(
+        "P0 after its peer vanished, {took:?}: {}",
+        err.lines().find(|l| l.contains("error")).unwrap_or(&err)
+    );
     assert_eq!(ok, Some(false), "P0 must stop with an error: {err}");
     assert!(err.contains("peer closed the connection"), "{err}");
     assert!(took < Duration::from_secs(10), "{took:?}");

@@ -55,7 +55,8 @@ fn read_text(path: &Path) -> Result<String, ModelError> {
 }
 
 fn parse_json<T: for<'de> Deserialize<'de>>(text: &str, path: &Path) -> Result<T, ModelError> {
-    serde_json::from_str(text).map_err(|e| ModelError::Config { path: path.to_path_buf(), reason: e.to_string() })
+    serde_json::from_str(text)
+        .map_err(|e| ModelError::Config { path: path.to_path_buf(), reason: e.to_string() })
 }
 
 impl BertConfig {

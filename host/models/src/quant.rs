@@ -87,9 +87,9 @@ impl QuantConfig {
             if (lo..=hi).contains(&v) { Ok(()) } else { Err(format!("{what} = {v}: expected {lo}..={hi}")) }
         };
         bits("act_frac", self.act_frac, 1, 16)?;
-        for (name, w) in std::iter::once(("weight_frac", &self.weight_frac)).chain(
-            self.dense_frac.iter().map(|(k, v)| (k.as_str(), v)),
-        ) {
+        for (name, w) in std::iter::once(("weight_frac", &self.weight_frac))
+            .chain(self.dense_frac.iter().map(|(k, v)| (k.as_str(), v)))
+        {
             bits(name, *w, 1, 16)?;
             bits(&format!("act_frac + {name}"), self.act_frac + w, 2, 28)?;
         }
@@ -256,7 +256,10 @@ mod tests {
             (&mut |q: &mut QuantConfig| q.nl_frac = 4, "nl_frac = 4"),
             (&mut |q: &mut QuantConfig| q.exp_iters = 100, "exp_iters = 100"),
             (&mut |q: &mut QuantConfig| q.ln_octaves = (3, 3), "ln_octaves"),
-            (&mut |q: &mut QuantConfig| (q.act_frac, q.weight_frac) = (15, 14), "act_frac + weight_frac = 29"),
+            (
+                &mut |q: &mut QuantConfig| (q.act_frac, q.weight_frac) = (15, 14),
+                "act_frac + weight_frac = 29",
+            ),
         ] as [(&mut dyn FnMut(&mut QuantConfig), &str); 5]
         {
             let mut q = QuantConfig::ditto();
