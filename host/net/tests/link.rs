@@ -28,7 +28,11 @@ async fn pairs(c: Config) -> Vec<(Link, Link)> {
         let addr = listener.local_addr().unwrap().to_string();
         let (a, b) =
             tokio::join!(Link::accept(&listener, Party::P0, c, &s0), Link::connect(&addr, Party::P1, c, &s1));
-        out.push((a.unwrap(), b.unwrap()));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        // Frames are sealed exactly when the link was set up with TLS.
+        let tls = matches!(s0, Security::Tls(_));
+        assert_eq!((a.is_sealed(), b.is_sealed()), (tls, tls));
+        out.push((a, b));
     }
     out
 }
