@@ -78,10 +78,13 @@ shape() { # none | lan | wan (kernel netem; the relay is started per session)
 }
 
 "$BIN" provision --out "$WORK/keys" >/dev/null
+"$BIN" keygen --out "$WORK/tls" --name p0 --name p1 --name dealer --name client >/dev/null
+# Every link is TLS with pinned identities, as deployed.
+tls() { echo --identity "$WORK/tls/$1.identity" --trust "$WORK/tls/trust"; }
 "$BIN" share-model --model "arch:$ARCH" --quant "$QUANT" --out "$WORK/shares" >/dev/null
 SESSIONS=$((1 + $(echo $PROFILES | wc -w)))
 hub "$BIN" dealer --model "arch:$ARCH" --quant "$QUANT" --keys "$WORK/keys" --listen 0.0.0.0:7100 \
-    --state "$WORK/dealer" --sessions "$SESSIONS" >"$WORK/dealer.log" 2>&1 &
+    --state "$WORK/dealer" --sessions "$SESSIONS" $(tls dealer) >"$WORK/dealer.log" 2>&1 &
 PIDS+=($!)
 TEXT=$(head -c "$SEQ" /dev/zero | tr '\0' 'a')
 GEN=()
@@ -92,7 +95,7 @@ case $ARCH in gpt2*) GEN=(--gen "${DITTO_GEN:-1}") ;; esac
 session() {
     in0 "$BIN" party --id 0 --share "$WORK/shares/p0.share" --key "$WORK/keys/p0.key" \
         --listen 10.77.0.1:7200 --dealer 10.77.1.1:7100 --client 10.77.1.2:7300 --state "$WORK/s0" \
-        >"$WORK/p0.log" 2>&1 &
+        $(tls p0) >"$WORK/p0.log" 2>&1 &
     local p0=$!
     local peer=10.77.0.1:7200
     if [ "$NETEM" = 0 ] && [ "$PROFILE" != none ]; then
@@ -105,12 +108,12 @@ session() {
     fi
     in1 "$BIN" party --id 1 --share "$WORK/shares/p1.share" --key "$WORK/keys/p1.key" \
         --connect $peer --dealer 10.77.2.1:7100 --client 10.77.2.2:7301 --state "$WORK/s1" \
-        >"$WORK/p1.log" 2>&1 &
+        $(tls p1) >"$WORK/p1.log" 2>&1 &
     local p1=$!
     PIDS+=("$p0" "$p1")
     for _ in $(seq 1 600); do
         if hub "$BIN" client --model "arch:$ARCH" --text "$TEXT" "${GEN[@]}" --p0 10.77.1.2:7300 --p1 10.77.2.2:7301 \
-            >"$WORK/client.log" 2>&1; then
+            $(tls client) >"$WORK/client.log" 2>&1; then
             break
         fi
         sleep 0.2
@@ -132,5 +135,6 @@ for PROFILE in $PROFILES; do
     shape
     measured=$(session)
     case $PROFILE in lan) modeled=$(field lan_s) ;; wan) modeled=$(field wan_s) ;; *) modeled=- ;; esac
-    printf 'netem  %-4s measured online %8.3f s   modeled %8.3f s\n' "$PROFILE" "$measured" "$modeled"
+    [ "$modeled" = - ] || modeled=$(printf %.3f "$modeled")
+    printf 'netem  %-4s measured online %8.3f s   modeled %8s s\n' "$PROFILE" "$measured" "$modeled"
 done
