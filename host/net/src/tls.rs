@@ -429,8 +429,9 @@ fn tls_err(what: &'static str) -> impl Fn(rustls::Error) -> NetError {
 
 fn handshake_err(what: &'static str) -> impl Fn(std::io::Error) -> NetError {
     move |e| match e.kind() {
+        // A blocking socket's read or write time-out.
         std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock => {
-            NetError::Timeout { what, secs: 0.0 }
+            NetError::Tls { what, detail: "timed out waiting for the peer".into() }
         }
         _ => NetError::Tls { what, detail: e.to_string() },
     }
