@@ -309,19 +309,6 @@ pub fn reason(text: &str) -> heapless::String<96, u8> {
     s
 }
 
-/// Party side: connects to the dealer server at `addr` over plain TCP (every wait bounded by
-/// `timeout`) and asks for a stream ([`request_stream_on`]).
-pub fn request_stream(
-    addr: &str,
-    party: Party,
-    session: SessionId,
-    plan_hash: &[u8; 32],
-    (seq, generate): (u32, u32),
-    timeout: std::time::Duration,
-) -> Result<std::net::TcpStream, Error> {
-    request_stream_on(connect(addr, timeout)?, party, session, plan_hash, (seq, generate))
-}
-
 /// A TCP connection to `addr` whose connect, reads and writes are bounded by `timeout`.
 pub fn connect(addr: &str, timeout: std::time::Duration) -> Result<std::net::TcpStream, Error> {
     use std::net::ToSocketAddrs;
@@ -338,7 +325,7 @@ pub fn connect(addr: &str, timeout: std::time::Duration) -> Result<std::net::Tcp
     Ok(sock)
 }
 
-/// Party side, over an open connection to the dealer server (plain or TLS): asks for `party`'s
+/// Party side, over an open connection to the dealer server ([`connect`], plain or under TLS): asks for `party`'s
 /// stream of `session` for the plan with `plan_hash` (made for `seq` tokens and `generate`
 /// generated ones, or (0, 0) for the dealer's fixed plan) and returns the connection positioned
 /// at the sealed stream (read it with [`crate::party::PartyStream`] over [`Io`]).

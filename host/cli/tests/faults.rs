@@ -68,11 +68,16 @@ struct Setup {
     dealer_addr: String,
 }
 
+/// Keys, shares and a dealer (on plain TCP for the protocol-level faults).
 fn setup(tag: &str) -> Setup {
+    setup_with(tag, &["--insecure-plaintext"])
+}
+
+fn setup_with(tag: &str, dealer_options: &[&str]) -> Setup {
     let dir = std::env::temp_dir().join(format!("ditto-faults-{}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     provision_and_share(&dir, "seeded");
-    let (d, addr) = dealer(&dir, "seeded", &dir.join("dealer"), &["--insecure-plaintext"]);
+    let (d, addr) = dealer(&dir, "seeded", &dir.join("dealer"), dealer_options);
     Setup { dir, _dealer: d, dealer_addr: addr }
 }
 
@@ -223,10 +228,8 @@ fn a_frame_for_another_step_is_refused() {
 
 #[test]
 fn an_impostor_peer_is_refused_naming_both_fingerprints() {
-    let dir = std::env::temp_dir().join(format!("ditto-faults-{}-impostor", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    provision_and_share(&dir, "seeded");
-    let (_dealer, dealer_addr) = dealer(&dir, "seeded", &dir.join("dealer"), &[]);
+    let s = setup_with("impostor", &[]);
+    let (dir, dealer_addr) = (s.dir.clone(), s.dealer_addr.clone());
     // The impostor's own P1 key; it trusts the real P0, dealer and client.
     keygen(&dir.join("other"));
     let fake_id = path(&dir.join("other/tls/p1.identity"));

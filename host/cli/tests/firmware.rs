@@ -6,11 +6,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Kill, ditto, keygen, party, path, port, tls};
+use common::{Kill, dealer, ditto, keygen, party, path, port, tls};
 
 fn first6(line: &str) -> Vec<f64> {
     let inner = &line[line.rfind('[').unwrap() + 1..line.rfind(']').unwrap()];
@@ -52,26 +51,9 @@ fn secure_inference_fed_by_the_board_in_qemu() {
             .unwrap(),
     );
     std::thread::sleep(Duration::from_millis(500));
-    let mut dealer = Kill(
-        ditto()
-            .args([
-                "dealer",
-                "--model",
-                "seeded",
-                "--serial",
-                &format!("tcp:{uart}"),
-                "--listen",
-                "127.0.0.1:0",
-            ])
-            .args(["--sessions", "1", "--state", &path(&d.join("dealer"))])
-            .args(tls(&d, "dealer", &[]))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    let mut lines = BufReader::new(dealer.0.stdout.take().unwrap()).lines();
-    let dealer_addr = lines.next().unwrap().unwrap().strip_prefix("listening ").unwrap().to_string();
+    // The relay: `ditto dealer --serial` holds no seed or key, only the link to the board.
+    let (_dealer, dealer_addr) =
+        dealer(&d, "seeded", &d.join("dealer"), &["--serial", &format!("tcp:{uart}"), "--sessions", "1"]);
     let (peer, c0, c1) = (port(), port(), port());
     let _p0 = party(&d, 0, &peer, &dealer_addr, &c0, &[]);
     let _p1 = party(&d, 1, &peer, &dealer_addr, &c1, &[]);
