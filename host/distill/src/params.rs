@@ -1,0 +1,93 @@
+//! Trainable parameters by Hugging Face name, and their safetensors files.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor, Var};
+
+use crate::DistillError;
+
+/// A model's tensors by their Hugging Face names, each a candle variable (trainable).
+#[derive(Clone)]
+pub struct Params {
+    vars: BTreeMap<String, Var>,
+}
+
+impl std::fmt::Debug for Params {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Params {{ tensors: {} }}", self.vars.len())
+    }
+}
+
+impl Params {
+    /// Variables from named f32 data with their shapes, as `dtype` on `dev`.
+    pub fn from_f32<'a>(
+        items: impl IntoIterator<Item = (String, &'a [f32], Vec<usize>)>,
+        dtype: DType,
+        dev: &Device,
+    ) -> Result<Self, DistillError> {
+        let mut vars = BTreeMap::new();
+        for (name, data, shape) in items {
+            let t = Tensor::from_slice(data, shape.as_slice(), dev)?.to_dtype(dtype)?;
+            vars.insert(name, Var::from_tensor(&t)?);
+        }
+        Ok(Params { vars })
+    }
+
+    /// The tensor `name`.
+    pub fn get(&self, name: &str) -> Result<&Tensor, DistillError> {
+        self.vars.get(name).map(|v| v.as_tensor()).ok_or_else(|| DistillError::MissingTensor(name.to_string()))
+    }
+
+    /// Every variable (for an optimizer).
+    pub fn vars(&self) -> Vec<Var> {
+        self.vars.values().cloned().collect()
+    }
+
+    /// The tensor `name` as f32 data.
+    pub fn f32_data(&self, name: &str) -> Result<Vec<f32>, DistillError> {
+        Ok(self.get(name)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
+    }
+
+    /// Overwrites every variable with the same-named tensor of `other` (shapes must agree).
+    pub fn copy_from(&self, other: &Params) -> Result<(), DistillError> {
+        for (name, v) in &self.vars {
+            v.set(&other.get(name)?.to_dtype(v.dtype())?)?;
+        }
+        Ok(())
+    }
+
+    /// Writes every tensor as `dtype` (F32 or F16) to a safetensors file, atomically.
+    pub fn save(&self, path: &Path, dtype: DType) -> Result<(), DistillError> {
+        let map: std::collections::HashMap<&str, Tensor> = self
+            .vars
+            .iter()
+            .map(|(k, v)| Ok((k.as_str(), v.as_tensor().to_dtype(dtype)?)))
+            .collect::<Result<_, candle_core::Error>>()?;
+        let tmp = path.with_extension("part");
+        candle_core::safetensors::save(&map, &tmp)?;
+        std::fs::rename(&tmp, path).map_err(|e| DistillError::Io { path: path.to_path_buf(), source: e })
+    }
+
+    /// Loads the values of every variable from a safetensors file written by [`Params::save`]
+    /// (names and shapes checked).
+    pub fn load_values(&self, path: &Path) -> Result<(), DistillError> {
+        let dev = self.vars.values().next().map_or(Device::Cpu, |v| v.device().clone());
+        let map = candle_core::safetensors::load(path, &dev)
+            .map_err(|e| DistillError::Checkpoint { path: path.to_path_buf(), reason: e.to_string() })?;
+        for (name, v) in &self.vars {
+            let t = map.get(name).ok_or_else(|| DistillError::Checkpoint {
+                path: path.to_path_buf(),
+                reason: format!("no tensor {name}"),
+            })?;
+            if t.dims() != v.dims() {
+                return Err(DistillError::Checkpoint {
+                    path: path.to_path_buf(),
+                    reason: format!("{name} has shape {:?}, expected {:?}", t.dims(), v.dims()),
+                });
+            }
+            v.set(&t.to_dtype(v.dtype())?)?;
+        }
+        Ok(())
+    }
+}
