@@ -24,27 +24,74 @@ use crate::files::{CliError, os_random16};
 /// Arguments of `ditto demo`.
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {
-    /// A Hugging Face BERT directory (config.json, model.safetensors, tokenizer.json), e.g. the
-    /// all-MiniLM-L6-v2 that scripts/fetch-models caches. Default: the small seeded model built
-    /// into ditto (random weights: its embeddings mean nothing, the pipeline is real);
-    /// `seeded-classifier` adds a seeded two-label classification head to it.
+    /// The model. Default: the GPT-2 shipped in ditto (models/austen-gpt2: 4 layers, hidden 128,
+    /// trained on Jane Austen's novels and distilled into Ditto mode), which generates text.
+    /// Or a Hugging Face directory (config.json, model.safetensors, tokenizer.json) of a BERT
+    /// (e.g. the all-MiniLM-L6-v2 that scripts/fetch-models caches; a classification model runs
+    /// its head) or a GPT-2 (generates; with its `quant.json` if it has one); or a seeded model
+    /// with random weights (the pipeline is real, the output means nothing): `seeded` (BERT,
+    /// 2 layers, hidden 64, byte tokens), `seeded-classifier` (with a two-label head),
+    /// `seeded-gpt2` (GPT-2, byte tokens).
     #[arg(long)]
     pub model: Option<PathBuf>,
-    /// The private input text.
-    #[arg(long, default_value = "secure inference keeps the input private.")]
-    pub text: String,
+    /// The private input text (default: a BERT sentence, or a GPT-2 prompt).
+    #[arg(long)]
+    pub text: Option<String>,
     /// Quantization: a preset (accurate for unmodified models, ditto for QAD-distilled ones) or a
-    /// QuantConfig JSON file written by `ditto calibrate`.
-    #[arg(long, default_value = "accurate")]
-    pub quant: String,
+    /// QuantConfig JSON file (`ditto calibrate`, `ditto distill`). Default: the model's
+    /// quant.json if it has one, else accurate.
+    #[arg(long)]
+    pub quant: Option<String>,
     /// Threads for GEMM and dealer generation.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
-    /// Generate this many tokens with a GPT-2 model (the client picks each token greedily and
-    /// feeds it back as a private input). Without --model: a seeded GPT-2-shaped model on
-    /// byte tokens.
-    #[arg(long = "gen", default_value_t = 0)]
-    pub generate: usize,
+    /// Tokens a GPT-2 generates (the client picks each greedily and feeds it back as a private
+    /// input); default 24 for the shipped model, 10 for seeded-gpt2.
+    #[arg(long = "gen")]
+    pub generate: Option<usize>,
+}
+
+impl DemoArgs {
+    /// The input text.
+    pub fn text(&self, gpt2: bool) -> &str {
+        match (&self.text, gpt2) {
+            (Some(t), _) => t,
+            (None, false) => "secure inference keeps the input private.",
+            (None, true) => "It is a truth universally acknowledged, that",
+        }
+    }
+}
+
+/// Which model the demo runs.
+pub(crate) enum DemoModel<'a> {
+    /// A BERT (seeded or a directory).
+    Bert,
+    /// The GPT-2 shipped in ditto.
+    Shipped,
+    /// The seeded GPT-2.
+    SeededGpt2,
+    /// A GPT-2 directory.
+    Gpt2Dir(&'a std::path::Path),
+}
+
+pub(crate) fn which(a: &DemoArgs) -> Result<DemoModel<'_>, CliError> {
+    let Some(m) = a.model.as_deref() else { return Ok(DemoModel::Shipped) };
+    let kind = match m.to_str() {
+        Some("seeded" | "seeded-classifier") => DemoModel::Bert,
+        Some("seeded-gpt2") => DemoModel::SeededGpt2,
+        _ => {
+            let p = m.join("config.json");
+            let text =
+                std::fs::read_to_string(&p).map_err(|source| CliError::File { path: p.clone(), source })?;
+            let v: serde_json::Value =
+                serde_json::from_str(&text).map_err(|e| CliError::Usage(format!("{}: {e}", p.display())))?;
+            if v.get("n_embd").is_some() { DemoModel::Gpt2Dir(m) } else { DemoModel::Bert }
+        }
+    };
+    if matches!(kind, DemoModel::Bert) && a.generate.is_some() {
+        return Err(CliError::Usage("--gen needs a GPT-2 model (a BERT does not generate)".into()));
+    }
+    Ok(kind)
 }
 
 fn cosine(a: &[f64], b: &[f64]) -> f64 {
@@ -61,12 +108,14 @@ fn embedding(sum: &[u64], frac: u32, n: usize) -> Vec<f64> {
 
 fn load(a: &DemoArgs) -> Result<(Bert, Vec<u32>, String), CliError> {
     let classifier = a.model.as_deref().is_some_and(|m| m.as_os_str() == "seeded-classifier");
+    let seeded = a.model.as_deref().is_some_and(|m| m.as_os_str() == "seeded");
+    let text = a.text(false);
     match &a.model {
-        Some(dir) if !classifier => {
+        Some(dir) if !classifier && !seeded => {
             let cfg = BertConfig::load(&dir.join("config.json"))?;
             let bert = Bert::load(&cfg, &Weights::load(&dir.join("model.safetensors"))?)?;
             let tok = Tokenizer::load(&dir.join("tokenizer.json"))?;
-            let ids = tok.encode(&a.text, cfg.max_position_embeddings)?;
+            let ids = tok.encode(text, cfg.max_position_embeddings)?;
             Ok((
                 bert,
                 ids,
@@ -74,7 +123,7 @@ fn load(a: &DemoArgs) -> Result<(Bert, Vec<u32>, String), CliError> {
             ))
         }
         _ => {
-            let ids = seeded::tokenize(&a.text);
+            let ids = seeded::tokenize(text);
             let max = seeded::config().max_position_embeddings;
             if ids.len() > max {
                 return Err(ModelError::TooLong { max, got: ids.len() }.into());
@@ -92,10 +141,10 @@ fn load(a: &DemoArgs) -> Result<(Bert, Vec<u32>, String), CliError> {
 }
 
 fn quant(a: &DemoArgs) -> Result<QuantConfig, CliError> {
-    crate::calibrate::load_quant(&a.quant)
+    crate::calibrate::load_quant(a.quant.as_deref().unwrap_or("accurate"))
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -105,14 +154,14 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 
 /// Runs the demo.
 pub fn run(a: &DemoArgs) -> Result<(), CliError> {
-    if a.generate > 0 {
-        return crate::demo_gpt2::run(a, &quant(a)?, &runtime()?);
+    if !matches!(which(a)?, DemoModel::Bert) {
+        return crate::demo_gpt2::run(a, &runtime()?);
     }
     let q = quant(a)?;
     let (bert, ids, what) = load(a)?;
     let (n, v) = (ids.len(), bert.cfg.vocab_size);
     say!("model   {what}");
-    say!("input   {:?} ({n} tokens, private: one-hot shares)", a.text);
+    say!("input   {:?} ({n} tokens, private: one-hot shares)", a.text(false));
     runtime()?.block_on(async {
         // The model owner shares the weights; the client shares its one-hot input.
         let mut rng = Prg::with_counter(&os_random16()?, 0);

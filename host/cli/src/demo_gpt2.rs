@@ -1,7 +1,5 @@
 //! `ditto demo --gen N`: secure greedy generation with GPT-2, the client in the loop.
 
-use std::path::Path;
-
 use ditto_core::prg::Prg;
 use ditto_models::config::Gpt2Config;
 use ditto_models::generate::{LocalGeneration, generate_local, generate_reference};
@@ -13,7 +11,7 @@ use ditto_models::{ModelError, seeded};
 use ditto_mpc::Engine;
 use ditto_mpc::local::{Local, Net};
 
-use crate::demo::DemoArgs;
+use crate::demo::{DemoArgs, DemoModel};
 use crate::files::{CliError, os_random16};
 
 enum Tok {
@@ -45,32 +43,60 @@ impl Tok {
     }
 }
 
-fn load(dir: Option<&Path>) -> Result<(Gpt2, Tok, String), CliError> {
-    let Some(dir) = dir else {
-        return Ok((
+fn load(a: &DemoArgs) -> Result<(Gpt2, Tok, String, Option<QuantConfig>), CliError> {
+    match crate::demo::which(a)? {
+        DemoModel::Shipped => {
+            let (m, tok, q) = ditto_models::shipped::gpt2()?;
+            let what = format!(
+                "{} (built in: GPT-2, {} layers, hidden {}, trained on Jane Austen, distilled into Ditto mode)",
+                ditto_models::shipped::PATH,
+                m.cfg.n_layer,
+                m.cfg.n_embd
+            );
+            Ok((m, Tok::Bpe(Box::new(tok)), what, Some(q)))
+        }
+        DemoModel::Gpt2Dir(dir) => {
+            let cfg = Gpt2Config::load(&dir.join("config.json"))?;
+            let m = Gpt2::load(&cfg, &Weights::load(&dir.join("model.safetensors"))?)?;
+            let tok = Tokenizer::gpt2_dir(dir)?;
+            let qp = dir.join("quant.json");
+            let q = match std::fs::read_to_string(&qp) {
+                Ok(t) => Some(
+                    QuantConfig::from_json(&t)
+                        .map_err(|e| CliError::Usage(format!("{}: {e}", qp.display())))?,
+                ),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(source) => return Err(CliError::File { path: qp, source }),
+            };
+            let what = format!("{} ({} layers, hidden {})", dir.display(), cfg.n_layer, cfg.n_embd);
+            Ok((m, Tok::Bpe(Box::new(tok)), what, q))
+        }
+        DemoModel::SeededGpt2 | DemoModel::Bert => Ok((
             seeded::gpt2(1),
             Tok::Bytes,
             "seeded GPT-2-shaped model (2 layers, hidden 64, byte tokens; random weights)".into(),
-        ));
-    };
-    let cfg = Gpt2Config::load(&dir.join("config.json"))?;
-    let m = Gpt2::load(&cfg, &Weights::load(&dir.join("model.safetensors"))?)?;
-    let tok = Tokenizer::gpt2_dir(dir)?;
-    Ok((
-        m,
-        Tok::Bpe(Box::new(tok)),
-        format!("{} ({} layers, hidden {})", dir.display(), cfg.n_layer, cfg.n_embd),
-    ))
+            None,
+        )),
+    }
 }
 
 /// Runs the GPT-2 demo.
-pub fn run(a: &DemoArgs, q: &QuantConfig, rt: &tokio::runtime::Runtime) -> Result<(), CliError> {
-    let (m, tok, what) = load(a.model.as_deref())?;
-    let steps = a.generate;
-    let ids = tok.encode(&a.text, m.cfg.n_positions.saturating_sub(steps))?;
+pub fn run(a: &DemoArgs, rt: &tokio::runtime::Runtime) -> Result<(), CliError> {
+    let (m, tok, what, model_q) = load(a)?;
+    let (q, qname) = match (&a.quant, model_q) {
+        (Some(spec), _) => (crate::calibrate::load_quant(spec)?, spec.clone()),
+        (None, Some(q)) => (q, "the model's quant.json".to_string()),
+        (None, None) => (QuantConfig::accurate(), "accurate".to_string()),
+    };
+    let q = &q;
+    let shipped = a.model.is_none();
+    let steps = a.generate.unwrap_or(if shipped { 24 } else { 10 });
+    let text = a.text(true);
+    let ids = tok.encode(text, m.cfg.n_positions.saturating_sub(steps))?;
     let n = ids.len();
     say!("model   {what}");
-    say!("prompt  {:?} ({n} tokens, private: one-hot shares); generating {steps} tokens", a.text);
+    say!("quant   {qname}: {} / {} fractional bits, GeLU {:?}", q.act_frac, q.weight_frac, q.gelu);
+    say!("prompt  {text:?} ({n} tokens, private: one-hot shares); generating {steps} tokens");
     rt.block_on(async {
         let mut rng = Prg::with_counter(&os_random16()?, 0);
         let local = Local { net: Net::Tls, threads: a.threads.max(1), ..Local::default() };

@@ -22,6 +22,7 @@ mod calibrate;
 mod dealer;
 mod demo;
 mod demo_gpt2;
+mod distill;
 mod files;
 mod identity;
 mod model_dealer;
@@ -64,6 +65,12 @@ enum Command {
     Client(session::ClientArgs),
     /// Benchmark a published architecture (seeded weights): time, bytes, rounds, breakdown.
     Bench(bench::BenchArgs),
+    /// Train a small float GPT-2 on Jane Austen's novels (the teacher of the default model).
+    TrainLm(Box<distill::TrainLmArgs>),
+    /// Quantization-aware distillation of a GPT-2 into Ditto mode (writes the student).
+    Distill(Box<distill::DistillArgs>),
+    /// Held-out perplexity of a GPT-2: float, and secure under QuantConfigs.
+    EvalLm(Box<distill::EvalLmArgs>),
     /// Relay one TCP connection through an emulated link (rate, delay): `tc netem` in userspace.
     Shape(shape::ShapeArgs),
 }
@@ -92,6 +99,9 @@ fn main() -> ExitCode {
         Command::Client(a) => session::client(&a),
         Command::Bench(a) => bench::run(&a),
         Command::Shape(a) => shape::run(&a),
+        Command::TrainLm(a) => distill::train_lm(&a),
+        Command::Distill(a) => distill::distill(&a),
+        Command::EvalLm(a) => distill::eval_lm(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

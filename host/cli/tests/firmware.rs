@@ -73,7 +73,7 @@ fn secure_inference_fed_by_the_board_in_qemu() {
     }
     let out = out.expect("the client got an answer from parties fed by the board");
     let got = first6(out.lines().find(|l| l.contains("starts [")).unwrap());
-    let demo = ditto().args(["demo", "--text", text]).output().unwrap();
+    let demo = ditto().args(["demo", "--model", "seeded", "--text", text]).output().unwrap();
     let demo = String::from_utf8_lossy(&demo.stdout).into_owned();
     let want = first6(demo.lines().find(|l| l.starts_with("embedding[..6] secure")).unwrap());
     for (g, w) in got.iter().zip(&want) {

@@ -80,7 +80,8 @@ fn four_processes_generate_the_same_tokens_as_the_demo() {
         .unwrap_or_else(|| panic!("{out}"))
         .trim_start_matches("tokens ")
         .to_string();
-    let demo = ditto().args(["demo", "--gen", "10", "--text", "Hello"]).output().unwrap();
+    let demo =
+        ditto().args(["demo", "--model", "seeded-gpt2", "--gen", "10", "--text", "Hello"]).output().unwrap();
     let demo = String::from_utf8_lossy(&demo.stdout).into_owned();
     let line = demo.lines().find(|l| l.starts_with("secure ")).unwrap_or_else(|| panic!("{demo}"));
     assert!(line.contains(&tokens), "{tokens} vs demo {line}");
@@ -95,7 +96,7 @@ fn four_processes_compute_the_same_embedding_as_the_demo() {
     assert!(runs[1].1.contains("weight setup 48 bytes, masks from the state directory"), "{}", runs[1].1);
     let got = embedding_line(&runs[0].0);
     let again = embedding_line(&runs[1].0);
-    let o = ditto().args(["demo", "--text", text]).output().unwrap();
+    let o = ditto().args(["demo", "--model", "seeded", "--text", text]).output().unwrap();
     let demo = String::from_utf8_lossy(&o.stdout).into_owned();
     let want: Vec<f64> = {
         let line = demo.lines().find(|l| l.starts_with("embedding[..6] secure")).unwrap();

@@ -113,7 +113,14 @@ pub fn softmax(x: &Tensor, keep: Option<&Tensor>, n: u32, f: u32) -> Result<Tens
 
 /// LayerNorm over the last dimension at f fractional bits, var + eps in [2^lo, 2^hi)
 /// (`Engine::layernorm`); gamma and beta already encoded at f.
-pub fn layernorm(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64, (lo, hi): (i32, i32), f: u32) -> Result<Tensor> {
+pub fn layernorm(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+    (lo, hi): (i32, i32),
+    f: u32,
+) -> Result<Tensor> {
     #[allow(clippy::cast_precision_loss)]
     let inv_h = fxr(1.0 / x.dim(D::Minus1)? as f64, f);
     let mean = rnd(&x.sum_keepdim(D::Minus1)?.affine(inv_h, 0.0)?, f)?;

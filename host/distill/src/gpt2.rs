@@ -7,9 +7,9 @@ use candle_core::{D, DType, Device, Tensor};
 use ditto_models::config::Gpt2Config;
 use ditto_models::gpt2::{Block, Conv1D, Gpt2};
 
+use crate::DistillError;
 use crate::params::Params;
 use crate::student::{Mode, Trace};
-use crate::DistillError;
 
 /// GPT-2 with candle parameters under their Hugging Face names.
 #[derive(Clone, Debug)]
@@ -49,12 +49,20 @@ impl CandleGpt2 {
     pub fn to_model(&self) -> Result<Gpt2, DistillError> {
         let p = &self.params;
         let norm = |n: &str| -> Result<ditto_models::bert::Norm, DistillError> {
-            Ok(ditto_models::bert::Norm { g: p.f32_data(&format!("{n}.weight"))?, b: p.f32_data(&format!("{n}.bias"))? })
+            Ok(ditto_models::bert::Norm {
+                g: p.f32_data(&format!("{n}.weight"))?,
+                b: p.f32_data(&format!("{n}.bias"))?,
+            })
         };
         let conv = |n: &str| -> Result<Conv1D, DistillError> {
             let w = p.get(&format!("{n}.weight"))?;
             let (din, dout) = w.dims2()?;
-            Ok(Conv1D { w: p.f32_data(&format!("{n}.weight"))?, b: p.f32_data(&format!("{n}.bias"))?, din, dout })
+            Ok(Conv1D {
+                w: p.f32_data(&format!("{n}.weight"))?,
+                b: p.f32_data(&format!("{n}.bias"))?,
+                din,
+                dout,
+            })
         };
         let blocks = (0..self.cfg.n_layer)
             .map(|i| {
@@ -102,10 +110,19 @@ impl CandleGpt2 {
         let eps = c.layer_norm_epsilon;
         for l in 0..c.n_layer {
             let n = |s: &str| format!("h.{l}.{s}");
-            let a = mode.layernorm(&x, self.params.get(&n("ln_1.weight"))?, self.params.get(&n("ln_1.bias"))?, eps)?;
+            let a = mode.layernorm(
+                &x,
+                self.params.get(&n("ln_1.weight"))?,
+                self.params.get(&n("ln_1.bias"))?,
+                eps,
+            )?;
             let qkv = self.linear(mode, &a, &n("attn.c_attn"))?;
             let split = |i: usize| -> Result<Tensor, DistillError> {
-                Ok(qkv.narrow(D::Minus1, i * h, h)?.reshape((b, t, heads, h / heads))?.transpose(1, 2)?.contiguous()?)
+                Ok(qkv
+                    .narrow(D::Minus1, i * h, h)?
+                    .reshape((b, t, heads, h / heads))?
+                    .transpose(1, 2)?
+                    .contiguous()?)
             };
             let (q, k, v) = (split(0)?, split(1)?, split(2)?);
             let s = q.matmul(&k.t()?.contiguous()?)?;
@@ -117,7 +134,12 @@ impl CandleGpt2 {
             let ctx = mode.act(&p.matmul(&v)?)?;
             let ctx = ctx.transpose(1, 2)?.reshape((b, t, h))?;
             x = (x + self.linear(mode, &ctx, &n("attn.c_proj"))?)?;
-            let m = mode.layernorm(&x, self.params.get(&n("ln_2.weight"))?, self.params.get(&n("ln_2.bias"))?, eps)?;
+            let m = mode.layernorm(
+                &x,
+                self.params.get(&n("ln_2.weight"))?,
+                self.params.get(&n("ln_2.bias"))?,
+                eps,
+            )?;
             let u = self.linear(mode, &m, &n("mlp.c_fc"))?;
             let g = mode.gelu(&u, &c.activation_function)?;
             x = (x + self.linear(mode, &g, &n("mlp.c_proj"))?)?;
@@ -128,6 +150,43 @@ impl CandleGpt2 {
         let f = mode.layernorm(&x, self.params.get("ln_f.weight")?, self.params.get("ln_f.bias")?, eps)?;
         let logits = f.reshape((b * t, h))?.matmul(&wte.t()?)?.reshape((b, t, c.vocab_size))?;
         Ok((logits, tr))
+    }
+
+    /// The student's parameters as the fixed-point model sees them, ready to save: each value
+    /// encoded at its QuantConfig scale (weight matrices and embeddings at their weight bits,
+    /// biases at weight + activation bits, LayerNorm at the non-linear bits), so that encoding
+    /// them again on loading is exact. Tensors whose encoded values f16 holds exactly (the
+    /// matrices, at 8 bits) are stored as f16, the rest as f32.
+    pub fn fixed_point_tensors(
+        &self,
+        q: &ditto_models::quant::QuantConfig,
+    ) -> Result<std::collections::BTreeMap<String, Tensor>, DistillError> {
+        let mut out = std::collections::BTreeMap::new();
+        for name in self.params.names() {
+            let t = self.params.get(name)?;
+            let layer = name.rsplit_once('.').map_or(name, |(l, _)| l);
+            let frac = if name.contains("ln_") {
+                q.nl_frac
+            } else if name.ends_with(".bias") {
+                q.weight_frac_of(layer) + q.act_frac
+            } else if name.starts_with("wte") || name.starts_with("wpe") {
+                q.weight_frac
+            } else {
+                q.weight_frac_of(layer)
+            };
+            let e = crate::fixed::encode(&t.to_dtype(DType::F64)?, frac)?;
+            let e32 = e.to_dtype(DType::F32)?;
+            let h = e.to_dtype(DType::F16)?;
+            let exact =
+                h.to_dtype(DType::F64)?.eq(&e)?.to_dtype(DType::F64)?.min_all()?.to_scalar::<f64>()? == 1.0;
+            let exact32 =
+                e32.to_dtype(DType::F64)?.eq(&e)?.to_dtype(DType::F64)?.min_all()?.to_scalar::<f64>()? == 1.0;
+            if !exact32 {
+                return Err(DistillError::Quant(format!("{name}: its fixed-point values do not fit f32")));
+            }
+            out.insert(name.to_string(), if exact { h } else { e32 });
+        }
+        Ok(out)
     }
 
     fn linear(&self, mode: &Mode, x: &Tensor, name: &str) -> Result<Tensor, DistillError> {

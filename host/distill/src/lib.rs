@@ -8,10 +8,12 @@
 //! temperature 1).
 #![deny(missing_docs)]
 
+pub mod data;
 pub mod fixed;
 pub mod gpt2;
 pub mod params;
 pub mod student;
+pub mod train;
 
 use std::path::PathBuf;
 

@@ -36,7 +36,10 @@ impl Params {
 
     /// The tensor `name`.
     pub fn get(&self, name: &str) -> Result<&Tensor, DistillError> {
-        self.vars.get(name).map(|v| v.as_tensor()).ok_or_else(|| DistillError::MissingTensor(name.to_string()))
+        self.vars
+            .get(name)
+            .map(|v| v.as_tensor())
+            .ok_or_else(|| DistillError::MissingTensor(name.to_string()))
     }
 
     /// Every variable (for an optimizer).
@@ -69,6 +72,20 @@ impl Params {
         std::fs::rename(&tmp, path).map_err(|e| DistillError::Io { path: path.to_path_buf(), source: e })
     }
 
+    /// Writes named tensors (each in its own dtype) to a safetensors file, atomically.
+    pub fn save_tensors(map: &BTreeMap<String, Tensor>, path: &Path) -> Result<(), DistillError> {
+        let tmp = path.with_extension("part");
+        let map: std::collections::HashMap<&str, &Tensor> =
+            map.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        safetensors_save(&map, &tmp)?;
+        std::fs::rename(&tmp, path).map_err(|e| DistillError::Io { path: path.to_path_buf(), source: e })
+    }
+
+    /// Names of every variable.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.vars.keys().map(String::as_str)
+    }
+
     /// Loads the values of every variable from a safetensors file written by [`Params::save`]
     /// (names and shapes checked).
     pub fn load_values(&self, path: &Path) -> Result<(), DistillError> {
@@ -90,4 +107,10 @@ impl Params {
         }
         Ok(())
     }
+}
+
+fn safetensors_save(map: &std::collections::HashMap<&str, &Tensor>, path: &Path) -> Result<(), DistillError> {
+    let owned: std::collections::HashMap<&str, Tensor> =
+        map.iter().map(|(k, v)| (*k, (*v).clone())).collect();
+    Ok(candle_core::safetensors::save(&owned, path)?)
 }

@@ -35,7 +35,8 @@ impl Mode {
     pub fn fixed(q: &QuantConfig) -> Result<Self, DistillError> {
         if q.gelu != Gelu::Quad {
             return Err(DistillError::Quant(
-                "the student trains Ditto mode (\"gelu\": \"quad\"); accurate mode needs no distillation".into(),
+                "the student trains Ditto mode (\"gelu\": \"quad\"); accurate mode needs no distillation"
+                    .into(),
             ));
         }
         q.check().map_err(DistillError::Quant)?;
@@ -103,8 +104,10 @@ impl Mode {
         match self {
             Mode::Float => Ok(float(g, b)?),
             Mode::Fixed(q) => {
-                let (gq, bq) = (ste(g, &fixed::encode(g, q.nl_frac)?)?, ste(b, &fixed::encode(b, q.nl_frac)?)?);
-                let y = fixed::layernorm(&x.detach(), &gq.detach(), &bq.detach(), eps, q.ln_octaves, q.nl_frac)?;
+                let (gq, bq) =
+                    (ste(g, &fixed::encode(g, q.nl_frac)?)?, ste(b, &fixed::encode(b, q.nl_frac)?)?);
+                let y =
+                    fixed::layernorm(&x.detach(), &gq.detach(), &bq.detach(), eps, q.ln_octaves, q.nl_frac)?;
                 Ok(ste(&float(&gq, &bq)?, &fixed::rnd(&y, q.act_frac)?)?)
             }
         }
@@ -152,7 +155,9 @@ impl Mode {
         match self {
             Mode::Float if activation == "gelu" => Ok(x.gelu_erf()?),
             Mode::Float => Ok(x.gelu()?),
-            Mode::Fixed(q) => Ok(ste(&fixed::gelu_quad_float(x)?, &fixed::gelu_quad(&x.detach(), q.act_frac)?)?),
+            Mode::Fixed(q) => {
+                Ok(ste(&fixed::gelu_quad_float(x)?, &fixed::gelu_quad(&x.detach(), q.act_frac)?)?)
+            }
         }
     }
 }

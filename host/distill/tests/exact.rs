@@ -33,6 +33,13 @@ fn gpt2_student_equals_fixed_point_reference() {
         let last: Vec<f64> = logits.get(0).unwrap().get(n - 1).unwrap().to_vec1().unwrap();
         let r = reference_gpt2(&m, &q, &ids[..n]);
         let diff = last.iter().zip(&r).filter(|(a, b)| a != b).count();
-        assert_eq!(diff, 0, "{n} tokens: {diff} of {} logits differ, e.g. {:?} vs {:?}", r.len(), &last[..4], &r[..4]);
+        assert_eq!(
+            diff,
+            0,
+            "{n} tokens: {diff} of {} logits differ, e.g. {:?} vs {:?}",
+            r.len(),
+            &last[..4],
+            &r[..4]
+        );
     }
 }

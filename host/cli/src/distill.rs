@@ -1,0 +1,379 @@
+//! `ditto train-lm` (a float GPT-2 on public-domain text: the teacher of the default model) and
+//! `ditto distill` (quantization-aware distillation of a GPT-2 into Ditto mode), both with a
+//! progress bar and a checkpoint they resume from.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device};
+use ditto_distill::data;
+use ditto_distill::gpt2::CandleGpt2;
+use ditto_distill::student::Mode;
+use ditto_distill::train::{self, Checkpoint, TrainOptions, Windows};
+use ditto_models::config::Gpt2Config;
+use ditto_models::gpt2::Gpt2;
+use ditto_models::quant::QuantConfig;
+use ditto_models::tokenizer::Tokenizer;
+use ditto_models::weights::Weights;
+
+use crate::files::CliError;
+
+/// Options shared by the training commands.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LoopArgs {
+    /// Sequences per step.
+    #[arg(long, default_value_t = 16)]
+    pub batch: usize,
+    /// Positions per sequence (at most the model's n_positions).
+    #[arg(long, default_value_t = 128)]
+    pub seq: usize,
+    /// Peak learning rate (warm-up, then cosine decay to a tenth).
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// Seed of the batch sampling.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Save a checkpoint (in OUT/checkpoint; a rerun resumes from it) every this many steps.
+    #[arg(long, default_value_t = 50)]
+    pub every: usize,
+}
+
+impl LoopArgs {
+    fn options(&self, steps: usize, lr: f64) -> TrainOptions {
+        TrainOptions {
+            steps,
+            batch: self.batch,
+            seq: self.seq,
+            lr: self.lr.unwrap_or(lr),
+            warmup: (steps / 20).max(1),
+            seed: self.seed,
+            every: self.every,
+        }
+    }
+}
+
+/// `ditto train-lm`.
+#[derive(clap::Args, Debug)]
+pub struct TrainLmArgs {
+    /// Jane Austen's novels as `scripts/fetch-data` writes them (default: the cache's).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Output directory: config.json, tokenizer.json, model.safetensors.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// BPE vocabulary size (byte-level, trained on the training novels).
+    #[arg(long, default_value_t = 2048)]
+    pub vocab: usize,
+    /// Layers.
+    #[arg(long, default_value_t = 4)]
+    pub layers: usize,
+    /// Width.
+    #[arg(long, default_value_t = 192)]
+    pub embd: usize,
+    /// Heads.
+    #[arg(long, default_value_t = 4)]
+    pub heads: usize,
+    /// Positions.
+    #[arg(long, default_value_t = 128)]
+    pub positions: usize,
+    /// Optimizer steps.
+    #[arg(long, default_value_t = 1000)]
+    pub steps: usize,
+    #[command(flatten)]
+    pub train: LoopArgs,
+}
+
+/// `ditto distill`.
+#[derive(clap::Args, Debug)]
+pub struct DistillArgs {
+    /// The float teacher: an HF GPT-2 directory (config.json, model.safetensors, tokenizer.json).
+    #[arg(long)]
+    pub teacher: PathBuf,
+    /// The student's QuantConfig: `ditto` (the preset) or a JSON file; Quad GeLU only.
+    #[arg(long, default_value = "ditto")]
+    pub quant: String,
+    /// Training text: Austen's novels as `scripts/fetch-data` writes them (default: the cache's).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Output directory: the student in the teacher's layout, plus quant.json.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Stage-1 steps (attention scores and hidden states, MSE).
+    #[arg(long = "stage1-steps", default_value_t = 200)]
+    pub stage1: usize,
+    /// Stage-2 steps (logits, soft cross-entropy).
+    #[arg(long = "stage2-steps", default_value_t = 300)]
+    pub stage2: usize,
+    /// Held-out windows scored at the end (float teacher and fixed-point student).
+    #[arg(long, default_value_t = 64)]
+    pub eval_windows: usize,
+    #[command(flatten)]
+    pub train: LoopArgs,
+}
+
+fn err(e: impl std::fmt::Display) -> CliError {
+    CliError::Usage(e.to_string())
+}
+
+fn write(path: &Path, text: &str) -> Result<(), CliError> {
+    std::fs::write(path, text).map_err(|e| CliError::File { path: path.to_path_buf(), source: e })
+}
+
+fn austen_dir(d: Option<&Path>) -> PathBuf {
+    d.map_or_else(|| ditto_models::cache_dir().join("data").join("austen"), Path::to_path_buf)
+}
+
+fn bar(label: &'static str) -> impl FnMut(&str, usize, usize, f64) {
+    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    if let Ok(s) = ProgressStyle::with_template("{prefix:>8} [{bar:32}] {pos}/{len} {msg} {elapsed}/{eta}") {
+        bar.set_style(s.progress_chars("=> "));
+    }
+    bar.set_prefix(label);
+    let mut logged = std::time::Instant::now();
+    move |phase, done, total, loss| {
+        bar.set_prefix(phase.to_string());
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+        bar.set_message(format!("loss {loss:.4}"));
+        // Without a terminal, one line every 30 s (and at the end).
+        if bar.is_hidden() && (logged.elapsed().as_secs() >= 30 || done == total) {
+            eprintln!("{phase}: step {done}/{total}, loss {loss:.4}");
+            logged = std::time::Instant::now();
+        }
+        if done == total {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Loads an HF GPT-2 directory as a candle model (f32) and its tokenizer.
+pub fn load_gpt2(dir: &Path) -> Result<(CandleGpt2, Tokenizer), CliError> {
+    let cfg = Gpt2Config::load(&dir.join("config.json"))?;
+    let m = Gpt2::load(&cfg, &Weights::load(&dir.join("model.safetensors"))?)?;
+    let tok = Tokenizer::load(&dir.join("tokenizer.json"))?;
+    Ok((CandleGpt2::from_model(&m, DType::F32, &Device::Cpu).map_err(err)?, tok))
+}
+
+fn encode(tok: &Tokenizer, text: &str) -> Result<Vec<u32>, CliError> {
+    Ok(tok.encode(text, usize::MAX)?)
+}
+
+/// `ditto train-lm`.
+pub fn train_lm(a: &TrainLmArgs) -> Result<(), CliError> {
+    let (train_text, test_text) = data::austen(&austen_dir(a.data.as_deref())).map_err(err)?;
+    std::fs::create_dir_all(&a.out).map_err(|e| CliError::File { path: a.out.clone(), source: e })?;
+    let tok_path = a.out.join("tokenizer.json");
+    if !tok_path.exists() {
+        write(&tok_path, &data::train_bpe(&train_text, a.vocab).map_err(err)?)?;
+    }
+    let tok = Tokenizer::load(&tok_path)?;
+    let tokens = encode(&tok, &train_text)?;
+    let test = encode(&tok, &test_text)?;
+    say!(
+        "data    {} training tokens, {} held-out (vocabulary {})",
+        tokens.len(),
+        test.len(),
+        tok.vocab_size()
+    );
+    let cfg = Gpt2Config {
+        vocab_size: tok.vocab_size(),
+        n_positions: a.positions,
+        n_embd: a.embd,
+        n_layer: a.layers,
+        n_head: a.heads,
+        n_inner: None,
+        activation_function: "gelu_new".into(),
+        layer_norm_epsilon: 1e-5,
+    };
+    cfg.check().map_err(err)?;
+    // GPT-2's initialisation: N(0, 0.02), residual projections scaled by 1/sqrt(2 layers).
+    let m = ditto_models::seeded::gpt2_init(cfg.clone(), a.train.seed);
+    let model = CandleGpt2::from_model(&m, DType::F32, &Device::Cpu).map_err(err)?;
+    let opts = a.train.options(a.steps, 1e-3);
+    let ckpt = Checkpoint::new(&a.out.join("checkpoint"));
+    resumed(&ckpt)?;
+    let mut progress = bar("lm");
+    let dev = Device::Cpu;
+    let mut windows = Windows::new(&tokens, opts.seed);
+    let started = std::time::Instant::now();
+    let last = train::run(
+        "lm",
+        &model.params,
+        &opts,
+        Some(&ckpt),
+        &mut |_rng| train::lm_loss(&model, &Mode::Float, &windows.batch(opts.batch, opts.seq, &dev)?),
+        &mut progress,
+    )
+    .map_err(err)?;
+    let ppl = train::perplexity(&model, &Mode::Float, &test, opts.seq).map_err(err)?;
+    say!(
+        "trained {} steps in {:.0} s, last loss {last:.3}; held-out perplexity {ppl:.2}",
+        opts.steps,
+        started.elapsed().as_secs_f64()
+    );
+    save_model(&model, &a.out, None)
+}
+
+fn resumed(ckpt: &Checkpoint) -> Result<(), CliError> {
+    if let Some(s) = ckpt.state().map_err(err)? {
+        say!("resume  {} from step {} (checkpoint)", s.phase, s.step);
+    }
+    Ok(())
+}
+
+fn save_model(m: &CandleGpt2, out: &Path, q: Option<&QuantConfig>) -> Result<(), CliError> {
+    let mut cfg = serde_json::to_value(&m.cfg).map_err(err)?;
+    cfg["model_type"] = "gpt2".into();
+    cfg["architectures"] = serde_json::json!(["GPT2LMHeadModel"]);
+    write(&out.join("config.json"), &serde_json::to_string_pretty(&cfg).map_err(err)?)?;
+    match q {
+        // The student as its fixed-point model: the values it was trained to use.
+        Some(q) => ditto_distill::params::Params::save_tensors(
+            &m.fixed_point_tensors(q).map_err(err)?,
+            &out.join("model.safetensors"),
+        )
+        .map_err(err)?,
+        None => m.params.save(&out.join("model.safetensors"), DType::F32).map_err(err)?,
+    }
+    if let Some(q) = q {
+        write(&out.join("quant.json"), &serde_json::to_string_pretty(q).map_err(err)?)?;
+    }
+    Ok(())
+}
+
+/// `ditto distill`.
+pub fn distill(a: &DistillArgs) -> Result<(), CliError> {
+    let q = crate::calibrate::load_quant(&a.quant)?;
+    let mode = Mode::fixed(&q).map_err(err)?;
+    let (teacher, tok) = load_gpt2(&a.teacher)?;
+    let (student, _) = load_gpt2(&a.teacher)?;
+    let (train_text, test_text) = data::austen(&austen_dir(a.data.as_deref())).map_err(err)?;
+    let tokens = encode(&tok, &train_text)?;
+    let test = encode(&tok, &test_text)?;
+    std::fs::create_dir_all(&a.out).map_err(|e| CliError::File { path: a.out.clone(), source: e })?;
+    let ckpt = Checkpoint::new(&a.out.join("checkpoint"));
+    resumed(&ckpt)?;
+    let dev = Device::Cpu;
+    let seq = a.train.seq.min(teacher.cfg.n_positions);
+    let mut progress = bar("distill");
+    // A finished stage 1 is not rerun when stage 2 resumes.
+    let resumed = ckpt.state().map_err(err)?;
+    if resumed.as_ref().is_some_and(|s| s.phase == "stage2") {
+        ckpt.restore(&student.params).map_err(err)?;
+    } else {
+        let o1 = a.train.options(a.stage1, 1e-4);
+        let mut w = Windows::new(&tokens, o1.seed);
+        train::run(
+            "stage1",
+            &student.params,
+            &o1,
+            Some(&ckpt),
+            &mut |_| train::gpt2_stage_loss(&teacher, &student, &mode, &w.batch(o1.batch, seq - 1, &dev)?, 1),
+            &mut progress,
+        )
+        .map_err(err)?;
+    }
+    let o2 = a.train.options(a.stage2, 5e-5);
+    let mut w = Windows::new(&tokens, o2.seed ^ 2);
+    train::run(
+        "stage2",
+        &student.params,
+        &o2,
+        Some(&ckpt),
+        &mut |_| train::gpt2_stage_loss(&teacher, &student, &mode, &w.batch(o2.batch, seq - 1, &dev)?, 2),
+        &mut progress,
+    )
+    .map_err(err)?;
+    let test = &test[..test.len().min(a.eval_windows * seq + 1)];
+    let pt = train::perplexity(&teacher, &Mode::Float, test, seq).map_err(err)?;
+    let ps = train::perplexity(&student, &mode, test, seq).map_err(err)?;
+    say!(
+        "held-out perplexity ({} tokens): float teacher {pt:.2}, Ditto-mode student (fixed-point) {ps:.2}",
+        test.len() - 1
+    );
+    save_model(&student, &a.out, Some(&q))?;
+    std::fs::copy(a.teacher.join("tokenizer.json"), a.out.join("tokenizer.json"))
+        .map_err(|e| CliError::File { path: a.out.join("tokenizer.json"), source: e })?;
+    Ok(())
+}
+
+/// `ditto eval-lm`.
+#[derive(clap::Args, Debug)]
+pub struct EvalLmArgs {
+    /// An HF GPT-2 directory (config.json, model.safetensors, tokenizer.json).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Also run the model securely (dealer, P0, P1 and the scoring client in one process) under
+    /// these QuantConfigs: presets (accurate, ditto) or JSON files; repeatable.
+    #[arg(long)]
+    pub quant: Vec<String>,
+    /// Austen's novels as `scripts/fetch-data` writes them (default: the cache's); the held-out
+    /// novel is scored.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Windows of the held-out text to score (each starts afresh).
+    #[arg(long, default_value_t = 4)]
+    pub windows: usize,
+    /// Predicted positions per window.
+    #[arg(long, default_value_t = 127)]
+    pub seq: usize,
+}
+
+/// exp of the mean negative log-likelihood of each window's next tokens under `logits`.
+fn nll(logits: &[f64], next: u32) -> f64 {
+    let m = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let lse = m + logits.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+    lse - logits[next as usize]
+}
+
+/// `ditto eval-lm`: held-out perplexity of the float model and of secure runs.
+pub fn eval_lm(a: &EvalLmArgs) -> Result<(), CliError> {
+    let (model, tok) = load_gpt2(&a.model)?;
+    let seq = a.seq.min(model.cfg.n_positions - 1);
+    let (_, test_text) = data::austen(&austen_dir(a.data.as_deref())).map_err(err)?;
+    let test = encode(&tok, &test_text)?;
+    let windows: Vec<&[u32]> = test.windows(seq + 1).step_by(seq).take(a.windows).collect();
+    let scored: Vec<u32> = windows.concat();
+    #[allow(clippy::cast_precision_loss)]
+    let total = (windows.len() * seq) as f64;
+    let float_ppl = {
+        let mut s = 0.0;
+        for w in &windows {
+            let ids = candle_core::Tensor::from_slice(w, (1, seq + 1), &Device::Cpu).map_err(err)?;
+            let l: f32 = train::lm_loss(&model, &Mode::Float, &ids).map_err(err)?.to_scalar().map_err(err)?;
+            s += f64::from(l) * seq as f64;
+        }
+        (s / total).exp()
+    };
+    say!(
+        "held-out: {} windows of {seq} predicted tokens ({} tokens of {})",
+        windows.len(),
+        scored.len(),
+        data::AUSTEN_HELD_OUT
+    );
+    say!("perplexity float            {float_ppl:.3}");
+    let m = model.to_model().map_err(err)?;
+    let rt = crate::demo::runtime()?;
+    for spec in &a.quant {
+        let q = crate::calibrate::load_quant(spec)?;
+        let started = std::time::Instant::now();
+        let mut s = 0.0;
+        for w in &windows {
+            let mut rng = ditto_core::prg::Prg::with_counter(&crate::files::os_random16()?, 0);
+            let local = ditto_mpc::local::Local::default();
+            let (_, logits) =
+                rt.block_on(ditto_models::generate::score_local(&m, &q, w, &local, &mut rng))?;
+            for (l, next) in logits.iter().zip(&w[1..]) {
+                let v: Vec<f64> =
+                    l.iter().map(|x| ditto_core::fixed::decode(*x, q.act_frac + q.weight_frac)).collect();
+                s += nll(&v, *next);
+            }
+        }
+        say!(
+            "perplexity secure {spec:<10} {:.3} ({:.1} s)",
+            (s / total).exp(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}

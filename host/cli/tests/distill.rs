@@ -1,0 +1,73 @@
+//! The default model, `ditto train-lm`, `ditto distill` (with resuming) and `ditto demo` on a
+//! distilled student.
+
+mod common;
+
+use common::{ditto, path};
+
+fn novels(dir: &std::path::Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    let s = [
+        "She walked to the house and saw her sister at the window.",
+        "He was very glad to see them all again.",
+        "They spoke of the weather, the ball and the letters.",
+        "It was a fine morning in the country.",
+    ];
+    for (i, b) in
+        ["emma", "mansfieldpark", "northangerabbey", "prideprejudice", "sensesensibility", "persuasion"]
+            .iter()
+            .enumerate()
+    {
+        let text: Vec<String> = (0..60).map(|k| s[(k * 3 + i) % 4].to_string()).collect();
+        std::fs::write(dir.join(format!("{b}.txt")), text.join("\n\n")).unwrap();
+    }
+}
+
+fn run(args: &[&str]) -> String {
+    let o = ditto().args(args).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{args:?}: {out}{}", String::from_utf8_lossy(&o.stderr));
+    out
+}
+
+#[test]
+fn train_distill_resume_and_run_the_student() {
+    let d = std::env::temp_dir().join(format!("ditto-distill-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    novels(&d.join("austen"));
+    let (data, teacher, student) =
+        (path(&d.join("austen")), path(&d.join("teacher")), path(&d.join("student")));
+    let shape = ["--vocab", "300", "--layers", "1", "--embd", "32", "--heads", "2", "--positions", "32"];
+    let small = ["--seq", "16", "--batch", "4", "--every", "3"];
+    let lm = |steps: &str| {
+        let mut a = vec!["train-lm", "--data", &data, "--out", &teacher, "--steps", steps];
+        a.extend(shape);
+        a.extend(small);
+        run(&a)
+    };
+    let first = lm("6");
+    assert!(first.contains("trained 6 steps"), "{first}");
+    let again = lm("8");
+    assert!(again.contains("resume  lm from step 6"), "{again}");
+    for f in ["config.json", "model.safetensors", "tokenizer.json"] {
+        assert!(d.join("teacher").join(f).exists(), "{f}");
+    }
+    let mut a = vec!["distill", "--teacher", &teacher, "--data", &data, "--out", &student];
+    a.extend(["--stage1-steps", "3", "--stage2-steps", "3", "--eval-windows", "2"]);
+    a.extend(small);
+    let out = run(&a);
+    assert!(out.contains("Ditto-mode student (fixed-point)"), "{out}");
+    let q = std::fs::read_to_string(d.join("student/quant.json")).unwrap();
+    assert!(q.contains("\"quad\""), "{q}");
+    // A finished run resumes at its end: nothing left to train.
+    let out = run(&a);
+    assert!(out.contains("resume  stage2 from step 3"), "{out}");
+    // The student runs securely with its own quant.json, and agrees with its fixed-point reference.
+    let out = run(&["demo", "--model", &student, "--gen", "4", "--text", "She walked"]);
+    assert!(
+        out.contains("quant   the model's quant.json")
+            && out.contains("secure and fixed-point generation agree"),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
