@@ -8,6 +8,7 @@
 //! temperature 1).
 #![deny(missing_docs)]
 
+pub mod bert;
 pub mod data;
 pub mod fixed;
 pub mod gpt2;

@@ -43,3 +43,40 @@ fn gpt2_student_equals_fixed_point_reference() {
         );
     }
 }
+
+fn reference_bert(m: &ditto_models::bert::Bert, q: &QuantConfig, ids: &[u32]) -> Vec<f64> {
+    use ditto_models::secure_bert::{BertShare, SecureBert};
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    rt.block_on(async {
+        let mut e = Engine::plaintext();
+        let pm = SecureBert::setup(&mut e, BertShare::plaintext(m, q).unwrap()).await.unwrap();
+        let v = m.cfg.vocab_size;
+        let x = Shared::new(ditto_models::secure_bert::one_hot(ids, v).unwrap(), &[ids.len(), v], 0).unwrap();
+        let y = pm.classify(&mut e, &x).await.unwrap();
+        y.data.iter().map(|r| ditto_core::fixed::decode(*r, y.frac)).collect()
+    })
+}
+
+#[test]
+fn bert_student_equals_fixed_point_reference_padded_or_not() {
+    use ditto_distill::bert::CandleBert;
+    let m = ditto_models::seeded::classifier(4);
+    let q = QuantConfig::ditto();
+    let cm = CandleBert::from_model(&m, DType::F64, &Device::Cpu).unwrap();
+    let mode = Mode::fixed(&q).unwrap();
+    let a = ditto_models::seeded::tokenize("a fine, witty film");
+    let b = ditto_models::seeded::tokenize("dull!");
+    // Two sentences in one padded batch: each row equals its own unpadded reference.
+    let t = a.len();
+    let mut ids = a.clone();
+    ids.extend(&b);
+    ids.resize(2 * t, 0);
+    let batch = Tensor::from_vec(ids, (2, t), &Device::Cpu).unwrap();
+    let (logits, _) = cm.forward(&batch, &[a.len(), b.len()], &mode, false).unwrap();
+    for (row, s) in [&a, &b].into_iter().enumerate() {
+        let got: Vec<f64> = logits.get(row).unwrap().to_vec1().unwrap();
+        let want = reference_bert(&m, &q, s);
+        assert_eq!(want.len(), 2);
+        assert_eq!(got, want, "sentence {row}");
+    }
+}
