@@ -130,7 +130,7 @@ async fn bench_gpt2(
     let m = seeded::gpt2_of(cfg, 7);
     let ids = input_ids(seq, m.cfg.vocab_size);
     let mut rng = Prg::with_counter(&crate::files::os_random16()?, 0);
-    let LocalGeneration { plan, outcome: res, tokens } =
+    let LocalGeneration { plan, outcome: res, tokens, .. } =
         generate_local(&m, q, &ids, steps, local, &mut rng, |_, _| {}).await?;
     let (reference, plaintext) = generate_reference(&m, q, &ids, steps).await?;
     if tokens != reference {

@@ -236,3 +236,41 @@ pub fn run(a: &DemoArgs) -> Result<(), CliError> {
         Ok(())
     })
 }
+
+/// Classifies several sentences (token ids) securely in one session (dealer, P0 and P1 in one
+/// process over in-memory links; one weight setup): the reconstructed logits of each.
+pub(crate) fn classify_local(
+    bert: &Bert,
+    q: &QuantConfig,
+    sentences: &[Vec<u32>],
+) -> Result<Vec<Vec<f64>>, CliError> {
+    let v = bert.cfg.vocab_size;
+    runtime()?.block_on(async {
+        let mut rng = Prg::with_counter(&os_random16()?, 0);
+        let shares = share_bert(bert, q, &mut rng)?;
+        let mut xs: [Vec<Vec<u32>>; 2] = [Vec::new(), Vec::new()];
+        for s in sentences {
+            let [a, b] = share(&one_hot(s, v)?, &mut rng);
+            xs[0].push(a);
+            xs[1].push(b);
+        }
+        let program = async |e: &mut Engine, p: ditto_core::Party| {
+            let m = SecureBert::setup(e, shares[p.index()].clone()).await?;
+            let mut out = Vec::new();
+            for (x, s) in xs[p.index()].iter().zip(sentences) {
+                out.push(m.classify(e, &Shared::new(x.clone(), &[s.len(), v], 0)?).await?);
+            }
+            Ok(out)
+        };
+        let plan = plan_of("classify", &program).await?;
+        let res = run_local(&plan, &Local::default(), program).await?;
+        let [o0, o1] = &res.out;
+        Ok(o0
+            .iter()
+            .zip(o1)
+            .map(|(a, b)| {
+                a.data.iter().zip(&b.data).map(|(x, y)| decode(x.wrapping_add(*y), a.frac)).collect()
+            })
+            .collect())
+    })
+}

@@ -80,6 +80,11 @@ fn load(a: &DemoArgs) -> Result<(Gpt2, Tok, String, Option<QuantConfig>), CliErr
     }
 }
 
+/// How far below the fixed-point reference's best logit a secure greedy pick may be: the secure
+/// logits stray from the reference's by the ±1 ulp of each truncation carried through the
+/// layers (measured on the shipped model's top logits: up to about 0.1).
+const NEAR_TIE: f64 = 0.25;
+
 /// Runs the GPT-2 demo.
 pub fn run(a: &DemoArgs, rt: &tokio::runtime::Runtime) -> Result<(), CliError> {
     let (m, tok, what, model_q) = load(a)?;
@@ -105,7 +110,7 @@ pub fn run(a: &DemoArgs, rt: &tokio::runtime::Runtime) -> Result<(), CliError> {
                 e.set_progress(crate::progress::plan_steps("inference"));
             }
         };
-        let LocalGeneration { plan, outcome: res, tokens } =
+        let LocalGeneration { plan, outcome: res, tokens, logits } =
             generate_local(&m, q, &ids, steps, &local, &mut rng, watch).await?;
         let (reference, _) = generate_reference(&m, q, &ids, steps).await?;
         let setup = |i: usize| res.counters[i].step(ditto_mpc::engine::SETUP_STEP);
@@ -123,10 +128,35 @@ pub fn run(a: &DemoArgs, rt: &tokio::runtime::Runtime) -> Result<(), CliError> {
             mb(setup(0).sent)
         );
         say!("dealer  {:.2} MB to P1, {} B to P0, {:.3} s", mb(res.dealer_bytes[1]), res.dealer_bytes[0], res.dealer_time.as_secs_f64());
-        if tokens != reference {
-            return Err(CliError::Disagree(format!("generated tokens differ: {tokens:?} vs {reference:?}")));
+        // Secure truncation differs from the reference's rounding by up to one ulp each time, so
+        // the secure logits stray a little from the fixed-point reference's, and where two
+        // logits nearly tie the greedy picks may part. Along the secure path (teacher forcing),
+        // each secure pick must be the reference's best up to NEAR_TIE.
+        let along = ditto_models::generate::reference_logits_along(&m, q, &ids, &tokens).await?;
+        let frac = q.act_frac + q.weight_frac;
+        let (mut gap, mut dev) = (0.0f64, 0.0f64);
+        for ((sec, re), t) in logits.iter().zip(&along).zip(&tokens) {
+            let best = re.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            gap = gap.max(best - re[*t as usize]);
+            // How far the secure logits stray on the reference's five best tokens.
+            let mut order: Vec<usize> = (0..re.len()).collect();
+            order.sort_by(|a, b| re[*b].total_cmp(&re[*a]));
+            for &i in order.iter().take(5) {
+                dev = dev.max((ditto_core::fixed::decode(sec[i], frac) - re[i]).abs());
+            }
         }
-        say!("secure and fixed-point generation agree");
+        say!("logits  the secure top-5 logits stay within {dev:.4} of the fixed-point reference's");
+        if gap > NEAR_TIE {
+            return Err(CliError::Disagree(format!(
+                "a secure pick is {gap:.4} below the fixed-point reference's best (tolerance {NEAR_TIE}); tokens {tokens:?} vs {reference:?}"
+            )));
+        }
+        match tokens.iter().zip(&reference).position(|(a, b)| a != b) {
+            None => say!("secure and fixed-point generation agree"),
+            Some(k) => say!(
+                "secure and fixed-point generation agree up to a near tie: from step {k} on the secure picks are the reference's best within {gap:.4} (tolerance {NEAR_TIE})"
+            ),
+        }
         Ok(())
     })
 }

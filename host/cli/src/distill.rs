@@ -38,7 +38,7 @@ pub struct LoopArgs {
 }
 
 impl LoopArgs {
-    fn options(&self, steps: usize, lr: f64) -> TrainOptions {
+    pub(crate) fn options(&self, steps: usize, lr: f64) -> TrainOptions {
         TrainOptions {
             steps,
             batch: self.batch,
@@ -85,13 +85,15 @@ pub struct TrainLmArgs {
 /// `ditto distill`.
 #[derive(clap::Args, Debug)]
 pub struct DistillArgs {
-    /// The float teacher: an HF GPT-2 directory (config.json, model.safetensors, tokenizer.json).
+    /// The float teacher: an HF GPT-2 or BERT classifier directory (config.json,
+    /// model.safetensors, tokenizer.json).
     #[arg(long)]
     pub teacher: PathBuf,
     /// The student's QuantConfig: `ditto` (the preset) or a JSON file; Quad GeLU only.
     #[arg(long, default_value = "ditto")]
     pub quant: String,
-    /// Training text: Austen's novels as `scripts/fetch-data` writes them (default: the cache's).
+    /// Training data as `scripts/fetch-data` writes it (default: the cache's): Austen's novels
+    /// for a GPT-2, polarity.tsv for a BERT classifier (its training split).
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Output directory: the student in the teacher's layout, plus quant.json.
@@ -110,7 +112,7 @@ pub struct DistillArgs {
     pub train: LoopArgs,
 }
 
-fn err(e: impl std::fmt::Display) -> CliError {
+pub(crate) fn err(e: impl std::fmt::Display) -> CliError {
     CliError::Usage(e.to_string())
 }
 
@@ -122,7 +124,7 @@ fn austen_dir(d: Option<&Path>) -> PathBuf {
     d.map_or_else(|| ditto_models::cache_dir().join("data").join("austen"), Path::to_path_buf)
 }
 
-fn bar(label: &'static str) -> impl FnMut(&str, usize, usize, f64) {
+pub(crate) fn bar(label: &'static str) -> impl FnMut(&str, usize, usize, f64) {
     use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
     if let Ok(s) = ProgressStyle::with_template("{prefix:>8} [{bar:32}] {pos}/{len} {msg} {elapsed}/{eta}") {
@@ -201,7 +203,7 @@ pub fn train_lm(a: &TrainLmArgs) -> Result<(), CliError> {
         &model.params,
         &opts,
         Some(&ckpt),
-        &mut |_rng| train::lm_loss(&model, &Mode::Float, &windows.batch(opts.batch, opts.seq, &dev)?),
+        &mut |_| train::lm_loss(&model, &Mode::Float, &windows.batch(opts.batch, opts.seq, &dev)?),
         &mut progress,
     )
     .map_err(err)?;
@@ -214,7 +216,7 @@ pub fn train_lm(a: &TrainLmArgs) -> Result<(), CliError> {
     save_model(&model, &a.out, None)
 }
 
-fn resumed(ckpt: &Checkpoint) -> Result<(), CliError> {
+pub(crate) fn resumed(ckpt: &Checkpoint) -> Result<(), CliError> {
     if let Some(s) = ckpt.state().map_err(err)? {
         say!("resume  {} from step {} (checkpoint)", s.phase, s.step);
     }
@@ -245,6 +247,11 @@ fn save_model(m: &CandleGpt2, out: &Path, q: Option<&QuantConfig>) -> Result<(),
 pub fn distill(a: &DistillArgs) -> Result<(), CliError> {
     let q = crate::calibrate::load_quant(&a.quant)?;
     let mode = Mode::fixed(&q).map_err(err)?;
+    let cp = a.teacher.join("config.json");
+    let text = std::fs::read_to_string(&cp).map_err(|source| CliError::File { path: cp.clone(), source })?;
+    if !text.contains("\"n_embd\"") {
+        return crate::classifier::distill_bert(a, &q, &mode);
+    }
     let (teacher, tok) = load_gpt2(&a.teacher)?;
     let (student, _) = load_gpt2(&a.teacher)?;
     let (train_text, test_text) = data::austen(&austen_dir(a.data.as_deref())).map_err(err)?;

@@ -19,6 +19,7 @@ macro_rules! say {
 
 mod bench;
 mod calibrate;
+mod classifier;
 mod dealer;
 mod demo;
 mod demo_gpt2;
@@ -69,6 +70,10 @@ enum Command {
     TrainLm(Box<distill::TrainLmArgs>),
     /// Quantization-aware distillation of a GPT-2 into Ditto mode (writes the student).
     Distill(Box<distill::DistillArgs>),
+    /// Fine-tune a BERT (default all-MiniLM-L6-v2) with a classification head on sentence polarity.
+    TrainClassifier(Box<classifier::TrainClsArgs>),
+    /// Test accuracy of a BERT classifier: float, fixed-point under a QuantConfig, secure.
+    EvalClassifier(Box<classifier::EvalClsArgs>),
     /// Held-out perplexity of a GPT-2: float, and secure under QuantConfigs.
     EvalLm(Box<distill::EvalLmArgs>),
     /// Relay one TCP connection through an emulated link (rate, delay): `tc netem` in userspace.
@@ -102,6 +107,8 @@ fn main() -> ExitCode {
         Command::TrainLm(a) => distill::train_lm(&a),
         Command::Distill(a) => distill::distill(&a),
         Command::EvalLm(a) => distill::eval_lm(&a),
+        Command::TrainClassifier(a) => classifier::train_classifier(&a),
+        Command::EvalClassifier(a) => classifier::eval_classifier(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

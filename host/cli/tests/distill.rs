@@ -5,6 +5,25 @@ mod common;
 
 use common::{ditto, path};
 
+#[test]
+fn demo_runs_the_shipped_model_by_default() {
+    let o = ditto().args(["demo"]).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("models/austen-gpt2 (built in"), "{out}");
+    assert!(out.contains("quant   the model's quant.json: 8 / 8 fractional bits, GeLU Quad"), "{out}");
+    // Equal, or apart only where the reference's logits nearly tie.
+    assert!(out.contains("secure and fixed-point generation agree"), "{out}");
+    // The continuation is English words, not byte noise.
+    let line = out.lines().find(|l| l.starts_with("secure ")).unwrap();
+    let text = line.split("-> ").nth(1).unwrap();
+    let words = text
+        .split_whitespace()
+        .filter(|w| w.chars().all(|c| c.is_ascii_alphabetic() || ",.;'\"".contains(c)))
+        .count();
+    assert!(words >= 10, "{text}");
+}
+
 fn novels(dir: &std::path::Path) {
     std::fs::create_dir_all(dir).unwrap();
     let s = [

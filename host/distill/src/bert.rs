@@ -36,7 +36,11 @@ impl CandleBert {
         let head = m.head.as_ref().ok_or(ditto_models::ModelError::NoHead)?;
         let mut items: Vec<(String, &[f32], Vec<usize>)> = vec![
             ("embeddings.word_embeddings.weight".into(), &m.emb.word, vec![c.vocab_size, h]),
-            ("embeddings.position_embeddings.weight".into(), &m.emb.position, vec![c.max_position_embeddings, h]),
+            (
+                "embeddings.position_embeddings.weight".into(),
+                &m.emb.position,
+                vec![c.max_position_embeddings, h],
+            ),
             ("embeddings.token_type_embeddings.weight".into(), &m.emb.token_type, vec![c.type_vocab_size, h]),
         ];
         let mut all: Vec<(String, Vec<f32>, Vec<usize>)> = Vec::new();
@@ -45,7 +49,8 @@ impl CandleBert {
             all.push((format!("{n}.bias"), d.b.clone(), vec![d.dout]));
         };
         for (l, layer) in m.layers.iter().enumerate() {
-            for (s, d) in DENSES.iter().zip([&layer.q, &layer.k, &layer.v, &layer.o, &layer.up, &layer.down]) {
+            for (s, d) in DENSES.iter().zip([&layer.q, &layer.k, &layer.v, &layer.o, &layer.up, &layer.down])
+            {
                 dense(format!("encoder.layer.{l}.{s}"), d);
             }
         }
@@ -69,7 +74,12 @@ impl CandleBert {
         let p = &self.params;
         let dense = |n: &str| -> Result<Dense, DistillError> {
             let (dout, din) = p.get(&format!("{n}.weight"))?.dims2()?;
-            Ok(Dense { w: p.f32_data(&format!("{n}.weight"))?, b: p.f32_data(&format!("{n}.bias"))?, din, dout })
+            Ok(Dense {
+                w: p.f32_data(&format!("{n}.weight"))?,
+                b: p.f32_data(&format!("{n}.bias"))?,
+                din,
+                dout,
+            })
         };
         let norm = |n: &str| -> Result<Norm, DistillError> {
             Ok(Norm { g: p.f32_data(&format!("{n}.weight"))?, b: p.f32_data(&format!("{n}.bias"))? })
@@ -137,7 +147,8 @@ impl CandleBert {
         let x = word.index_select(&ids.flatten_all()?, 0)?.reshape((b, t, h))?;
         let x = x.broadcast_add(&pos.narrow(0, 0, t)?)?.broadcast_add(&typ.narrow(0, 0, 1)?)?;
         let dev = x.device().clone();
-        let keep: Vec<f32> = lengths.iter().flat_map(|&n| (0..t).map(move |j| if j < n { 1.0 } else { 0.0 })).collect();
+        let keep: Vec<f32> =
+            lengths.iter().flat_map(|&n| (0..t).map(move |j| if j < n { 1.0 } else { 0.0 })).collect();
         let keep = Tensor::from_vec(keep, (b, 1, 1, t), &dev)?.to_dtype(x.dtype())?;
         let mut x = self.norm(mode, &x, "embeddings.LayerNorm")?;
         let mut tr = Trace::default();
@@ -203,4 +214,31 @@ pub fn class_loss(logits: &Tensor, labels: &[u32]) -> Result<Tensor, DistillErro
 /// Index of the largest logit per row.
 pub fn predictions(logits: &Tensor) -> Result<Vec<u32>, DistillError> {
     Ok(logits.argmax(D::Minus1)?.to_vec1::<u32>()?)
+}
+
+impl CandleBert {
+    /// The student's parameters as its fixed-point model holds them ([`Params::fixed_point`]).
+    pub fn fixed_point_tensors(
+        &self,
+        q: &ditto_models::quant::QuantConfig,
+    ) -> Result<std::collections::BTreeMap<String, Tensor>, DistillError> {
+        self.params.fixed_point(|name| {
+            let layer = name.rsplit_once('.').map_or(name, |(l, _)| l);
+            // Q, K and V share the scale of `encoder.layer.N.attention.self`.
+            let layer = layer
+                .strip_suffix(".query")
+                .or(layer.strip_suffix(".key"))
+                .or(layer.strip_suffix(".value"))
+                .unwrap_or(layer);
+            if name.contains("LayerNorm") {
+                q.nl_frac
+            } else if name.starts_with("embeddings.") {
+                q.weight_frac
+            } else if name.ends_with(".bias") {
+                q.weight_frac_of(layer) + q.act_frac
+            } else {
+                q.weight_frac_of(layer)
+            }
+        })
+    }
 }

@@ -152,20 +152,14 @@ impl CandleGpt2 {
         Ok((logits, tr))
     }
 
-    /// The student's parameters as the fixed-point model sees them, ready to save: each value
-    /// encoded at its QuantConfig scale (weight matrices and embeddings at their weight bits,
-    /// biases at weight + activation bits, LayerNorm at the non-linear bits), so that encoding
-    /// them again on loading is exact. Tensors whose encoded values f16 holds exactly (the
-    /// matrices, at 8 bits) are stored as f16, the rest as f32.
+    /// The student's parameters as its fixed-point model holds them ([`Params::fixed_point`]).
     pub fn fixed_point_tensors(
         &self,
         q: &ditto_models::quant::QuantConfig,
     ) -> Result<std::collections::BTreeMap<String, Tensor>, DistillError> {
-        let mut out = std::collections::BTreeMap::new();
-        for name in self.params.names() {
-            let t = self.params.get(name)?;
+        self.params.fixed_point(|name| {
             let layer = name.rsplit_once('.').map_or(name, |(l, _)| l);
-            let frac = if name.contains("ln_") {
+            if name.contains("ln_") {
                 q.nl_frac
             } else if name.ends_with(".bias") {
                 q.weight_frac_of(layer) + q.act_frac
@@ -173,20 +167,8 @@ impl CandleGpt2 {
                 q.weight_frac
             } else {
                 q.weight_frac_of(layer)
-            };
-            let e = crate::fixed::encode(&t.to_dtype(DType::F64)?, frac)?;
-            let e32 = e.to_dtype(DType::F32)?;
-            let h = e.to_dtype(DType::F16)?;
-            let exact =
-                h.to_dtype(DType::F64)?.eq(&e)?.to_dtype(DType::F64)?.min_all()?.to_scalar::<f64>()? == 1.0;
-            let exact32 =
-                e32.to_dtype(DType::F64)?.eq(&e)?.to_dtype(DType::F64)?.min_all()?.to_scalar::<f64>()? == 1.0;
-            if !exact32 {
-                return Err(DistillError::Quant(format!("{name}: its fixed-point values do not fit f32")));
             }
-            out.insert(name.to_string(), if exact { h } else { e32 });
-        }
-        Ok(out)
+        })
     }
 
     fn linear(&self, mode: &Mode, x: &Tensor, name: &str) -> Result<Tensor, DistillError> {

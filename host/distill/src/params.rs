@@ -81,6 +81,25 @@ impl Params {
         std::fs::rename(&tmp, path).map_err(|e| DistillError::Io { path: path.to_path_buf(), source: e })
     }
 
+    /// Every tensor encoded at its fixed-point scale `frac(name)` (what the secure model holds),
+    /// ready to save: encoding them again on loading is exact. Tensors whose encoded values f16
+    /// holds exactly (weight matrices at 8 bits) are f16, the rest f32.
+    pub fn fixed_point(&self, frac: impl Fn(&str) -> u32) -> Result<BTreeMap<String, Tensor>, DistillError> {
+        let same = |a: &Tensor, b: &Tensor| -> Result<bool, DistillError> {
+            Ok(a.to_dtype(DType::F64)?.eq(b)?.to_dtype(DType::F64)?.min_all()?.to_scalar::<f64>()? == 1.0)
+        };
+        let mut out = BTreeMap::new();
+        for (name, v) in &self.vars {
+            let e = crate::fixed::encode(&v.as_tensor().to_dtype(DType::F64)?, frac(name))?;
+            let (h, s) = (e.to_dtype(DType::F16)?, e.to_dtype(DType::F32)?);
+            if !same(&s, &e)? {
+                return Err(DistillError::Quant(format!("{name}: its fixed-point values do not fit f32")));
+            }
+            out.insert(name.clone(), if same(&h, &e)? { h } else { s });
+        }
+        Ok(out)
+    }
+
     /// Names of every variable.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.vars.keys().map(String::as_str)

@@ -186,14 +186,14 @@ pub fn stage2_loss(student: &Tensor, teacher: &Tensor) -> Result<Tensor, Distill
 /// Progress reports: (phase, step done, steps, loss).
 pub type Progress<'a> = &'a mut dyn FnMut(&str, usize, usize, f64);
 
-/// Runs `opts.steps` AdamW steps of `loss` over `params` under the phase name `phase`,
-/// resuming from and saving to `ckpt`; returns the last loss.
+/// Runs `opts.steps` AdamW steps of `loss` (given the step index) over `params` under the
+/// phase name `phase`, resuming from and saving to `ckpt`; returns the last loss.
 pub fn run(
     phase: &str,
     params: &Params,
     opts: &TrainOptions,
     ckpt: Option<&Checkpoint>,
-    loss: &mut dyn FnMut(&mut SplitMix) -> Result<Tensor, DistillError>,
+    loss: &mut dyn FnMut(usize) -> Result<Tensor, DistillError>,
     progress: Progress<'_>,
 ) -> Result<f64, DistillError> {
     let mut start = 0;
@@ -208,12 +208,10 @@ pub fn run(
         params.vars(),
         ParamsAdamW { lr: opts.lr_at(start), weight_decay: 0.01, ..ParamsAdamW::default() },
     )?;
-    // The batch stream continues where a resumed run stopped.
-    let mut rng = SplitMix::new(opts.seed ^ (start as u64).wrapping_mul(0x9E37_79B9));
     let mut last = f64::NAN;
     for step in start..opts.steps {
         opt.set_learning_rate(opts.lr_at(step));
-        let l = loss(&mut rng)?;
+        let l = loss(step)?;
         last = l.to_dtype(candle_core::DType::F64)?.to_scalar()?;
         if !last.is_finite() {
             return Err(DistillError::Data(format!("{phase}: the loss diverged at step {step}")));

@@ -154,6 +154,8 @@ pub struct LocalGeneration {
     pub outcome: ditto_mpc::local::Outcome<()>,
     /// The tokens the client picked.
     pub tokens: Vec<u32>,
+    /// The logits the client reconstructed at each step (Z_2^32 at `act_frac + weight_frac`).
+    pub logits: Vec<Vec<u32>>,
 }
 
 /// Secure greedy generation of `steps` tokens after `prompt` with the dealer, P0, P1 and the
@@ -228,7 +230,7 @@ async fn run_local(
         client_loop(hub, steps, v, &mut crng, forced)
     );
     let (tokens, logits) = client?;
-    Ok((LocalGeneration { plan, outcome: res?, tokens }, logits))
+    Ok((LocalGeneration { plan, outcome: res?, tokens, logits: logits.clone() }, logits))
 }
 
 /// The plaintext fixed-point reference of [`generate_local`]: the tokens and the time taken
@@ -246,4 +248,28 @@ pub async fn generate_reference(
     let t = std::time::Instant::now();
     let tokens = generate(&mut pe, &pm, &x, steps, v, Client::Plaintext).await?;
     Ok((tokens, t.elapsed()))
+}
+
+/// The plaintext fixed-point reference's logits (decoded) along a given continuation: step 0
+/// after `prompt`, step i after `prompt` and `tokens[..i]` (teacher forcing). A secure run
+/// differs from the reference by up to one ulp per truncation, so where two logits nearly tie
+/// the secure greedy pick may differ; this shows by how much.
+pub async fn reference_logits_along(
+    m: &crate::gpt2::Gpt2,
+    q: &crate::quant::QuantConfig,
+    prompt: &[u32],
+    tokens: &[u32],
+) -> Result<Vec<Vec<f64>>, crate::ModelError> {
+    let v = m.cfg.vocab_size;
+    let mut pe = Engine::plaintext();
+    let pm = SecureGpt2::setup(&mut pe, crate::secure_gpt2::Gpt2Share::plaintext(m, q)?).await?;
+    let mut cache = SecCache::default();
+    let mut x = Shared::new(crate::secure_bert::one_hot(prompt, v)?, &[prompt.len(), v], 0)?;
+    let mut out = Vec::with_capacity(tokens.len());
+    for t in tokens {
+        let y = pm.forward(&mut pe, &x, &mut cache).await?;
+        out.push(y.data.iter().map(|r| ditto_core::fixed::decode(*r, y.frac)).collect());
+        x = Shared::new(crate::secure_bert::one_hot(&[*t], v)?, &[1, v], 0)?;
+    }
+    Ok(out)
 }
