@@ -129,28 +129,43 @@ pub fn gpt2(seed: u8) -> crate::gpt2::Gpt2 {
 /// A GPT-2 decoder of any shape with seeded random weights (benchmarks at published shapes).
 #[allow(clippy::cast_precision_loss)]
 pub fn gpt2_of(cfg: crate::config::Gpt2Config, seed: u8) -> crate::gpt2::Gpt2 {
-    use crate::gpt2::{Block, Conv1D, Gpt2};
     let mut rng = Prg::with_counter(&[seed; 16], 1);
+    gpt2_with(
+        cfg,
+        &mut rng,
+        |rng, din, dout, residual| crate::gpt2::Conv1D {
+            w: uniform(rng, din * dout, if residual { 2.0 } else { 1.0 } * (3.0 / din as f32).sqrt()),
+            b: uniform(rng, dout, 0.05),
+            din,
+            dout,
+        },
+        (1.0, 2.0),
+    )
+}
+
+/// A GPT-2 whose Conv1D layers come from `conv(rng, din, dout, residual projection)` in block
+/// order, then token and position embeddings uniform within the given scales.
+fn gpt2_with(
+    cfg: crate::config::Gpt2Config,
+    rng: &mut Prg,
+    mut conv: impl FnMut(&mut Prg, usize, usize, bool) -> crate::gpt2::Conv1D,
+    (wte_scale, wpe_scale): (f32, f32),
+) -> crate::gpt2::Gpt2 {
+    use crate::gpt2::{Block, Gpt2};
     let (h, f) = (cfg.n_embd, cfg.inner());
-    let mut conv = |din: usize, dout: usize, s: f32| Conv1D {
-        w: uniform(&mut rng, din * dout, s * (3.0 / din as f32).sqrt()),
-        b: uniform(&mut rng, dout, 0.05),
-        din,
-        dout,
-    };
     let norm = || Norm { g: vec![1.0; h], b: vec![0.0; h] };
     let blocks = (0..cfg.n_layer)
         .map(|_| Block {
             ln1: norm(),
-            attn: conv(h, 3 * h, 1.0),
-            proj: conv(h, h, 2.0),
+            attn: conv(rng, h, 3 * h, false),
+            proj: conv(rng, h, h, true),
             ln2: norm(),
-            fc: conv(h, f, 1.0),
-            fc_proj: conv(f, h, 2.0),
+            fc: conv(rng, h, f, false),
+            fc_proj: conv(rng, f, h, true),
         })
         .collect();
-    let wte = uniform(&mut rng, cfg.vocab_size * h, 1.0);
-    let wpe = uniform(&mut rng, cfg.n_positions * h, 2.0);
+    let wte = uniform(rng, cfg.vocab_size * h, wte_scale);
+    let wpe = uniform(rng, cfg.n_positions * h, wpe_scale);
     Gpt2 { cfg, wte, wpe, blocks, ln_f: norm() }
 }
 
@@ -165,31 +180,20 @@ pub fn decode_bytes(ids: &[u32]) -> String {
 /// biases 0, LayerNorms 1 and 0), from a 64-bit seed.
 #[allow(clippy::cast_precision_loss)]
 pub fn gpt2_init(cfg: crate::config::Gpt2Config, seed: u64) -> crate::gpt2::Gpt2 {
-    use crate::gpt2::{Block, Conv1D, Gpt2};
     let mut key = [0u8; 16];
     key[..8].copy_from_slice(&seed.to_le_bytes());
     let mut rng = Prg::with_counter(&key, 1);
-    let (h, f) = (cfg.n_embd, cfg.inner());
     let a = 0.02 * 3f32.sqrt();
     let res = a / (2.0 * cfg.n_layer as f32).sqrt();
-    let mut conv = |din: usize, dout: usize, s: f32| Conv1D {
-        w: uniform(&mut rng, din * dout, s),
-        b: vec![0.0; dout],
-        din,
-        dout,
-    };
-    let norm = || Norm { g: vec![1.0; h], b: vec![0.0; h] };
-    let blocks = (0..cfg.n_layer)
-        .map(|_| Block {
-            ln1: norm(),
-            attn: conv(h, 3 * h, a),
-            proj: conv(h, h, res),
-            ln2: norm(),
-            fc: conv(h, f, a),
-            fc_proj: conv(f, h, res),
-        })
-        .collect();
-    let wte = uniform(&mut rng, cfg.vocab_size * h, a);
-    let wpe = uniform(&mut rng, cfg.n_positions * h, a / 2.0);
-    Gpt2 { cfg, wte, wpe, blocks, ln_f: norm() }
+    gpt2_with(
+        cfg,
+        &mut rng,
+        |rng, din, dout, residual| crate::gpt2::Conv1D {
+            w: uniform(rng, din * dout, if residual { res } else { a }),
+            b: vec![0.0; dout],
+            din,
+            dout,
+        },
+        (a, a / 2.0),
+    )
 }
