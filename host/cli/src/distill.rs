@@ -368,8 +368,8 @@ pub fn eval_lm(a: &EvalLmArgs) -> Result<(), CliError> {
         for w in &windows {
             let mut rng = ditto_core::prg::Prg::with_counter(&crate::files::os_random16()?, 0);
             let local = ditto_mpc::local::Local::default();
-            let (_, logits) =
-                rt.block_on(ditto_models::generate::score_local(&m, &q, w, &local, &mut rng))?;
+            let logits =
+                rt.block_on(ditto_models::generate::score_local(&m, &q, w, &local, &mut rng))?.logits;
             for (l, next) in logits.iter().zip(&w[1..]) {
                 let v: Vec<f64> =
                     l.iter().map(|x| ditto_core::fixed::decode(*x, q.act_frac + q.weight_frac)).collect();

@@ -75,9 +75,9 @@ impl Params {
     /// Writes named tensors (each in its own dtype) to a safetensors file, atomically.
     pub fn save_tensors(map: &BTreeMap<String, Tensor>, path: &Path) -> Result<(), DistillError> {
         let tmp = path.with_extension("part");
-        let map: std::collections::HashMap<&str, &Tensor> =
-            map.iter().map(|(k, v)| (k.as_str(), v)).collect();
-        safetensors_save(&map, &tmp)?;
+        let map: std::collections::HashMap<&str, Tensor> =
+            map.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+        candle_core::safetensors::save(&map, &tmp)?;
         std::fs::rename(&tmp, path).map_err(|e| DistillError::Io { path: path.to_path_buf(), source: e })
     }
 
@@ -126,10 +126,4 @@ impl Params {
         }
         Ok(())
     }
-}
-
-fn safetensors_save(map: &std::collections::HashMap<&str, &Tensor>, path: &Path) -> Result<(), DistillError> {
-    let owned: std::collections::HashMap<&str, Tensor> =
-        map.iter().map(|(k, v)| (*k, (*v).clone())).collect();
-    Ok(candle_core::safetensors::save(&owned, path)?)
 }

@@ -170,20 +170,20 @@ pub async fn generate_local(
     rng: &mut ditto_core::prg::Prg,
     watch: impl Fn(&mut Engine, ditto_core::Party),
 ) -> Result<LocalGeneration, crate::ModelError> {
-    Ok(run_local(m, q, prompt, steps, local, rng, watch, None).await?.0)
+    run_local(m, q, prompt, steps, local, rng, watch, None).await
 }
 
 /// Secure scoring of known text: the parties run the model over `tokens` one position at a
 /// time (the first as the prompt, each next one fed by the client as in generation), and the
-/// client reconstructs the logits of every position but the last (`tokens.len() - 1` vectors,
-/// at `act_frac + weight_frac` fractional bits), e.g. for perplexity.
+/// client reconstructs the logits of every position but the last (`logits`: `tokens.len() - 1`
+/// vectors at `act_frac + weight_frac` fractional bits), e.g. for perplexity.
 pub async fn score_local(
     m: &crate::gpt2::Gpt2,
     q: &crate::quant::QuantConfig,
     tokens: &[u32],
     local: &ditto_mpc::local::Local,
     rng: &mut ditto_core::prg::Prg,
-) -> Result<(LocalGeneration, Vec<Vec<u32>>), crate::ModelError> {
+) -> Result<LocalGeneration, crate::ModelError> {
     if tokens.len() < 2 {
         return Err(crate::ModelError::TooLong { max: 2, got: tokens.len() });
     }
@@ -200,7 +200,7 @@ async fn run_local(
     rng: &mut ditto_core::prg::Prg,
     watch: impl Fn(&mut Engine, ditto_core::Party),
     forced: Option<&[u32]>,
-) -> Result<(LocalGeneration, Vec<Vec<u32>>), crate::ModelError> {
+) -> Result<LocalGeneration, crate::ModelError> {
     let (n, v) = (prompt.len(), m.cfg.vocab_size);
     let shares = crate::secure_gpt2::share_gpt2(m, q, rng)?;
     let xs = share(&crate::secure_bert::one_hot(prompt, v)?, rng);
@@ -230,7 +230,7 @@ async fn run_local(
         client_loop(hub, steps, v, &mut crng, forced)
     );
     let (tokens, logits) = client?;
-    Ok((LocalGeneration { plan, outcome: res?, tokens, logits: logits.clone() }, logits))
+    Ok(LocalGeneration { plan, outcome: res?, tokens, logits })
 }
 
 /// The plaintext fixed-point reference of [`generate_local`]: the tokens and the time taken
