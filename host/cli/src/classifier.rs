@@ -58,10 +58,6 @@ pub struct EvalClsArgs {
     pub secure: usize,
 }
 
-fn polarity_path(d: Option<&Path>) -> PathBuf {
-    d.map_or_else(|| ditto_models::cache_dir().join("data").join("polarity.tsv"), Path::to_path_buf)
-}
-
 /// Token ids of every sentence, at most `max` tokens (longer ones keep their first max - 1
 /// tokens and the final [SEP]).
 pub fn tokenize(tok: &Tokenizer, rows: &data::Labelled, max: usize) -> Result<Vec<Example>, CliError> {
@@ -176,7 +172,7 @@ pub fn save(
 
 /// The polarity splits, tokenized (64 tokens at most).
 pub fn splits(tok: &Tokenizer, data: Option<&Path>) -> Result<[Vec<Example>; 3], CliError> {
-    let s = data::polarity(&polarity_path(data)).map_err(err)?;
+    let s = data::polarity(&crate::distill::data_path(data, "polarity.tsv")).map_err(err)?;
     Ok([tokenize(tok, &s.train, 64)?, tokenize(tok, &s.valid, 64)?, tokenize(tok, &s.test, 64)?])
 }
 

@@ -120,8 +120,9 @@ fn write(path: &Path, text: &str) -> Result<(), CliError> {
     std::fs::write(path, text).map_err(|e| CliError::File { path: path.to_path_buf(), source: e })
 }
 
-fn austen_dir(d: Option<&Path>) -> PathBuf {
-    d.map_or_else(|| ditto_models::cache_dir().join("data").join("austen"), Path::to_path_buf)
+/// `d`, else `name` in the data cache that `scripts/fetch-data` fills.
+pub(crate) fn data_path(d: Option<&Path>, name: &str) -> PathBuf {
+    d.map_or_else(|| ditto_models::cache_dir().join("data").join(name), Path::to_path_buf)
 }
 
 pub(crate) fn bar(label: &'static str) -> impl FnMut(&str, usize, usize, f64) {
@@ -162,7 +163,7 @@ fn encode(tok: &Tokenizer, text: &str) -> Result<Vec<u32>, CliError> {
 
 /// `ditto train-lm`.
 pub fn train_lm(a: &TrainLmArgs) -> Result<(), CliError> {
-    let (train_text, test_text) = data::austen(&austen_dir(a.data.as_deref())).map_err(err)?;
+    let (train_text, test_text) = data::austen(&data_path(a.data.as_deref(), "austen")).map_err(err)?;
     std::fs::create_dir_all(&a.out).map_err(|e| CliError::File { path: a.out.clone(), source: e })?;
     let tok_path = a.out.join("tokenizer.json");
     if !tok_path.exists() {
@@ -247,14 +248,12 @@ fn save_model(m: &CandleGpt2, out: &Path, q: Option<&QuantConfig>) -> Result<(),
 pub fn distill(a: &DistillArgs) -> Result<(), CliError> {
     let q = crate::calibrate::load_quant(&a.quant)?;
     let mode = Mode::fixed(&q).map_err(err)?;
-    let cp = a.teacher.join("config.json");
-    let text = std::fs::read_to_string(&cp).map_err(|source| CliError::File { path: cp.clone(), source })?;
-    if !text.contains("\"n_embd\"") {
+    if !crate::demo::is_gpt2_dir(&a.teacher)? {
         return crate::classifier::distill_bert(a, &q, &mode);
     }
     let (teacher, tok) = load_gpt2(&a.teacher)?;
     let (student, _) = load_gpt2(&a.teacher)?;
-    let (train_text, test_text) = data::austen(&austen_dir(a.data.as_deref())).map_err(err)?;
+    let (train_text, test_text) = data::austen(&data_path(a.data.as_deref(), "austen")).map_err(err)?;
     let tokens = encode(&tok, &train_text)?;
     let test = encode(&tok, &test_text)?;
     std::fs::create_dir_all(&a.out).map_err(|e| CliError::File { path: a.out.clone(), source: e })?;
@@ -337,25 +336,18 @@ fn nll(logits: &[f64], next: u32) -> f64 {
 pub fn eval_lm(a: &EvalLmArgs) -> Result<(), CliError> {
     let (model, tok) = load_gpt2(&a.model)?;
     let seq = a.seq.min(model.cfg.n_positions - 1);
-    let (_, test_text) = data::austen(&austen_dir(a.data.as_deref())).map_err(err)?;
+    let (_, test_text) = data::austen(&data_path(a.data.as_deref(), "austen")).map_err(err)?;
     let test = encode(&tok, &test_text)?;
     let windows: Vec<&[u32]> = test.windows(seq + 1).step_by(seq).take(a.windows).collect();
-    let scored: Vec<u32> = windows.concat();
     #[allow(clippy::cast_precision_loss)]
     let total = (windows.len() * seq) as f64;
-    let float_ppl = {
-        let mut s = 0.0;
-        for w in &windows {
-            let ids = candle_core::Tensor::from_slice(w, (1, seq + 1), &Device::Cpu).map_err(err)?;
-            let l: f32 = train::lm_loss(&model, &Mode::Float, &ids).map_err(err)?.to_scalar().map_err(err)?;
-            s += f64::from(l) * seq as f64;
-        }
-        (s / total).exp()
-    };
+    // The same windows: consecutive, `seq` apart, from the start.
+    let scored = &test[..windows.len() * seq + 1];
+    let float_ppl = train::perplexity(&model, &Mode::Float, scored, seq).map_err(err)?;
     say!(
         "held-out: {} windows of {seq} predicted tokens ({} tokens of {})",
         windows.len(),
-        scored.len(),
+        windows.len() * (seq + 1),
         data::AUSTEN_HELD_OUT
     );
     say!("perplexity float            {float_ppl:.3}");

@@ -34,7 +34,7 @@ impl CandleBert {
         let c = &m.cfg;
         let h = c.hidden_size;
         let head = m.head.as_ref().ok_or(ditto_models::ModelError::NoHead)?;
-        let mut items: Vec<(String, &[f32], Vec<usize>)> = vec![
+        let mut all: Vec<(String, &[f32], Vec<usize>)> = vec![
             ("embeddings.word_embeddings.weight".into(), &m.emb.word, vec![c.vocab_size, h]),
             (
                 "embeddings.position_embeddings.weight".into(),
@@ -43,30 +43,29 @@ impl CandleBert {
             ),
             ("embeddings.token_type_embeddings.weight".into(), &m.emb.token_type, vec![c.type_vocab_size, h]),
         ];
-        let mut all: Vec<(String, Vec<f32>, Vec<usize>)> = Vec::new();
-        let mut dense = |n: String, d: &Dense| {
-            all.push((format!("{n}.weight"), d.w.clone(), vec![d.dout, d.din]));
-            all.push((format!("{n}.bias"), d.b.clone(), vec![d.dout]));
-        };
+        let mut denses: Vec<(String, &Dense)> = Vec::new();
         for (l, layer) in m.layers.iter().enumerate() {
             for (s, d) in DENSES.iter().zip([&layer.q, &layer.k, &layer.v, &layer.o, &layer.up, &layer.down])
             {
-                dense(format!("encoder.layer.{l}.{s}"), d);
+                denses.push((format!("encoder.layer.{l}.{s}"), d));
             }
         }
-        dense("pooler.dense".into(), &head.pooler);
-        dense("classifier".into(), &head.classifier);
+        denses.push(("pooler.dense".into(), &head.pooler));
+        denses.push(("classifier".into(), &head.classifier));
+        for (n, d) in denses {
+            all.push((format!("{n}.weight"), &d.w, vec![d.dout, d.din]));
+            all.push((format!("{n}.bias"), &d.b, vec![d.dout]));
+        }
         let mut norms: Vec<(String, &Norm)> = vec![("embeddings.LayerNorm".into(), &m.emb.norm)];
         for (l, layer) in m.layers.iter().enumerate() {
             norms.push((format!("encoder.layer.{l}.attention.output.LayerNorm"), &layer.norm1));
             norms.push((format!("encoder.layer.{l}.output.LayerNorm"), &layer.norm2));
         }
         for (n, v) in norms {
-            all.push((format!("{n}.weight"), v.g.clone(), vec![h]));
-            all.push((format!("{n}.bias"), v.b.clone(), vec![h]));
+            all.push((format!("{n}.weight"), &v.g, vec![h]));
+            all.push((format!("{n}.bias"), &v.b, vec![h]));
         }
-        items.extend(all.iter().map(|(n, d, s)| (n.clone(), d.as_slice(), s.clone())));
-        Ok(CandleBert { cfg: c.clone(), params: Params::from_f32(items, dtype, dev)? })
+        Ok(CandleBert { cfg: c.clone(), params: Params::from_f32(all, dtype, dev)? })
     }
 
     /// Back to the f32 model of `ditto-models`.

@@ -52,24 +52,14 @@ impl Params {
         Ok(self.get(name)?.to_dtype(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
     }
 
-    /// Overwrites every variable with the same-named tensor of `other` (shapes must agree).
-    pub fn copy_from(&self, other: &Params) -> Result<(), DistillError> {
-        for (name, v) in &self.vars {
-            v.set(&other.get(name)?.to_dtype(v.dtype())?)?;
-        }
-        Ok(())
-    }
-
     /// Writes every tensor as `dtype` (F32 or F16) to a safetensors file, atomically.
     pub fn save(&self, path: &Path, dtype: DType) -> Result<(), DistillError> {
-        let map: std::collections::HashMap<&str, Tensor> = self
+        let map = self
             .vars
             .iter()
-            .map(|(k, v)| Ok((k.as_str(), v.as_tensor().to_dtype(dtype)?)))
-            .collect::<Result<_, candle_core::Error>>()?;
-        let tmp = path.with_extension("part");
-        candle_core::safetensors::save(&map, &tmp)?;
-        std::fs::rename(&tmp, path).map_err(|e| DistillError::Io { path: path.to_path_buf(), source: e })
+            .map(|(k, v)| Ok((k.clone(), v.as_tensor().to_dtype(dtype)?)))
+            .collect::<Result<BTreeMap<_, _>, candle_core::Error>>()?;
+        Self::save_tensors(&map, path)
     }
 
     /// Writes named tensors (each in its own dtype) to a safetensors file, atomically.
