@@ -49,13 +49,27 @@ pub struct EvalClsArgs {
     /// Labelled sentences (default: the cache's polarity.tsv; its test split is scored).
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Which split to score.
+    #[arg(long, value_enum, default_value_t = Split::Test)]
+    pub split: Split,
     /// Fixed-point accuracy under this QuantConfig (Ditto mode: Quad GeLU), e.g. to show the
     /// undistilled model with Quad GeLU swapped in. Default: the model's quant.json, if any.
     #[arg(long)]
     pub quant: Option<String>,
-    /// Also classify the first N test sentences securely (dealer, P0, P1 in one process).
+    /// Also classify the first N sentences of the split securely (dealer, P0, P1 in one process).
     #[arg(long, default_value_t = 0)]
     pub secure: usize,
+}
+
+/// A split of the polarity data (80/10/10, fixed by a seeded shuffle).
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    /// The 3200 training sentences.
+    Train,
+    /// The 400 validation sentences.
+    Validation,
+    /// The 400 test sentences.
+    Test,
 }
 
 /// Token ids of every sentence, at most `max` tokens (longer ones keep their first max - 1
@@ -215,9 +229,14 @@ pub fn train_classifier(a: &TrainClsArgs) -> Result<(), CliError> {
 /// `ditto eval-classifier`.
 pub fn eval_classifier(a: &EvalClsArgs) -> Result<(), CliError> {
     let (m, tok) = load(&a.model, DType::F64, 0)?;
-    let [_, _, te] = splits(&tok, a.data.as_deref())?;
+    let [tr, va, te] = splits(&tok, a.data.as_deref())?;
+    let te = match a.split {
+        Split::Train => tr,
+        Split::Validation => va,
+        Split::Test => te,
+    };
     let pf = predict(&m, &Mode::Float, &te)?;
-    say!("test    {} sentences", te.len());
+    say!("{:<7} {} sentences", format!("{:?}", a.split).to_lowercase(), te.len());
     say!("accuracy float                 {:.2}%", accuracy(&pf, &te));
     let spec = a
         .quant
@@ -272,12 +291,28 @@ pub fn distill_bert(
 ) -> Result<(), CliError> {
     let (teacher, tok) = load(&a.teacher, DType::F32, 0)?;
     let (student, _) = load(&a.teacher, DType::F32, 0)?;
-    let [tr, _, te] = splits(&tok, a.data.as_deref())?;
+    let [tr, va, te] = splits(&tok, a.data.as_deref())?;
     let ckpt = Checkpoint::new(&a.out.join("checkpoint"));
     resumed(&ckpt)?;
     let mut progress = bar("distill");
+    if !(0.0..=1.0).contains(&a.augment) {
+        return Err(CliError::Usage(format!("--augment {} is not a share in [0, 1]", a.augment)));
+    }
+    let pool: Vec<u32> = tr.iter().flat_map(|(s, _)| s[1..s.len() - 1].iter().copied()).collect();
     let step = |stage: u8, k: usize, seed: u64, size: usize| -> Result<Tensor, ditto_distill::DistillError> {
-        let (ids, lengths, _) = batch(&nth_batch(&tr, size, seed, k)).map_err(data_err)?;
+        let mut items: Vec<Example> = nth_batch(&tr, size, seed, k).into_iter().cloned().collect();
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+        let perturbed = (a.augment * items.len() as f64).round() as usize;
+        let mut rng = SplitMix::new(seed ^ 0xA5A5_0000 ^ ((k as u64) << 8) ^ u64::from(stage));
+        let n = items.len();
+        for (ids, _) in &mut items[n - perturbed.min(n)..] {
+            *ids = data::perturb(ids, &pool, &mut rng);
+        }
+        let (ids, lengths, _) = batch(&items.iter().collect::<Vec<_>>()).map_err(data_err)?;
+        if stage == 2 && a.eval_every > 0 && k > 0 && k % a.eval_every == 0 {
+            let acc = accuracy(&predict(&student, mode, &va).map_err(data_err)?, &va);
+            say!("stage2: step {k}, validation accuracy of the student {acc:.2}%");
+        }
         let (tl, tt) = teacher.forward(&ids, &lengths, &Mode::Float, stage == 1)?;
         let (sl, st) = student.forward(&ids, &lengths, mode, stage == 1)?;
         if stage == 1 { train::stage1_loss(&st, &tt) } else { train::stage2_loss(&sl, &tl) }

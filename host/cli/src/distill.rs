@@ -108,6 +108,15 @@ pub struct DistillArgs {
     /// Held-out windows scored at the end (float teacher and fixed-point student).
     #[arg(long, default_value_t = 64)]
     pub eval_windows: usize,
+    /// BERT: the share of each batch that is perturbed copies of training sentences (tokens
+    /// deleted or replaced; the teacher labels them), a larger transfer set against
+    /// over-fitting the 3200 training sentences.
+    #[arg(long, default_value_t = 0.5)]
+    pub augment: f64,
+    /// BERT: report the fixed-point student's validation accuracy every this many stage-2
+    /// steps (0: only at the end).
+    #[arg(long, default_value_t = 0)]
+    pub eval_every: usize,
     #[command(flatten)]
     pub train: LoopArgs,
 }

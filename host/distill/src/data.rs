@@ -142,3 +142,63 @@ pub fn train_bpe(text: &str, vocab: usize) -> Result<String, DistillError> {
     }
     tok.to_string(false).map_err(err)
 }
+
+/// A perturbed copy of a tokenized sentence for distillation (the teacher labels it, so it
+/// needs no label of its own): the first and last tokens ([CLS], [SEP]) stay, every token
+/// between them is deleted with probability 1/10 or replaced with probability 2/10 by a token
+/// drawn from `pool` (e.g. every token of the training split: its unigram distribution). At
+/// least one inner token survives if there was one.
+pub fn perturb(ids: &[u32], pool: &[u32], rng: &mut SplitMix) -> Vec<u32> {
+    if ids.len() <= 2 || pool.is_empty() {
+        return ids.to_vec();
+    }
+    let inner = &ids[1..ids.len() - 1];
+    let mut out = Vec::with_capacity(ids.len());
+    out.push(ids[0]);
+    for &t in inner {
+        match rng.below(10) {
+            0 => {}
+            1 | 2 => out.push(pool[rng.below(pool.len())]),
+            _ => out.push(t),
+        }
+    }
+    if out.len() == 1 {
+        out.push(inner[rng.below(inner.len())]);
+    }
+    out.push(ids[ids.len() - 1]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn perturb_keeps_the_ends_and_draws_from_the_pool() {
+        let pool = [900, 901, 902];
+        let mut rng = SplitMix::new(7);
+        let (mut kept, mut replaced, mut total) = (0, 0, 0);
+        for n in [1usize, 2, 3, 10, 40] {
+            let ids: Vec<u32> =
+                std::iter::once(101).chain(1..=n as u32).chain(std::iter::once(102)).collect();
+            for _ in 0..200 {
+                let p = perturb(&ids, &pool, &mut rng);
+                assert_eq!((p[0], p[p.len() - 1]), (101, 102));
+                assert!(p.len() >= 3 && p.len() <= ids.len(), "{p:?}");
+                let inner = &p[1..p.len() - 1];
+                assert!(inner.iter().all(|t| (1..=n as u32).contains(t) || pool.contains(t)));
+                // the kept tokens keep their order
+                let own: Vec<u32> = inner.iter().copied().filter(|t| *t < 900).collect();
+                assert!(own.windows(2).all(|w| w[0] < w[1]), "{p:?}");
+                kept += own.len();
+                replaced += inner.len() - own.len();
+                total += n;
+            }
+        }
+        // 70% kept, 20% replaced (binomial over 11,200 draws; 5 sigma is under 2 points)
+        #[allow(clippy::cast_precision_loss)]
+        let (k, r) = (kept as f64 / total as f64, replaced as f64 / total as f64);
+        assert!((k - 0.7).abs() < 0.03 && (r - 0.2).abs() < 0.03, "kept {k}, replaced {r}");
+        assert_eq!(perturb(&[101, 102], &pool, &mut rng), vec![101, 102]);
+    }
+}

@@ -1,0 +1,170 @@
+//! The sentiment pipeline end to end on a tiny BERT and a synthetic, separable polarity file:
+//! `ditto train-classifier` (MiniLM's layout: no head, a seeded one is added), `ditto distill`
+//! (stage 1, stage 2 with perturbed copies and validation reports, resumed), and
+//! `ditto eval-classifier` (float, fixed-point and secure accuracy on a chosen split).
+
+mod common;
+
+use std::path::Path;
+
+use candle_core::{DType, Device};
+use common::{ditto, path};
+use ditto_distill::bert::CandleBert;
+use ditto_distill::params::Params;
+use ditto_models::config::BertConfig;
+
+const POSITIVE: [&str; 6] = ["good", "great", "fine", "lovely", "superb", "warm"];
+const NEGATIVE: [&str; 6] = ["bad", "awful", "dull", "poor", "boring", "cold"];
+const NEUTRAL: [&str; 8] = ["the", "film", "movie", "was", "a", "very", "plot", "and"];
+
+/// A BERT directory as scripts/fetch-models writes MiniLM's: config.json, model.safetensors
+/// without pooler or classifier, and a WordPiece tokenizer.json.
+fn base_model(dir: &Path) {
+    use tokenizers::models::wordpiece::WordPiece;
+    use tokenizers::normalizers::BertNormalizer;
+    use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+    use tokenizers::processors::bert::BertProcessing;
+    std::fs::create_dir_all(dir).unwrap();
+    let words: Vec<&str> = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"]
+        .into_iter()
+        .chain(POSITIVE)
+        .chain(NEGATIVE)
+        .chain(NEUTRAL)
+        .collect();
+    std::fs::write(dir.join("vocab.txt"), words.join("\n")).unwrap();
+    let wp =
+        WordPiece::builder().files(path(&dir.join("vocab.txt"))).unk_token("[UNK]".into()).build().unwrap();
+    let mut tok = tokenizers::Tokenizer::new(wp);
+    tok.with_normalizer(Some(BertNormalizer::default()))
+        .with_pre_tokenizer(Some(BertPreTokenizer))
+        .with_post_processor(Some(BertProcessing::new(("[SEP]".into(), 3), ("[CLS]".into(), 2))));
+    tok.save(dir.join("tokenizer.json"), false).unwrap();
+    let cfg = BertConfig {
+        vocab_size: words.len(),
+        hidden_size: 32,
+        num_hidden_layers: 2,
+        num_attention_heads: 2,
+        intermediate_size: 64,
+        max_position_embeddings: 64,
+        ..ditto_models::seeded::config()
+    };
+    // MiniLM's layout: the encoder only (CandleBert wants a head; it is left out of the file).
+    let bert = ditto_models::seeded::with_head(ditto_models::seeded::bert_of(cfg.clone(), 5), &["a", "b"], 5);
+    let m = CandleBert::from_model(&bert, DType::F32, &Device::Cpu).unwrap();
+    let encoder: std::collections::BTreeMap<String, candle_core::Tensor> = m
+        .params
+        .names()
+        .filter(|n| !n.contains("pooler") && !n.contains("classifier"))
+        .map(|n| (n.to_string(), m.params.get(n).unwrap().clone()))
+        .collect();
+    assert!(encoder.len() + 4 == m.params.names().count());
+    std::fs::write(dir.join("config.json"), serde_json::to_string(&cfg).unwrap()).unwrap();
+    Params::save_tensors(&encoder, &dir.join("model.safetensors")).unwrap();
+}
+
+/// 200 labelled sentences: a sentiment word among neutral ones.
+fn polarity(file: &Path) {
+    let mut rows = Vec::new();
+    for k in 0..200usize {
+        let (label, words) = if k % 2 == 0 { (1, POSITIVE) } else { (0, NEGATIVE) };
+        let n = NEUTRAL.len();
+        let s = format!(
+            "{} {} {} {} {}",
+            NEUTRAL[k % n],
+            NEUTRAL[(k / 2 + 3) % n],
+            words[(k / 2) % 6],
+            NEUTRAL[(k / 3 + 1) % n],
+            NEUTRAL[(k / 5) % n]
+        );
+        rows.push(format!("{label}\t{s}"));
+    }
+    std::fs::write(file, rows.join("\n")).unwrap();
+}
+
+fn run(args: &[&str]) -> String {
+    let o = ditto().args(args).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{args:?}: {out}{err}");
+    out + &err
+}
+
+/// The percentage after `label` on a line of `out`.
+fn percent(out: &str, label: &str) -> f64 {
+    let line = out.lines().find(|l| l.contains(label)).unwrap_or_else(|| panic!("no {label:?} in {out}"));
+    let rest = &line[line.find(label).unwrap() + label.len()..];
+    rest.trim_start().split('%').next().unwrap().trim().parse().unwrap()
+}
+
+#[test]
+fn train_distill_resume_and_evaluate_a_classifier() {
+    let d = std::env::temp_dir().join(format!("ditto-classifier-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    base_model(&d.join("base"));
+    polarity(&d.join("polarity.tsv"));
+    let (base, data) = (path(&d.join("base")), path(&d.join("polarity.tsv")));
+    let (teacher, student) = (path(&d.join("teacher")), path(&d.join("student")));
+    let small = ["--batch", "8", "--every", "4", "--lr", "3e-3"];
+
+    let out = run(&[
+        &["train-classifier", "--model", &base, "--data", &data, "--out", &teacher, "--epochs", "3"],
+        &small[..],
+    ]
+    .concat());
+    assert!(out.contains("160 training, 20 validation, 20 test sentences"), "{out}");
+    // The sentiment word decides; a trained classifier finds it.
+    assert!(percent(&out, ", test") >= 90.0, "{out}");
+
+    let distill = |stage2: &str| {
+        let a = ["distill", "--teacher", &teacher, "--data", &data, "--out", &student, "--stage1-steps", "8"];
+        let b = ["--stage2-steps", stage2, "--augment", "0.5", "--eval-every", "4"];
+        run(&[&a[..], &b[..], &small[..]].concat())
+    };
+    let first = distill("8");
+    assert!(first.contains("stage2: step 4, validation accuracy of the student"), "{first}");
+    let second = distill("12");
+    assert!(second.contains("resume  stage2 from step 8"), "{second}");
+    assert!(second.contains("stage2: step 8, validation accuracy"), "{second}");
+    assert!(!second.contains("stage1:"), "{second}");
+    for f in ["config.json", "model.safetensors", "tokenizer.json", "quant.json"] {
+        assert!(d.join("student").join(f).exists(), "{f}");
+    }
+
+    let bad = ditto()
+        .args([
+            "distill",
+            "--teacher",
+            &teacher,
+            "--data",
+            &data,
+            "--out",
+            &path(&d.join("x")),
+            "--augment",
+            "1.5",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--augment 1.5 is not a share in [0, 1]"));
+
+    // The student in Ditto mode: fixed-point (exact) and secure on the validation split.
+    let out = run(&[
+        "eval-classifier",
+        "--model",
+        &student,
+        "--data",
+        &data,
+        "--split",
+        "validation",
+        "--secure",
+        "6",
+    ]);
+    assert!(out.contains("validation 20 sentences"), "{out}");
+    let fixed = percent(&out, "accuracy fixed-point ditto");
+    assert!(fixed >= 80.0, "{out}");
+    let agree: usize =
+        out.split("labels agree on ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    // Secure equals fixed-point within its ulps: a label may flip only at a near tie.
+    assert!(agree >= 5, "{out}");
+    let _ = std::fs::remove_dir_all(&d);
+}
