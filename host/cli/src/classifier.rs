@@ -309,9 +309,9 @@ pub fn distill_bert(
             *ids = data::perturb(ids, &pool, &mut rng);
         }
         let (ids, lengths, _) = batch(&items.iter().collect::<Vec<_>>()).map_err(data_err)?;
-        if stage == 2 && a.eval_every > 0 && k > 0 && k.is_multiple_of(a.eval_every) {
+        if a.eval_every > 0 && k > 0 && k.is_multiple_of(a.eval_every) {
             let acc = accuracy(&predict(&student, mode, &va).map_err(data_err)?, &va);
-            say!("stage2: step {k}, validation accuracy of the student {acc:.2}%");
+            say!("stage{stage}: step {k}, validation accuracy of the student {acc:.2}%");
         }
         let (tl, tt) = teacher.forward(&ids, &lengths, &Mode::Float, stage == 1)?;
         let (sl, st) = student.forward(&ids, &lengths, mode, stage == 1)?;

@@ -113,8 +113,8 @@ pub struct DistillArgs {
     /// over-fitting the 3200 training sentences.
     #[arg(long, default_value_t = 0.5)]
     pub augment: f64,
-    /// BERT: report the fixed-point student's validation accuracy every this many stage-2
-    /// steps (0: only at the end).
+    /// BERT: report the fixed-point student's validation accuracy every this many steps of
+    /// either stage (0: never).
     #[arg(long, default_value_t = 0)]
     pub eval_every: usize,
     #[command(flatten)]
