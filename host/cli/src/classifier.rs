@@ -110,6 +110,33 @@ pub fn nth_batch(items: &[Example], size: usize, seed: u64, k: usize) -> Vec<&Ex
     order[i..(i + size).min(items.len())].iter().map(|&j| &items[j]).collect()
 }
 
+/// The tokens between a sentence's [CLS] and [SEP] (none for a shorter list).
+fn inner(ids: &[u32]) -> &[u32] {
+    ids.get(1..ids.len().saturating_sub(1)).unwrap_or(&[])
+}
+
+/// [`nth_batch`] with its last `share` of sentences replaced by [`data::perturb`]ed copies
+/// (drawn deterministically from `seed`, `k` and `stage`, so a resumed run sees the same batches).
+fn augmented_batch(
+    items: &[Example],
+    pool: &[u32],
+    share: f64,
+    size: usize,
+    seed: u64,
+    k: usize,
+    stage: u8,
+) -> Vec<Example> {
+    let mut out: Vec<Example> = nth_batch(items, size, seed, k).into_iter().cloned().collect();
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    let perturbed = ((share * out.len() as f64).round() as usize).min(out.len());
+    let mut rng = SplitMix::new(seed ^ 0xA5A5_0000 ^ ((k as u64) << 8) ^ u64::from(stage));
+    let n = out.len();
+    for (ids, _) in &mut out[n - perturbed..] {
+        *ids = data::perturb(ids, pool, &mut rng);
+    }
+    out
+}
+
 /// Predicted labels of `items` under `mode`.
 pub fn predict(m: &CandleBert, mode: &Mode, items: &[Example]) -> Result<Vec<u32>, CliError> {
     let mut out = Vec::with_capacity(items.len());
@@ -289,25 +316,18 @@ pub fn distill_bert(
     q: &ditto_models::quant::QuantConfig,
     mode: &Mode,
 ) -> Result<(), CliError> {
+    if !(0.0..=1.0).contains(&a.augment) {
+        return Err(CliError::Usage(format!("--augment {} is not a share in [0, 1]", a.augment)));
+    }
     let (teacher, tok) = load(&a.teacher, DType::F32, 0)?;
     let (student, _) = load(&a.teacher, DType::F32, 0)?;
     let [tr, va, te] = splits(&tok, a.data.as_deref())?;
     let ckpt = Checkpoint::new(&a.out.join("checkpoint"));
     resumed(&ckpt)?;
     let mut progress = bar("distill");
-    if !(0.0..=1.0).contains(&a.augment) {
-        return Err(CliError::Usage(format!("--augment {} is not a share in [0, 1]", a.augment)));
-    }
-    let pool: Vec<u32> = tr.iter().flat_map(|(s, _)| s[1..s.len() - 1].iter().copied()).collect();
+    let pool: Vec<u32> = tr.iter().flat_map(|(s, _)| inner(s).iter().copied()).collect();
     let step = |stage: u8, k: usize, seed: u64, size: usize| -> Result<Tensor, ditto_distill::DistillError> {
-        let mut items: Vec<Example> = nth_batch(&tr, size, seed, k).into_iter().cloned().collect();
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
-        let perturbed = (a.augment * items.len() as f64).round() as usize;
-        let mut rng = SplitMix::new(seed ^ 0xA5A5_0000 ^ ((k as u64) << 8) ^ u64::from(stage));
-        let n = items.len();
-        for (ids, _) in &mut items[n - perturbed.min(n)..] {
-            *ids = data::perturb(ids, &pool, &mut rng);
-        }
+        let items = augmented_batch(&tr, &pool, a.augment, size, seed, k, stage);
         let (ids, lengths, _) = batch(&items.iter().collect::<Vec<_>>()).map_err(data_err)?;
         if a.eval_every > 0 && k > 0 && k.is_multiple_of(a.eval_every) {
             let acc = accuracy(&predict(&student, mode, &va).map_err(data_err)?, &va);

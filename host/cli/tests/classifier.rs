@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 
 use candle_core::{DType, Device};
-use common::{ditto, path};
+use common::{ditto, path, run};
 use ditto_distill::bert::CandleBert;
 use ditto_distill::params::Params;
 use ditto_models::config::BertConfig;
@@ -79,14 +79,6 @@ fn polarity(file: &Path) {
         rows.push(format!("{label}\t{s}"));
     }
     std::fs::write(file, rows.join("\n")).unwrap();
-}
-
-fn run(args: &[&str]) -> String {
-    let o = ditto().args(args).output().unwrap();
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(o.status.success(), "{args:?}: {out}{err}");
-    out + &err
 }
 
 /// The percentage after `label` on a line of `out`.

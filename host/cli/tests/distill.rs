@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{ditto, path};
+use common::{ditto, path, run};
 
 #[test]
 fn demo_runs_the_shipped_model_by_default() {
@@ -40,13 +40,6 @@ fn novels(dir: &std::path::Path) {
         let text: Vec<String> = (0..60).map(|k| s[(k * 3 + i) % 4].to_string()).collect();
         std::fs::write(dir.join(format!("{b}.txt")), text.join("\n\n")).unwrap();
     }
-}
-
-fn run(args: &[&str]) -> String {
-    let o = ditto().args(args).output().unwrap();
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    assert!(o.status.success(), "{args:?}: {out}{}", String::from_utf8_lossy(&o.stderr));
-    out
 }
 
 #[test]

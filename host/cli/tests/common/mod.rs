@@ -23,6 +23,15 @@ impl Drop for Kill {
     }
 }
 
+/// Runs `ditto ARGS`, asserts it succeeded and returns its stdout followed by its stderr.
+pub fn run(args: &[&str]) -> String {
+    let o = ditto().args(args).output().unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(o.status.success(), "{args:?}: {out}{err}");
+    out + &err
+}
+
 pub fn path(p: &Path) -> String {
     p.to_str().unwrap().to_string()
 }
