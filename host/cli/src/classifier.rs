@@ -9,7 +9,7 @@ use candle_core::{DType, Device, Tensor};
 use ditto_distill::bert::{self, CandleBert};
 use ditto_distill::data::{self, SplitMix};
 use ditto_distill::student::Mode;
-use ditto_distill::train::{self, Checkpoint};
+use ditto_distill::train::{self, Checkpoint, State};
 use ditto_models::bert::Bert;
 use ditto_models::config::BertConfig;
 use ditto_models::tokenizer::Tokenizer;
@@ -319,6 +319,11 @@ pub fn distill_bert(
     if !(0.0..=1.0).contains(&a.augment) {
         return Err(CliError::Usage(format!("--augment {} is not a share in [0, 1]", a.augment)));
     }
+    if a.keep_best && a.eval_every == 0 {
+        return Err(CliError::Usage(
+            "--keep-best chooses by validation accuracy: it needs --eval-every N (N > 0)".into(),
+        ));
+    }
     let (teacher, tok) = load(&a.teacher, DType::F32, 0)?;
     let (student, _) = load(&a.teacher, DType::F32, 0)?;
     let [tr, va, te] = splits(&tok, a.data.as_deref())?;
@@ -332,6 +337,9 @@ pub fn distill_bert(
         if a.eval_every > 0 && k > 0 && k.is_multiple_of(a.eval_every) {
             let acc = accuracy(&predict(&student, mode, &va).map_err(data_err)?, &va);
             say!("stage{stage}: step {k}, validation accuracy of the student {acc:.2}%");
+            if a.keep_best {
+                ckpt.offer_best(&student.params, &State { phase: format!("stage{stage}"), step: k }, acc)?;
+            }
         }
         let (tl, tt) = teacher.forward(&ids, &lengths, &Mode::Float, stage == 1)?;
         let (sl, st) = student.forward(&ids, &lengths, mode, stage == 1)?;
@@ -362,6 +370,9 @@ pub fn distill_bert(
         &mut progress,
     )
     .map_err(err)?;
+    if a.keep_best {
+        keep_best(&ckpt, &student, mode, &va, o2.steps)?;
+    }
     let acc =
         |m: &CandleBert, md: &Mode| -> Result<f64, CliError> { Ok(accuracy(&predict(m, md, &te)?, &te)) };
     say!(
@@ -374,4 +385,31 @@ pub fn distill_bert(
     let qp = a.out.join("quant.json");
     std::fs::write(&qp, serde_json::to_string_pretty(q).map_err(err)?)
         .map_err(|e| CliError::File { path: qp, source: e })
+}
+
+/// Offers the last student too, then loads the best one reported (ties keep the earlier).
+fn keep_best(
+    ckpt: &Checkpoint,
+    student: &CandleBert,
+    mode: &Mode,
+    va: &[Example],
+    steps: usize,
+) -> Result<(), CliError> {
+    let last = accuracy(&predict(student, mode, va)?, va);
+    let end = State { phase: "stage2".into(), step: steps };
+    ckpt.offer_best(&student.params, &end, last).map_err(err)?;
+    if let Some(b) = ckpt.best().map_err(err)?
+        && b.at != end
+    {
+        ckpt.restore_best(&student.params).map_err(err)?;
+        say!(
+            "best    the student after {} step {} (validation {:.2}%; the last {last:.2}%)",
+            b.at.phase,
+            b.at.step,
+            b.score
+        );
+    } else {
+        say!("best    the last student (validation {last:.2}%)");
+    }
+    Ok(())
 }

@@ -117,6 +117,10 @@ pub struct DistillArgs {
     /// either stage (0: never).
     #[arg(long, default_value_t = 0)]
     pub eval_every: usize,
+    /// BERT: keep the student with the best validation accuracy among those reported (every
+    /// `--eval-every` steps and at the end) instead of the last one (early stopping).
+    #[arg(long)]
+    pub keep_best: bool,
     #[command(flatten)]
     pub train: LoopArgs,
 }

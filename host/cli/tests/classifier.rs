@@ -109,7 +109,7 @@ fn train_distill_resume_and_evaluate_a_classifier() {
 
     let distill = |stage2: &str| {
         let a = ["distill", "--teacher", &teacher, "--data", &data, "--out", &student, "--stage1-steps", "8"];
-        let b = ["--stage2-steps", stage2, "--augment", "0.5", "--eval-every", "4"];
+        let b = ["--stage2-steps", stage2, "--augment", "0.5", "--eval-every", "4", "--keep-best"];
         run(&[&a[..], &b[..], &small[..]].concat())
     };
     let first = distill("8");
@@ -119,6 +119,19 @@ fn train_distill_resume_and_evaluate_a_classifier() {
     assert!(second.contains("resume  stage2 from step 8"), "{second}");
     assert!(second.contains("stage2: step 8, validation accuracy"), "{second}");
     assert!(!second.contains("stage1:"), "{second}");
+    // --keep-best: the kept student's validation accuracy is the highest of every report.
+    let reports: Vec<f64> = [&first, &second]
+        .iter()
+        .flat_map(|o| o.lines())
+        .filter(|l| l.contains("validation accuracy of the student") || l.starts_with("best "))
+        .map(|l| {
+            let v = l.split("(validation ").nth(1).or_else(|| l.split(" of the student ").nth(1)).unwrap();
+            v.trim().split('%').next().unwrap().parse().unwrap()
+        })
+        .collect();
+    let kept = reports[reports.len() - 1];
+    assert!(first.contains("best    the ") && second.contains("best    the "), "{second}");
+    assert!(reports.iter().all(|&r| r <= kept), "{reports:?}\n{first}\n{second}");
     for f in ["config.json", "model.safetensors", "tokenizer.json", "quant.json"] {
         assert!(d.join("student").join(f).exists(), "{f}");
     }
@@ -139,6 +152,21 @@ fn train_distill_resume_and_evaluate_a_classifier() {
         .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--augment 1.5 is not a share in [0, 1]"));
+    let bad = ditto()
+        .args([
+            "distill",
+            "--teacher",
+            &teacher,
+            "--data",
+            &data,
+            "--out",
+            &path(&d.join("x")),
+            "--keep-best",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--keep-best chooses by validation accuracy"));
 
     // The student in Ditto mode: fixed-point (exact) and secure on the validation split.
     let out = run(&[
@@ -155,6 +183,9 @@ fn train_distill_resume_and_evaluate_a_classifier() {
     assert!(out.contains("validation 20 sentences"), "{out}");
     let fixed = percent(&out, "accuracy fixed-point ditto");
     assert!(fixed >= 80.0, "{out}");
+    // The saved model is the kept one (exact f64 here, f32 emulation in training: one
+    // sentence of 20 may differ).
+    assert!((fixed - kept).abs() <= 5.0, "kept {kept}%: {out}");
     let agree: usize =
         out.split("labels agree on ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
     // Secure equals fixed-point within its ulps: a label may flip only at a near tie.

@@ -73,14 +73,7 @@ impl Checkpoint {
 
     /// The saved state, if any.
     pub fn state(&self) -> Result<Option<State>, DistillError> {
-        let p = self.state_path();
-        match std::fs::read_to_string(&p) {
-            Ok(t) => serde_json::from_str(&t)
-                .map(Some)
-                .map_err(|e| DistillError::Checkpoint { path: p, reason: e.to_string() }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(DistillError::Io { path: p, source: e }),
-        }
+        read_json(&self.state_path())
     }
 
     /// Loads the saved parameters into `params` and returns the state.
@@ -92,14 +85,73 @@ impl Checkpoint {
 
     /// Saves the parameters (f32) and the state.
     pub fn save(&self, params: &Params, state: &State) -> Result<(), DistillError> {
-        let io = |e| DistillError::Io { path: self.dir.clone(), source: e };
-        std::fs::create_dir_all(&self.dir).map_err(io)?;
-        params.save(&self.dir.join("params.safetensors"), candle_core::DType::F32)?;
-        let tmp = self.dir.join("state.json.part");
-        let text = serde_json::to_string(state).unwrap_or_default();
-        std::fs::write(&tmp, text).map_err(io)?;
-        std::fs::rename(&tmp, self.state_path()).map_err(io)
+        self.save_params(params, "params.safetensors")?;
+        write_json(&self.state_path(), state)
     }
+
+    fn save_params(&self, params: &Params, name: &str) -> Result<(), DistillError> {
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| DistillError::Io { path: self.dir.clone(), source: e })?;
+        params.save(&self.dir.join(name), candle_core::DType::F32)
+    }
+}
+
+/// The best student seen so far by a held-out score (higher is better): where it was taken.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Best {
+    /// Phase and steps done when it was taken.
+    pub at: State,
+    /// Its score (e.g. validation accuracy in percent).
+    pub score: f64,
+}
+
+impl Checkpoint {
+    fn best_path(&self) -> PathBuf {
+        self.dir.join("best.json")
+    }
+
+    /// The best student recorded so far, if any.
+    pub fn best(&self) -> Result<Option<Best>, DistillError> {
+        read_json(&self.best_path())
+    }
+
+    /// Keeps `params` (in `best.safetensors`) when `score` beats the best recorded so far
+    /// (strictly, so ties keep the earlier student); returns whether it did. The record
+    /// lives beside the checkpoint, so a resumed run goes on comparing against it.
+    pub fn offer_best(&self, params: &Params, at: &State, score: f64) -> Result<bool, DistillError> {
+        if !score.is_finite() || self.best()?.is_some_and(|b| b.score >= score) {
+            return Ok(false);
+        }
+        self.save_params(params, "best.safetensors")?;
+        write_json(&self.best_path(), &Best { at: at.clone(), score })?;
+        Ok(true)
+    }
+
+    /// Loads the best student's parameters into `params` and returns its record.
+    pub fn restore_best(&self, params: &Params) -> Result<Option<Best>, DistillError> {
+        let Some(b) = self.best()? else { return Ok(None) };
+        params.load_values(&self.dir.join("best.safetensors"))?;
+        Ok(Some(b))
+    }
+}
+
+/// A JSON record, or `None` when the file does not exist.
+fn read_json<T: serde::de::DeserializeOwned>(p: &Path) -> Result<Option<T>, DistillError> {
+    match std::fs::read_to_string(p) {
+        Ok(t) => serde_json::from_str(&t)
+            .map(Some)
+            .map_err(|e| DistillError::Checkpoint { path: p.to_path_buf(), reason: e.to_string() }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(DistillError::Io { path: p.to_path_buf(), source: e }),
+    }
+}
+
+/// Writes a JSON record through a temporary file and a rename, so a crash leaves the old one.
+fn write_json<T: Serialize>(p: &Path, value: &T) -> Result<(), DistillError> {
+    let io = |e| DistillError::Io { path: p.to_path_buf(), source: e };
+    let tmp = p.with_extension("json.part");
+    std::fs::write(&tmp, serde_json::to_string(value).unwrap_or_default()).map_err(io)?;
+    std::fs::rename(&tmp, p).map_err(io)
 }
 
 /// Random windows of `seq + 1` tokens from a token stream, `batch` at a time.

@@ -60,3 +60,32 @@ fn one_stage2_step_lowers_the_loss() {
     let (before, after) = one_step_lowers(2);
     assert!(before > 0.0 && after < before, "stage 2: {before} -> {after}");
 }
+
+/// The best-student record: strictly better scores replace it (ties keep the earlier), it
+/// survives a new `Checkpoint` on the same directory (a resumed run), and restoring it brings
+/// back the parameters offered with it, not the later ones.
+#[test]
+fn the_best_student_is_kept_and_restored() {
+    use ditto_distill::params::Params;
+    use ditto_distill::train::{Checkpoint, State};
+    let dir = std::env::temp_dir().join(format!("ditto-best-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let p = |v: f32| {
+        Params::from_f32([("w".to_string(), &[v, -v][..], vec![2])], DType::F32, &Device::Cpu).unwrap()
+    };
+    let at = |step| State { phase: "stage2".into(), step };
+    let ckpt = Checkpoint::new(&dir);
+    assert!(ckpt.best().unwrap().is_none());
+    assert!(ckpt.offer_best(&p(1.0), &at(1), 50.0).unwrap());
+    assert!(!ckpt.offer_best(&p(2.0), &at(2), 40.0).unwrap());
+    assert!(!ckpt.offer_best(&p(3.0), &at(3), 50.0).unwrap());
+    assert!(!ckpt.offer_best(&p(9.0), &at(9), f64::NAN).unwrap());
+    let resumed = Checkpoint::new(&dir);
+    assert!(resumed.offer_best(&p(4.0), &at(4), 62.5).unwrap());
+    assert!(!resumed.offer_best(&p(5.0), &at(5), 60.0).unwrap());
+    let live = p(5.0);
+    let b = resumed.restore_best(&live).unwrap().unwrap();
+    assert_eq!((b.at, b.score), (at(4), 62.5));
+    assert_eq!(live.f32_data("w").unwrap(), vec![4.0, -4.0]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
