@@ -136,37 +136,17 @@ fn train_distill_resume_and_evaluate_a_classifier() {
         assert!(d.join("student").join(f).exists(), "{f}");
     }
 
-    let bad = ditto()
-        .args([
-            "distill",
-            "--teacher",
-            &teacher,
-            "--data",
-            &data,
-            "--out",
-            &path(&d.join("x")),
-            "--augment",
-            "1.5",
-        ])
-        .output()
-        .unwrap();
-    assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("--augment 1.5 is not a share in [0, 1]"));
-    let bad = ditto()
-        .args([
-            "distill",
-            "--teacher",
-            &teacher,
-            "--data",
-            &data,
-            "--out",
-            &path(&d.join("x")),
-            "--keep-best",
-        ])
-        .output()
-        .unwrap();
-    assert!(!bad.status.success());
-    assert!(String::from_utf8_lossy(&bad.stderr).contains("--keep-best chooses by validation accuracy"));
+    // Bad options are refused with a clear error before any training.
+    for (extra, says) in [
+        (&["--augment", "1.5"][..], "--augment 1.5 is not a share in [0, 1]"),
+        (&["--keep-best"][..], "--keep-best chooses by validation accuracy"),
+    ] {
+        let x = path(&d.join("x"));
+        let a = ["distill", "--teacher", &teacher, "--data", &data, "--out", &x];
+        let bad = ditto().args([&a[..], extra].concat()).output().unwrap();
+        assert!(!bad.status.success());
+        assert!(String::from_utf8_lossy(&bad.stderr).contains(says), "{extra:?}");
+    }
 
     // The student in Ditto mode: fixed-point (exact) and secure on the validation split.
     let out = run(&[
