@@ -316,8 +316,9 @@ pub fn distill_bert(
     q: &ditto_models::quant::QuantConfig,
     mode: &Mode,
 ) -> Result<(), CliError> {
-    if !(0.0..=1.0).contains(&a.augment) {
-        return Err(CliError::Usage(format!("--augment {} is not a share in [0, 1]", a.augment)));
+    let augment = a.augment.unwrap_or(0.5);
+    if !(0.0..=1.0).contains(&augment) {
+        return Err(CliError::Usage(format!("--augment {augment} is not a share in [0, 1]")));
     }
     if a.keep_best && a.eval_every == 0 {
         return Err(CliError::Usage(
@@ -332,7 +333,7 @@ pub fn distill_bert(
     let mut progress = bar("distill");
     let pool: Vec<u32> = tr.iter().flat_map(|(s, _)| inner(s).iter().copied()).collect();
     let step = |stage: u8, k: usize, seed: u64, size: usize| -> Result<Tensor, ditto_distill::DistillError> {
-        let items = augmented_batch(&tr, &pool, a.augment, size, seed, k, stage);
+        let items = augmented_batch(&tr, &pool, augment, size, seed, k, stage);
         let (ids, lengths, _) = batch(&items.iter().collect::<Vec<_>>()).map_err(data_err)?;
         if a.eval_every > 0 && k > 0 && k.is_multiple_of(a.eval_every) {
             let acc = accuracy(&predict(&student, mode, &va).map_err(data_err)?, &va);

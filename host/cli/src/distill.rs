@@ -110,9 +110,9 @@ pub struct DistillArgs {
     pub eval_windows: usize,
     /// BERT: the share of each batch that is perturbed copies of training sentences (tokens
     /// deleted or replaced; the teacher labels them), a larger transfer set against
-    /// over-fitting the 3200 training sentences.
-    #[arg(long, default_value_t = 0.5)]
-    pub augment: f64,
+    /// over-fitting the 3200 training sentences (default 0.5).
+    #[arg(long)]
+    pub augment: Option<f64>,
     /// BERT: report the fixed-point student's validation accuracy every this many steps of
     /// either stage (0: never).
     #[arg(long, default_value_t = 0)]
@@ -263,6 +263,13 @@ pub fn distill(a: &DistillArgs) -> Result<(), CliError> {
     let mode = Mode::fixed(&q).map_err(err)?;
     if !crate::demo::is_gpt2_dir(&a.teacher)? {
         return crate::classifier::distill_bert(a, &q, &mode);
+    }
+    if a.augment.is_some() || a.eval_every > 0 || a.keep_best {
+        return Err(CliError::Usage(
+            "--augment, --eval-every and --keep-best are for a BERT classifier teacher; a GPT-2 \
+             student is scored by held-out perplexity at the end"
+                .into(),
+        ));
     }
     let (teacher, tok) = load_gpt2(&a.teacher)?;
     let (student, _) = load_gpt2(&a.teacher)?;

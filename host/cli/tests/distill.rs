@@ -74,6 +74,20 @@ fn train_distill_resume_and_run_the_student() {
     // A finished run resumes at its end: nothing left to train.
     let out = run(&a);
     assert!(out.contains("resume  stage2 from step 3"), "{out}");
+    // The BERT-only options are refused for a GPT-2 teacher, not silently ignored.
+    for extra in ["--augment", "--eval-every", "--keep-best"] {
+        let x = path(&d.join("x"));
+        let mut b = vec!["distill", "--teacher", &teacher, "--data", &data, "--out", &x, extra];
+        if extra != "--keep-best" {
+            b.push("1");
+        }
+        let bad = ditto().args(&b).output().unwrap();
+        assert!(!bad.status.success(), "{extra}");
+        assert!(
+            String::from_utf8_lossy(&bad.stderr).contains("are for a BERT classifier teacher"),
+            "{extra}"
+        );
+    }
     // The student runs securely with its own quant.json, and agrees with its fixed-point reference.
     let out = run(&["demo", "--model", &student, "--gen", "4", "--text", "She walked"]);
     assert!(
