@@ -335,7 +335,8 @@ pub fn distill_bert(
     let step = |stage: u8, k: usize, seed: u64, size: usize| -> Result<Tensor, ditto_distill::DistillError> {
         let items = augmented_batch(&tr, &pool, augment, size, seed, k, stage);
         let (ids, lengths, _) = batch(&items.iter().collect::<Vec<_>>()).map_err(data_err)?;
-        if a.eval_every > 0 && k > 0 && k.is_multiple_of(a.eval_every) {
+        // Stage 2's step 0 is the student stage 1 left.
+        if a.eval_every > 0 && (k > 0 || stage == 2) && k.is_multiple_of(a.eval_every) {
             let acc = accuracy(&predict(&student, mode, &va).map_err(data_err)?, &va);
             say!("stage{stage}: step {k}, validation accuracy of the student {acc:.2}%");
             if a.keep_best {

@@ -114,7 +114,7 @@ pub struct DistillArgs {
     #[arg(long)]
     pub augment: Option<f64>,
     /// BERT: report the fixed-point student's validation accuracy every this many steps of
-    /// either stage (0: never).
+    /// either stage and at the start of stage 2, i.e. after stage 1 (0: never).
     #[arg(long, default_value_t = 0)]
     pub eval_every: usize,
     /// BERT: keep the student with the best validation accuracy among those reported (every

@@ -115,6 +115,7 @@ fn train_distill_resume_and_evaluate_a_classifier() {
     let first = distill("8");
     assert!(first.contains("stage1: step 4, validation accuracy of the student"), "{first}");
     assert!(first.contains("stage2: step 4, validation accuracy of the student"), "{first}");
+    assert!(first.contains("stage2: step 0, validation accuracy of the student"), "{first}");
     let second = distill("12");
     assert!(second.contains("resume  stage2 from step 8"), "{second}");
     assert!(second.contains("stage2: step 8, validation accuracy"), "{second}");
