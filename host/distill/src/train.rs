@@ -61,6 +61,15 @@ pub struct State {
     pub step: usize,
 }
 
+/// The best student seen so far by a held-out score (higher is better): where it was taken.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Best {
+    /// Phase and steps done when it was taken.
+    pub at: State,
+    /// Its score (e.g. validation accuracy in percent).
+    pub score: f64,
+}
+
 impl Checkpoint {
     /// A checkpoint in `dir` (created when first saved).
     pub fn new(dir: &Path) -> Self {
@@ -94,18 +103,7 @@ impl Checkpoint {
             .map_err(|e| DistillError::Io { path: self.dir.clone(), source: e })?;
         params.save(&self.dir.join(name), candle_core::DType::F32)
     }
-}
 
-/// The best student seen so far by a held-out score (higher is better): where it was taken.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Best {
-    /// Phase and steps done when it was taken.
-    pub at: State,
-    /// Its score (e.g. validation accuracy in percent).
-    pub score: f64,
-}
-
-impl Checkpoint {
     fn best_path(&self) -> PathBuf {
         self.dir.join("best.json")
     }
