@@ -351,7 +351,7 @@ pub fn distill_bert(
     if state.as_ref().is_some_and(|s| s.phase == "stage2") {
         ckpt.restore(&student.params).map_err(err)?;
     } else {
-        let o1 = a.train.options(a.stage1, 2e-5);
+        let o1 = a.stage1_options(2e-5);
         train::run(
             "stage1",
             &student.params,
@@ -362,7 +362,7 @@ pub fn distill_bert(
         )
         .map_err(err)?;
     }
-    let o2 = a.train.options(a.stage2, 1e-5);
+    let o2 = a.stage2_options(1e-5);
     train::run(
         "stage2",
         &student.params,

@@ -121,8 +121,28 @@ pub struct DistillArgs {
     /// `--eval-every` steps and at the end) instead of the last one (early stopping).
     #[arg(long)]
     pub keep_best: bool,
+    /// Peak learning rate of stage 2 alone (default: `--lr` if given, else the stage's own
+    /// default, lower than stage 1's).
+    #[arg(long = "stage2-lr")]
+    pub stage2_lr: Option<f64>,
     #[command(flatten)]
     pub train: LoopArgs,
+}
+
+impl DistillArgs {
+    /// Stage 1's options (`default_lr` unless `--lr`).
+    pub(crate) fn stage1_options(&self, default_lr: f64) -> TrainOptions {
+        self.train.options(self.stage1, default_lr)
+    }
+
+    /// Stage 2's options: `--stage2-lr`, else `--lr`, else `default_lr`.
+    pub(crate) fn stage2_options(&self, default_lr: f64) -> TrainOptions {
+        let mut o = self.train.options(self.stage2, default_lr);
+        if let Some(lr) = self.stage2_lr {
+            o.lr = lr;
+        }
+        o
+    }
 }
 
 pub(crate) fn err(e: impl std::fmt::Display) -> CliError {
@@ -287,7 +307,7 @@ pub fn distill(a: &DistillArgs) -> Result<(), CliError> {
     if resumed.as_ref().is_some_and(|s| s.phase == "stage2") {
         ckpt.restore(&student.params).map_err(err)?;
     } else {
-        let o1 = a.train.options(a.stage1, 1e-4);
+        let o1 = a.stage1_options(1e-4);
         let mut w = Windows::new(&tokens, o1.seed);
         train::run(
             "stage1",
@@ -299,7 +319,7 @@ pub fn distill(a: &DistillArgs) -> Result<(), CliError> {
         )
         .map_err(err)?;
     }
-    let o2 = a.train.options(a.stage2, 5e-5);
+    let o2 = a.stage2_options(5e-5);
     let mut w = Windows::new(&tokens, o2.seed ^ 2);
     train::run(
         "stage2",
@@ -395,4 +415,34 @@ pub fn eval_lm(a: &EvalLmArgs) -> Result<(), CliError> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::{Cli, Command};
+
+    fn distill_args(extra: &[&str]) -> super::DistillArgs {
+        let mut argv = vec!["ditto", "distill", "--teacher", "t", "--out", "o"];
+        argv.extend_from_slice(extra);
+        match Cli::try_parse_from(argv).expect("valid command line").command {
+            Command::Distill(a) => *a,
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn stage2_lr_overrides_lr_for_stage_2_only() {
+        let (s1, s2) = (2e-5, 1e-5);
+        let a = distill_args(&["--stage1-steps", "7", "--stage2-steps", "9"]);
+        let (o1, o2) = (a.stage1_options(s1), a.stage2_options(s2));
+        assert_eq!((o1.steps, o1.lr, o2.steps, o2.lr), (7, s1, 9, s2));
+        let a = distill_args(&["--lr", "3e-4"]);
+        assert_eq!((a.stage1_options(s1).lr, a.stage2_options(s2).lr), (3e-4, 3e-4));
+        let a = distill_args(&["--lr", "3e-4", "--stage2-lr", "2e-6"]);
+        assert_eq!((a.stage1_options(s1).lr, a.stage2_options(s2).lr), (3e-4, 2e-6));
+        let a = distill_args(&["--stage2-lr", "2e-6"]);
+        assert_eq!((a.stage1_options(s1).lr, a.stage2_options(s2).lr), (s1, 2e-6));
+    }
 }
