@@ -116,7 +116,8 @@ fn inner(ids: &[u32]) -> &[u32] {
 }
 
 /// [`nth_batch`] with its last `share` of sentences replaced by [`data::perturb`]ed copies
-/// (drawn deterministically from `seed`, `k` and `stage`, so a resumed run sees the same batches).
+/// (drawn deterministically from `seed`, `k` and `stage`, so a resumed run sees the same
+/// batches), and the number of unperturbed sentences (the first ones; their labels hold).
 fn augmented_batch(
     items: &[Example],
     pool: &[u32],
@@ -125,7 +126,7 @@ fn augmented_batch(
     seed: u64,
     k: usize,
     stage: u8,
-) -> Vec<Example> {
+) -> (Vec<Example>, usize) {
     let mut out: Vec<Example> = nth_batch(items, size, seed, k).into_iter().cloned().collect();
     #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
     let perturbed = ((share * out.len() as f64).round() as usize).min(out.len());
@@ -134,7 +135,7 @@ fn augmented_batch(
     for (ids, _) in &mut out[n - perturbed..] {
         *ids = data::perturb(ids, pool, &mut rng);
     }
-    out
+    (out, n - perturbed)
 }
 
 /// Predicted labels of `items` under `mode`.
@@ -320,6 +321,10 @@ pub fn distill_bert(
     if !(0.0..=1.0).contains(&augment) {
         return Err(CliError::Usage(format!("--augment {augment} is not a share in [0, 1]")));
     }
+    let hard_label = a.hard_label.unwrap_or(0.0);
+    if !(0.0..=1.0).contains(&hard_label) {
+        return Err(CliError::Usage(format!("--hard-label {hard_label} is not a weight in [0, 1]")));
+    }
     if a.keep_best && a.eval_every == 0 {
         return Err(CliError::Usage(
             "--keep-best chooses by validation accuracy: it needs --eval-every N (N > 0)".into(),
@@ -333,8 +338,8 @@ pub fn distill_bert(
     let mut progress = bar("distill");
     let pool: Vec<u32> = tr.iter().flat_map(|(s, _)| inner(s).iter().copied()).collect();
     let step = |stage: u8, k: usize, seed: u64, size: usize| -> Result<Tensor, ditto_distill::DistillError> {
-        let items = augmented_batch(&tr, &pool, augment, size, seed, k, stage);
-        let (ids, lengths, _) = batch(&items.iter().collect::<Vec<_>>()).map_err(data_err)?;
+        let (items, clean) = augmented_batch(&tr, &pool, augment, size, seed, k, stage);
+        let (ids, lengths, labels) = batch(&items.iter().collect::<Vec<_>>()).map_err(data_err)?;
         // Stage 2's step 0 is the student stage 1 left.
         if a.eval_every > 0 && (k > 0 || stage == 2) && k.is_multiple_of(a.eval_every) {
             let acc = accuracy(&predict(&student, mode, &va).map_err(data_err)?, &va);
@@ -345,7 +350,11 @@ pub fn distill_bert(
         }
         let (tl, tt) = teacher.forward(&ids, &lengths, &Mode::Float, stage == 1)?;
         let (sl, st) = student.forward(&ids, &lengths, mode, stage == 1)?;
-        if stage == 1 { train::stage1_loss(&st, &tt) } else { train::stage2_loss(&sl, &tl) }
+        if stage == 1 {
+            train::stage1_loss(&st, &tt)
+        } else {
+            bert::labelled_stage2_loss(&sl, &tl, &labels[..clean], hard_label)
+        }
     };
     let state = ckpt.state().map_err(err)?;
     if state.as_ref().is_some_and(|s| s.phase == "stage2") {

@@ -121,6 +121,11 @@ pub struct DistillArgs {
     /// `--eval-every` steps and at the end) instead of the last one (early stopping).
     #[arg(long)]
     pub keep_best: bool,
+    /// BERT: weight in [0, 1] of the cross-entropy against the gold labels of the unperturbed
+    /// training sentences in stage 2's loss (the soft cross-entropy against the teacher gets
+    /// the rest; default 0: the teacher alone).
+    #[arg(long)]
+    pub hard_label: Option<f64>,
     /// Peak learning rate of stage 2 alone (default: `--lr` if given, else the stage's own
     /// default, lower than stage 1's).
     #[arg(long = "stage2-lr")]
@@ -284,10 +289,10 @@ pub fn distill(a: &DistillArgs) -> Result<(), CliError> {
     if !crate::demo::is_gpt2_dir(&a.teacher)? {
         return crate::classifier::distill_bert(a, &q, &mode);
     }
-    if a.augment.is_some() || a.eval_every > 0 || a.keep_best {
+    if a.augment.is_some() || a.eval_every > 0 || a.keep_best || a.hard_label.is_some() {
         return Err(CliError::Usage(
-            "--augment, --eval-every and --keep-best are for a BERT classifier teacher; a GPT-2 \
-             student is scored by held-out perplexity at the end"
+            "--augment, --eval-every, --keep-best and --hard-label are for a BERT classifier teacher; a \
+             GPT-2 student is scored by held-out perplexity at the end"
                 .into(),
         ));
     }

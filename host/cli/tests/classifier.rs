@@ -109,7 +109,17 @@ fn train_distill_resume_and_evaluate_a_classifier() {
 
     let distill = |stage2: &str| {
         let a = ["distill", "--teacher", &teacher, "--data", &data, "--out", &student, "--stage1-steps", "8"];
-        let b = ["--stage2-steps", stage2, "--augment", "0.5", "--eval-every", "4", "--keep-best"];
+        let b = [
+            "--stage2-steps",
+            stage2,
+            "--augment",
+            "0.5",
+            "--eval-every",
+            "4",
+            "--keep-best",
+            "--hard-label",
+            "0.5",
+        ];
         run(&[&a[..], &b[..], &small[..]].concat())
     };
     let first = distill("8");
@@ -141,6 +151,7 @@ fn train_distill_resume_and_evaluate_a_classifier() {
     for (extra, says) in [
         (&["--augment", "1.5"][..], "--augment 1.5 is not a share in [0, 1]"),
         (&["--keep-best"][..], "--keep-best chooses by validation accuracy"),
+        (&["--hard-label", "1.5"][..], "--hard-label 1.5 is not a weight in [0, 1]"),
     ] {
         let x = path(&d.join("x"));
         let a = ["distill", "--teacher", &teacher, "--data", &data, "--out", &x];

@@ -75,7 +75,7 @@ fn train_distill_resume_and_run_the_student() {
     let out = run(&a);
     assert!(out.contains("resume  stage2 from step 3"), "{out}");
     // The BERT-only options are refused for a GPT-2 teacher, not silently ignored.
-    for extra in ["--augment", "--eval-every", "--keep-best"] {
+    for extra in ["--augment", "--eval-every", "--keep-best", "--hard-label"] {
         let x = path(&d.join("x"));
         let mut b = vec!["distill", "--teacher", &teacher, "--data", &data, "--out", &x, extra];
         if extra != "--keep-best" {

@@ -210,6 +210,23 @@ pub fn class_loss(logits: &Tensor, labels: &[u32]) -> Result<Tensor, DistillErro
     Ok(candle_nn::loss::cross_entropy(logits, &y)?)
 }
 
+/// Stage 2 with gold labels: `(1 - w)` times the soft cross-entropy against the teacher's
+/// logits over every row, plus `w` times the cross-entropy of the first `labels.len()` rows
+/// (the sentences whose labels are known) against `labels`.
+pub fn labelled_stage2_loss(
+    student: &Tensor,
+    teacher: &Tensor,
+    labels: &[u32],
+    w: f64,
+) -> Result<Tensor, DistillError> {
+    let soft = crate::train::stage2_loss(student, teacher)?;
+    if labels.is_empty() || w == 0.0 {
+        return Ok(soft);
+    }
+    let hard = class_loss(&student.narrow(0, 0, labels.len())?, labels)?;
+    Ok(((soft * (1.0 - w))? + (hard * w)?)?)
+}
+
 /// Index of the largest logit per row.
 pub fn predictions(logits: &Tensor) -> Result<Vec<u32>, DistillError> {
     Ok(logits.argmax(D::Minus1)?.to_vec1::<u32>()?)

@@ -89,3 +89,36 @@ fn the_best_student_is_kept_and_restored() {
     assert_eq!(live.f32_data("w").unwrap(), vec![4.0, -4.0]);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Stage 2 with gold labels mixes the soft cross-entropy (over every row) with the hard one (over
+/// the labelled first rows), checked against the formula in plain f64.
+#[test]
+fn the_labelled_stage2_loss_is_the_weighted_mix() {
+    let s = [[0.5, -1.0], [2.0, 0.25], [-0.75, 1.5]];
+    let t = [[1.0, 0.0], [-0.5, 0.5], [0.0, 3.0]];
+    let labels = [1u32, 0];
+    let dev = Device::Cpu;
+    let tensor = |x: &[[f64; 2]; 3]| Tensor::new(x, &dev).unwrap();
+    let log_softmax = |r: &[f64; 2]| {
+        let m = r[0].max(r[1]);
+        let z = ((r[0] - m).exp() + (r[1] - m).exp()).ln() + m;
+        [r[0] - z, r[1] - z]
+    };
+    let soft = s.iter().zip(&t).map(|(si, ti)| {
+        let (ls, lt) = (log_softmax(si), log_softmax(ti));
+        -(lt[0].exp() * ls[0] + lt[1].exp() * ls[1])
+    });
+    let soft = soft.sum::<f64>() / 3.0;
+    let hard = labels.iter().zip(&s).map(|(&l, si)| -log_softmax(si)[l as usize]).sum::<f64>() / 2.0;
+    for w in [0.0, 0.3, 1.0] {
+        let got = ditto_distill::bert::labelled_stage2_loss(&tensor(&s), &tensor(&t), &labels, w)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap();
+        let want = (1.0 - w) * soft + w * hard;
+        assert!((got - want).abs() < 1e-12, "w {w}: {got} vs {want}");
+    }
+    // No labelled rows: the teacher's term alone, whatever the weight.
+    let got = ditto_distill::bert::labelled_stage2_loss(&tensor(&s), &tensor(&t), &[], 0.7).unwrap();
+    assert!((got.to_scalar::<f64>().unwrap() - soft).abs() < 1e-12);
+}
