@@ -17,17 +17,33 @@ use ditto_models::weights::Weights;
 
 use crate::files::CliError;
 
+/// A command-line count no smaller than `min`.
+fn at_least(min: usize) -> impl Fn(&str) -> Result<usize, String> + Clone + Send + Sync + 'static {
+    move |s| match s.parse::<usize>() {
+        Ok(v) if v >= min => Ok(v),
+        _ => Err(format!("{s} is not a whole number of at least {min}")),
+    }
+}
+
+/// A command-line learning rate: a finite number above 0.
+fn positive(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{s} is not a positive number")),
+    }
+}
+
 /// Options shared by the training commands.
 #[derive(clap::Args, Debug, Clone)]
 pub struct LoopArgs {
     /// Sequences per step.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = 16, value_parser = at_least(1))]
     pub batch: usize,
     /// Positions per sequence (at most the model's n_positions).
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = at_least(2))]
     pub seq: usize,
     /// Peak learning rate (warm-up, then cosine decay to a tenth).
-    #[arg(long)]
+    #[arg(long, value_parser = positive)]
     pub lr: Option<f64>,
     /// Seed of the batch sampling.
     #[arg(long, default_value_t = 1)]
@@ -128,7 +144,7 @@ pub struct DistillArgs {
     pub hard_label: Option<f64>,
     /// Peak learning rate of stage 2 alone (default: `--lr` if given, else the stage's own
     /// default, lower than stage 1's).
-    #[arg(long = "stage2-lr")]
+    #[arg(long = "stage2-lr", value_parser = positive)]
     pub stage2_lr: Option<f64>,
     #[command(flatten)]
     pub train: LoopArgs,
@@ -366,7 +382,7 @@ pub struct EvalLmArgs {
     #[arg(long, default_value_t = 4)]
     pub windows: usize,
     /// Predicted positions per window.
-    #[arg(long, default_value_t = 127)]
+    #[arg(long, default_value_t = 127, value_parser = at_least(1))]
     pub seq: usize,
 }
 
@@ -449,5 +465,28 @@ mod tests {
         assert_eq!((a.stage1_options(s1).lr, a.stage2_options(s2).lr), (3e-4, 2e-6));
         let a = distill_args(&["--stage2-lr", "2e-6"]);
         assert_eq!((a.stage1_options(s1).lr, a.stage2_options(s2).lr), (s1, 2e-6));
+    }
+
+    /// Rates and sizes a run cannot use are refused at parsing, with the value named.
+    #[test]
+    fn unusable_rates_and_sizes_are_refused() {
+        let bad = [
+            ("--lr", "0"),
+            ("--lr", "-1e-4"),
+            ("--lr", "nan"),
+            ("--lr", "inf"),
+            ("--stage2-lr", "0"),
+            ("--batch", "0"),
+            ("--seq", "1"),
+        ];
+        for (flag, value) in bad {
+            let arg = format!("{flag}={value}");
+            let argv = ["ditto", "distill", "--teacher", "t", "--out", "o", &arg];
+            let e = Cli::try_parse_from(argv).expect_err(&format!("{arg} accepted"));
+            assert!(e.to_string().contains(value), "{arg}: {e}");
+        }
+        assert!(Cli::try_parse_from(["ditto", "eval-lm", "--model", "m", "--seq", "0"]).is_err());
+        assert!(Cli::try_parse_from(["ditto", "eval-lm", "--model", "m", "--seq", "1"]).is_ok());
+        assert_eq!(distill_args(&["--batch", "1", "--seq", "2"]).train.seq, 2);
     }
 }
