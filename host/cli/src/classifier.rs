@@ -392,8 +392,18 @@ pub fn distill_bert(
         acc(&student, mode)?,
         acc(&teacher, mode)?
     );
-    save(&student, &a.teacher, &a.out, Some(student.fixed_point_tensors(q).map_err(err)?))?;
-    let qp = a.out.join("quant.json");
+    save_student(&student, &a.teacher, &a.out, q)
+}
+
+/// Writes a distilled student: its weights encoded at `q`'s fixed-point scales, and quant.json.
+pub fn save_student(
+    m: &CandleBert,
+    from: &Path,
+    out: &Path,
+    q: &ditto_models::quant::QuantConfig,
+) -> Result<(), CliError> {
+    save(m, from, out, Some(m.fixed_point_tensors(q).map_err(err)?))?;
+    let qp = out.join("quant.json");
     std::fs::write(&qp, serde_json::to_string_pretty(q).map_err(err)?)
         .map_err(|e| CliError::File { path: qp, source: e })
 }

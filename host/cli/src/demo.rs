@@ -240,15 +240,36 @@ pub fn run(a: &DemoArgs) -> Result<(), CliError> {
     })
 }
 
-/// Classifies several sentences (token ids) securely in one session (dealer, P0 and P1 in one
-/// process over in-memory links; one weight setup): the reconstructed logits of each.
+/// Sentences per secure session in [`classify_local`]: a session holds its inputs' one-hot
+/// shares and its correlations in memory at once (400 MiniLM sentences in one session ran out
+/// of 24 GiB).
+const SENTENCES_PER_SESSION: usize = 25;
+
+/// Classifies several sentences (token ids) securely (dealer, P0 and P1 in one process over
+/// in-memory links), [`SENTENCES_PER_SESSION`] per session with one weight setup each: the
+/// reconstructed logits of each.
 pub(crate) fn classify_local(
     bert: &Bert,
     q: &QuantConfig,
     sentences: &[Vec<u32>],
 ) -> Result<Vec<Vec<f64>>, CliError> {
+    let rt = runtime()?;
+    let mut out = Vec::with_capacity(sentences.len());
+    for chunk in sentences.chunks(SENTENCES_PER_SESSION) {
+        out.extend(classify_session(&rt, bert, q, chunk)?);
+    }
+    Ok(out)
+}
+
+/// One session of [`classify_local`].
+fn classify_session(
+    rt: &tokio::runtime::Runtime,
+    bert: &Bert,
+    q: &QuantConfig,
+    sentences: &[Vec<u32>],
+) -> Result<Vec<Vec<f64>>, CliError> {
     let v = bert.cfg.vocab_size;
-    runtime()?.block_on(async {
+    rt.block_on(async {
         let mut rng = Prg::with_counter(&os_random16()?, 0);
         let shares = share_bert(bert, q, &mut rng)?;
         let mut xs: [Vec<Vec<u32>>; 2] = [Vec::new(), Vec::new()];

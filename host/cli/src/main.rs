@@ -17,6 +17,7 @@ macro_rules! say {
     }};
 }
 
+mod average;
 mod bench;
 mod calibrate;
 mod classifier;
@@ -74,6 +75,8 @@ enum Command {
     TrainClassifier(Box<classifier::TrainClsArgs>),
     /// Test accuracy of a BERT classifier: float, fixed-point under a QuantConfig, secure.
     EvalClassifier(Box<classifier::EvalClsArgs>),
+    /// Average the weights of BERT classifier students distilled under one QuantConfig.
+    Average(average::AverageArgs),
     /// Held-out perplexity of a GPT-2: float, and secure under QuantConfigs.
     EvalLm(Box<distill::EvalLmArgs>),
     /// Relay one TCP connection through an emulated link (rate, delay): `tc netem` in userspace.
@@ -109,6 +112,7 @@ fn main() -> ExitCode {
         Command::EvalLm(a) => distill::eval_lm(&a),
         Command::TrainClassifier(a) => classifier::train_classifier(&a),
         Command::EvalClassifier(a) => classifier::eval_classifier(&a),
+        Command::Average(a) => average::average(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

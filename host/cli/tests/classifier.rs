@@ -182,5 +182,58 @@ fn train_distill_resume_and_evaluate_a_classifier() {
         out.split("labels agree on ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
     // Secure equals fixed-point within its ulps: a label may flip only at a near tie.
     assert!(agree >= 5, "{out}");
+
+    // A uniform soup of two students: every weight is their mean, rounded to its fixed-point
+    // scale (8 fractional bits at the coarsest: within 2^-9); a student with itself is itself.
+    let other = path(&d.join("student2"));
+    let a = ["distill", "--teacher", &teacher, "--data", &data, "--out", &other, "--seed", "2"];
+    run(&[&a[..], &["--stage1-steps", "6", "--stage2-steps", "2"], &small[..]].concat());
+    let tensors = |dir: &str| {
+        let m =
+            candle_core::safetensors::load(d.join(dir).join("model.safetensors"), &candle_core::Device::Cpu)
+                .unwrap();
+        let f = |t: &candle_core::Tensor| {
+            t.to_dtype(candle_core::DType::F64).unwrap().flatten_all().unwrap().to_vec1::<f64>().unwrap()
+        };
+        m.iter().map(|(k, t)| (k.clone(), f(t))).collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let (avg, same) = (path(&d.join("avg")), path(&d.join("same")));
+    run(&["average", "--out", &avg, &student, &other]);
+    run(&["average", "--out", &same, &student, &student]);
+    let (x, y, m) = (tensors("student"), tensors("student2"), tensors("avg"));
+    assert_eq!(tensors("same"), x);
+    assert_eq!(m.keys().collect::<Vec<_>>(), x.keys().collect::<Vec<_>>());
+    let mut moved = 0;
+    for (name, v) in &m {
+        for ((a, b), v) in x[name].iter().zip(&y[name]).zip(v) {
+            assert!((v - (a + b) / 2.0).abs() <= 1.0 / 512.0, "{name}: {v} vs mean of {a} and {b}");
+            moved += usize::from(v != a && v != b);
+        }
+    }
+    assert!(moved > 0, "the two students are different models");
+    assert_eq!(
+        std::fs::read(d.join("avg/quant.json")).unwrap(),
+        std::fs::read(d.join("student/quant.json")).unwrap()
+    );
+    // More sentences than one secure session takes (25): the sessions' labels join up in order.
+    let out =
+        run(&["eval-classifier", "--model", &avg, "--data", &data, "--split", "train", "--secure", "30"]);
+    assert!(percent(&out, "accuracy fixed-point ditto") >= 80.0, "{out}");
+    let agree: usize =
+        out.split("labels agree on ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert!(out.contains("secure on the first 30") && agree >= 28, "{out}");
+    // Averaging needs two distilled students of one QuantConfig.
+    for (models, says) in [
+        (vec![student.as_str()], "2 values required"),
+        (vec![student.as_str(), teacher.as_str()], "has no quant.json"),
+    ] {
+        let bad = ditto()
+            .args([&["average", "--out", &path(&d.join("x"))][..], &models[..]].concat())
+            .output()
+            .unwrap();
+        assert!(!bad.status.success());
+        let err = String::from_utf8_lossy(&bad.stderr);
+        assert!(err.contains(says), "{models:?}: {err}");
+    }
     let _ = std::fs::remove_dir_all(&d);
 }

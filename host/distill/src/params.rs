@@ -90,6 +90,33 @@ impl Params {
         Ok(out)
     }
 
+    /// Sets every variable to the element-wise mean of the same-named tensors of `models`
+    /// (computed in f64; names and shapes checked): a uniform model soup.
+    pub fn set_mean(&self, models: &[&Params]) -> Result<(), DistillError> {
+        let mismatch = |reason: String| DistillError::Data(format!("cannot average: {reason}"));
+        if models.is_empty() {
+            return Err(mismatch("no models".into()));
+        }
+        for (name, v) in &self.vars {
+            let mut sum = Tensor::zeros(v.dims(), DType::F64, v.device())?;
+            for m in models {
+                let t = m.vars.get(name).ok_or_else(|| mismatch(format!("a model has no {name}")))?;
+                if t.dims() != v.dims() {
+                    return Err(mismatch(format!(
+                        "{name} has shape {:?}, expected {:?}",
+                        t.dims(),
+                        v.dims()
+                    )));
+                }
+                sum = (sum + t.as_tensor().to_dtype(DType::F64)?)?;
+            }
+            #[allow(clippy::cast_precision_loss)]
+            let mean = (sum / models.len() as f64)?;
+            v.set(&mean.to_dtype(v.dtype())?)?;
+        }
+        Ok(())
+    }
+
     /// Names of every variable.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.vars.keys().map(String::as_str)

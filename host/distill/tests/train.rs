@@ -122,3 +122,31 @@ fn the_labelled_stage2_loss_is_the_weighted_mix() {
     let got = ditto_distill::bert::labelled_stage2_loss(&tensor(&s), &tensor(&t), &[], 0.7).unwrap();
     assert!((got.to_scalar::<f64>().unwrap() - soft).abs() < 1e-12);
 }
+
+/// A uniform soup: every parameter becomes the element-wise mean of the models', and models
+/// that lack a tensor or disagree on its shape are refused.
+#[test]
+fn set_mean_averages_every_parameter() {
+    use ditto_distill::params::Params;
+    let p = |w: &[f32], b: &[f32]| {
+        Params::from_f32(
+            [("w".to_string(), w, vec![2, 2]), ("b".to_string(), b, vec![b.len()])],
+            DType::F64,
+            &Device::Cpu,
+        )
+        .unwrap()
+    };
+    let (x, y, z) = (
+        p(&[1.0, -2.0, 0.5, 8.0], &[3.0, 0.0]),
+        p(&[0.0, 1.0, 0.25, -8.0], &[0.0, 1.5]),
+        p(&[2.0, 4.0, 0.0, 3.0], &[-3.0, 1.5]),
+    );
+    let out = p(&[0.0; 4], &[0.0; 2]);
+    out.set_mean(&[&x, &y, &z]).unwrap();
+    let want_w = [1.0, 1.0, 0.25, 1.0];
+    assert_eq!(out.f32_data("w").unwrap(), want_w);
+    assert_eq!(out.f32_data("b").unwrap(), vec![0.0, 1.0]);
+    let short = p(&[0.0; 4], &[0.0; 3]);
+    assert!(out.set_mean(&[&x, &short]).unwrap_err().to_string().contains("b has shape [3], expected [2]"));
+    assert!(out.set_mean(&[]).is_err());
+}
