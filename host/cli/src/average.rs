@@ -2,9 +2,10 @@
 //! under one QuantConfig (a uniform model soup), re-encoded at that QuantConfig's fixed-point
 //! scales, so the result loads like any distilled student.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use candle_core::DType;
+use ditto_models::quant::QuantConfig;
 
 use crate::classifier::{load, save_student};
 use crate::distill::err;
@@ -23,41 +24,35 @@ pub struct AverageArgs {
 
 /// Averages the students' weights and writes the result.
 pub fn average(a: &AverageArgs) -> Result<(), CliError> {
-    let quant = |i: usize| -> Result<ditto_models::quant::QuantConfig, CliError> {
-        let p = a.models[i].join("quant.json");
+    let quant = |dir: &Path| -> Result<QuantConfig, CliError> {
+        let p = dir.join("quant.json");
         if !p.exists() {
             return Err(CliError::Usage(format!(
                 "{} has no quant.json: average distilled students",
-                a.models[i].display()
+                dir.display()
             )));
         }
         crate::calibrate::load_quant(&p.to_string_lossy())
     };
-    let q = quant(0)?;
-    let mut students: Vec<ditto_distill::bert::CandleBert> = Vec::with_capacity(a.models.len());
-    for (i, dir) in a.models.iter().enumerate() {
-        if quant(i)? != q {
-            return Err(CliError::Usage(format!(
-                "{}'s quant.json differs from {}'s: average students of one QuantConfig",
-                dir.display(),
-                a.models[0].display()
-            )));
+    let differs = |dir: &Path, file: &str| {
+        CliError::Usage(format!("{}'s {file} differs from {}'s", dir.display(), a.models[0].display()))
+    };
+    let q = quant(&a.models[0])?;
+    let (soup, _) = load(&a.models[0], DType::F64, 0)?;
+    let mut others = Vec::with_capacity(a.models.len().saturating_sub(1));
+    for dir in &a.models[1..] {
+        if quant(dir)? != q {
+            return Err(differs(dir, "quant.json"));
         }
         let (m, _) = load(dir, DType::F64, 0)?;
-        if let Some(first) = students.first()
-            && m.cfg != first.cfg
-        {
-            return Err(CliError::Usage(format!(
-                "{}'s config.json differs from {}'s",
-                dir.display(),
-                a.models[0].display()
-            )));
+        if m.cfg != soup.cfg {
+            return Err(differs(dir, "config.json"));
         }
-        students.push(m);
+        others.push(m);
     }
-    let soup = &students[0];
-    soup.params.set_mean(&students.iter().map(|s| &s.params).collect::<Vec<_>>()).map_err(err)?;
-    save_student(soup, &a.models[0], &a.out, &q)?;
-    say!("averaged {} students into {}", students.len(), a.out.display());
+    let all: Vec<_> = std::iter::once(&soup.params).chain(others.iter().map(|m| &m.params)).collect();
+    soup.params.set_mean(&all).map_err(err)?;
+    save_student(&soup, &a.models[0], &a.out, &q)?;
+    say!("averaged {} students into {}", all.len(), a.out.display());
     Ok(())
 }
