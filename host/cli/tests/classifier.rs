@@ -88,6 +88,12 @@ fn percent(out: &str, label: &str) -> f64 {
     rest.trim_start().split('%').next().unwrap().trim().parse().unwrap()
 }
 
+/// How many secure labels agree with the fixed-point ones, from eval-classifier's report.
+fn agreed(out: &str) -> usize {
+    let rest = out.split("labels agree on ").nth(1).unwrap_or_else(|| panic!("no agreement in {out}"));
+    rest.split(' ').next().unwrap().parse().unwrap()
+}
+
 #[test]
 fn train_distill_resume_and_evaluate_a_classifier() {
     let d = std::env::temp_dir().join(format!("ditto-classifier-{}", std::process::id()));
@@ -178,8 +184,7 @@ fn train_distill_resume_and_evaluate_a_classifier() {
     // The saved model is the kept one (exact f64 here, f32 emulation in training: one
     // sentence of 20 may differ).
     assert!((fixed - kept).abs() <= 5.0, "kept {kept}%: {out}");
-    let agree: usize =
-        out.split("labels agree on ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    let agree = agreed(&out);
     // Secure equals fixed-point within its ulps: a label may flip only at a near tie.
     assert!(agree >= 5, "{out}");
 
@@ -219,8 +224,7 @@ fn train_distill_resume_and_evaluate_a_classifier() {
     let out =
         run(&["eval-classifier", "--model", &avg, "--data", &data, "--split", "train", "--secure", "30"]);
     assert!(percent(&out, "accuracy fixed-point ditto") >= 80.0, "{out}");
-    let agree: usize =
-        out.split("labels agree on ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    let agree = agreed(&out);
     assert!(out.contains("secure on the first 30") && agree >= 28, "{out}");
     // Averaging needs two distilled students of one QuantConfig.
     for (models, says) in [
