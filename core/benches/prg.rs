@@ -15,7 +15,7 @@ use std::time::Instant;
 use ditto_core::Party;
 use ditto_core::corr::{DealerStreams, Streams, deal_step};
 use ditto_core::plan::{Op, Step};
-use ditto_core::prg::{Prg, Purpose, Seed, SessionId, model_share_seed};
+use ditto_core::prg::{Prg, Purpose, Seed, SessionId, ShareSetId, model_share_seed};
 use ditto_core::ring::RingId;
 
 /// Runs `f` (which processes `bytes` bytes) until ~1 s has passed; returns MB/s.
@@ -67,7 +67,8 @@ fn main() {
     println!("stream derivation   {:8.0} ns/stream", t.elapsed().as_nanos() as f64 / f64::from(k));
 
     let model = Seed::from_bytes([3; 16]);
-    let (m0, m1) = (model_share_seed(&model, Party::P0), model_share_seed(&model, Party::P1));
+    let set = ShareSetId([9; 16]);
+    let (m0, m1) = (model_share_seed(&model, &set, Party::P0), model_share_seed(&model, &set, Party::P1));
     let s1 = Seed::from_bytes([4; 16]);
     let d =
         DealerStreams::new(Streams::new(Party::P0, &seed, &m0, sid), Streams::new(Party::P1, &s1, &m1, sid));

@@ -27,7 +27,7 @@ use crate::{Error, corr::io_err};
 /// Frame magic.
 pub const MAGIC: u16 = 0xD170;
 /// Version of the frame format.
-pub const FRAME_VERSION: u8 = 1;
+pub const FRAME_VERSION: u8 = 2;
 /// Header length in bytes.
 pub const HEADER_LEN: usize = 36;
 /// Largest payload any frame may declare (a reader may set a smaller limit).
@@ -45,6 +45,8 @@ pub enum FrameKind {
     Corrections = 3,
     /// End of stream (empty payload, or a digest of what was sent).
     End = 4,
+    /// A stream's public per-generation salt, in clear (the first frame of a sealed stream).
+    Salt = 5,
 }
 
 impl FrameKind {
@@ -55,6 +57,7 @@ impl FrameKind {
             2 => Ok(FrameKind::Seed),
             3 => Ok(FrameKind::Corrections),
             4 => Ok(FrameKind::End),
+            5 => Ok(FrameKind::Salt),
             other => Err(Error::FrameKindUnknown(other)),
         }
     }

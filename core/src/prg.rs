@@ -47,6 +47,21 @@ impl Seed {
         s
     }
 
+    /// A child seed bound to `session`, a per-generation `salt` and `label`:
+    /// AES_{AES_{AES_self(session)}(salt)}(label || domain). The dealer derives each
+    /// generation's party seeds and sealing keys this way, so two generations of one session
+    /// (a dealer restart, a board reboot, a retry) never share a seed, key or nonce.
+    pub fn derive_salted(&self, session: &SessionId, salt: &[u8; 16], label: u16) -> Seed {
+        let mut k1 = aes_prf(&self.0, session.0);
+        let mut k2 = aes_prf(&k1, *salt);
+        let mut k3 = aes_prf(&k2, tag(0, label, DOMAIN_DERIVE_SALTED));
+        let s = Seed(k3);
+        k1.zeroize();
+        k2.zeroize();
+        k3.zeroize();
+        s
+    }
+
     /// The secret bytes, for sealing into a dealer frame. Handle with care.
     pub fn expose(&self) -> &[u8; 16] {
         &self.0
@@ -73,6 +88,31 @@ impl SessionId {
 impl core::fmt::Debug for SessionId {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "SessionId({:032x})", self.as_u128())
+    }
+}
+
+/// A public 128-bit share-set id: drawn fresh by every `share-model` run and written into both
+/// parties' share files. Each weight mask B_W derives from (model-mask seed, share-set id), so
+/// two sharings never share a mask (see [`model_share_seed`]).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
+pub struct ShareSetId(pub [u8; 16]);
+
+impl ShareSetId {
+    /// The id as a big-endian integer (for display and error messages).
+    pub fn as_u128(&self) -> u128 {
+        u128::from_be_bytes(self.0)
+    }
+}
+
+impl core::fmt::Debug for ShareSetId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "ShareSetId({:032x})", self.as_u128())
+    }
+}
+
+impl core::fmt::Display for ShareSetId {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{:032x}", self.as_u128())
     }
 }
 
@@ -111,6 +151,7 @@ const DOMAIN_SESSION: u8 = 1;
 const DOMAIN_MODEL: u8 = 2;
 const DOMAIN_MODEL_SHARE: u8 = 3;
 const DOMAIN_DERIVE: u8 = 4;
+const DOMAIN_DERIVE_SALTED: u8 = 5;
 const KDF_VERSION: u8 = 1;
 const KDF_LABEL: &[u8; 8] = b"ditto-v1";
 
@@ -131,14 +172,20 @@ fn tag(index: u32, purpose: u16, domain: u8) -> [u8; 16] {
     t
 }
 
-/// The seed from which party `party`'s share of every model weight mask B_W is expanded.
-/// The dealer derives both from its model-mask seed; B_W = B_0 + B_1 never exists anywhere
-/// but in the dealer's arithmetic.
-pub fn model_share_seed(model_seed: &Seed, party: Party) -> Seed {
+/// The seed from which party `party`'s share of every weight mask B_W of one sharing is
+/// expanded: AES_{AES_model(share set)}(party || domain). The dealer derives both parties' from
+/// its model-mask seed; B_W = B_0 + B_1 never exists anywhere but in the dealer's arithmetic.
+///
+/// The share-set id is bound in because masks must be independent across sharings: with one
+/// B_W for two sharings of different weights W, W' (another model of the same shape, or one
+/// model at two scales), the opened F - F' = W - W' would leak the weights.
+pub fn model_share_seed(model_seed: &Seed, share_set: &ShareSetId, party: Party) -> Seed {
     let p = u16::from(party.is_p0()) + 1;
-    let mut k = aes_prf(model_seed.expose(), tag(0, p, DOMAIN_MODEL_SHARE));
-    let s = Seed::from_bytes(k);
-    k.zeroize();
+    let mut k1 = aes_prf(model_seed.expose(), share_set.0);
+    let mut k2 = aes_prf(&k1, tag(0, p, DOMAIN_MODEL_SHARE));
+    let s = Seed::from_bytes(k2);
+    k1.zeroize();
+    k2.zeroize();
     s
 }
 
@@ -193,7 +240,7 @@ impl Prg {
     }
 
     /// The stream of a party's share of the mask B_W of weight matrix `weight`, under that
-    /// party's [`model_share_seed`]. Independent of any session.
+    /// party's [`model_share_seed`] (which binds the sharing). Independent of any session.
     pub fn for_model(share_seed: &Seed, weight: u32) -> Self {
         let mut k1 = aes_prf(share_seed.expose(), tag(0, 0, DOMAIN_MODEL));
         let mut k2 = aes_prf(&k1, tag(weight, Purpose::B as u16, DOMAIN_MODEL));

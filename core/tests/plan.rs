@@ -61,18 +61,20 @@ fn committed_dealer_vectors() {
         }));
     }
     let doc = serde_json::json!({
-        "about": "ditto-core dealer test vector v1: seeds, session and plan -> P1 correction stream per step. \
-                  Tests: core/tests/plan.rs. Seeds are test-only constants.",
+        "about": "ditto-core dealer test vector v2: seeds, share set, session and plan -> P1 correction \
+                  stream per step (v2: weight masks bound to the share set). Tests: core/tests/plan.rs. \
+                  Seeds are test-only constants.",
         "plan_version": PLAN_VERSION,
         "seed_p0": hex(h.seeds[0].expose()),
         "seed_p1": hex(h.seeds[1].expose()),
         "model_seed": hex(h.model_seed.expose()),
+        "share_set": hex(&h.share_set.0),
         "session": hex(&h.session.0),
         "plan_name": "test-vectors",
         "plan_hash": hex(&hash),
         "steps": out,
     });
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/dealer-v1.json");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/dealer-v2.json");
     let text = serde_json::to_string_pretty(&doc).unwrap() + "\n";
     if std::env::var_os("DITTO_WRITE_VECTORS").is_some() {
         std::fs::write(path, &text).unwrap();

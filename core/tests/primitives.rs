@@ -8,7 +8,7 @@
 )]
 
 use ditto_core::fixed::{decode, encode, encode_bounded, encode_f32};
-use ditto_core::prg::{Prg, Purpose, Seed, SessionId, model_share_seed};
+use ditto_core::prg::{Prg, Purpose, Seed, SessionId, ShareSetId, model_share_seed};
 use ditto_core::ring::{decode_slice, encode_slice, lift, lift_signed, reduce};
 use ditto_core::{Error, Party, Ring};
 use proptest::prelude::*;
@@ -161,8 +161,23 @@ fn prg_streams_are_domain_separated() {
         let mut o = other;
         assert_ne!(first(&mut o), base);
     }
+    // A model share seed binds the model-mask seed, the sharing and the party: changing any one
+    // of them changes the seed (and so every weight mask expanded from it).
     let m = Seed::from_bytes([7; 16]);
-    assert_ne!(model_share_seed(&m, Party::P0), model_share_seed(&m, Party::P1));
+    let (a, b) = (ShareSetId([8; 16]), ShareSetId([9; 16]));
+    let base = model_share_seed(&m, &a, Party::P0);
+    for other in [
+        model_share_seed(&m, &a, Party::P1),
+        model_share_seed(&m, &b, Party::P0),
+        model_share_seed(&Seed::from_bytes([6; 16]), &a, Party::P0),
+    ] {
+        assert_ne!(other, base);
+    }
+    // derive_salted binds the salt: two generations of one session never share a seed.
+    let (sid, label) = (SessionId([2; 16]), 0x4145);
+    let salted = |salt: u8| m.derive_salted(&sid, &[salt; 16], label);
+    assert_ne!(salted(1), salted(2));
+    assert_ne!(salted(1), m.derive(&sid, label));
 }
 
 #[test]

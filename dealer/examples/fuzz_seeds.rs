@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use ditto_core::Party;
 use ditto_core::frame::{FrameKind, FrameWriter};
 use ditto_core::plan::PLAN_VERSION;
-use ditto_core::prg::{Seed, SessionId};
+use ditto_core::prg::{Seed, SessionId, ShareSetId};
 use ditto_dealer::host::{Io, Request};
-use ditto_dealer::keys::{DealerSeeds, PartyKey};
+use ditto_dealer::keys::{DealerSeeds, PartyKey, Generation, Salt};
 use ditto_dealer::stream::{SessionSpec, SlicePlan, scratch_len, write_stream};
 use ditto_dealer::{DEFAULT_CHUNK, plans};
 
@@ -23,15 +23,16 @@ fn main() {
     let plan = plans::plan("bert-tiny", &plans::BERT_TINY, 2, 0).unwrap();
     put("plan", "bert-tiny-2", &plan.to_bytes().unwrap());
     let session = SessionId([7; 16]);
-    let req = Request { version: PLAN_VERSION, party: Party::P1, plan_hash: [3; 32], seq: 2, generate: 0 };
+    let share_set = ShareSetId([0x5e; 16]);
+    let req = Request { version: PLAN_VERSION, party: Party::P1, plan_hash: [3; 32], share_set, seq: 2, generate: 0 };
     let mut out = Vec::new();
     let mut buf = [0u8; 256];
     FrameWriter::new(Io(&mut out), session).write_message(FrameKind::Control, 0, &req, &mut buf).unwrap();
     put("dealer_request", "p1-seq2", &out);
-    // The frame target opens streams for session [7; 16] under key [1; 16] (plan hash [3; 32]
-    // will not match: the seeds reach the hello check and the frame layer).
-    let spec =
-        SessionSpec::new(session, &DealerSeeds::new(Seed::from_bytes([5; 16]), Seed::from_bytes([6; 16])));
+    // The frame target opens streams of this plan and share set for session [7; 16] under key
+    // [1; 16], so the seeds reach the correction frames.
+    let seeds = DealerSeeds::new(Seed::from_bytes([5; 16]), Seed::from_bytes([6; 16]));
+    let spec = SessionSpec::new(Generation { session, share_set, salt: Salt([0x5a; 16]) }, &seeds);
     let key = PartyKey::from_bytes([1; 16]);
     for p in [Party::P0, Party::P1] {
         let mut s = Vec::new();

@@ -2,9 +2,10 @@
 //! streams over a byte link (a UART, or QEMU's UART bridged to TCP), and the board pulls the
 //! plan from the host one step at a time, so that its memory does not grow with the model.
 //!
-//! Host -> board, the request: `DTFW`, version (1 byte), session id (16), chunk (u32 LE), plan
-//! header length (u16 LE), plan header (postcard). The board then sends frames `kind (1) |
-//! length (u32 LE) | payload`:
+//! Host -> board, the request: `DTFW`, version (1 byte), session id (16), share-set id (16),
+//! chunk (u32 LE), plan header length (u16 LE), plan header (postcard). The board refuses a
+//! session it has served before under its current master seed ([`ServedSessions`]), draws a
+//! fresh salt for the generation, then sends frames `kind (1) | length (u32 LE) | payload`:
 //!
 //! * [`NEED_STEP`] (first step index u32 LE, count u16 LE, at most [`BATCH`]): the host
 //!   answers `length (u16 LE) | step (postcard)` for each, in one write; the board reads the plan
@@ -22,16 +23,18 @@ use embedded_io::{Read, Write};
 
 use ditto_core::Party;
 use ditto_core::plan::{PlanHeader, Step};
-use ditto_core::prg::SessionId;
+use ditto_core::prg::{SessionId, ShareSetId};
 
 use crate::Error;
-use crate::keys::{DealerSeeds, PartyKey};
+use crate::keys::{DealerSeeds, Generation, PartyKey, SaltSource};
 use crate::stream::{MAX_CHUNK, PlanSource, SessionSpec, write_stream};
 
 /// Request magic.
 pub const MAGIC: [u8; 4] = *b"DTFW";
 /// Protocol version.
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
+/// Request bytes before the plan header: magic, version, session, share set, chunk, length.
+const REQUEST_HEAD: usize = 4 + 1 + 16 + 16 + 4 + 2;
 /// Board -> host: send me step `index`.
 pub const NEED_STEP: u8 = 1;
 /// Board -> host: stream bytes of a party.
@@ -138,16 +141,79 @@ impl<U: Write> Write for Framed<'_, U> {
     }
 }
 
+/// The sessions a board has dealt under its current master seed, each refused a second time.
+/// Bounded: when [`Self::is_full`], the board draws a new master seed and starts a new set,
+/// exactly as a reboot would (every seed derives from the master seed, so a session dealt
+/// before is dealt from independent seeds after).
+pub struct ServedSessions<const N: usize> {
+    ids: heapless::Vec<[u8; 16], N>,
+}
+
+impl<const N: usize> Default for ServedSessions<N> {
+    fn default() -> Self {
+        ServedSessions { ids: heapless::Vec::new() }
+    }
+}
+
+impl<const N: usize> core::fmt::Debug for ServedSessions<N> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "ServedSessions {{ {} of {N} }}", self.ids.len())
+    }
+}
+
+impl<const N: usize> ServedSessions<N> {
+    /// Records `session`, refusing one already recorded (and any while the set is full).
+    pub fn claim(&mut self, session: &SessionId) -> Result<(), Error> {
+        if self.ids.contains(&session.0) {
+            return Err(Error::SessionServed { session: session.as_u128() });
+        }
+        self.ids.push(session.0).map_err(|_| Error::Plan { index: 0, reason: "served-session set full" })
+    }
+
+    /// Whether no further session can be recorded.
+    pub fn is_full(&self) -> bool {
+        self.ids.is_full()
+    }
+
+    /// Sessions recorded.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether none is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Forgets every session: only after the master seed was drawn anew.
+    pub fn clear(&mut self) {
+        self.ids.clear();
+    }
+}
+
+/// A board's dealing state: its seeds, the party keys, its salt source and the sessions it
+/// has served under the current master seed.
+pub struct BoardDealer<'a, const N: usize> {
+    /// The dealer's seeds.
+    pub seeds: &'a DealerSeeds,
+    /// P0's and P1's keys.
+    pub keys: &'a [PartyKey; 2],
+    /// Salts, one per generation.
+    pub salts: &'a mut SaltSource,
+    /// Sessions served.
+    pub served: &'a mut ServedSessions<N>,
+}
+
 /// Board side: reads one request from `link` and answers it with both streams (P0's, then
-/// P1's) dealt from `seeds` under `keys`; `scratch` must hold [`crate::stream::scratch_len`] of
-/// the requested chunk. A failure is reported to the host as a [`FAIL`] frame and returned.
-pub fn serve<U: Read + Write>(
+/// P1's) dealt by `d`; `scratch` must hold [`crate::stream::scratch_len`] of the requested
+/// chunk. The session is claimed before anything is dealt and stays claimed whatever happens
+/// next. A failure is reported to the host as a [`FAIL`] frame and returned.
+pub fn serve<U: Read + Write, const N: usize>(
     link: &RefCell<U>,
-    seeds: &DealerSeeds,
-    keys: &[PartyKey; 2],
+    d: &mut BoardDealer<'_, N>,
     scratch: &mut [u8],
 ) -> Result<(), Error> {
-    let r = serve_inner(link, seeds, keys, scratch);
+    let r = serve_inner(link, d, scratch);
     if let Err(e) = &r {
         let mut reason: heapless::String<96, u8> = heapless::String::new();
         let _ = core::fmt::write(&mut reason, format_args!("{e}"));
@@ -158,21 +224,22 @@ pub fn serve<U: Read + Write>(
     r
 }
 
-fn serve_inner<U: Read + Write>(
+fn serve_inner<U: Read + Write, const N: usize>(
     link: &RefCell<U>,
-    seeds: &DealerSeeds,
-    keys: &[PartyKey; 2],
+    d: &mut BoardDealer<'_, N>,
     scratch: &mut [u8],
 ) -> Result<(), Error> {
-    let mut head = [0u8; 4 + 1 + 16 + 4 + 2];
+    let mut head = [0u8; REQUEST_HEAD];
     read_exact(&mut *link.borrow_mut(), &mut head)?;
     if head[..4] != MAGIC || head[4] != VERSION {
-        return Err(Error::Plan { index: 0, reason: "not a DTFW v1 request" });
+        return Err(Error::Plan { index: 0, reason: "not a DTFW v2 request" });
     }
     let mut sid = [0u8; 16];
     sid.copy_from_slice(&head[5..21]);
-    let chunk = u32::from_le_bytes([head[21], head[22], head[23], head[24]]) as usize;
-    let n = usize::from(u16::from_le_bytes([head[25], head[26]]));
+    let mut set = [0u8; 16];
+    set.copy_from_slice(&head[21..37]);
+    let chunk = u32::from_le_bytes([head[37], head[38], head[39], head[40]]) as usize;
+    let n = usize::from(u16::from_le_bytes([head[41], head[42]]));
     let mut buf = [0u8; MAX_ITEM];
     let item = buf.get_mut(..n).ok_or(Error::Plan { index: 0, reason: "plan header too long" })?;
     read_exact(&mut *link.borrow_mut(), item)?;
@@ -181,12 +248,15 @@ fn serve_inner<U: Read + Write>(
     if chunk == 0 || chunk > MAX_CHUNK {
         return Err(Error::Chunk { chunk, max: MAX_CHUNK });
     }
-    let mut spec = SessionSpec::new(SessionId(sid), seeds);
+    let session = SessionId(sid);
+    d.served.claim(&session)?;
+    let generation = Generation { session, share_set: ShareSetId(set), salt: d.salts.next_salt() };
+    let mut spec = SessionSpec::new(generation, d.seeds);
     spec.chunk = chunk;
     for (p, party) in [(0u8, Party::P0), (1, Party::P1)] {
         let mut plan = Pulled { link, header: header.clone(), first: 0, batch: heapless::Vec::new() };
         let out = Framed { link, party: p };
-        write_stream(party, &mut plan, &spec, &keys[usize::from(p)], out, scratch)?;
+        write_stream(party, &mut plan, &spec, &d.keys[usize::from(p)], out, scratch)?;
         let mut u = link.borrow_mut();
         frame(&mut *u, END, &[p], &[])?;
         u.flush().map_err(io)?;
@@ -194,14 +264,16 @@ fn serve_inner<U: Read + Write>(
     Ok(())
 }
 
-/// Host side: asks the board on `link` for `session`'s streams of `plan` (answering its step
-/// requests) and returns P0's and P1's streams as the board sent them (sealed; the host sees
-/// nothing else). `link` should time out its reads (a silent board is an error, not a hang);
-/// over TCP (QEMU's UART bridge) set no-delay, as every step is a small request and answer.
+/// Host side: asks the board on `link` for `session`'s streams of `plan` with the masks of
+/// sharing `share_set` (answering its step requests) and returns P0's and P1's streams as the
+/// board sent them (sealed; the host sees nothing else). `link` should time out its reads (a
+/// silent board is an error, not a hang); over TCP (QEMU's UART bridge) set no-delay, as every
+/// step is a small request and answer.
 #[cfg(feature = "std")]
 pub fn request<L: std::io::Read + std::io::Write>(
     link: &mut L,
     session: SessionId,
+    share_set: ShareSetId,
     plan: &ditto_core::plan::Plan,
     chunk: usize,
 ) -> Result<[std::vec::Vec<u8>; 2], Error> {
@@ -215,6 +287,7 @@ pub fn request<L: std::io::Read + std::io::Write>(
     req.extend_from_slice(&MAGIC);
     req.push(VERSION);
     req.extend_from_slice(&session.0);
+    req.extend_from_slice(&share_set.0);
     req.extend_from_slice(
         &u32::try_from(chunk).map_err(|_| Error::Chunk { chunk, max: MAX_CHUNK })?.to_le_bytes(),
     );

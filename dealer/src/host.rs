@@ -210,7 +210,7 @@ impl<T: std::io::Write> embedded_io::Write for Io<T> {
 use ditto_core::Party;
 use ditto_core::frame::{FrameKind, FrameReader, FrameWriter};
 use ditto_core::plan::PLAN_VERSION;
-use ditto_core::prg::SessionId;
+use ditto_core::prg::{SessionId, ShareSetId};
 use serde::{Deserialize, Serialize};
 
 use crate::Error;
@@ -224,6 +224,8 @@ pub struct Request {
     pub party: Party,
     /// The party's plan hash.
     pub plan_hash: [u8; 32],
+    /// The sharing the party's model share belongs to (its weight masks are dealt).
+    pub share_set: ShareSetId,
     /// Sequence length the plan was made for (0: the dealer's fixed plan).
     pub seq: u32,
     /// Tokens generated after the prompt (decoders; 0 otherwise).
@@ -325,18 +327,19 @@ pub fn connect(addr: &str, timeout: std::time::Duration) -> Result<std::net::Tcp
     Ok(sock)
 }
 
-/// Party side, over an open connection to the dealer server ([`connect`], plain or under TLS): asks for `party`'s
-/// stream of `session` for the plan with `plan_hash` (made for `seq` tokens and `generate`
-/// generated ones, or (0, 0) for the dealer's fixed plan) and returns the connection positioned
-/// at the sealed stream (read it with [`crate::party::PartyStream`] over [`Io`]).
+/// Party side, over an open connection to the dealer server ([`connect`], plain or under TLS):
+/// asks for `party`'s stream of `session` with the masks of sharing `share_set`, for the plan
+/// with `plan_hash` (made for `seq` tokens and `generate` generated ones, or (0, 0) for the
+/// dealer's fixed plan) and returns the connection positioned at the sealed stream (read it
+/// with [`crate::party::PartyStream`] over [`Io`]).
 pub fn request_stream_on<S: std::io::Read + std::io::Write>(
     mut sock: S,
     party: Party,
-    session: SessionId,
+    (session, share_set): (SessionId, ShareSetId),
     plan_hash: &[u8; 32],
     (seq, generate): (u32, u32),
 ) -> Result<S, Error> {
-    let req = Request { version: PLAN_VERSION, party, plan_hash: *plan_hash, seq, generate };
+    let req = Request { version: PLAN_VERSION, party, plan_hash: *plan_hash, share_set, seq, generate };
     let mut buf = [0u8; CONTROL_LIMIT];
     FrameWriter::new(Io(&mut sock), session).write_message(FrameKind::Control, 0, &req, &mut buf)?;
     std::io::Write::flush(&mut sock)

@@ -1,24 +1,32 @@
 //! Keys and seeds of the dealer.
 //!
-//! * The **master seed** (OS RNG on a host, TRNG on a board) yields each session's party seeds:
-//!   `seed_p = master.derive(session, label_p)`.
-//! * The **model-mask seed** yields each party's model share seed, from which its share of every
-//!   weight mask B_W is expanded ([`ditto_core::prg::model_share_seed`]).
-//! * A **party key** is provisioned once to a party and the dealer; each session's sealing key is
-//!   `party_key.derive(session, SEAL_LABEL)`.
+//! * The **master seed** (OS RNG on a host, TRNG on a board) yields each generation's party
+//!   seeds: `seed_p = master.derive_salted(session, salt, label_p)`.
+//! * The **model-mask seed** yields each party's model share seed of one sharing (share-set
+//!   id), from which its share of every weight mask B_W is expanded
+//!   ([`ditto_core::prg::model_share_seed`]).
+//! * A **party key** is provisioned once to a party and the dealer; each generation's sealing
+//!   key is `party_key.derive_salted(session, salt, SEAL_LABEL)`.
+//! * A **salt** ([`Salt`]) is drawn fresh for every generation of a session's two streams and
+//!   sent in clear at the head of both. Two generations of one session (a dealer restart, a
+//!   board reboot answering the same request, `--session S` with another state directory)
+//!   therefore never share a seed, an AEAD key or a nonce; P0 and P1 compare
+//!   [`Salt::commitment`] in their link handshake, so parties fed by two generations stop with
+//!   a clear error instead of computing garbage.
 //!
 //! A board keeps what must survive a reboot (both party keys and the model-mask seed) in a
 //! **key page** ([`Provisioning`]) written to its flash once; its master seed comes from the TRNG
 //! at every boot.
 
 use ditto_core::Party;
-use ditto_core::prg::{Seed, SessionId, model_share_seed};
+use ditto_core::prg::{Prg, Seed, SessionId, ShareSetId, model_share_seed};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroize;
 
 use crate::Error;
 
 const SEED_LABEL: [u16; 2] = [0x5301, 0x5302];
+const SALT_LABEL: u16 = 0x5341;
 /// Label of the sealing-key derivation.
 pub const SEAL_LABEL: u16 = 0x4145;
 
@@ -42,9 +50,9 @@ impl PartyKey {
         self.0.expose()
     }
 
-    /// The sealing key of one session.
-    pub fn session_key(&self, session: &SessionId) -> Seed {
-        self.0.derive(session, SEAL_LABEL)
+    /// The sealing key of one generation of a session's stream.
+    pub fn stream_key(&self, session: &SessionId, salt: &Salt) -> Seed {
+        self.0.derive_salted(session, &salt.0, SEAL_LABEL)
     }
 }
 
@@ -52,6 +60,59 @@ impl core::fmt::Debug for PartyKey {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("PartyKey(<redacted>)")
     }
+}
+
+/// The public per-generation salt (see the module docs). Not secret: it travels in clear.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Salt(pub [u8; 16]);
+
+impl Salt {
+    /// What P0 and P1 compare in their handshake: SHA-256 of a label, the session and the salt.
+    /// Equal commitments mean both streams come from one generation.
+    pub fn commitment(&self, session: &SessionId) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(b"ditto dealer generation v1");
+        h.update(session.0);
+        h.update(self.0);
+        h.finalize().into()
+    }
+}
+
+/// Salts for a dealer without an OS RNG at hand for each request (a board): AES-CTR under a key
+/// derived from the master seed, which is fresh from the TRNG at every boot. Salts never repeat
+/// within one master seed; across boots the master seed differs.
+pub struct SaltSource(Prg);
+
+impl core::fmt::Debug for SaltSource {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("SaltSource(<redacted>)")
+    }
+}
+
+impl SaltSource {
+    /// The salt stream of `master`.
+    pub fn new(master: &Seed) -> Self {
+        let key = master.derive(&SessionId([0; 16]), SALT_LABEL);
+        SaltSource(Prg::with_counter(key.expose(), 0))
+    }
+
+    /// The next salt.
+    pub fn next_salt(&mut self) -> Salt {
+        let mut b = [0u8; 16];
+        self.0.fill(&mut b);
+        Salt(b)
+    }
+}
+
+/// What one generation of a session's streams is bound to.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Generation {
+    /// The session (fresh per plan execution).
+    pub session: SessionId,
+    /// The sharing whose weight masks the streams carry.
+    pub share_set: ShareSetId,
+    /// This generation's salt.
+    pub salt: Salt,
 }
 
 /// The seeds the dealer holds.
@@ -108,12 +169,36 @@ impl DealerSeeds {
         DealerSeeds { master, model }
     }
 
-    /// Party `p`'s seeds for `session`.
-    pub fn party(&self, session: &SessionId, p: Party) -> PartySeeds {
+    /// Party `p`'s seeds for generation `g`: its session seed (bound to the session and the
+    /// salt) and its model share seed (bound to the sharing).
+    pub fn party(&self, g: &Generation, p: Party) -> PartySeeds {
         PartySeeds {
-            session: self.master.derive(session, SEED_LABEL[p.index()]),
-            model: model_share_seed(&self.model, p),
+            session: self.master.derive_salted(&g.session, &g.salt.0, SEED_LABEL[p.index()]),
+            model: model_share_seed(&self.model, &g.share_set, p),
         }
+    }
+
+    /// Replaces the master seed (a board whose served-session set is full draws a new one, as a
+    /// reboot would); the model-mask seed stays.
+    pub fn rekey(&mut self, master: Seed) {
+        self.master = master;
+    }
+
+    /// TEST ONLY (boards without entropy, built with a fixed test seed): the next master seed,
+    /// SHA-256 of the current one.
+    pub fn successor_test_master(&self) -> Seed {
+        let mut h: [u8; 32] = Sha256::digest(self.master.expose()).into();
+        let mut s = [0u8; 16];
+        s.copy_from_slice(&h[..16]);
+        h.zeroize();
+        let seed = Seed::from_bytes(s);
+        s.zeroize();
+        seed
+    }
+
+    /// A salt source under this dealer's master seed (boards; hosts draw salts from the OS).
+    pub fn salts(&self) -> SaltSource {
+        SaltSource::new(&self.master)
     }
 }
 

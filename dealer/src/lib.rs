@@ -2,15 +2,16 @@
 //!
 //! For one session the dealer writes two streams of frames ([`ditto_core::frame`]):
 //!
-//! * **P0's stream:** a hello (plan hash, session, party, chunk size), P0's seeds (its
-//!   16-byte session seed and its model share seed), an end frame. Nothing else: P0 expands
-//!   every correlation from its seeds.
-//! * **P1's stream:** the same hello and seeds, then P1's correction stream, step by step in
-//!   plan order, cut into frames of at most `chunk` bytes, then the end frame.
+//! * **P0's stream:** the generation's salt (in clear), a hello (plan hash, share set, party,
+//!   chunk size), P0's seeds (its 16-byte session seed and its model share seed), an end frame.
+//!   Nothing else: P0 expands every correlation from its seeds.
+//! * **P1's stream:** the same salt, hello and seeds, then P1's correction stream, step by step
+//!   in plan order, cut into frames of at most `chunk` bytes, then the end frame.
 //!
-//! Every payload is sealed with AES-128-GCM under a key derived from the party's provisioned key
-//! and the session id; the nonce is (sequence, step, kind, party) and the associated data is the
-//! frame header, so a relay learns nothing and cannot alter, drop, replay or reorder a frame
+//! Every payload after the salt is sealed with AES-128-GCM under a key derived from the party's
+//! provisioned key, the session id and the salt; the nonce is (sequence, step, kind, party) and
+//! the associated data is the frame header (and, for corrections, the step they were dealt
+//! for), so a relay learns nothing and cannot alter, drop, replay or reorder a frame
 //! undetected ([`seal`]). Generation needs no allocator and a few KiB of state whatever the
 //! model size ([`stream`]); the `std` feature adds host conveniences.
 #![no_std]
@@ -56,6 +57,35 @@ pub enum Error {
         expected: HashHex,
         /// The stream's plan hash (hex prefix).
         got: HashHex,
+    },
+    /// The stream carries the weight masks of another sharing than the party's model share.
+    #[error(
+        "the dealer's stream is for share set {got}, this party holds share set {expected}: the \
+         dealer was asked for another sharing's masks"
+    )]
+    ShareSet {
+        /// This party's share-set id.
+        expected: ditto_core::prg::ShareSetId,
+        /// The stream's.
+        got: ditto_core::prg::ShareSetId,
+    },
+    /// The dealer dealt for another plan than its hello announced (the plan source changed
+    /// between its hashing and dealing passes, e.g. a relay answering them differently).
+    #[error(
+        "the dealer's stream announced plan {announced} but was dealt for plan {dealt}: the plan \
+         changed between the dealer's two passes (a tampering relay?)"
+    )]
+    DealtPlan {
+        /// The hello's plan hash.
+        announced: HashHex,
+        /// The hash of the steps the corrections were dealt for.
+        dealt: HashHex,
+    },
+    /// A session this dealer has served already (a board, under its current master seed).
+    #[error("session {session:032x} was already served by this dealer")]
+    SessionServed {
+        /// The session id.
+        session: u128,
     },
     /// The stream was made for the other party.
     #[error("stream is for {got:?}, this is {expected:?}")]

@@ -1,6 +1,7 @@
 //! The appliance's serial protocol, board and host over an in-memory byte pipe: the streams the
 //! board sends (pulling the plan step by step) are byte-identical to the host dealer's for the
-//! same seeds, session and plan; a malformed request is answered with a failure, not a hang.
+//! same seeds, session, sharing, salt and plan; each generation has its own salt; a session is
+//! dealt once per master seed; a malformed request is answered with a failure, not a hang.
 #![cfg(feature = "std")]
 
 use std::cell::RefCell;
@@ -8,10 +9,10 @@ use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use ditto_core::Party;
-use ditto_core::prg::{Seed, SessionId};
-use ditto_dealer::board;
+use ditto_core::prg::{Seed, SessionId, ShareSetId};
+use ditto_dealer::board::{self, BoardDealer, ServedSessions};
 use ditto_dealer::host::Io;
-use ditto_dealer::keys::{DealerSeeds, PartyKey};
+use ditto_dealer::keys::{DealerSeeds, Generation, PartyKey, Salt};
 use ditto_dealer::plans;
 use ditto_dealer::stream::{SessionSpec, SlicePlan, scratch_len, write_stream};
 
@@ -23,12 +24,25 @@ fn keys() -> [PartyKey; 2] {
     [PartyKey::from_bytes([0x40; 16]), PartyKey::from_bytes([0x41; 16])]
 }
 
-fn board_thread(link: UnixStream) -> std::thread::JoinHandle<Result<(), ditto_dealer::Error>> {
+const SET: ShareSetId = ShareSetId([0x55; 16]);
+
+/// A board serving `requests` requests on `link` (one master seed, one served-session set).
+fn board_thread(link: UnixStream, requests: usize) -> std::thread::JoinHandle<Vec<Result<(), ditto_dealer::Error>>> {
     std::thread::spawn(move || {
         let link = RefCell::new(Io(link));
         let mut scratch = vec![0u8; scratch_len(1024)];
-        board::serve(&link, &seeds(), &keys(), &mut scratch)
+        let (seeds, keys) = (seeds(), keys());
+        let mut salts = seeds.salts();
+        let mut served = ServedSessions::<4>::default();
+        let mut d = BoardDealer { seeds: &seeds, keys: &keys, salts: &mut salts, served: &mut served };
+        (0..requests).map(|_| board::serve(&link, &mut d, &mut scratch)).collect()
     })
+}
+
+/// The salt at the head of a sealed stream (its first frame, in clear).
+fn salt_of(stream: &[u8]) -> Salt {
+    assert_eq!(stream[3], ditto_core::frame::FrameKind::Salt as u8);
+    Salt(stream[36..52].try_into().unwrap())
 }
 
 #[test]
@@ -37,10 +51,14 @@ fn board_streams_equal_the_host_dealer_streams() {
     let session = SessionId([0x77; 16]);
     let (mut host, dev) = UnixStream::pair().unwrap();
     host.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let b = board_thread(dev);
-    let got = board::request(&mut host, session, &plan, 1024).unwrap();
-    b.join().unwrap().unwrap();
-    let mut spec = SessionSpec::new(session, &seeds());
+    let b = board_thread(dev, 1);
+    let got = board::request(&mut host, session, SET, &plan, 1024).unwrap();
+    assert!(b.join().unwrap().into_iter().all(|r| r.is_ok()));
+    // Both streams of a generation carry its salt, the first of the board's salt source.
+    let salt = salt_of(&got[0]);
+    assert_eq!(salt_of(&got[1]), salt);
+    assert_eq!(salt, seeds().salts().next_salt());
+    let mut spec = SessionSpec::new(Generation { session, share_set: SET, salt }, &seeds());
     spec.chunk = 1024;
     for (i, p) in [Party::P0, Party::P1].into_iter().enumerate() {
         let mut want = Vec::new();
@@ -50,7 +68,38 @@ fn board_streams_equal_the_host_dealer_streams() {
         assert_eq!(got[i].len(), want.len(), "{p:?}");
         assert!(got[i] == want, "{p:?}: the board's stream differs from the host dealer's");
     }
-    assert_eq!(got[0].len(), 228, "P0 gets its sealed seeds only");
+    // Salt frame (36 + 16), then hello (with the share set), seeds and end (with the dealt hash).
+    assert_eq!(got[0].len(), 52 + 228 + 16 + 32, "P0 gets its salt and sealed seeds only");
+}
+
+#[test]
+fn a_board_deals_a_session_once_and_every_generation_under_a_new_salt() {
+    let plan = plans::plan("bert-tiny", &plans::BERT_TINY, 2, 0).unwrap();
+    let (mut host, dev) = UnixStream::pair().unwrap();
+    host.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let b = board_thread(dev, 3);
+    let a = board::request(&mut host, SessionId([1; 16]), SET, &plan, 1024).unwrap();
+    // The same session again (a replayed request) is refused, whatever the sharing asked for.
+    let e = board::request(&mut host, SessionId([1; 16]), ShareSetId([9; 16]), &plan, 1024).unwrap_err();
+    assert!(e.to_string().contains("already served"), "{e}");
+    let c = board::request(&mut host, SessionId([2; 16]), SET, &plan, 1024).unwrap();
+    let r = b.join().unwrap();
+    assert!(r[0].is_ok() && r[2].is_ok());
+    assert_eq!(r[1], Err(ditto_dealer::Error::SessionServed { session: u128::from_be_bytes([1; 16]) }));
+    assert_ne!(salt_of(&a[0]), salt_of(&c[0]), "each generation draws a new salt");
+}
+
+#[test]
+fn the_served_set_refuses_repeats_and_reports_when_full() {
+    let mut s = ServedSessions::<2>::default();
+    s.claim(&SessionId([1; 16])).unwrap();
+    assert!(s.claim(&SessionId([1; 16])).is_err());
+    s.claim(&SessionId([2; 16])).unwrap();
+    assert!(s.is_full());
+    // Full: nothing more is accepted (the board draws a new master seed and clears the set).
+    assert!(s.claim(&SessionId([3; 16])).is_err());
+    s.clear();
+    s.claim(&SessionId([3; 16])).unwrap();
 }
 
 #[test]
@@ -58,16 +107,16 @@ fn a_malformed_request_is_refused_not_hung() {
     use std::io::{Read, Write};
     let (mut host, dev) = UnixStream::pair().unwrap();
     host.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let b = board_thread(dev);
-    host.write_all(b"NOPE-this-is-not-a-request-----").unwrap();
+    let b = board_thread(dev, 1);
+    host.write_all(b"NOPE-this-is-not-a-request-------------------").unwrap();
     let mut h = [0u8; 5];
     host.read_exact(&mut h).unwrap();
     assert_eq!(h[0], board::FAIL);
-    assert!(b.join().unwrap().is_err());
+    assert!(b.join().unwrap()[0].is_err());
     // A board that goes away mid-request is an error for the host, not a hang.
     let plan = plans::plan("bert-tiny", &plans::BERT_TINY, 4, 0).unwrap();
     let (mut host, dev) = UnixStream::pair().unwrap();
     host.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     drop(dev);
-    assert!(board::request(&mut host, SessionId([1; 16]), &plan, 1024).is_err());
+    assert!(board::request(&mut host, SessionId([1; 16]), SET, &plan, 1024).is_err());
 }

@@ -1,7 +1,8 @@
 //! Dealer streams end to end in memory: the committed core test vector is reproduced through
 //! sealed frames; the correlations P0 and P1 expand from the delivered seeds and corrections
-//! satisfy their relations; tampering, replay, reordering, truncation, wrong keys, wrong plans
-//! and unservable plans are each their specific error.
+//! satisfy their relations; tampering, replay, reordering, truncation, wrong keys, wrong plans,
+//! a plan changed between the dealer's passes and unservable plans are each their specific
+//! error.
 #![allow(clippy::cast_possible_truncation)]
 
 use ditto_core::Party;
@@ -9,15 +10,15 @@ use ditto_core::beaver::{self, Dims};
 use ditto_core::corr::{Corrections, DealerStreams, Streams, Tile, deal_step};
 use ditto_core::frame::HEADER_LEN;
 use ditto_core::plan::{Op, PLAN_VERSION, PlanHeader, Step, plan_hash};
-use ditto_core::prg::{Seed, SessionId, model_share_seed};
+use ditto_core::prg::{Seed, SessionId, ShareSetId, model_share_seed};
 use ditto_core::ring::RingId;
-use ditto_dealer::keys::{DealerSeeds, PartyKey, PartySeeds};
+use ditto_dealer::keys::{DealerSeeds, Generation, PartyKey, PartySeeds, Salt};
 use ditto_dealer::party::PartyStream;
-use ditto_dealer::stream::{SessionSpec, SlicePlan, scratch_len, write_stream};
+use ditto_dealer::stream::{PlanSource, SessionSpec, SlicePlan, scratch_len, write_stream};
 use ditto_dealer::{DEFAULT_CHUNK, Error};
 use sha2::{Digest, Sha256};
 
-const VECTORS: &str = include_str!("../../core/tests/vectors/dealer-v1.json");
+const VECTORS: &str = include_str!("../../core/tests/vectors/dealer-v2.json");
 
 fn unhex16(s: &str) -> [u8; 16] {
     let v: Vec<u8> = (0..16).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap()).collect();
@@ -49,15 +50,17 @@ fn vector_fixture(chunk: usize) -> (Fixture, serde_json::Value) {
         .map(|s| serde_json::from_value(s["step"].clone()).unwrap())
         .collect();
     let model = Seed::from_bytes(unhex16(v["model_seed"].as_str().unwrap()));
+    let share_set = ShareSetId(unhex16(v["share_set"].as_str().unwrap()));
     let seeds = [("seed_p0", Party::P0), ("seed_p1", Party::P1)].map(|(k, p)| PartySeeds {
         session: Seed::from_bytes(unhex16(v[k].as_str().unwrap())),
-        model: model_share_seed(&model, p),
+        model: model_share_seed(&model, &share_set, p),
     });
     let session = SessionId(unhex16(v["session"].as_str().unwrap()));
+    let generation = Generation { session, share_set, salt: Salt([0x5a; 16]) };
     let f = Fixture {
         header: header(v["plan_name"].as_str().unwrap(), steps.len()),
         steps,
-        spec: SessionSpec { session, seeds, chunk, tile: Tile::default() },
+        spec: SessionSpec { generation, seeds, chunk, tile: Tile::default() },
         keys: [PartyKey::from_bytes([0xA0; 16]), PartyKey::from_bytes([0xA1; 16])],
     };
     (f, v)
@@ -73,14 +76,20 @@ fn write(f: &Fixture, p: Party) -> Result<Vec<u8>, Error> {
 
 /// Reads a whole stream as the party; returns seeds and each step's corrections.
 fn read(f: &Fixture, p: Party, bytes: &[u8]) -> Result<(PartySeeds, Vec<Vec<u8>>), Error> {
+    read_as(f, p, bytes, &f.steps)
+}
+
+/// [`read`] by a party whose plan is `steps` (its own, or what a relay made the dealer deal).
+fn read_as(f: &Fixture, p: Party, bytes: &[u8], mine: &[Step]) -> Result<(PartySeeds, Vec<Vec<u8>>), Error> {
     let hash = plan_hash(&f.header, &f.steps).unwrap();
     let mut buf = vec![0u8; scratch_len(f.spec.chunk)];
-    let (mut s, seeds) = PartyStream::open(bytes, &f.keys[p.index()], f.spec.session, p, &hash, &mut buf)?;
+    let g = &f.spec.generation;
+    let (mut s, seeds) = PartyStream::open(bytes, &f.keys[p.index()], g.session, p, &hash, &g.share_set, &mut buf)?;
     let mut steps = Vec::new();
     if p == Party::P1 {
-        for (i, st) in f.steps.iter().enumerate() {
+        for (i, st) in mine.iter().enumerate() {
             let mut out = vec![0u8; st.p1_correction_bytes() as usize];
-            s.read_step(i as u32, &mut out, &mut buf)?;
+            s.read_step(i as u32, st, &mut out, &mut buf)?;
             steps.push(out);
         }
     }
@@ -122,12 +131,12 @@ fn p0_gets_only_seeds_and_relations_hold() {
     let f = Fixture {
         header: header("relations", steps.len()),
         steps,
-        spec: SessionSpec::new(session, &seeds),
+        spec: SessionSpec::new(Generation { session, share_set: ShareSetId([6; 16]), salt: Salt([7; 16]) }, &seeds),
         keys: [PartyKey::from_bytes([4; 16]), PartyKey::from_bytes([5; 16])],
     };
     let p0 = write(&f, Party::P0).unwrap();
-    // hello + seeds + end: a few hundred bytes whatever the plan.
-    assert!(p0.len() < 3 * HEADER_LEN + 3 * 16 + 64 + 32 + 16, "P0 stream is {} bytes", p0.len());
+    // salt + hello + seeds + end: a few hundred bytes whatever the plan.
+    assert!(p0.len() < 4 * HEADER_LEN + 4 * 16 + 64 + 32 + 48, "P0 stream is {} bytes", p0.len());
     let (s0, none) = read(&f, Party::P0, &p0).unwrap();
     assert!(none.is_empty());
     let p1 = write(&f, Party::P1).unwrap();
@@ -229,6 +238,14 @@ fn tampering_replay_reordering_and_truncation_are_caught() {
     assert!(read(&f, Party::P1, &fr.concat()).is_ok());
     // Our bitwise CRC agrees with the frame format's.
     assert_eq!(crc32fast_like(&fr[3]), u32::from_le_bytes(fr[3][32..36].try_into().unwrap()));
+    // The salt frame leads, in clear; a relay changing it (CRC fixed) changes the key: the hello
+    // fails its tag.
+    assert_eq!(fr[0][3], ditto_core::frame::FrameKind::Salt as u8);
+    assert_eq!(fr[0][HEADER_LEN..], f.spec.generation.salt.0);
+    let mut t = fr.clone();
+    t[0][HEADER_LEN] ^= 1;
+    fix_crc(&mut t[0]);
+    assert_eq!(read(&f, Party::P1, &t.concat()).unwrap_err(), Error::Auth { seq: 1, step: 0 });
 
     // A flipped ciphertext bit: the CRC catches accidents...
     let mut t = fr.clone();
@@ -271,11 +288,12 @@ fn wrong_key_party_session_or_plan_are_refused() {
     let bytes = write(&f, Party::P1).unwrap();
     let hash = plan_hash(&f.header, &f.steps).unwrap();
     let mut buf = vec![0u8; 4096];
+    let (sid, set) = (f.spec.generation.session, f.spec.generation.share_set);
     let open = |key: &PartyKey, sid: SessionId, p: Party, h: &[u8; 32], buf: &mut [u8]| {
-        PartyStream::open(&bytes[..], key, sid, p, h, buf).map(|_| ()).unwrap_err()
+        PartyStream::open(&bytes[..], key, sid, p, h, &set, buf).map(|_| ()).unwrap_err()
     };
-    assert_eq!(open(&f.keys[0], f.spec.session, Party::P1, &hash, &mut buf), Error::Auth { seq: 0, step: 0 });
-    assert_eq!(open(&f.keys[1], f.spec.session, Party::P0, &hash, &mut buf), Error::Auth { seq: 0, step: 0 });
+    assert_eq!(open(&f.keys[0], sid, Party::P1, &hash, &mut buf), Error::Auth { seq: 1, step: 0 });
+    assert_eq!(open(&f.keys[1], sid, Party::P0, &hash, &mut buf), Error::Auth { seq: 1, step: 0 });
     let other = SessionId([0xEE; 16]);
     assert!(matches!(
         open(&f.keys[1], other, Party::P1, &hash, &mut buf),
@@ -288,21 +306,67 @@ fn wrong_key_party_session_or_plan_are_refused() {
         fix_crc(fm);
     }
     let replayed = fr.concat();
-    let e = PartyStream::open(&replayed[..], &f.keys[1], other, Party::P1, &hash, &mut buf)
+    let e = PartyStream::open(&replayed[..], &f.keys[1], other, Party::P1, &hash, &set, &mut buf)
         .map(|_| ())
         .unwrap_err();
-    assert_eq!(e, Error::Auth { seq: 0, step: 0 });
+    assert_eq!(e, Error::Auth { seq: 1, step: 0 });
     // The party's plan differs from the dealer's.
     let mut h2 = hash;
     h2[0] ^= 1;
-    assert!(matches!(open(&f.keys[1], f.spec.session, Party::P1, &h2, &mut buf), Error::PlanHash { .. }));
-    let msg = open(&f.keys[1], f.spec.session, Party::P1, &h2, &mut buf).to_string();
+    assert!(matches!(open(&f.keys[1], sid, Party::P1, &h2, &mut buf), Error::PlanHash { .. }));
+    let msg = open(&f.keys[1], sid, Party::P1, &h2, &mut buf).to_string();
     assert!(msg.contains("plan hash mismatch"), "{msg}");
+    // The party holds another sharing than the one whose masks the stream carries.
+    let mine = ShareSetId([0x77; 16]);
+    let e = PartyStream::open(&bytes[..], &f.keys[1], sid, Party::P1, &hash, &mine, &mut buf).map(|_| ()).unwrap_err();
+    assert_eq!(e, Error::ShareSet { expected: mine, got: set });
     // Steps must be read in order.
-    let (mut s, _) =
-        PartyStream::open(&bytes[..], &f.keys[1], f.spec.session, Party::P1, &hash, &mut buf).unwrap();
+    let (mut s, _) = PartyStream::open(&bytes[..], &f.keys[1], sid, Party::P1, &hash, &set, &mut buf).unwrap();
     let mut out = vec![0u8; f.steps[1].p1_correction_bytes() as usize];
-    assert!(matches!(s.read_step(1, &mut out, &mut buf), Err(Error::Plan { index: 1, .. })));
+    assert!(matches!(s.read_step(1, &f.steps[1], &mut out, &mut buf), Err(Error::Plan { index: 1, .. })));
+}
+
+/// A plan source that answers its second pass with another step at `index` (a relay serving a
+/// board the plan, changing a step between the board's hashing and dealing passes).
+struct Relay<'a> {
+    plan: SlicePlan<'a>,
+    index: u32,
+    swapped: Step,
+    seen: u32,
+}
+
+impl PlanSource for Relay<'_> {
+    fn header(&self) -> &PlanHeader {
+        self.plan.header
+    }
+    fn step(&mut self, index: u32) -> Result<Step, Error> {
+        self.seen += u32::from(index == self.index);
+        if index == self.index && self.seen == 2 { Ok(self.swapped) } else { self.plan.step(index) }
+    }
+}
+
+#[test]
+fn a_step_changed_between_the_dealers_passes_is_caught() {
+    let f = small_fixture();
+    // The same op with another layer: the same number of correction bytes, other correlations
+    // would be expected of them.
+    let swapped = Step { layer: 9, ..f.steps[1] };
+    assert_eq!(swapped.p1_correction_bytes(), f.steps[1].p1_correction_bytes());
+    let mut src = Relay { plan: SlicePlan { header: &f.header, steps: &f.steps }, index: 1, swapped, seen: 0 };
+    let mut bytes = Vec::new();
+    let mut scratch = vec![0u8; scratch_len(f.spec.chunk)];
+    write_stream(Party::P1, &mut src, &f.spec, &f.keys[1], &mut bytes, &mut scratch).unwrap();
+    assert_eq!(src.seen, 2, "hashed once, dealt once");
+    // The party opens its step 1 with its own step: the frames were dealt for another one.
+    let e = read(&f, Party::P1, &bytes).unwrap_err();
+    assert!(matches!(e, Error::Auth { step: 1, .. }), "{e:?}");
+    // A reader that took the dealt steps on trust still stops at the end frame, which carries
+    // the hash of the plan as dealt.
+    let mut dealt = f.steps.clone();
+    dealt[1] = swapped;
+    let e = read_as(&f, Party::P1, &bytes, &dealt).unwrap_err();
+    assert!(matches!(e, Error::DealtPlan { .. }), "{e:?}");
+    assert!(e.to_string().contains("changed between the dealer's two passes"), "{e}");
 }
 
 #[test]

@@ -1,15 +1,18 @@
 //! The dealer loop every board image runs: key page, master seed, then one request after another
 //! on the UART, each logged with its bytes, its time split between the UART and generation, and
-//! the stack's high-water mark.
+//! the stack's high-water mark. Each session is dealt once per master seed: the board keeps the
+//! set of sessions it has served ([`ServedSessions`]); when the set is full it draws a new
+//! master seed and starts a new set, as a reboot would.
 #![allow(unsafe_code)] // stack painting: raw reads and writes below the live frames
 
 use core::cell::RefCell;
 
 use defmt::{Display2Format, error, info, warn};
+use ditto_dealer::board::{BoardDealer, ServedSessions};
 use ditto_dealer::keys::{DealerSeeds, Provisioning};
 use ditto_dealer::stream::scratch_len;
 
-use crate::{Board, MasterSeed, master_seed};
+use crate::{Board, MasterSeed, master_seed, next_master_seed};
 
 /// The UART with time and byte counters for the log.
 struct Timed<U> {
@@ -63,6 +66,8 @@ impl<U: embedded_io::Write> embedded_io::Write for Timed<U> {
 }
 
 const SCRATCH: usize = scratch_len(ditto_dealer::DEFAULT_CHUNK);
+/// Sessions remembered per master seed (16 bytes each).
+const SERVED: usize = 512;
 /// Stack bytes painted below the entry frame to measure the high-water mark.
 const PAINT: usize = 96 * 1024;
 const PATTERN: u32 = 0xDEAD_BEEF;
@@ -117,14 +122,31 @@ pub fn run<B: Board>(mut board: B, source: MasterSeed) -> ! {
         }
     };
     let Provisioning { keys, model } = prov;
-    let seeds = DealerSeeds::new(master, model);
+    let mut seeds = DealerSeeds::new(master, model);
+    let mut salts = seeds.salts();
+    let mut served = ServedSessions::<SERVED>::default();
     let link = RefCell::new(Timed { inner: board.uart(), now: B::now_us, started: None, io_us: 0, sent: 0 });
     let mut scratch = [0u8; SCRATCH];
     let bottom = paint_stack();
     info!("serving on the UART");
     loop {
+        if served.is_full() {
+            match next_master_seed(&mut board, source, &seeds) {
+                Ok(m) => {
+                    seeds.rekey(m);
+                    salts = seeds.salts();
+                    served.clear();
+                    info!("{=usize} sessions served: new master seed drawn, session set cleared", SERVED);
+                }
+                Err(e) => {
+                    error!("cannot draw a new master seed: {}", Display2Format(&e));
+                    board.halt()
+                }
+            }
+        }
         link.borrow_mut().reset();
-        let r = ditto_dealer::board::serve(&link, &seeds, &keys, &mut scratch);
+        let mut dealer = BoardDealer { seeds: &seeds, keys: &keys, salts: &mut salts, served: &mut served };
+        let r = ditto_dealer::board::serve(&link, &mut dealer, &mut scratch);
         let end = B::now_us();
         let l = link.borrow();
         let total = end - l.started.unwrap_or(end);

@@ -113,6 +113,19 @@ pub fn master_seed<B: Board>(board: &mut B, source: MasterSeed) -> Result<Seed, 
     }
 }
 
+/// A new master seed when the served-session set is full: fresh from the TRNG, or (test-only
+/// seed) the SHA-256 of the current one, so a test image never repeats a master seed either.
+pub fn next_master_seed<B: Board>(
+    board: &mut B,
+    source: MasterSeed,
+    current: &ditto_dealer::keys::DealerSeeds,
+) -> Result<Seed, BoardError> {
+    match source {
+        MasterSeed::Trng => master_seed(board, source),
+        MasterSeed::TestOnly(_) => Ok(current.successor_test_master()),
+    }
+}
+
 /// TEST ONLY provisioning for the QEMU image and the tests that check its streams: QEMU's board
 /// has no entropy source, so the `qemu-test-seed` image uses [`MASTER`](test_provisioning::MASTER)
 /// as its master seed. Keys and the model-mask seed come from the key page as on a real board;

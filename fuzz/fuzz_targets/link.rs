@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use ditto_core::Party;
-use ditto_core::prg::SessionId;
+use ditto_core::prg::{SessionId, ShareSetId};
 use ditto_net::link::{Config, Hello, Link};
 use libfuzzer_sys::fuzz_target;
 use tokio::io::AsyncWriteExt;
@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
             drop(peer);
         });
         let mut link = Link::new(mine, Party::P0, Config { timeout: Duration::from_millis(50) });
-        if link.handshake(&Hello::new(Party::P0, [1; 32], SessionId([2; 16]))).await.is_ok() {
+        if link.handshake(&Hello::new(Party::P0, [1; 32], SessionId([2; 16]), ShareSetId([4; 16]))).await.is_ok() {
             for (step, len) in [(0u32, 4usize), (0, 4), (1, 0), (2, 64)] {
                 if link.exchange(step, &vec![0u8; len]).await.is_err() {
                     break;

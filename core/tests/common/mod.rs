@@ -15,7 +15,7 @@ use ditto_core::compare::{self, SignMaterial, SignShape};
 use ditto_core::convert;
 use ditto_core::corr::{Corrections, DealerStreams, Streams, deal_step};
 use ditto_core::plan::{Op, Step};
-use ditto_core::prg::{Prg, Seed, SessionId, model_share_seed};
+use ditto_core::prg::{Prg, Seed, SessionId, ShareSetId, model_share_seed};
 use ditto_core::ring::{RingId, add_into};
 use ditto_core::{Party, Ring, bits, trunc};
 
@@ -24,6 +24,8 @@ pub const PARTIES: [Party; 2] = [Party::P0, Party::P1];
 pub struct Harness {
     pub seeds: [Seed; 2],
     pub model_seed: Seed,
+    /// The sharing the model share seeds are bound to.
+    pub share_set: ShareSetId,
     pub model: [Seed; 2],
     pub session: SessionId,
     pub rng: Prg,
@@ -52,10 +54,12 @@ impl Harness {
     /// Deterministic test seeds (test-only: real seeds come from the OS RNG or a TRNG).
     pub fn new(tag: u8) -> Self {
         let model_seed = Seed::from_bytes([tag ^ 0x33; 16]);
-        let model = [model_share_seed(&model_seed, Party::P0), model_share_seed(&model_seed, Party::P1)];
+        let set = ShareSetId([tag ^ 0x3c; 16]);
+        let model = [model_share_seed(&model_seed, &set, Party::P0), model_share_seed(&model_seed, &set, Party::P1)];
         Harness {
             seeds: [Seed::from_bytes([tag; 16]), Seed::from_bytes([tag ^ 0x5a; 16])],
             model_seed,
+            share_set: set,
             model,
             session: SessionId([tag ^ 0xa5; 16]),
             rng: Prg::with_counter(&[tag ^ 0x77; 16], 0),

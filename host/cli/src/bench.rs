@@ -94,7 +94,8 @@ async fn bench_bert(
         m.infer(e, &Shared::new(xs[p.index()].clone(), &[seq, v], 0)?).await
     };
     let plan = plan_of("bench", &program).await?;
-    let res = run_local(&plan, local, program).await?;
+    let local = Local { share_set: shares[0].share_set(), ..local.clone() };
+    let res = run_local(&plan, &local, program).await?;
     drop(shares);
     let mut pe = Engine::plaintext();
     let pm = SecureBert::setup(&mut pe, BertShare::plaintext(&bert, q)?).await?;

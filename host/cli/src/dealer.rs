@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 use ditto_core::Party;
 use ditto_core::corr::Tile;
 use ditto_core::plan::{PLAN_VERSION, Plan};
-use ditto_core::prg::{Seed, SessionId};
+use ditto_core::prg::{Seed, SessionId, ShareSetId};
 use ditto_dealer::host::{
     Io, Request, Response, read_request, reason, stream_file_name, with_parallel, write_response,
 };
-use ditto_dealer::keys::{DealerSeeds, PartyKey};
+use ditto_dealer::keys::{DealerSeeds, Generation, PartyKey, Salt};
 use ditto_dealer::stream::{
     SessionSpec, SlicePlan, dealer_streams, scratch_len, write_stream, write_stream_with,
 };
@@ -60,6 +60,11 @@ pub struct DealerArgs {
     /// Session id, 32 hex digits (default: fresh from the OS RNG).
     #[arg(long)]
     pub session: Option<String>,
+    /// With --arch or --plan: the share-set id (32 hex digits, the `share_id` of the parties'
+    /// share files) whose weight masks the streams carry; default all zero (no model weights).
+    /// A party asking for another is refused.
+    #[arg(long, conflicts_with = "model")]
+    pub share_set: Option<String>,
     /// Write the two sealed streams into this directory instead of serving them.
     #[arg(long, conflicts_with = "listen")]
     pub out: Option<PathBuf>,
@@ -136,7 +141,16 @@ fn setup(a: &DealerArgs) -> Result<Setup, CliError> {
         ),
         None => SessionId(files::os_random16()?),
     };
-    let mut spec = SessionSpec::new(session, &DealerSeeds::new(master, model));
+    let share_set = match &a.share_set {
+        Some(h) => ShareSetId(
+            files::parse_hex16(h)
+                .ok_or_else(|| CliError::Usage(format!("--share-set: expected 32 hex digits, got {h:?}")))?,
+        ),
+        None => ShareSetId::default(),
+    };
+    // The salt is fresh from the OS even with a test master seed: a generation is never repeated.
+    let generation = Generation { session, share_set, salt: Salt(files::os_random16()?) };
+    let mut spec = SessionSpec::new(generation, &DealerSeeds::new(master, model));
     spec.chunk = a.chunk;
     spec.tile = match a.tile {
         16 => Tile::K16,
@@ -261,8 +275,8 @@ pub fn run(a: &DealerArgs) -> Result<(), CliError> {
     }
     let s = setup(a)?;
     let record = SessionRecord::open(&a.state.clone().unwrap_or_else(files::default_state_dir))?;
-    let sid = format!("{:032x}", s.spec.session.as_u128());
-    record.claim(&s.spec.session)?;
+    let sid = format!("{:032x}", s.spec.generation.session.as_u128());
+    record.claim(&s.spec.generation.session)?;
     if let Some(dir) = &a.out {
         return write_files(&s, dir, &sid);
     }
@@ -275,7 +289,7 @@ fn write_files(s: &Setup, dir: &Path, sid: &str) -> Result<(), CliError> {
     say!("session {sid}");
     say!("plan {} ({} steps, hash {})", s.plan.header.name, s.plan.steps.len(), HashHex::of(&s.hash));
     for party in [Party::P0, Party::P1] {
-        let path = dir.join(stream_file_name(&s.spec.session, party));
+        let path = dir.join(stream_file_name(&s.spec.generation.session, party));
         let f = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -351,7 +365,7 @@ fn accept_one(
     link: &mut (Option<String>, Box<dyn BlockingStream>),
 ) -> Result<Party, CliError> {
     let (role, sock) = (link.0.as_deref(), &mut link.1);
-    let session = s.spec.session;
+    let session = s.spec.generation.session;
     let req: Request = read_request(Io(&mut *sock), session)?;
     let mut refuse = |why: String| -> Result<Party, CliError> {
         write_response(Io(&mut *sock), session, &Response::Refused(reason(&why)))?;
@@ -368,6 +382,12 @@ fn accept_one(
             "plan hash mismatch: dealer has {}, request has {}",
             HashHex::of(&s.hash),
             HashHex::of(&req.plan_hash)
+        ));
+    }
+    if req.share_set != s.spec.generation.share_set {
+        return refuse(format!(
+            "share set mismatch: dealer serves {} (--share-set), request asks {}",
+            s.spec.generation.share_set, req.share_set
         ));
     }
     {

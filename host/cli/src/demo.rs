@@ -179,7 +179,12 @@ pub fn run(a: &DemoArgs) -> Result<(), CliError> {
             m.infer(e, &Shared::new(xs[p.index()].clone(), &[n, v], 0)?).await
         };
         let plan = plan_of("demo", &program).await?;
-        let local = Local { net: Net::Tls, threads: a.threads.max(1), ..Local::default() };
+        let local = Local {
+            net: Net::Tls,
+            threads: a.threads.max(1),
+            share_set: shares[0].share_set(),
+            ..Local::default()
+        };
         let res = run_local(&plan, &local, program).await?;
         let t = Instant::now();
         let mut pe = Engine::plaintext();
@@ -287,7 +292,8 @@ fn classify_session(
             Ok(out)
         };
         let plan = plan_of("classify", &program).await?;
-        let res = run_local(&plan, &Local::default(), program).await?;
+        let local = Local { share_set: shares[0].share_set(), ..Local::default() };
+        let res = run_local(&plan, &local, program).await?;
         let [o0, o1] = &res.out;
         Ok(o0
             .iter()

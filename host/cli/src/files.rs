@@ -160,11 +160,16 @@ pub fn provision(a: &ProvisionArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// A record of used sessions, one hex id per line, appended and synced before the session's
-/// first byte is served (dealer: `served-sessions`) or its first opening (party:
-/// `consumed-sessions-pN`): a correlation is never used twice, across restarts.
+/// A record of used sessions: one marker file per session in a directory (dealer:
+/// `served-sessions.d`, party: `consumed-sessions-pN.d`), created with `create_new` and synced
+/// with its directory before the session's first byte is served or its first opening: a
+/// correlation is never used twice, across restarts and across processes sharing the state
+/// directory (the file system makes the creation atomic: of two claims of one id, exactly one
+/// succeeds). The line-per-id files of earlier versions (`served-sessions`, ...) are still read,
+/// so their ids stay refused.
 pub struct SessionRecord {
-    path: PathBuf,
+    dir: PathBuf,
+    legacy: PathBuf,
 }
 
 impl SessionRecord {
@@ -173,33 +178,32 @@ impl SessionRecord {
         Self::open_named(dir, "served-sessions")
     }
 
-    /// Opens (creating the directory) the record `name` in `dir`.
+    /// Opens (creating the directories) the record `name` in `dir`.
     pub fn open_named(dir: &Path, name: &str) -> Result<Self, CliError> {
-        fs::create_dir_all(dir).map_err(file_err(dir))?;
-        Ok(SessionRecord { path: dir.join(name) })
+        let record = dir.join(format!("{name}.d"));
+        fs::create_dir_all(&record).map_err(file_err(&record))?;
+        Ok(SessionRecord { dir: record, legacy: dir.join(name) })
     }
 
-    /// Records `session`, refusing one already recorded.
+    /// Records `session`, refusing one already recorded. Atomic and durable: the marker is
+    /// created exclusively, then it and the directory are synced.
     pub fn claim(&self, session: &SessionId) -> Result<(), CliError> {
         let id = format!("{:032x}", session.as_u128());
-        match fs::read_to_string(&self.path) {
-            Ok(text) if text.lines().any(|l| l.trim() == id) => {
-                return Err(CliError::SessionReused {
-                    session: session.as_u128(),
-                    record: self.path.clone(),
-                });
-            }
+        let reused = || CliError::SessionReused { session: session.as_u128(), record: self.dir.clone() };
+        match fs::read_to_string(&self.legacy) {
+            Ok(text) if text.lines().any(|l| l.trim() == id) => return Err(reused()),
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(CliError::File { path: self.path.clone(), source: e }),
+            Err(e) => return Err(CliError::File { path: self.legacy.clone(), source: e }),
         }
-        let mut f = fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(&self.path)
-            .map_err(file_err(&self.path))?;
-        writeln!(f, "{id}").map_err(file_err(&self.path))?;
-        f.sync_all().map_err(file_err(&self.path))
+        let marker = self.dir.join(&id);
+        let f = match fs::OpenOptions::new().write(true).create_new(true).open(&marker) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Err(reused()),
+            Err(e) => return Err(CliError::File { path: marker, source: e }),
+        };
+        f.sync_all().map_err(file_err(&marker))?;
+        fs::File::open(&self.dir).and_then(|d| d.sync_all()).map_err(file_err(&self.dir))
     }
 }
 

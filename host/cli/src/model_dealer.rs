@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use ditto_core::Party;
 use ditto_core::plan::Plan;
-use ditto_core::prg::SessionId;
+use ditto_core::prg::ShareSetId;
 use ditto_dealer::host::{Io, Response, read_request_any, reason, with_parallel, write_response};
-use ditto_dealer::keys::{DealerSeeds, PartyKey};
+use ditto_dealer::keys::{DealerSeeds, Generation, PartyKey, Salt};
 use ditto_dealer::stream::{
     SessionSpec, SlicePlan, dealer_streams, scratch_len, write_stream, write_stream_with,
 };
@@ -71,17 +71,13 @@ pub fn open_board(spec: &str) -> Result<Streams, CliError> {
 }
 
 impl Streams {
-    /// Writes `party`'s stream of `session` for `plan` to `out`.
-    fn write(
-        &self,
-        party: Party,
-        session: SessionId,
-        plan: &Plan,
-        out: impl std::io::Write,
-    ) -> Result<(), CliError> {
+    /// Writes `party`'s stream of generation `g` for `plan` to `out` (a board draws its own
+    /// salt for each session it deals; `g.salt` is then unused).
+    fn write(&self, party: Party, generation: Generation, plan: &Plan, out: impl std::io::Write) -> Result<(), CliError> {
+        let session = generation.session;
         match self {
             Streams::Local { keys, seeds, threads } => {
-                let spec = SessionSpec::new(session, seeds);
+                let spec = SessionSpec::new(generation, seeds);
                 let w = std::io::BufWriter::with_capacity(1 << 16, out);
                 let mut src = SlicePlan { header: &plan.header, steps: &plan.steps };
                 let mut scratch = vec![0u8; scratch_len(spec.chunk)];
@@ -102,7 +98,8 @@ impl Streams {
                         std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                         std::collections::hash_map::Entry::Vacant(v) => {
                             let mut l = link.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                            let [a, b] = ditto_dealer::board::request(&mut *l, session, plan, DEFAULT_CHUNK)?;
+                            let [a, b] =
+                                ditto_dealer::board::request(&mut *l, session, generation.share_set, plan, DEFAULT_CHUNK)?;
                             v.insert([Some(a), Some(b)])
                         }
                     };
@@ -147,7 +144,7 @@ pub fn serve_model(d: ModelDealer<'_>) -> Result<(), CliError> {
     let streams = Arc::new(d.streams);
     let q = crate::calibrate::load_quant(d.quant)?;
     let record = Arc::new(SessionRecord::open(d.state)?);
-    let served: Arc<Mutex<HashMap<u128, [bool; 2]>>> = Arc::default();
+    let served: Arc<Mutex<HashMap<u128, Served>>> = Arc::default();
     runtime()?.block_on(async {
         let listener = tokio::net::TcpListener::bind(d.listen).await.map_err(net)?;
         say!("listening {}", listener.local_addr().map_err(net)?);
@@ -184,6 +181,47 @@ pub fn serve_model(d: ModelDealer<'_>) -> Result<(), CliError> {
     })
 }
 
+/// A session this process has begun to serve: its generation (sharing and salt, fixed by the
+/// first party's request) and which parties have been served.
+pub(crate) struct Served {
+    share_set: ShareSetId,
+    salt: Salt,
+    done: [bool; 2],
+}
+
+/// Marks `party` served in `session` and returns the generation to deal and whether both
+/// parties are now served. The first request of a session claims it in the durable record
+/// before anything is inserted, so a failed claim (a session served by an earlier process, an
+/// I/O error) leaves nothing behind that a retry could be served from.
+pub(crate) fn admit(
+    served: &Mutex<HashMap<u128, Served>>,
+    record: &SessionRecord,
+    session: ditto_core::prg::SessionId,
+    share_set: ShareSetId,
+    party: Party,
+) -> Result<(Generation, bool), String> {
+    let mut g = served.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let entry = match g.entry(session.as_u128()) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(v) => {
+            let salt = Salt(crate::files::os_random16().map_err(|e| e.to_string())?);
+            record.claim(&session).map_err(|e| e.to_string())?;
+            v.insert(Served { share_set, salt, done: [false; 2] })
+        }
+    };
+    if entry.share_set != share_set {
+        return Err(format!(
+            "{party:?} asks for the masks of sharing {share_set}, but this session is dealt for sharing {}",
+            entry.share_set
+        ));
+    }
+    if entry.done[party.index()] {
+        return Err(format!("{party:?}'s stream of this session was already served"));
+    }
+    entry.done[party.index()] = true;
+    Ok((Generation { session, share_set, salt: entry.salt }, entry.done[0] && entry.done[1]))
+}
+
 /// Serves one request; Ok(true) when it completed a session (both parties served).
 #[allow(clippy::too_many_arguments)]
 fn serve_one(
@@ -193,7 +231,7 @@ fn serve_one(
     q: &ditto_models::quant::QuantConfig,
     streams: &Streams,
     record: &SessionRecord,
-    served: &Mutex<HashMap<u128, [bool; 2]>>,
+    served: &Mutex<HashMap<u128, Served>>,
 ) -> Result<bool, CliError> {
     let (role, sock) = (link.0.as_deref(), &mut link.1);
     let (session, req) = read_request_any(Io(&mut *sock))?;
@@ -225,23 +263,12 @@ fn serve_one(
             HashHex::of(&req.plan_hash)
         ));
     }
-    let complete = {
-        let mut g = served.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let fresh = !g.contains_key(&session.as_u128());
-        let entry = g.entry(session.as_u128()).or_default();
-        if entry[req.party.index()] {
-            drop(g);
-            return refuse(format!("{:?}'s stream of this session was already served", req.party));
-        }
-        if fresh && let Err(e) = record.claim(&session) {
-            drop(g);
-            return refuse(e.to_string());
-        }
-        entry[req.party.index()] = true;
-        entry[0] && entry[1]
+    let (generation, complete) = match admit(served, record, session, req.share_set, req.party) {
+        Ok(v) => v,
+        Err(why) => return refuse(why),
     };
     write_response(Io(&mut *sock), session, &Response::Accepted)?;
-    streams.write(req.party, session, &plan, &mut *sock)?;
+    streams.write(req.party, generation, &plan, &mut *sock)?;
     std::io::Write::flush(sock).map_err(net)?;
     Ok(complete)
 }

@@ -303,7 +303,7 @@ pub fn party(a: &PartyArgs) -> Result<(), CliError> {
             _ => return Err(CliError::Usage("P0 needs --listen ADDR, P1 needs --connect ADDR".into())),
         };
         let source = Source::Tcp(a.dealer.clone(), (seq, gen_n), sec.clone());
-        let mut e = Engine::start(party, link, source, key, plan, session, timeout).await?;
+        let mut e = Engine::start(party, link, source, key, plan, (session, share.share_set()), timeout).await?;
         e.set_threads(a.threads);
         e.set_progress(crate::progress::plan_steps("inference"));
         e.set_weight_cache(&state);

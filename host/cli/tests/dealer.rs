@@ -11,10 +11,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use ditto_core::Party;
-use ditto_core::prg::{Seed, SessionId};
+use ditto_core::prg::{Seed, SessionId, ShareSetId};
 use ditto_dealer::Error;
 use ditto_dealer::host::{Io, connect, request_stream_on, stream_file_name};
-use ditto_dealer::keys::{DealerSeeds, PartyKey};
+use ditto_dealer::keys::{DealerSeeds, Generation, PartyKey, Salt};
 use ditto_dealer::party::PartyStream;
 use ditto_dealer::plans;
 use ditto_dealer::stream::{SessionSpec, SlicePlan, scratch_len, write_stream};
@@ -60,7 +60,7 @@ fn request_stream(
 ) -> Result<Box<dyn ditto_net::tls::BlockingStream>, String> {
     let sock = connect(addr, Duration::from_secs(20)).map_err(|e| e.to_string())?;
     let s = security(d, role).connect_blocking(sock, "dealer").map_err(|e| e.to_string())?;
-    request_stream_on(s, party, session, hash, (0, 0)).map_err(|e| match e {
+    request_stream_on(s, party, (session, ShareSetId::default()), hash, (0, 0)).map_err(|e| match e {
         Error::Refused { reason } => format!("refused: {reason}"),
         e => e.to_string(),
     })
@@ -77,13 +77,21 @@ fn key(dir: &Path, name: &str) -> [u8; 16] {
     core::array::from_fn(|i| u8::from_str_radix(&t[2 * i..2 * i + 2], 16).unwrap())
 }
 
-/// The stream the library generates for the same inputs.
-fn expected(keys: &Path, session: SessionId, party: Party) -> Vec<u8> {
+/// The salt at the head of a sealed stream (its first frame, in clear).
+fn salt_of(stream: &[u8]) -> Salt {
+    assert_eq!(stream[3], ditto_core::frame::FrameKind::Salt as u8, "a stream starts with its salt");
+    Salt(stream[36..52].try_into().unwrap())
+}
+
+/// The stream the library generates for the same inputs (the salt, fresh from the OS RNG at
+/// every generation, read from the stream under test).
+fn expected(keys: &Path, session: SessionId, salt: Salt, party: Party) -> Vec<u8> {
     let plan = plans::plan("bert-tiny", &plans::BERT_TINY, 8, 0).unwrap();
     let master: [u8; 16] =
         core::array::from_fn(|i| u8::from_str_radix(&TEST_MASTER[2 * i..2 * i + 2], 16).unwrap());
     let seeds = DealerSeeds::new(Seed::from_bytes(master), Seed::from_bytes(key(keys, "model.seed")));
-    let spec = SessionSpec::new(session, &seeds);
+    let generation = Generation { session, share_set: ShareSetId::default(), salt };
+    let spec = SessionSpec::new(generation, &seeds);
     let k = PartyKey::from_bytes(key(keys, &format!("p{}.key", party.index())));
     let mut out = Vec::new();
     let mut src = SlicePlan { header: &plan.header, steps: &plan.steps };
@@ -97,12 +105,12 @@ fn consume<R: embedded_io::Read>(r: R, keys: &Path, session: SessionId, party: P
     let hash = plan.hash().unwrap();
     let k = PartyKey::from_bytes(key(keys, &format!("p{}.key", party.index())));
     let mut buf = vec![0u8; scratch_len(ditto_dealer::DEFAULT_CHUNK)];
-    let (mut s, _) = PartyStream::open(r, &k, session, party, &hash, &mut buf)?;
+    let (mut s, _) = PartyStream::open(r, &k, session, party, &hash, &ShareSetId::default(), &mut buf)?;
     let mut total = 0;
     if party == Party::P1 {
         for (i, st) in plan.steps.iter().enumerate() {
             let mut out = vec![0u8; st.p1_correction_bytes() as usize];
-            s.read_step(i as u32, &mut out, &mut buf)?;
+            s.read_step(i as u32, st, &mut out, &mut buf)?;
             total += out.len() as u64;
         }
     }
@@ -163,7 +171,7 @@ fn streams_written_to_files_open_at_each_party_and_sessions_are_never_reused() {
     let d = tmp("files");
     let keys = d.join("k");
     provision(&keys);
-    let run = |out: &str| {
+    let run = |out: &str, state: &str| {
         ditto()
             .args([
                 "dealer",
@@ -181,23 +189,67 @@ fn streams_written_to_files_open_at_each_party_and_sessions_are_never_reused() {
             .arg("--out")
             .arg(d.join(out))
             .arg("--state")
-            .arg(d.join("state"))
+            .arg(d.join(state))
             .output()
             .unwrap()
     };
-    let out = run("s");
+    let out = run("s", "state");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("test-only"), "the test switch announces itself");
+    let read = |dir: &str, p: Party| std::fs::read(d.join(dir).join(stream_file_name(&sid(), p))).unwrap();
+    let salt = salt_of(&read("s", Party::P0));
+    assert_eq!(salt_of(&read("s", Party::P1)), salt, "both streams of a generation carry its salt");
     for p in [Party::P0, Party::P1] {
-        let bytes = std::fs::read(d.join("s").join(stream_file_name(&sid(), p))).unwrap();
-        assert_eq!(bytes, expected(&keys, sid(), p), "{p:?}");
+        assert_eq!(read("s", p), expected(&keys, sid(), salt, p), "{p:?}");
         let f = std::fs::File::open(d.join("s").join(stream_file_name(&sid(), p))).unwrap();
         let n = consume(Io(f), &keys, sid(), p).unwrap();
         assert_eq!(n > 0, p == Party::P1);
     }
-    let again = run("s2");
+    let again = run("s2", "state");
     assert!(!again.status.success());
     assert!(String::from_utf8_lossy(&again.stderr).contains("already used"));
+    // The same session from another state directory, with the same (test) master seed: a second
+    // generation. Its salt is fresh, so nothing is sealed under the first one's key and nonces:
+    // its frames do not open under the first generation's salt.
+    let out = run("s3", "state3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let second = read("s3", Party::P1);
+    assert_ne!(salt_of(&second), salt);
+    let mut spliced = read("s", Party::P1)[..52].to_vec();
+    spliced.extend_from_slice(&second[52..]);
+    let e = consume(&spliced[..], &keys, sid(), Party::P1).unwrap_err();
+    assert!(matches!(e, Error::Auth { seq: 1, .. }), "{e:?}");
+}
+
+#[test]
+fn two_processes_claiming_one_session_at_once_exactly_one_wins() {
+    let d = tmp("race");
+    let keys = d.join("k");
+    provision(&keys);
+    for round in 0..6 {
+        let sid = format!("{round:032x}");
+        let spawn = |out: &str| {
+            ditto()
+                .args(["dealer", "--arch", "bert-tiny", "--seq", "4", "--session", &sid, "--keys"])
+                .arg(&keys)
+                .arg("--out")
+                .arg(d.join(format!("{out}-{round}")))
+                .arg("--state")
+                .arg(d.join("state"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        };
+        let (a, b) = (spawn("a"), spawn("b"));
+        let outs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+        let won = outs.iter().filter(|o| o.status.success()).count();
+        assert_eq!(won, 1, "round {round}: {} processes claimed the session", won);
+        let lost = outs.iter().find(|o| !o.status.success()).unwrap();
+        assert!(String::from_utf8_lossy(&lost.stderr).contains("already used"), "round {round}");
+    }
+    // One marker per session in the record.
+    assert_eq!(std::fs::read_dir(d.join("state/served-sessions.d")).unwrap().count(), 6);
 }
 
 /// The dealer process and its stdout (kept open: the dealer must not see a closed pipe).

@@ -120,22 +120,35 @@ fn a_peer_sending_garbage_is_refused() {
 }
 
 /// A "P1" that speaks the protocol for the seeded model's 3-token request (same plan, same
-/// session as [`client_request`]): connects to P0 on `peer`, shakes hands, then runs `act`.
-fn fake_p1(peer: &str, act: impl AsyncFnOnce(&mut ditto_net::link::Link)) {
+/// session as [`client_request`], P1's share set and key from `s`): connects to P0 on `peer`,
+/// shakes hands, fetches P1's dealer stream and agrees on its generation, then runs `act`.
+fn fake_p1(s: &Setup, peer: &str, act: impl AsyncFnOnce(&mut ditto_net::link::Link)) {
     use ditto_core::Party;
-    use ditto_core::prg::SessionId;
+    use ditto_core::prg::{SessionId, ShareSetId};
+    use ditto_net::dealer::{DealerFeed, Source};
     use ditto_net::link::{Config, Hello, Link};
+    use ditto_net::tls::Security;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let cfg = ditto_models::seeded::config();
         let q = ditto_models::quant::QuantConfig::accurate();
         let plan = ditto_models::plans::bert("party", &cfg, &q, 3).await.unwrap();
-        let cfg = Config { timeout: Duration::from_secs(10) };
-        let mut link =
-            Link::connect(peer, Party::P1, cfg, &ditto_net::tls::Security::Plaintext).await.unwrap();
-        link.handshake(&Hello::new(Party::P1, plan.hash().unwrap(), SessionId([0x3c; 16]))).await.unwrap();
+        let t = Duration::from_secs(10);
+        let (sid, set) = (SessionId([0x3c; 16]), ShareSetId(share_id(&s.dir.join("shares/p1.share"))));
+        let mut link = Link::connect(peer, Party::P1, Config { timeout: t }, &Security::Plaintext).await.unwrap();
+        link.handshake(&Hello::new(Party::P1, plan.hash().unwrap(), sid, set)).await.unwrap();
+        let key = ditto_dealer::keys::PartyKey::from_bytes(hex16(&s.dir.join("keys/p1.key")));
+        let src = Source::Tcp(s.dealer_addr.clone(), (3, 0), Security::Plaintext);
+        let feed = DealerFeed::open(src, key, Party::P1, (sid, set), &plan, t).await.unwrap();
+        link.agree_generation(feed.generation()).await.unwrap();
         act(&mut link).await;
     });
+}
+
+/// 32 hex digits in a file, as bytes.
+fn hex16(file: &std::path::Path) -> [u8; 16] {
+    let t = std::fs::read_to_string(file).unwrap();
+    std::array::from_fn(|i| u8::from_str_radix(&t.trim()[2 * i..2 * i + 2], 16).unwrap())
 }
 
 /// The share-set id written in a share file's header.
@@ -156,7 +169,7 @@ fn a_peer_gone_mid_inference_ends_the_other_party_and_the_client_gets_no_result(
     // A "P1" that runs the session's first exchange correctly (the weight setup's share-set id
     // and cache digest) and then vanishes, as a killed process would, while P0 opens F.
     let id = share_id(&s.dir.join("shares/p1.share"));
-    fake_p1(&peer, async |link| {
+    fake_p1(&s, &peer, async |link| {
         let mut first = id.to_vec();
         first.extend_from_slice(&[0u8; 32]);
         link.exchange(u32::MAX, &first).await.unwrap();
@@ -215,7 +228,7 @@ fn a_frame_for_another_step_is_refused() {
     let _client = client_request(&[&c0]);
     // A "P1" that speaks the protocol (same plan, same session) but sends a frame for step 7
     // where P0 expects the weight setup's.
-    fake_p1(&peer, async |link| {
+    fake_p1(&s, &peer, async |link| {
         let _ = link.exchange(7, &[0u8; 48]).await;
     });
     let (ok, err, took) = ended(&mut p0.0, Duration::from_secs(10));

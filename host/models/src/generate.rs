@@ -203,6 +203,7 @@ async fn run_local(
 ) -> Result<LocalGeneration, crate::ModelError> {
     let (n, v) = (prompt.len(), m.cfg.vocab_size);
     let shares = crate::secure_gpt2::share_gpt2(m, q, rng)?;
+    let local = &ditto_mpc::local::Local { share_set: shares[0].share_set(), ..local.clone() };
     let xs = share(&crate::secure_bert::one_hot(prompt, v)?, rng);
     let (hub, ends) = client_channels();
     let ends = ends.map(tokio::sync::Mutex::new);

@@ -194,6 +194,11 @@ pub fn share_bert(bert: &Bert, q: &QuantConfig, rng: &mut impl Rng) -> Result<[B
 }
 
 impl BertShare {
+    /// The id of the sharing this share belongs to (both parties' shares carry it).
+    pub fn share_set(&self) -> ditto_core::prg::ShareSetId {
+        ditto_core::prg::ShareSetId(self.share_id)
+    }
+
     /// The model config.
     pub fn config(&self) -> &BertConfig {
         &self.cfg

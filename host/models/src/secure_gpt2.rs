@@ -309,6 +309,11 @@ impl crate::share_file::ShareTensors for Gpt2Share {
 }
 
 impl Gpt2Share {
+    /// The id of the sharing this share belongs to (both parties' shares carry it).
+    pub fn share_set(&self) -> ditto_core::prg::ShareSetId {
+        ditto_core::prg::ShareSetId(self.share_id)
+    }
+
     /// Writes party `party`'s share.
     pub fn save(&mut self, path: &std::path::Path, party: u8) -> Result<(), ModelError> {
         crate::share_file::save(self, path, party)

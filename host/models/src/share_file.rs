@@ -64,6 +64,14 @@ pub enum ModelShare {
 }
 
 impl ModelShare {
+    /// The id of the sharing (both parties' files of one `share-model` run carry it).
+    pub fn share_set(&self) -> ditto_core::prg::ShareSetId {
+        match self {
+            ModelShare::Bert(b) => b.share_set(),
+            ModelShare::Gpt2(g) => g.share_set(),
+        }
+    }
+
     /// Reads a share file of either architecture; returns it and its party.
     pub fn load(path: &Path) -> Result<(Self, u8), ModelError> {
         let (arch, h) = read_header(path)?;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use ditto_core::corr::{Corrections, Streams};
 use ditto_core::plan::{Op, Plan, Scale, Step, Tag};
-use ditto_core::prg::SessionId;
+use ditto_core::prg::{SessionId, ShareSetId};
 use ditto_core::{Party, Ring};
 use ditto_dealer::keys::PartyKey;
 use ditto_net::counters::Counters;
@@ -23,6 +23,8 @@ struct Run {
     plan: Plan,
     next: u32,
     session: SessionId,
+    /// The sharing whose weight masks this session's dealer stream carries.
+    share_set: ShareSetId,
     /// The step under way and when it began (the setup before the first step counts under
     /// [`SETUP_STEP`]).
     clock: (u32, std::time::Instant),
@@ -127,22 +129,32 @@ impl Engine {
         }
     }
 
-    /// Starts a party: handshake with the peer (version, roles, plan hash, session), then opens
-    /// this party's dealer stream for the same plan and session.
+    /// Starts a party: handshake with the peer (version, roles, plan hash, session, share
+    /// set), then opens this party's dealer stream for the same plan, session and sharing, then
+    /// checks with the peer that both streams come from one dealer generation. P0's stream ends
+    /// after its seeds and is checked to the end here; P1's is checked to the end when its last
+    /// step begins, so either party has verified its whole stream before anything of the run
+    /// can reach a client. `share_set` is the id of the model share the program will set up
+    /// (any value for a program without model weights).
     pub async fn start(
         party: Party,
         mut link: Link,
         dealer: Source,
         key: PartyKey,
         plan: Plan,
-        session: SessionId,
+        (session, share_set): (SessionId, ShareSetId),
         timeout: Duration,
     ) -> Result<Self, MpcError> {
         let hash = plan.hash()?;
-        link.handshake(&Hello::new(party, hash, session)).await?;
-        let feed = DealerFeed::open(dealer, key, party, session, &plan, timeout).await?;
+        link.handshake(&Hello::new(party, hash, session, share_set)).await?;
+        let mut feed = DealerFeed::open(dealer, key, party, (session, share_set), &plan, timeout).await?;
+        link.agree_generation(feed.generation()).await?;
+        if party == Party::P0 || plan.steps.is_empty() {
+            feed.finish().await?;
+        }
         let clock = (SETUP_STEP, std::time::Instant::now());
-        Ok(Self::with_mode(party, Mode::Run(Box::new(Run { link, feed, plan, next: 0, session, clock }))))
+        let run = Run { link, feed, plan, next: 0, session, share_set, clock };
+        Ok(Self::with_mode(party, Mode::Run(Box::new(run))))
     }
 
     /// Keeps the opened weight masks F = W - B_W in `dir` so that later sessions with the same
@@ -157,6 +169,17 @@ impl Engine {
     /// Returns whether F comes from the cache. Nothing happens in planning or plaintext mode.
     pub async fn begin_weight_setup(&mut self, share_id: [u8; 16]) -> Result<bool, MpcError> {
         let Mode::Run(r) = &self.mode else { return Ok(false) };
+        if share_id != r.share_set.0 {
+            return Err(MpcError::Setup {
+                detail: format!(
+                    "the model share is of sharing {}, but the session was opened for sharing {} (its \
+                     dealer stream carries that sharing's weight masks): start the engine with the \
+                     share's id",
+                    ShareSetId(share_id),
+                    r.share_set
+                ),
+            });
+        }
         let mut cache = match &self.cache_dir {
             Some(dir) => Some(WeightCache::open(
                 dir,
@@ -272,7 +295,9 @@ impl Engine {
                     return Err(MpcError::PlanIncomplete { done: r.next, steps: r.plan.steps.len() });
                 }
                 r.mark(SETUP_STEP);
-                r.feed.finish().await?;
+                if !r.feed.is_finished() {
+                    r.feed.finish().await?;
+                }
                 Ok(r.link.counters().clone())
             }
         }
@@ -313,6 +338,11 @@ impl Engine {
                 r.mark(index);
                 let corr = if self.party == Party::P1 { r.feed.step(index).await? } else { Vec::new() };
                 r.next += 1;
+                // The whole stream is checked (end frame: counts, the plan as dealt) before the
+                // last step computes anything.
+                if r.next as usize == r.plan.steps.len() && !r.feed.is_finished() {
+                    r.feed.finish().await?;
+                }
                 if let Some(f) = self.progress.as_mut() {
                     f(r.next, u32::try_from(r.plan.steps.len()).unwrap_or(u32::MAX));
                 }

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use ditto_core::Party;
 use ditto_core::plan::Plan;
-use ditto_core::prg::{Seed, SessionId};
+use ditto_core::prg::{Seed, SessionId, ShareSetId};
 use ditto_dealer::host::with_parallel;
-use ditto_dealer::keys::{DealerSeeds, PartyKey};
+use ditto_dealer::keys::{DealerSeeds, Generation, PartyKey, Salt};
 use ditto_dealer::stream::{
     SessionSpec, SlicePlan, dealer_streams, scratch_len, write_stream, write_stream_with,
 };
@@ -41,14 +41,23 @@ pub struct Local {
     pub timeout: Duration,
     /// GEMM and dealer threads.
     pub threads: usize,
-    /// TEST ONLY: fixed (master, model-mask) dealer seeds instead of the OS RNG; the session id
-    /// and party keys are then fixed too, so runs are reproducible.
+    /// TEST ONLY: fixed (master, model-mask) dealer seeds instead of the OS RNG; the session id,
+    /// salt and party keys are then fixed too, so runs are reproducible.
     pub test_seeds: Option<([u8; 16], [u8; 16])>,
+    /// The sharing whose model share the program sets up (its id, `share_id()` of the share);
+    /// the default (all zero) suits programs without model weights.
+    pub share_set: ShareSetId,
 }
 
 impl Default for Local {
     fn default() -> Self {
-        Local { net: Net::Memory, timeout: Duration::from_secs(30), threads: 1, test_seeds: None }
+        Local {
+            net: Net::Memory,
+            timeout: Duration::from_secs(30),
+            threads: 1,
+            test_seeds: None,
+            share_set: ShareSetId::default(),
+        }
     }
 }
 
@@ -90,22 +99,24 @@ pub async fn run<T>(
     cfg: &Local,
     program: impl AsyncFn(&mut Engine, Party) -> Result<T, MpcError>,
 ) -> Result<Outcome<T>, MpcError> {
-    let (master, model, session, keys) = match cfg.test_seeds {
+    let (master, model, session, salt, keys) = match cfg.test_seeds {
         Some((m, w)) => (
             m,
             w,
             SessionId([0x5e; 16]),
+            Salt([0x5a; 16]),
             [PartyKey::from_bytes([0xa0; 16]), PartyKey::from_bytes([0xa1; 16])],
         ),
         None => (
             os_seed()?,
             os_seed()?,
             SessionId(os_seed()?),
+            Salt(os_seed()?),
             [PartyKey::from_bytes(os_seed()?), PartyKey::from_bytes(os_seed()?)],
         ),
     };
     let seeds = DealerSeeds::new(Seed::from_bytes(master), Seed::from_bytes(model));
-    let spec = SessionSpec::new(session, &seeds);
+    let spec = SessionSpec::new(Generation { session, share_set: cfg.share_set, salt }, &seeds);
     let t = std::time::Instant::now();
     let mut streams = [Vec::new(), Vec::new()];
     let mut src = SlicePlan { header: &plan.header, steps: &plan.steps };
@@ -152,7 +163,7 @@ pub async fn run<T>(
             Source::Memory(Arc::new(stream)),
             keys[p.index()].clone(),
             plan.clone(),
-            session,
+            (session, cfg.share_set),
             cfg.timeout,
         )
         .await?;

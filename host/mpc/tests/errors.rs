@@ -8,9 +8,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Net, SID, TIMEOUT, dealer_streams, keys, links, plan_of};
+use common::{IDS, Net, SID, TIMEOUT, dealer_streams, dealer_streams_salted, keys, links, plan_of};
 use ditto_core::Party;
 use ditto_core::prg::SessionId;
+use ditto_dealer::keys::Salt;
 use ditto_mpc::{Engine, MpcError, Shared};
 use ditto_net::NetError;
 use ditto_net::dealer::Source;
@@ -28,7 +29,7 @@ async fn start(
     stream: Vec<u8>,
     plan: ditto_core::plan::Plan,
 ) -> Result<Engine, MpcError> {
-    Engine::start(p, link, Source::Memory(Arc::new(stream)), keys()[p.index()].clone(), plan, SID, TIMEOUT)
+    Engine::start(p, link, Source::Memory(Arc::new(stream)), keys()[p.index()].clone(), plan, IDS, TIMEOUT)
         .await
 }
 
@@ -134,4 +135,46 @@ async fn a_vanished_peer_is_an_error_within_the_timeout() {
     let e = a.unwrap_err();
     assert!(matches!(e, MpcError::Net(NetError::Closed { .. })), "{e}");
     assert!(t.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parties_fed_by_two_dealer_generations_stop_before_computing() {
+    // Two generations of one session (a dealer restarted, a board rebooted): each party's stream
+    // is valid on its own, but they do not fit together.
+    let plan = plan_of(&program).await;
+    let (g1, g2) = (dealer_streams_salted(&plan, SID, Salt([1; 16])), dealer_streams_salted(&plan, SID, Salt([2; 16])));
+    let (l0, l1) = links(Net::Memory).await;
+    let (a, b) = tokio::join!(
+        start(Party::P0, l0, g1[0].clone(), plan.clone()),
+        start(Party::P1, l1, g2[1].clone(), plan.clone())
+    );
+    for r in [a.map(|_| ()), b.map(|_| ())] {
+        let e = r.unwrap_err();
+        assert!(matches!(e, MpcError::Net(NetError::Generation { .. })), "{e}");
+        assert!(e.to_string().contains("two dealer instances"), "{e}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn p1_checks_the_end_of_its_stream_before_its_last_step_computes() {
+    // P1's stream without its end frame: the last step fails when it begins (before any output
+    // of the run can exist), not at `finish` after the program returned.
+    let plan = plan_of(&program).await;
+    let mut s = dealer_streams(&plan, SID);
+    let end_frame = ditto_core::frame::HEADER_LEN + 16 + 45; // header, tag, End (postcard)
+    let n = s[1].len();
+    assert_eq!(s[1][n - end_frame + 3], ditto_core::frame::FrameKind::End as u8, "the end frame's header");
+    s[1].truncate(n - end_frame);
+    let (l0, l1) = links(Net::Memory).await;
+    let run = async |p: Party, l, st| {
+        let mut e = start(p, l, st, plan.clone()).await?;
+        let r = program(&mut e, p).await;
+        if let Err(err) = &r {
+            e.abort(&err.to_string()).await;
+        }
+        r
+    };
+    let (_a, b) = tokio::join!(run(Party::P0, l0, s[0].clone()), run(Party::P1, l1, s[1].clone()));
+    let e = b.unwrap_err();
+    assert!(e.to_string().contains("truncated"), "{e}");
 }

@@ -1,12 +1,13 @@
-//! The dealer stream at a party: opened (hello, plan hash, seeds) on a blocking thread, then
-//! read step by step ahead of the computation and handed over through a bounded channel.
+//! The dealer stream at a party: opened (salt, hello, plan hash, share set, seeds) on a
+//! blocking thread, then read step by step ahead of the computation and handed over through a
+//! bounded channel, then its end frame checked (P0 at once, P1 after its last step).
 
 use std::io::Read;
 use std::time::Duration;
 
 use ditto_core::Party;
 use ditto_core::plan::Plan;
-use ditto_core::prg::SessionId;
+use ditto_core::prg::{SessionId, ShareSetId};
 use ditto_dealer::host::{Io, connect, request_stream_on};
 use ditto_dealer::keys::{PartyKey, PartySeeds};
 use ditto_dealer::party::PartyStream;
@@ -34,8 +35,12 @@ pub enum Source {
 /// An opened dealer stream: the party's seeds, and (P1) each step's corrections in order.
 pub struct DealerFeed {
     seeds: PartySeeds,
+    /// The generation's commitment ([`ditto_dealer::keys::Salt::commitment`]).
+    generation: [u8; 32],
     rx: tokio::sync::mpsc::Receiver<Result<(u32, Vec<u8>), NetError>>,
     timeout: Duration,
+    /// Whether the end frame has been checked.
+    ended: bool,
 }
 
 impl std::fmt::Debug for DealerFeed {
@@ -47,14 +52,14 @@ impl std::fmt::Debug for DealerFeed {
 fn open_reader(
     src: &Source,
     party: Party,
-    session: SessionId,
+    ids: (SessionId, ShareSetId),
     hash: &[u8; 32],
     timeout: Duration,
 ) -> Result<Box<dyn Read + Send>, NetError> {
     Ok(match src {
         Source::Tcp(addr, seq, sec) => {
             let sock = sec.connect_blocking(connect(addr, timeout)?, "dealer")?;
-            Box::new(request_stream_on(sock, party, session, hash, *seq)?)
+            Box::new(request_stream_on(sock, party, ids, hash, *seq)?)
         }
         Source::File(p) => Box::new(std::io::BufReader::with_capacity(
             1 << 20,
@@ -66,23 +71,24 @@ fn open_reader(
 }
 
 impl DealerFeed {
-    /// Opens `party`'s stream of `session` for `plan` and starts reading it ahead.
+    /// Opens `party`'s stream of `session` with the masks of sharing `share_set`, for `plan`,
+    /// and starts reading it ahead.
     pub async fn open(
         src: Source,
         key: PartyKey,
         party: Party,
-        session: SessionId,
+        (session, share_set): (SessionId, ShareSetId),
         plan: &Plan,
         timeout: Duration,
     ) -> Result<Self, NetError> {
         let hash = plan.hash().map_err(|e| NetError::Dealer(e.into()))?;
-        let sizes: Vec<u64> = plan.steps.iter().map(ditto_core::plan::Step::p1_correction_bytes).collect();
+        let steps = plan.steps.clone();
         let (seed_tx, seed_rx) = tokio::sync::oneshot::channel();
         let (tx, rx) = tokio::sync::mpsc::channel(READ_AHEAD);
         std::thread::spawn(move || {
-            let opened = open_reader(&src, party, session, &hash, timeout).and_then(|r| {
+            let opened = open_reader(&src, party, (session, share_set), &hash, timeout).and_then(|r| {
                 let mut buf = vec![0u8; scratch_len(ditto_dealer::stream::MAX_CHUNK)];
-                let (s, seeds) = PartyStream::open(Io(r), &key, session, party, &hash, &mut buf)?;
+                let (s, seeds) = PartyStream::open(Io(r), &key, session, party, &hash, &share_set, &mut buf)?;
                 Ok((s, seeds, buf))
             });
             let (mut s, seeds, mut buf) = match opened {
@@ -92,14 +98,17 @@ impl DealerFeed {
                     return;
                 }
             };
-            if seed_tx.send(Ok(seeds)).is_err() {
+            let generation = s.salt().commitment(&session);
+            if seed_tx.send(Ok((seeds, generation))).is_err() {
                 return;
             }
             if party == Party::P1 {
-                for (i, n) in sizes.iter().enumerate() {
-                    let mut out = vec![0u8; usize::try_from(*n).unwrap_or(usize::MAX)];
+                for (i, step) in steps.iter().enumerate() {
+                    let n = step.p1_correction_bytes();
+                    let mut out = vec![0u8; usize::try_from(n).unwrap_or(usize::MAX)];
                     let i = u32::try_from(i).unwrap_or(u32::MAX);
-                    let r = s.read_step(i, &mut out, &mut buf).map(|()| (i, out)).map_err(NetError::from);
+                    let r =
+                        s.read_step(i, step, &mut out, &mut buf).map(|()| (i, out)).map_err(NetError::from);
                     let failed = r.is_err();
                     if tx.blocking_send(r).is_err() || failed {
                         return;
@@ -109,19 +118,30 @@ impl DealerFeed {
             let end = s.finish(&mut buf).map(|_| (u32::MAX, Vec::new())).map_err(NetError::from);
             let _ = tx.blocking_send(end);
         });
-        let seeds = tokio::time::timeout(timeout + Duration::from_secs(1), seed_rx)
+        let (seeds, generation) = tokio::time::timeout(timeout + Duration::from_secs(1), seed_rx)
             .await
             .map_err(|_| NetError::Timeout {
                 what: "opening the dealer stream",
                 secs: timeout.as_secs_f64(),
             })?
             .map_err(|_| NetError::Closed { what: "dealer stream reader" })??;
-        Ok(DealerFeed { seeds, rx, timeout })
+        Ok(DealerFeed { seeds, generation, rx, timeout, ended: false })
     }
 
     /// This party's seeds.
     pub fn seeds(&self) -> &PartySeeds {
         &self.seeds
+    }
+
+    /// The commitment to the stream's generation, which both parties compare
+    /// ([`crate::link::Link::agree_generation`]).
+    pub fn generation(&self) -> &[u8; 32] {
+        &self.generation
+    }
+
+    /// Whether the end frame has been checked ([`Self::finish`]).
+    pub fn is_finished(&self) -> bool {
+        self.ended
     }
 
     /// P1: the corrections of step `index` (steps in order).
@@ -133,12 +153,17 @@ impl DealerFeed {
         Ok(bytes)
     }
 
-    /// Checks the end of the stream (P1 after its last step; P0 at once).
-    pub async fn finish(mut self) -> Result<(), NetError> {
+    /// Checks the end of the stream (P1 after its last step; P0 at once): counts, and the hash
+    /// of the plan as dealt. Once only.
+    pub async fn finish(&mut self) -> Result<(), NetError> {
+        if self.ended {
+            return Err(NetError::Malformed("dealer stream end read twice"));
+        }
         let (i, _) = self.next().await?;
         if i != u32::MAX {
             return Err(NetError::Malformed("dealer stream has steps beyond the plan"));
         }
+        self.ended = true;
         Ok(())
     }
 

@@ -17,7 +17,7 @@ pub mod link;
 pub mod tls;
 
 /// Version of the P0 <-> P1 protocol.
-pub const NET_VERSION: u16 = 1;
+pub const NET_VERSION: u16 = 2;
 
 /// Errors of the transport. Values named are public (versions, hashes, session ids, sizes).
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +73,29 @@ pub enum NetError {
         ours: u128,
         /// The peer's.
         theirs: u128,
+    },
+    /// Shares of different sharings.
+    #[error(
+        "share set mismatch: this party holds sharing {ours:032x}, the peer {theirs:032x}; give both \
+         parties the files of one `ditto share-model` run"
+    )]
+    ShareSet {
+        /// Ours.
+        ours: u128,
+        /// The peer's.
+        theirs: u128,
+    },
+    /// The two parties' dealer streams come from different generations.
+    #[error(
+        "dealer generation mismatch: this party's stream is generation {ours}, the peer's {theirs}; \
+         the parties were fed by two dealer instances (or two dealings of one session) and would \
+         compute garbage"
+    )]
+    Generation {
+        /// Our stream's commitment (hex prefix).
+        ours: ditto_dealer::HashHex,
+        /// The peer's (hex prefix).
+        theirs: ditto_dealer::HashHex,
     },
     /// A frame that is not a frame of this protocol.
     #[error("malformed frame from the peer: {0}")]

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use ditto_core::prg::SessionId;
+use ditto_core::prg::{SessionId, ShareSetId};
 use ditto_core::{Party, Ring};
 use ditto_dealer::HashHex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
@@ -28,7 +28,7 @@ pub const MAX_MESSAGE: usize = 1 << 30;
 const KIND_HELLO: u8 = 1;
 const KIND_DATA: u8 = 2;
 const KIND_ABORT: u8 = 3;
-const HELLO_LEN: usize = 2 + 1 + 32 + 16;
+const HELLO_LEN: usize = 2 + 1 + 32 + 16 + 16;
 
 /// Link settings.
 #[derive(Clone, Copy, Debug)]
@@ -54,12 +54,14 @@ pub struct Hello {
     pub plan_hash: [u8; 32],
     /// The session the sender runs.
     pub session: SessionId,
+    /// The sharing of the model the sender's share belongs to.
+    pub share_set: ShareSetId,
 }
 
 impl Hello {
     /// This build's hello for `party`.
-    pub fn new(party: Party, plan_hash: [u8; 32], session: SessionId) -> Self {
-        Hello { version: NET_VERSION, party, plan_hash, session }
+    pub fn new(party: Party, plan_hash: [u8; 32], session: SessionId, share_set: ShareSetId) -> Self {
+        Hello { version: NET_VERSION, party, plan_hash, session, share_set }
     }
 
     fn encode(&self) -> [u8; HELLO_LEN] {
@@ -68,6 +70,7 @@ impl Hello {
         b[2] = u8::from(!self.party.is_p0());
         b[3..35].copy_from_slice(&self.plan_hash);
         b[35..51].copy_from_slice(&self.session.0);
+        b[51..67].copy_from_slice(&self.share_set.0);
         b
     }
 
@@ -79,11 +82,14 @@ impl Hello {
         plan_hash.copy_from_slice(&b[3..35]);
         let mut sid = [0u8; 16];
         sid.copy_from_slice(&b[35..51]);
+        let mut set = [0u8; 16];
+        set.copy_from_slice(&b[51..67]);
         Ok(Hello {
             version: u16::from_le_bytes([b[0], b[1]]),
             party: if b[2] == 0 { Party::P0 } else { Party::P1 },
             plan_hash,
             session: SessionId(sid),
+            share_set: ShareSetId(set),
         })
     }
 }
@@ -373,7 +379,27 @@ impl Link {
         if theirs.session != mine.session {
             return Err(NetError::Session { ours: mine.session.as_u128(), theirs: theirs.session.as_u128() });
         }
+        if theirs.share_set != mine.share_set {
+            return Err(NetError::ShareSet {
+                ours: mine.share_set.as_u128(),
+                theirs: theirs.share_set.as_u128(),
+            });
+        }
         Ok(theirs)
+    }
+
+    /// After both parties opened their dealer streams: compares the commitments to the streams'
+    /// generation ([`ditto_dealer::keys::Salt::commitment`]); different ones mean the two
+    /// streams were dealt separately (two dealer instances, or a session dealt twice) and do
+    /// not fit together.
+    pub async fn agree_generation(&mut self, mine: &[u8; 32]) -> Result<(), NetError> {
+        let (_, theirs) = self.swap(KIND_HELLO, 0, 1, &mut mine.to_vec(), "generation check").await?;
+        if theirs[..] != mine[..] {
+            let mut t = [0u8; 32];
+            t.copy_from_slice(&theirs);
+            return Err(NetError::Generation { ours: HashHex::of(mine), theirs: HashHex::of(&t) });
+        }
+        Ok(())
     }
 
     /// One symmetric exchange of plan step `step`: sends this party's whole-step message and

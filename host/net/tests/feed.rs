@@ -8,14 +8,16 @@ use std::time::Duration;
 
 use ditto_core::Party;
 use ditto_core::plan::Plan;
-use ditto_core::prg::{Seed, SessionId};
-use ditto_dealer::keys::{DealerSeeds, PartyKey};
+use ditto_core::prg::{Seed, SessionId, ShareSetId};
+use ditto_dealer::keys::{DealerSeeds, Generation, PartyKey, Salt};
 use ditto_dealer::plans;
 use ditto_dealer::stream::{SessionSpec, SlicePlan, scratch_len, write_stream};
 use ditto_net::NetError;
 use ditto_net::dealer::{DealerFeed, Source};
 
 const SID: SessionId = SessionId([5; 16]);
+const SET: ShareSetId = ShareSetId([6; 16]);
+const IDS: (SessionId, ShareSetId) = (SID, SET);
 
 fn plan() -> Plan {
     plans::plan("bert-tiny", &plans::BERT_TINY, 4, 0).unwrap()
@@ -27,7 +29,7 @@ fn keys() -> [PartyKey; 2] {
 
 fn stream(p: Party, plan: &Plan) -> Vec<u8> {
     let seeds = DealerSeeds::new(Seed::from_bytes([3; 16]), Seed::from_bytes([4; 16]));
-    let spec = SessionSpec::new(SID, &seeds);
+    let spec = SessionSpec::new(Generation { session: SID, share_set: SET, salt: Salt([7; 16]) }, &seeds);
     let mut out = Vec::new();
     let mut src = SlicePlan { header: &plan.header, steps: &plan.steps };
     write_stream(p, &mut src, &spec, &keys()[p.index()], &mut out, &mut vec![0u8; scratch_len(spec.chunk)])
@@ -46,7 +48,7 @@ async fn p0_and_p1_read_their_streams_from_memory_and_files() {
             std::env::temp_dir().join(format!("ditto-feed-{}-{}.dstream", std::process::id(), p.index()));
         std::fs::write(&path, &bytes).unwrap();
         for src in [Source::Memory(Arc::new(bytes.clone())), Source::File(path.clone())] {
-            let mut feed = DealerFeed::open(src, keys()[p.index()].clone(), p, SID, &plan, T).await.unwrap();
+            let mut feed = DealerFeed::open(src, keys()[p.index()].clone(), p, IDS, &plan, T).await.unwrap();
             let _ = feed.seeds();
             if p == Party::P1 {
                 for (i, s) in plan.steps.iter().enumerate() {
@@ -65,7 +67,7 @@ async fn cut_streams_and_other_plans_are_errors() {
     let bytes = stream(Party::P1, &plan);
     let cut = Arc::new(bytes[..bytes.len() / 2].to_vec());
     let mut feed =
-        DealerFeed::open(Source::Memory(cut), keys()[1].clone(), Party::P1, SID, &plan, T).await.unwrap();
+        DealerFeed::open(Source::Memory(cut), keys()[1].clone(), Party::P1, IDS, &plan, T).await.unwrap();
     let mut err = None;
     for i in 0..plan.steps.len() {
         if let Err(e) = feed.step(i as u32).await {
@@ -77,16 +79,22 @@ async fn cut_streams_and_other_plans_are_errors() {
     assert!(e.to_string().contains("truncated"), "{e}");
     // A party with another plan refuses the stream at once.
     let other = plans::plan("bert-tiny", &plans::BERT_TINY, 5, 0).unwrap();
-    let e = DealerFeed::open(Source::Memory(Arc::new(bytes)), keys()[1].clone(), Party::P1, SID, &other, T)
-        .await
-        .unwrap_err();
+    let mem = || Source::Memory(Arc::new(bytes.clone()));
+    let e = DealerFeed::open(mem(), keys()[1].clone(), Party::P1, IDS, &other, T).await.unwrap_err();
     assert!(matches!(e, NetError::Dealer(ditto_dealer::Error::PlanHash { .. })), "{e}");
+    // A party holding another sharing refuses a stream carrying this one's masks.
+    let mine = ShareSetId([9; 16]);
+    let e = DealerFeed::open(mem(), keys()[1].clone(), Party::P1, (SID, mine), &plan, T).await.unwrap_err();
+    assert!(
+        matches!(e, NetError::Dealer(ditto_dealer::Error::ShareSet { expected, got }) if expected == mine && got == SET),
+        "{e}"
+    );
     // A missing file names the problem.
     let e = DealerFeed::open(
         Source::File("/nonexistent/x.dstream".into()),
         keys()[1].clone(),
         Party::P1,
-        SID,
+        IDS,
         &plan,
         T,
     )

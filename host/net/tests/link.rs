@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant};
 
 use ditto_core::Party;
-use ditto_core::prg::SessionId;
+use ditto_core::prg::{SessionId, ShareSetId};
 use ditto_net::NetError;
 use ditto_net::link::{Config, Hello, Link};
 use ditto_net::tls::Security;
@@ -38,7 +38,7 @@ async fn pairs(c: Config) -> Vec<(Link, Link)> {
 }
 
 fn hello(p: Party) -> Hello {
-    Hello::new(p, [3; 32], SID)
+    Hello::new(p, [3; 32], SID, ShareSetId([4; 16]))
 }
 
 #[tokio::test]
@@ -73,7 +73,7 @@ async fn handshake_mismatches_name_both_values() {
     let cases: Vec<(Hello, &str)> = vec![
         (
             Hello { version: 99, ..hello(Party::P1) },
-            "protocol version mismatch: this party speaks 1, the peer 99",
+            "protocol version mismatch: this party speaks 2, the peer 99",
         ),
         (hello(Party::P0), "role mismatch"),
         (
@@ -84,6 +84,10 @@ async fn handshake_mismatches_name_both_values() {
             Hello { session: SessionId([8; 16]), ..hello(Party::P1) },
             "session mismatch: this party runs 07070707",
         ),
+        (
+            Hello { share_set: ShareSetId([5; 16]), ..hello(Party::P1) },
+            "share set mismatch: this party holds sharing 04040404040404040404040404040404, the peer 0505",
+        ),
     ];
     for (theirs, want) in cases {
         let (mut a, mut b) = Link::memory_pair(cfg(2000));
@@ -92,6 +96,17 @@ async fn handshake_mismatches_name_both_values() {
         let msg = ra.unwrap_err().to_string();
         assert!(msg.contains(want), "{msg}");
     }
+}
+
+#[tokio::test]
+async fn streams_of_two_dealer_generations_are_refused_naming_both() {
+    let (mut a, mut b) = Link::memory_pair(cfg(2000));
+    let (ra, rb) = tokio::join!(a.agree_generation(&[1; 32]), b.agree_generation(&[1; 32]));
+    (ra.unwrap(), rb.unwrap());
+    let (ra, rb) = tokio::join!(a.agree_generation(&[1; 32]), b.agree_generation(&[2; 32]));
+    let msg = ra.unwrap_err().to_string();
+    assert!(msg.contains("dealer generation mismatch") && msg.contains("0101") && msg.contains("0202"), "{msg}");
+    assert!(rb.is_err());
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ditto_core::Party;
-use ditto_core::prg::SessionId;
+use ditto_core::prg::{SessionId, ShareSetId};
 use ditto_net::NetError;
 use ditto_net::link::{Config, Hello, Link};
 use ditto_net::tls::{Fingerprint, Identity, Pins, Security};
@@ -73,7 +73,7 @@ async fn run_with(
     let msg: Vec<u8> = b"PLAINTEXT-MARKER-".iter().copied().cycle().take(4096).collect();
     let side = async |link: Result<Link, NetError>, p: Party| -> Result<Vec<u8>, NetError> {
         let mut link = link?;
-        link.handshake(&Hello::new(p, [1; 32], SessionId([2; 16]))).await?;
+        link.handshake(&Hello::new(p, [1; 32], SessionId([2; 16]), ShareSetId([4; 16]))).await?;
         link.exchange(0, &msg).await
     };
     let (a, b) =

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use ditto_core::Party;
 use ditto_core::plan::Plan;
-use ditto_core::prg::{Prg, Seed, SessionId};
-use ditto_dealer::keys::{DealerSeeds, PartyKey};
+use ditto_core::prg::{Prg, Seed, SessionId, ShareSetId};
+use ditto_dealer::keys::{DealerSeeds, Generation, PartyKey, Salt};
 use ditto_dealer::stream::{SessionSpec, SlicePlan, scratch_len, write_stream};
 use ditto_mpc::{Engine, MpcError};
 use ditto_net::counters::Counters;
@@ -25,16 +25,23 @@ pub enum Net {
 
 pub const NETS: [Net; 2] = [Net::Memory, Net::Tcp];
 pub const SID: SessionId = SessionId([0x42; 16]);
+/// The session and (absent) sharing of the tests' engines.
+pub const IDS: (SessionId, ShareSetId) = (SID, ShareSetId([0; 16]));
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
 pub fn keys() -> [PartyKey; 2] {
     [PartyKey::from_bytes([0x10; 16]), PartyKey::from_bytes([0x11; 16])]
 }
 
-/// Both parties' dealer streams for `plan` (test seeds).
+/// Both parties' dealer streams for `plan` (test seeds; no model weights).
 pub fn dealer_streams(plan: &Plan, session: SessionId) -> [Vec<u8>; 2] {
+    dealer_streams_salted(plan, session, Salt([0x5a; 16]))
+}
+
+/// [`dealer_streams`] of the generation with `salt`.
+pub fn dealer_streams_salted(plan: &Plan, session: SessionId, salt: Salt) -> [Vec<u8>; 2] {
     let seeds = DealerSeeds::new(Seed::from_bytes([0x20; 16]), Seed::from_bytes([0x21; 16]));
-    let spec = SessionSpec::new(session, &seeds);
+    let spec = SessionSpec::new(Generation { session, share_set: ShareSetId::default(), salt }, &seeds);
     [Party::P0, Party::P1].map(|p| {
         let mut out = Vec::new();
         let mut src = SlicePlan { header: &plan.header, steps: &plan.steps };
@@ -85,7 +92,7 @@ pub async fn run2<T>(
     let go = async |p: Party, link: Link| -> Result<(T, Counters), MpcError> {
         let src = Source::Memory(Arc::new(streams[p.index()].clone()));
         let mut e =
-            Engine::start(p, link, src, keys()[p.index()].clone(), plan.clone(), SID, TIMEOUT).await?;
+            Engine::start(p, link, src, keys()[p.index()].clone(), plan.clone(), IDS, TIMEOUT).await?;
         let out = program(&mut e, p).await?;
         let c = e.finish().await?;
         Ok((out, c))
