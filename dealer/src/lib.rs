@@ -156,6 +156,13 @@ impl HashHex {
         p.copy_from_slice(&h[..8]);
         HashHex(p)
     }
+
+    /// The prefix of a 16-byte id (a share set, in messages that must stay short).
+    pub fn of_id(id: &[u8; 16]) -> Self {
+        let mut p = [0u8; 8];
+        p.copy_from_slice(&id[..8]);
+        HashHex(p)
+    }
 }
 
 impl core::fmt::Display for HashHex {

@@ -387,7 +387,8 @@ fn accept_one(
     if req.share_set != s.spec.generation.share_set {
         return refuse(format!(
             "share set mismatch: dealer serves {} (--share-set), request asks {}",
-            s.spec.generation.share_set, req.share_set
+            HashHex::of_id(&s.spec.generation.share_set.0),
+            HashHex::of_id(&req.share_set.0)
         ));
     }
     {

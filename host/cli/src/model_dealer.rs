@@ -211,8 +211,9 @@ pub(crate) fn admit(
     };
     if entry.share_set != share_set {
         return Err(format!(
-            "{party:?} asks for the masks of sharing {share_set}, but this session is dealt for sharing {}",
-            entry.share_set
+            "share set mismatch: session dealt for sharing {}, {party:?} asks {}",
+            HashHex::of_id(&entry.share_set.0),
+            HashHex::of_id(&share_set.0)
         ));
     }
     if entry.done[party.index()] {

@@ -372,3 +372,57 @@ fn a_party_is_served_once_per_session() {
     let e = request_stream(&d, "p1", &addr, Party::P1, SessionId([9; 16]), &hash).err().unwrap();
     assert!(!e.contains("refused"), "{e}");
 }
+
+#[test]
+fn a_session_whose_claim_failed_is_never_served_on_retry() {
+    // The model dealer's record already holds session S (served by an earlier process). Its
+    // first request for S fails to claim it; a retry must fail too, not find a half-made entry.
+    let d = tmp("retry");
+    let keys = d.join("k");
+    provision(&keys);
+    let state = d.join("state");
+    let s = SessionId([0x3d; 16]);
+    std::fs::create_dir_all(state.join("served-sessions.d")).unwrap();
+    std::fs::write(state.join("served-sessions.d").join(format!("{:032x}", s.as_u128())), b"").unwrap();
+    let mut child = ditto()
+        .args(["dealer", "--model", "seeded", "--listen", "127.0.0.1:0", "--insecure-plaintext", "--keys"])
+        .arg(&keys)
+        .arg("--state")
+        .arg(&state)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = lines.next().unwrap().unwrap().strip_prefix("listening ").unwrap().to_string();
+    let server = Server(child, lines);
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let plan = rt
+        .block_on(ditto_models::plans::bert(
+            "party",
+            &ditto_models::seeded::config(),
+            &ditto_models::quant::QuantConfig::accurate(),
+            3,
+        ))
+        .unwrap();
+    let hash = plan.hash().unwrap();
+    let ask = |sid: SessionId, p: Party| {
+        let sock = connect(&addr, Duration::from_secs(20)).unwrap();
+        request_stream_on(sock, p, (sid, ShareSetId([1; 16])), &hash, (3, 0)).map(|_| ()).map_err(|e| e.to_string())
+    };
+    for attempt in 0..3 {
+        for p in [Party::P0, Party::P1] {
+            let e = ask(s, p).unwrap_err();
+            assert!(e.contains("already used"), "attempt {attempt}, {p:?}: {e}");
+        }
+    }
+    // A fresh session is served, and a second sharing for it is refused.
+    assert!(ask(SessionId([0x3e; 16]), Party::P0).is_ok());
+    let sock = connect(&addr, Duration::from_secs(20)).unwrap();
+    let e = request_stream_on(sock, Party::P1, (SessionId([0x3e; 16]), ShareSetId([2; 16])), &hash, (3, 0))
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("dealt for sharing"), "{e}");
+    drop(server);
+}

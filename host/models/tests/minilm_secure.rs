@@ -81,7 +81,8 @@ async fn check(cfg: &BertConfig, bert: &Bert, tok: &Tokenizer, q: &QuantConfig, 
     let mut rng = Prg::with_counter(&[7; 16], 0);
     let shares = share_bert(bert, &q, &mut rng).unwrap();
     let plain_model = BertShare::plaintext(bert, &q).unwrap();
-    let local = Local { test_seeds: Some(([1; 16], [2; 16])), ..Local::default() };
+    let local =
+        Local { test_seeds: Some(([1; 16], [2; 16])), share_set: shares[0].share_set(), ..Local::default() };
     let (mut cos_min, mut cos_sum, mut max_ulps, mut sp_min, mut sp_diff) =
         (1.0f64, 0.0, 0u64, 1.0f64, 0.0f64);
     for text in sentences {

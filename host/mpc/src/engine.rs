@@ -172,9 +172,9 @@ impl Engine {
         if share_id != r.share_set.0 {
             return Err(MpcError::Setup {
                 detail: format!(
-                    "the model share is of sharing {}, but the session was opened for sharing {} (its \
-                     dealer stream carries that sharing's weight masks): start the engine with the \
-                     share's id",
+                    "the model share and the session belong to different sharings (share {}, session {}: \
+                     the session's dealer stream carries its sharing's weight masks); start the engine \
+                     with the share's id",
                     ShareSetId(share_id),
                     r.share_set
                 ),

@@ -161,10 +161,14 @@ async fn p1_checks_the_end_of_its_stream_before_its_last_step_computes() {
     // of the run can exist), not at `finish` after the program returned.
     let plan = plan_of(&program).await;
     let mut s = dealer_streams(&plan, SID);
-    let end_frame = ditto_core::frame::HEADER_LEN + 16 + 45; // header, tag, End (postcard)
-    let n = s[1].len();
-    assert_eq!(s[1][n - end_frame + 3], ditto_core::frame::FrameKind::End as u8, "the end frame's header");
-    s[1].truncate(n - end_frame);
+    // Walk the frames (header, then the length at bytes 28..32) to the last one.
+    let (mut at, mut last) = (0, 0);
+    while at < s[1].len() {
+        last = at;
+        at += ditto_core::frame::HEADER_LEN + u32::from_le_bytes(s[1][at + 28..at + 32].try_into().unwrap()) as usize;
+    }
+    assert_eq!(s[1][last + 3], ditto_core::frame::FrameKind::End as u8, "the last frame is the end frame");
+    s[1].truncate(last);
     let (l0, l1) = links(Net::Memory).await;
     let run = async |p: Party, l, st| {
         let mut e = start(p, l, st, plan.clone()).await?;
