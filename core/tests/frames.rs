@@ -74,7 +74,10 @@ fn each_header_field_has_its_own_error() {
     let c = control_len();
     let cases: Vec<(Vec<u8>, Error)> = vec![
         (with(&bytes, 0, &[0xAB, 0xCD]), Error::FrameMagic { expected: MAGIC, got: 0xABCD }),
-        (with(&bytes, 2, &[7]), Error::Version { expected: u16::from(ditto_core::frame::FRAME_VERSION), got: 7 }),
+        (
+            with(&bytes, 2, &[7]),
+            Error::Version { expected: u16::from(ditto_core::frame::FRAME_VERSION), got: 7 },
+        ),
         (with(&bytes, 3, &[99]), Error::FrameKindUnknown(99)),
         (
             with(&bytes, 4, &[0x43]),

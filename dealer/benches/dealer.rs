@@ -10,7 +10,7 @@ use ditto_core::Party;
 use ditto_core::prg::{Seed, SessionId, ShareSetId};
 use ditto_dealer::host::CountingSink;
 use ditto_dealer::host::with_parallel;
-use ditto_dealer::keys::{DealerSeeds, PartyKey, Generation, Salt};
+use ditto_dealer::keys::{DealerSeeds, Generation, PartyKey, Salt};
 use ditto_dealer::plans;
 use ditto_dealer::stream::{
     SessionSpec, SlicePlan, dealer_streams, scratch_len, write_stream, write_stream_with,
@@ -29,7 +29,14 @@ fn main() {
         };
         let (seq, generate) = if shape.decoder { (32, 1) } else { (128, 0) };
         let plan = plans::plan(name, &shape, seq, generate).unwrap();
-        let spec = SessionSpec::new(Generation { session: SessionId([5; 16]), share_set: ShareSetId([0x5e; 16]), salt: Salt([0x5a; 16]) }, &seeds);
+        let spec = SessionSpec::new(
+            Generation {
+                session: SessionId([5; 16]),
+                share_set: ShareSetId([0x5e; 16]),
+                salt: Salt([0x5a; 16]),
+            },
+            &seeds,
+        );
         let mut scratch = vec![0u8; scratch_len(spec.chunk)];
         let mut src = SlicePlan { header: &plan.header, steps: &plan.steps };
         let mut p0 = CountingSink(0);

@@ -10,7 +10,7 @@ use ditto_core::frame::{FrameKind, FrameWriter};
 use ditto_core::plan::PLAN_VERSION;
 use ditto_core::prg::{Seed, SessionId, ShareSetId};
 use ditto_dealer::host::{Io, Request};
-use ditto_dealer::keys::{DealerSeeds, PartyKey, Generation, Salt};
+use ditto_dealer::keys::{DealerSeeds, Generation, PartyKey, Salt};
 use ditto_dealer::stream::{SessionSpec, SlicePlan, scratch_len, write_stream};
 use ditto_dealer::{DEFAULT_CHUNK, plans};
 
@@ -24,7 +24,14 @@ fn main() {
     put("plan", "bert-tiny-2", &plan.to_bytes().unwrap());
     let session = SessionId([7; 16]);
     let share_set = ShareSetId([0x5e; 16]);
-    let req = Request { version: PLAN_VERSION, party: Party::P1, plan_hash: [3; 32], share_set, seq: 2, generate: 0 };
+    let req = Request {
+        version: PLAN_VERSION,
+        party: Party::P1,
+        plan_hash: [3; 32],
+        share_set,
+        seq: 2,
+        generate: 0,
+    };
     let mut out = Vec::new();
     let mut buf = [0u8; 256];
     FrameWriter::new(Io(&mut out), session).write_message(FrameKind::Control, 0, &req, &mut buf).unwrap();

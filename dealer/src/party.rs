@@ -89,7 +89,13 @@ impl<R: Read> PartyStream<R> {
     /// Reads the corrections of step `index`, which in this party's plan is `step` (P1; steps
     /// in order), into `out`, whose length is the step's `p1_correction_bytes`. Frames dealt
     /// for any other step fail authentication.
-    pub fn read_step(&mut self, index: u32, step: &Step, out: &mut [u8], buf: &mut [u8]) -> Result<(), Error> {
+    pub fn read_step(
+        &mut self,
+        index: u32,
+        step: &Step,
+        out: &mut [u8],
+        buf: &mut [u8],
+    ) -> Result<(), Error> {
         if index != self.next_step || index >= self.hello.n_steps {
             return Err(Error::Plan { index, reason: "steps must be read once each, in plan order" });
         }

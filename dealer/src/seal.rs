@@ -143,11 +143,23 @@ impl<R> core::fmt::Debug for SealedReader<R> {
 impl<R: Read> SealedReader<R> {
     /// Opens `party`'s stream of `session`: reads the clear salt frame and derives the key;
     /// payloads up to `limit` bytes (tag included). `buf` holds the salt frame's payload.
-    pub fn open(r: R, key: &PartyKey, session: SessionId, party: Party, limit: usize, buf: &mut [u8]) -> Result<Self, Error> {
+    pub fn open(
+        r: R,
+        key: &PartyKey,
+        session: SessionId,
+        party: Party,
+        limit: usize,
+        buf: &mut [u8],
+    ) -> Result<Self, Error> {
         let mut frames = FrameReader::new(r, session, limit);
         let h = frames.read_frame(buf)?;
         if h.kind != FrameKind::Salt || h.step != 0 || h.len != 16 {
-            return Err(Error::Unexpected { expected: "salt", expected_step: 0, got: h.kind, got_step: h.step });
+            return Err(Error::Unexpected {
+                expected: "salt",
+                expected_step: 0,
+                got: h.kind,
+                got_step: h.step,
+            });
         }
         let mut s = [0u8; 16];
         s.copy_from_slice(&buf[..16]);

@@ -301,7 +301,8 @@ pub fn write_stream_with<W: Write>(
         }
         dealt_hash = dealt.finish()?;
     }
-    let end = End { correction_bytes: summary.correction_bytes, frames: summary.frames, plan_hash: dealt_hash };
+    let end =
+        End { correction_bytes: summary.correction_bytes, frames: summary.frames, plan_hash: dealt_hash };
     let n = postcard::to_slice(&end, scratch).map_err(|_| ditto_core::Error::Encoding("end"))?.len();
     out.write_sealed(FrameKind::End, n_steps, scratch, n)?;
     summary.frames += 1;

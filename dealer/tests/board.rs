@@ -27,7 +27,10 @@ fn keys() -> [PartyKey; 2] {
 const SET: ShareSetId = ShareSetId([0x55; 16]);
 
 /// A board serving `requests` requests on `link` (one master seed, one served-session set).
-fn board_thread(link: UnixStream, requests: usize) -> std::thread::JoinHandle<Vec<Result<(), ditto_dealer::Error>>> {
+fn board_thread(
+    link: UnixStream,
+    requests: usize,
+) -> std::thread::JoinHandle<Vec<Result<(), ditto_dealer::Error>>> {
     std::thread::spawn(move || {
         let link = RefCell::new(Io(link));
         let mut scratch = vec![0u8; scratch_len(1024)];
@@ -81,6 +84,7 @@ fn a_board_deals_a_session_once_and_every_generation_under_a_new_salt() {
     let a = board::request(&mut host, SessionId([1; 16]), SET, &plan, 1024).unwrap();
     // The same session again (a replayed request) is refused, whatever the sharing asked for.
     let e = board::request(&mut host, SessionId([1; 16]), ShareSetId([9; 16]), &plan, 1024).unwrap_err();
+    println!("replayed board request: {e}");
     assert!(e.to_string().contains("already served"), "{e}");
     let c = board::request(&mut host, SessionId([2; 16]), SET, &plan, 1024).unwrap();
     let r = b.join().unwrap();

@@ -13,7 +13,7 @@ use ditto_core::Party;
 use ditto_core::prg::{Seed, SessionId, ShareSetId};
 use ditto_dealer::DEFAULT_CHUNK;
 use ditto_dealer::host::CountingSink;
-use ditto_dealer::keys::{DealerSeeds, PartyKey, Generation, Salt};
+use ditto_dealer::keys::{DealerSeeds, Generation, PartyKey, Salt};
 use ditto_dealer::plans;
 use ditto_dealer::stream::{SessionSpec, SlicePlan, scratch_len, write_stream};
 
@@ -50,7 +50,10 @@ fn bert_base_generation_needs_no_heap_and_a_64k_stack() {
     let plan = plans::plan("bert-base", &plans::BERT_BASE, 128, 0).unwrap();
     let expected: u64 = plan.steps.iter().map(|s| s.p1_correction_bytes()).sum();
     let seeds = DealerSeeds::new(Seed::from_bytes([1; 16]), Seed::from_bytes([2; 16]));
-    let spec = SessionSpec::new(Generation { session: SessionId([3; 16]), share_set: ShareSetId([0x5e; 16]), salt: Salt([0x5a; 16]) }, &seeds);
+    let spec = SessionSpec::new(
+        Generation { session: SessionId([3; 16]), share_set: ShareSetId([0x5e; 16]), salt: Salt([0x5a; 16]) },
+        &seeds,
+    );
     let key = PartyKey::from_bytes([4; 16]);
     let mut scratch = vec![0u8; scratch_len(DEFAULT_CHUNK)];
     let (summary, wire) = std::thread::scope(|s| {

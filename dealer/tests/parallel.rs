@@ -5,7 +5,7 @@
 use ditto_core::Party;
 use ditto_core::prg::{Seed, SessionId, ShareSetId};
 use ditto_dealer::host::{jobs, with_parallel};
-use ditto_dealer::keys::{DealerSeeds, PartyKey, Generation, Salt};
+use ditto_dealer::keys::{DealerSeeds, Generation, PartyKey, Salt};
 use ditto_dealer::plans;
 use ditto_dealer::stream::{
     SessionSpec, SlicePlan, dealer_streams, scratch_len, write_stream, write_stream_with,
@@ -15,7 +15,10 @@ use ditto_dealer::stream::{
 fn parallel_streams_are_byte_identical() {
     let plan = plans::plan("bert-tiny", &plans::BERT_TINY, 16, 0).unwrap();
     let seeds = DealerSeeds::new(Seed::from_bytes([7; 16]), Seed::from_bytes([8; 16]));
-    let spec = SessionSpec::new(Generation { session: SessionId([9; 16]), share_set: ShareSetId([0x5e; 16]), salt: Salt([0x5a; 16]) }, &seeds);
+    let spec = SessionSpec::new(
+        Generation { session: SessionId([9; 16]), share_set: ShareSetId([0x5e; 16]), salt: Salt([0x5a; 16]) },
+        &seeds,
+    );
     let key = PartyKey::from_bytes([1; 16]);
     let mut scratch = vec![0u8; scratch_len(spec.chunk)];
     let mut serial = Vec::new();
@@ -67,7 +70,10 @@ impl embedded_io::Write for Failing {
 fn a_failing_sink_stops_generation_with_an_io_error() {
     let plan = plans::plan("bert-tiny", &plans::BERT_TINY, 16, 0).unwrap();
     let seeds = DealerSeeds::new(Seed::from_bytes([7; 16]), Seed::from_bytes([8; 16]));
-    let spec = SessionSpec::new(Generation { session: SessionId([9; 16]), share_set: ShareSetId([0x5e; 16]), salt: Salt([0x5a; 16]) }, &seeds);
+    let spec = SessionSpec::new(
+        Generation { session: SessionId([9; 16]), share_set: ShareSetId([0x5e; 16]), salt: Salt([0x5a; 16]) },
+        &seeds,
+    );
     let key = PartyKey::from_bytes([1; 16]);
     let ds = dealer_streams(&spec);
     let e = with_parallel(&ds, &plan, 2, |p| {

@@ -84,7 +84,8 @@ fn read_as(f: &Fixture, p: Party, bytes: &[u8], mine: &[Step]) -> Result<(PartyS
     let hash = plan_hash(&f.header, &f.steps).unwrap();
     let mut buf = vec![0u8; scratch_len(f.spec.chunk)];
     let g = &f.spec.generation;
-    let (mut s, seeds) = PartyStream::open(bytes, &f.keys[p.index()], g.session, p, &hash, &g.share_set, &mut buf)?;
+    let (mut s, seeds) =
+        PartyStream::open(bytes, &f.keys[p.index()], g.session, p, &hash, &g.share_set, &mut buf)?;
     let mut steps = Vec::new();
     if p == Party::P1 {
         for (i, st) in mine.iter().enumerate() {
@@ -131,7 +132,10 @@ fn p0_gets_only_seeds_and_relations_hold() {
     let f = Fixture {
         header: header("relations", steps.len()),
         steps,
-        spec: SessionSpec::new(Generation { session, share_set: ShareSetId([6; 16]), salt: Salt([7; 16]) }, &seeds),
+        spec: SessionSpec::new(
+            Generation { session, share_set: ShareSetId([6; 16]), salt: Salt([7; 16]) },
+            &seeds,
+        ),
         keys: [PartyKey::from_bytes([4; 16]), PartyKey::from_bytes([5; 16])],
     };
     let p0 = write(&f, Party::P0).unwrap();
@@ -318,10 +322,14 @@ fn wrong_key_party_session_or_plan_are_refused() {
     assert!(msg.contains("plan hash mismatch"), "{msg}");
     // The party holds another sharing than the one whose masks the stream carries.
     let mine = ShareSetId([0x77; 16]);
-    let e = PartyStream::open(&bytes[..], &f.keys[1], sid, Party::P1, &hash, &mine, &mut buf).map(|_| ()).unwrap_err();
+    let e = PartyStream::open(&bytes[..], &f.keys[1], sid, Party::P1, &hash, &mine, &mut buf)
+        .map(|_| ())
+        .unwrap_err();
+    println!("stream of another sharing: {e}");
     assert_eq!(e, Error::ShareSet { expected: mine, got: set });
     // Steps must be read in order.
-    let (mut s, _) = PartyStream::open(&bytes[..], &f.keys[1], sid, Party::P1, &hash, &set, &mut buf).unwrap();
+    let (mut s, _) =
+        PartyStream::open(&bytes[..], &f.keys[1], sid, Party::P1, &hash, &set, &mut buf).unwrap();
     let mut out = vec![0u8; f.steps[1].p1_correction_bytes() as usize];
     assert!(matches!(s.read_step(1, &f.steps[1], &mut out, &mut buf), Err(Error::Plan { index: 1, .. })));
 }
@@ -352,13 +360,15 @@ fn a_step_changed_between_the_dealers_passes_is_caught() {
     // would be expected of them.
     let swapped = Step { layer: 9, ..f.steps[1] };
     assert_eq!(swapped.p1_correction_bytes(), f.steps[1].p1_correction_bytes());
-    let mut src = Relay { plan: SlicePlan { header: &f.header, steps: &f.steps }, index: 1, swapped, seen: 0 };
+    let mut src =
+        Relay { plan: SlicePlan { header: &f.header, steps: &f.steps }, index: 1, swapped, seen: 0 };
     let mut bytes = Vec::new();
     let mut scratch = vec![0u8; scratch_len(f.spec.chunk)];
     write_stream(Party::P1, &mut src, &f.spec, &f.keys[1], &mut bytes, &mut scratch).unwrap();
     assert_eq!(src.seen, 2, "hashed once, dealt once");
     // The party opens its step 1 with its own step: the frames were dealt for another one.
     let e = read(&f, Party::P1, &bytes).unwrap_err();
+    println!("step changed between the passes: {e}");
     assert!(matches!(e, Error::Auth { step: 1, .. }), "{e:?}");
     // A reader that took the dealt steps on trust still stops at the end frame, which carries
     // the hash of the plan as dealt.

@@ -14,8 +14,9 @@ use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use ditto_core::Party;
-use ditto_core::prg::SessionId;
+use ditto_core::prg::{SessionId, ShareSetId};
 use ditto_dealer::host::Io;
+use ditto_dealer::keys::Generation;
 use ditto_dealer::stream::{SessionSpec, SlicePlan, scratch_len, write_stream};
 use ditto_dealer::{DEFAULT_CHUNK, board, plans};
 use ditto_firmware::test_provisioning;
@@ -129,11 +130,13 @@ fn board_in_qemu_streams_what_the_host_dealer_streams() {
     let q = boot(&elf, &qemu, Some(&page));
     let mut link = q.connect();
     let plan = plans::plan("bert-tiny", &plans::BERT_TINY, 2, 0).unwrap();
-    let session = SessionId([0x5a; 16]);
+    let (session, share_set) = (SessionId([0x5a; 16]), ShareSetId([0x5b; 16]));
     let t = Instant::now();
-    let got = board::request(&mut link, session, &plan, DEFAULT_CHUNK).unwrap();
+    let got = board::request(&mut link, session, share_set, &plan, DEFAULT_CHUNK).unwrap();
     let took = t.elapsed();
-    let spec = SessionSpec::new(session, &test_provisioning::seeds());
+    // The first generation since boot: the first salt of the board's salt source.
+    let salt = test_provisioning::seeds().salts().next_salt();
+    let spec = SessionSpec::new(Generation { session, share_set, salt }, &test_provisioning::seeds());
     for (i, p) in [Party::P0, Party::P1].into_iter().enumerate() {
         let mut want = Vec::new();
         let mut scratch = vec![0u8; scratch_len(DEFAULT_CHUNK)];
@@ -154,6 +157,9 @@ fn board_in_qemu_streams_what_the_host_dealer_streams() {
         bytes as f64 / took.as_secs_f64() / 1e3
     );
     let log = q.log_until("request served");
+    // The board deals a session once: the same request again is refused.
+    let e = board::request(&mut link, session, share_set, &plan, DEFAULT_CHUNK).unwrap_err();
+    assert!(e.to_string().contains("already served"), "{e}");
     let _ = std::fs::remove_file(&page);
     println!("board log:\n{log}");
     assert!(log.contains("WARN TEST SEED"), "the image announces its test seed:\n{log}");

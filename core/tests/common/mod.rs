@@ -55,7 +55,8 @@ impl Harness {
     pub fn new(tag: u8) -> Self {
         let model_seed = Seed::from_bytes([tag ^ 0x33; 16]);
         let set = ShareSetId([tag ^ 0x3c; 16]);
-        let model = [model_share_seed(&model_seed, &set, Party::P0), model_share_seed(&model_seed, &set, Party::P1)];
+        let model =
+            [model_share_seed(&model_seed, &set, Party::P0), model_share_seed(&model_seed, &set, Party::P1)];
         Harness {
             seeds: [Seed::from_bytes([tag; 16]), Seed::from_bytes([tag ^ 0x5a; 16])],
             model_seed,

@@ -74,6 +74,8 @@ struct Measured<T> {
     res: Outcome<T>,
     plaintext: Duration,
     agreement: String,
+    /// The reference's operations whose input left its admitted range.
+    range: ditto_mpc::range::RangeReport,
 }
 
 async fn bench_bert(
@@ -118,6 +120,7 @@ async fn bench_bert(
         res,
         plaintext,
         agreement: format!("embedding cosine with the fixed-point reference {c:.6}"),
+        range: pe.range_report(),
     })
 }
 
@@ -133,7 +136,7 @@ async fn bench_gpt2(
     let mut rng = Prg::with_counter(&crate::files::os_random16()?, 0);
     let LocalGeneration { plan, outcome: res, tokens, .. } =
         generate_local(&m, q, &ids, steps, local, &mut rng, |_, _| {}).await?;
-    let (reference, plaintext) = generate_reference(&m, q, &ids, steps).await?;
+    let (reference, plaintext, range) = generate_reference(&m, q, &ids, steps).await?;
     if tokens != reference {
         return Err(CliError::Disagree(format!("generated tokens differ: {tokens:?} vs {reference:?}")));
     }
@@ -142,6 +145,7 @@ async fn bench_gpt2(
         res,
         plaintext,
         agreement: format!("{steps} generated tokens equal the fixed-point reference's"),
+        range,
     })
 }
 
@@ -192,19 +196,22 @@ pub fn run(a: &BenchArgs) -> Result<(), CliError> {
         .enable_all()
         .build()
         .map_err(|e| CliError::Net(e.to_string()))?;
-    let (plan, counters, dealer_bytes, dealer_time, plaintext, agreement, tokens) = rt.block_on(async {
-        Ok::<_, CliError>(match arch {
-            Arch::Bert(cfg) => {
-                let m = bench_bert(cfg, &q, a.seq, &local).await?;
-                (m.plan, m.res.counters, m.res.dealer_bytes, m.res.dealer_time, m.plaintext, m.agreement, 0)
-            }
-            Arch::Gpt2(cfg) => {
-                let g = a.generate.max(1);
-                let m = bench_gpt2(cfg, &q, a.seq, g, &local).await?;
-                (m.plan, m.res.counters, m.res.dealer_bytes, m.res.dealer_time, m.plaintext, m.agreement, g)
-            }
-        })
-    })?;
+    let (plan, counters, dealer_bytes, dealer_time, plaintext, (agreement, range), tokens) =
+        rt.block_on(async {
+            Ok::<_, CliError>(match arch {
+                Arch::Bert(cfg) => {
+                    let m = bench_bert(cfg, &q, a.seq, &local).await?;
+                    let check = (m.agreement, m.range);
+                    (m.plan, m.res.counters, m.res.dealer_bytes, m.res.dealer_time, m.plaintext, check, 0)
+                }
+                Arch::Gpt2(cfg) => {
+                    let g = a.generate.max(1);
+                    let m = bench_gpt2(cfg, &q, a.seq, g, &local).await?;
+                    let check = (m.agreement, m.range);
+                    (m.plan, m.res.counters, m.res.dealer_bytes, m.res.dealer_time, m.plaintext, check, g)
+                }
+            })
+        })?;
     let parts = [breakdown(&plan, &counters[0]), breakdown(&plan, &counters[1])];
     let (t0, t1) = (parts[0].0, parts[1].0);
     let online = t0.time.max(t1.time).as_secs_f64();
@@ -229,6 +236,7 @@ pub fn run(a: &BenchArgs) -> Result<(), CliError> {
             "dealer_s": dealer_time.as_secs_f64(), "lan_s": lan, "wan_s": wan,
             "setup_bytes_per_party": setup.sent, "plan_steps": plan.steps.len(),
             "check": agreement,
+            "range_issues": range.lines(usize::MAX),
             "breakdown": {"by_op": by_op, "by_layer": by_layer},
         });
         say!("{v}");
@@ -244,6 +252,7 @@ pub fn run(a: &BenchArgs) -> Result<(), CliError> {
         if a.insecure_plaintext { "plain TCP (insecure)" } else { "TLS 1.3" }
     );
     say!("check   {agreement}");
+    crate::demo::say_range(&range);
     say!(
         "online  {online:.3} s (fixed-point plaintext {:.3} s: {:.0}x)",
         plaintext.as_secs_f64(),

@@ -1,6 +1,9 @@
 //! `ditto calibrate`: runs the float BERT or GPT-2 on sample text, records the value ranges, and writes
 //! the QuantConfig with the most fractional bits that keep every value inside its ring (with
-//! headroom for the conversion primitives). Static: nothing is measured at run time.
+//! headroom for the conversion primitives). Static: nothing is measured at run time. The chosen
+//! config is then run as the plaintext fixed-point reference on the same text; while any
+//! operation's input leaves its admitted range, it gives up a fractional bit (or widens the
+//! LayerNorm octaves) and tries again, and it never writes a config the text drives out of range.
 
 use std::path::{Path, PathBuf};
 
@@ -54,36 +57,102 @@ pub fn load_quant(spec: &str) -> Result<QuantConfig, CliError> {
     }
 }
 
-fn bert_ranges(dir: &Path, lines: &[String]) -> Result<Ranges, CliError> {
-    let cfg = BertConfig::load(&dir.join("config.json"))?;
-    let bert = Bert::load(&cfg, &Weights::load(&dir.join("model.safetensors"))?)?;
-    let tok = Tokenizer::load(&dir.join("tokenizer.json"))?;
-    let mut r = bert.weight_ranges();
-    for l in lines {
-        let ids = tok.encode(l, cfg.max_position_embeddings)?;
-        bert.forward_ranges(&ids, Some(&mut r))?;
-    }
-    Ok(r)
+/// A model to calibrate and its sample inputs (token ids).
+enum Sampled {
+    Bert(Box<Bert>, Vec<Vec<u32>>),
+    Gpt2(Box<ditto_models::gpt2::Gpt2>, Vec<Vec<u32>>),
 }
 
-fn gpt2_ranges(dir: &Path, lines: &[String]) -> Result<Ranges, CliError> {
-    use ditto_models::config::Gpt2Config;
-    use ditto_models::gpt2::{Gpt2, KvCache};
-    let cfg = Gpt2Config::load(&dir.join("config.json"))?;
-    let m = Gpt2::load(&cfg, &Weights::load(&dir.join("model.safetensors"))?)?;
-    let tok = Tokenizer::gpt2_dir(dir)?;
-    let mut r = m.weight_ranges();
-    for l in lines {
-        let ids = tok.encode(l, cfg.n_positions)?;
-        m.forward_ranges(&ids, &mut KvCache::default(), Some(&mut r))?;
+impl Sampled {
+    fn load(dir: &Path, lines: &[String]) -> Result<Self, CliError> {
+        if crate::session::is_gpt2_dir(dir) {
+            use ditto_models::config::Gpt2Config;
+            let cfg = Gpt2Config::load(&dir.join("config.json"))?;
+            let m = ditto_models::gpt2::Gpt2::load(&cfg, &Weights::load(&dir.join("model.safetensors"))?)?;
+            let tok = Tokenizer::gpt2_dir(dir)?;
+            let ids = lines.iter().map(|l| tok.encode(l, cfg.n_positions)).collect::<Result<_, _>>()?;
+            return Ok(Sampled::Gpt2(Box::new(m), ids));
+        }
+        let cfg = BertConfig::load(&dir.join("config.json"))?;
+        let bert = Bert::load(&cfg, &Weights::load(&dir.join("model.safetensors"))?)?;
+        let tok = Tokenizer::load(&dir.join("tokenizer.json"))?;
+        let ids =
+            lines.iter().map(|l| tok.encode(l, cfg.max_position_embeddings)).collect::<Result<_, _>>()?;
+        Ok(Sampled::Bert(Box::new(bert), ids))
     }
-    Ok(r)
+
+    /// The float model's value ranges over the inputs.
+    fn ranges(&self) -> Result<Ranges, CliError> {
+        Ok(match self {
+            Sampled::Bert(b, inputs) => {
+                let mut r = b.weight_ranges();
+                for ids in inputs {
+                    b.forward_ranges(ids, Some(&mut r))?;
+                }
+                r
+            }
+            Sampled::Gpt2(m, inputs) => {
+                let mut r = m.weight_ranges();
+                for ids in inputs {
+                    m.forward_ranges(ids, &mut ditto_models::gpt2::KvCache::default(), Some(&mut r))?;
+                }
+                r
+            }
+        })
+    }
+
+    /// The fixed-point reference's range report under `q` over the inputs.
+    fn range_report(&self, q: &QuantConfig) -> Result<ditto_mpc::range::RangeReport, CliError> {
+        let rt = crate::session::runtime()?;
+        Ok(match self {
+            Sampled::Bert(b, inputs) => rt.block_on(ditto_models::range::bert(b, q, inputs))?,
+            Sampled::Gpt2(m, inputs) => rt.block_on(ditto_models::range::gpt2(m, q, inputs))?,
+        })
+    }
+}
+
+/// Fractional bits given up at most while the reference reports inputs out of range.
+const RETRIES: usize = 8;
+
+/// `q`, or the nearest config with fewer fractional bits (or wider LayerNorm octaves) that keeps
+/// every input of the sample in range in the fixed-point reference; an error naming the
+/// remaining issues when none within [`RETRIES`] steps does.
+fn in_range(model: &Sampled, mut q: QuantConfig) -> Result<QuantConfig, CliError> {
+    for _ in 0..=RETRIES {
+        let report = model.range_report(&q)?;
+        if report.is_clean() {
+            return Ok(q);
+        }
+        for l in report.lines(5) {
+            say!("range   {l}");
+        }
+        if report.issues.iter().any(|i| i.op == "rsqrt") {
+            q.ln_octaves = (q.ln_octaves.0 - 1, q.ln_octaves.1 + 1);
+        } else if q.act_frac > 4 {
+            q.act_frac -= 1;
+        } else if q.weight_frac > 4 {
+            q.weight_frac -= 1;
+            q.dense_frac.values_mut().for_each(|f| *f = (*f).saturating_sub(1).max(4));
+        } else {
+            break;
+        }
+        say!(
+            "retry   act_frac {}, weight_frac {}, LayerNorm octaves {:?}",
+            q.act_frac,
+            q.weight_frac,
+            q.ln_octaves
+        );
+    }
+    let report = model.range_report(&q)?;
+    Err(CliError::Usage(format!(
+        "no QuantConfig within {RETRIES} steps of the calibrated one keeps the sample text in range; the \
+         fixed-point reference still reports: {}",
+        report.lines(5).join("; ")
+    )))
 }
 
 /// Runs `ditto calibrate`.
 pub fn run(a: &CalibrateArgs) -> Result<(), CliError> {
-    let text = std::fs::read_to_string(a.model.join("config.json"))
-        .map_err(|source| CliError::File { path: a.model.join("config.json"), source })?;
     let lines: Vec<String> = match &a.text {
         Some(p) => std::fs::read_to_string(p)
             .map_err(|source| CliError::File { path: p.clone(), source })?
@@ -96,12 +165,9 @@ pub fn run(a: &CalibrateArgs) -> Result<(), CliError> {
     if lines.is_empty() {
         return Err(CliError::Usage("no sample text".into()));
     }
-    let r = if ditto_models::config::is_gpt2_config(&text) {
-        gpt2_ranges(&a.model, &lines)?
-    } else {
-        bert_ranges(&a.model, &lines)?
-    };
-    let q = r.choose();
+    let model = Sampled::load(&a.model, &lines)?;
+    let r = model.ranges()?;
+    let q = in_range(&model, r.choose())?;
     let out = a.out.clone().unwrap_or_else(|| a.model.join("quant.json"));
     let json = serde_json::to_string_pretty(&q).map_err(|e| CliError::Usage(e.to_string()))?;
     std::fs::write(&out, json + "\n").map_err(|source| CliError::File { path: out.clone(), source })?;

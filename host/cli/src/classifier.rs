@@ -254,6 +254,9 @@ pub fn train_classifier(a: &TrainClsArgs) -> Result<(), CliError> {
     save(&m, &dir, &a.out, None)
 }
 
+/// Sentences the fixed-point reference checks for range issues at least.
+const RANGE_SENTENCES: usize = 25;
+
 /// `ditto eval-classifier`.
 pub fn eval_classifier(a: &EvalClsArgs) -> Result<(), CliError> {
     let (m, tok) = load(&a.model, DType::F64, 0)?;
@@ -279,9 +282,17 @@ pub fn eval_classifier(a: &EvalClsArgs) -> Result<(), CliError> {
         a.quant.as_deref().unwrap_or("ditto"),
         accuracy(&px, &te)
     );
+    // The fixed-point reference's range report over the sentences run securely (at least the
+    // first RANGE_SENTENCES).
+    let bertm = m.to_model().map_err(err)?;
+    let checked: Vec<Vec<u32>> =
+        te.iter().take(a.secure.max(RANGE_SENTENCES)).map(|(s, _)| s.clone()).collect();
+    say!("range check on the first {} sentences:", checked.len());
+    crate::demo::say_range(
+        &crate::session::runtime()?.block_on(ditto_models::range::bert(&bertm, &q, &checked))?,
+    );
     if a.secure > 0 {
         let n = a.secure.min(te.len());
-        let bertm = m.to_model().map_err(err)?;
         let started = std::time::Instant::now();
         let logits = crate::demo::classify_local(
             &bertm,

@@ -191,6 +191,7 @@ pub fn run(a: &DemoArgs) -> Result<(), CliError> {
         let pm = SecureBert::setup(&mut pe, BertShare::plaintext(&bert, &q)?).await?;
         let fixed = pm.infer(&mut pe, &Shared::new(x.clone(), &[n, v], 0)?).await?;
         let plain_time = t.elapsed();
+        say_range(&pe.range_report());
         // The one-time weight setup (opening F = W - B_W) is counted apart from the inference.
         let setup = |i: usize| res.counters[i].step(ditto_mpc::engine::SETUP_STEP);
         let tot = |i: usize| res.counters[i].total();
@@ -303,4 +304,20 @@ fn classify_session(
             })
             .collect())
     })
+}
+
+/// Prints the fixed-point reference's range report: "range   clean", or one line per operation
+/// whose input left its admitted range (its secure result is then not to be trusted).
+pub(crate) fn say_range(r: &ditto_mpc::range::RangeReport) {
+    if r.is_clean() {
+        say!("range   every truncation, conversion, narrow sign and octave input within its admitted range");
+        return;
+    }
+    say!(
+        "range   WARNING: {} operations had inputs outside their admitted range (the secure result is unreliable there):",
+        r.issues.len()
+    );
+    for l in r.lines(20) {
+        say!("range   {l}");
+    }
 }

@@ -112,7 +112,8 @@ pub fn run(a: &DemoArgs, rt: &tokio::runtime::Runtime) -> Result<(), CliError> {
         };
         let LocalGeneration { plan, outcome: res, tokens, logits } =
             generate_local(&m, q, &ids, steps, &local, &mut rng, watch).await?;
-        let (reference, _) = generate_reference(&m, q, &ids, steps).await?;
+        let (reference, _, range) = generate_reference(&m, q, &ids, steps).await?;
+        crate::demo::say_range(&range);
         let setup = |i: usize| res.counters[i].step(ditto_mpc::engine::SETUP_STEP);
         let tot = |i: usize| res.counters[i].total();
         #[allow(clippy::cast_precision_loss)]

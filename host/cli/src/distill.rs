@@ -434,6 +434,8 @@ pub fn eval_lm(a: &EvalLmArgs) -> Result<(), CliError> {
             (s / total).exp(),
             started.elapsed().as_secs_f64()
         );
+        let inputs: Vec<Vec<u32>> = windows.iter().map(|w| w.to_vec()).collect();
+        crate::demo::say_range(&rt.block_on(ditto_models::range::gpt2(&m, &q, &inputs))?);
     }
     Ok(())
 }

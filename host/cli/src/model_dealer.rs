@@ -73,7 +73,13 @@ pub fn open_board(spec: &str) -> Result<Streams, CliError> {
 impl Streams {
     /// Writes `party`'s stream of generation `g` for `plan` to `out` (a board draws its own
     /// salt for each session it deals; `g.salt` is then unused).
-    fn write(&self, party: Party, generation: Generation, plan: &Plan, out: impl std::io::Write) -> Result<(), CliError> {
+    fn write(
+        &self,
+        party: Party,
+        generation: Generation,
+        plan: &Plan,
+        out: impl std::io::Write,
+    ) -> Result<(), CliError> {
         let session = generation.session;
         match self {
             Streams::Local { keys, seeds, threads } => {
@@ -98,8 +104,13 @@ impl Streams {
                         std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                         std::collections::hash_map::Entry::Vacant(v) => {
                             let mut l = link.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                            let [a, b] =
-                                ditto_dealer::board::request(&mut *l, session, generation.share_set, plan, DEFAULT_CHUNK)?;
+                            let [a, b] = ditto_dealer::board::request(
+                                &mut *l,
+                                session,
+                                generation.share_set,
+                                plan,
+                                DEFAULT_CHUNK,
+                            )?;
                             v.insert([Some(a), Some(b)])
                         }
                     };

@@ -48,7 +48,7 @@ enum Model {
     Gpt2(Box<ditto_models::gpt2::Gpt2>),
 }
 
-fn is_gpt2_dir(dir: &std::path::Path) -> bool {
+pub(crate) fn is_gpt2_dir(dir: &std::path::Path) -> bool {
     std::fs::read_to_string(dir.join("config.json")).is_ok_and(|t| ditto_models::config::is_gpt2_config(&t))
 }
 
@@ -303,7 +303,8 @@ pub fn party(a: &PartyArgs) -> Result<(), CliError> {
             _ => return Err(CliError::Usage("P0 needs --listen ADDR, P1 needs --connect ADDR".into())),
         };
         let source = Source::Tcp(a.dealer.clone(), (seq, gen_n), sec.clone());
-        let mut e = Engine::start(party, link, source, key, plan, (session, share.share_set()), timeout).await?;
+        let mut e =
+            Engine::start(party, link, source, key, plan, (session, share.share_set()), timeout).await?;
         e.set_threads(a.threads);
         e.set_progress(crate::progress::plan_steps("inference"));
         e.set_weight_cache(&state);

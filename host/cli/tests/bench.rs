@@ -43,8 +43,8 @@ fn bench_json_has_every_key_and_matches_the_plan() {
     assert_eq!(b["bytes_p1"], total["online_bytes_per_party"]);
     assert_eq!(b["rounds"], total["rounds"]);
     assert_eq!(b["plan_steps"], total["steps"]);
-    // P0's stream is its sealed seeds only; P1's holds every correction plus framing.
-    assert_eq!(b["dealer_bytes_p0"], 228);
+    // P0's stream is its salt and sealed seeds only; P1's holds every correction plus framing.
+    assert_eq!(b["dealer_bytes_p0"], 328);
     let (d1, corr) = (b["dealer_bytes_p1"].as_u64().unwrap(), total["dealer_bytes_p1"].as_u64().unwrap());
     assert!(d1 > corr && d1 < corr + corr / 50 + 4096, "{d1} vs {corr}");
     // The breakdown adds up to the totals, and the modeled times follow their formula.

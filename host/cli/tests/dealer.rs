@@ -246,6 +246,7 @@ fn two_processes_claiming_one_session_at_once_exactly_one_wins() {
         let won = outs.iter().filter(|o| o.status.success()).count();
         assert_eq!(won, 1, "round {round}: {} processes claimed the session", won);
         let lost = outs.iter().find(|o| !o.status.success()).unwrap();
+        println!("race, round {round}, the loser: {}", String::from_utf8_lossy(&lost.stderr).trim());
         assert!(String::from_utf8_lossy(&lost.stderr).contains("already used"), "round {round}");
     }
     // One marker per session in the record.
@@ -408,11 +409,14 @@ fn a_session_whose_claim_failed_is_never_served_on_retry() {
     let hash = plan.hash().unwrap();
     let ask = |sid: SessionId, p: Party| {
         let sock = connect(&addr, Duration::from_secs(20)).unwrap();
-        request_stream_on(sock, p, (sid, ShareSetId([1; 16])), &hash, (3, 0)).map(|_| ()).map_err(|e| e.to_string())
+        request_stream_on(sock, p, (sid, ShareSetId([1; 16])), &hash, (3, 0))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     };
     for attempt in 0..3 {
         for p in [Party::P0, Party::P1] {
             let e = ask(s, p).unwrap_err();
+            println!("retry after a failed claim, attempt {attempt}, {p:?}: {e}");
             assert!(e.contains("already used"), "attempt {attempt}, {p:?}: {e}");
         }
     }
@@ -423,6 +427,7 @@ fn a_session_whose_claim_failed_is_never_served_on_retry() {
         .map(|_| ())
         .unwrap_err()
         .to_string();
+    println!("second sharing for a session: {e}");
     assert!(e.contains("dealt for sharing"), "{e}");
     drop(server);
 }

@@ -135,7 +135,8 @@ fn fake_p1(s: &Setup, peer: &str, act: impl AsyncFnOnce(&mut ditto_net::link::Li
         let plan = ditto_models::plans::bert("party", &cfg, &q, 3).await.unwrap();
         let t = Duration::from_secs(10);
         let (sid, set) = (SessionId([0x3c; 16]), ShareSetId(share_id(&s.dir.join("shares/p1.share"))));
-        let mut link = Link::connect(peer, Party::P1, Config { timeout: t }, &Security::Plaintext).await.unwrap();
+        let mut link =
+            Link::connect(peer, Party::P1, Config { timeout: t }, &Security::Plaintext).await.unwrap();
         link.handshake(&Hello::new(Party::P1, plan.hash().unwrap(), sid, set)).await.unwrap();
         let key = ditto_dealer::keys::PartyKey::from_bytes(hex16(&s.dir.join("keys/p1.key")));
         let src = Source::Tcp(s.dealer_addr.clone(), (3, 0), Security::Plaintext);

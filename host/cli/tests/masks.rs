@@ -43,7 +43,17 @@ fn share_and_serve(base: &Path, name: &str, quant: &str) -> Vec<(u32, Vec<u32>)>
     let mut answered = false;
     for _ in 0..50 {
         let o = ditto()
-            .args(["client", "--model", "seeded", "--text", "the weights stay private", "--p0", &c0, "--p1", &c1])
+            .args([
+                "client",
+                "--model",
+                "seeded",
+                "--text",
+                "the weights stay private",
+                "--p0",
+                &c0,
+                "--p1",
+                &c1,
+            ])
             .args(tls(&d, "client", &[]))
             .output()
             .unwrap();
@@ -79,7 +89,8 @@ fn read_cache(b: &[u8]) -> Vec<(u32, Vec<u32>)> {
         assert_eq!(b[at + 4], 4, "weight {id} in Z_2^32");
         let n = u64::from_le_bytes(b[at + 5..at + 13].try_into().unwrap()) as usize;
         at += 13;
-        let v = b[at..at + 4 * n].chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect();
+        let v =
+            b[at..at + 4 * n].chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect();
         out.push((id, v));
         at += 4 * n;
     }
@@ -122,7 +133,9 @@ fn two_sharings_under_one_provisioning_open_independent_masks() {
     let acc = share_and_serve(&base, "accurate", "accurate");
     let dit = share_and_serve(&base, "ditto", "ditto");
     let dit2 = share_and_serve(&base, "ditto-again", "ditto");
-    for (what, d) in [("accurate - ditto", difference(&acc, &dit)), ("ditto - ditto again", difference(&dit, &dit2))] {
+    for (what, d) in
+        [("accurate - ditto", difference(&acc, &dit)), ("ditto - ditto again", difference(&dit, &dit2))]
+    {
         let (c, z) = (chi2_top_byte(&d), near_zero(&d));
         println!("{what}: {} elements, chi-square {c:.1}, within 2^20 of zero {:.4}%", d.len(), 100.0 * z);
         assert!(c < 420.0, "{what}: F - F' is not uniform (chi-square {c:.1}): the masks are shared");

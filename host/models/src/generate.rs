@@ -234,21 +234,21 @@ async fn run_local(
     Ok(LocalGeneration { plan, outcome: res?, tokens, logits })
 }
 
-/// The plaintext fixed-point reference of [`generate_local`]: the tokens and the time taken
-/// (weight setup excluded).
+/// The plaintext fixed-point reference of [`generate_local`]: the tokens, the time taken
+/// (weight setup excluded) and the operations whose input left its admitted range.
 pub async fn generate_reference(
     m: &crate::gpt2::Gpt2,
     q: &crate::quant::QuantConfig,
     prompt: &[u32],
     steps: usize,
-) -> Result<(Vec<u32>, std::time::Duration), crate::ModelError> {
+) -> Result<(Vec<u32>, std::time::Duration, ditto_mpc::range::RangeReport), crate::ModelError> {
     let v = m.cfg.vocab_size;
     let mut pe = Engine::plaintext();
     let pm = SecureGpt2::setup(&mut pe, crate::secure_gpt2::Gpt2Share::plaintext(m, q)?).await?;
     let x = Shared::new(crate::secure_bert::one_hot(prompt, v)?, &[prompt.len(), v], 0)?;
     let t = std::time::Instant::now();
     let tokens = generate(&mut pe, &pm, &x, steps, v, Client::Plaintext).await?;
-    Ok((tokens, t.elapsed()))
+    Ok((tokens, t.elapsed(), pe.range_report()))
 }
 
 /// The plaintext fixed-point reference's logits (decoded) along a given continuation: step 0

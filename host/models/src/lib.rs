@@ -10,6 +10,7 @@ pub mod generate;
 pub mod gpt2;
 pub mod plans;
 pub mod quant;
+pub mod range;
 pub mod secure_bert;
 pub mod secure_gpt2;
 pub mod seeded;

@@ -151,7 +151,7 @@ async fn greedy_generation(q: &QuantConfig, tag: &str) {
     let q = q.clone();
     let prompt = [15496u32, 995, 0];
     let steps = 8;
-    let (reference, _) = generate_reference(&m, &q, &prompt, steps).await.unwrap();
+    let (reference, _, _) = generate_reference(&m, &q, &prompt, steps).await.unwrap();
     // Float model, for information (the fixed-point model may pick differently where logits are close).
     let mut cache = KvCache::default();
     let mut float_tokens = vec![argmax(&m.forward(&prompt, &mut cache).unwrap())];

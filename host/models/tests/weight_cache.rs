@@ -42,8 +42,11 @@ async fn session(s: &Setup, p1_share: &BertShare, dirs: Option<&[std::path::Path
     let plan = plan_of("cache", &program).await?;
     // Fixed dealer seeds: the same model seed (so the same B_W) and the same session every run,
     // so a run from the cache must reproduce the opening run bit for bit.
-    let local =
-        Local { test_seeds: Some(([1; 16], [2; 16])), share_set: s.shares[0].share_set(), ..Local::default() };
+    let local = Local {
+        test_seeds: Some(([1; 16], [2; 16])),
+        share_set: s.shares[0].share_set(),
+        ..Local::default()
+    };
     run(&plan, &local, program).await
 }
 

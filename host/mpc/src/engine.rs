@@ -11,8 +11,9 @@ use ditto_net::counters::Counters;
 use ditto_net::dealer::{DealerFeed, Source};
 use ditto_net::link::{Hello, Link};
 
-use crate::MpcError;
+use crate::range::{Bound, RangeIssue, RangeReport};
 use crate::wcache::WeightCache;
+use crate::{MpcError, Shared};
 
 /// Step index of the one-time weight setup exchanges (outside the plan).
 pub const SETUP_STEP: u32 = u32::MAX;
@@ -69,6 +70,8 @@ pub struct Engine {
     pub(crate) wcache: Option<WeightCache>,
     /// Called with (steps begun, steps in the plan) as a secure run advances.
     progress: Option<Progress>,
+    /// Plaintext mode: the operations whose input left its admitted range.
+    range: Vec<RangeIssue>,
 }
 
 type Progress = Box<dyn FnMut(u32, u32) + Send>;
@@ -108,6 +111,7 @@ impl Engine {
             cache_dir: None,
             wcache: None,
             progress: None,
+            range: Vec::new(),
         }
     }
 
@@ -276,6 +280,33 @@ impl Engine {
     pub fn context(&mut self, tag: Tag, layer: u16) {
         self.tag = tag;
         self.layer = layer;
+    }
+
+    /// Plaintext mode: every operation so far whose input left its admitted range (empty in
+    /// the other modes; see [`crate::range`]).
+    pub fn range_report(&self) -> RangeReport {
+        RangeReport { issues: self.range.clone() }
+    }
+
+    /// Plaintext mode: records the last begun step's input `x` if it leaves `bound`.
+    pub(crate) fn check_range<R: Ring>(&mut self, op: &'static str, x: &Shared<R>, bound: Bound) {
+        let Mode::Plain(steps) = &self.mode else { return };
+        let Some((count, worst)) = crate::range::check(&x.data, x.frac, bound) else { return };
+        let (step, last) = match steps.last() {
+            Some(s) => (u32::try_from(steps.len() - 1).unwrap_or(u32::MAX), *s),
+            None => return,
+        };
+        self.range.push(RangeIssue {
+            op,
+            step,
+            layer: last.layer,
+            tag: last.tag,
+            count,
+            len: x.len(),
+            worst,
+            bound,
+            frac: x.frac,
+        });
     }
 
     /// Bytes and rounds so far (none while planning).

@@ -15,6 +15,7 @@ pub mod local;
 pub mod nonlinear;
 pub mod ops;
 pub mod plain;
+pub mod range;
 pub mod tensor;
 mod wcache;
 

@@ -174,6 +174,7 @@ impl Engine {
     ) -> Result<Shared<R>, MpcError> {
         let f = x.frac;
         let o = self.octaves(x, lo, hi).await?;
+        self.check_range("reciprocal", x, crate::range::Bound::Octaves { lo, hi });
         let p = self.weigh(&o, |j| 2f64.powi(-(j + 1)), lo, f)?;
         let z = self.mul_fx(x, &p).await?;
         let g = self.add_const(&self.mul_const(&z, fx(-32.0 / 17.0, f)?, f), fx(48.0 / 17.0, 2 * f)?);
@@ -191,6 +192,7 @@ impl Engine {
     pub async fn rsqrt<R: Ring>(&mut self, x: &Shared<R>, lo: i32, hi: i32) -> Result<Shared<R>, MpcError> {
         let f = x.frac;
         let o = self.octaves(x, lo, hi).await?;
+        self.check_range("rsqrt", x, crate::range::Bound::Octaves { lo, hi });
         let p = self.weigh(&o, |j| 2f64.powi(-(j + 1)), lo, f)?;
         let q = self.weigh(&o, |j| 2f64.powf(-f64::from(j + 1) / 2.0), lo, f)?;
         let z = self.mul_fx(x, &p).await?;

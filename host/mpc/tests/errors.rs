@@ -142,7 +142,8 @@ async fn parties_fed_by_two_dealer_generations_stop_before_computing() {
     // Two generations of one session (a dealer restarted, a board rebooted): each party's stream
     // is valid on its own, but they do not fit together.
     let plan = plan_of(&program).await;
-    let (g1, g2) = (dealer_streams_salted(&plan, SID, Salt([1; 16])), dealer_streams_salted(&plan, SID, Salt([2; 16])));
+    let (g1, g2) =
+        (dealer_streams_salted(&plan, SID, Salt([1; 16])), dealer_streams_salted(&plan, SID, Salt([2; 16])));
     let (l0, l1) = links(Net::Memory).await;
     let (a, b) = tokio::join!(
         start(Party::P0, l0, g1[0].clone(), plan.clone()),
@@ -150,6 +151,7 @@ async fn parties_fed_by_two_dealer_generations_stop_before_computing() {
     );
     for r in [a.map(|_| ()), b.map(|_| ())] {
         let e = r.unwrap_err();
+        println!("two generations: {e}");
         assert!(matches!(e, MpcError::Net(NetError::Generation { .. })), "{e}");
         assert!(e.to_string().contains("two dealer instances"), "{e}");
     }
@@ -165,7 +167,8 @@ async fn p1_checks_the_end_of_its_stream_before_its_last_step_computes() {
     let (mut at, mut last) = (0, 0);
     while at < s[1].len() {
         last = at;
-        at += ditto_core::frame::HEADER_LEN + u32::from_le_bytes(s[1][at + 28..at + 32].try_into().unwrap()) as usize;
+        at += ditto_core::frame::HEADER_LEN
+            + u32::from_le_bytes(s[1][at + 28..at + 32].try_into().unwrap()) as usize;
     }
     assert_eq!(s[1][last + 3], ditto_core::frame::FrameKind::End as u8, "the last frame is the end frame");
     s[1].truncate(last);
@@ -180,5 +183,6 @@ async fn p1_checks_the_end_of_its_stream_before_its_last_step_computes() {
     };
     let (_a, b) = tokio::join!(run(Party::P0, l0, s[0].clone()), run(Party::P1, l1, s[1].clone()));
     let e = b.unwrap_err();
+    println!("P1's stream without its end frame: {e}");
     assert!(e.to_string().contains("truncated"), "{e}");
 }

@@ -105,7 +105,10 @@ async fn streams_of_two_dealer_generations_are_refused_naming_both() {
     (ra.unwrap(), rb.unwrap());
     let (ra, rb) = tokio::join!(a.agree_generation(&[1; 32]), b.agree_generation(&[2; 32]));
     let msg = ra.unwrap_err().to_string();
-    assert!(msg.contains("dealer generation mismatch") && msg.contains("0101") && msg.contains("0202"), "{msg}");
+    assert!(
+        msg.contains("dealer generation mismatch") && msg.contains("0101") && msg.contains("0202"),
+        "{msg}"
+    );
     assert!(rb.is_err());
 }
 

@@ -42,6 +42,7 @@ impl Engine {
         let b = match started {
             Started::Run(b) => b,
             Started::Planned | Started::Plain => {
+                self.check_range("sign_low_a", x, crate::range::Bound::pow2(31, false));
                 let s = plain::sign(&low).into_iter().map(|v| R::from_u64(u64::from(v))).collect();
                 return Ok(x.with_data(s, 0));
             }

@@ -8,6 +8,7 @@ use ditto_core::{Ring, convert, trunc};
 use super::{len32, ring_id, scale};
 use crate::engine::{Engine, Started};
 use crate::plain;
+use crate::range::Bound;
 use crate::{MpcError, Shared};
 
 impl Engine {
@@ -24,7 +25,10 @@ impl Engine {
         let b = match self.begin(op, scale("truncation", x.frac, frac)?).await? {
             Started::Run(b) => b,
             Started::Planned => return Ok(Shared::zeros(&x.shape, frac)),
-            Started::Plain => return Ok(x.with_data(plain::trunc_round(&x.data, k), frac)),
+            Started::Plain => {
+                self.check_range("trunc_a", x, Bound::pow2(R::BITS - 2, false));
+                return Ok(x.with_data(plain::trunc_round(&x.data, k), frac));
+            }
         };
         let (mut r, mut rh, mut m) = (vec![R::ZERO; n], vec![R::ZERO; n], vec![R::ZERO; n]);
         self.expand(&b, |s, corr| trunc::expand_trunc(s, b.index, k, corr, &mut r, &mut rh, &mut m))?;
@@ -43,7 +47,10 @@ impl Engine {
         let b = match self.begin(op, scale("upcast", x.frac, x.frac)?).await? {
             Started::Run(b) => b,
             Started::Planned => return Ok(Shared::zeros(&x.shape, x.frac)),
-            Started::Plain => return Ok(x.with_data(plain::upcast(&x.data), x.frac)),
+            Started::Plain => {
+                self.check_range("upcast_a", x, Bound::pow2(30, true));
+                return Ok(x.with_data(plain::upcast(&x.data), x.frac));
+            }
         };
         let (mut r, mut rb, mut m) = (vec![0u32; n], vec![0u64; n], vec![0u64; n]);
         self.expand(&b, |s, corr| convert::expand_upcast(s, b.index, corr, &mut r, &mut rb, &mut m))?;
@@ -68,7 +75,10 @@ impl Engine {
         let b = match self.begin(op, scale("downcast", x.frac, frac)?).await? {
             Started::Run(b) => b,
             Started::Planned => return Ok(Shared::zeros(&x.shape, frac)),
-            Started::Plain => return Ok(x.with_data(plain::downcast_round(&x.data, k), frac)),
+            Started::Plain => {
+                self.check_range("downcast_a", x, Bound::pow2(31 + k, false));
+                return Ok(x.with_data(plain::downcast_round(&x.data, k), frac));
+            }
         };
         let (mut r, mut rh) = (vec![0u64; n], vec![0u32; n]);
         self.expand(&b, |s, corr| convert::expand_downcast(s, b.index, k, corr, &mut r, &mut rh))?;
