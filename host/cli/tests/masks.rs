@@ -87,7 +87,7 @@ fn read_cache(b: &[u8]) -> Vec<(u32, Vec<u32>)> {
     while at < b.len() {
         let id = u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
         assert_eq!(b[at + 4], 4, "weight {id} in Z_2^32");
-        let n = u64::from_le_bytes(b[at + 5..at + 13].try_into().unwrap()) as usize;
+        let n = usize::try_from(u64::from_le_bytes(b[at + 5..at + 13].try_into().unwrap())).unwrap();
         at += 13;
         let v =
             b[at..at + 4 * n].chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().unwrap())).collect();

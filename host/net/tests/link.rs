@@ -102,7 +102,8 @@ async fn handshake_mismatches_name_both_values() {
 async fn streams_of_two_dealer_generations_are_refused_naming_both() {
     let (mut a, mut b) = Link::memory_pair(cfg(2000));
     let (ra, rb) = tokio::join!(a.agree_generation(&[1; 32]), b.agree_generation(&[1; 32]));
-    (ra.unwrap(), rb.unwrap());
+    ra.unwrap();
+    rb.unwrap();
     let (ra, rb) = tokio::join!(a.agree_generation(&[1; 32]), b.agree_generation(&[2; 32]));
     let msg = ra.unwrap_err().to_string();
     assert!(
