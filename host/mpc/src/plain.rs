@@ -71,6 +71,22 @@ pub fn max_rows<R: Ring>(x: &[R], rows: usize, cols: usize) -> Vec<R> {
         .collect()
 }
 
+/// Row-wise maximum and the first column index holding it (signed), as a rows x 2 list.
+pub fn argmax_rows<R: Ring>(x: &[R], rows: usize, cols: usize) -> Vec<(R, u64)> {
+    (0..rows)
+        .map(|r| {
+            let row = &x[r * cols..(r + 1) * cols];
+            let mut best = 0;
+            for (j, v) in row.iter().enumerate() {
+                if v.to_i64() > row[best].to_i64() {
+                    best = j;
+                }
+            }
+            (row.get(best).copied().unwrap_or(R::ZERO), best as u64)
+        })
+        .collect()
+}
+
 /// True when every secure value is the reference or the reference plus up to `ulps`
 /// (truncations each add at most one).
 pub fn within_ulps<R: Ring>(secure: &[R], reference: &[R], ulps: u64) -> bool {

@@ -195,3 +195,46 @@ async fn sign_of_the_low_32_bits() {
     e.sign_low_a(&Shared::new(vec![0u64; 3], &[3], 0).unwrap()).await.unwrap();
     assert!(e.sign_low_a(&Shared::new(vec![0u32; 3], &[3], 0).unwrap()).await.is_err());
 }
+
+/// The argmax tournament against the plaintext reference's first maximal index, on rows built
+/// for its edges: ties (first index wins), the maximum last in an odd row, negative values
+/// only, all equal, extreme values 2^(l-2) apart, a single column, and random rows.
+async fn argmax<R: Ring>() {
+    let lim = 1i64 << (R::BITS - 3);
+    let cols = 7;
+    let mut m: Vec<i64> = vec![
+        3, 9, 9, 1, 9, 0, 2, // ties: index 1
+        0, 1, 2, 3, 4, 5, 6, // last of an odd row
+        -5, -3, -9, -3, -7, -4, -6, // negatives, tie: index 1
+        4, 4, 4, 4, 4, 4, 4, // all equal: index 0
+        -lim, lim - 1, 0, -lim, lim - 1, 1, -1, // extremes
+    ];
+    let mut g = rng(9);
+    for _ in 0..4 {
+        m.extend((0..cols).map(|_| ((g.next_u64() as i64) << 40) >> 40));
+    }
+    let rows = m.len() / cols;
+    let x: Vec<R> = m.iter().map(|&v| R::from_i64(v)).collect();
+    let single: Vec<R> = vec![R::from_i64(-8), R::from_i64(5)];
+    let xs = share(&x, &mut g);
+    let ss = share(&single, &mut g);
+    for net in NETS {
+        let (out, _, _) = run2(net, async |e, party| {
+            let i = party.index();
+            let (v, k) = e.argmax_rows(&Shared::new(xs[i].clone(), &[rows, cols], 3)?).await?;
+            let (v1, k1) = e.argmax_rows(&Shared::new(ss[i].clone(), &[2, 1], 3)?).await?;
+            assert_eq!((v.frac, k.frac, &k.shape[..]), (3, 0, &[rows, 1][..]));
+            Ok([v.data, k.data, v1.data, k1.data])
+        })
+        .await;
+        let want = plain::argmax_rows(&x, rows, cols);
+        assert_eq!(reveal(&out[0][0], &out[1][0]), want.iter().map(|w| w.0).collect::<Vec<R>>(), "{net:?}");
+        let idx: Vec<u64> = reveal(&out[0][1], &out[1][1]).iter().map(|v| v.to_u64()).collect();
+        assert_eq!(idx, want.iter().map(|w| w.1).collect::<Vec<u64>>(), "{net:?}");
+        assert_eq!(&idx[..5], &[1, 6, 1, 0, 1], "{net:?}: the edge rows");
+        assert_eq!(reveal(&out[0][2], &out[1][2]), single, "{net:?}: one column is its own maximum");
+        assert_eq!(reveal(&out[0][3], &out[1][3]), vec![R::ZERO; 2], "{net:?}");
+    }
+}
+
+both_rings!(argmax_tournament, argmax);

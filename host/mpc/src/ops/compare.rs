@@ -161,4 +161,52 @@ impl Engine {
         }
         Ok(cur)
     }
+
+    /// The maximum of each row of x (rows x cols) and its column index (the first, on ties),
+    /// as shares in x's ring (the index at scale 0): a tournament of ceil(log2 cols) levels,
+    /// each one sign and one mul over all pairs of the level (the odd element passes through).
+    /// With a = the left and b = the right entry of a pair, s = [a - b < 0] picks b:
+    /// max = a + s (b - a) and index = i_a + s (i_b - i_a), both in one product, so ties keep
+    /// the left (lower) index, which the tournament carries up: the first index of the maximum.
+    /// Differences must fit the ring's sign (|a - b| < 2^(l-1)).
+    pub async fn argmax_rows<R: Ring>(&mut self, x: &Shared<R>) -> Result<(Shared<R>, Shared<R>), MpcError> {
+        let [rows, mut cols] = x.shape[..] else {
+            return Err(MpcError::Shape { what: "argmax_rows", expected: vec![0, 0], got: x.shape.clone() });
+        };
+        let p0 = self.party().is_p0();
+        let mut val = x.data.clone();
+        // Public indices: P0 holds them, P1 holds zero.
+        let mut idx: Vec<R> =
+            (0..rows * cols).map(|i| if p0 { R::from_u64((i % cols) as u64) } else { R::ZERO }).collect();
+        while cols > 1 {
+            let half = cols / 2;
+            let pick = |v: &[R], off: usize| -> Vec<R> {
+                (0..rows).flat_map(|r| (0..half).map(move |j| (r, j))).map(|(r, j)| v[r * cols + 2 * j + off]).collect()
+            };
+            let (a, b, ia, ib) = (pick(&val, 0), pick(&val, 1), pick(&idx, 0), pick(&idx, 1));
+            let n = a.len();
+            let d: Vec<R> = a.iter().zip(&b).map(|(a, b)| a.sub(*b)).collect();
+            let s = self.sign_a(&Shared { data: d, shape: vec![n], frac: x.frac }).await?;
+            // One product for both selections: [s, s] * [b - a, i_b - i_a] (raw integers; the
+            // label `frac` of the concatenation does not enter the product).
+            let ss = Shared { data: [s.data.clone(), s.data].concat(), shape: vec![2 * n], frac: 0 };
+            let diff: Vec<R> = b.iter().zip(&a).chain(ib.iter().zip(&ia)).map(|(b, a)| b.sub(*a)).collect();
+            let sel = self.mul_aa(&ss, &Shared { data: diff, shape: vec![2 * n], frac: x.frac }).await?;
+            let next_cols = cols.div_ceil(2);
+            let (mut nv, mut ni) = (Vec::with_capacity(rows * next_cols), Vec::with_capacity(rows * next_cols));
+            for r in 0..rows {
+                for j in 0..half {
+                    let k = r * half + j;
+                    nv.push(a[k].add(sel.data[k]));
+                    ni.push(ia[k].add(sel.data[n + k]));
+                }
+                if cols % 2 == 1 {
+                    nv.push(val[r * cols + cols - 1]);
+                    ni.push(idx[r * cols + cols - 1]);
+                }
+            }
+            (val, idx, cols) = (nv, ni, next_cols);
+        }
+        Ok((Shared { data: val, shape: vec![rows, 1], frac: x.frac }, Shared { data: idx, shape: vec![rows, 1], frac: 0 }))
+    }
 }
