@@ -9,7 +9,7 @@ use ditto_core::Party;
 use ditto_core::frame::{FrameKind, FrameWriter};
 use ditto_core::plan::PLAN_VERSION;
 use ditto_core::prg::{Seed, SessionId, ShareSetId};
-use ditto_dealer::host::{Io, Request};
+use ditto_dealer::host::{Io, PlanParams, Request};
 use ditto_dealer::keys::{DealerSeeds, Generation, PartyKey, Salt};
 use ditto_dealer::stream::{SessionSpec, SlicePlan, scratch_len, write_stream};
 use ditto_dealer::{DEFAULT_CHUNK, plans};
@@ -29,8 +29,7 @@ fn main() {
         party: Party::P1,
         plan_hash: [3; 32],
         share_set,
-        seq: 2,
-        generate: 0,
+        params: PlanParams { seq: 2, generate: 0, reveal_token: false },
     };
     let mut out = Vec::new();
     let mut buf = [0u8; 256];

@@ -215,6 +215,18 @@ use serde::{Deserialize, Serialize};
 
 use crate::Error;
 
+/// What a model dealer's plan depends on besides the model: the prompt length, the tokens
+/// generated after it and what the client learns of each (all zero: the dealer's fixed plan).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanParams {
+    /// Prompt tokens.
+    pub seq: u32,
+    /// Tokens generated after the prompt (decoders; 0 otherwise).
+    pub generate: u32,
+    /// Decoders: the parties pick each token in MPC and reveal only its id (else the logits).
+    pub reveal_token: bool,
+}
+
 /// What a party asks the dealer server for (an unsealed control frame of the session).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
@@ -226,10 +238,8 @@ pub struct Request {
     pub plan_hash: [u8; 32],
     /// The sharing the party's model share belongs to (its weight masks are dealt).
     pub share_set: ShareSetId,
-    /// Sequence length the plan was made for (0: the dealer's fixed plan).
-    pub seq: u32,
-    /// Tokens generated after the prompt (decoders; 0 otherwise).
-    pub generate: u32,
+    /// What the plan was made for.
+    pub params: PlanParams,
 }
 
 /// The server's answer (an unsealed control frame), followed on acceptance by the sealed stream.
@@ -329,17 +339,17 @@ pub fn connect(addr: &str, timeout: std::time::Duration) -> Result<std::net::Tcp
 
 /// Party side, over an open connection to the dealer server ([`connect`], plain or under TLS):
 /// asks for `party`'s stream of `session` with the masks of sharing `share_set`, for the plan
-/// with `plan_hash` (made for `seq` tokens and `generate` generated ones, or (0, 0) for the
-/// dealer's fixed plan) and returns the connection positioned at the sealed stream (read it
-/// with [`crate::party::PartyStream`] over [`Io`]).
+/// with `plan_hash` (made for `params`, all zero for the dealer's fixed plan) and returns the
+/// connection positioned at the sealed stream (read it with [`crate::party::PartyStream`] over
+/// [`Io`]).
 pub fn request_stream_on<S: std::io::Read + std::io::Write>(
     mut sock: S,
     party: Party,
     (session, share_set): (SessionId, ShareSetId),
     plan_hash: &[u8; 32],
-    (seq, generate): (u32, u32),
+    params: PlanParams,
 ) -> Result<S, Error> {
-    let req = Request { version: PLAN_VERSION, party, plan_hash: *plan_hash, share_set, seq, generate };
+    let req = Request { version: PLAN_VERSION, party, plan_hash: *plan_hash, share_set, params };
     let mut buf = [0u8; CONTROL_LIMIT];
     FrameWriter::new(Io(&mut sock), session).write_message(FrameKind::Control, 0, &req, &mut buf)?;
     std::io::Write::flush(&mut sock)

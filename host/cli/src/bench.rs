@@ -47,6 +47,9 @@ pub struct BenchArgs {
     /// INSECURE: the parties' link over plain TCP instead of TLS (to measure what encryption costs).
     #[arg(long)]
     pub insecure_plaintext: bool,
+    /// GPT-2: what each generated token reveals to the client: logits, or token (secure argmax).
+    #[arg(long, default_value = "logits", value_parser = crate::session::parse_reveal)]
+    pub reveal: ditto_models::generate::Reveal,
 }
 
 /// A network setting of the Ditto and PUMA papers.
@@ -127,16 +130,16 @@ async fn bench_bert(
 async fn bench_gpt2(
     cfg: ditto_models::config::Gpt2Config,
     q: &QuantConfig,
-    seq: usize,
-    steps: usize,
+    (seq, steps): (usize, usize),
+    reveal: ditto_models::generate::Reveal,
     local: &Local,
 ) -> Result<Measured<()>, CliError> {
     let m = seeded::gpt2_of(cfg, 7);
     let ids = input_ids(seq, m.cfg.vocab_size);
     let mut rng = Prg::with_counter(&crate::files::os_random16()?, 0);
     let LocalGeneration { plan, outcome: res, tokens, .. } =
-        generate_local(&m, q, &ids, steps, local, &mut rng, |_, _| {}).await?;
-    let (reference, plaintext, range) = generate_reference(&m, q, &ids, steps).await?;
+        generate_local(&m, q, &ids, (steps, reveal), local, &mut rng, |_, _| {}).await?;
+    let (reference, plaintext, range) = generate_reference(&m, q, &ids, steps, reveal).await?;
     if tokens != reference {
         return Err(CliError::Disagree(format!("generated tokens differ: {tokens:?} vs {reference:?}")));
     }
@@ -206,7 +209,7 @@ pub fn run(a: &BenchArgs) -> Result<(), CliError> {
                 }
                 Arch::Gpt2(cfg) => {
                     let g = a.generate.max(1);
-                    let m = bench_gpt2(cfg, &q, a.seq, g, &local).await?;
+                    let m = bench_gpt2(cfg, &q, (a.seq, g), a.reveal, &local).await?;
                     let check = (m.agreement, m.range);
                     (m.plan, m.res.counters, m.res.dealer_bytes, m.res.dealer_time, m.plaintext, check, g)
                 }

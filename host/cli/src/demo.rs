@@ -49,6 +49,10 @@ pub struct DemoArgs {
     /// input); default 24 for the shipped model, 10 for seeded-gpt2.
     #[arg(long = "gen")]
     pub generate: Option<usize>,
+    /// GPT-2: what each generated token reveals to the client: logits (the client picks), or
+    /// token (the parties pick it with a secure argmax; the client learns only the ids).
+    #[arg(long, default_value = "logits", value_parser = crate::session::parse_reveal)]
+    pub reveal: ditto_models::generate::Reveal,
 }
 
 impl DemoArgs {

@@ -22,6 +22,7 @@ use crate::dealer::{check_role, open_party_link};
 use crate::files::{CliError, SessionRecord};
 use crate::plan::Arch;
 use crate::session::{config_of, net, runtime};
+use ditto_models::generate::Reveal;
 use ditto_net::tls::{BlockingStream, Security};
 
 /// A byte link to a dealer board.
@@ -258,13 +259,22 @@ fn serve_one(
         Arch::Bert(c) => c.max_position_embeddings,
         Arch::Gpt2(c) => c.n_positions,
     };
-    if req.seq == 0 || (req.seq + req.generate) as usize > max {
-        return refuse(format!("{} + {} tokens outside 1..={max}", req.seq, req.generate));
+    let p = req.params;
+    if p.seq == 0 || (p.seq + p.generate) as usize > max {
+        return refuse(format!("{} + {} tokens outside 1..={max}", p.seq, p.generate));
     }
     let plan = match cfg {
-        Arch::Bert(c) => rt.block_on(ditto_models::plans::bert("party", c, q, req.seq as usize))?,
+        Arch::Bert(_) if p.reveal_token => return refuse("a BERT model has no tokens to reveal".into()),
+        Arch::Bert(c) => rt.block_on(ditto_models::plans::bert("party", c, q, p.seq as usize))?,
         Arch::Gpt2(c) => {
-            rt.block_on(ditto_models::plans::gpt2("party", c, q, req.seq as usize, req.generate as usize))?
+            let reveal = if p.reveal_token { Reveal::Token } else { Reveal::Logits };
+            rt.block_on(ditto_models::plans::gpt2(
+                "party",
+                c,
+                q,
+                (p.seq as usize, p.generate as usize),
+                reveal,
+            ))?
         }
     };
     let hash = plan.hash()?;

@@ -26,6 +26,10 @@ pub struct PlanArgs {
     /// Tokens to generate (GPT-2).
     #[arg(long = "gen", default_value_t = 1)]
     pub generate: usize,
+    /// GPT-2: what each generated token reveals to the client: logits, or token (a secure
+    /// argmax over the vocabulary; the client learns only the ids).
+    #[arg(long, default_value = "logits", value_parser = crate::session::parse_reveal)]
+    pub reveal: ditto_models::generate::Reveal,
     /// Quantization: accurate, ditto, or a QuantConfig JSON file (`ditto calibrate`).
     #[arg(long, default_value = "accurate")]
     pub quant: String,
@@ -114,12 +118,13 @@ pub fn build(a: &PlanArgs) -> Result<Plan, CliError> {
                 ditto_models::plans::bert(&format!("{name}/seq{}/{}", a.seq, a.quant), &c, &q, a.seq).await
             }
             Arch::Gpt2(c) => {
+                let reveal = if a.reveal == ditto_models::generate::Reveal::Token { "/token" } else { "" };
                 ditto_models::plans::gpt2(
-                    &format!("{name}/seq{}+{}/{}", a.seq, a.generate, a.quant),
+                    &format!("{name}/seq{}+{}/{}{reveal}", a.seq, a.generate, a.quant),
                     &c,
                     &q,
-                    a.seq,
-                    a.generate,
+                    (a.seq, a.generate),
+                    a.reveal,
                 )
                 .await
             }

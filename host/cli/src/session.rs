@@ -3,10 +3,11 @@
 //!
 //! Client <-> party messages (TLS with pinned identities unless `--insecure-plaintext`, every
 //! wait under a time-out):
-//! request  = "DTCL" | version 2 | session id (16) | prompt length u32 | element count u32 | tokens to
-//!            generate u32 | u32 LE one-hot shares
+//! request  = "DTCL" | version 3 | session id (16) | prompt length u32 | element count u32 | tokens to
+//!            generate u32 | reveal u8 (0 logits, 1 token) | u32 LE one-hot shares
 //! BERT:  response = "DTOU" | scale u32 | element count u32 | u64 LE shares of the pooled sum
-//! GPT-2: per token, party -> client "DTLG" | count u32 | u32 LE logit shares, and
+//! GPT-2: per token, party -> client "DTLG" | count u32 | u32 LE logit shares (or, revealing the
+//!        token only, "DTTK" | 1 | the u32 share of its id), and
 //!        client -> party "DTOH" | count u32 | u32 LE shares of the chosen token's one-hot
 
 use std::path::PathBuf;
@@ -14,8 +15,10 @@ use std::time::Duration;
 
 use ditto_core::Party;
 use ditto_core::prg::{Prg, SessionId};
+use ditto_dealer::host::PlanParams;
 use ditto_models::bert::Bert;
 use ditto_models::config::BertConfig;
+use ditto_models::generate::Reveal;
 use ditto_models::secure_bert::{BertOutput, BertShare, SecureBert, one_hot, share_bert};
 use ditto_models::seeded;
 use ditto_models::tokenizer::Tokenizer;
@@ -263,7 +266,7 @@ pub fn party(a: &PartyArgs) -> Result<(), CliError> {
         say!("party {} waiting for the client on {}", a.id, listener.local_addr().map_err(net)?);
         // Accept until a well-formed request from the pinned client arrives (a probe, a stranger
         // or a client that gave up is skipped).
-        let (mut c, session, seq, gen_n, vocab, data) = loop {
+        let (mut c, head, vocab, data) = loop {
             let (tcp, peer) = listener.accept().await.map_err(net)?;
             let mut c = match sec.accept(tcp, &["client"], TIMEOUT).await {
                 Ok((c, _)) => c,
@@ -273,10 +276,12 @@ pub fn party(a: &PartyArgs) -> Result<(), CliError> {
                 }
             };
             match read_client_request(&mut c, &share).await {
-                Ok((session, seq, gen_n, vocab, data)) => break (c, session, seq, gen_n, vocab, data),
+                Ok((head, vocab, data)) => break (c, head, vocab, data),
                 Err(e) => eprintln!("party {}: ignoring {peer}: {e}", a.id),
             }
         };
+        let (session, seq, gen_n) = (head.session, head.seq, head.generate);
+        let reveal = if head.reveal_token { Reveal::Token } else { Reveal::Logits };
         // Never twice the same session (its correlations), across restarts: recorded before
         // anything of it is fetched or opened.
         SessionRecord::open_named(&state, &format!("consumed-sessions-p{}", a.id))?.claim(&session)?;
@@ -288,8 +293,14 @@ pub fn party(a: &PartyArgs) -> Result<(), CliError> {
                 ditto_models::plans::bert("party", b.config(), b.quant(), seq as usize).await?
             }
             ditto_models::share_file::ModelShare::Gpt2(g) => {
-                ditto_models::plans::gpt2("party", g.config(), g.quant(), seq as usize, gen_n as usize)
-                    .await?
+                ditto_models::plans::gpt2(
+                    "party",
+                    g.config(),
+                    g.quant(),
+                    (seq as usize, gen_n as usize),
+                    reveal,
+                )
+                .await?
             }
         };
         let timeout = Duration::from_secs(a.timeout.max(1));
@@ -302,7 +313,8 @@ pub fn party(a: &PartyArgs) -> Result<(), CliError> {
             (Party::P1, _, Some(addr)) => Link::connect(addr, Party::P1, c2, &sec).await?,
             _ => return Err(CliError::Usage("P0 needs --listen ADDR, P1 needs --connect ADDR".into())),
         };
-        let source = Source::Tcp(a.dealer.clone(), (seq, gen_n), sec.clone());
+        let params = PlanParams { seq, generate: gen_n, reveal_token: head.reveal_token };
+        let source = Source::Tcp(a.dealer.clone(), params, sec.clone());
         let mut e =
             Engine::start(party, link, source, key, plan, (session, share.share_set()), timeout).await?;
         e.set_threads(a.threads);
@@ -311,7 +323,7 @@ pub fn party(a: &PartyArgs) -> Result<(), CliError> {
         let result = match share {
             ditto_models::share_file::ModelShare::Bert(b) => serve_bert(&mut e, *b, &input, &mut c).await,
             ditto_models::share_file::ModelShare::Gpt2(g) => {
-                serve_gpt2(&mut e, *g, &input, gen_n as usize, vocab, c).await
+                serve_gpt2(&mut e, *g, &input, (gen_n as usize, vocab), reveal, c).await
             }
         };
         if let Err(err) = &result {
@@ -335,12 +347,12 @@ pub fn party(a: &PartyArgs) -> Result<(), CliError> {
     })
 }
 
-/// Reads and checks one client request: session, prompt length, tokens to generate,
-/// vocabulary, and the raw one-hot share bytes.
+/// Reads and checks one client request: its head (session, prompt length, tokens to
+/// generate, what to reveal), the vocabulary, and the raw one-hot share bytes.
 async fn read_client_request(
     c: &mut Box<dyn Stream>,
     share: &ditto_models::share_file::ModelShare,
-) -> Result<(SessionId, u32, u32, usize, Vec<u8>), CliError> {
+) -> Result<(RequestHead, usize, Vec<u8>), CliError> {
     let mut head = [0u8; ditto_net::client::HEAD];
     read_exact_t(c, &mut head, "the client's request").await?;
     let (vocab, max_pos) = match share {
@@ -352,7 +364,12 @@ async fn read_client_request(
     let h = RequestHead::parse(&head, vocab, max_pos)?;
     let mut data = vec![0u8; h.count * 4];
     read_exact_t(c, &mut data, "the client's input").await?;
-    Ok((h.session, h.seq, h.generate, vocab, data))
+    if h.reveal_token && matches!(share, ditto_models::share_file::ModelShare::Bert(_)) {
+        return Err(CliError::Usage(
+            "a BERT model has no tokens to reveal (--reveal token is for GPT-2)".into(),
+        ));
+    }
+    Ok((h, vocab, data))
 }
 
 async fn write_t(c: &mut (impl AsyncWriteExt + Unpin), b: &[u8], what: &str) -> Result<(), CliError> {
@@ -425,8 +442,8 @@ async fn serve_gpt2(
     e: &mut Engine,
     share: ditto_models::secure_gpt2::Gpt2Share,
     input: &Shared<u32>,
-    steps: usize,
-    vocab: usize,
+    (steps, vocab): (usize, usize),
+    reveal: Reveal,
     c: Box<dyn Stream>,
 ) -> Result<(), CliError> {
     use ditto_models::generate::{Client, ClientEnd, generate};
@@ -438,7 +455,7 @@ async fn serve_gpt2(
     let (mut rd, mut wr) = tokio::io::split(c);
     let bridge = tokio::spawn(async move {
         while let Some(l) = logits_rx.recv().await {
-            write_t(&mut wr, &frame_u32(b"DTLG", &l), "logits").await?;
+            write_t(&mut wr, &frame_u32(output_tag(reveal), &l), "the output").await?;
             let next = read_u32s(&mut rd, b"DTOH", vocab, "the next token").await?;
             if next_tx.send(next).await.is_err() {
                 break;
@@ -446,11 +463,28 @@ async fn serve_gpt2(
         }
         Ok::<(), CliError>(())
     });
-    let r = generate(e, &m, input, steps, vocab, Client::Remote(&mut end)).await;
+    let r = generate(e, &m, input, (steps, vocab), reveal, Client::Remote(&mut end)).await;
     drop(end);
     r?;
     bridge.await.map_err(net)??;
     Ok(())
+}
+
+/// The tag of a party's per-token message to the client.
+fn output_tag(reveal: Reveal) -> &'static [u8; 4] {
+    match reveal {
+        Reveal::Logits => b"DTLG",
+        Reveal::Token => b"DTTK",
+    }
+}
+
+/// Parses `--reveal`.
+pub(crate) fn parse_reveal(s: &str) -> Result<Reveal, String> {
+    match s {
+        "logits" => Ok(Reveal::Logits),
+        "token" => Ok(Reveal::Token),
+        other => Err(format!("{other:?}: expected logits or token")),
+    }
 }
 
 /// Arguments of `ditto client`.
@@ -476,6 +510,10 @@ pub struct ClientArgs {
     /// dealer and both parties refuse a session id they have seen).
     #[arg(long)]
     pub session: Option<String>,
+    /// GPT-2: what the parties reveal per generated token: `logits` (the client picks) or
+    /// `token` (the parties pick the greedy token in MPC; the client learns only the ids).
+    #[arg(long, default_value = "logits", value_parser = parse_reveal)]
+    pub reveal: Reveal,
     /// Link security (pins: p0, p1).
     #[command(flatten)]
     pub links: LinkArgs,
@@ -516,8 +554,13 @@ pub fn client(a: &ClientArgs) -> Result<(), CliError> {
         let (c0, c1) = tokio::join!(connect(&a.p0, "p0"), connect(&a.p1, "p1"));
         let mut cs = [c0?, c1?];
         for (c, s) in cs.iter_mut().zip(&shares) {
-            let head =
-                RequestHead { session, seq: u32::try_from(n).map_err(net)?, generate: gen_n, count: s.len() };
+            let head = RequestHead {
+                session,
+                seq: u32::try_from(n).map_err(net)?,
+                generate: gen_n,
+                count: s.len(),
+                reveal_token: a.reveal == Reveal::Token,
+            };
             let mut req = Vec::with_capacity(ditto_net::client::HEAD + s.len() * 4);
             req.extend_from_slice(&head.encode());
             s.iter().for_each(|v| req.extend_from_slice(&v.to_le_bytes()));
@@ -529,12 +572,23 @@ pub fn client(a: &ClientArgs) -> Result<(), CliError> {
         let mut tokens = Vec::new();
         for _ in 0..a.generate {
             let [s0, s1] = &mut cs;
-            let (l0, l1) = tokio::join!(
-                read_u32s(s0, b"DTLG", vocab, "logits"),
-                read_u32s(s1, b"DTLG", vocab, "logits")
-            );
-            let logits: Vec<u32> = l0?.iter().zip(&l1?).map(|(p, q)| p.wrapping_add(*q)).collect();
-            let t = ditto_models::generate::argmax_signed(&logits);
+            let (tag, max) = (output_tag(a.reveal), a.reveal.message_len(vocab));
+            let (l0, l1) =
+                tokio::join!(read_u32s(s0, tag, max, "an output"), read_u32s(s1, tag, max, "an output"));
+            let (l0, l1) = (l0?, l1?);
+            if l0.len() != max || l1.len() != max {
+                return Err(net(format!("{} and {} output elements, expected {max}", l0.len(), l1.len())));
+            }
+            let opened: Vec<u32> = l0.iter().zip(&l1).map(|(p, q)| p.wrapping_add(*q)).collect();
+            let t = match a.reveal {
+                Reveal::Logits => ditto_models::generate::argmax_signed(&opened),
+                Reveal::Token => opened[0],
+            };
+            if t as usize >= vocab {
+                return Err(net(format!(
+                    "the parties revealed token {t}, outside the vocabulary of {vocab}"
+                )));
+            }
             tokens.push(t);
             let mut one = vec![0u32; vocab];
             one[t as usize] = 1;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use ditto_core::Party;
 use ditto_core::prg::{Seed, SessionId, ShareSetId};
 use ditto_dealer::Error;
-use ditto_dealer::host::{Io, connect, request_stream_on, stream_file_name};
+use ditto_dealer::host::{Io, PlanParams, connect, request_stream_on, stream_file_name};
 use ditto_dealer::keys::{DealerSeeds, Generation, PartyKey, Salt};
 use ditto_dealer::party::PartyStream;
 use ditto_dealer::plans;
@@ -60,9 +60,11 @@ fn request_stream(
 ) -> Result<Box<dyn ditto_net::tls::BlockingStream>, String> {
     let sock = connect(addr, Duration::from_secs(20)).map_err(|e| e.to_string())?;
     let s = security(d, role).connect_blocking(sock, "dealer").map_err(|e| e.to_string())?;
-    request_stream_on(s, party, (session, ShareSetId::default()), hash, (0, 0)).map_err(|e| match e {
-        Error::Refused { reason } => format!("refused: {reason}"),
-        e => e.to_string(),
+    request_stream_on(s, party, (session, ShareSetId::default()), hash, PlanParams::default()).map_err(|e| {
+        match e {
+            Error::Refused { reason } => format!("refused: {reason}"),
+            e => e.to_string(),
+        }
     })
 }
 
@@ -409,7 +411,7 @@ fn a_session_whose_claim_failed_is_never_served_on_retry() {
     let hash = plan.hash().unwrap();
     let ask = |sid: SessionId, p: Party| {
         let sock = connect(&addr, Duration::from_secs(20)).unwrap();
-        request_stream_on(sock, p, (sid, ShareSetId([1; 16])), &hash, (3, 0))
+        request_stream_on(sock, p, (sid, ShareSetId([1; 16])), &hash, seq3())
             .map(|_| ())
             .map_err(|e| e.to_string())
     };
@@ -423,11 +425,16 @@ fn a_session_whose_claim_failed_is_never_served_on_retry() {
     // A fresh session is served, and a second sharing for it is refused.
     assert!(ask(SessionId([0x3e; 16]), Party::P0).is_ok());
     let sock = connect(&addr, Duration::from_secs(20)).unwrap();
-    let e = request_stream_on(sock, Party::P1, (SessionId([0x3e; 16]), ShareSetId([2; 16])), &hash, (3, 0))
+    let e = request_stream_on(sock, Party::P1, (SessionId([0x3e; 16]), ShareSetId([2; 16])), &hash, seq3())
         .map(|_| ())
         .unwrap_err()
         .to_string();
     println!("second sharing for a session: {e}");
     assert!(e.contains("dealt for sharing"), "{e}");
     drop(server);
+}
+
+/// The plan parameters of a 3-token BERT request.
+fn seq3() -> PlanParams {
+    PlanParams { seq: 3, ..PlanParams::default() }
 }

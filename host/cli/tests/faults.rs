@@ -50,11 +50,12 @@ fn client_request(addrs: &[&str]) -> Vec<std::net::TcpStream> {
     // The seeded model: vocabulary 258; a 3-token request of all-zero shares.
     let (n, vocab) = (3u32, 258u32);
     let mut req = b"DTCL".to_vec();
-    req.push(2);
+    req.push(3);
     req.extend_from_slice(&[0x3c; 16]);
     req.extend_from_slice(&n.to_le_bytes());
     req.extend_from_slice(&(n * vocab).to_le_bytes());
     req.extend_from_slice(&0u32.to_le_bytes());
+    req.push(0); // reveal: logits
     req.extend(std::iter::repeat_n(0u8, (n * vocab * 4) as usize));
     for c in &mut out {
         c.write_all(&req).unwrap();
@@ -139,7 +140,8 @@ fn fake_p1(s: &Setup, peer: &str, act: impl AsyncFnOnce(&mut ditto_net::link::Li
             Link::connect(peer, Party::P1, Config { timeout: t }, &Security::Plaintext).await.unwrap();
         link.handshake(&Hello::new(Party::P1, plan.hash().unwrap(), sid, set)).await.unwrap();
         let key = ditto_dealer::keys::PartyKey::from_bytes(hex16(&s.dir.join("keys/p1.key")));
-        let src = Source::Tcp(s.dealer_addr.clone(), (3, 0), Security::Plaintext);
+        let params = ditto_dealer::host::PlanParams { seq: 3, ..Default::default() };
+        let src = Source::Tcp(s.dealer_addr.clone(), params, Security::Plaintext);
         let feed = DealerFeed::open(src, key, Party::P1, (sid, set), &plan, t).await.unwrap();
         link.agree_generation(feed.generation()).await.unwrap();
         act(&mut link).await;

@@ -88,6 +88,23 @@ fn four_processes_generate_the_same_tokens_as_the_demo() {
 }
 
 #[test]
+fn four_processes_reveal_only_the_tokens_and_generate_the_demos() {
+    // --reveal token: the parties pick each token with a secure argmax; the client gets ids only.
+    let out = walk("gpt2-token", "seeded-gpt2", &["--text", "Hello", "--gen", "10", "--reveal", "token"], 1)
+        .remove(0)
+        .0;
+    let tokens =
+        out.lines().find_map(|l| l.strip_prefix("tokens ")).unwrap_or_else(|| panic!("{out}")).to_string();
+    let demo = ditto()
+        .args(["demo", "--model", "seeded-gpt2", "--gen", "10", "--text", "Hello", "--reveal", "token"])
+        .output()
+        .unwrap();
+    let demo = String::from_utf8_lossy(&demo.stdout).into_owned();
+    let line = demo.lines().find(|l| l.starts_with("secure ")).unwrap_or_else(|| panic!("{demo}"));
+    assert!(line.contains(&tokens), "{tokens} vs demo {line}");
+}
+
+#[test]
 fn four_processes_compute_the_same_embedding_as_the_demo() {
     let text = "secure inference keeps the input private.";
     let runs = walk("bert", "seeded", &["--text", text], 2);

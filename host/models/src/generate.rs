@@ -1,6 +1,9 @@
-//! Greedy generation with a client in the loop: each party sends its share of the last
-//! position's logits to the client, which reconstructs them, picks the most likely token and
-//! sends back fresh shares of its one-hot encoding. The parties never see a token.
+//! Greedy generation with a client in the loop. With [`Reveal::Logits`] each party sends its
+//! share of the last position's logits to the client, which reconstructs them, picks the most
+//! likely token and sends back fresh shares of its one-hot encoding. With [`Reveal::Token`] the
+//! parties pick the token inside MPC (a secure argmax over the vocabulary,
+//! [`Engine::argmax_rows`]) and send only their shares of its id: the client learns the tokens
+//! and nothing else of the model's output. Either way the parties never see a token.
 
 use ditto_core::rand_core::Rng;
 use ditto_mpc::tensor::share;
@@ -34,6 +37,27 @@ pub fn client_channels() -> (ClientHub, [ClientEnd; 2]) {
     (ClientHub { rx: [r0, r1], tx: [o0, o1] }, [ClientEnd { tx: l0, rx: i0 }, ClientEnd { tx: l1, rx: i1 }])
 }
 
+/// What the client learns at each generation step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reveal {
+    /// The last position's full logit vector (the client picks; needed for scoring).
+    #[default]
+    Logits,
+    /// Only the greedy token's id (picked by the parties: the model owner's choice).
+    Token,
+}
+
+impl Reveal {
+    /// Elements each party sends the client per step.
+    pub fn message_len(self, vocab: usize) -> usize {
+        match self {
+            Reveal::Logits => vocab,
+            Reveal::Token => 1,
+        }
+    }
+}
+
 /// Who picks the next token.
 #[derive(Debug)]
 pub enum Client<'a> {
@@ -61,31 +85,39 @@ fn closed() -> MpcError {
 }
 
 /// Feeds the prompt, then generates `steps` tokens (prompt pass + steps - 1 single-token
-/// passes). Returns the tokens when the engine is the plaintext reference (else empty: only
-/// the client learns them).
+/// passes), revealing to the client what `reveal` says. Returns the tokens when the engine is
+/// the plaintext reference (else empty: only the client learns them).
 pub async fn generate(
     e: &mut Engine,
     model: &SecureGpt2,
     prompt: &Shared<u32>,
-    steps: usize,
-    vocab: usize,
+    (steps, vocab): (usize, usize),
+    reveal: Reveal,
     mut client: Client<'_>,
 ) -> Result<Vec<u32>, MpcError> {
     let mut cache = SecCache::default();
     let mut logits = model.forward(e, prompt, &mut cache).await?;
     let mut tokens = Vec::new();
     for s in 0..steps {
+        // What goes to the client: the logits, or the shared id of their first maximum.
+        let out = match reveal {
+            Reveal::Logits => logits.clone(),
+            Reveal::Token => e.argmax_rows(&logits).await?.1,
+        };
         let next = match &mut client {
             Client::Planning => Shared::zeros(&[1, vocab], 0),
             Client::Plaintext => {
-                let t = argmax_signed(&logits.data);
+                let t = match reveal {
+                    Reveal::Logits => argmax_signed(&logits.data),
+                    Reveal::Token => out.data[0],
+                };
                 tokens.push(t);
                 let mut x = vec![0u32; vocab];
                 x[t as usize] = 1;
                 Shared::new(x, &[1, vocab], 0)?
             }
             Client::Remote(c) => {
-                c.tx.send(logits.data.clone()).await.map_err(|_| closed())?;
+                c.tx.send(out.data).await.map_err(|_| closed())?;
                 Shared::new(c.rx.recv().await.ok_or_else(closed)?, &[1, vocab], 0)?
             }
         };
@@ -103,30 +135,42 @@ pub async fn greedy_client(
     vocab: usize,
     rng: &mut impl Rng,
 ) -> Result<Vec<u32>, MpcError> {
-    Ok(client_loop(hub, steps, vocab, rng, None).await?.0)
+    Ok(client_loop(hub, (steps, vocab), rng, None, Reveal::Logits).await?.0)
 }
 
-/// The client side of [`generate`]: reconstructs each step's logits and feeds back fresh
-/// shares of the next token's one-hot encoding: the greedy pick, or `forced[i]` at step i
-/// (scoring known text, e.g. for perplexity). Returns the tokens fed and the logits seen.
+/// The client side of [`generate`]: reconstructs each step's logits (or, [`Reveal::Token`],
+/// the token id) and feeds back fresh shares of the next token's one-hot encoding: the greedy
+/// pick, or `forced[i]` at step i (scoring known text, e.g. for perplexity; logits only).
+/// Returns the tokens fed and the logits seen.
 pub async fn client_loop(
     mut hub: ClientHub,
-    steps: usize,
-    vocab: usize,
+    (steps, vocab): (usize, usize),
     rng: &mut impl Rng,
     forced: Option<&[u32]>,
+    reveal: Reveal,
 ) -> Result<(Vec<u32>, Vec<Vec<u32>>), MpcError> {
     let (mut tokens, mut seen) = (Vec::new(), Vec::new());
     for s in 0..steps {
         let a = hub.rx[0].recv().await.ok_or_else(closed)?;
         let b = hub.rx[1].recv().await.ok_or_else(closed)?;
-        let logits: Vec<u32> = a.iter().zip(&b).map(|(x, y)| x.wrapping_add(*y)).collect();
-        let t = match forced {
-            Some(f) => *f.get(s).ok_or_else(|| MpcError::Scale {
+        let want = reveal.message_len(vocab);
+        if a.len() != want || b.len() != want {
+            return Err(MpcError::Scale {
+                what: "client",
+                detail: format!("{} and {} output elements, expected {want}", a.len(), b.len()),
+            });
+        }
+        let opened: Vec<u32> = a.iter().zip(&b).map(|(x, y)| x.wrapping_add(*y)).collect();
+        let t = match (forced, reveal) {
+            (Some(f), Reveal::Logits) => *f.get(s).ok_or_else(|| MpcError::Scale {
                 what: "client",
                 detail: format!("{} forced tokens for {steps} steps", f.len()),
             })?,
-            None => argmax_signed(&logits),
+            (Some(_), Reveal::Token) => {
+                return Err(MpcError::Scale { what: "client", detail: "scoring needs the logits".into() });
+            }
+            (None, Reveal::Logits) => argmax_signed(&opened),
+            (None, Reveal::Token) => opened[0],
         };
         if t as usize >= vocab {
             return Err(MpcError::Scale {
@@ -135,7 +179,9 @@ pub async fn client_loop(
             });
         }
         tokens.push(t);
-        seen.push(logits);
+        if reveal == Reveal::Logits {
+            seen.push(opened);
+        }
         let mut x = vec![0u32; vocab];
         x[t as usize] = 1;
         let [s0, s1] = share(&x, rng);
@@ -165,12 +211,12 @@ pub async fn generate_local(
     m: &crate::gpt2::Gpt2,
     q: &crate::quant::QuantConfig,
     prompt: &[u32],
-    steps: usize,
+    (steps, reveal): (usize, Reveal),
     local: &ditto_mpc::local::Local,
     rng: &mut ditto_core::prg::Prg,
     watch: impl Fn(&mut Engine, ditto_core::Party),
 ) -> Result<LocalGeneration, crate::ModelError> {
-    run_local(m, q, prompt, steps, local, rng, watch, None).await
+    run_local(m, q, prompt, (steps, reveal), local, rng, watch, None).await
 }
 
 /// Secure scoring of known text: the parties run the model over `tokens` one position at a
@@ -187,7 +233,8 @@ pub async fn score_local(
     if tokens.len() < 2 {
         return Err(crate::ModelError::TooLong { max: 2, got: tokens.len() });
     }
-    run_local(m, q, &tokens[..1], tokens.len() - 1, local, rng, |_, _| {}, Some(&tokens[1..])).await
+    let steps = (tokens.len() - 1, Reveal::Logits);
+    run_local(m, q, &tokens[..1], steps, local, rng, |_, _| {}, Some(&tokens[1..])).await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -195,7 +242,7 @@ async fn run_local(
     m: &crate::gpt2::Gpt2,
     q: &crate::quant::QuantConfig,
     prompt: &[u32],
-    steps: usize,
+    (steps, reveal): (usize, Reveal),
     local: &ditto_mpc::local::Local,
     rng: &mut ditto_core::prg::Prg,
     watch: impl Fn(&mut Engine, ditto_core::Party),
@@ -212,10 +259,10 @@ async fn run_local(
         let model = SecureGpt2::setup(e, shares[p.index()].clone()).await?;
         let input = Shared::new(xs[p.index()].clone(), &[n, v], 0)?;
         if e.is_planning() {
-            return generate(e, &model, &input, steps, v, Client::Planning).await.map(|_| ());
+            return generate(e, &model, &input, (steps, v), reveal, Client::Planning).await.map(|_| ());
         }
         let mut end = ends[p.index()].lock().await;
-        generate(e, &model, &input, steps, v, Client::Remote(&mut end)).await.map(|_| ())
+        generate(e, &model, &input, (steps, v), reveal, Client::Remote(&mut end)).await.map(|_| ())
     };
     let plan = ditto_mpc::local::plan_of("generation", &program).await?;
     let mut crng = ditto_core::prg::Prg::with_counter(
@@ -228,7 +275,7 @@ async fn run_local(
     );
     let (res, client) = tokio::join!(
         ditto_mpc::local::run(&plan, local, program),
-        client_loop(hub, steps, v, &mut crng, forced)
+        client_loop(hub, (steps, v), &mut crng, forced, reveal)
     );
     let (tokens, logits) = client?;
     Ok(LocalGeneration { plan, outcome: res?, tokens, logits })
@@ -241,13 +288,14 @@ pub async fn generate_reference(
     q: &crate::quant::QuantConfig,
     prompt: &[u32],
     steps: usize,
+    reveal: Reveal,
 ) -> Result<(Vec<u32>, std::time::Duration, ditto_mpc::range::RangeReport), crate::ModelError> {
     let v = m.cfg.vocab_size;
     let mut pe = Engine::plaintext();
     let pm = SecureGpt2::setup(&mut pe, crate::secure_gpt2::Gpt2Share::plaintext(m, q)?).await?;
     let x = Shared::new(crate::secure_bert::one_hot(prompt, v)?, &[prompt.len(), v], 0)?;
     let t = std::time::Instant::now();
-    let tokens = generate(&mut pe, &pm, &x, steps, v, Client::Plaintext).await?;
+    let tokens = generate(&mut pe, &pm, &x, (steps, v), reveal, Client::Plaintext).await?;
     Ok((tokens, t.elapsed(), pe.range_report()))
 }
 

@@ -6,7 +6,7 @@ use ditto_mpc::local::plan_of;
 use ditto_mpc::{Engine, MpcError, Shared};
 
 use crate::config::{BertConfig, Gpt2Config};
-use crate::generate::{Client, generate};
+use crate::generate::{Client, Reveal, generate};
 use crate::quant::QuantConfig;
 use crate::secure_bert::{BertShare, SecureBert};
 use crate::secure_gpt2::{Gpt2Share, SecureGpt2};
@@ -22,19 +22,20 @@ pub async fn bert(name: &str, cfg: &BertConfig, q: &QuantConfig, seq: usize) -> 
     plan_of(name, &program).await
 }
 
-/// The plan of GPT-2 on a `seq`-token prompt generating `generate` tokens.
+/// The plan of GPT-2 on a `seq`-token prompt generating `generate` tokens, revealing to the
+/// client what `reveal` says.
 pub async fn gpt2(
     name: &str,
     cfg: &Gpt2Config,
     q: &QuantConfig,
-    seq: usize,
-    tokens: usize,
+    (seq, tokens): (usize, usize),
+    reveal: Reveal,
 ) -> Result<Plan, MpcError> {
     let share = Gpt2Share::zeros(cfg, q);
     let program = async |e: &mut Engine, _p: ditto_core::Party| {
         let m = SecureGpt2::setup(e, share.clone()).await?;
         let x = Shared::zeros(&[seq, cfg.vocab_size], 0);
-        generate(e, &m, &x, tokens.max(1), cfg.vocab_size, Client::Planning).await
+        generate(e, &m, &x, (tokens.max(1), cfg.vocab_size), reveal, Client::Planning).await
     };
     plan_of(name, &program).await
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use ditto_core::prg::Prg;
 use ditto_core::rand_core::Rng;
 use ditto_models::config::Gpt2Config;
-use ditto_models::generate::{generate_local, generate_reference};
+use ditto_models::generate::{Reveal, generate_local, generate_reference};
 use ditto_models::gpt2::{Gpt2, KvCache, argmax};
 use ditto_models::quant::QuantConfig;
 use ditto_models::tokenizer::Tokenizer;
@@ -151,7 +151,7 @@ async fn greedy_generation(q: &QuantConfig, tag: &str) {
     let q = q.clone();
     let prompt = [15496u32, 995, 0];
     let steps = 8;
-    let (reference, _, _) = generate_reference(&m, &q, &prompt, steps).await.unwrap();
+    let (reference, _, _) = generate_reference(&m, &q, &prompt, steps, Reveal::Logits).await.unwrap();
     // Float model, for information (the fixed-point model may pick differently where logits are close).
     let mut cache = KvCache::default();
     let mut float_tokens = vec![argmax(&m.forward(&prompt, &mut cache).unwrap())];
@@ -163,10 +163,26 @@ async fn greedy_generation(q: &QuantConfig, tag: &str) {
     // Secure, with the client in the loop.
     let local = Local { test_seeds: Some(([5; 16], [6; 16])), ..Local::default() };
     let mut rng = Prg::with_counter(&[3; 16], 0);
-    let tokens = generate_local(&m, &q, &prompt, steps, &local, &mut rng, |_, _| {}).await.unwrap().tokens;
+    let tokens = generate_local(&m, &q, &prompt, (steps, Reveal::Logits), &local, &mut rng, |_, _| {})
+        .await
+        .unwrap()
+        .tokens;
     assert_eq!(tokens, reference, "secure and fixed-point greedy generation differ");
     assert_eq!(tokens.len(), steps);
     assert!(tokens.windows(2).any(|w| w[0] != w[1]), "the fed-back tokens must matter: {tokens:?}");
+    // The parties pick the tokens (secure argmax): the same tokens, the client sees no logits,
+    // and the reference's own argmax program agrees with argmax_signed of its logits.
+    let (ref_token, _, _) = generate_reference(&m, &q, &prompt, steps, Reveal::Token).await.unwrap();
+    assert_eq!(ref_token, reference, "the argmax program picks argmax_signed's token");
+    let g =
+        generate_local(&m, &q, &prompt, (steps, Reveal::Token), &local, &mut rng, |_, _| {}).await.unwrap();
+    assert_eq!(g.tokens, reference, "secure argmax generation differs from the reference");
+    assert!(g.logits.is_empty(), "the client saw logits");
+    // Per token: a tournament over the vocabulary, ceil(log2 V) levels of a sign and a product.
+    let levels = m.cfg.vocab_size.next_power_of_two().trailing_zeros() as usize;
+    let logits_plan =
+        ditto_models::plans::gpt2("t", &m.cfg, &q, (prompt.len(), steps), Reveal::Logits).await.unwrap();
+    assert_eq!(g.plan.steps.len(), logits_plan.steps.len() + steps * levels * 2);
 }
 
 #[test]

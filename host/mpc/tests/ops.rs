@@ -203,11 +203,41 @@ async fn argmax<R: Ring>() {
     let lim = 1i64 << (R::BITS - 3);
     let cols = 7;
     let mut m: Vec<i64> = vec![
-        3, 9, 9, 1, 9, 0, 2, // ties: index 1
-        0, 1, 2, 3, 4, 5, 6, // last of an odd row
-        -5, -3, -9, -3, -7, -4, -6, // negatives, tie: index 1
-        4, 4, 4, 4, 4, 4, 4, // all equal: index 0
-        -lim, lim - 1, 0, -lim, lim - 1, 1, -1, // extremes
+        3,
+        9,
+        9,
+        1,
+        9,
+        0,
+        2, // ties: index 1
+        0,
+        1,
+        2,
+        3,
+        4,
+        5,
+        6, // last of an odd row
+        -5,
+        -3,
+        -9,
+        -3,
+        -7,
+        -4,
+        -6, // negatives, tie: index 1
+        4,
+        4,
+        4,
+        4,
+        4,
+        4,
+        4, // all equal: index 0
+        -lim,
+        lim - 1,
+        0,
+        -lim,
+        lim - 1,
+        1,
+        -1, // extremes
     ];
     let mut g = rng(9);
     for _ in 0..4 {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use ditto_core::Party;
 use ditto_core::plan::Plan;
 use ditto_core::prg::{SessionId, ShareSetId};
-use ditto_dealer::host::{Io, connect, request_stream_on};
+use ditto_dealer::host::{Io, PlanParams, connect, request_stream_on};
 use ditto_dealer::keys::{PartyKey, PartySeeds};
 use ditto_dealer::party::PartyStream;
 use ditto_dealer::stream::scratch_len;
@@ -22,10 +22,10 @@ pub const READ_AHEAD: usize = 8;
 /// Where a party's dealer stream comes from.
 #[derive(Clone, Debug)]
 pub enum Source {
-    /// A dealer server (`ditto dealer --listen`), the plan's sequence length and generated
-    /// tokens ((0, 0) for a dealer serving one fixed plan), and how the link is secured (the
-    /// dealer must prove the `dealer` role).
-    Tcp(String, (u32, u32), Security),
+    /// A dealer server (`ditto dealer --listen`), what the plan was made for (all zero for a
+    /// dealer serving one fixed plan), and how the link is secured (the dealer must prove the
+    /// `dealer` role).
+    Tcp(String, PlanParams, Security),
     /// A file written by `ditto dealer --out`.
     File(std::path::PathBuf),
     /// Bytes in memory (tests).
@@ -57,9 +57,9 @@ fn open_reader(
     timeout: Duration,
 ) -> Result<Box<dyn Read + Send>, NetError> {
     Ok(match src {
-        Source::Tcp(addr, seq, sec) => {
+        Source::Tcp(addr, params, sec) => {
             let sock = sec.connect_blocking(connect(addr, timeout)?, "dealer")?;
-            Box::new(request_stream_on(sock, party, ids, hash, *seq)?)
+            Box::new(request_stream_on(sock, party, ids, hash, *params)?)
         }
         Source::File(p) => Box::new(std::io::BufReader::with_capacity(
             1 << 20,

@@ -181,7 +181,10 @@ impl Engine {
         while cols > 1 {
             let half = cols / 2;
             let pick = |v: &[R], off: usize| -> Vec<R> {
-                (0..rows).flat_map(|r| (0..half).map(move |j| (r, j))).map(|(r, j)| v[r * cols + 2 * j + off]).collect()
+                (0..rows)
+                    .flat_map(|r| (0..half).map(move |j| (r, j)))
+                    .map(|(r, j)| v[r * cols + 2 * j + off])
+                    .collect()
             };
             let (a, b, ia, ib) = (pick(&val, 0), pick(&val, 1), pick(&idx, 0), pick(&idx, 1));
             let n = a.len();
@@ -193,7 +196,8 @@ impl Engine {
             let diff: Vec<R> = b.iter().zip(&a).chain(ib.iter().zip(&ia)).map(|(b, a)| b.sub(*a)).collect();
             let sel = self.mul_aa(&ss, &Shared { data: diff, shape: vec![2 * n], frac: x.frac }).await?;
             let next_cols = cols.div_ceil(2);
-            let (mut nv, mut ni) = (Vec::with_capacity(rows * next_cols), Vec::with_capacity(rows * next_cols));
+            let (mut nv, mut ni) =
+                (Vec::with_capacity(rows * next_cols), Vec::with_capacity(rows * next_cols));
             for r in 0..rows {
                 for j in 0..half {
                     let k = r * half + j;
@@ -207,6 +211,9 @@ impl Engine {
             }
             (val, idx, cols) = (nv, ni, next_cols);
         }
-        Ok((Shared { data: val, shape: vec![rows, 1], frac: x.frac }, Shared { data: idx, shape: vec![rows, 1], frac: 0 }))
+        Ok((
+            Shared { data: val, shape: vec![rows, 1], frac: x.frac },
+            Shared { data: idx, shape: vec![rows, 1], frac: 0 },
+        ))
     }
 }
