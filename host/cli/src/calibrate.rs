@@ -182,3 +182,29 @@ pub fn run(a: &CalibrateArgs) -> Result<(), CliError> {
     say!("wrote   {}", out.display());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_out_of_range_config_gives_up_bits_until_the_sample_runs_clean() {
+        let bert = ditto_models::seeded::model(1);
+        let inputs =
+            vec![ditto_models::seeded::tokenize("calibration sample"), ditto_models::seeded::tokenize("x")];
+        let model = Sampled::Bert(Box::new(bert), inputs);
+        // 14 + 14 fractional bits drive the built-in BERT out of range (attention scores above 4).
+        let mut hot = QuantConfig::accurate();
+        (hot.act_frac, hot.weight_frac) = (14, 14);
+        assert!(!model.range_report(&hot).unwrap().is_clean());
+        let q = in_range(&model, hot.clone()).unwrap();
+        assert!(model.range_report(&q).unwrap().is_clean());
+        assert!(q.act_frac < hot.act_frac && q.weight_frac == hot.weight_frac, "{q:?}");
+        // The nearest clean config: one more activation bit is out of range again.
+        let mut more = q.clone();
+        more.act_frac += 1;
+        assert!(!model.range_report(&more).unwrap().is_clean(), "{q:?} is not the nearest");
+        // A config already in range comes back unchanged.
+        assert_eq!(in_range(&model, QuantConfig::accurate()).unwrap(), QuantConfig::accurate());
+    }
+}
