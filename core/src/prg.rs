@@ -74,45 +74,50 @@ impl core::fmt::Debug for Seed {
     }
 }
 
-/// A public 128-bit session id: fresh for every plan execution and bound into every stream.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub struct SessionId(pub [u8; 16]);
+/// A public 128-bit id: bytes, shown as 32 hex digits.
+macro_rules! public_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+        pub struct $name(pub [u8; 16]);
 
-impl SessionId {
-    /// The id as a big-endian integer (for display and error messages).
-    pub fn as_u128(&self) -> u128 {
-        u128::from_be_bytes(self.0)
-    }
+        impl $name {
+            /// The id as a big-endian integer (for display and error messages).
+            pub fn as_u128(&self) -> u128 {
+                u128::from_be_bytes(self.0)
+            }
+        }
+
+        impl core::fmt::Debug for $name {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                write!(f, concat!(stringify!($name), "({:032x})"), self.as_u128())
+            }
+        }
+
+        impl core::fmt::Display for $name {
+            fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                write!(f, "{:032x}", self.as_u128())
+            }
+        }
+    };
 }
 
-impl core::fmt::Debug for SessionId {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "SessionId({:032x})", self.as_u128())
-    }
-}
+public_id!(
+    /// A public 128-bit session id: fresh for every plan execution and bound into every stream.
+    SessionId
+);
 
-/// A public 128-bit share-set id: drawn fresh by every `share-model` run and written into both
-/// parties' share files. Each weight mask B_W derives from (model-mask seed, share-set id), so
-/// two sharings never share a mask (see [`model_share_seed`]).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
-pub struct ShareSetId(pub [u8; 16]);
+public_id!(
+    /// A public 128-bit share-set id: drawn fresh by every `share-model` run and written into
+    /// both parties' share files. Each weight mask B_W derives from (model-mask seed, share-set
+    /// id), so two sharings never share a mask (see [`model_share_seed`]). The default, all
+    /// zero, names no sharing: programs without model weights.
+    ShareSetId
+);
 
-impl ShareSetId {
-    /// The id as a big-endian integer (for display and error messages).
-    pub fn as_u128(&self) -> u128 {
-        u128::from_be_bytes(self.0)
-    }
-}
-
-impl core::fmt::Debug for ShareSetId {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "ShareSetId({:032x})", self.as_u128())
-    }
-}
-
-impl core::fmt::Display for ShareSetId {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "{:032x}", self.as_u128())
+impl Default for ShareSetId {
+    fn default() -> Self {
+        ShareSetId([0; 16])
     }
 }
 

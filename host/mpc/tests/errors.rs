@@ -33,6 +33,27 @@ async fn start(
         .await
 }
 
+type Output = Result<Vec<u32>, MpcError>;
+
+/// Runs [`program`] at both parties over the in-memory link with `streams`; a party that fails
+/// tells its peer. Bounded: a hang fails the test.
+async fn run_both(plan: &ditto_core::plan::Plan, streams: &[Vec<u8>; 2]) -> (Output, Output) {
+    let (l0, l1) = links(Net::Memory).await;
+    let run = async |p: Party, l, st| {
+        let mut e = start(p, l, st, plan.clone()).await?;
+        let r = program(&mut e, p).await;
+        if let Err(err) = &r {
+            e.abort(&err.to_string()).await;
+        }
+        r
+    };
+    tokio::time::timeout(Duration::from_secs(20), async {
+        tokio::join!(run(Party::P0, l0, streams[0].clone()), run(Party::P1, l1, streams[1].clone()))
+    })
+    .await
+    .expect("no hang")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_program_that_departs_from_the_plan_is_refused() {
     let plan = plan_of(&program).await;
@@ -94,20 +115,7 @@ async fn a_corrupted_correlation_frame_stops_the_run() {
     // Flip a byte inside P1's first correction frame (after hello and seed frames).
     let n = s[1].len();
     s[1][n / 2] ^= 0x40;
-    let (l0, l1) = links(Net::Memory).await;
-    let run = async |p: Party, l, st| {
-        let mut e = start(p, l, st, plan.clone()).await?;
-        let r = program(&mut e, p).await;
-        if let Err(err) = &r {
-            e.abort(&err.to_string()).await;
-        }
-        r
-    };
-    let (a, b) = tokio::time::timeout(Duration::from_secs(20), async {
-        tokio::join!(run(Party::P0, l0, s[0].clone()), run(Party::P1, l1, s[1].clone()))
-    })
-    .await
-    .expect("no hang");
+    let (a, b) = run_both(&plan, &s).await;
     let eb = b.unwrap_err();
     assert!(eb.to_string().contains("checksum") || eb.to_string().contains("authentication"), "{eb}");
     let ea = a.unwrap_err();
@@ -172,16 +180,7 @@ async fn p1_checks_the_end_of_its_stream_before_its_last_step_computes() {
     }
     assert_eq!(s[1][last + 3], ditto_core::frame::FrameKind::End as u8, "the last frame is the end frame");
     s[1].truncate(last);
-    let (l0, l1) = links(Net::Memory).await;
-    let run = async |p: Party, l, st| {
-        let mut e = start(p, l, st, plan.clone()).await?;
-        let r = program(&mut e, p).await;
-        if let Err(err) = &r {
-            e.abort(&err.to_string()).await;
-        }
-        r
-    };
-    let (_a, b) = tokio::join!(run(Party::P0, l0, s[0].clone()), run(Party::P1, l1, s[1].clone()));
+    let (_a, b) = run_both(&plan, &s).await;
     let e = b.unwrap_err();
     println!("P1's stream without its end frame: {e}");
     assert!(e.to_string().contains("truncated"), "{e}");
