@@ -112,14 +112,9 @@ public_id!(
     /// both parties' share files. Each weight mask B_W derives from (model-mask seed, share-set
     /// id), so two sharings never share a mask (see [`model_share_seed`]). The default, all
     /// zero, names no sharing: programs without model weights.
+    #[derive(Default)]
     ShareSetId
 );
-
-impl Default for ShareSetId {
-    fn default() -> Self {
-        ShareSetId([0; 16])
-    }
-}
 
 /// What a PRG stream is for. Each component of a correlation has its own purpose, so it can be
 /// regenerated independently of the others.
