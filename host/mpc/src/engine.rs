@@ -290,23 +290,11 @@ impl Engine {
 
     /// Plaintext mode: records the last begun step's input `x` if it leaves `bound`.
     pub(crate) fn check_range<R: Ring>(&mut self, op: &'static str, x: &Shared<R>, bound: Bound) {
-        let Mode::Plain(steps) = &self.mode else { return };
-        let Some((count, worst)) = crate::range::check(&x.data, x.frac, bound) else { return };
-        let (step, last) = match steps.last() {
-            Some(s) => (u32::try_from(steps.len() - 1).unwrap_or(u32::MAX), *s),
-            None => return,
-        };
-        self.range.push(RangeIssue {
-            op,
-            step,
-            layer: last.layer,
-            tag: last.tag,
-            count,
-            len: x.len(),
-            worst,
-            bound,
-            frac: x.frac,
-        });
+        if let Mode::Plain(steps) = &self.mode
+            && let Some(issue) = crate::range::issue(op, x, bound, steps)
+        {
+            self.range.push(issue);
+        }
     }
 
     /// Bytes and rounds so far (none while planning).

@@ -11,7 +11,9 @@
 //! the bound, in real units (value = integer * 2^-frac). [`crate::Engine::range_report`].
 
 use ditto_core::Ring;
-use ditto_core::plan::Tag;
+use ditto_core::plan::{Step, Tag};
+
+use crate::Shared;
 
 /// The range an operation admits.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -121,8 +123,30 @@ impl RangeReport {
     }
 }
 
+/// The issue of operation `op`, begun as the last of `steps`, if its input `x` leaves `bound`.
+pub(crate) fn issue<R: Ring>(
+    op: &'static str,
+    x: &Shared<R>,
+    bound: Bound,
+    steps: &[Step],
+) -> Option<RangeIssue> {
+    let (count, worst) = check(&x.data, x.frac, bound)?;
+    let last = steps.last()?;
+    Some(RangeIssue {
+        op,
+        step: u32::try_from(steps.len() - 1).unwrap_or(u32::MAX),
+        layer: last.layer,
+        tag: last.tag,
+        count,
+        len: x.len(),
+        worst,
+        bound,
+        frac: x.frac,
+    })
+}
+
 /// Checks `data` (at `frac` fractional bits) against `bound`; `None` when all are inside.
-pub(crate) fn check<R: Ring>(data: &[R], frac: u32, bound: Bound) -> Option<(usize, f64)> {
+fn check<R: Ring>(data: &[R], frac: u32, bound: Bound) -> Option<(usize, f64)> {
     let scale = 2f64.powi(-i32::try_from(frac).unwrap_or(0));
     let (mut count, mut worst, mut excess) = (0usize, 0f64, 0f64);
     for v in data {
