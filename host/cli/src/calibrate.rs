@@ -120,11 +120,9 @@ const RETRIES: usize = 8;
 fn in_range(model: &Sampled, mut q: QuantConfig) -> Result<QuantConfig, CliError> {
     for _ in 0..=RETRIES {
         let report = model.range_report(&q)?;
+        crate::demo::say_range(&report);
         if report.is_clean() {
             return Ok(q);
-        }
-        for l in report.lines(5) {
-            say!("range   {l}");
         }
         if report.issues.iter().any(|i| i.op == "rsqrt") {
             q.ln_octaves = (q.ln_octaves.0 - 1, q.ln_octaves.1 + 1);
