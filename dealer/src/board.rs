@@ -167,22 +167,12 @@ impl<const N: usize> ServedSessions<N> {
         if self.ids.contains(&session.0) {
             return Err(Error::SessionServed { session: session.as_u128() });
         }
-        self.ids.push(session.0).map_err(|_| Error::Plan { index: 0, reason: "served-session set full" })
+        self.ids.push(session.0).map_err(|_| Error::ServedSetFull { capacity: N })
     }
 
     /// Whether no further session can be recorded.
     pub fn is_full(&self) -> bool {
         self.ids.is_full()
-    }
-
-    /// Sessions recorded.
-    pub fn len(&self) -> usize {
-        self.ids.len()
-    }
-
-    /// Whether none is recorded.
-    pub fn is_empty(&self) -> bool {
-        self.ids.is_empty()
     }
 
     /// Forgets every session: only after the master seed was drawn anew.

@@ -87,6 +87,12 @@ pub enum Error {
         /// The session id.
         session: u128,
     },
+    /// A board's set of served sessions is full (it draws a new master seed before the next).
+    #[error("the set of {capacity} sessions served under this master seed is full")]
+    ServedSetFull {
+        /// Sessions the set holds.
+        capacity: usize,
+    },
     /// The stream was made for the other party.
     #[error("stream is for {got:?}, this is {expected:?}")]
     WrongParty {

@@ -118,22 +118,17 @@ const RETRIES: usize = 8;
 /// every input of the sample in range in the fixed-point reference; an error naming the
 /// remaining issues when none within [`RETRIES`] steps does.
 fn in_range(model: &Sampled, mut q: QuantConfig) -> Result<QuantConfig, CliError> {
-    for _ in 0..=RETRIES {
+    let mut retries = 0;
+    loop {
         let report = model.range_report(&q)?;
         crate::demo::say_range(&report);
         if report.is_clean() {
             return Ok(q);
         }
-        if report.issues.iter().any(|i| i.op == "rsqrt") {
-            q.ln_octaves = (q.ln_octaves.0 - 1, q.ln_octaves.1 + 1);
-        } else if q.act_frac > 4 {
-            q.act_frac -= 1;
-        } else if q.weight_frac > 4 {
-            q.weight_frac -= 1;
-            q.dense_frac.values_mut().for_each(|f| *f = (*f).saturating_sub(1).max(4));
-        } else {
-            break;
+        if retries == RETRIES || !loosen(&report, &mut q) {
+            return Err(CliError::OutOfRange { retries, issues: report.lines(5).join("; ") });
         }
+        retries += 1;
         say!(
             "retry   act_frac {}, weight_frac {}, LayerNorm octaves {:?}",
             q.act_frac,
@@ -141,12 +136,22 @@ fn in_range(model: &Sampled, mut q: QuantConfig) -> Result<QuantConfig, CliError
             q.ln_octaves
         );
     }
-    let report = model.range_report(&q)?;
-    Err(CliError::Usage(format!(
-        "no QuantConfig within {RETRIES} steps of the calibrated one keeps the sample text in range; the \
-         fixed-point reference still reports: {}",
-        report.lines(5).join("; ")
-    )))
+}
+
+/// One step away from what `report` shows out of range: wider LayerNorm octaves for rsqrt,
+/// else an activation bit, else a weight bit; false when nothing is left to give up.
+fn loosen(report: &ditto_mpc::range::RangeReport, q: &mut QuantConfig) -> bool {
+    if report.issues.iter().any(|i| i.op == "rsqrt") {
+        q.ln_octaves = (q.ln_octaves.0 - 1, q.ln_octaves.1 + 1);
+    } else if q.act_frac > 4 {
+        q.act_frac -= 1;
+    } else if q.weight_frac > 4 {
+        q.weight_frac -= 1;
+        q.dense_frac.values_mut().for_each(|f| *f = (*f).saturating_sub(1).max(4));
+    } else {
+        return false;
+    }
+    true
 }
 
 /// Runs `ditto calibrate`.

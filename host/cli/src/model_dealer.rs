@@ -260,14 +260,14 @@ fn serve_one(
         Arch::Gpt2(c) => c.n_positions,
     };
     let p = req.params;
-    if p.seq == 0 || (p.seq + p.generate) as usize > max {
+    if p.seq == 0 || u64::from(p.seq) + u64::from(p.generate) > max as u64 {
         return refuse(format!("{} + {} tokens outside 1..={max}", p.seq, p.generate));
     }
     let plan = match cfg {
         Arch::Bert(_) if p.reveal_token => return refuse("a BERT model has no tokens to reveal".into()),
         Arch::Bert(c) => rt.block_on(ditto_models::plans::bert("party", c, q, p.seq as usize))?,
         Arch::Gpt2(c) => {
-            let reveal = if p.reveal_token { Reveal::Token } else { Reveal::Logits };
+            let reveal = Reveal::of_flag(p.reveal_token);
             rt.block_on(ditto_models::plans::gpt2(
                 "party",
                 c,

@@ -118,7 +118,7 @@ pub fn build(a: &PlanArgs) -> Result<Plan, CliError> {
                 ditto_models::plans::bert(&format!("{name}/seq{}/{}", a.seq, a.quant), &c, &q, a.seq).await
             }
             Arch::Gpt2(c) => {
-                let reveal = if a.reveal == ditto_models::generate::Reveal::Token { "/token" } else { "" };
+                let reveal = if a.reveal.is_token() { "/token" } else { "" };
                 ditto_models::plans::gpt2(
                     &format!("{name}/seq{}+{}/{}{reveal}", a.seq, a.generate, a.quant),
                     &c,

@@ -281,7 +281,7 @@ pub fn party(a: &PartyArgs) -> Result<(), CliError> {
             }
         };
         let (session, seq, gen_n) = (head.session, head.seq, head.generate);
-        let reveal = if head.reveal_token { Reveal::Token } else { Reveal::Logits };
+        let reveal = Reveal::of_flag(head.reveal_token);
         // Never twice the same session (its correlations), across restarts: recorded before
         // anything of it is fetched or opened.
         SessionRecord::open_named(&state, &format!("consumed-sessions-p{}", a.id))?.claim(&session)?;
@@ -313,7 +313,7 @@ pub fn party(a: &PartyArgs) -> Result<(), CliError> {
             (Party::P1, _, Some(addr)) => Link::connect(addr, Party::P1, c2, &sec).await?,
             _ => return Err(CliError::Usage("P0 needs --listen ADDR, P1 needs --connect ADDR".into())),
         };
-        let params = PlanParams { seq, generate: gen_n, reveal_token: head.reveal_token };
+        let params = PlanParams { seq, generate: gen_n, reveal_token: reveal.is_token() };
         let source = Source::Tcp(a.dealer.clone(), params, sec.clone());
         let mut e =
             Engine::start(party, link, source, key, plan, (session, share.share_set()), timeout).await?;
@@ -559,7 +559,7 @@ pub fn client(a: &ClientArgs) -> Result<(), CliError> {
                 seq: u32::try_from(n).map_err(net)?,
                 generate: gen_n,
                 count: s.len(),
-                reveal_token: a.reveal == Reveal::Token,
+                reveal_token: a.reveal.is_token(),
             };
             let mut req = Vec::with_capacity(ditto_net::client::HEAD + s.len() * 4);
             req.extend_from_slice(&head.encode());

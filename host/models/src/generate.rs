@@ -49,6 +49,16 @@ pub enum Reveal {
 }
 
 impl Reveal {
+    /// The mode a wire flag names (client and dealer requests carry `reveal_token`).
+    pub fn of_flag(token: bool) -> Self {
+        if token { Reveal::Token } else { Reveal::Logits }
+    }
+
+    /// The wire flag of this mode.
+    pub fn is_token(self) -> bool {
+        self == Reveal::Token
+    }
+
     /// Elements each party sends the client per step.
     pub fn message_len(self, vocab: usize) -> usize {
         match self {
