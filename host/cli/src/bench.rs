@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use ditto_core::plan::Plan;
 use ditto_core::prg::Prg;
+use ditto_models::bert::secure::{BertOutput, BertShare, SecureBert, share_bert};
+use ditto_models::blocks::one_hot;
 use ditto_models::generate::{LocalGeneration, generate_local, generate_reference};
 use ditto_models::quant::QuantConfig;
-use ditto_models::secure_bert::{BertOutput, BertShare, SecureBert, one_hot, share_bert};
 use ditto_models::seeded;
 use ditto_mpc::engine::SETUP_STEP;
 use ditto_mpc::local::{Local, Net, Outcome, plan_of, run as run_local};

@@ -17,9 +17,10 @@ use ditto_core::Party;
 use ditto_core::prg::{Prg, SessionId};
 use ditto_dealer::host::PlanParams;
 use ditto_models::bert::Bert;
+use ditto_models::bert::secure::{BertOutput, BertShare, SecureBert, share_bert};
+use ditto_models::blocks::one_hot;
 use ditto_models::config::BertConfig;
 use ditto_models::generate::Reveal;
-use ditto_models::secure_bert::{BertOutput, BertShare, SecureBert, one_hot, share_bert};
 use ditto_models::seeded;
 use ditto_models::tokenizer::Tokenizer;
 use ditto_models::weights::Weights;
@@ -175,13 +176,12 @@ pub fn share_model(a: &ShareArgs) -> Result<(), CliError> {
     let path = |i: usize| a.out.join(format!("p{i}.share"));
     match load_model(&a.model)? {
         Model::Bert(b) => {
-            for (i, mut s) in share_bert(&b, &q, &mut rng)?.into_iter().enumerate() {
+            for (i, s) in share_bert(&b, &q, &mut rng)?.into_iter().enumerate() {
                 s.save(&path(i), u8::try_from(i).unwrap_or(0))?;
             }
         }
         Model::Gpt2(g) => {
-            for (i, mut s) in ditto_models::secure_gpt2::share_gpt2(&g, &q, &mut rng)?.into_iter().enumerate()
-            {
+            for (i, s) in ditto_models::gpt2::secure::share_gpt2(&g, &q, &mut rng)?.into_iter().enumerate() {
                 s.save(&path(i), u8::try_from(i).unwrap_or(0))?;
             }
         }
@@ -440,14 +440,14 @@ async fn serve_bert(
 
 async fn serve_gpt2(
     e: &mut Engine,
-    share: ditto_models::secure_gpt2::Gpt2Share,
+    share: ditto_models::gpt2::secure::Gpt2Share,
     input: &Shared<u32>,
     (steps, vocab): (usize, usize),
     reveal: Reveal,
     c: Box<dyn Stream>,
 ) -> Result<(), CliError> {
     use ditto_models::generate::{Client, ClientEnd, generate};
-    let m = ditto_models::secure_gpt2::SecureGpt2::setup(e, share).await?;
+    let m = ditto_models::gpt2::secure::SecureGpt2::setup(e, share).await?;
     // Bridge the engine's client channels to the client's TCP connection.
     let (to_client, mut logits_rx) = tokio::sync::mpsc::channel::<Vec<u32>>(2);
     let (next_tx, from_client) = tokio::sync::mpsc::channel::<Vec<u32>>(2);

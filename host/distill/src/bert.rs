@@ -1,5 +1,5 @@
 //! BERT with a classification head in candle, as the float teacher and as the fake-quantized
-//! Ditto student (values equal to `ditto_models::secure_bert`'s fixed-point reference of
+//! Ditto student (values equal to `ditto_models::bert::secure`'s fixed-point reference of
 //! `classify`, gradients straight-through). Batches are padded: padded keys are masked, which
 //! leaves every real position's values as in an unpadded run.
 

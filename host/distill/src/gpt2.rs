@@ -1,6 +1,6 @@
 //! GPT-2 in candle, as the float teacher and as the fake-quantized Ditto student: one forward
 //! over whole sequences (causal mask, batch x positions), the student's values equal to the
-//! fixed-point reference of `ditto_models::secure_gpt2` and its gradients those of the float
+//! fixed-point reference of `ditto_models::gpt2::secure` and its gradients those of the float
 //! functions it approximates (straight-through).
 
 use candle_core::{D, DType, Device, Tensor};

@@ -4,8 +4,8 @@
 use candle_core::{DType, Device, Tensor};
 use ditto_distill::gpt2::CandleGpt2;
 use ditto_distill::student::Mode;
+use ditto_models::gpt2::secure::{Gpt2Share, SecCache, SecureGpt2};
 use ditto_models::quant::QuantConfig;
-use ditto_models::secure_gpt2::{Gpt2Share, SecCache, SecureGpt2};
 use ditto_mpc::{Engine, Shared};
 
 fn reference_gpt2(m: &ditto_models::gpt2::Gpt2, q: &QuantConfig, ids: &[u32]) -> Vec<f64> {
@@ -14,7 +14,7 @@ fn reference_gpt2(m: &ditto_models::gpt2::Gpt2, q: &QuantConfig, ids: &[u32]) ->
         let mut e = Engine::plaintext();
         let pm = SecureGpt2::setup(&mut e, Gpt2Share::plaintext(m, q).unwrap()).await.unwrap();
         let v = m.cfg.vocab_size;
-        let x = Shared::new(ditto_models::secure_bert::one_hot(ids, v).unwrap(), &[ids.len(), v], 0).unwrap();
+        let x = Shared::new(ditto_models::blocks::one_hot(ids, v).unwrap(), &[ids.len(), v], 0).unwrap();
         let y = pm.forward(&mut e, &x, &mut SecCache::default()).await.unwrap();
         y.data.iter().map(|r| ditto_core::fixed::decode(*r, y.frac)).collect()
     })
@@ -45,13 +45,13 @@ fn gpt2_student_equals_fixed_point_reference() {
 }
 
 fn reference_bert(m: &ditto_models::bert::Bert, q: &QuantConfig, ids: &[u32]) -> Vec<f64> {
-    use ditto_models::secure_bert::{BertShare, SecureBert};
+    use ditto_models::bert::secure::{BertShare, SecureBert};
     let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
     rt.block_on(async {
         let mut e = Engine::plaintext();
         let pm = SecureBert::setup(&mut e, BertShare::plaintext(m, q).unwrap()).await.unwrap();
         let v = m.cfg.vocab_size;
-        let x = Shared::new(ditto_models::secure_bert::one_hot(ids, v).unwrap(), &[ids.len(), v], 0).unwrap();
+        let x = Shared::new(ditto_models::blocks::one_hot(ids, v).unwrap(), &[ids.len(), v], 0).unwrap();
         let y = pm.classify(&mut e, &x).await.unwrap();
         y.data.iter().map(|r| ditto_core::fixed::decode(*r, y.frac)).collect()
     })

@@ -68,29 +68,34 @@ impl BertConfig {
     /// Parses and checks the text of a BERT `config.json` (`path` names it in errors).
     pub fn from_json(text: &str, path: &Path) -> Result<Self, ModelError> {
         let c: BertConfig = parse_json(text, path)?;
-        let bad = |reason: String| Err(ModelError::Config { path: path.to_path_buf(), reason });
-        if !matches!(c.hidden_act.as_str(), "gelu" | "gelu_new" | "gelu_pytorch_tanh") {
-            return bad(format!("hidden_act {:?} is not supported (gelu, gelu_new)", c.hidden_act));
+        c.check().map_err(|reason| ModelError::Config { path: path.to_path_buf(), reason })?;
+        Ok(c)
+    }
+
+    /// Checks the values ditto supports.
+    pub fn check(&self) -> Result<(), String> {
+        if !matches!(self.hidden_act.as_str(), "gelu" | "gelu_new" | "gelu_pytorch_tanh") {
+            return Err(format!("hidden_act {:?} is not supported (gelu, gelu_new)", self.hidden_act));
         }
-        if c.num_attention_heads == 0 || !c.hidden_size.is_multiple_of(c.num_attention_heads) {
-            return bad(format!(
+        if self.num_attention_heads == 0 || !self.hidden_size.is_multiple_of(self.num_attention_heads) {
+            return Err(format!(
                 "hidden_size {} is not a multiple of num_attention_heads {}",
-                c.hidden_size, c.num_attention_heads
+                self.hidden_size, self.num_attention_heads
             ));
         }
-        if c.vocab_size == 0
-            || c.num_hidden_layers == 0
-            || c.intermediate_size == 0
-            || c.max_position_embeddings == 0
+        if self.vocab_size == 0
+            || self.num_hidden_layers == 0
+            || self.intermediate_size == 0
+            || self.max_position_embeddings == 0
         {
-            return bad("vocab_size, num_hidden_layers, intermediate_size and max_position_embeddings must be positive".into());
+            return Err("vocab_size, num_hidden_layers, intermediate_size and max_position_embeddings must be positive".into());
         }
-        if let Some(n) = c.num_labels()
-            && (0..n).any(|i| !c.id2label.is_empty() && !c.id2label.contains_key(&i.to_string()))
+        if let Some(n) = self.num_labels()
+            && (0..n).any(|i| !self.id2label.is_empty() && !self.id2label.contains_key(&i.to_string()))
         {
-            return bad(format!("id2label must name labels 0..{n} (has {:?})", c.id2label.keys()));
+            return Err(format!("id2label must name labels 0..{n} (has {:?})", self.id2label.keys()));
         }
-        Ok(c)
+        Ok(())
     }
 
     /// Labels of the classification head, or None for a bare encoder.

@@ -10,7 +10,7 @@ use ditto_mpc::tensor::share;
 use ditto_mpc::{Engine, MpcError, Shared};
 use tokio::sync::mpsc;
 
-use crate::secure_gpt2::{SecCache, SecureGpt2};
+use crate::gpt2::secure::{SecCache, SecureGpt2};
 
 /// A party's connection to the client (in-process channels for local runs).
 #[derive(Debug)]
@@ -259,9 +259,9 @@ async fn run_local(
     forced: Option<&[u32]>,
 ) -> Result<LocalGeneration, crate::ModelError> {
     let (n, v) = (prompt.len(), m.cfg.vocab_size);
-    let shares = crate::secure_gpt2::share_gpt2(m, q, rng)?;
+    let shares = crate::gpt2::secure::share_gpt2(m, q, rng)?;
     let local = &ditto_mpc::local::Local { share_set: shares[0].share_set(), ..local.clone() };
-    let xs = share(&crate::secure_bert::one_hot(prompt, v)?, rng);
+    let xs = share(&crate::blocks::one_hot(prompt, v)?, rng);
     let (hub, ends) = client_channels();
     let ends = ends.map(tokio::sync::Mutex::new);
     let program = async |e: &mut Engine, p: ditto_core::Party| {
@@ -302,8 +302,8 @@ pub async fn generate_reference(
 ) -> Result<(Vec<u32>, std::time::Duration, ditto_mpc::range::RangeReport), crate::ModelError> {
     let v = m.cfg.vocab_size;
     let mut pe = Engine::plaintext();
-    let pm = SecureGpt2::setup(&mut pe, crate::secure_gpt2::Gpt2Share::plaintext(m, q)?).await?;
-    let x = Shared::new(crate::secure_bert::one_hot(prompt, v)?, &[prompt.len(), v], 0)?;
+    let pm = SecureGpt2::setup(&mut pe, crate::gpt2::secure::Gpt2Share::plaintext(m, q)?).await?;
+    let x = Shared::new(crate::blocks::one_hot(prompt, v)?, &[prompt.len(), v], 0)?;
     let t = std::time::Instant::now();
     let tokens = generate(&mut pe, &pm, &x, (steps, v), reveal, Client::Plaintext).await?;
     Ok((tokens, t.elapsed(), pe.range_report()))
@@ -321,14 +321,14 @@ pub async fn reference_logits_along(
 ) -> Result<Vec<Vec<f64>>, crate::ModelError> {
     let v = m.cfg.vocab_size;
     let mut pe = Engine::plaintext();
-    let pm = SecureGpt2::setup(&mut pe, crate::secure_gpt2::Gpt2Share::plaintext(m, q)?).await?;
+    let pm = SecureGpt2::setup(&mut pe, crate::gpt2::secure::Gpt2Share::plaintext(m, q)?).await?;
     let mut cache = SecCache::default();
-    let mut x = Shared::new(crate::secure_bert::one_hot(prompt, v)?, &[prompt.len(), v], 0)?;
+    let mut x = Shared::new(crate::blocks::one_hot(prompt, v)?, &[prompt.len(), v], 0)?;
     let mut out = Vec::with_capacity(tokens.len());
     for t in tokens {
         let y = pm.forward(&mut pe, &x, &mut cache).await?;
         out.push(y.data.iter().map(|r| ditto_core::fixed::decode(*r, y.frac)).collect());
-        x = Shared::new(crate::secure_bert::one_hot(&[*t], v)?, &[1, v], 0)?;
+        x = Shared::new(crate::blocks::one_hot(&[*t], v)?, &[1, v], 0)?;
     }
     Ok(out)
 }

@@ -1,9 +1,10 @@
 //! ditto-models: BERT and GPT-2 from Hugging Face files (`config.json`, `model.safetensors`,
-//! `tokenizer.json`), as an f32 float reference and (next) on the MPC engine, where one
+//! `tokenizer.json`), as an f32 float reference and on the MPC engine, where one
 //! definition runs as the plaintext fixed-point reference, the planner and the secure run.
 #![deny(missing_docs)]
 
 pub mod bert;
+pub mod blocks;
 pub mod config;
 pub mod float;
 pub mod generate;
@@ -11,55 +12,12 @@ pub mod gpt2;
 pub mod plans;
 pub mod quant;
 pub mod range;
-pub mod secure_bert;
-pub mod secure_gpt2;
 pub mod seeded;
 pub mod share_file;
+pub mod sharing;
 pub mod shipped;
 pub mod tokenizer;
 pub mod weights;
-
-/// A tracing span per model layer that records, when the layer ends, its wall time and the
-/// bytes and rounds this party spent in it (shown with `RUST_LOG=ditto=info`).
-pub(crate) struct LayerSpan {
-    span: tracing::Span,
-    start: std::time::Instant,
-    sent: u64,
-    rounds: u32,
-}
-
-impl LayerSpan {
-    pub(crate) fn begin(e: &ditto_mpc::Engine, model: &'static str, index: usize) -> Self {
-        let c = e.counters().map(ditto_net::counters::Counters::total).unwrap_or_default();
-        let role = if e.is_planning() {
-            "planner"
-        } else if e.is_plaintext() {
-            "fixed-point"
-        } else if e.party().is_p0() {
-            "P0"
-        } else {
-            "P1"
-        };
-        let span = tracing::info_span!(
-            target: "ditto::layer",
-            "layer",
-            model,
-            role,
-            index,
-            ms = tracing::field::Empty,
-            bytes_sent = tracing::field::Empty,
-            rounds = tracing::field::Empty
-        );
-        LayerSpan { span, start: std::time::Instant::now(), sent: c.sent, rounds: c.rounds }
-    }
-
-    pub(crate) fn end(self, e: &ditto_mpc::Engine) {
-        let c = e.counters().map(ditto_net::counters::Counters::total).unwrap_or_default();
-        self.span.record("ms", self.start.elapsed().as_secs_f64() * 1e3);
-        self.span.record("bytes_sent", c.sent - self.sent);
-        self.span.record("rounds", c.rounds - self.rounds);
-    }
-}
 
 /// Where `scripts/fetch-models` caches the real models and tokenizers: `$DITTO_CACHE`, else
 /// `$XDG_CACHE_HOME/ditto`, else `~/.cache/ditto`.

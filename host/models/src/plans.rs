@@ -5,11 +5,11 @@ use ditto_core::plan::Plan;
 use ditto_mpc::local::plan_of;
 use ditto_mpc::{Engine, MpcError, Shared};
 
+use crate::bert::secure::{BertShare, SecureBert};
 use crate::config::{BertConfig, Gpt2Config};
 use crate::generate::{Client, Reveal, generate};
+use crate::gpt2::secure::{Gpt2Share, SecureGpt2};
 use crate::quant::QuantConfig;
-use crate::secure_bert::{BertShare, SecureBert};
-use crate::secure_gpt2::{Gpt2Share, SecureGpt2};
 
 /// The plan of a BERT model's task over `seq` tokens ([`SecureBert::infer`]: the logits of a
 /// classification model, else the pooled embedding).

@@ -8,10 +8,11 @@ use ditto_mpc::{Engine, Shared};
 
 use crate::ModelError;
 use crate::bert::Bert;
+use crate::bert::secure::{BertShare, SecureBert};
+use crate::blocks::one_hot;
 use crate::gpt2::Gpt2;
+use crate::gpt2::secure::{Gpt2Share, SecCache, SecureGpt2};
 use crate::quant::QuantConfig;
-use crate::secure_bert::{BertShare, SecureBert, one_hot};
-use crate::secure_gpt2::{Gpt2Share, SecCache, SecureGpt2};
 
 /// The range report of `bert` under `q` over each input (token ids) in turn.
 pub async fn bert(bert: &Bert, q: &QuantConfig, inputs: &[Vec<u32>]) -> Result<RangeReport, ModelError> {

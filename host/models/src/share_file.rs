@@ -10,9 +10,10 @@ use ditto_mpc::Shared;
 use serde::{Deserialize, Serialize};
 
 use crate::ModelError;
-use crate::config::BertConfig;
+use crate::bert::secure::BertShare;
+use crate::gpt2::secure::Gpt2Share;
 use crate::quant::QuantConfig;
-use crate::secure_bert::BertShare;
+use crate::sharing::{Arch, Share, Tensor};
 
 const MAGIC: &[u8; 8] = b"DITTOSHR";
 const VERSION: u32 = 2;
@@ -36,31 +37,12 @@ struct Header {
     tensors: Vec<TensorInfo>,
 }
 
-/// A model whose shares can be written and read.
-pub(crate) trait ShareTensors: Sized {
-    /// "bert" or "gpt2".
-    const ARCH: &'static str;
-    /// The config as JSON.
-    fn config_json(&self) -> serde_json::Value;
-    /// The quantization config.
-    fn quant_config(&self) -> &QuantConfig;
-    /// The share-set id.
-    fn share_id(&mut self) -> &mut [u8; 16];
-    /// Zero tensors of the shapes a config implies.
-    fn zeros_from(config: serde_json::Value, q: &QuantConfig) -> Result<Self, String>;
-    /// Every tensor in a fixed order.
-    fn visit_tensors(
-        &mut self,
-        f: &mut dyn FnMut(&str, TensorMut<'_>) -> Result<(), ModelError>,
-    ) -> Result<(), ModelError>;
-}
-
 /// Either model's share, as read from a file.
 pub enum ModelShare {
     /// BERT.
     Bert(Box<BertShare>),
     /// GPT-2.
-    Gpt2(Box<crate::secure_gpt2::Gpt2Share>),
+    Gpt2(Box<Gpt2Share>),
 }
 
 impl ModelShare {
@@ -74,27 +56,19 @@ impl ModelShare {
 
     /// Reads a share file of either architecture; returns it and its party.
     pub fn load(path: &Path) -> Result<(Self, u8), ModelError> {
-        let (arch, h) = read_header(path)?;
-        Ok(match arch.as_str() {
+        let p = read_header(path)?;
+        Ok(match p.header.arch.as_str() {
             "bert" => {
-                let (s, p) = load_as::<BertShare>(path, h)?;
-                (ModelShare::Bert(Box::new(s)), p)
+                let (s, party) = load_as(path, p)?;
+                (ModelShare::Bert(Box::new(s)), party)
             }
             "gpt2" => {
-                let (s, p) = load_as::<crate::secure_gpt2::Gpt2Share>(path, h)?;
-                (ModelShare::Gpt2(Box::new(s)), p)
+                let (s, party) = load_as(path, p)?;
+                (ModelShare::Gpt2(Box::new(s)), party)
             }
             other => return Err(bad(path, format!("unknown architecture {other:?}"))),
         })
     }
-}
-
-/// A tensor of a share, either ring.
-pub(crate) enum TensorMut<'a> {
-    /// Z_2^32.
-    U32(&'a mut Shared<u32>),
-    /// Z_2^64.
-    U64(&'a mut Shared<u64>),
 }
 
 fn bad(path: &Path, reason: impl Into<String>) -> ModelError {
@@ -112,19 +86,18 @@ fn put<R: Ring>(out: &mut Vec<u8>, t: &Shared<R>) {
 fn take<R: Ring>(
     data: &[u8],
     at: &mut usize,
-    t: &mut Shared<R>,
+    shape: &[usize],
+    frac: u32,
     path: &Path,
     name: &str,
-) -> Result<(), ModelError> {
-    let n = t.data.len() * R::BYTES;
-    let Some(bytes) = data.get(*at..*at + n) else {
-        return Err(bad(path, format!("truncated inside tensor {name}")));
-    };
-    for (v, b) in t.data.iter_mut().zip(bytes.chunks_exact(R::BYTES)) {
-        *v = R::from_le(b);
-    }
-    *at += n;
-    Ok(())
+) -> Result<Shared<R>, ModelError> {
+    let bytes = shape
+        .iter()
+        .try_fold(R::BYTES, |a, d| a.checked_mul(*d))
+        .and_then(|n| data.get(*at..at.checked_add(n)?))
+        .ok_or_else(|| bad(path, format!("truncated inside tensor {name}")))?;
+    *at += bytes.len();
+    Ok(Shared { data: bytes.chunks_exact(R::BYTES).map(R::from_le).collect(), shape: shape.to_vec(), frac })
 }
 
 fn parse_share_id(hex: &str) -> Option<[u8; 16]> {
@@ -138,36 +111,47 @@ fn parse_share_id(hex: &str) -> Option<[u8; 16]> {
     Some(id)
 }
 
-/// Writes party `party`'s share of any model.
-pub(crate) fn save<S: ShareTensors>(share: &mut S, path: &Path, party: u8) -> Result<(), ModelError> {
-    let (config, quant) = (share.config_json(), share.quant_config().clone());
-    let mut tensors = Vec::new();
-    let mut data = Vec::new();
-    share.visit_tensors(&mut |name, t| {
-        let (ring, shape, frac) = match &t {
-            TensorMut::U32(s) => (32, s.shape.clone(), s.frac),
-            TensorMut::U64(s) => (64, s.shape.clone(), s.frac),
-        };
-        match t {
-            TensorMut::U32(s) => put(&mut data, s),
-            TensorMut::U64(s) => put(&mut data, s),
+impl<C: Arch> Share<C> {
+    /// Writes party `party`'s share.
+    pub fn save(&self, path: &Path, party: u8) -> Result<(), ModelError> {
+        let mut tensors = Vec::new();
+        let mut data = Vec::new();
+        for (name, t) in &self.tensors {
+            let frac = match t {
+                Tensor::U32(s) => {
+                    put(&mut data, s);
+                    s.frac
+                }
+                Tensor::U64(s) => {
+                    put(&mut data, s);
+                    s.frac
+                }
+            };
+            tensors.push(TensorInfo { name: name.clone(), ring: t.ring(), shape: t.shape().to_vec(), frac });
         }
-        tensors.push(TensorInfo { name: name.to_string(), ring, shape, frac });
-        Ok(())
-    })?;
-    let share_id = share.share_id().iter().map(|b| format!("{b:02x}")).collect();
-    let header =
-        serde_json::to_vec(&Header { party, share_id, arch: S::ARCH.into(), config, quant, tensors })
-            .map_err(|e| bad(path, e.to_string()))?;
-    let mut out = Vec::with_capacity(16 + header.len() + data.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(
-        &u32::try_from(header.len()).map_err(|_| bad(path, "header too large"))?.to_le_bytes(),
-    );
-    out.extend_from_slice(&header);
-    out.extend_from_slice(&data);
-    std::fs::write(path, out).map_err(|source| ModelError::Io { path: path.to_path_buf(), source })
+        let share_id = self.share_id.iter().map(|b| format!("{b:02x}")).collect();
+        let config = serde_json::to_value(&self.cfg).map_err(|e| bad(path, e.to_string()))?;
+        let header = Header { party, share_id, arch: C::NAME.into(), config, quant: self.q.clone(), tensors };
+        let header = serde_json::to_vec(&header).map_err(|e| bad(path, e.to_string()))?;
+        let mut out = Vec::with_capacity(16 + header.len() + data.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(
+            &u32::try_from(header.len()).map_err(|_| bad(path, "header too large"))?.to_le_bytes(),
+        );
+        out.extend_from_slice(&header);
+        out.extend_from_slice(&data);
+        std::fs::write(path, out).map_err(|source| ModelError::Io { path: path.to_path_buf(), source })
+    }
+
+    /// Reads a share written by [`Share::save`] of this architecture; returns it and its party.
+    pub fn load(path: &Path) -> Result<(Self, u8), ModelError> {
+        let p = read_header(path)?;
+        if p.header.arch != C::NAME {
+            return Err(bad(path, format!("a {} share, not a {} one", p.header.arch, C::NAME)));
+        }
+        load_as(path, p)
+    }
 }
 
 /// The file's bytes and parsed header.
@@ -177,7 +161,7 @@ struct Parsed {
     data_at: usize,
 }
 
-fn read_header(path: &Path) -> Result<(String, Parsed), ModelError> {
+fn read_header(path: &Path) -> Result<Parsed, ModelError> {
     let bytes = std::fs::read(path).map_err(|source| ModelError::Io { path: path.to_path_buf(), source })?;
     if bytes.len() < 16 || &bytes[..8] != MAGIC {
         return Err(bad(path, "not a ditto model share (bad magic)"));
@@ -191,85 +175,44 @@ fn read_header(path: &Path) -> Result<(String, Parsed), ModelError> {
         return Err(bad(path, "truncated header"));
     };
     let header: Header = serde_json::from_slice(hbytes).map_err(|e| bad(path, format!("bad header: {e}")))?;
-    Ok((header.arch.clone(), Parsed { bytes, header, data_at: 16 + hlen }))
+    Ok(Parsed { bytes, header, data_at: 16 + hlen })
 }
 
-fn load_as<S: ShareTensors>(path: &Path, p: Parsed) -> Result<(S, u8), ModelError> {
+/// Checks the file's tensor list against the architecture's, then reads every tensor.
+fn load_as<C: Arch>(path: &Path, p: Parsed) -> Result<(Share<C>, u8), ModelError> {
     let h = p.header;
-    let mut share = S::zeros_from(h.config, &h.quant).map_err(|e| bad(path, format!("bad config: {e}")))?;
+    let cfg: C = serde_json::from_value(h.config).map_err(|e| bad(path, format!("bad config: {e}")))?;
+    cfg.check().map_err(|e| bad(path, format!("bad config: {e}")))?;
+    let specs = cfg.specs(&h.quant);
+    if h.tensors.len() != specs.len() {
+        return Err(bad(
+            path,
+            format!("{} tensors, where the config implies {}", h.tensors.len(), specs.len()),
+        ));
+    }
     let mut at = p.data_at;
-    let mut i = 0;
     let data = &p.bytes[..];
-    share.visit_tensors(&mut |name, t| {
-        let Some(info) = h.tensors.get(i) else {
-            return Err(bad(path, format!("tensor {name} missing from the header")));
-        };
-        i += 1;
-        let (ring, shape) = match &t {
-            TensorMut::U32(s) => (32, &s.shape),
-            TensorMut::U64(s) => (64, &s.shape),
-        };
-        if info.name != name || info.ring != ring || &info.shape != shape {
+    let mut tensors = Vec::with_capacity(specs.len());
+    for (s, info) in specs.into_iter().zip(&h.tensors) {
+        if info.name != s.name || info.ring != s.ring || info.shape != s.shape {
             return Err(bad(
                 path,
                 format!(
-                    "tensor {} (ring {}, shape {:?}) where {name} (ring {ring}, shape {shape:?}) belongs",
-                    info.name, info.ring, info.shape
+                    "tensor {} (ring {}, shape {:?}) where {} (ring {}, shape {:?}) belongs",
+                    info.name, info.ring, info.shape, s.name, s.ring, s.shape
                 ),
             ));
         }
-        match t {
-            TensorMut::U32(s) => {
-                s.frac = info.frac;
-                take(data, &mut at, s, path, name)
-            }
-            TensorMut::U64(s) => {
-                s.frac = info.frac;
-                take(data, &mut at, s, path, name)
-            }
-        }
-    })?;
+        let t = if s.ring == 32 {
+            Tensor::U32(take(data, &mut at, &s.shape, info.frac, path, &s.name)?)
+        } else {
+            Tensor::U64(take(data, &mut at, &s.shape, info.frac, path, &s.name)?)
+        };
+        tensors.push((s.name, t));
+    }
     if at != p.bytes.len() {
         return Err(bad(path, format!("{} bytes after the last tensor", p.bytes.len() - at)));
     }
-    *share.share_id() = parse_share_id(&h.share_id).ok_or_else(|| bad(path, "bad share_id in the header"))?;
-    Ok((share, h.party))
-}
-
-impl BertShare {
-    /// Writes party `party`'s share.
-    pub fn save(&mut self, path: &Path, party: u8) -> Result<(), ModelError> {
-        save(self, path, party)
-    }
-
-    /// Reads a BERT share written by [`BertShare::save`]; returns it and its party.
-    pub fn load(path: &Path) -> Result<(Self, u8), ModelError> {
-        match ModelShare::load(path)? {
-            (ModelShare::Bert(s), p) => Ok((*s, p)),
-            (ModelShare::Gpt2(_), _) => Err(bad(path, "a GPT-2 share, not a BERT one")),
-        }
-    }
-}
-
-impl ShareTensors for BertShare {
-    const ARCH: &'static str = "bert";
-    fn config_json(&self) -> serde_json::Value {
-        serde_json::to_value(self.config()).unwrap_or_default()
-    }
-    fn quant_config(&self) -> &QuantConfig {
-        self.quant()
-    }
-    fn share_id(&mut self) -> &mut [u8; 16] {
-        &mut self.share_id
-    }
-    fn zeros_from(config: serde_json::Value, q: &QuantConfig) -> Result<Self, String> {
-        let c: BertConfig = serde_json::from_value(config).map_err(|e| e.to_string())?;
-        Ok(BertShare::zeros(&c, q))
-    }
-    fn visit_tensors(
-        &mut self,
-        f: &mut dyn FnMut(&str, TensorMut<'_>) -> Result<(), ModelError>,
-    ) -> Result<(), ModelError> {
-        self.visit(f)
-    }
+    let share_id = parse_share_id(&h.share_id).ok_or_else(|| bad(path, "bad share_id in the header"))?;
+    Ok((Share { share_id, cfg, q: h.quant, tensors }, h.party))
 }

@@ -6,9 +6,10 @@
 use ditto_core::fixed::decode;
 use ditto_core::prg::Prg;
 use ditto_models::bert::Bert;
+use ditto_models::bert::secure::{BertShare, SecureBert, share_bert};
+use ditto_models::blocks::one_hot;
 use ditto_models::config::BertConfig;
 use ditto_models::quant::QuantConfig;
-use ditto_models::secure_bert::{BertShare, SecureBert, one_hot, share_bert};
 use ditto_models::weights::Weights;
 use ditto_models::{ModelError, seeded};
 use ditto_mpc::local::{Local, plan_of, run};

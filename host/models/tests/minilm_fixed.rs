@@ -6,9 +6,10 @@ use std::path::PathBuf;
 
 use ditto_core::fixed::decode;
 use ditto_models::bert::Bert;
+use ditto_models::bert::secure::{BertShare, SecureBert};
+use ditto_models::blocks::one_hot;
 use ditto_models::config::BertConfig;
 use ditto_models::quant::QuantConfig;
-use ditto_models::secure_bert::{BertShare, SecureBert, one_hot};
 use ditto_models::tokenizer::Tokenizer;
 use ditto_models::weights::Weights;
 use ditto_mpc::{Engine, Shared};

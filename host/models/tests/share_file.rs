@@ -1,20 +1,20 @@
 //! Model share files: save/load round trip, and every kind of damage is a clear error.
 
 use ditto_core::prg::Prg;
+use ditto_models::bert::secure::{BertShare, share_bert};
 use ditto_models::quant::QuantConfig;
-use ditto_models::secure_bert::{BertShare, share_bert};
 use ditto_models::seeded;
 
 #[test]
 fn round_trip_and_damage() {
     let bert = seeded::model(3);
     let mut rng = Prg::with_counter(&[1; 16], 0);
-    let [mut s0, _] = share_bert(&bert, &QuantConfig::accurate(), &mut rng).unwrap();
+    let [s0, _] = share_bert(&bert, &QuantConfig::accurate(), &mut rng).unwrap();
     let dir = std::env::temp_dir().join(format!("ditto-share-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join("p0.share");
     s0.save(&p, 0).unwrap();
-    let (mut back, party) = BertShare::load(&p).unwrap();
+    let (back, party) = BertShare::load(&p).unwrap();
     assert_eq!(party, 0);
     let q = dir.join("again.share");
     back.save(&q, 0).unwrap();

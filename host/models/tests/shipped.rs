@@ -1,8 +1,8 @@
 //! The GPT-2 shipped in ditto loads with its Ditto-mode QuantConfig and, run by the fixed-point
 //! reference (what the secure run computes), predicts held-out Austen far better than chance.
 
+use ditto_models::gpt2::secure::{Gpt2Share, SecCache, SecureGpt2};
 use ditto_models::quant::QuantConfig;
-use ditto_models::secure_gpt2::{Gpt2Share, SecCache, SecureGpt2};
 use ditto_mpc::{Engine, Shared};
 
 #[test]
@@ -22,7 +22,7 @@ fn shipped_gpt2_predicts_held_out_austen_in_ditto_mode() {
         let mut cache = SecCache::default();
         let mut total = 0.0;
         for w in ids.windows(2) {
-            let x = Shared::new(ditto_models::secure_bert::one_hot(&w[..1], v).unwrap(), &[1, v], 0).unwrap();
+            let x = Shared::new(ditto_models::blocks::one_hot(&w[..1], v).unwrap(), &[1, v], 0).unwrap();
             let y = pm.forward(&mut e, &x, &mut cache).await.unwrap();
             let l: Vec<f64> = y.data.iter().map(|r| ditto_core::fixed::decode(*r, y.frac)).collect();
             let mx = l.iter().copied().fold(f64::NEG_INFINITY, f64::max);

@@ -8,8 +8,9 @@
 use std::sync::{Arc, Mutex};
 
 use ditto_core::prg::Prg;
+use ditto_models::bert::secure::{SecureBert, share_bert};
+use ditto_models::blocks::one_hot;
 use ditto_models::quant::QuantConfig;
-use ditto_models::secure_bert::{SecureBert, one_hot, share_bert};
 use ditto_models::seeded;
 use ditto_mpc::local::{Local, plan_of, run};
 use ditto_mpc::tensor::share;

@@ -3,8 +3,9 @@
 //! sharings are refused; a cache held by one party only, or damaged, is handled.
 
 use ditto_core::prg::Prg;
+use ditto_models::bert::secure::{BertShare, SecureBert, share_bert};
+use ditto_models::blocks::one_hot;
 use ditto_models::quant::QuantConfig;
-use ditto_models::secure_bert::{BertShare, SecureBert, one_hot, share_bert};
 use ditto_models::seeded;
 use ditto_mpc::engine::SETUP_STEP;
 use ditto_mpc::local::{Local, Outcome, plan_of, run};

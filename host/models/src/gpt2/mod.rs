@@ -3,6 +3,8 @@
 //! `ln_f`, names with or without the `transformer.` prefix; the LM head is tied to `wte`.
 //! The f32 float reference with a KV cache.
 
+pub mod secure;
+
 use crate::ModelError;
 use crate::bert::Norm;
 use crate::config::Gpt2Config;

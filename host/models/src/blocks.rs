@@ -1,0 +1,286 @@
+//! The transformer blocks every architecture is built from, on the MPC engine (one program for
+//! the secure run, the plaintext fixed-point reference and the planner): linear layers,
+//! ring conversions, LayerNorm, GeLU, multi-head attention and the head split and merge.
+//!
+//! Rings and scales follow the [`QuantConfig`]: linear layers in Z_2^32 (activations with
+//! `act_frac`, weights and biases with `weight_frac`, one truncation after each product);
+//! attention scores are upcast to Z_2^64 for softmax; LayerNorm (and the PUMA GeLU) run in
+//! Z_2^64 with `nl_frac` between an upcast and a downcast.
+
+use ditto_core::Ring;
+use ditto_core::plan::{GeluApprox, Tag};
+use ditto_mpc::ops::arith::Weight;
+use ditto_mpc::{Engine, MpcError, Shared};
+
+use crate::ModelError;
+use crate::quant::{Gelu, QuantConfig};
+use crate::sharing::Source;
+
+/// A dense layer: W [in, out] (a [`Weight`] after setup) and its bias [out].
+#[derive(Clone)]
+pub struct Dense<W> {
+    pub(crate) w: W,
+    pub(crate) b: Shared<u32>,
+}
+
+impl<W> Dense<W> {
+    /// `{name}.weight` [din, dout] at the weight scale of linear layer `key` (see
+    /// [`QuantConfig::weight_frac_of`]) and `{name}.bias` [dout] at that scale plus `act_frac`.
+    pub(crate) fn build<S: Source<W = W>>(
+        s: &mut S,
+        q: &QuantConfig,
+        (key, name): (&str, &str),
+        din: usize,
+        dout: usize,
+    ) -> Result<Self, MpcError> {
+        let wf = q.weight_frac_of(key);
+        Ok(Dense {
+            w: s.weight(&format!("{name}.weight"), [din, dout], wf)?,
+            b: s.u32(&format!("{name}.bias"), &[dout], wf + q.act_frac)?,
+        })
+    }
+}
+
+/// A LayerNorm's gain and bias (Z_2^64 at `nl_frac`).
+#[derive(Clone)]
+pub struct Norm64 {
+    pub(crate) g: Shared<u64>,
+    pub(crate) b: Shared<u64>,
+}
+
+impl Norm64 {
+    /// `{name}.weight` and `{name}.bias`, [h] each.
+    pub(crate) fn build<S: Source>(
+        s: &mut S,
+        q: &QuantConfig,
+        name: &str,
+        h: usize,
+    ) -> Result<Self, MpcError> {
+        Ok(Norm64 {
+            g: s.u64(&format!("{name}.weight"), &[h], q.nl_frac)?,
+            b: s.u64(&format!("{name}.bias"), &[h], q.nl_frac)?,
+        })
+    }
+}
+
+/// x W + b, truncated back to the activation scale.
+pub(crate) async fn linear(
+    e: &mut Engine,
+    x: &Shared<u32>,
+    d: &Dense<Weight<u32>>,
+) -> Result<Shared<u32>, MpcError> {
+    e.set_tag(Tag::Linear);
+    let y = e.matmul_fixed(x, &d.w).await?;
+    let (n, m) = (y.shape[0], y.shape[1]);
+    let bias =
+        Shared { data: (0..n * m).map(|i| d.b.data[i % m]).collect(), shape: vec![n, m], frac: d.b.frac };
+    let y = e.add(&y, &bias)?;
+    e.trunc_a(&y, d.w.frac).await
+}
+
+/// Upcast to Z_2^64 and bring to `nl_frac` (shift up, or truncate when x has more bits).
+pub(crate) async fn up64(e: &mut Engine, q: &QuantConfig, x: &Shared<u32>) -> Result<Shared<u64>, MpcError> {
+    e.set_tag(Tag::Conversion);
+    let x64 = e.upcast_a(x).await?;
+    let nl = q.nl_frac;
+    if nl >= x.frac { Ok(e.rescale_up(&x64, nl - x.frac)) } else { e.trunc_a(&x64, x.frac - nl).await }
+}
+
+/// LayerNorm of a Z_2^32 tensor: upcast, rescale, normalise in Z_2^64.
+pub(crate) async fn norm64(
+    e: &mut Engine,
+    q: &QuantConfig,
+    x: &Shared<u32>,
+    n: &Norm64,
+    eps: f64,
+) -> Result<Shared<u64>, MpcError> {
+    let x64 = up64(e, q, x).await?;
+    e.set_tag(Tag::LayerNorm);
+    e.layernorm(&x64, &n.g, &n.b, eps, q.ln_octaves).await
+}
+
+/// Downcast from Z_2^64 at `nl_frac` to Z_2^32 at `act_frac`.
+pub(crate) async fn down(e: &mut Engine, q: &QuantConfig, x: &Shared<u64>) -> Result<Shared<u32>, MpcError> {
+    e.set_tag(Tag::Conversion);
+    e.downcast_a(x, q.nl_frac - q.act_frac).await
+}
+
+/// [`norm64`] then [`down`]: a LayerNorm whose output feeds a linear layer.
+pub(crate) async fn norm(
+    e: &mut Engine,
+    q: &QuantConfig,
+    x: &Shared<u32>,
+    n: &Norm64,
+    eps: f64,
+) -> Result<Shared<u32>, MpcError> {
+    let y = norm64(e, q, x, n, eps).await?;
+    down(e, q, &y).await
+}
+
+/// GeLU of a Z_2^32 activation per the config (quad in Z_2^32, or PUMA's in Z_2^64).
+pub(crate) async fn gelu(e: &mut Engine, q: &QuantConfig, u: &Shared<u32>) -> Result<Shared<u32>, MpcError> {
+    match q.gelu {
+        Gelu::Quad => {
+            e.set_tag(Tag::Gelu(GeluApprox::Quad));
+            e.gelu_quad(u).await
+        }
+        Gelu::Poly => {
+            let u64v = up64(e, q, u).await?;
+            e.set_tag(Tag::Gelu(GeluApprox::Poly));
+            let g = e.gelu_poly(&u64v).await?;
+            down(e, q, &g).await
+        }
+    }
+}
+
+/// The feed-forward block: down(gelu(up(x))).
+pub(crate) async fn mlp(
+    e: &mut Engine,
+    q: &QuantConfig,
+    x: &Shared<u32>,
+    (up, down): (&Dense<Weight<u32>>, &Dense<Weight<u32>>),
+) -> Result<Shared<u32>, MpcError> {
+    let u = linear(e, x, up).await?;
+    let g = gelu(e, q, &u).await?;
+    linear(e, &g, down).await
+}
+
+/// Multi-head attention of new queries (n) over keys and values (t), scores in Z_2^64.
+/// `keep[r * t + j]`, when given, says whether query row r (over all heads) sees key j.
+pub(crate) async fn attention(
+    e: &mut Engine,
+    q: &QuantConfig,
+    (qm, km, vm): (&Shared<u32>, &Shared<u32>, &Shared<u32>),
+    heads_n: usize,
+    keep: Option<&[bool]>,
+) -> Result<Shared<u32>, MpcError> {
+    let (n, t, h) = (qm.shape[0], km.shape[0], qm.shape[1]);
+    let inv_sqrt = fx64(1.0 / ((h / heads_n) as f64).sqrt(), q.nl_frac)?;
+    e.set_tag(Tag::Attention);
+    let s = e.matmul_aa(&heads(qm, heads_n, false), &heads(km, heads_n, true)).await?;
+    let s64 = up64(e, q, &s).await?;
+    e.set_tag(Tag::Softmax { exp_iters: u8::try_from(q.exp_iters).unwrap_or(u8::MAX) });
+    let scaled = e.mul_const(&s64, inv_sqrt, q.nl_frac);
+    let s64 = e.trunc_a(&scaled, q.nl_frac).await?;
+    // The upcast admits |score| 2^(2 act) < 2^30, so after the 1/sqrt(dh) scaling at nl_frac bits
+    // any two scores differ by less than 2^(31 - 2 act + nl) / sqrt(dh) + 2, below 2^31 when
+    // 2^(nl - 2 act + 1) <= sqrt(dh) (Ditto's 18 / 8 bits and dh = 64; accurate mode too): then
+    // the softmax's comparisons run on 32 bits.
+    let dh = (h / heads_n) as f64;
+    let narrow = f64::from(q.nl_frac + 1) - f64::from(2 * q.act_frac) <= dh.log2() / 2.0;
+    let p = e.softmax(&s64.reshape(&[heads_n * n, t])?, keep, q.exp_iters, narrow).await?;
+    let p = down(e, q, &p).await?.reshape(&[heads_n, n, t])?;
+    e.set_tag(Tag::Attention);
+    let ctx = e.matmul_aa(&p, &heads(vm, heads_n, false)).await?;
+    let ctx = e.trunc_a(&ctx, q.act_frac).await?;
+    Ok(merge(&ctx))
+}
+
+/// Columns c0..c1 of a matrix (the Q, K and V parts of a fused projection).
+pub(crate) fn cols<R: Ring>(x: &Shared<R>, c0: usize, c1: usize) -> Shared<R> {
+    let (n, m) = (x.shape[0], x.shape[1]);
+    let mut d = Vec::with_capacity(n * (c1 - c0));
+    for i in 0..n {
+        d.extend_from_slice(&x.data[i * m + c0..i * m + c1]);
+    }
+    Shared { data: d, shape: vec![n, c1 - c0], frac: x.frac }
+}
+
+/// The Q, K and V thirds of a fused [n, 3h] projection.
+pub(crate) fn qkv<R: Ring>(y: &Shared<R>) -> (Shared<R>, Shared<R>, Shared<R>) {
+    let h = y.shape[1] / 3;
+    (cols(y, 0, h), cols(y, h, 2 * h), cols(y, 2 * h, 3 * h))
+}
+
+/// [n, H*dh] -> [H, n, dh] (or its transpose per head, [H, dh, n]).
+pub(crate) fn heads<R: Ring>(x: &Shared<R>, h: usize, transpose: bool) -> Shared<R> {
+    let (n, m) = (x.shape[0], x.shape[1]);
+    let dh = m / h;
+    let mut d = vec![R::ZERO; n * m];
+    for hd in 0..h {
+        for i in 0..n {
+            for k in 0..dh {
+                let v = x.data[i * m + hd * dh + k];
+                let at = if transpose { hd * dh * n + k * n + i } else { hd * n * dh + i * dh + k };
+                d[at] = v;
+            }
+        }
+    }
+    let shape = if transpose { vec![h, dh, n] } else { vec![h, n, dh] };
+    Shared { data: d, shape, frac: x.frac }
+}
+
+/// [H, n, dh] -> [n, H*dh].
+pub(crate) fn merge<R: Ring>(x: &Shared<R>) -> Shared<R> {
+    let (h, n, dh) = (x.shape[0], x.shape[1], x.shape[2]);
+    let mut d = vec![R::ZERO; n * h * dh];
+    for hd in 0..h {
+        for i in 0..n {
+            for k in 0..dh {
+                d[i * h * dh + hd * dh + k] = x.data[hd * n * dh + i * dh + k];
+            }
+        }
+    }
+    Shared { data: d, shape: vec![n, h * dh], frac: x.frac }
+}
+
+/// A public real at `frac` bits in Z_2^64.
+pub fn fx64(v: f64, frac: u32) -> Result<u64, MpcError> {
+    Ok(ditto_core::fixed::encode::<u64>(v, frac)?)
+}
+
+/// The client's one-hot encoding of token ids (n x vocab, scale 0).
+pub fn one_hot(ids: &[u32], vocab: usize) -> Result<Vec<u32>, ModelError> {
+    let mut x = vec![0u32; ids.len() * vocab];
+    for (i, &id) in ids.iter().enumerate() {
+        if id as usize >= vocab {
+            return Err(ModelError::UnknownToken { id, vocab });
+        }
+        x[i * vocab + id as usize] = 1;
+    }
+    Ok(x)
+}
+
+/// A tracing span per model layer that records, when the layer ends, its wall time and the
+/// bytes and rounds this party spent in it (shown with `RUST_LOG=ditto=info`).
+pub(crate) struct LayerSpan {
+    span: tracing::Span,
+    start: std::time::Instant,
+    sent: u64,
+    rounds: u32,
+}
+
+impl LayerSpan {
+    /// Sets the engine's layer index and opens its span.
+    pub(crate) fn begin(e: &mut Engine, model: &'static str, index: usize) -> Self {
+        e.set_layer(u16::try_from(index).unwrap_or(u16::MAX));
+        let c = e.counters().map(ditto_net::counters::Counters::total).unwrap_or_default();
+        let role = if e.is_planning() {
+            "planner"
+        } else if e.is_plaintext() {
+            "fixed-point"
+        } else if e.party().is_p0() {
+            "P0"
+        } else {
+            "P1"
+        };
+        let span = tracing::info_span!(
+            target: "ditto::layer",
+            "layer",
+            model,
+            role,
+            index,
+            ms = tracing::field::Empty,
+            bytes_sent = tracing::field::Empty,
+            rounds = tracing::field::Empty
+        );
+        LayerSpan { span, start: std::time::Instant::now(), sent: c.sent, rounds: c.rounds }
+    }
+
+    pub(crate) fn end(self, e: &Engine) {
+        let c = e.counters().map(ditto_net::counters::Counters::total).unwrap_or_default();
+        self.span.record("ms", self.start.elapsed().as_secs_f64() * 1e3);
+        self.span.record("bytes_sent", c.sent - self.sent);
+        self.span.record("rounds", c.rounds - self.rounds);
+    }
+}
