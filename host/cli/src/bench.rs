@@ -22,7 +22,7 @@ use ditto_net::counters::Counters;
 use serde_json::json;
 
 use crate::files::CliError;
-use crate::plan::{Arch, published};
+use ditto_models::spec::ModelConfig;
 
 /// Arguments of `ditto bench`.
 #[derive(clap::Args, Debug)]
@@ -91,7 +91,7 @@ async fn bench_bert(
     let bert = seeded::bert_of(cfg, 7);
     let v = bert.cfg.vocab_size;
     let ids = input_ids(seq, v);
-    let mut rng = Prg::with_counter(&crate::files::os_random16()?, 0);
+    let mut rng = Prg::with_counter(&ditto_node::files::os_random16()?, 0);
     let shares = share_bert(&bert, q, &mut rng)?;
     let x = one_hot(&ids, v)?;
     let xs = share(&x, &mut rng);
@@ -137,7 +137,7 @@ async fn bench_gpt2(
 ) -> Result<Measured<()>, CliError> {
     let m = seeded::gpt2_of(cfg, 7);
     let ids = input_ids(seq, m.cfg.vocab_size);
-    let mut rng = Prg::with_counter(&crate::files::os_random16()?, 0);
+    let mut rng = Prg::with_counter(&ditto_node::files::os_random16()?, 0);
     let LocalGeneration { plan, outcome: res, tokens, .. } =
         generate_local(&m, q, &ids, (steps, reveal), local, &mut rng, |_, _| {}).await?;
     let (reference, plaintext, range) = generate_reference(&m, q, &ids, steps, reveal).await?;
@@ -192,7 +192,7 @@ fn breakdown(plan: &Plan, c: &Counters) -> (Part, BTreeMap<String, Part>, BTreeM
 #[allow(clippy::cast_precision_loss)]
 pub fn run(a: &BenchArgs) -> Result<(), CliError> {
     let q = crate::calibrate::load_quant(&a.quant)?;
-    let arch = published(&a.arch)?;
+    let arch = ModelConfig::published(&a.arch)?;
     let net = if a.insecure_plaintext { Net::Tcp } else { Net::Tls };
     let local = Local { net, threads: a.threads.max(1), ..Local::default() };
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -203,12 +203,12 @@ pub fn run(a: &BenchArgs) -> Result<(), CliError> {
     let (plan, counters, dealer_bytes, dealer_time, plaintext, (agreement, range), tokens) =
         rt.block_on(async {
             Ok::<_, CliError>(match arch {
-                Arch::Bert(cfg) => {
+                ModelConfig::Bert(cfg) => {
                     let m = bench_bert(cfg, &q, a.seq, &local).await?;
                     let check = (m.agreement, m.range);
                     (m.plan, m.res.counters, m.res.dealer_bytes, m.res.dealer_time, m.plaintext, check, 0)
                 }
-                Arch::Gpt2(cfg) => {
+                ModelConfig::Gpt2(cfg) => {
                     let g = a.generate.max(1);
                     let m = bench_gpt2(cfg, &q, (a.seq, g), a.reveal, &local).await?;
                     let check = (m.agreement, m.range);

@@ -65,7 +65,7 @@ enum Sampled {
 
 impl Sampled {
     fn load(dir: &Path, lines: &[String]) -> Result<Self, CliError> {
-        if crate::session::is_gpt2_dir(dir) {
+        if ditto_models::spec::ModelSpec::Dir(dir.to_path_buf()).is_gpt2()? {
             use ditto_models::config::Gpt2Config;
             let cfg = Gpt2Config::load(&dir.join("config.json"))?;
             let m = ditto_models::gpt2::Gpt2::load(&cfg, &Weights::load(&dir.join("model.safetensors"))?)?;

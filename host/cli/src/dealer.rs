@@ -20,9 +20,10 @@ use ditto_dealer::stream::{
 };
 use ditto_dealer::{DEFAULT_CHUNK, HashHex, plans};
 
-use crate::files::{self, CliError, SessionRecord};
+use crate::files::CliError;
 use crate::identity::LinkArgs;
 use ditto_net::tls::{BlockingStream, Security};
+use ditto_node::files::SessionRecord;
 
 /// Arguments of `ditto dealer`.
 #[derive(clap::Args, Debug)]
@@ -123,33 +124,37 @@ fn setup(a: &DealerArgs) -> Result<Setup, CliError> {
     let plan = build_plan(a)?;
     let hash = plan.hash()?;
     let dir = keys_dir(a)?;
-    let keys = [files::read_key(&dir.join("p0.key"))?, files::read_key(&dir.join("p1.key"))?];
-    let model = files::read_seed(&dir.join("model.seed"))?;
+    let keys = [
+        ditto_node::files::read_key(&dir.join("p0.key"))?,
+        ditto_node::files::read_key(&dir.join("p1.key"))?,
+    ];
+    let model = ditto_node::files::read_seed(&dir.join("model.seed"))?;
     let master = match &a.insecure_test_master_seed {
         Some(h) => {
             eprintln!("dealer: WARNING: test-only fixed master seed in use; this session is not secure");
             Seed::from_bytes(
-                files::parse_hex16(h).ok_or_else(|| CliError::Usage("bad test master seed".into()))?,
+                ditto_node::files::parse_hex16(h)
+                    .ok_or_else(|| CliError::Usage("bad test master seed".into()))?,
             )
         }
-        None => Seed::from_bytes(files::os_random16()?),
+        None => Seed::from_bytes(ditto_node::files::os_random16()?),
     };
     let session = match &a.session {
         Some(h) => SessionId(
-            files::parse_hex16(h)
+            ditto_node::files::parse_hex16(h)
                 .ok_or_else(|| CliError::Usage(format!("--session: expected 32 hex digits, got {h:?}")))?,
         ),
-        None => SessionId(files::os_random16()?),
+        None => SessionId(ditto_node::files::os_random16()?),
     };
     let share_set = match &a.share_set {
         Some(h) => ShareSetId(
-            files::parse_hex16(h)
+            ditto_node::files::parse_hex16(h)
                 .ok_or_else(|| CliError::Usage(format!("--share-set: expected 32 hex digits, got {h:?}")))?,
         ),
         None => ShareSetId::default(),
     };
     // The salt is fresh from the OS even with a test master seed: a generation is never repeated.
-    let generation = Generation { session, share_set, salt: Salt(files::os_random16()?) };
+    let generation = Generation { session, share_set, salt: Salt(ditto_node::files::os_random16()?) };
     let mut spec = SessionSpec::new(generation, &DealerSeeds::new(master, model));
     spec.chunk = a.chunk;
     spec.tile = match a.tile {
@@ -246,7 +251,7 @@ pub fn run(a: &DealerArgs) -> Result<(), CliError> {
     if let Some(model) = &a.model {
         let listen =
             a.listen.as_deref().ok_or_else(|| CliError::Usage("--model needs --listen ADDR".into()))?;
-        let state = a.state.clone().unwrap_or_else(files::default_state_dir);
+        let state = a.state.clone().unwrap_or_else(ditto_node::files::default_state_dir);
         let threads =
             a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)).max(1);
         let streams = match &a.serial {
@@ -254,10 +259,13 @@ pub fn run(a: &DealerArgs) -> Result<(), CliError> {
             None => {
                 let keys = keys_dir(a)?;
                 crate::model_dealer::Streams::Local {
-                    keys: [files::read_key(&keys.join("p0.key"))?, files::read_key(&keys.join("p1.key"))?],
+                    keys: [
+                        ditto_node::files::read_key(&keys.join("p0.key"))?,
+                        ditto_node::files::read_key(&keys.join("p1.key"))?,
+                    ],
                     seeds: ditto_dealer::keys::DealerSeeds::new(
-                        ditto_core::prg::Seed::from_bytes(files::os_random16()?),
-                        files::read_seed(&keys.join("model.seed"))?,
+                        ditto_core::prg::Seed::from_bytes(ditto_node::files::os_random16()?),
+                        ditto_node::files::read_seed(&keys.join("model.seed"))?,
                     ),
                     threads,
                 }
@@ -274,7 +282,7 @@ pub fn run(a: &DealerArgs) -> Result<(), CliError> {
         });
     }
     let s = setup(a)?;
-    let record = SessionRecord::open(&a.state.clone().unwrap_or_else(files::default_state_dir))?;
+    let record = SessionRecord::open(&a.state.clone().unwrap_or_else(ditto_node::files::default_state_dir))?;
     let sid = format!("{:032x}", s.spec.generation.session.as_u128());
     record.claim(&s.spec.generation.session)?;
     if let Some(dir) = &a.out {

@@ -20,7 +20,8 @@ use ditto_mpc::local::{Local, Net, plan_of, run as run_local};
 use ditto_mpc::tensor::{reveal, share};
 use ditto_mpc::{Engine, Shared};
 
-use crate::files::{CliError, os_random16};
+use crate::files::CliError;
+use ditto_node::files::os_random16;
 
 /// Arguments of `ditto demo`.
 #[derive(clap::Args, Debug)]
@@ -79,21 +80,12 @@ pub(crate) enum DemoModel<'a> {
     Gpt2Dir(&'a std::path::Path),
 }
 
-/// True when the HF directory's `config.json` describes a GPT-2 (it has `n_embd`), false for a BERT.
-pub(crate) fn is_gpt2_dir(dir: &std::path::Path) -> Result<bool, CliError> {
-    let p = dir.join("config.json");
-    let text = std::fs::read_to_string(&p).map_err(|source| CliError::File { path: p.clone(), source })?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| CliError::Usage(format!("{}: {e}", p.display())))?;
-    Ok(v.get("n_embd").is_some())
-}
-
 pub(crate) fn which(a: &DemoArgs) -> Result<DemoModel<'_>, CliError> {
     let Some(m) = a.model.as_deref() else { return Ok(DemoModel::Shipped) };
     let kind = match m.to_str() {
         Some("seeded" | "seeded-classifier") => DemoModel::Bert,
         Some("seeded-gpt2") => DemoModel::SeededGpt2,
-        _ if is_gpt2_dir(m)? => DemoModel::Gpt2Dir(m),
+        _ if ditto_models::spec::ModelSpec::Dir(m.to_path_buf()).is_gpt2()? => DemoModel::Gpt2Dir(m),
         _ => DemoModel::Bert,
     };
     if matches!(kind, DemoModel::Bert) && a.generate.is_some() {

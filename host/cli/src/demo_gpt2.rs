@@ -12,7 +12,8 @@ use ditto_mpc::Engine;
 use ditto_mpc::local::{Local, Net};
 
 use crate::demo::{DemoArgs, DemoModel};
-use crate::files::{CliError, os_random16};
+use crate::files::CliError;
+use ditto_node::files::os_random16;
 
 enum Tok {
     Bytes,

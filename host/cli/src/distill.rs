@@ -302,7 +302,7 @@ fn save_model(m: &CandleGpt2, out: &Path, q: Option<&QuantConfig>) -> Result<(),
 pub fn distill(a: &DistillArgs) -> Result<(), CliError> {
     let q = crate::calibrate::load_quant(&a.quant)?;
     let mode = Mode::fixed(&q).map_err(err)?;
-    if !crate::demo::is_gpt2_dir(&a.teacher)? {
+    if !ditto_models::spec::ModelSpec::Dir(a.teacher.clone()).is_gpt2()? {
         return crate::classifier::distill_bert(a, &q, &mode);
     }
     if a.augment.is_some() || a.eval_every > 0 || a.keep_best || a.hard_label.is_some() {
@@ -419,7 +419,7 @@ pub fn eval_lm(a: &EvalLmArgs) -> Result<(), CliError> {
         let started = std::time::Instant::now();
         let mut s = 0.0;
         for w in &windows {
-            let mut rng = ditto_core::prg::Prg::with_counter(&crate::files::os_random16()?, 0);
+            let mut rng = ditto_core::prg::Prg::with_counter(&ditto_node::files::os_random16()?, 0);
             let local = ditto_mpc::local::Local::default();
             let logits =
                 rt.block_on(ditto_models::generate::score_local(&m, &q, w, &local, &mut rng))?.logits;

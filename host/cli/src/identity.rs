@@ -7,7 +7,8 @@ use std::path::PathBuf;
 
 use ditto_net::tls::{Identity, Pins, Security};
 
-use crate::files::{CliError, write_private};
+use crate::files::CliError;
+use ditto_node::files::write_private;
 
 /// How a command secures its links.
 #[derive(clap::Args, Debug, Clone, Default)]

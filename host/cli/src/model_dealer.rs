@@ -19,11 +19,12 @@ use ditto_dealer::stream::{
 use ditto_dealer::{DEFAULT_CHUNK, HashHex};
 
 use crate::dealer::{check_role, open_party_link};
-use crate::files::{CliError, SessionRecord};
-use crate::plan::Arch;
-use crate::session::{config_of, net, runtime};
+use crate::files::CliError;
+use crate::session::{net, runtime};
 use ditto_models::generate::Reveal;
+use ditto_models::spec::{ModelConfig, ModelSpec};
 use ditto_net::tls::{BlockingStream, Security};
+use ditto_node::files::SessionRecord;
 
 /// A byte link to a dealer board.
 pub trait BoardLink: std::io::Read + std::io::Write + Send {}
@@ -152,7 +153,7 @@ pub struct ModelDealer<'a> {
 /// the frame header) and sequence length; the dealer derives the plan from the model config and
 /// checks the party's plan hash against it.
 pub fn serve_model(d: ModelDealer<'_>) -> Result<(), CliError> {
-    let cfg = config_of(d.model)?;
+    let cfg = ModelSpec::parse(d.model).config()?;
     let streams = Arc::new(d.streams);
     let q = crate::calibrate::load_quant(d.quant)?;
     let record = Arc::new(SessionRecord::open(d.state)?);
@@ -216,7 +217,7 @@ pub(crate) fn admit(
     let entry = match g.entry(session.as_u128()) {
         std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
         std::collections::hash_map::Entry::Vacant(v) => {
-            let salt = Salt(crate::files::os_random16().map_err(|e| e.to_string())?);
+            let salt = Salt(ditto_node::files::os_random16().map_err(|e| e.to_string())?);
             record.claim(&session).map_err(|e| e.to_string())?;
             v.insert(Served { share_set, salt, done: [false; 2] })
         }
@@ -240,7 +241,7 @@ pub(crate) fn admit(
 fn serve_one(
     rt: &tokio::runtime::Handle,
     link: &mut (Option<String>, Box<dyn BlockingStream>),
-    cfg: &Arch,
+    cfg: &ModelConfig,
     q: &ditto_models::quant::QuantConfig,
     streams: &Streams,
     record: &SessionRecord,
@@ -255,18 +256,17 @@ fn serve_one(
     if let Err(why) = check_role(role, req.party) {
         return refuse(why);
     }
-    let max = match cfg {
-        Arch::Bert(c) => c.max_position_embeddings,
-        Arch::Gpt2(c) => c.n_positions,
-    };
+    let max = cfg.positions();
     let p = req.params;
     if p.seq == 0 || u64::from(p.seq) + u64::from(p.generate) > max as u64 {
         return refuse(format!("{} + {} tokens outside 1..={max}", p.seq, p.generate));
     }
     let plan = match cfg {
-        Arch::Bert(_) if p.reveal_token => return refuse("a BERT model has no tokens to reveal".into()),
-        Arch::Bert(c) => rt.block_on(ditto_models::plans::bert("party", c, q, p.seq as usize))?,
-        Arch::Gpt2(c) => {
+        ModelConfig::Bert(_) if p.reveal_token => {
+            return refuse("a BERT model has no tokens to reveal".into());
+        }
+        ModelConfig::Bert(c) => rt.block_on(ditto_models::plans::bert("party", c, q, p.seq as usize))?,
+        ModelConfig::Gpt2(c) => {
             let reveal = Reveal::of_flag(p.reveal_token);
             rt.block_on(ditto_models::plans::gpt2(
                 "party",

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use ditto_core::plan::Plan;
 use ditto_dealer::HashHex;
-use ditto_models::config::{BertConfig, Gpt2Config};
+use ditto_models::spec::ModelConfig;
 
 use crate::files::CliError;
 
@@ -41,69 +41,13 @@ pub struct PlanArgs {
     pub out: Option<PathBuf>,
 }
 
-/// A model architecture with its config.
-#[derive(Clone)]
-pub(crate) enum Arch {
-    /// BERT encoder.
-    Bert(BertConfig),
-    /// GPT-2 decoder.
-    Gpt2(Gpt2Config),
-}
-
-fn arch(a: &PlanArgs) -> Result<(String, Arch), CliError> {
+fn arch(a: &PlanArgs) -> Result<(String, ModelConfig), CliError> {
     if let Some(dir) = &a.model {
-        let path = dir.join("config.json");
-        let text =
-            std::fs::read_to_string(&path).map_err(|source| CliError::File { path: path.clone(), source })?;
-        let is_gpt2 = ditto_models::config::is_gpt2_config(&text);
         let name = dir.file_name().map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned());
-        return Ok(if is_gpt2 {
-            (name, Arch::Gpt2(Gpt2Config::load(&path)?))
-        } else {
-            (name, Arch::Bert(BertConfig::load(&path)?))
-        });
+        return Ok((name, ModelConfig::load_dir(dir)?));
     }
     let name = a.arch.clone().ok_or_else(|| CliError::Usage("give --model DIR or --arch NAME".into()))?;
-    Ok((name.clone(), published(&name)?))
-}
-
-/// The config of a published shape: bert-tiny, minilm, bert-base, bert-large, gpt2, gpt2-medium.
-pub(crate) fn published(name: &str) -> Result<Arch, CliError> {
-    let s = ditto_dealer::plans::by_name(name).ok_or_else(|| {
-        CliError::Usage(format!(
-            "unknown --arch {name}: expected bert-tiny, minilm, bert-base, bert-large, gpt2, gpt2-medium"
-        ))
-    })?;
-    let (h, l, heads, f, v) =
-        (s.hidden as usize, s.layers as usize, s.heads as usize, s.ffn as usize, s.vocab as usize);
-    Ok(if s.decoder {
-        let c = Gpt2Config {
-            vocab_size: v,
-            n_positions: 1024,
-            n_embd: h,
-            n_layer: l,
-            n_head: heads,
-            n_inner: Some(f),
-            activation_function: "gelu_new".into(),
-            layer_norm_epsilon: 1e-5,
-        };
-        Arch::Gpt2(c)
-    } else {
-        let c = BertConfig {
-            vocab_size: v,
-            hidden_size: h,
-            num_hidden_layers: l,
-            num_attention_heads: heads,
-            intermediate_size: f,
-            hidden_act: "gelu".into(),
-            max_position_embeddings: 512,
-            type_vocab_size: 2,
-            layer_norm_eps: 1e-12,
-            architectures: Vec::new(),
-            id2label: std::collections::BTreeMap::new(),
-        };
-        Arch::Bert(c)
-    })
+    Ok((name.clone(), ModelConfig::published(&name)?))
 }
 
 /// Builds the plan of the arguments.
@@ -114,10 +58,10 @@ pub fn build(a: &PlanArgs) -> Result<Plan, CliError> {
         tokio::runtime::Builder::new_current_thread().build().map_err(|e| CliError::Net(e.to_string()))?;
     Ok(rt.block_on(async {
         match arch {
-            Arch::Bert(c) => {
+            ModelConfig::Bert(c) => {
                 ditto_models::plans::bert(&format!("{name}/seq{}/{}", a.seq, a.quant), &c, &q, a.seq).await
             }
-            Arch::Gpt2(c) => {
+            ModelConfig::Gpt2(c) => {
                 let reveal = if a.reveal.is_token() { "/token" } else { "" };
                 ditto_models::plans::gpt2(
                     &format!("{name}/seq{}+{}/{}{reveal}", a.seq, a.generate, a.quant),

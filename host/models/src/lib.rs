@@ -16,6 +16,7 @@ pub mod seeded;
 pub mod share_file;
 pub mod sharing;
 pub mod shipped;
+pub mod spec;
 pub mod tokenizer;
 pub mod weights;
 
@@ -95,6 +96,25 @@ pub enum ModelError {
         /// Tokens.
         got: usize,
     },
+    /// A prompt and generation longer than the model's positions.
+    #[error(
+        "a {prompt}-token prompt and {generate} generated tokens need {} positions; the model has {positions}",
+        prompt + generate
+    )]
+    NoRoom {
+        /// Prompt tokens.
+        prompt: usize,
+        /// Tokens to generate.
+        generate: usize,
+        /// The model's positions.
+        positions: usize,
+    },
+    /// An input of no tokens.
+    #[error("the input is empty: give at least one token of text")]
+    Empty,
+    /// A model name that names no model.
+    #[error("{0}")]
+    UnknownModel(String),
     /// A secure or reference run failed.
     #[error(transparent)]
     Mpc(#[from] ditto_mpc::MpcError),

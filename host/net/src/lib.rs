@@ -125,6 +125,9 @@ pub enum NetError {
     /// The peer reported an error and stopped.
     #[error("the peer aborted: {0}")]
     PeerAbort(String),
+    /// The party refused the request and said why.
+    #[error("the party refused the request: {0}")]
+    Refused(String),
     /// A client request that does not fit the party's model.
     #[error("bad client request: {0}")]
     Request(String),

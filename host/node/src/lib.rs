@@ -1,0 +1,76 @@
+//! ditto-node: the roles of a deployment as library functions, which the command line, the
+//! tests and a serving process call alike.
+//!
+//! * [`party`]: a party (P0 or P1) answering one client request: it reads and checks the
+//!   request, claims its session, fetches the plan's correlations from the dealer, runs the
+//!   model with its peer and answers (or tells the client why it refuses);
+//! * [`client`]: the client: tokenizes, shares, sends, and reconstructs the answer;
+//! * [`files`]: key and seed files and the crash-safe records of used sessions.
+#![deny(missing_docs)]
+
+pub mod client;
+pub mod files;
+pub mod party;
+
+use std::path::PathBuf;
+
+/// Errors of the roles. Names the file, session or peer at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A key or seed file that is not 32 hex digits.
+    #[error("{path}: expected 32 hex digits (a 16-byte key), found {found}")]
+    KeyFormat {
+        /// The file.
+        path: PathBuf,
+        /// What was there (length only, never the content).
+        found: String,
+    },
+    /// The session was already used (served by this dealer, or consumed by this party).
+    #[error("session {session:032x} was already used (record {record}); a session id is never used twice")]
+    SessionReused {
+        /// Session id.
+        session: u128,
+        /// The record file.
+        record: PathBuf,
+    },
+    /// The OS random number generator failed.
+    #[error("OS random number generator: {0}")]
+    Rng(String),
+    /// A configuration the role cannot run with.
+    #[error("{0}")]
+    Config(String),
+    /// The client's request does not fit this party's model.
+    #[error("{0}")]
+    Request(String),
+    /// The answer the parties sent does not make sense.
+    #[error("the parties' answers: {0}")]
+    Answer(String),
+    /// A model could not be loaded or an input not encoded.
+    #[error(transparent)]
+    Model(#[from] ditto_models::ModelError),
+    /// The link between the parties, to the dealer or to the client failed.
+    #[error(transparent)]
+    Net(#[from] ditto_net::NetError),
+    /// The secure computation failed.
+    #[error(transparent)]
+    Mpc(#[from] ditto_mpc::MpcError),
+    /// A dealer error.
+    #[error(transparent)]
+    Dealer(#[from] ditto_dealer::Error),
+    /// A core error.
+    #[error(transparent)]
+    Core(#[from] ditto_core::Error),
+}
+
+/// A network I/O error outside the framed protocols (binding, accepting, connecting).
+pub(crate) fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> NodeError {
+    move |source| NodeError::Net(ditto_net::NetError::Io { what, source })
+}
