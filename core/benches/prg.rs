@@ -13,7 +13,8 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use ditto_core::Party;
-use ditto_core::corr::{DealerStreams, Streams, deal_step};
+use ditto_core::corr::{DealerStreams, Streams};
+use ditto_core::deal::deal_step;
 use ditto_core::plan::{Op, Step};
 use ditto_core::prg::{Prg, Purpose, Seed, SessionId, ShareSetId, model_share_seed};
 use ditto_core::ring::RingId;

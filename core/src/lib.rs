@@ -24,6 +24,7 @@ pub mod bits;
 pub mod compare;
 pub mod convert;
 pub mod corr;
+pub mod deal;
 mod error;
 pub mod fixed;
 pub mod frame;

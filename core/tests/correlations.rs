@@ -267,7 +267,7 @@ fn short_or_long_corrections_are_errors() {
 /// dealer may generate parts in parallel or resume from any unit.
 #[test]
 fn parts_concatenate_to_the_whole_step() {
-    use ditto_core::corr::deal_step_part;
+    use ditto_core::deal::deal_step_part;
     use ditto_core::ring::RingId::{Z32, Z64};
     let h = Harness::new(30);
     let mut steps = Vec::new();
@@ -300,7 +300,8 @@ fn parts_concatenate_to_the_whole_step() {
 /// The matmul dealer's tile changes its memory, never its bytes.
 #[test]
 fn matmul_tiles_give_identical_bytes() {
-    use ditto_core::corr::{Tile, deal_step};
+    use ditto_core::corr::Tile;
+    use ditto_core::deal::deal_step;
     use ditto_core::ring::RingId::{Z32, Z64};
     let h = Harness::new(31);
     for ring in [Z32, Z64] {

@@ -1,5 +1,6 @@
-//! Dealer figures: `cargo bench -p ditto-dealer --features std --bench dealer [-- ARCH...]`.
-//! For each plan: steps, P1 correction bytes, bytes on the wire to P0 and to P1 (sealed
+//! Dealer figures: `cargo bench -p ditto-dealer --features std --bench dealer [-- PLAN...]`
+//! (plan files from `ditto plan --out`; default the committed BERT-base/128 and GPT-2 32 + 1
+//! plans of `testdata/plans`). For each plan: steps, P1 correction bytes, bytes on the wire to P0 and to P1 (sealed
 //! frames), and P1 generation time: bounded-memory generator, parallel generator with 1 and 2
 //! worker threads.
 #![allow(missing_docs, clippy::cast_precision_loss)]
@@ -7,28 +8,36 @@
 use std::time::Instant;
 
 use ditto_core::Party;
+use ditto_core::plan::Plan;
 use ditto_core::prg::{Seed, SessionId, ShareSetId};
 use ditto_dealer::host::CountingSink;
 use ditto_dealer::host::with_parallel;
 use ditto_dealer::keys::{DealerSeeds, Generation, PartyKey, Salt};
-use ditto_dealer::plans;
 use ditto_dealer::stream::{
     SessionSpec, SlicePlan, dealer_streams, scratch_len, write_stream, write_stream_with,
 };
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
-    let names: Vec<&str> =
-        if args.is_empty() { vec!["bert-base", "gpt2"] } else { args.iter().map(String::as_str).collect() };
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/plans/");
+    let files: Vec<String> = if args.is_empty() {
+        vec![format!("{dir}bert-base-seq128.plan"), format!("{dir}gpt2-seq32-gen1.plan")]
+    } else {
+        args
+    };
     let seeds = DealerSeeds::new(Seed::from_bytes([1; 16]), Seed::from_bytes([2; 16]));
     let keys = [PartyKey::from_bytes([3; 16]), PartyKey::from_bytes([4; 16])];
-    for name in names {
-        let Some(shape) = plans::by_name(name) else {
-            eprintln!("unknown architecture {name}");
-            continue;
+    for file in files {
+        let plan = match std::fs::read(&file)
+            .map_err(|e| e.to_string())
+            .and_then(|b| Plan::from_bytes(&b).map_err(|e| e.to_string()))
+        {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("{file}: {e}");
+                continue;
+            }
         };
-        let (seq, generate) = if shape.decoder { (32, 1) } else { (128, 0) };
-        let plan = plans::plan(name, &shape, seq, generate).unwrap();
         let spec = SessionSpec::new(
             Generation {
                 session: SessionId([5; 16]),

@@ -9,10 +9,10 @@ use ditto_core::Party;
 use ditto_core::frame::{FrameKind, FrameWriter};
 use ditto_core::plan::PLAN_VERSION;
 use ditto_core::prg::{Seed, SessionId, ShareSetId};
+use ditto_dealer::DEFAULT_CHUNK;
 use ditto_dealer::host::{Io, PlanParams, Request};
 use ditto_dealer::keys::{DealerSeeds, Generation, PartyKey, Salt};
 use ditto_dealer::stream::{SessionSpec, SlicePlan, scratch_len, write_stream};
-use ditto_dealer::{DEFAULT_CHUNK, plans};
 
 fn main() {
     let dir = PathBuf::from(std::env::args().nth(1).unwrap_or_else(|| "fuzz/corpus".into()));
@@ -20,7 +20,8 @@ fn main() {
         std::fs::create_dir_all(dir.join(target)).unwrap();
         std::fs::write(dir.join(target).join(name), bytes).unwrap();
     };
-    let plan = plans::plan("bert-tiny", &plans::BERT_TINY, 2, 0).unwrap();
+    let plan = ditto_core::plan::Plan::from_bytes(include_bytes!("../../testdata/plans/bert-tiny-seq2.plan"))
+        .unwrap();
     put("plan", "bert-tiny-2", &plan.to_bytes().unwrap());
     let session = SessionId([7; 16]);
     let share_set = ShareSetId([0x5e; 16]);

@@ -12,7 +12,8 @@ use std::sync::mpsc;
 use std::sync::{Condvar, Mutex};
 use std::vec::Vec;
 
-use ditto_core::corr::{DealerStreams, deal_step_part};
+use ditto_core::corr::DealerStreams;
+use ditto_core::deal::deal_step_part;
 use ditto_core::plan::{Plan, Step};
 
 use crate::stream::Producer;

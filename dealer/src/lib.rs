@@ -25,12 +25,10 @@ pub mod board;
 pub mod host;
 pub mod keys;
 pub mod party;
-#[cfg(feature = "std")]
-pub mod plans;
 pub mod seal;
 pub mod stream;
 
-pub use ditto_core::corr::deal_step;
+pub use ditto_core::deal::deal_step;
 
 /// Default correction bytes per frame: small enough for a microcontroller's buffers, large
 /// enough that framing and sealing cost about 1.3% (52 bytes per frame).

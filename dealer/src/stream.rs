@@ -22,7 +22,8 @@ use embedded_io::Write;
 use serde::{Deserialize, Serialize};
 
 use ditto_core::Party;
-use ditto_core::corr::{DealerStreams, Streams, Tile, deal_step};
+use ditto_core::corr::{DealerStreams, Streams, Tile};
+use ditto_core::deal::deal_step;
 use ditto_core::frame::FrameKind;
 use ditto_core::plan::{PLAN_VERSION, PlanHasher, PlanHeader, Step};
 use ditto_core::prg::ShareSetId;

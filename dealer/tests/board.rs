@@ -13,7 +13,6 @@ use ditto_core::prg::{Seed, SessionId, ShareSetId};
 use ditto_dealer::board::{self, BoardDealer, ServedSessions};
 use ditto_dealer::host::Io;
 use ditto_dealer::keys::{DealerSeeds, Generation, PartyKey, Salt};
-use ditto_dealer::plans;
 use ditto_dealer::stream::{SessionSpec, SlicePlan, scratch_len, write_stream};
 
 fn seeds() -> DealerSeeds {
@@ -50,7 +49,8 @@ fn salt_of(stream: &[u8]) -> Salt {
 
 #[test]
 fn board_streams_equal_the_host_dealer_streams() {
-    let plan = plans::plan("bert-tiny", &plans::BERT_TINY, 4, 0).unwrap();
+    let plan = ditto_core::plan::Plan::from_bytes(include_bytes!("../../testdata/plans/bert-tiny-seq4.plan"))
+        .unwrap();
     let session = SessionId([0x77; 16]);
     let (mut host, dev) = UnixStream::pair().unwrap();
     host.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
@@ -77,7 +77,8 @@ fn board_streams_equal_the_host_dealer_streams() {
 
 #[test]
 fn a_board_deals_a_session_once_and_every_generation_under_a_new_salt() {
-    let plan = plans::plan("bert-tiny", &plans::BERT_TINY, 2, 0).unwrap();
+    let plan = ditto_core::plan::Plan::from_bytes(include_bytes!("../../testdata/plans/bert-tiny-seq2.plan"))
+        .unwrap();
     let (mut host, dev) = UnixStream::pair().unwrap();
     host.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let b = board_thread(dev, 3);
@@ -118,7 +119,8 @@ fn a_malformed_request_is_refused_not_hung() {
     assert_eq!(h[0], board::FAIL);
     assert!(b.join().unwrap()[0].is_err());
     // A board that goes away mid-request is an error for the host, not a hang.
-    let plan = plans::plan("bert-tiny", &plans::BERT_TINY, 4, 0).unwrap();
+    let plan = ditto_core::plan::Plan::from_bytes(include_bytes!("../../testdata/plans/bert-tiny-seq4.plan"))
+        .unwrap();
     let (mut host, dev) = UnixStream::pair().unwrap();
     host.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     drop(dev);

@@ -14,7 +14,6 @@ use ditto_core::prg::{Seed, SessionId, ShareSetId};
 use ditto_dealer::DEFAULT_CHUNK;
 use ditto_dealer::host::CountingSink;
 use ditto_dealer::keys::{DealerSeeds, Generation, PartyKey, Salt};
-use ditto_dealer::plans;
 use ditto_dealer::stream::{SessionSpec, SlicePlan, scratch_len, write_stream};
 
 /// Counts heap bytes allocated by threads that armed it.
@@ -47,7 +46,9 @@ const STACK_BOUND: usize = 64 * 1024;
 
 #[test]
 fn bert_base_generation_needs_no_heap_and_a_64k_stack() {
-    let plan = plans::plan("bert-base", &plans::BERT_BASE, 128, 0).unwrap();
+    let plan =
+        ditto_core::plan::Plan::from_bytes(include_bytes!("../../testdata/plans/bert-base-seq128.plan"))
+            .unwrap();
     let expected: u64 = plan.steps.iter().map(|s| s.p1_correction_bytes()).sum();
     let seeds = DealerSeeds::new(Seed::from_bytes([1; 16]), Seed::from_bytes([2; 16]));
     let spec = SessionSpec::new(

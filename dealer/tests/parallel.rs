@@ -6,14 +6,15 @@ use ditto_core::Party;
 use ditto_core::prg::{Seed, SessionId, ShareSetId};
 use ditto_dealer::host::{jobs, with_parallel};
 use ditto_dealer::keys::{DealerSeeds, Generation, PartyKey, Salt};
-use ditto_dealer::plans;
 use ditto_dealer::stream::{
     SessionSpec, SlicePlan, dealer_streams, scratch_len, write_stream, write_stream_with,
 };
 
 #[test]
 fn parallel_streams_are_byte_identical() {
-    let plan = plans::plan("bert-tiny", &plans::BERT_TINY, 16, 0).unwrap();
+    let plan =
+        ditto_core::plan::Plan::from_bytes(include_bytes!("../../testdata/plans/bert-tiny-seq16.plan"))
+            .unwrap();
     let seeds = DealerSeeds::new(Seed::from_bytes([7; 16]), Seed::from_bytes([8; 16]));
     let spec = SessionSpec::new(
         Generation { session: SessionId([9; 16]), share_set: ShareSetId([0x5e; 16]), salt: Salt([0x5a; 16]) },
@@ -68,7 +69,9 @@ impl embedded_io::Write for Failing {
 
 #[test]
 fn a_failing_sink_stops_generation_with_an_io_error() {
-    let plan = plans::plan("bert-tiny", &plans::BERT_TINY, 16, 0).unwrap();
+    let plan =
+        ditto_core::plan::Plan::from_bytes(include_bytes!("../../testdata/plans/bert-tiny-seq16.plan"))
+            .unwrap();
     let seeds = DealerSeeds::new(Seed::from_bytes([7; 16]), Seed::from_bytes([8; 16]));
     let spec = SessionSpec::new(
         Generation { session: SessionId([9; 16]), share_set: ShareSetId([0x5e; 16]), salt: Salt([0x5a; 16]) },

@@ -7,7 +7,8 @@
 
 use ditto_core::Party;
 use ditto_core::beaver::{self, Dims};
-use ditto_core::corr::{Corrections, DealerStreams, Streams, Tile, deal_step};
+use ditto_core::corr::{Corrections, DealerStreams, Streams, Tile};
+use ditto_core::deal::deal_step;
 use ditto_core::frame::HEADER_LEN;
 use ditto_core::plan::{Op, PLAN_VERSION, PlanHeader, Step, plan_hash};
 use ditto_core::prg::{Seed, SessionId, ShareSetId, model_share_seed};

@@ -18,7 +18,7 @@ use ditto_core::prg::{SessionId, ShareSetId};
 use ditto_dealer::host::Io;
 use ditto_dealer::keys::Generation;
 use ditto_dealer::stream::{SessionSpec, SlicePlan, scratch_len, write_stream};
-use ditto_dealer::{DEFAULT_CHUNK, board, plans};
+use ditto_dealer::{DEFAULT_CHUNK, board};
 use ditto_firmware::test_provisioning;
 
 /// Where the image reads its key page (ditto_firmware::mps2::KEY_PAGE, a target-only module).
@@ -129,7 +129,8 @@ fn board_in_qemu_streams_what_the_host_dealer_streams() {
     std::fs::write(&page, test_provisioning::page()).unwrap();
     let q = boot(&elf, &qemu, Some(&page));
     let mut link = q.connect();
-    let plan = plans::plan("bert-tiny", &plans::BERT_TINY, 2, 0).unwrap();
+    let plan = ditto_core::plan::Plan::from_bytes(include_bytes!("../../testdata/plans/bert-tiny-seq2.plan"))
+        .unwrap();
     let (session, share_set) = (SessionId([0x5a; 16]), ShareSetId([0x5b; 16]));
     let t = Instant::now();
     let got = board::request(&mut link, session, share_set, &plan, DEFAULT_CHUNK).unwrap();

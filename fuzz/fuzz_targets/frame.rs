@@ -14,7 +14,7 @@ use libfuzzer_sys::fuzz_target;
 /// The plan of the seed streams (`dealer/examples/fuzz_seeds.rs`).
 fn plan() -> &'static Plan {
     static PLAN: std::sync::OnceLock<Plan> = std::sync::OnceLock::new();
-    PLAN.get_or_init(|| ditto_dealer::plans::plan("bert-tiny", &ditto_dealer::plans::BERT_TINY, 2, 0).unwrap())
+    PLAN.get_or_init(|| ditto_core::plan::Plan::from_bytes(include_bytes!("../../testdata/plans/bert-tiny-seq2.plan")).unwrap())
 }
 
 fuzz_target!(|data: &[u8]| {

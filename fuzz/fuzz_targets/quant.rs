@@ -6,7 +6,8 @@
 use std::sync::LazyLock;
 
 use ditto_models::quant::QuantConfig;
-use ditto_models::secure_bert::{BertShare, SecureBert, one_hot};
+use ditto_models::bert::secure::{BertShare, SecureBert};
+use ditto_models::blocks::one_hot;
 use ditto_mpc::{Engine, Shared};
 use libfuzzer_sys::fuzz_target;
 

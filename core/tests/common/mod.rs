@@ -13,7 +13,8 @@
 use ditto_core::beaver::{self, Dims, NaiveGemm};
 use ditto_core::compare::{self, SignMaterial, SignShape};
 use ditto_core::convert;
-use ditto_core::corr::{Corrections, DealerStreams, Streams, deal_step};
+use ditto_core::corr::{Corrections, DealerStreams, Streams};
+use ditto_core::deal::deal_step;
 use ditto_core::plan::{Op, Step};
 use ditto_core::prg::{Prg, Seed, SessionId, ShareSetId, model_share_seed};
 use ditto_core::ring::{RingId, add_into};

@@ -32,7 +32,7 @@ pub fn average(a: &AverageArgs) -> Result<(), CliError> {
                 dir.display()
             )));
         }
-        crate::calibrate::load_quant(&p.to_string_lossy())
+        Ok(QuantConfig::from_spec(&p.to_string_lossy())?)
     };
     let differs = |dir: &Path, file: &str| {
         CliError::Usage(format!("{}'s {file} differs from {}'s", dir.display(), a.models[0].display()))

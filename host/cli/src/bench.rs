@@ -191,7 +191,7 @@ fn breakdown(plan: &Plan, c: &Counters) -> (Part, BTreeMap<String, Part>, BTreeM
 /// Runs `ditto bench`.
 #[allow(clippy::cast_precision_loss)]
 pub fn run(a: &BenchArgs) -> Result<(), CliError> {
-    let q = crate::calibrate::load_quant(&a.quant)?;
+    let q = QuantConfig::from_spec(&a.quant)?;
     let arch = ModelConfig::published(&a.arch)?;
     let net = if a.insecure_plaintext { Net::Tcp } else { Net::Tls };
     let local = Local { net, threads: a.threads.max(1), ..Local::default() };
@@ -256,7 +256,7 @@ pub fn run(a: &BenchArgs) -> Result<(), CliError> {
         if a.insecure_plaintext { "plain TCP (insecure)" } else { "TLS 1.3" }
     );
     say!("check   {agreement}");
-    crate::demo::say_range(&range);
+    crate::util::say_range(&range);
     say!(
         "online  {online:.3} s (fixed-point plaintext {:.3} s: {:.0}x)",
         plaintext.as_secs_f64(),

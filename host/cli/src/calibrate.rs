@@ -43,20 +43,6 @@ pub struct CalibrateArgs {
     pub out: Option<PathBuf>,
 }
 
-/// A QuantConfig by preset name (accurate, ditto) or from a JSON file.
-pub fn load_quant(spec: &str) -> Result<QuantConfig, CliError> {
-    match spec {
-        "accurate" => Ok(QuantConfig::accurate()),
-        "ditto" => Ok(QuantConfig::ditto()),
-        path => {
-            let p = Path::new(path);
-            let text = std::fs::read_to_string(p)
-                .map_err(|source| CliError::File { path: p.to_path_buf(), source })?;
-            QuantConfig::from_json(&text).map_err(|e| CliError::Usage(format!("{path}: {e}")))
-        }
-    }
-}
-
 /// A model to calibrate and its sample inputs (token ids).
 enum Sampled {
     Bert(Box<Bert>, Vec<Vec<u32>>),
@@ -103,7 +89,7 @@ impl Sampled {
 
     /// The fixed-point reference's range report under `q` over the inputs.
     fn range_report(&self, q: &QuantConfig) -> Result<ditto_mpc::range::RangeReport, CliError> {
-        let rt = crate::session::runtime()?;
+        let rt = crate::util::runtime()?;
         Ok(match self {
             Sampled::Bert(b, inputs) => rt.block_on(ditto_models::range::bert(b, q, inputs))?,
             Sampled::Gpt2(m, inputs) => rt.block_on(ditto_models::range::gpt2(m, q, inputs))?,
@@ -121,7 +107,7 @@ fn in_range(model: &Sampled, mut q: QuantConfig) -> Result<QuantConfig, CliError
     let mut retries = 0;
     loop {
         let report = model.range_report(&q)?;
-        crate::demo::say_range(&report);
+        crate::util::say_range(&report);
         if report.is_clean() {
             return Ok(q);
         }

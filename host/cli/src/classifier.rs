@@ -17,6 +17,7 @@ use ditto_models::weights::Weights;
 
 use crate::distill::{LoopArgs, bar, err, resumed};
 use crate::files::CliError;
+use ditto_models::quant::QuantConfig;
 
 /// A tokenized, labelled sentence.
 pub type Example = (Vec<u32>, u32);
@@ -274,7 +275,7 @@ pub fn eval_classifier(a: &EvalClsArgs) -> Result<(), CliError> {
         .clone()
         .or_else(|| a.model.join("quant.json").exists().then(|| path_str(&a.model.join("quant.json"))));
     let Some(spec) = spec else { return Ok(()) };
-    let q = crate::calibrate::load_quant(&spec)?;
+    let q = QuantConfig::from_spec(&spec)?;
     let mode = Mode::fixed(&q).map_err(err)?;
     let px = predict(&m, &mode, &te)?;
     say!(
@@ -288,8 +289,8 @@ pub fn eval_classifier(a: &EvalClsArgs) -> Result<(), CliError> {
     let checked: Vec<Vec<u32>> =
         te.iter().take(a.secure.max(RANGE_SENTENCES)).map(|(s, _)| s.clone()).collect();
     say!("range check on the first {} sentences:", checked.len());
-    crate::demo::say_range(
-        &crate::session::runtime()?.block_on(ditto_models::range::bert(&bertm, &q, &checked))?,
+    crate::util::say_range(
+        &crate::util::runtime()?.block_on(ditto_models::range::bert(&bertm, &q, &checked))?,
     );
     if a.secure > 0 {
         let n = a.secure.min(te.len());

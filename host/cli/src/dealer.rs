@@ -2,49 +2,47 @@
 //! or written to files (`--out DIR`) for offline pre-generation.
 
 use std::io::{IsTerminal, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ditto_core::Party;
 use ditto_core::corr::Tile;
-use ditto_core::plan::{PLAN_VERSION, Plan};
+use ditto_core::plan::Plan;
 use ditto_core::prg::{Seed, SessionId, ShareSetId};
-use ditto_dealer::host::{
-    Io, Request, Response, read_request, reason, stream_file_name, with_parallel, write_response,
-};
-use ditto_dealer::keys::{DealerSeeds, Generation, PartyKey, Salt};
-use ditto_dealer::stream::{
-    SessionSpec, SlicePlan, dealer_streams, scratch_len, write_stream, write_stream_with,
-};
-use ditto_dealer::{DEFAULT_CHUNK, HashHex, plans};
+use ditto_dealer::host::stream_file_name;
+use ditto_dealer::keys::{DealerSeeds, Generation, Salt};
+use ditto_dealer::stream::SessionSpec;
+use ditto_dealer::{DEFAULT_CHUNK, HashHex};
+use ditto_node::dealer::{Event, SessionDealer};
 
 use crate::files::CliError;
 use crate::identity::LinkArgs;
-use ditto_net::tls::{BlockingStream, Security};
+use ditto_net::tls::Security;
 use ditto_node::files::SessionRecord;
 
 /// Arguments of `ditto dealer`.
 #[derive(clap::Args, Debug)]
 pub struct DealerArgs {
-    /// Plan from a model shape: bert-tiny, minilm, bert-base, bert-large, gpt2, gpt2-medium.
+    /// Plan of a published shape (as `ditto plan --arch`, under --quant): bert-tiny, minilm,
+    /// bert-base, bert-large, gpt2, gpt2-medium.
     #[arg(long, conflicts_with = "plan")]
     pub arch: Option<String>,
     /// Sequence length (with --arch).
     #[arg(long, default_value_t = 128)]
     pub seq: u32,
-    /// Generated tokens after the prompt (with a decoder --arch).
-    #[arg(long = "gen", default_value_t = 0)]
+    /// Generated tokens after the prompt (with a decoder --arch; as `ditto plan --gen`).
+    #[arg(long = "gen", default_value_t = 1)]
     pub generate: u32,
     /// Plan file (postcard encoding of a plan).
     #[arg(long)]
     pub plan: Option<PathBuf>,
-    /// Serve a BERT model (directory or `seeded`): every request names its session and sequence
-    /// length, and the dealer derives the plan from the model's config (with --listen).
+    /// Serve a model (a BERT or GPT-2 directory, `seeded`, `seeded-gpt2`, `shipped`, `arch:NAME`):
+    /// every request names its session and lengths, and the dealer derives the plan from the
+    /// model's config (with --listen).
     #[arg(long, conflicts_with_all = ["arch", "plan"])]
     pub model: Option<String>,
-    /// Quantization for --model: accurate, ditto, or a QuantConfig file.
+    /// Quantization for --model and --arch: accurate, ditto, or a QuantConfig file.
     #[arg(long, default_value = "accurate")]
     pub quant: String,
     /// With --model: stop after this many complete sessions (0: serve until stopped).
@@ -100,29 +98,13 @@ fn build_plan(a: &DealerArgs) -> Result<Plan, CliError> {
         let bytes = std::fs::read(path).map_err(|source| CliError::File { path: path.clone(), source })?;
         return Ok(Plan::from_bytes(&bytes)?);
     }
-    let name = a.arch.as_deref().ok_or_else(|| CliError::Usage("give --arch NAME or --plan FILE".into()))?;
-    let shape = plans::by_name(name).ok_or_else(|| {
-        CliError::Usage(format!(
-            "unknown --arch {name}: expected bert-tiny, minilm, bert-base, bert-large, gpt2 or gpt2-medium"
-        ))
-    })?;
-    if a.seq == 0 {
-        return Err(CliError::Usage("--seq must be at least 1".into()));
-    }
-    Ok(plans::plan(name, &shape, a.seq, a.generate)?)
+    let arch = a.arch.as_deref().ok_or_else(|| CliError::Usage("give --arch NAME or --plan FILE".into()))?;
+    let (seq, generate) = (a.seq as usize, a.generate as usize);
+    crate::plan::build((None, Some(arch)), (seq, generate), ditto_models::generate::Reveal::Logits, &a.quant)
 }
 
-struct Setup {
-    plan: Plan,
-    hash: [u8; 32],
-    keys: [PartyKey; 2],
-    spec: SessionSpec,
-    threads: usize,
-}
-
-fn setup(a: &DealerArgs) -> Result<Setup, CliError> {
+fn setup(a: &DealerArgs) -> Result<SessionDealer, CliError> {
     let plan = build_plan(a)?;
-    let hash = plan.hash()?;
     let dir = keys_dir(a)?;
     let keys = [
         ditto_node::files::read_key(&dir.join("p0.key"))?,
@@ -166,7 +148,7 @@ fn setup(a: &DealerArgs) -> Result<Setup, CliError> {
     };
     let threads =
         a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)).max(1);
-    Ok(Setup { plan, hash, keys, spec, threads })
+    Ok(SessionDealer::new(plan, keys, spec, threads)?)
 }
 
 /// Progress on stderr when it is a terminal: bytes, steps are implied by bytes, ETA.
@@ -214,32 +196,16 @@ impl<W: Write> Write for Progress<W> {
     }
 }
 
-/// Writes `party`'s stream to `w`; P1's corrections come from `threads` workers.
-fn generate<W: Write>(s: &Setup, party: Party, w: W) -> Result<ditto_dealer::stream::Summary, CliError> {
-    let mut src = SlicePlan { header: &s.plan.header, steps: &s.plan.steps };
-    let mut scratch = vec![0u8; scratch_len(s.spec.chunk)];
-    let key = &s.keys[party.index()];
-    if party == Party::P0 {
-        return Ok(write_stream(party, &mut src, &s.spec, key, Io(w), &mut scratch)?);
-    }
-    // Bytes on the wire: corrections plus a header and a tag per frame (hello, seeds and end
-    // frames are a few hundred bytes more).
-    let chunk = s.spec.chunk as u64;
-    let frame = (ditto_core::frame::HEADER_LEN + ditto_dealer::seal::TAG_LEN) as u64;
-    let total = s
-        .plan
-        .steps
-        .iter()
-        .map(|st| {
-            let b = st.p1_correction_bytes();
-            b + b.div_ceil(chunk) * frame
-        })
-        .sum();
-    let ds = dealer_streams(&s.spec);
-    let r = with_parallel(&ds, &s.plan, s.threads, |p| {
-        write_stream_with(party, &mut src, &s.spec, key, Io(Progress::new(w, total)), &mut scratch, p)
-    });
-    Ok(r?)
+/// Writes `party`'s stream to `w`, showing progress of P1's on a terminal.
+fn generate<W: Write>(
+    s: &SessionDealer,
+    party: Party,
+    w: W,
+) -> Result<ditto_dealer::stream::Summary, CliError> {
+    Ok(match party {
+        Party::P0 => s.generate(party, w)?,
+        Party::P1 => s.generate(party, Progress::new(w, s.p1_wire_bytes()))?,
+    })
 }
 
 fn keys_dir(a: &DealerArgs) -> Result<&std::path::Path, CliError> {
@@ -255,10 +221,10 @@ pub fn run(a: &DealerArgs) -> Result<(), CliError> {
         let threads =
             a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)).max(1);
         let streams = match &a.serial {
-            Some(spec) => crate::model_dealer::open_board(spec)?,
+            Some(spec) => ditto_node::model_dealer::open_board(spec)?,
             None => {
                 let keys = keys_dir(a)?;
-                crate::model_dealer::Streams::Local {
+                ditto_node::model_dealer::Streams::Local {
                     keys: [
                         ditto_node::files::read_key(&keys.join("p0.key"))?,
                         ditto_node::files::read_key(&keys.join("p1.key"))?,
@@ -271,14 +237,18 @@ pub fn run(a: &DealerArgs) -> Result<(), CliError> {
                 }
             }
         };
-        return crate::model_dealer::serve_model(crate::model_dealer::ModelDealer {
-            model,
-            quant: &a.quant,
+        let d = ditto_node::model_dealer::ModelDealer {
+            cfg: ditto_models::spec::ModelSpec::parse(model).config()?,
+            q: ditto_models::quant::QuantConfig::from_spec(&a.quant)?,
             streams,
-            listen,
             sessions: a.sessions,
-            state: &state,
             sec: a.links.security()?,
+        };
+        return crate::util::runtime()?.block_on(async {
+            let listener = tokio::net::TcpListener::bind(listen).await.map_err(crate::util::net)?;
+            say!("listening {}", listener.local_addr().map_err(crate::util::net)?);
+            d.serve(listener, &state, log_event).await?;
+            Ok(())
         });
     }
     let s = setup(a)?;
@@ -292,7 +262,7 @@ pub fn run(a: &DealerArgs) -> Result<(), CliError> {
     serve(s, &addr, &sid, Duration::from_secs(a.wait), a.links.security()?)
 }
 
-fn write_files(s: &Setup, dir: &Path, sid: &str) -> Result<(), CliError> {
+fn write_files(s: &SessionDealer, dir: &Path, sid: &str) -> Result<(), CliError> {
     std::fs::create_dir_all(dir).map_err(|source| CliError::File { path: dir.to_path_buf(), source })?;
     say!("session {sid}");
     say!("plan {} ({} steps, hash {})", s.plan.header.name, s.plan.steps.len(), HashHex::of(&s.hash));
@@ -316,155 +286,28 @@ fn write_files(s: &Setup, dir: &Path, sid: &str) -> Result<(), CliError> {
     Ok(())
 }
 
-/// How one connection ended.
-enum Outcome {
-    /// The party's whole stream was sent.
-    Served(Party, u64),
-    /// The request was refused or unreadable; the dealer keeps serving.
-    Refused(CliError),
-    /// Sending an accepted party's stream failed; the session cannot be served again.
-    Failed(Party, CliError),
-}
-
-/// Serves one party's request on `sock` (blocking; every read and write has a time-out).
-fn serve_one(s: &Setup, served: &Mutex<[bool; 2]>, sock: TcpStream, sec: &Security) -> Outcome {
-    let mut link = match open_party_link(sock, sec) {
-        Ok(l) => l,
-        Err(e) => return Outcome::Refused(e),
-    };
-    match accept_one(s, served, &mut link) {
-        Err(e) => Outcome::Refused(e),
-        Ok(party) => match generate(s, party, std::io::BufWriter::with_capacity(1 << 16, &mut link.1)) {
-            Ok(sum) => Outcome::Served(party, sum.correction_bytes),
-            Err(e) => Outcome::Failed(party, e),
-        },
-    }
-}
-
-/// A party's connection with time-outs on every read and write, secured as `sec` says; the
-/// role its identity proves (None in plaintext).
-pub(crate) fn open_party_link(
-    sock: TcpStream,
-    sec: &Security,
-) -> Result<(Option<String>, Box<dyn BlockingStream>), CliError> {
-    let net = |e: std::io::Error| CliError::Net(e.to_string());
-    sock.set_nonblocking(false).map_err(net)?;
-    sock.set_read_timeout(Some(Duration::from_secs(10))).map_err(net)?;
-    sock.set_write_timeout(Some(Duration::from_secs(60))).map_err(net)?;
-    let _ = sock.set_nodelay(true);
-    let (stream, role) = sec.accept_blocking(sock, &["p0", "p1"])?;
-    Ok((role, stream))
-}
-
-/// Refuses a party whose identity is the other party's.
-pub(crate) fn check_role(role: Option<&str>, party: Party) -> Result<(), String> {
-    match role {
-        Some(r) if r != ditto_net::tls::role(party) => {
-            Err(format!("identity {r} asked for {party:?}'s stream; each party gets only its own"))
-        }
-        _ => Ok(()),
-    }
-}
-
-/// Reads and checks a request; on acceptance marks the party served and answers `Accepted`.
-fn accept_one(
-    s: &Setup,
-    served: &Mutex<[bool; 2]>,
-    link: &mut (Option<String>, Box<dyn BlockingStream>),
-) -> Result<Party, CliError> {
-    let (role, sock) = (link.0.as_deref(), &mut link.1);
-    let session = s.spec.generation.session;
-    let req: Request = read_request(Io(&mut *sock), session)?;
-    let mut refuse = |why: String| -> Result<Party, CliError> {
-        write_response(Io(&mut *sock), session, &Response::Refused(reason(&why)))?;
-        Err(CliError::Net(format!("refused {:?}: {why}", req.party)))
-    };
-    if let Err(why) = check_role(role, req.party) {
-        return refuse(why);
-    }
-    if req.version != PLAN_VERSION {
-        return refuse(format!("plan format version {} (dealer speaks {PLAN_VERSION})", req.version));
-    }
-    if req.plan_hash != s.hash {
-        return refuse(format!(
-            "plan hash mismatch: dealer has {}, request has {}",
-            HashHex::of(&s.hash),
-            HashHex::of(&req.plan_hash)
-        ));
-    }
-    if req.share_set != s.spec.generation.share_set {
-        return refuse(format!(
-            "share set mismatch: dealer serves {} (--share-set), request asks {}",
-            HashHex::of_id(&s.spec.generation.share_set.0),
-            HashHex::of_id(&req.share_set.0)
-        ));
-    }
-    {
-        let mut g = served.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if g[req.party.index()] {
-            drop(g);
-            return refuse(format!("{:?}'s stream of this session was already served", req.party));
-        }
-        g[req.party.index()] = true;
-    }
-    write_response(Io(&mut *sock), session, &Response::Accepted)?;
-    Ok(req.party)
-}
-
-fn serve(s: Setup, addr: &str, sid: &str, wait: Duration, sec: Security) -> Result<(), CliError> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Net(e.to_string()))?;
-    let s = Arc::new(s);
-    rt.block_on(async move {
-        let net = |e: std::io::Error| CliError::Net(e.to_string());
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(net)?;
+fn serve(s: SessionDealer, addr: &str, sid: &str, wait: Duration, sec: Security) -> Result<(), CliError> {
+    crate::util::runtime()?.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(crate::util::net)?;
         // stdout may be a pipe its reader closed: report, never panic.
         let mut out = std::io::stdout();
-        let _ = writeln!(out, "listening {}", listener.local_addr().map_err(net)?);
+        let _ = writeln!(out, "listening {}", listener.local_addr().map_err(crate::util::net)?);
         let _ = writeln!(out, "session {sid}");
         let _ = out.flush();
-        let served = Arc::new(Mutex::new([false; 2]));
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let deadline = tokio::time::Instant::now() + wait;
-        let mut done = [false; 2];
-        let mut failures = Vec::new();
-        while !(done[0] && done[1]) {
-            tokio::select! {
-                acc = listener.accept() => {
-                    let (sock, peer) = acc.map_err(net)?;
-                    let std_sock = sock.into_std().map_err(net)?;
-                    let (s, served, tx, sec) = (Arc::clone(&s), Arc::clone(&served), tx.clone(), sec.clone());
-                    tokio::task::spawn_blocking(move || {
-                        let t = Instant::now();
-                        let r = serve_one(&s, &served, std_sock, &sec);
-                        let _ = tx.send((peer, r, t.elapsed()));
-                    });
-                }
-                Some((peer, r, el)) = rx.recv() => match r {
-                    Outcome::Served(p, bytes) => {
-                        eprintln!("dealer: served {p:?} at {peer}: {bytes} correction bytes in {:.2} s", el.as_secs_f64());
-                        done[p.index()] = true;
-                    }
-                    Outcome::Refused(e) => {
-                        eprintln!("dealer: {peer}: {e}");
-                        failures.push(e.to_string());
-                    }
-                    Outcome::Failed(p, e) => {
-                        return Err(CliError::Net(format!("sending {p:?}'s stream to {peer} failed: {e}")));
-                    }
-                },
-                () = tokio::time::sleep_until(deadline) => {
-                    return Err(CliError::Net(format!(
-                        "timed out after {} s waiting for the parties (P0 served: {}, P1 served: {}){}",
-                        wait.as_secs(), done[0], done[1],
-                        if failures.is_empty() { String::new() } else { format!("; errors: {}", failures.join("; ")) }
-                    )));
-                }
-            }
-        }
+        Arc::new(s).serve(listener, wait, sec, log_event).await?;
         Ok(())
     })
+}
+
+/// A dealer's account of one connection, on stderr.
+pub(crate) fn log_event(e: &Event) {
+    match e {
+        Event::Served { peer, party, bytes, took } => {
+            eprintln!(
+                "dealer: served {party:?} at {peer}: {bytes} correction bytes in {:.2} s",
+                took.as_secs_f64()
+            );
+        }
+        Event::Refused { peer, why } => eprintln!("dealer: {peer}: {why}"),
+    }
 }

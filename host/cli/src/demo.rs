@@ -141,28 +141,17 @@ fn load(a: &DemoArgs) -> Result<(Bert, Vec<u32>, String), CliError> {
 }
 
 fn quant(a: &DemoArgs) -> Result<QuantConfig, CliError> {
-    crate::calibrate::load_quant(a.quant.as_deref().unwrap_or("accurate"))
+    Ok(QuantConfig::from_spec(a.quant.as_deref().unwrap_or("accurate"))?)
 }
 
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Net(e.to_string()))
-}
-
-/// Runs the demo.
+/// Runs the BERT demo (`main` sends a GPT-2 to `demo_gpt2`).
 pub fn run(a: &DemoArgs) -> Result<(), CliError> {
-    if !matches!(which(a)?, DemoModel::Bert) {
-        return crate::demo_gpt2::run(a, &runtime()?);
-    }
     let q = quant(a)?;
     let (bert, ids, what) = load(a)?;
     let (n, v) = (ids.len(), bert.cfg.vocab_size);
     say!("model   {what}");
     say!("input   {:?} ({n} tokens, private: one-hot shares)", a.text(false));
-    runtime()?.block_on(async {
+    crate::util::runtime()?.block_on(async {
         // The model owner shares the weights; the client shares its one-hot input.
         let mut rng = Prg::with_counter(&os_random16()?, 0);
         let shares = share_bert(&bert, &q, &mut rng)?;
@@ -188,7 +177,7 @@ pub fn run(a: &DemoArgs) -> Result<(), CliError> {
         let pm = SecureBert::setup(&mut pe, BertShare::plaintext(&bert, &q)?).await?;
         let fixed = pm.infer(&mut pe, &Shared::new(x.clone(), &[n, v], 0)?).await?;
         let plain_time = t.elapsed();
-        say_range(&pe.range_report());
+        crate::util::say_range(&pe.range_report());
         // The one-time weight setup (opening F = W - B_W) is counted apart from the inference.
         let setup = |i: usize| res.counters[i].step(ditto_mpc::engine::SETUP_STEP);
         let tot = |i: usize| res.counters[i].total();
@@ -256,7 +245,7 @@ pub(crate) fn classify_local(
     q: &QuantConfig,
     sentences: &[Vec<u32>],
 ) -> Result<Vec<Vec<f64>>, CliError> {
-    let rt = runtime()?;
+    let rt = crate::util::runtime()?;
     let mut out = Vec::with_capacity(sentences.len());
     for chunk in sentences.chunks(SENTENCES_PER_SESSION) {
         out.extend(classify_session(&rt, bert, q, chunk)?);
@@ -301,20 +290,4 @@ fn classify_session(
             })
             .collect())
     })
-}
-
-/// Prints the fixed-point reference's range report: "range   clean", or one line per operation
-/// whose input left its admitted range (its secure result is then not to be trusted).
-pub(crate) fn say_range(r: &ditto_mpc::range::RangeReport) {
-    if r.is_clean() {
-        say!("range   every truncation, conversion, narrow sign and octave input within its admitted range");
-        return;
-    }
-    say!(
-        "range   WARNING: {} operations had inputs outside their admitted range (the secure result is unreliable there):",
-        r.issues.len()
-    );
-    for l in r.lines(20) {
-        say!("range   {l}");
-    }
 }

@@ -1,13 +1,10 @@
 //! `ditto demo --gen N`: secure greedy generation with GPT-2, the client in the loop.
 
 use ditto_core::prg::Prg;
-use ditto_models::config::Gpt2Config;
 use ditto_models::generate::{LocalGeneration, generate_local, generate_reference};
 use ditto_models::gpt2::Gpt2;
 use ditto_models::quant::QuantConfig;
-use ditto_models::tokenizer::Tokenizer;
-use ditto_models::weights::Weights;
-use ditto_models::{ModelError, seeded};
+use ditto_models::spec::{Model, ModelSpec, Tokens};
 use ditto_mpc::Engine;
 use ditto_mpc::local::{Local, Net};
 
@@ -15,51 +12,26 @@ use crate::demo::{DemoArgs, DemoModel};
 use crate::files::CliError;
 use ditto_node::files::os_random16;
 
-enum Tok {
-    Bytes,
-    Bpe(Box<Tokenizer>),
-}
-
-impl Tok {
-    fn encode(&self, text: &str, max: usize) -> Result<Vec<u32>, ModelError> {
-        match self {
-            Tok::Bytes => {
-                let ids: Vec<u32> = text.bytes().map(u32::from).collect();
-                if ids.len() > max {
-                    return Err(ModelError::TooLong { max, got: ids.len() });
-                }
-                Ok(ids)
-            }
-            Tok::Bpe(t) => t.encode(text, max),
-        }
-    }
-    fn decode(&self, ids: &[u32]) -> String {
-        match self {
-            Tok::Bytes => String::from_utf8_lossy(
-                &ids.iter().map(|&i| u8::try_from(i).unwrap_or(b'?')).collect::<Vec<_>>(),
-            )
-            .into_owned(),
-            Tok::Bpe(t) => t.decode(ids).unwrap_or_else(|e| format!("<{e}>")),
-        }
-    }
-}
-
-fn load(a: &DemoArgs) -> Result<(Gpt2, Tok, String, Option<QuantConfig>), CliError> {
-    match crate::demo::which(a)? {
-        DemoModel::Shipped => {
-            let (m, tok, q) = ditto_models::shipped::gpt2()?;
-            let what = format!(
+fn load(a: &DemoArgs) -> Result<(Gpt2, Tokens, String, Option<QuantConfig>), CliError> {
+    let spec = match crate::demo::which(a)? {
+        DemoModel::Shipped => ModelSpec::Shipped,
+        DemoModel::Gpt2Dir(dir) => ModelSpec::Dir(dir.to_path_buf()),
+        DemoModel::SeededGpt2 | DemoModel::Bert => ModelSpec::SeededGpt2,
+    };
+    let Model::Gpt2(m) = spec.load()? else {
+        return Err(CliError::Usage(format!("{} is not a GPT-2", spec.describe())));
+    };
+    let (what, q) = match &spec {
+        ModelSpec::Shipped => (
+            format!(
                 "{} (built in: GPT-2, {} layers, hidden {}, trained on Jane Austen, distilled into Ditto mode)",
                 ditto_models::shipped::PATH,
                 m.cfg.n_layer,
                 m.cfg.n_embd
-            );
-            Ok((m, Tok::Bpe(Box::new(tok)), what, Some(q)))
-        }
-        DemoModel::Gpt2Dir(dir) => {
-            let cfg = Gpt2Config::load(&dir.join("config.json"))?;
-            let m = Gpt2::load(&cfg, &Weights::load(&dir.join("model.safetensors"))?)?;
-            let tok = Tokenizer::gpt2_dir(dir)?;
+            ),
+            Some(ditto_models::shipped::gpt2()?.2),
+        ),
+        ModelSpec::Dir(dir) => {
             let qp = dir.join("quant.json");
             let q = match std::fs::read_to_string(&qp) {
                 Ok(t) => Some(
@@ -69,16 +41,11 @@ fn load(a: &DemoArgs) -> Result<(Gpt2, Tok, String, Option<QuantConfig>), CliErr
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
                 Err(source) => return Err(CliError::File { path: qp, source }),
             };
-            let what = format!("{} ({} layers, hidden {})", dir.display(), cfg.n_layer, cfg.n_embd);
-            Ok((m, Tok::Bpe(Box::new(tok)), what, q))
+            (format!("{} ({} layers, hidden {})", dir.display(), m.cfg.n_layer, m.cfg.n_embd), q)
         }
-        DemoModel::SeededGpt2 | DemoModel::Bert => Ok((
-            seeded::gpt2(1),
-            Tok::Bytes,
-            "seeded GPT-2-shaped model (2 layers, hidden 64, byte tokens; random weights)".into(),
-            None,
-        )),
-    }
+        other => (other.describe(), None),
+    };
+    Ok((*m, spec.tokens()?, what, q))
 }
 
 /// How far below the fixed-point reference's best logit a secure greedy pick may be: the secure
@@ -90,7 +57,7 @@ const NEAR_TIE: f64 = 0.25;
 pub fn run(a: &DemoArgs, rt: &tokio::runtime::Runtime) -> Result<(), CliError> {
     let (m, tok, what, model_q) = load(a)?;
     let (q, qname) = match (&a.quant, model_q) {
-        (Some(spec), _) => (crate::calibrate::load_quant(spec)?, spec.clone()),
+        (Some(spec), _) => (QuantConfig::from_spec(spec)?, spec.clone()),
         (None, Some(q)) => (q, "the model's quant.json".to_string()),
         (None, None) => (QuantConfig::accurate(), "accurate".to_string()),
     };
@@ -98,8 +65,9 @@ pub fn run(a: &DemoArgs, rt: &tokio::runtime::Runtime) -> Result<(), CliError> {
     let shipped = a.model.is_none();
     let steps = a.generate.unwrap_or(if shipped { 24 } else { 10 });
     let text = a.text(true);
-    let ids = tok.encode(text, m.cfg.n_positions.saturating_sub(steps))?;
+    let ids = tok.encode(text, m.cfg.n_positions)?;
     let n = ids.len();
+    ditto_models::spec::check_input(n, steps, m.cfg.n_positions)?;
     say!("model   {what}");
     say!("quant   {qname}: {} / {} fractional bits, GeLU {:?}", q.act_frac, q.weight_frac, q.gelu);
     say!("prompt  {text:?} ({n} tokens, private: one-hot shares); generating {steps} tokens");
@@ -114,7 +82,7 @@ pub fn run(a: &DemoArgs, rt: &tokio::runtime::Runtime) -> Result<(), CliError> {
         let LocalGeneration { plan, outcome: res, tokens, logits } =
             generate_local(&m, q, &ids, (steps, a.reveal), &local, &mut rng, watch).await?;
         let (reference, _, range) = generate_reference(&m, q, &ids, steps, a.reveal).await?;
-        crate::demo::say_range(&range);
+        crate::util::say_range(&range);
         let setup = |i: usize| res.counters[i].step(ditto_mpc::engine::SETUP_STEP);
         let tot = |i: usize| res.counters[i].total();
         #[allow(clippy::cast_precision_loss)]

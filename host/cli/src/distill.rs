@@ -300,7 +300,7 @@ fn save_model(m: &CandleGpt2, out: &Path, q: Option<&QuantConfig>) -> Result<(),
 
 /// `ditto distill`.
 pub fn distill(a: &DistillArgs) -> Result<(), CliError> {
-    let q = crate::calibrate::load_quant(&a.quant)?;
+    let q = QuantConfig::from_spec(&a.quant)?;
     let mode = Mode::fixed(&q).map_err(err)?;
     if !ditto_models::spec::ModelSpec::Dir(a.teacher.clone()).is_gpt2()? {
         return crate::classifier::distill_bert(a, &q, &mode);
@@ -413,9 +413,9 @@ pub fn eval_lm(a: &EvalLmArgs) -> Result<(), CliError> {
     );
     say!("perplexity float            {float_ppl:.3}");
     let m = model.to_model().map_err(err)?;
-    let rt = crate::demo::runtime()?;
+    let rt = crate::util::runtime()?;
     for spec in &a.quant {
-        let q = crate::calibrate::load_quant(spec)?;
+        let q = QuantConfig::from_spec(spec)?;
         let started = std::time::Instant::now();
         let mut s = 0.0;
         for w in &windows {
@@ -435,7 +435,7 @@ pub fn eval_lm(a: &EvalLmArgs) -> Result<(), CliError> {
             started.elapsed().as_secs_f64()
         );
         let inputs: Vec<Vec<u32>> = windows.iter().map(|w| w.to_vec()).collect();
-        crate::demo::say_range(&rt.block_on(ditto_models::range::gpt2(&m, &q, &inputs))?);
+        crate::util::say_range(&rt.block_on(ditto_models::range::gpt2(&m, &q, &inputs))?);
     }
     Ok(())
 }

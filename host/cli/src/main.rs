@@ -5,7 +5,8 @@
 //!   peers unless `--insecure-plaintext`;
 //! * `ditto dealer ...`: generate a session's correlated randomness for a plan and serve it to
 //!   P0 and P1 over TCP, or write it to files for offline pre-generation;
-//! * `ditto demo`: dealer, P0 and P1 in one process over loopback TCP on a BERT model;
+//! * `ditto demo`: dealer, P0 and P1 in one process over loopback TLS, on the GPT-2 shipped in
+//!   ditto (or a BERT, or a model directory);
 //! * `ditto share-model`, `party`, `client`: the same run across processes or hosts;
 //! * `ditto bench`: a published architecture with seeded weights, timed and checked.
 
@@ -27,11 +28,11 @@ mod demo_gpt2;
 mod distill;
 mod files;
 mod identity;
-mod model_dealer;
 mod plan;
 mod progress;
 mod session;
 mod shape;
+mod util;
 
 use std::process::ExitCode;
 
@@ -57,19 +58,19 @@ enum Command {
     Plan(plan::PlanArgs),
     /// Generate and serve (or write) one session's correlated randomness.
     Dealer(Box<dealer::DealerArgs>),
-    /// Local demo: dealer, P0 and P1 in one process over loopback TCP on a BERT model.
+    /// Local demo: dealer, P0 and P1 in one process over loopback TLS (the shipped GPT-2 by default).
     Demo(demo::DemoArgs),
-    /// Split a BERT model into the two parties' shares (model owner).
+    /// Split a model (BERT or GPT-2) into the two parties' shares (model owner).
     ShareModel(session::ShareArgs),
     /// Run P0 or P1 for one client request.
     Party(Box<session::PartyArgs>),
-    /// Send private text to the parties and reconstruct the embedding.
+    /// Send private text to the parties and reconstruct the answer (embedding, label or text).
     Client(session::ClientArgs),
     /// Benchmark a published architecture (seeded weights): time, bytes, rounds, breakdown.
     Bench(bench::BenchArgs),
     /// Train a small float GPT-2 on Jane Austen's novels (the teacher of the default model).
     TrainLm(Box<distill::TrainLmArgs>),
-    /// Quantization-aware distillation of a GPT-2 into Ditto mode (writes the student).
+    /// Quantization-aware distillation of a GPT-2 or a BERT classifier under a QuantConfig (writes the student).
     Distill(Box<distill::DistillArgs>),
     /// Fine-tune a BERT (default all-MiniLM-L6-v2) with a classification head on sentence polarity.
     TrainClassifier(Box<classifier::TrainClsArgs>),
@@ -101,7 +102,11 @@ fn main() -> ExitCode {
         Command::Dealer(a) => dealer::run(&a),
         Command::Plan(a) => plan::run(&a),
         Command::Calibrate(a) => calibrate::run(&a),
-        Command::Demo(a) => demo::run(&a),
+        Command::Demo(a) => match demo::which(&a) {
+            Ok(demo::DemoModel::Bert) => demo::run(&a),
+            Ok(_) => util::runtime().and_then(|rt| demo_gpt2::run(&a, &rt)),
+            Err(e) => Err(e),
+        },
         Command::ShareModel(a) => session::share_model(&a),
         Command::Party(a) => session::party(&a),
         Command::Client(a) => session::client(&a),

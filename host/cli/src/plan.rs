@@ -10,6 +10,7 @@ use ditto_dealer::HashHex;
 use ditto_models::spec::ModelConfig;
 
 use crate::files::CliError;
+use ditto_models::quant::QuantConfig;
 
 /// Arguments of `ditto plan`.
 #[derive(clap::Args, Debug)]
@@ -41,36 +42,38 @@ pub struct PlanArgs {
     pub out: Option<PathBuf>,
 }
 
-fn arch(a: &PlanArgs) -> Result<(String, ModelConfig), CliError> {
-    if let Some(dir) = &a.model {
-        let name = dir.file_name().map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned());
-        return Ok((name, ModelConfig::load_dir(dir)?));
+/// The plan of a model (a Hugging Face directory's config, or a published shape) over `seq`
+/// tokens (a GPT-2 prompt generating `generate`), named after the model, length and quant:
+/// what `ditto plan` prints and `ditto dealer --arch` serves.
+pub(crate) fn build(
+    model: (Option<&std::path::Path>, Option<&str>),
+    (seq, generate): (usize, usize),
+    reveal: ditto_models::generate::Reveal,
+    quant: &str,
+) -> Result<Plan, CliError> {
+    let (name, cfg) = match model {
+        (Some(dir), _) => (
+            dir.file_name().map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned()),
+            ModelConfig::load_dir(dir)?,
+        ),
+        (None, Some(a)) => (a.to_string(), ModelConfig::published(a)?),
+        (None, None) => return Err(CliError::Usage("give --model DIR or --arch NAME".into())),
+    };
+    if seq == 0 {
+        return Err(CliError::Usage("--seq must be at least 1".into()));
     }
-    let name = a.arch.clone().ok_or_else(|| CliError::Usage("give --model DIR or --arch NAME".into()))?;
-    Ok((name.clone(), ModelConfig::published(&name)?))
-}
-
-/// Builds the plan of the arguments.
-pub fn build(a: &PlanArgs) -> Result<Plan, CliError> {
-    let q = crate::calibrate::load_quant(&a.quant)?;
-    let (name, arch) = arch(a)?;
+    let q = QuantConfig::from_spec(quant)?;
     let rt =
         tokio::runtime::Builder::new_current_thread().build().map_err(|e| CliError::Net(e.to_string()))?;
     Ok(rt.block_on(async {
-        match arch {
+        match cfg {
             ModelConfig::Bert(c) => {
-                ditto_models::plans::bert(&format!("{name}/seq{}/{}", a.seq, a.quant), &c, &q, a.seq).await
+                ditto_models::plans::bert(&format!("{name}/seq{seq}/{quant}"), &c, &q, seq).await
             }
             ModelConfig::Gpt2(c) => {
-                let reveal = if a.reveal.is_token() { "/token" } else { "" };
-                ditto_models::plans::gpt2(
-                    &format!("{name}/seq{}+{}/{}{reveal}", a.seq, a.generate, a.quant),
-                    &c,
-                    &q,
-                    (a.seq, a.generate),
-                    a.reveal,
-                )
-                .await
+                let r = if reveal.is_token() { "/token" } else { "" };
+                let name = format!("{name}/seq{seq}+{generate}/{quant}{r}");
+                ditto_models::plans::gpt2(&name, &c, &q, (seq, generate), reveal).await
             }
         }
     })?)
@@ -78,7 +81,7 @@ pub fn build(a: &PlanArgs) -> Result<Plan, CliError> {
 
 /// Runs `ditto plan`.
 pub fn run(a: &PlanArgs) -> Result<(), CliError> {
-    let plan = build(a)?;
+    let plan = build((a.model.as_deref(), a.arch.as_deref()), (a.seq, a.generate), a.reveal, &a.quant)?;
     let hash = plan.hash()?;
     if let Some(out) = &a.out {
         std::fs::write(out, plan.to_bytes()?)

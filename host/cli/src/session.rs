@@ -19,17 +19,11 @@ use ditto_node::party::{PartyConfig, Peer, accept_request, serve};
 
 use crate::files::CliError;
 use crate::identity::LinkArgs;
+use crate::util::{net, runtime};
+use ditto_models::quant::QuantConfig;
 
 /// Longest single wait of the client.
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-pub(crate) fn net(e: impl std::fmt::Display) -> CliError {
-    CliError::Net(e.to_string())
-}
-
-pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(net)
-}
 
 /// Arguments of `ditto share-model`.
 #[derive(clap::Args, Debug)]
@@ -48,7 +42,7 @@ pub struct ShareArgs {
 
 /// `ditto share-model`: encodes the model and splits it into the two parties' shares.
 pub fn share_model(a: &ShareArgs) -> Result<(), CliError> {
-    let q = crate::calibrate::load_quant(&a.quant)?;
+    let q = QuantConfig::from_spec(&a.quant)?;
     let mut rng = Prg::with_counter(&os_random16()?, 0);
     std::fs::create_dir_all(&a.out).map_err(|source| CliError::File { path: a.out.clone(), source })?;
     let path = |i: u8| a.out.join(format!("p{i}.share"));

@@ -16,7 +16,6 @@ use ditto_dealer::Error;
 use ditto_dealer::host::{Io, PlanParams, connect, request_stream_on, stream_file_name};
 use ditto_dealer::keys::{DealerSeeds, Generation, PartyKey, Salt};
 use ditto_dealer::party::PartyStream;
-use ditto_dealer::plans;
 use ditto_dealer::stream::{SessionSpec, SlicePlan, scratch_len, write_stream};
 
 const TEST_MASTER: &str = "0123456789abcdef0123456789abcdef";
@@ -88,7 +87,9 @@ fn salt_of(stream: &[u8]) -> Salt {
 /// The stream the library generates for the same inputs (the salt, fresh from the OS RNG at
 /// every generation, read from the stream under test).
 fn expected(keys: &Path, session: SessionId, salt: Salt, party: Party) -> Vec<u8> {
-    let plan = plans::plan("bert-tiny", &plans::BERT_TINY, 8, 0).unwrap();
+    let plan =
+        ditto_core::plan::Plan::from_bytes(include_bytes!("../../../testdata/plans/bert-tiny-seq8.plan"))
+            .unwrap();
     let master: [u8; 16] =
         core::array::from_fn(|i| u8::from_str_radix(&TEST_MASTER[2 * i..2 * i + 2], 16).unwrap());
     let seeds = DealerSeeds::new(Seed::from_bytes(master), Seed::from_bytes(key(keys, "model.seed")));
@@ -103,7 +104,9 @@ fn expected(keys: &Path, session: SessionId, salt: Salt, party: Party) -> Vec<u8
 
 /// Opens a stream as the party and reads it to the end.
 fn consume<R: embedded_io::Read>(r: R, keys: &Path, session: SessionId, party: Party) -> Result<u64, Error> {
-    let plan = plans::plan("bert-tiny", &plans::BERT_TINY, 8, 0).unwrap();
+    let plan =
+        ditto_core::plan::Plan::from_bytes(include_bytes!("../../../testdata/plans/bert-tiny-seq8.plan"))
+            .unwrap();
     let hash = plan.hash().unwrap();
     let k = PartyKey::from_bytes(key(keys, &format!("p{}.key", party.index())));
     let mut buf = vec![0u8; scratch_len(ditto_dealer::DEFAULT_CHUNK)];
@@ -156,7 +159,7 @@ fn provision_writes_private_files_and_never_overwrites() {
     // A malformed key file is a clear error naming the file.
     std::fs::write(d.join("k/p1.key"), "xyz\n").unwrap();
     let out = ditto()
-        .args(["dealer", "--arch", "bert-tiny", "--seq", "8", "--keys"])
+        .args(["dealer", "--arch", "bert-tiny", "--seq", "8", "--quant", "ditto", "--keys"])
         .arg(d.join("k"))
         .arg("--out")
         .arg(d.join("s"))
@@ -181,6 +184,8 @@ fn streams_written_to_files_open_at_each_party_and_sessions_are_never_reused() {
                 "bert-tiny",
                 "--seq",
                 "8",
+                "--quant",
+                "ditto",
                 "--session",
                 SID,
                 "--insecure-test-master-seed",
@@ -232,7 +237,18 @@ fn two_processes_claiming_one_session_at_once_exactly_one_wins() {
         let sid = format!("{round:032x}");
         let spawn = |out: &str| {
             ditto()
-                .args(["dealer", "--arch", "bert-tiny", "--seq", "4", "--session", &sid, "--keys"])
+                .args([
+                    "dealer",
+                    "--arch",
+                    "bert-tiny",
+                    "--seq",
+                    "4",
+                    "--quant",
+                    "ditto",
+                    "--session",
+                    &sid,
+                    "--keys",
+                ])
                 .arg(&keys)
                 .arg("--out")
                 .arg(d.join(format!("{out}-{round}")))
@@ -272,6 +288,8 @@ fn serve(d: &Path, keys: &Path) -> (Server, String) {
             "bert-tiny",
             "--seq",
             "8",
+            "--quant",
+            "ditto",
             "--listen",
             "127.0.0.1:0",
             "--wait",
@@ -304,7 +322,9 @@ fn serves_both_parties_over_tcp_and_refuses_bad_requests() {
     provision(&keys);
     keygen(&d);
     let (mut server, addr) = serve(&d, &keys);
-    let plan = plans::plan("bert-tiny", &plans::BERT_TINY, 8, 0).unwrap();
+    let plan =
+        ditto_core::plan::Plan::from_bytes(include_bytes!("../../../testdata/plans/bert-tiny-seq8.plan"))
+            .unwrap();
     let hash = plan.hash().unwrap();
     // A request for another plan is refused with the reason.
     let mut other = hash;
@@ -344,6 +364,8 @@ fn serves_both_parties_over_tcp_and_refuses_bad_requests() {
             "bert-tiny",
             "--seq",
             "8",
+            "--quant",
+            "ditto",
             "--listen",
             "127.0.0.1:0",
             "--session",
@@ -366,7 +388,11 @@ fn a_party_is_served_once_per_session() {
     provision(&keys);
     keygen(&d);
     let (_server, addr) = serve(&d, &keys);
-    let hash = plans::plan("bert-tiny", &plans::BERT_TINY, 8, 0).unwrap().hash().unwrap();
+    let hash =
+        ditto_core::plan::Plan::from_bytes(include_bytes!("../../../testdata/plans/bert-tiny-seq8.plan"))
+            .unwrap()
+            .hash()
+            .unwrap();
     let sock = request_stream(&d, "p0", &addr, Party::P0, sid(), &hash).unwrap();
     consume(Io(sock), &keys, sid(), Party::P0).unwrap();
     let e = request_stream(&d, "p0", &addr, Party::P0, sid(), &hash).err().unwrap();

@@ -91,7 +91,7 @@ pub fn argmax_signed(logits: &[u32]) -> u32 {
 }
 
 fn closed() -> MpcError {
-    MpcError::Scale { what: "client", detail: "the client went away".into() }
+    MpcError::ClientGone
 }
 
 /// Feeds the prompt, then generates `steps` tokens (prompt pass + steps - 1 single-token
@@ -165,28 +165,25 @@ pub async fn client_loop(
         let b = hub.rx[1].recv().await.ok_or_else(closed)?;
         let want = reveal.message_len(vocab);
         if a.len() != want || b.len() != want {
-            return Err(MpcError::Scale {
-                what: "client",
-                detail: format!("{} and {} output elements, expected {want}", a.len(), b.len()),
-            });
+            return Err(MpcError::Client(format!(
+                "{} and {} output elements, expected {want}",
+                a.len(),
+                b.len()
+            )));
         }
         let opened: Vec<u32> = a.iter().zip(&b).map(|(x, y)| x.wrapping_add(*y)).collect();
         let t = match (forced, reveal) {
-            (Some(f), Reveal::Logits) => *f.get(s).ok_or_else(|| MpcError::Scale {
-                what: "client",
-                detail: format!("{} forced tokens for {steps} steps", f.len()),
-            })?,
+            (Some(f), Reveal::Logits) => *f
+                .get(s)
+                .ok_or_else(|| MpcError::Client(format!("{} forced tokens for {steps} steps", f.len())))?,
             (Some(_), Reveal::Token) => {
-                return Err(MpcError::Scale { what: "client", detail: "scoring needs the logits".into() });
+                return Err(MpcError::Client("scoring needs the logits".into()));
             }
             (None, Reveal::Logits) => argmax_signed(&opened),
             (None, Reveal::Token) => opened[0],
         };
         if t as usize >= vocab {
-            return Err(MpcError::Scale {
-                what: "client",
-                detail: format!("token {t} outside the vocabulary of {vocab}"),
-            });
+            return Err(MpcError::Client(format!("token {t} outside the vocabulary of {vocab}")));
         }
         tokens.push(t);
         if reveal == Reveal::Logits {

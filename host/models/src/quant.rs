@@ -71,6 +71,22 @@ impl QuantConfig {
         }
     }
 
+    /// A QuantConfig by preset name (`accurate`, `ditto`) or from a JSON file (`ditto
+    /// calibrate`, `ditto distill`), checked.
+    pub fn from_spec(spec: &str) -> Result<Self, crate::ModelError> {
+        match spec {
+            "accurate" => Ok(QuantConfig::accurate()),
+            "ditto" => Ok(QuantConfig::ditto()),
+            path => {
+                let p = std::path::Path::new(path);
+                let text = std::fs::read_to_string(p)
+                    .map_err(|source| crate::ModelError::Io { path: p.to_path_buf(), source })?;
+                QuantConfig::from_json(&text)
+                    .map_err(|reason| crate::ModelError::Config { path: p.to_path_buf(), reason })
+            }
+        }
+    }
+
     /// Parses a QuantConfig file's text and checks it ([`QuantConfig::check`]).
     pub fn from_json(text: &str) -> Result<Self, String> {
         let q: QuantConfig = serde_json::from_str(text).map_err(|e| format!("not a QuantConfig: {e}"))?;

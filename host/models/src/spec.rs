@@ -227,6 +227,18 @@ impl ModelSpec {
     }
 }
 
+/// Checks an input of `prompt` tokens generating `generate` more against a model of
+/// `positions` positions: at least one token, and room for all.
+pub fn check_input(prompt: usize, generate: usize, positions: usize) -> Result<(), ModelError> {
+    if prompt == 0 {
+        return Err(ModelError::Empty);
+    }
+    if prompt + generate > positions {
+        return Err(ModelError::NoRoom { prompt, generate, positions });
+    }
+    Ok(())
+}
+
 /// A model's tokenizer as its client uses it.
 pub enum Tokens {
     /// Byte tokens between [CLS] and [SEP] (the seeded BERTs).

@@ -128,7 +128,7 @@ impl Engine {
         match self.mode {
             Mode::Plan(steps) | Mode::Plain(steps) => Ok(Plan::new(name, steps)?),
             Mode::Run(_) => {
-                Err(MpcError::Scale { what: "into_plan", detail: "engine is running, not recording".into() })
+                Err(MpcError::Mode { what: "into_plan", mode: "a running engine records no plan" })
             }
         }
     }
@@ -377,9 +377,9 @@ impl Engine {
                 let s = r.feed.seeds();
                 Ok(Streams::new(self.party, &s.session, &s.model, r.session))
             }
-            Mode::Plan(_) | Mode::Plain(_) => Err(MpcError::Scale {
+            Mode::Plan(_) | Mode::Plain(_) => Err(MpcError::Mode {
                 what: "correlations",
-                detail: "a planning or plaintext engine has none".into(),
+                mode: "a planner or the plaintext reference has none",
             }),
         }
     }

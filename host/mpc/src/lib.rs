@@ -73,6 +73,43 @@ pub enum MpcError {
         /// What is wrong.
         detail: String,
     },
+    /// An operation on shares of a ring it does not take (or no plan ring has their width).
+    #[error("{what} takes {expected}, not shares of {bits} bits")]
+    Ring {
+        /// Which operation.
+        what: &'static str,
+        /// The rings it takes.
+        expected: &'static str,
+        /// The width given.
+        bits: u32,
+    },
+    /// A softmax mask row that keeps no key.
+    #[error("softmax mask row {row} keeps nothing: every query must see at least one key")]
+    EmptyMaskRow {
+        /// The row.
+        row: usize,
+    },
+    /// An engine asked for what its mode does not have (a plan from a running engine,
+    /// correlations from a planner or the plaintext reference).
+    #[error("{what}: not available in this engine mode ({mode})")]
+    Mode {
+        /// What was asked.
+        what: &'static str,
+        /// The engine's mode.
+        mode: &'static str,
+    },
+    /// The OS random number generator failed.
+    #[error("OS random number generator: {0}")]
+    Rng(String),
+    /// Classification asked of a model without a classification head.
+    #[error("the model has no classification head")]
+    NoHead,
+    /// The client of a generation went away (its channel closed).
+    #[error("the client went away")]
+    ClientGone,
+    /// The client side of a generation received or was given something inconsistent.
+    #[error("client: {0}")]
+    Client(String),
     /// Scales that do not fit the operation.
     #[error("scale error in {what}: {detail}")]
     Scale {

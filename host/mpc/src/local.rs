@@ -78,8 +78,7 @@ pub struct Outcome<T> {
 
 fn os_seed() -> Result<[u8; 16], MpcError> {
     let mut b = [0u8; 16];
-    getrandom::fill(&mut b)
-        .map_err(|e| MpcError::Scale { what: "OS random number generator", detail: e.to_string() })?;
+    getrandom::fill(&mut b).map_err(|e| MpcError::Rng(e.to_string()))?;
     Ok(b)
 }
 

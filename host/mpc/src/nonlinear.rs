@@ -308,10 +308,7 @@ impl Engine {
                 let mut data = x.data.clone();
                 for (r, row) in k.chunks_exact(cols).enumerate() {
                     let Some(first) = row.iter().position(|&kv| kv) else {
-                        return Err(MpcError::Scale {
-                            what: "softmax mask",
-                            detail: format!("row {r} keeps nothing"),
-                        });
+                        return Err(MpcError::EmptyMaskRow { row: r });
                     };
                     for c in (0..cols).filter(|&c| !row[c]) {
                         data[r * cols + c] = data[r * cols + first];

@@ -1,6 +1,7 @@
 //! The plaintext fixed-point reference: the integer arithmetic the secure operations compute,
-//! on plaintext ring elements. Where the secure protocol truncates, the reference floors and
-//! the secure result is the floor or one more (DESIGN.md §5).
+//! on plaintext ring elements. Where the secure protocol truncates, the engine's plaintext mode
+//! rounds to nearest ([`trunc_round`], [`downcast_round`]) and the secure result, the floor or
+//! one more (DESIGN.md §5), is within one ulp of it. [`trunc`] and [`downcast`] floor.
 
 use ditto_core::Ring;
 

@@ -1,5 +1,5 @@
 //! Non-linear functions at two real parties: secure vs the plaintext fixed-point reference (the
-//! same program on `Engine::plaintext`, floor truncations) within a bound in output ulps, and
+//! same program on `Engine::plaintext`, truncations rounded to nearest) within a bound in output ulps, and
 //! vs the float function within the approximation's documented error.
 #![allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
 

@@ -10,15 +10,11 @@ use std::time::Duration;
 use ditto_core::prg::{SessionId, ShareSetId};
 use ditto_core::{Party, Ring};
 use ditto_dealer::HashHex;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
 use crate::counters::Counters;
-use crate::tls::{CHUNK, FrameSeal, Security, TAG, chunks, peer_role};
+use crate::tls::{CHUNK, FrameSeal, Security, Stream, TAG, chunks, peer_role};
 use crate::{NET_VERSION, NetError};
-
-/// Anything the link can run over.
-pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
 
 const MAGIC: u16 = 0xD171;
 /// Frame header bytes.

@@ -27,10 +27,13 @@ use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 use sha2::{Digest, Sha256};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::NetError;
-use crate::link::Stream;
+
+/// Anything a link or a client connection can run over (TCP, TLS over TCP, an in-memory duplex).
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Stream for T {}
 
 /// The pin name of a party's role: `p0` or `p1`.
 pub fn role(p: ditto_core::Party) -> &'static str {

@@ -10,7 +10,6 @@ use ditto_core::Party;
 use ditto_core::plan::Plan;
 use ditto_core::prg::{Seed, SessionId, ShareSetId};
 use ditto_dealer::keys::{DealerSeeds, Generation, PartyKey, Salt};
-use ditto_dealer::plans;
 use ditto_dealer::stream::{SessionSpec, SlicePlan, scratch_len, write_stream};
 use ditto_net::NetError;
 use ditto_net::dealer::{DealerFeed, Source};
@@ -20,7 +19,7 @@ const SET: ShareSetId = ShareSetId([6; 16]);
 const IDS: (SessionId, ShareSetId) = (SID, SET);
 
 fn plan() -> Plan {
-    plans::plan("bert-tiny", &plans::BERT_TINY, 4, 0).unwrap()
+    ditto_core::plan::Plan::from_bytes(include_bytes!("../../../testdata/plans/bert-tiny-seq4.plan")).unwrap()
 }
 
 fn keys() -> [PartyKey; 2] {
@@ -78,7 +77,9 @@ async fn cut_streams_and_other_plans_are_errors() {
     let e = err.expect("a cut stream must fail");
     assert!(e.to_string().contains("truncated"), "{e}");
     // A party with another plan refuses the stream at once.
-    let other = plans::plan("bert-tiny", &plans::BERT_TINY, 5, 0).unwrap();
+    let other =
+        ditto_core::plan::Plan::from_bytes(include_bytes!("../../../testdata/plans/bert-tiny-seq5.plan"))
+            .unwrap();
     let mem = || Source::Memory(Arc::new(bytes.clone()));
     let e = DealerFeed::open(mem(), keys()[1].clone(), Party::P1, IDS, &other, T).await.unwrap_err();
     assert!(matches!(e, NetError::Dealer(ditto_dealer::Error::PlanHash { .. })), "{e}");

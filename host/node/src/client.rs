@@ -11,8 +11,7 @@ use ditto_models::generate::{Reveal, argmax_signed};
 use ditto_models::spec::{ModelConfig, ModelSpec};
 use ditto_mpc::tensor::{reveal, share};
 use ditto_net::client::{ONE_HOT, RequestHead, read_answer, read_u32_frame, u32_frame};
-use ditto_net::link::Stream;
-use ditto_net::tls::Security;
+use ditto_net::tls::{Security, Stream};
 use tokio::io::AsyncWriteExt;
 
 use crate::party::{CLIENT_TURN, output_tag};
@@ -74,14 +73,7 @@ pub async fn run(r: &ClientRequest<'_>, rng: &mut Prg) -> Result<Outcome, NodeEr
         return Err(NodeError::Config("a GPT-2 request generates at least one token (--gen N)".into()));
     }
     let ids = tok.encode(r.text, positions)?;
-    if ids.is_empty() {
-        return Err(ditto_models::ModelError::Empty.into());
-    }
-    if ids.len() + r.generate > positions {
-        return Err(
-            ditto_models::ModelError::NoRoom { prompt: ids.len(), generate: r.generate, positions }.into()
-        );
-    }
+    ditto_models::spec::check_input(ids.len(), r.generate, positions)?;
     let n = ids.len();
     let shares = share(&one_hot(&ids, vocab)?, rng);
     let connect = async |addr: &str, role: &str| -> Result<Box<dyn Stream>, NodeError> {

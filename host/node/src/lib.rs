@@ -5,11 +5,16 @@
 //!   request, claims its session, fetches the plan's correlations from the dealer, runs the
 //!   model with its peer and answers (or tells the client why it refuses);
 //! * [`client`]: the client: tokenizes, shares, sends, and reconstructs the answer;
+//! * [`dealer`], [`model_dealer`]: the host dealer of one session (files, or served to both
+//!   parties), and the dealer that serves any session of a model (generating, or relaying a
+//!   dealer board's sealed streams);
 //! * [`files`]: key and seed files and the crash-safe records of used sessions.
 #![deny(missing_docs)]
 
 pub mod client;
+pub mod dealer;
 pub mod files;
+pub mod model_dealer;
 pub mod party;
 
 use std::path::PathBuf;

@@ -18,8 +18,8 @@ use ditto_net::client::{
     LOGITS, ONE_HOT, RequestHead, TOKEN, answer_frame, read_u32_frame, refusal_frame, u32_frame,
 };
 use ditto_net::dealer::Source;
-use ditto_net::link::{Config, Link, Stream};
-use ditto_net::tls::Security;
+use ditto_net::link::{Config, Link};
+use ditto_net::tls::{Security, Stream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::files::SessionRecord;

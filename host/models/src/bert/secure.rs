@@ -223,10 +223,7 @@ impl SecureBert {
     /// the tanh in Z_2^64 with the softmax's exp iterations.
     pub async fn classify(&self, e: &mut Engine, onehot: &Shared<u32>) -> Result<Shared<u32>, MpcError> {
         let Some(hd) = &self.t.head else {
-            return Err(MpcError::Scale {
-                what: "classify",
-                detail: "the model has no classification head".into(),
-            });
+            return Err(MpcError::NoHead);
         };
         let c = self.cls(e, onehot).await?;
         let c = down(e, &self.q, &Shared { shape: vec![1, c.len()], ..c }).await?;

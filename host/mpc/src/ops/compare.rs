@@ -31,7 +31,7 @@ impl Engine {
     /// is the sign of the low 32 bits, in the secure run and in the plaintext reference alike.
     pub async fn sign_low_a<R: Ring>(&mut self, x: &Shared<R>) -> Result<Shared<R>, MpcError> {
         if R::BITS != 64 {
-            return Err(MpcError::Scale { what: "sign_low_a", detail: "needs Z_2^64 shares".into() });
+            return Err(MpcError::Ring { what: "sign_low_a", expected: "Z_2^64", bits: R::BITS });
         }
         let op = Op::SignLowA { len: len32("sign", x.len())? };
         let started = self.begin(op, scale("sign", x.frac, 0)?).await?;

@@ -15,7 +15,7 @@ use crate::engine::Engine;
 use crate::{MpcError, Shared};
 
 pub(crate) fn ring_id<R: Ring>() -> Result<RingId, MpcError> {
-    R::ID.ok_or(MpcError::Scale { what: "ring", detail: format!("no plan ring has {} bits", R::BITS) })
+    R::ID.ok_or(MpcError::Ring { what: "a plan step", expected: "Z_2^16, Z_2^32 or Z_2^64", bits: R::BITS })
 }
 
 pub(crate) fn len32(what: &'static str, n: usize) -> Result<u32, MpcError> {

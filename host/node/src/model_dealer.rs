@@ -1,10 +1,10 @@
-//! `ditto dealer --model`: serves any session and sequence length of one model to P0 and P1,
+//! The model-serving dealer: serves any session and lengths of one model to P0 and P1,
 //! generating the sealed streams here from the provisioned seeds, or relaying them from a dealer
-//! board (`--serial`: a serial device or QEMU's UART bridged to TCP; the relay sees only sealed
-//! bytes and the public plan).
+//! board (a serial device or QEMU's UART bridged to TCP; the relay sees only sealed bytes and
+//! the public plan).
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,13 +18,14 @@ use ditto_dealer::stream::{
 };
 use ditto_dealer::{DEFAULT_CHUNK, HashHex};
 
-use crate::dealer::{check_role, open_party_link};
-use crate::files::CliError;
-use crate::session::{net, runtime};
 use ditto_models::generate::Reveal;
-use ditto_models::spec::{ModelConfig, ModelSpec};
-use ditto_net::tls::{BlockingStream, Security};
-use ditto_node::files::SessionRecord;
+use ditto_models::quant::QuantConfig;
+use ditto_models::spec::ModelConfig;
+use ditto_net::tls::Security;
+
+use crate::NodeError;
+use crate::dealer::{Event, PartyLink, check_role, open_party_link};
+use crate::files::SessionRecord;
 
 /// A byte link to a dealer board.
 pub trait BoardLink: std::io::Read + std::io::Write + Send {}
@@ -53,12 +54,13 @@ pub enum Streams {
 
 /// Opens `--serial`: `tcp:HOST:PORT` (e.g. QEMU's `-serial tcp:...,server=on`) or a serial
 /// device path (set its line speed beforehand, e.g. with `stty`).
-pub fn open_board(spec: &str) -> Result<Streams, CliError> {
+pub fn open_board(spec: &str) -> Result<Streams, NodeError> {
     let link: Box<dyn BoardLink> = match spec.strip_prefix("tcp:") {
         Some(addr) => {
-            let s = std::net::TcpStream::connect(addr).map_err(|e| net(format!("board at {addr}: {e}")))?;
-            s.set_nodelay(true).map_err(net)?;
-            s.set_read_timeout(Some(Duration::from_secs(600))).map_err(net)?;
+            let what = "connecting to the dealer board";
+            let s = std::net::TcpStream::connect(addr).map_err(crate::io(what))?;
+            s.set_nodelay(true).map_err(crate::io(what))?;
+            s.set_read_timeout(Some(Duration::from_secs(600))).map_err(crate::io(what))?;
             Box::new(s)
         }
         None => Box::new(
@@ -66,7 +68,7 @@ pub fn open_board(spec: &str) -> Result<Streams, CliError> {
                 .read(true)
                 .write(true)
                 .open(spec)
-                .map_err(|source| CliError::File { path: PathBuf::from(spec), source })?,
+                .map_err(|source| NodeError::File { path: PathBuf::from(spec), source })?,
         ),
     };
     Ok(Streams::Board { link: Mutex::new(link), pending: Mutex::default() })
@@ -81,7 +83,7 @@ impl Streams {
         generation: Generation,
         plan: &Plan,
         out: impl std::io::Write,
-    ) -> Result<(), CliError> {
+    ) -> Result<(), NodeError> {
         let session = generation.session;
         match self {
             Streams::Local { keys, seeds, threads } => {
@@ -122,76 +124,132 @@ impl Streams {
                     }
                     mine
                 };
-                let bytes = bytes.ok_or_else(|| net("stream already relayed"))?;
+                let bytes = bytes.ok_or_else(|| NodeError::Request("stream already relayed".into()))?;
                 let mut out = out;
-                out.write_all(&bytes).map_err(net)?;
-                out.flush().map_err(net)
+                out.write_all(&bytes).map_err(crate::io("relaying a board's stream"))?;
+                out.flush().map_err(crate::io("relaying a board's stream"))
             }
         }
     }
 }
 
-/// Arguments of the model-serving dealer (`ditto dealer --model`).
-pub struct ModelDealer<'a> {
-    /// Model directory or `seeded` (only the config is used).
-    pub model: &'a str,
+/// The model-serving dealer.
+pub struct ModelDealer {
+    /// The model's config (no weights are needed).
+    pub cfg: ModelConfig,
     /// Quantization.
-    pub quant: &'a str,
+    pub q: QuantConfig,
     /// Where the streams come from.
     pub streams: Streams,
-    /// Listen address.
-    pub listen: &'a str,
     /// Stop after this many complete sessions (0: never).
     pub sessions: usize,
-    /// State directory.
-    pub state: &'a std::path::Path,
     /// How the parties' links are secured.
     pub sec: Security,
 }
 
-/// Serves any session and sequence length for one model: each request names its session (in
-/// the frame header) and sequence length; the dealer derives the plan from the model config and
-/// checks the party's plan hash against it.
-pub fn serve_model(d: ModelDealer<'_>) -> Result<(), CliError> {
-    let cfg = ModelSpec::parse(d.model).config()?;
-    let streams = Arc::new(d.streams);
-    let q = crate::calibrate::load_quant(d.quant)?;
-    let record = Arc::new(SessionRecord::open(d.state)?);
-    let served: Arc<Mutex<HashMap<u128, Served>>> = Arc::default();
-    runtime()?.block_on(async {
-        let listener = tokio::net::TcpListener::bind(d.listen).await.map_err(net)?;
-        say!("listening {}", listener.local_addr().map_err(net)?);
+impl ModelDealer {
+    /// Serves any session and lengths for the model on `listener`: each request names its
+    /// session (in the frame header) and lengths; the dealer derives the plan from the model
+    /// config and checks the party's plan hash against it. Sessions are claimed in the record of
+    /// `state` before the first byte is dealt. A refused request is reported to `log` and the
+    /// dealer keeps serving.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        state: &Path,
+        mut log: impl FnMut(&Event),
+    ) -> Result<(), NodeError> {
+        let record = Arc::new(SessionRecord::open(state)?);
+        let served: Arc<Mutex<HashMap<u128, Served>>> = Arc::default();
+        let (sessions, sec) = (self.sessions, self.sec.clone());
+        let d = Arc::new(self);
         let mut done = 0;
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Result<bool, CliError>>();
+        let (tx, mut rx) =
+            tokio::sync::mpsc::unbounded_channel::<(std::net::SocketAddr, Result<bool, NodeError>)>();
         loop {
             tokio::select! {
                 acc = listener.accept() => {
-                    let (sock, peer) = acc.map_err(net)?;
-                    let sock = sock.into_std().map_err(net)?;
-                    let (cfg, q, streams, record, served, tx) = (cfg.clone(), q.clone(), Arc::clone(&streams), Arc::clone(&record), Arc::clone(&served), tx.clone());
+                    let (sock, peer) = acc.map_err(crate::io("accepting a party"))?;
+                    let sock = sock.into_std().map_err(crate::io("accepting a party"))?;
+                    let (d, record, served, tx, sec) = (Arc::clone(&d), Arc::clone(&record), Arc::clone(&served), tx.clone(), sec.clone());
                     let handle = tokio::runtime::Handle::current();
-                    let sec = d.sec.clone();
                     tokio::task::spawn_blocking(move || {
-                        let r = open_party_link(sock, &sec).and_then(|mut link| {
-                            serve_one(&handle, &mut link, &cfg, &q, &streams, &record, &served)
-                        });
-                        if let Err(e) = &r {
-                            eprintln!("dealer: {peer}: {e}");
-                        }
-                        let _ = tx.send(r);
+                        let r = open_party_link(sock, &sec)
+                            .and_then(|mut link| d.serve_one(&handle, &mut link, &record, &served));
+                        let _ = tx.send((peer, r));
                     });
                 }
-                Some(r) = rx.recv() => {
-                    if let Ok(true) = r {
-                        done += 1;
-                        if d.sessions > 0 && done >= d.sessions {
-                            return Ok(());
+                Some((peer, r)) = rx.recv() => match r {
+                    Ok(complete) => {
+                        if complete {
+                            done += 1;
+                            if sessions > 0 && done >= sessions {
+                                return Ok(());
+                            }
                         }
                     }
-                }
+                    Err(e) => log(&Event::Refused { peer, why: e.to_string() }),
+                },
             }
         }
-    })
+    }
+
+    /// Serves one request; Ok(true) when it completed a session (both parties served).
+    fn serve_one(
+        &self,
+        rt: &tokio::runtime::Handle,
+        link: &mut PartyLink,
+        record: &SessionRecord,
+        served: &Mutex<HashMap<u128, Served>>,
+    ) -> Result<bool, NodeError> {
+        let (role, sock) = (link.0.as_deref(), &mut link.1);
+        let (session, req) = read_request_any(Io(&mut *sock))?;
+        let mut refuse = |why: String| -> Result<bool, NodeError> {
+            write_response(Io(&mut *sock), session, &Response::Refused(reason(&why)))?;
+            Err(NodeError::Request(format!("refused {:?}: {why}", req.party)))
+        };
+        if let Err(why) = check_role(role, req.party) {
+            return refuse(why);
+        }
+        let max = self.cfg.positions();
+        let p = req.params;
+        if p.seq == 0 || u64::from(p.seq) + u64::from(p.generate) > max as u64 {
+            return refuse(format!("{} + {} tokens outside 1..={max}", p.seq, p.generate));
+        }
+        let q = &self.q;
+        let plan = match &self.cfg {
+            ModelConfig::Bert(_) if p.reveal_token => {
+                return refuse("a BERT model has no tokens to reveal".into());
+            }
+            ModelConfig::Bert(c) => rt.block_on(ditto_models::plans::bert("party", c, q, p.seq as usize))?,
+            ModelConfig::Gpt2(c) => {
+                let (n, g) = (p.seq as usize, p.generate as usize);
+                rt.block_on(ditto_models::plans::gpt2(
+                    "party",
+                    c,
+                    q,
+                    (n, g),
+                    Reveal::of_flag(p.reveal_token),
+                ))?
+            }
+        };
+        let hash = plan.hash()?;
+        if hash != req.plan_hash {
+            return refuse(format!(
+                "plan hash mismatch: dealer has {}, request has {}",
+                HashHex::of(&hash),
+                HashHex::of(&req.plan_hash)
+            ));
+        }
+        let (generation, complete) = match admit(served, record, session, req.share_set, req.party) {
+            Ok(v) => v,
+            Err(why) => return refuse(why),
+        };
+        write_response(Io(&mut *sock), session, &Response::Accepted)?;
+        self.streams.write(req.party, generation, &plan, &mut *sock)?;
+        std::io::Write::flush(sock).map_err(crate::io("sending a stream"))?;
+        Ok(complete)
+    }
 }
 
 /// A session this process has begun to serve: its generation (sharing and salt, fixed by the
@@ -217,7 +275,7 @@ pub(crate) fn admit(
     let entry = match g.entry(session.as_u128()) {
         std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
         std::collections::hash_map::Entry::Vacant(v) => {
-            let salt = Salt(ditto_node::files::os_random16().map_err(|e| e.to_string())?);
+            let salt = Salt(crate::files::os_random16().map_err(|e| e.to_string())?);
             record.claim(&session).map_err(|e| e.to_string())?;
             v.insert(Served { share_set, salt, done: [false; 2] })
         }
@@ -234,63 +292,4 @@ pub(crate) fn admit(
     }
     entry.done[party.index()] = true;
     Ok((Generation { session, share_set, salt: entry.salt }, entry.done[0] && entry.done[1]))
-}
-
-/// Serves one request; Ok(true) when it completed a session (both parties served).
-#[allow(clippy::too_many_arguments)]
-fn serve_one(
-    rt: &tokio::runtime::Handle,
-    link: &mut (Option<String>, Box<dyn BlockingStream>),
-    cfg: &ModelConfig,
-    q: &ditto_models::quant::QuantConfig,
-    streams: &Streams,
-    record: &SessionRecord,
-    served: &Mutex<HashMap<u128, Served>>,
-) -> Result<bool, CliError> {
-    let (role, sock) = (link.0.as_deref(), &mut link.1);
-    let (session, req) = read_request_any(Io(&mut *sock))?;
-    let mut refuse = |why: String| -> Result<bool, CliError> {
-        write_response(Io(&mut *sock), session, &Response::Refused(reason(&why)))?;
-        Err(net(format!("refused {:?}: {why}", req.party)))
-    };
-    if let Err(why) = check_role(role, req.party) {
-        return refuse(why);
-    }
-    let max = cfg.positions();
-    let p = req.params;
-    if p.seq == 0 || u64::from(p.seq) + u64::from(p.generate) > max as u64 {
-        return refuse(format!("{} + {} tokens outside 1..={max}", p.seq, p.generate));
-    }
-    let plan = match cfg {
-        ModelConfig::Bert(_) if p.reveal_token => {
-            return refuse("a BERT model has no tokens to reveal".into());
-        }
-        ModelConfig::Bert(c) => rt.block_on(ditto_models::plans::bert("party", c, q, p.seq as usize))?,
-        ModelConfig::Gpt2(c) => {
-            let reveal = Reveal::of_flag(p.reveal_token);
-            rt.block_on(ditto_models::plans::gpt2(
-                "party",
-                c,
-                q,
-                (p.seq as usize, p.generate as usize),
-                reveal,
-            ))?
-        }
-    };
-    let hash = plan.hash()?;
-    if hash != req.plan_hash {
-        return refuse(format!(
-            "plan hash mismatch: dealer has {}, request has {}",
-            HashHex::of(&hash),
-            HashHex::of(&req.plan_hash)
-        ));
-    }
-    let (generation, complete) = match admit(served, record, session, req.share_set, req.party) {
-        Ok(v) => v,
-        Err(why) => return refuse(why),
-    };
-    write_response(Io(&mut *sock), session, &Response::Accepted)?;
-    streams.write(req.party, generation, &plan, &mut *sock)?;
-    std::io::Write::flush(sock).map_err(net)?;
-    Ok(complete)
 }

@@ -1,0 +1,105 @@
+//! The dealer's dispatch: which protocol deals each kind of plan step, and how a step splits
+//! into independent units (for parallel or resumed generation). The protocols' dealing halves
+//! live beside their party halves (`beaver`, `trunc`, `convert`, `compare`); this module only
+//! routes a step to its protocol.
+
+use core::ops::Range;
+
+use embedded_io::Write;
+
+use crate::corr::DealerStreams;
+use crate::plan::{Op, Step};
+use crate::ring::RingId;
+use crate::{Error, beaver, compare, convert, trunc};
+
+/// Writes P1's corrections for plan step `index` to `w`, exactly
+/// `step.p1_correction_bytes()` bytes. This is the reference dealer: bounded memory (a few
+/// KiB of stack), straightforward loops.
+pub fn deal_step<W: Write>(d: &DealerStreams<'_>, index: u32, step: &Step, w: &mut W) -> Result<(), Error> {
+    deal_step_part(d, index, step, 0..step.units(), w)
+}
+
+/// Writes the corrections of units `units` of a step (see [`Step::units`]). Concatenating the
+/// parts of any split of `0..units()` gives exactly [`deal_step`]'s bytes, so a dealer may
+/// generate parts in parallel, or resume from any unit.
+pub fn deal_step_part<W: Write>(
+    d: &DealerStreams<'_>,
+    index: u32,
+    step: &Step,
+    units: Range<usize>,
+    w: &mut W,
+) -> Result<(), Error> {
+    step.validate(index)?;
+    if units.start > units.end || units.end > step.units() {
+        return Err(Error::BadStep { step: index, reason: "unit range outside the step" });
+    }
+    let u = units;
+    match (step.op, step.op_ring()) {
+        (Op::MulAA { .. }, RingId::Z32) => beaver::deal_mul::<u32, W>(d, index, u, w),
+        (Op::MulAA { .. }, RingId::Z64) => beaver::deal_mul::<u64, W>(d, index, u, w),
+        (Op::SquareA { .. }, RingId::Z32) => beaver::deal_square::<u32, W>(d, index, u, w),
+        (Op::SquareA { .. }, RingId::Z64) => beaver::deal_square::<u64, W>(d, index, u, w),
+        (Op::MatMulFixed { n, k, m, weight, .. }, RingId::Z32) => {
+            beaver::deal_matmul_fixed::<u32, W>(d, index, beaver::Dims::new(n, k, m), weight, u, w)
+        }
+        (Op::MatMulFixed { n, k, m, weight, .. }, RingId::Z64) => {
+            beaver::deal_matmul_fixed::<u64, W>(d, index, beaver::Dims::new(n, k, m), weight, u, w)
+        }
+        (Op::MatMulAA { n, k, m, .. }, RingId::Z32) => {
+            beaver::deal_matmul_aa::<u32, W>(d, index, beaver::Dims::new(n, k, m), u, w)
+        }
+        (Op::MatMulAA { n, k, m, .. }, RingId::Z64) => {
+            beaver::deal_matmul_aa::<u64, W>(d, index, beaver::Dims::new(n, k, m), u, w)
+        }
+        (Op::TruncA { shift, .. }, RingId::Z32) => {
+            trunc::deal_trunc::<u32, W>(d, index, u, u32::from(shift), w)
+        }
+        (Op::TruncA { shift, .. }, RingId::Z64) => {
+            trunc::deal_trunc::<u64, W>(d, index, u, u32::from(shift), w)
+        }
+        (Op::UpcastA { .. }, _) => convert::deal_upcast(d, index, u, w),
+        (Op::DowncastA { shift, .. }, _) => convert::deal_downcast(d, index, u, u32::from(shift), w),
+        (Op::SignA { len, .. }, RingId::Z32) => {
+            compare::deal_sign::<u32, u32, W>(d, index, len as usize, u, w)
+        }
+        (Op::SignA { len, .. }, RingId::Z64) => {
+            compare::deal_sign::<u64, u64, W>(d, index, len as usize, u, w)
+        }
+        (Op::SignLowA { len }, _) => compare::deal_sign::<u32, u64, W>(d, index, len as usize, u, w),
+    }
+}
+
+impl Step {
+    /// Independent units of a step's corrections: elements for elementwise kinds, groups of 64
+    /// for sign, BLOCK x BLOCK output blocks (across the batch) for matmuls.
+    pub fn units(&self) -> usize {
+        let blocks = |n: u32, m: u32| {
+            let (bn, bm) = beaver::block_grid(beaver::Dims::new(n, 1, m));
+            bn * bm
+        };
+        match self.op {
+            Op::MulAA { len, .. }
+            | Op::SquareA { len, .. }
+            | Op::TruncA { len, .. }
+            | Op::UpcastA { len }
+            | Op::DowncastA { len, .. } => len as usize,
+            Op::SignA { len, .. } | Op::SignLowA { len } => crate::bits::groups(len as usize),
+            Op::MatMulFixed { n, m, .. } => blocks(n, m),
+            Op::MatMulAA { batch, n, m, .. } => batch as usize * blocks(n, m),
+        }
+    }
+
+    /// The ring a step's correlation lives in (the source ring for conversions).
+    pub fn op_ring(&self) -> RingId {
+        match self.op {
+            Op::MulAA { ring, .. }
+            | Op::SquareA { ring, .. }
+            | Op::MatMulFixed { ring, .. }
+            | Op::MatMulAA { ring, .. }
+            | Op::TruncA { ring, .. }
+            | Op::SignA { ring, .. } => ring,
+            Op::UpcastA { .. } | Op::SignLowA { .. } => RingId::Z32,
+            Op::DowncastA { .. } => RingId::Z64,
+        }
+    }
+}
