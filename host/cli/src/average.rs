@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use candle_core::DType;
 use ditto_models::quant::QuantConfig;
 
-use crate::classifier::{load, save_student};
 use crate::distill::err;
 use crate::files::CliError;
+use ditto_distill::sentiment::{load, save_student};
 
 /// `ditto average`.
 #[derive(clap::Args, Debug)]

@@ -4,16 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device};
-use ditto_distill::data;
-use ditto_distill::gpt2::CandleGpt2;
 use ditto_distill::student::Mode;
-use ditto_distill::train::{self, Checkpoint, TrainOptions, Windows};
+use ditto_distill::train::{self, Checkpoint, TrainOptions};
+use ditto_distill::{data, lm};
 use ditto_models::config::Gpt2Config;
-use ditto_models::gpt2::Gpt2;
 use ditto_models::quant::QuantConfig;
-use ditto_models::tokenizer::Tokenizer;
-use ditto_models::weights::Weights;
 
 use crate::files::CliError;
 
@@ -170,10 +165,6 @@ pub(crate) fn err(e: impl std::fmt::Display) -> CliError {
     CliError::Usage(e.to_string())
 }
 
-fn write(path: &Path, text: &str) -> Result<(), CliError> {
-    std::fs::write(path, text).map_err(|e| CliError::File { path: path.to_path_buf(), source: e })
-}
-
 /// `d`, else `name` in the data cache that `scripts/fetch-data` fills.
 pub(crate) fn data_path(d: Option<&Path>, name: &str) -> PathBuf {
     d.map_or_else(|| ditto_models::cache_dir().join("data").join(name), Path::to_path_buf)
@@ -203,72 +194,49 @@ pub(crate) fn bar(label: &'static str) -> impl FnMut(&str, usize, usize, f64) {
     }
 }
 
-/// Loads an HF GPT-2 directory as a candle model (f32) and its tokenizer.
-pub fn load_gpt2(dir: &Path) -> Result<(CandleGpt2, Tokenizer), CliError> {
-    let cfg = Gpt2Config::load(&dir.join("config.json"))?;
-    let m = Gpt2::load(&cfg, &Weights::load(&dir.join("model.safetensors"))?)?;
-    let tok = Tokenizer::load(&dir.join("tokenizer.json"))?;
-    Ok((CandleGpt2::from_model(&m, DType::F32, &Device::Cpu).map_err(err)?, tok))
-}
-
-fn encode(tok: &Tokenizer, text: &str) -> Result<Vec<u32>, CliError> {
-    Ok(tok.encode(text, usize::MAX)?)
+/// Prints a training run's reports.
+fn say_note(n: lm::Note) {
+    match n {
+        lm::Note::Data { train, held_out, vocab } => {
+            say!("data    {train} training tokens, {held_out} held-out (vocabulary {vocab})");
+        }
+        lm::Note::Resumed(s) => say!("resume  {} from step {} (checkpoint)", s.phase, s.step),
+        lm::Note::Trained { steps, loss, perplexity } => {
+            say!("trained {steps} steps, last loss {loss:.3}; held-out perplexity {perplexity:.2}");
+        }
+        lm::Note::Distilled { tokens, teacher, student } => say!(
+            "held-out perplexity ({tokens} tokens): float teacher {teacher:.2}, Ditto-mode student (fixed-point) {student:.2}"
+        ),
+    }
 }
 
 /// `ditto train-lm`.
 pub fn train_lm(a: &TrainLmArgs) -> Result<(), CliError> {
-    let (train_text, test_text) = data::austen(&data_path(a.data.as_deref(), "austen")).map_err(err)?;
-    std::fs::create_dir_all(&a.out).map_err(|e| CliError::File { path: a.out.clone(), source: e })?;
-    let tok_path = a.out.join("tokenizer.json");
-    if !tok_path.exists() {
-        write(&tok_path, &data::train_bpe(&train_text, a.vocab).map_err(err)?)?;
-    }
-    let tok = Tokenizer::load(&tok_path)?;
-    let tokens = encode(&tok, &train_text)?;
-    let test = encode(&tok, &test_text)?;
-    say!(
-        "data    {} training tokens, {} held-out (vocabulary {})",
-        tokens.len(),
-        test.len(),
-        tok.vocab_size()
-    );
-    let cfg = Gpt2Config {
-        vocab_size: tok.vocab_size(),
-        n_positions: a.positions,
-        n_embd: a.embd,
-        n_layer: a.layers,
-        n_head: a.heads,
-        n_inner: None,
-        activation_function: "gelu_new".into(),
-        layer_norm_epsilon: 1e-5,
-    };
-    cfg.check().map_err(err)?;
-    // GPT-2's initialisation: N(0, 0.02), residual projections scaled by 1/sqrt(2 layers).
-    let m = ditto_models::seeded::gpt2_init(cfg.clone(), a.train.seed);
-    let model = CandleGpt2::from_model(&m, DType::F32, &Device::Cpu).map_err(err)?;
-    let opts = a.train.options(a.steps, 1e-3);
-    let ckpt = Checkpoint::new(&a.out.join("checkpoint"));
-    resumed(&ckpt)?;
-    let mut progress = bar("lm");
-    let dev = Device::Cpu;
-    let mut windows = Windows::new(&tokens, opts.seed);
     let started = std::time::Instant::now();
-    let last = train::run(
-        "lm",
-        &model.params,
-        &opts,
-        Some(&ckpt),
-        &mut |_| train::lm_loss(&model, &Mode::Float, &windows.batch(opts.batch, opts.seq, &dev)?),
-        &mut progress,
-    )
-    .map_err(err)?;
-    let ppl = train::perplexity(&model, &Mode::Float, &test, opts.seq).map_err(err)?;
-    say!(
-        "trained {} steps in {:.0} s, last loss {last:.3}; held-out perplexity {ppl:.2}",
-        opts.steps,
-        started.elapsed().as_secs_f64()
-    );
-    save_model(&model, &a.out, None)
+    let p = lm::Pretraining {
+        data: &data_path(a.data.as_deref(), "austen"),
+        out: &a.out,
+        vocab: a.vocab,
+        shape: Gpt2Config {
+            vocab_size: a.vocab,
+            n_positions: a.positions,
+            n_embd: a.embd,
+            n_layer: a.layers,
+            n_head: a.heads,
+            n_inner: None,
+            activation_function: "gelu_new".into(),
+            layer_norm_epsilon: 1e-5,
+        },
+        train: a.train.options(a.steps, 1e-3),
+    };
+    p.run(&mut bar("lm"), &mut |n| match n {
+        lm::Note::Trained { steps, loss, perplexity } => say!(
+            "trained {steps} steps in {:.0} s, last loss {loss:.3}; held-out perplexity {perplexity:.2}",
+            started.elapsed().as_secs_f64()
+        ),
+        n => say_note(n),
+    })?;
+    Ok(())
 }
 
 pub(crate) fn resumed(ckpt: &Checkpoint) -> Result<(), CliError> {
@@ -278,32 +246,12 @@ pub(crate) fn resumed(ckpt: &Checkpoint) -> Result<(), CliError> {
     Ok(())
 }
 
-fn save_model(m: &CandleGpt2, out: &Path, q: Option<&QuantConfig>) -> Result<(), CliError> {
-    let mut cfg = serde_json::to_value(&m.cfg).map_err(err)?;
-    cfg["model_type"] = "gpt2".into();
-    cfg["architectures"] = serde_json::json!(["GPT2LMHeadModel"]);
-    write(&out.join("config.json"), &serde_json::to_string_pretty(&cfg).map_err(err)?)?;
-    match q {
-        // The student as its fixed-point model: the values it was trained to use.
-        Some(q) => ditto_distill::params::Params::save_tensors(
-            &m.fixed_point_tensors(q).map_err(err)?,
-            &out.join("model.safetensors"),
-        )
-        .map_err(err)?,
-        None => m.params.save(&out.join("model.safetensors"), DType::F32).map_err(err)?,
-    }
-    if let Some(q) = q {
-        write(&out.join("quant.json"), &serde_json::to_string_pretty(q).map_err(err)?)?;
-    }
-    Ok(())
-}
-
 /// `ditto distill`.
 pub fn distill(a: &DistillArgs) -> Result<(), CliError> {
     let q = QuantConfig::from_spec(&a.quant)?;
-    let mode = Mode::fixed(&q).map_err(err)?;
+    Mode::fixed(&q)?;
     if !ditto_models::spec::ModelSpec::Dir(a.teacher.clone()).is_gpt2()? {
-        return crate::classifier::distill_bert(a, &q, &mode);
+        return crate::classifier::distill_bert(a, &q);
     }
     if a.augment.is_some() || a.eval_every > 0 || a.keep_best || a.hard_label.is_some() {
         return Err(CliError::Usage(
@@ -312,55 +260,16 @@ pub fn distill(a: &DistillArgs) -> Result<(), CliError> {
                 .into(),
         ));
     }
-    let (teacher, tok) = load_gpt2(&a.teacher)?;
-    let (student, _) = load_gpt2(&a.teacher)?;
-    let (train_text, test_text) = data::austen(&data_path(a.data.as_deref(), "austen")).map_err(err)?;
-    let tokens = encode(&tok, &train_text)?;
-    let test = encode(&tok, &test_text)?;
-    std::fs::create_dir_all(&a.out).map_err(|e| CliError::File { path: a.out.clone(), source: e })?;
-    let ckpt = Checkpoint::new(&a.out.join("checkpoint"));
-    resumed(&ckpt)?;
-    let dev = Device::Cpu;
-    let seq = a.train.seq.min(teacher.cfg.n_positions);
-    let mut progress = bar("distill");
-    // A finished stage 1 is not rerun when stage 2 resumes.
-    let resumed = ckpt.state().map_err(err)?;
-    if resumed.as_ref().is_some_and(|s| s.phase == "stage2") {
-        ckpt.restore(&student.params).map_err(err)?;
-    } else {
-        let o1 = a.stage1_options(1e-4);
-        let mut w = Windows::new(&tokens, o1.seed);
-        train::run(
-            "stage1",
-            &student.params,
-            &o1,
-            Some(&ckpt),
-            &mut |_| train::gpt2_stage_loss(&teacher, &student, &mode, &w.batch(o1.batch, seq - 1, &dev)?, 1),
-            &mut progress,
-        )
-        .map_err(err)?;
-    }
-    let o2 = a.stage2_options(5e-5);
-    let mut w = Windows::new(&tokens, o2.seed ^ 2);
-    train::run(
-        "stage2",
-        &student.params,
-        &o2,
-        Some(&ckpt),
-        &mut |_| train::gpt2_stage_loss(&teacher, &student, &mode, &w.batch(o2.batch, seq - 1, &dev)?, 2),
-        &mut progress,
-    )
-    .map_err(err)?;
-    let test = &test[..test.len().min(a.eval_windows * seq + 1)];
-    let pt = train::perplexity(&teacher, &Mode::Float, test, seq).map_err(err)?;
-    let ps = train::perplexity(&student, &mode, test, seq).map_err(err)?;
-    say!(
-        "held-out perplexity ({} tokens): float teacher {pt:.2}, Ditto-mode student (fixed-point) {ps:.2}",
-        test.len() - 1
-    );
-    save_model(&student, &a.out, Some(&q))?;
-    std::fs::copy(a.teacher.join("tokenizer.json"), a.out.join("tokenizer.json"))
-        .map_err(|e| CliError::File { path: a.out.join("tokenizer.json"), source: e })?;
+    let d = lm::Distillation {
+        teacher: &a.teacher,
+        out: &a.out,
+        data: &data_path(a.data.as_deref(), "austen"),
+        q: &q,
+        stage1: a.stage1_options(1e-4),
+        stage2: a.stage2_options(5e-5),
+        eval_windows: a.eval_windows,
+    };
+    d.run(&mut bar("distill"), &mut say_note)?;
     Ok(())
 }
 
@@ -386,19 +295,12 @@ pub struct EvalLmArgs {
     pub seq: usize,
 }
 
-/// exp of the mean negative log-likelihood of each window's next tokens under `logits`.
-fn nll(logits: &[f64], next: u32) -> f64 {
-    let m = logits.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let lse = m + logits.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
-    lse - logits[next as usize]
-}
-
 /// `ditto eval-lm`: held-out perplexity of the float model and of secure runs.
 pub fn eval_lm(a: &EvalLmArgs) -> Result<(), CliError> {
-    let (model, tok) = load_gpt2(&a.model)?;
+    let (model, tok) = lm::load(&a.model)?;
     let seq = a.seq.min(model.cfg.n_positions - 1);
     let (_, test_text) = data::austen(&data_path(a.data.as_deref(), "austen")).map_err(err)?;
-    let test = encode(&tok, &test_text)?;
+    let test = lm::encode(&tok, &test_text)?;
     let windows: Vec<&[u32]> = test.windows(seq + 1).step_by(seq).take(a.windows).collect();
     #[allow(clippy::cast_precision_loss)]
     let total = (windows.len() * seq) as f64;
@@ -426,7 +328,7 @@ pub fn eval_lm(a: &EvalLmArgs) -> Result<(), CliError> {
             for (l, next) in logits.iter().zip(&w[1..]) {
                 let v: Vec<f64> =
                     l.iter().map(|x| ditto_core::fixed::decode(*x, q.act_frac + q.weight_frac)).collect();
-                s += nll(&v, *next);
+                s += lm::nll(&v, *next);
             }
         }
         say!(

@@ -34,6 +34,9 @@ pub enum CliError {
     /// A party, client or record failed.
     #[error(transparent)]
     Node(Box<ditto_node::NodeError>),
+    /// Training or distillation failed.
+    #[error(transparent)]
+    Distill(Box<ditto_distill::DistillError>),
     /// A model could not be loaded.
     #[error(transparent)]
     Model(#[from] ditto_models::ModelError),
@@ -62,6 +65,12 @@ pub enum CliError {
 impl From<ditto_node::NodeError> for CliError {
     fn from(e: ditto_node::NodeError) -> Self {
         CliError::Node(Box::new(e))
+    }
+}
+
+impl From<ditto_distill::DistillError> for CliError {
+    fn from(e: ditto_distill::DistillError) -> Self {
+        CliError::Distill(Box::new(e))
     }
 }
 

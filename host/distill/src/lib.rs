@@ -12,7 +12,9 @@ pub mod bert;
 pub mod data;
 pub mod fixed;
 pub mod gpt2;
+pub mod lm;
 pub mod params;
+pub mod sentiment;
 pub mod student;
 pub mod train;
 
@@ -49,6 +51,9 @@ pub enum DistillError {
     /// A QuantConfig the student cannot train.
     #[error("quantization config: {0}")]
     Quant(String),
+    /// Options a run cannot use.
+    #[error("{0}")]
+    Options(String),
     /// Training data that cannot be used.
     #[error("data: {0}")]
     Data(String),

@@ -1,6 +1,6 @@
 //! The host dealer of one session: its two sealed streams for one plan, written to any sink
 //! (files for offline pre-generation) or served to P0 and P1 over TCP, each party once and only
-//! its own stream. The model-serving dealer is [`crate::model_dealer`]; both share the party
+//! its own stream. The model-serving dealer (the `model_dealer` module) shares the party
 //! link checks here.
 
 use std::io::Write;

@@ -1,6 +1,7 @@
 //! BERT (encoder): weights by their Hugging Face names (with or without the `bert.` prefix),
 //! one struct per block with `load` and `forward`; the f32 float reference.
 
+pub mod local;
 pub mod secure;
 
 use crate::ModelError;
