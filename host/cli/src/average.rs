@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use candle_core::DType;
 use ditto_models::quant::QuantConfig;
 
-use crate::distill::err;
 use crate::files::CliError;
+use crate::training::err;
 use ditto_distill::sentiment::{load, save_student};
 
 /// `ditto average`.

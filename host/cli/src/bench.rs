@@ -5,19 +5,17 @@
 //! LAN / WAN times modeled as measured compute + bytes / bandwidth + rounds x RTT.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ditto_core::plan::Plan;
 use ditto_core::prg::Prg;
-use ditto_models::bert::secure::{BertOutput, BertShare, SecureBert, share_bert};
-use ditto_models::blocks::one_hot;
+use ditto_models::bert::local::infer_local;
+use ditto_models::bert::secure::BertOutput;
 use ditto_models::generate::{LocalGeneration, generate_local, generate_reference};
 use ditto_models::quant::QuantConfig;
 use ditto_models::seeded;
 use ditto_mpc::engine::SETUP_STEP;
-use ditto_mpc::local::{Local, Net, Outcome, plan_of, run as run_local};
-use ditto_mpc::tensor::{reveal, share};
-use ditto_mpc::{Engine, Shared};
+use ditto_mpc::local::{Local, Net, Outcome};
 use ditto_net::counters::Counters;
 use serde_json::json;
 
@@ -89,42 +87,20 @@ async fn bench_bert(
     local: &Local,
 ) -> Result<Measured<BertOutput>, CliError> {
     let bert = seeded::bert_of(cfg, 7);
-    let v = bert.cfg.vocab_size;
-    let ids = input_ids(seq, v);
+    let ids = input_ids(seq, bert.cfg.vocab_size);
     let mut rng = Prg::with_counter(&ditto_node::files::os_random16()?, 0);
-    let shares = share_bert(&bert, q, &mut rng)?;
-    let x = one_hot(&ids, v)?;
-    let xs = share(&x, &mut rng);
-    let program = async |e: &mut Engine, p: ditto_core::Party| {
-        let m = SecureBert::setup(e, shares[p.index()].clone()).await?;
-        m.infer(e, &Shared::new(xs[p.index()].clone(), &[seq, v], 0)?).await
-    };
-    let plan = plan_of("bench", &program).await?;
-    let local = Local { share_set: shares[0].share_set(), ..local.clone() };
-    let res = run_local(&plan, &local, program).await?;
-    drop(shares);
-    let mut pe = Engine::plaintext();
-    let pm = SecureBert::setup(&mut pe, BertShare::plaintext(&bert, q)?).await?;
-    let t = Instant::now();
-    let reference = pm.infer(&mut pe, &Shared::new(x, &[seq, v], 0)?).await?;
-    let plaintext = t.elapsed();
-    let (BertOutput::PooledSum(r), [BertOutput::PooledSum(a), BertOutput::PooledSum(b)]) =
-        (reference, &res.out)
-    else {
-        return Err(CliError::Disagree("unexpected output kinds".into()));
-    };
-    let s = reveal(&a.data, &b.data);
-    let dec = |v: &[u64]| v.iter().map(|x| ditto_core::fixed::decode(*x, r.frac)).collect::<Vec<f64>>();
-    let c = cosine(&dec(&s), &dec(&r.data));
+    let run = infer_local(&bert, q, &ids, local, &mut rng, |_, _| {}).await?;
+    let (s, r) = run.values()?;
+    let c = cosine(&s, &r);
     if c < 0.9999 {
         return Err(CliError::Disagree(format!("secure vs fixed-point embedding cosine {c:.6} < 0.9999")));
     }
     Ok(Measured {
-        plan,
-        res,
-        plaintext,
+        plan: run.plan,
+        res: run.outcome,
+        plaintext: run.plaintext,
         agreement: format!("embedding cosine with the fixed-point reference {c:.6}"),
-        range: pe.range_report(),
+        range: run.range,
     })
 }
 

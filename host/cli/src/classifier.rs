@@ -7,13 +7,13 @@ use std::path::{Path, PathBuf};
 
 use candle_core::DType;
 use ditto_distill::bert;
-use ditto_distill::sentiment::{self, Example, Note, accuracy, batch, load, nth_batch, predict, save};
+use ditto_distill::sentiment::{self, Example, accuracy, batch, load, nth_batch, predict, save};
 use ditto_distill::student::Mode;
 use ditto_distill::train::{self, Checkpoint};
 use ditto_models::tokenizer::Tokenizer;
 
-use crate::distill::{LoopArgs, bar, err, resumed};
 use crate::files::CliError;
+use crate::training::{LoopArgs, bar, data_path, err, resumed};
 use ditto_models::quant::QuantConfig;
 
 /// `ditto train-classifier`.
@@ -69,7 +69,7 @@ pub enum Split {
 
 /// The polarity splits, tokenized: `data`, else the cache's polarity.tsv.
 fn splits(tok: &Tokenizer, data: Option<&Path>) -> Result<[Vec<Example>; 3], CliError> {
-    Ok(sentiment::splits(tok, &crate::distill::data_path(data, "polarity.tsv"))?)
+    Ok(sentiment::splits(tok, &data_path(data, "polarity.tsv"))?)
 }
 
 /// `ditto train-classifier`.
@@ -166,37 +166,4 @@ pub fn eval_classifier(a: &EvalClsArgs) -> Result<(), CliError> {
 
 fn path_str(p: &Path) -> String {
     p.to_string_lossy().into_owned()
-}
-
-/// `ditto distill` of a BERT classifier (see [`sentiment::Distillation`]); prints its reports.
-pub fn distill_bert(a: &crate::distill::DistillArgs, q: &QuantConfig) -> Result<(), CliError> {
-    let data = crate::distill::data_path(a.data.as_deref(), "polarity.tsv");
-    let d = sentiment::Distillation {
-        teacher: &a.teacher,
-        out: &a.out,
-        data: &data,
-        q,
-        stage1: a.stage1_options(2e-5),
-        stage2: a.stage2_options(1e-5),
-        augment: a.augment.unwrap_or(0.5),
-        hard_label: a.hard_label.unwrap_or(0.0),
-        eval_every: a.eval_every,
-        keep_best: a.keep_best,
-    };
-    d.run(&mut bar("distill"), &mut |n| match n {
-        Note::Resumed(s) => say!("resume  {} from step {} (checkpoint)", s.phase, s.step),
-        Note::Validation { stage, step, accuracy } => {
-            say!("stage{stage}: step {step}, validation accuracy of the student {accuracy:.2}%");
-        }
-        Note::Kept { best: Some((at, score)), last } => say!(
-            "best    the student after {} step {} (validation {score:.2}%; the last {last:.2}%)",
-            at.phase,
-            at.step
-        ),
-        Note::Kept { best: None, last } => say!("best    the last student (validation {last:.2}%)"),
-        Note::Test { teacher, student, undistilled } => say!(
-            "test accuracy: float teacher {teacher:.2}%, Ditto-mode student {student:.2}%, undistilled in Ditto mode {undistilled:.2}%"
-        ),
-    })?;
-    Ok(())
 }

@@ -1,7 +1,7 @@
 //! `ditto dealer`: one session's correlated randomness for a plan, served to P0 and P1 over TCP
 //! or written to files (`--out DIR`) for offline pre-generation.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -151,51 +151,6 @@ fn setup(a: &DealerArgs) -> Result<SessionDealer, CliError> {
     Ok(SessionDealer::new(plan, keys, spec, threads)?)
 }
 
-/// Progress on stderr when it is a terminal: bytes, steps are implied by bytes, ETA.
-struct Progress<W> {
-    inner: W,
-    done: u64,
-    total: u64,
-    start: Instant,
-    last: Instant,
-    on: bool,
-}
-
-impl<W: Write> Progress<W> {
-    fn new(inner: W, total: u64) -> Self {
-        let now = Instant::now();
-        Progress { inner, done: 0, total, start: now, last: now, on: std::io::stderr().is_terminal() }
-    }
-    fn show(&self, end: bool) {
-        #[allow(clippy::cast_precision_loss)]
-        let (d, t) = (self.done as f64 / 1e6, self.total.max(1) as f64 / 1e6);
-        let el = self.start.elapsed().as_secs_f64();
-        let eta = if d > 0.0 { el * (t - d).max(0.0) / d } else { 0.0 };
-        eprint!("\rdealer: {d:9.1} / {t:.1} MB  {:3.0}%  {el:6.1} s  ETA {eta:5.1} s ", 100.0 * d / t);
-        if end {
-            eprintln!();
-        }
-    }
-}
-
-impl<W: Write> Write for Progress<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.done += n as u64;
-        if self.on && self.last.elapsed() > Duration::from_millis(200) {
-            self.last = Instant::now();
-            self.show(false);
-        }
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        if self.on {
-            self.show(true);
-        }
-        self.inner.flush()
-    }
-}
-
 /// Writes `party`'s stream to `w`, showing progress of P1's on a terminal.
 fn generate<W: Write>(
     s: &SessionDealer,
@@ -204,7 +159,7 @@ fn generate<W: Write>(
 ) -> Result<ditto_dealer::stream::Summary, CliError> {
     Ok(match party {
         Party::P0 => s.generate(party, w)?,
-        Party::P1 => s.generate(party, Progress::new(w, s.p1_wire_bytes()))?,
+        Party::P1 => s.generate(party, crate::progress::bytes("dealer", s.p1_wire_bytes()).wrap_write(w))?,
     })
 }
 

@@ -1,24 +1,18 @@
-//! `ditto demo`: dealer, P0 and P1 in one process over loopback TCP on a BERT model; prints
+//! `ditto demo` on a BERT: dealer, P0 and P1 in one process over loopback TLS; prints
 //! the secure embedding's agreement with the fixed-point and float models (or, for a
 //! classification model, the three logit vectors and labels), time, bytes and rounds. Exits
 //! non-zero when secure and fixed-point disagree (cosine below 0.9999, or another label).
 
 use std::path::PathBuf;
-use std::time::Instant;
 
-use ditto_core::fixed::decode;
 use ditto_core::prg::Prg;
 use ditto_models::bert::Bert;
-use ditto_models::bert::secure::{BertOutput, BertShare, SecureBert, share_bert};
-use ditto_models::blocks::one_hot;
-use ditto_models::config::BertConfig;
+use ditto_models::bert::local::infer_local;
+use ditto_models::bert::secure::BertOutput;
 use ditto_models::quant::QuantConfig;
-use ditto_models::tokenizer::Tokenizer;
-use ditto_models::weights::Weights;
-use ditto_models::{ModelError, seeded};
-use ditto_mpc::local::{Local, Net, plan_of, run as run_local};
-use ditto_mpc::tensor::{reveal, share};
-use ditto_mpc::{Engine, Shared};
+use ditto_models::spec::{Model, ModelSpec};
+use ditto_mpc::Engine;
+use ditto_mpc::local::{Local, Net};
 
 use crate::files::CliError;
 use ditto_node::files::os_random16;
@@ -99,45 +93,32 @@ fn cosine(a: &[f64], b: &[f64]) -> f64 {
     dot / (a.iter().map(|x| x * x).sum::<f64>().sqrt() * b.iter().map(|x| x * x).sum::<f64>().sqrt())
 }
 
-fn embedding(sum: &[u64], frac: u32, n: usize) -> Vec<f64> {
+/// Mean pooling (the sum over `n` tokens) and L2 normalisation.
+fn embedding(sum: &[f64], n: usize) -> Vec<f64> {
     #[allow(clippy::cast_precision_loss)]
-    let v: Vec<f64> = sum.iter().map(|s| decode(*s, frac) / n as f64).collect();
+    let v: Vec<f64> = sum.iter().map(|s| s / n as f64).collect();
     let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
     v.iter().map(|x| x / norm).collect()
 }
 
 fn load(a: &DemoArgs) -> Result<(Bert, Vec<u32>, String), CliError> {
-    let classifier = a.model.as_deref().is_some_and(|m| m.as_os_str() == "seeded-classifier");
-    let seeded = a.model.as_deref().is_some_and(|m| m.as_os_str() == "seeded");
-    let text = a.text(false);
-    match &a.model {
-        Some(dir) if !classifier && !seeded => {
-            let cfg = BertConfig::load(&dir.join("config.json"))?;
-            let bert = Bert::load(&cfg, &Weights::load(&dir.join("model.safetensors"))?)?;
-            let tok = Tokenizer::load(&dir.join("tokenizer.json"))?;
-            let ids = tok.encode(text, cfg.max_position_embeddings)?;
-            Ok((
-                bert,
-                ids,
-                format!("{} ({} layers, hidden {})", dir.display(), cfg.num_hidden_layers, cfg.hidden_size),
-            ))
+    let spec = ModelSpec::parse(&a.model.as_deref().map_or("seeded".into(), |m| m.to_string_lossy()));
+    let Model::Bert(bert) = spec.load()? else {
+        return Err(CliError::Usage(format!("{} is not a BERT", spec.describe())));
+    };
+    let ids = spec.tokens()?.encode(a.text(false), bert.cfg.max_position_embeddings)?;
+    let what = match &spec {
+        ModelSpec::Dir(d) => {
+            format!(
+                "{} ({} layers, hidden {})",
+                d.display(),
+                bert.cfg.num_hidden_layers,
+                bert.cfg.hidden_size
+            )
         }
-        _ => {
-            let ids = seeded::tokenize(text);
-            let max = seeded::config().max_position_embeddings;
-            if ids.len() > max {
-                return Err(ModelError::TooLong { max, got: ids.len() }.into());
-            }
-            let (m, what) = if classifier {
-                (seeded::classifier(1), " with a seeded classification head")
-            } else {
-                (seeded::model(1), "")
-            };
-            let what =
-                format!("seeded BERT-shaped model{what} (2 layers, hidden 64, byte tokens; random weights)");
-            Ok((m, ids, what))
-        }
-    }
+        other => other.describe(),
+    };
+    Ok((*bert, ids, what))
 }
 
 fn quant(a: &DemoArgs) -> Result<QuantConfig, CliError> {
@@ -148,36 +129,21 @@ fn quant(a: &DemoArgs) -> Result<QuantConfig, CliError> {
 pub fn run(a: &DemoArgs) -> Result<(), CliError> {
     let q = quant(a)?;
     let (bert, ids, what) = load(a)?;
-    let (n, v) = (ids.len(), bert.cfg.vocab_size);
+    let n = ids.len();
     say!("model   {what}");
     say!("input   {:?} ({n} tokens, private: one-hot shares)", a.text(false));
     crate::util::runtime()?.block_on(async {
         // The model owner shares the weights; the client shares its one-hot input.
         let mut rng = Prg::with_counter(&os_random16()?, 0);
-        let shares = share_bert(&bert, &q, &mut rng)?;
-        let x = one_hot(&ids, v)?;
-        let xs = share(&x, &mut rng);
-        let program = async |e: &mut Engine, p: ditto_core::Party| {
+        let local = Local { net: Net::Tls, threads: a.threads.max(1), ..Local::default() };
+        let watch = |e: &mut Engine, p: ditto_core::Party| {
             if p.is_p0() {
                 e.set_progress(crate::progress::plan_steps("inference"));
             }
-            let m = SecureBert::setup(e, shares[p.index()].clone()).await?;
-            m.infer(e, &Shared::new(xs[p.index()].clone(), &[n, v], 0)?).await
         };
-        let plan = plan_of("demo", &program).await?;
-        let local = Local {
-            net: Net::Tls,
-            threads: a.threads.max(1),
-            share_set: shares[0].share_set(),
-            ..Local::default()
-        };
-        let res = run_local(&plan, &local, program).await?;
-        let t = Instant::now();
-        let mut pe = Engine::plaintext();
-        let pm = SecureBert::setup(&mut pe, BertShare::plaintext(&bert, &q)?).await?;
-        let fixed = pm.infer(&mut pe, &Shared::new(x.clone(), &[n, v], 0)?).await?;
-        let plain_time = t.elapsed();
-        crate::util::say_range(&pe.range_report());
+        let run = infer_local(&bert, &q, &ids, &local, &mut rng, watch).await?;
+        let (plan, res, plain_time) = (&run.plan, &run.outcome, run.plaintext);
+        crate::util::say_range(&run.range);
         // The one-time weight setup (opening F = W - B_W) is counted apart from the inference.
         let setup = |i: usize| res.counters[i].step(ditto_mpc::engine::SETUP_STEP);
         let tot = |i: usize| res.counters[i].total();
@@ -202,31 +168,25 @@ pub fn run(a: &DemoArgs) -> Result<(), CliError> {
             res.dealer_time.as_secs_f64()
         );
         let round4 = |v: &[f64]| v.iter().take(6).map(|x| (x * 1e4).round() / 1e4).collect::<Vec<_>>();
-        match (&res.out, fixed) {
-            ([BertOutput::PooledSum(s0), BertOutput::PooledSum(s1)], BertOutput::PooledSum(fx)) => {
-                let secure = embedding(&reveal(&s0.data, &s1.data), s0.frac, n);
-                let fixed = embedding(&fx.data, fx.frac, n);
-                let float: Vec<f64> = bert.embed(&ids)?.iter().map(|x| f64::from(*x)).collect();
-                let (c_sf, c_sx, c_xf) = (cosine(&secure, &fixed), cosine(&secure, &float), cosine(&fixed, &float));
-                say!("cosine  secure vs fixed-point {c_sf:.6}, secure vs float {c_sx:.6}, fixed-point vs float {c_xf:.6}");
-                say!("embedding[..6] secure {:?}", round4(&secure));
-                say!("embedding[..6] float  {:?}", round4(&float));
-                if c_sf < 0.9999 {
-                    return Err(CliError::Disagree(format!("embedding cosine {c_sf:.6} < 0.9999")));
-                }
+        let (secure, fixed) = run.values()?;
+        if matches!(run.reference, BertOutput::PooledSum(_)) {
+            let (secure, fixed) = (embedding(&secure, n), embedding(&fixed, n));
+            let float: Vec<f64> = bert.embed(&ids)?.iter().map(|x| f64::from(*x)).collect();
+            let (c_sf, c_sx, c_xf) = (cosine(&secure, &fixed), cosine(&secure, &float), cosine(&fixed, &float));
+            say!("cosine  secure vs fixed-point {c_sf:.6}, secure vs float {c_sx:.6}, fixed-point vs float {c_xf:.6}");
+            say!("embedding[..6] secure {:?}", round4(&secure));
+            say!("embedding[..6] float  {:?}", round4(&float));
+            if c_sf < 0.9999 {
+                return Err(CliError::Disagree(format!("embedding cosine {c_sf:.6} < 0.9999")));
             }
-            ([BertOutput::Logits(l0), BertOutput::Logits(l1)], BertOutput::Logits(fx)) => {
-                let secure: Vec<f64> = reveal(&l0.data, &l1.data).iter().map(|x| decode(*x, l0.frac)).collect();
-                let fixed: Vec<f64> = fx.data.iter().map(|x| decode(*x, fx.frac)).collect();
-                let float: Vec<f64> = bert.classify(&ids)?.iter().map(|x| f64::from(*x)).collect();
-                let label = |v: &[f64]| bert.cfg.label((0..v.len()).fold(0, |b, i| if v[i] > v[b] { i } else { b }));
-                say!("logits  secure {:?}, fixed-point {:?}, float {:?}", round4(&secure), round4(&fixed), round4(&float));
-                say!("label   secure {}, fixed-point {}, float {}", label(&secure), label(&fixed), label(&float));
-                if label(&secure) != label(&fixed) {
-                    return Err(CliError::Disagree(format!("label {} vs {}", label(&secure), label(&fixed))));
-                }
+        } else {
+            let float: Vec<f64> = bert.classify(&ids)?.iter().map(|x| f64::from(*x)).collect();
+            let label = |v: &[f64]| bert.cfg.label((0..v.len()).fold(0, |b, i| if v[i] > v[b] { i } else { b }));
+            say!("logits  secure {:?}, fixed-point {:?}, float {:?}", round4(&secure), round4(&fixed), round4(&float));
+            say!("label   secure {}, fixed-point {}, float {}", label(&secure), label(&fixed), label(&float));
+            if label(&secure) != label(&fixed) {
+                return Err(CliError::Disagree(format!("label {} vs {}", label(&secure), label(&fixed))));
             }
-            _ => return Err(CliError::Disagree("the parties computed different kinds of output".into())),
         }
         Ok(())
     })

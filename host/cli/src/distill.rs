@@ -1,97 +1,17 @@
-//! `ditto train-lm` (a float GPT-2 on public-domain text: the teacher of the default model) and
-//! `ditto distill` (quantization-aware distillation of a GPT-2 into Ditto mode), both with a
-//! progress bar and a checkpoint they resume from.
+//! `ditto distill`: quantization-aware distillation of a GPT-2 or a BERT classifier under a
+//! QuantConfig (`ditto_distill::lm`, `ditto_distill::sentiment`), with a progress bar and a
+//! checkpoint it resumes from.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use ditto_distill::lm;
+use ditto_distill::sentiment::{self, Note};
 use ditto_distill::student::Mode;
-use ditto_distill::train::{self, Checkpoint, TrainOptions};
-use ditto_distill::{data, lm};
-use ditto_models::config::Gpt2Config;
+use ditto_distill::train::TrainOptions;
 use ditto_models::quant::QuantConfig;
 
 use crate::files::CliError;
-
-/// A command-line count no smaller than `min`.
-fn at_least(min: usize) -> impl Fn(&str) -> Result<usize, String> + Clone + Send + Sync + 'static {
-    move |s| match s.parse::<usize>() {
-        Ok(v) if v >= min => Ok(v),
-        _ => Err(format!("{s} is not a whole number of at least {min}")),
-    }
-}
-
-/// A command-line learning rate: a finite number above 0.
-fn positive(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
-        _ => Err(format!("{s} is not a positive number")),
-    }
-}
-
-/// Options shared by the training commands.
-#[derive(clap::Args, Debug, Clone)]
-pub struct LoopArgs {
-    /// Sequences per step.
-    #[arg(long, default_value_t = 16, value_parser = at_least(1))]
-    pub batch: usize,
-    /// Positions per sequence (at most the model's n_positions).
-    #[arg(long, default_value_t = 128, value_parser = at_least(2))]
-    pub seq: usize,
-    /// Peak learning rate (warm-up, then cosine decay to a tenth).
-    #[arg(long, value_parser = positive)]
-    pub lr: Option<f64>,
-    /// Seed of the batch sampling.
-    #[arg(long, default_value_t = 1)]
-    pub seed: u64,
-    /// Save a checkpoint (in OUT/checkpoint; a rerun resumes from it) every this many steps.
-    #[arg(long, default_value_t = 50)]
-    pub every: usize,
-}
-
-impl LoopArgs {
-    pub(crate) fn options(&self, steps: usize, lr: f64) -> TrainOptions {
-        TrainOptions {
-            steps,
-            batch: self.batch,
-            seq: self.seq,
-            lr: self.lr.unwrap_or(lr),
-            warmup: (steps / 20).max(1),
-            seed: self.seed,
-            every: self.every,
-        }
-    }
-}
-
-/// `ditto train-lm`.
-#[derive(clap::Args, Debug)]
-pub struct TrainLmArgs {
-    /// Jane Austen's novels as `scripts/fetch-data` writes them (default: the cache's).
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    /// Output directory: config.json, tokenizer.json, model.safetensors.
-    #[arg(long)]
-    pub out: PathBuf,
-    /// BPE vocabulary size (byte-level, trained on the training novels).
-    #[arg(long, default_value_t = 2048)]
-    pub vocab: usize,
-    /// Layers.
-    #[arg(long, default_value_t = 4)]
-    pub layers: usize,
-    /// Width.
-    #[arg(long, default_value_t = 192)]
-    pub embd: usize,
-    /// Heads.
-    #[arg(long, default_value_t = 4)]
-    pub heads: usize,
-    /// Positions.
-    #[arg(long, default_value_t = 128)]
-    pub positions: usize,
-    /// Optimizer steps.
-    #[arg(long, default_value_t = 1000)]
-    pub steps: usize,
-    #[command(flatten)]
-    pub train: LoopArgs,
-}
+use crate::training::{LoopArgs, bar, data_path, positive};
 
 /// `ditto distill`.
 #[derive(clap::Args, Debug)]
@@ -161,97 +81,12 @@ impl DistillArgs {
     }
 }
 
-pub(crate) fn err(e: impl std::fmt::Display) -> CliError {
-    CliError::Usage(e.to_string())
-}
-
-/// `d`, else `name` in the data cache that `scripts/fetch-data` fills.
-pub(crate) fn data_path(d: Option<&Path>, name: &str) -> PathBuf {
-    d.map_or_else(|| ditto_models::cache_dir().join("data").join(name), Path::to_path_buf)
-}
-
-pub(crate) fn bar(label: &'static str) -> impl FnMut(&str, usize, usize, f64) {
-    use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-    if let Ok(s) = ProgressStyle::with_template("{prefix:>8} [{bar:32}] {pos}/{len} {msg} {elapsed}/{eta}") {
-        bar.set_style(s.progress_chars("=> "));
-    }
-    bar.set_prefix(label);
-    let mut logged = std::time::Instant::now();
-    move |phase, done, total, loss| {
-        bar.set_prefix(phase.to_string());
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-        bar.set_message(format!("loss {loss:.4}"));
-        // Without a terminal, one line every 30 s (and at the end).
-        if bar.is_hidden() && (logged.elapsed().as_secs() >= 30 || done == total) {
-            eprintln!("{phase}: step {done}/{total}, loss {loss:.4}");
-            logged = std::time::Instant::now();
-        }
-        if done == total {
-            bar.finish_and_clear();
-        }
-    }
-}
-
-/// Prints a training run's reports.
-fn say_note(n: lm::Note) {
-    match n {
-        lm::Note::Data { train, held_out, vocab } => {
-            say!("data    {train} training tokens, {held_out} held-out (vocabulary {vocab})");
-        }
-        lm::Note::Resumed(s) => say!("resume  {} from step {} (checkpoint)", s.phase, s.step),
-        lm::Note::Trained { steps, loss, perplexity } => {
-            say!("trained {steps} steps, last loss {loss:.3}; held-out perplexity {perplexity:.2}");
-        }
-        lm::Note::Distilled { tokens, teacher, student } => say!(
-            "held-out perplexity ({tokens} tokens): float teacher {teacher:.2}, Ditto-mode student (fixed-point) {student:.2}"
-        ),
-    }
-}
-
-/// `ditto train-lm`.
-pub fn train_lm(a: &TrainLmArgs) -> Result<(), CliError> {
-    let started = std::time::Instant::now();
-    let p = lm::Pretraining {
-        data: &data_path(a.data.as_deref(), "austen"),
-        out: &a.out,
-        vocab: a.vocab,
-        shape: Gpt2Config {
-            vocab_size: a.vocab,
-            n_positions: a.positions,
-            n_embd: a.embd,
-            n_layer: a.layers,
-            n_head: a.heads,
-            n_inner: None,
-            activation_function: "gelu_new".into(),
-            layer_norm_epsilon: 1e-5,
-        },
-        train: a.train.options(a.steps, 1e-3),
-    };
-    p.run(&mut bar("lm"), &mut |n| match n {
-        lm::Note::Trained { steps, loss, perplexity } => say!(
-            "trained {steps} steps in {:.0} s, last loss {loss:.3}; held-out perplexity {perplexity:.2}",
-            started.elapsed().as_secs_f64()
-        ),
-        n => say_note(n),
-    })?;
-    Ok(())
-}
-
-pub(crate) fn resumed(ckpt: &Checkpoint) -> Result<(), CliError> {
-    if let Some(s) = ckpt.state().map_err(err)? {
-        say!("resume  {} from step {} (checkpoint)", s.phase, s.step);
-    }
-    Ok(())
-}
-
 /// `ditto distill`.
 pub fn distill(a: &DistillArgs) -> Result<(), CliError> {
     let q = QuantConfig::from_spec(&a.quant)?;
     Mode::fixed(&q)?;
     if !ditto_models::spec::ModelSpec::Dir(a.teacher.clone()).is_gpt2()? {
-        return crate::classifier::distill_bert(a, &q);
+        return distill_bert(a, &q);
     }
     if a.augment.is_some() || a.eval_every > 0 || a.keep_best || a.hard_label.is_some() {
         return Err(CliError::Usage(
@@ -269,76 +104,40 @@ pub fn distill(a: &DistillArgs) -> Result<(), CliError> {
         stage2: a.stage2_options(5e-5),
         eval_windows: a.eval_windows,
     };
-    d.run(&mut bar("distill"), &mut say_note)?;
+    d.run(&mut bar("distill"), &mut crate::lm::say_note)?;
     Ok(())
 }
 
-/// `ditto eval-lm`.
-#[derive(clap::Args, Debug)]
-pub struct EvalLmArgs {
-    /// An HF GPT-2 directory (config.json, model.safetensors, tokenizer.json).
-    #[arg(long)]
-    pub model: PathBuf,
-    /// Also run the model securely (dealer, P0, P1 and the scoring client in one process) under
-    /// these QuantConfigs: presets (accurate, ditto) or JSON files; repeatable.
-    #[arg(long)]
-    pub quant: Vec<String>,
-    /// Austen's novels as `scripts/fetch-data` writes them (default: the cache's); the held-out
-    /// novel is scored.
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    /// Windows of the held-out text to score (each starts afresh).
-    #[arg(long, default_value_t = 4)]
-    pub windows: usize,
-    /// Predicted positions per window.
-    #[arg(long, default_value_t = 127, value_parser = at_least(1))]
-    pub seq: usize,
-}
-
-/// `ditto eval-lm`: held-out perplexity of the float model and of secure runs.
-pub fn eval_lm(a: &EvalLmArgs) -> Result<(), CliError> {
-    let (model, tok) = lm::load(&a.model)?;
-    let seq = a.seq.min(model.cfg.n_positions - 1);
-    let (_, test_text) = data::austen(&data_path(a.data.as_deref(), "austen")).map_err(err)?;
-    let test = lm::encode(&tok, &test_text)?;
-    let windows: Vec<&[u32]> = test.windows(seq + 1).step_by(seq).take(a.windows).collect();
-    #[allow(clippy::cast_precision_loss)]
-    let total = (windows.len() * seq) as f64;
-    // The same windows: consecutive, `seq` apart, from the start.
-    let scored = &test[..windows.len() * seq + 1];
-    let float_ppl = train::perplexity(&model, &Mode::Float, scored, seq).map_err(err)?;
-    say!(
-        "held-out: {} windows of {seq} predicted tokens ({} tokens of {})",
-        windows.len(),
-        windows.len() * (seq + 1),
-        data::AUSTEN_HELD_OUT
-    );
-    say!("perplexity float            {float_ppl:.3}");
-    let m = model.to_model().map_err(err)?;
-    let rt = crate::util::runtime()?;
-    for spec in &a.quant {
-        let q = QuantConfig::from_spec(spec)?;
-        let started = std::time::Instant::now();
-        let mut s = 0.0;
-        for w in &windows {
-            let mut rng = ditto_core::prg::Prg::with_counter(&ditto_node::files::os_random16()?, 0);
-            let local = ditto_mpc::local::Local::default();
-            let logits =
-                rt.block_on(ditto_models::generate::score_local(&m, &q, w, &local, &mut rng))?.logits;
-            for (l, next) in logits.iter().zip(&w[1..]) {
-                let v: Vec<f64> =
-                    l.iter().map(|x| ditto_core::fixed::decode(*x, q.act_frac + q.weight_frac)).collect();
-                s += lm::nll(&v, *next);
-            }
+/// `ditto distill` of a BERT classifier (see [`sentiment::Distillation`]); prints its reports.
+fn distill_bert(a: &DistillArgs, q: &QuantConfig) -> Result<(), CliError> {
+    let data = data_path(a.data.as_deref(), "polarity.tsv");
+    let d = sentiment::Distillation {
+        teacher: &a.teacher,
+        out: &a.out,
+        data: &data,
+        q,
+        stage1: a.stage1_options(2e-5),
+        stage2: a.stage2_options(1e-5),
+        augment: a.augment.unwrap_or(0.5),
+        hard_label: a.hard_label.unwrap_or(0.0),
+        eval_every: a.eval_every,
+        keep_best: a.keep_best,
+    };
+    d.run(&mut bar("distill"), &mut |n| match n {
+        Note::Resumed(s) => say!("resume  {} from step {} (checkpoint)", s.phase, s.step),
+        Note::Validation { stage, step, accuracy } => {
+            say!("stage{stage}: step {step}, validation accuracy of the student {accuracy:.2}%");
         }
-        say!(
-            "perplexity secure {spec:<10} {:.3} ({:.1} s)",
-            (s / total).exp(),
-            started.elapsed().as_secs_f64()
-        );
-        let inputs: Vec<Vec<u32>> = windows.iter().map(|w| w.to_vec()).collect();
-        crate::util::say_range(&rt.block_on(ditto_models::range::gpt2(&m, &q, &inputs))?);
-    }
+        Note::Kept { best: Some((at, score)), last } => say!(
+            "best    the student after {} step {} (validation {score:.2}%; the last {last:.2}%)",
+            at.phase,
+            at.step
+        ),
+        Note::Kept { best: None, last } => say!("best    the last student (validation {last:.2}%)"),
+        Note::Test { teacher, student, undistilled } => say!(
+            "test accuracy: float teacher {teacher:.2}%, Ditto-mode student {student:.2}%, undistilled in Ditto mode {undistilled:.2}%"
+        ),
+    })?;
     Ok(())
 }
 

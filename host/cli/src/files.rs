@@ -46,17 +46,6 @@ pub enum CliError {
     /// The secure computation failed.
     #[error(transparent)]
     Mpc(#[from] ditto_mpc::MpcError),
-    /// No QuantConfig near the calibrated one keeps the sample text in range.
-    #[error(
-        "no QuantConfig within {retries} steps of the calibrated one keeps the sample text in range; the \
-         fixed-point reference still reports: {issues}"
-    )]
-    OutOfRange {
-        /// Steps tried.
-        retries: usize,
-        /// The remaining issues.
-        issues: String,
-    },
     /// The demo's secure result disagreed with the fixed-point reference.
     #[error("secure result disagrees with the fixed-point reference: {0}")]
     Disagree(String),

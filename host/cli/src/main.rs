@@ -28,10 +28,12 @@ mod demo_gpt2;
 mod distill;
 mod files;
 mod identity;
+mod lm;
 mod plan;
 mod progress;
 mod session;
 mod shape;
+mod training;
 mod util;
 
 use std::process::ExitCode;
@@ -69,7 +71,7 @@ enum Command {
     /// Benchmark a published architecture (seeded weights): time, bytes, rounds, breakdown.
     Bench(bench::BenchArgs),
     /// Train a small float GPT-2 on Jane Austen's novels (the teacher of the default model).
-    TrainLm(Box<distill::TrainLmArgs>),
+    TrainLm(Box<lm::TrainLmArgs>),
     /// Quantization-aware distillation of a GPT-2 or a BERT classifier under a QuantConfig (writes the student).
     Distill(Box<distill::DistillArgs>),
     /// Fine-tune a BERT (default all-MiniLM-L6-v2) with a classification head on sentence polarity.
@@ -79,7 +81,7 @@ enum Command {
     /// Average the weights of BERT classifier students distilled under one QuantConfig.
     Average(average::AverageArgs),
     /// Held-out perplexity of a GPT-2: float, and secure under QuantConfigs.
-    EvalLm(Box<distill::EvalLmArgs>),
+    EvalLm(Box<lm::EvalLmArgs>),
     /// Relay one TCP connection through an emulated link (rate, delay): `tc netem` in userspace.
     Shape(shape::ShapeArgs),
 }
@@ -112,9 +114,9 @@ fn main() -> ExitCode {
         Command::Client(a) => session::client(&a),
         Command::Bench(a) => bench::run(&a),
         Command::Shape(a) => shape::run(&a),
-        Command::TrainLm(a) => distill::train_lm(&a),
+        Command::TrainLm(a) => lm::train_lm(&a),
         Command::Distill(a) => distill::distill(&a),
-        Command::EvalLm(a) => distill::eval_lm(&a),
+        Command::EvalLm(a) => lm::eval_lm(&a),
         Command::TrainClassifier(a) => classifier::train_classifier(&a),
         Command::EvalClassifier(a) => classifier::eval_classifier(&a),
         Command::Average(a) => average::average(&a),

@@ -17,3 +17,15 @@ pub fn plan_steps(label: &'static str) -> impl FnMut(u32, u32) + Send + 'static 
         }
     }
 }
+
+/// A bar over `total` bytes written (wrap a writer with `wrap_write`).
+pub fn bytes(label: &'static str, total: u64) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(
+        "{prefix:>9} [{bar:32}] {bytes}/{total_bytes} {binary_bytes_per_sec}, ETA {eta}",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_prefix(label);
+    bar
+}

@@ -5,6 +5,7 @@
 
 pub mod bert;
 pub mod blocks;
+pub mod calibrate;
 pub mod config;
 pub mod float;
 pub mod generate;
@@ -112,6 +113,17 @@ pub enum ModelError {
     /// An input of no tokens.
     #[error("the input is empty: give at least one token of text")]
     Empty,
+    /// No QuantConfig near the calibrated one keeps the sample inputs in range.
+    #[error(
+        "no QuantConfig within {retries} steps of the calibrated one keeps the sample text in range; the \
+         fixed-point reference still reports: {issues}"
+    )]
+    OutOfRange {
+        /// Steps tried.
+        retries: usize,
+        /// The remaining issues.
+        issues: String,
+    },
     /// A model name that names no model.
     #[error("{0}")]
     UnknownModel(String),

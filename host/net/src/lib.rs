@@ -14,6 +14,7 @@ pub mod client;
 pub mod counters;
 pub mod dealer;
 pub mod link;
+pub mod shape;
 pub mod tls;
 
 /// Version of the P0 <-> P1 protocol.
