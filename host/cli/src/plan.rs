@@ -65,18 +65,13 @@ pub(crate) fn build(
     let q = QuantConfig::from_spec(quant)?;
     let rt =
         tokio::runtime::Builder::new_current_thread().build().map_err(|e| CliError::Net(e.to_string()))?;
-    Ok(rt.block_on(async {
-        match cfg {
-            ModelConfig::Bert(c) => {
-                ditto_models::plans::bert(&format!("{name}/seq{seq}/{quant}"), &c, &q, seq).await
-            }
-            ModelConfig::Gpt2(c) => {
-                let r = if reveal.is_token() { "/token" } else { "" };
-                let name = format!("{name}/seq{seq}+{generate}/{quant}{r}");
-                ditto_models::plans::gpt2(&name, &c, &q, (seq, generate), reveal).await
-            }
+    let name = match &cfg {
+        ModelConfig::Bert(_) => format!("{name}/seq{seq}/{quant}"),
+        ModelConfig::Gpt2(_) => {
+            format!("{name}/seq{seq}+{generate}/{quant}{}", if reveal.is_token() { "/token" } else { "" })
         }
-    })?)
+    };
+    Ok(rt.block_on(ditto_models::plans::of(&name, &cfg, &q, (seq, generate), reveal))?)
 }
 
 /// Runs `ditto plan`.

@@ -39,3 +39,18 @@ pub async fn gpt2(
     };
     plan_of(name, &program).await
 }
+
+/// The plan of either architecture: [`bert`] over `seq` tokens (`generate` and `reveal` unused),
+/// or [`gpt2`] on a `seq`-token prompt generating `generate`.
+pub async fn of(
+    name: &str,
+    cfg: &crate::spec::ModelConfig,
+    q: &QuantConfig,
+    (seq, generate): (usize, usize),
+    reveal: Reveal,
+) -> Result<Plan, MpcError> {
+    match cfg {
+        crate::spec::ModelConfig::Bert(c) => bert(name, c, q, seq).await,
+        crate::spec::ModelConfig::Gpt2(c) => gpt2(name, c, q, (seq, generate), reveal).await,
+    }
+}

@@ -54,6 +54,22 @@ impl ModelShare {
         }
     }
 
+    /// The model's config.
+    pub fn config(&self) -> crate::spec::ModelConfig {
+        match self {
+            ModelShare::Bert(b) => crate::spec::ModelConfig::Bert(b.config().clone()),
+            ModelShare::Gpt2(g) => crate::spec::ModelConfig::Gpt2(g.config().clone()),
+        }
+    }
+
+    /// The quantization config.
+    pub fn quant(&self) -> &QuantConfig {
+        match self {
+            ModelShare::Bert(b) => b.quant(),
+            ModelShare::Gpt2(g) => g.quant(),
+        }
+    }
+
     /// Reads a share file of either architecture; returns it and its party.
     pub fn load(path: &Path) -> Result<(Self, u8), ModelError> {
         let p = read_header(path)?;

@@ -12,10 +12,9 @@ use ditto_models::spec::{ModelConfig, ModelSpec};
 use ditto_mpc::tensor::{reveal, share};
 use ditto_net::client::{ONE_HOT, RequestHead, read_answer, read_u32_frame, u32_frame};
 use ditto_net::tls::{Security, Stream};
-use tokio::io::AsyncWriteExt;
 
 use crate::party::{CLIENT_TURN, output_tag};
-use crate::{NodeError, io};
+use crate::{NodeError, io, write_t};
 
 /// A client request.
 pub struct ClientRequest<'a> {
@@ -139,18 +138,6 @@ pub async fn run(r: &ClientRequest<'_>, rng: &mut Prg) -> Result<Outcome, NodeEr
         w1?;
     }
     Ok(Outcome::Tokens { text: tok.decode(&tokens), ids: tokens })
-}
-
-async fn write_t(
-    c: &mut Box<dyn Stream>,
-    b: &[u8],
-    wait: Duration,
-    what: &'static str,
-) -> Result<(), NodeError> {
-    match tokio::time::timeout(wait, c.write_all(b)).await {
-        Err(_) => Err(ditto_net::NetError::Timeout { what, secs: wait.as_secs_f64() }.into()),
-        Ok(r) => r.map_err(io(what)),
-    }
 }
 
 /// Reads both parties' answers to a BERT request: the embedding, or the logits and label.

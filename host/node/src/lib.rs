@@ -79,3 +79,16 @@ pub enum NodeError {
 pub(crate) fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> NodeError {
     move |source| NodeError::Net(ditto_net::NetError::Io { what, source })
 }
+
+/// Writes all of `b` within `wait` (`what` names it in the error).
+pub(crate) async fn write_t(
+    c: &mut (impl tokio::io::AsyncWriteExt + Unpin),
+    b: &[u8],
+    wait: std::time::Duration,
+    what: &'static str,
+) -> Result<(), NodeError> {
+    match tokio::time::timeout(wait, c.write_all(b)).await {
+        Err(_) => Err(ditto_net::NetError::Timeout { what, secs: wait.as_secs_f64() }.into()),
+        Ok(r) => r.map_err(io(what)),
+    }
+}

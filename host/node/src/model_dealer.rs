@@ -216,23 +216,12 @@ impl ModelDealer {
         if p.seq == 0 || u64::from(p.seq) + u64::from(p.generate) > max as u64 {
             return refuse(format!("{} + {} tokens outside 1..={max}", p.seq, p.generate));
         }
-        let q = &self.q;
-        let plan = match &self.cfg {
-            ModelConfig::Bert(_) if p.reveal_token => {
-                return refuse("a BERT model has no tokens to reveal".into());
-            }
-            ModelConfig::Bert(c) => rt.block_on(ditto_models::plans::bert("party", c, q, p.seq as usize))?,
-            ModelConfig::Gpt2(c) => {
-                let (n, g) = (p.seq as usize, p.generate as usize);
-                rt.block_on(ditto_models::plans::gpt2(
-                    "party",
-                    c,
-                    q,
-                    (n, g),
-                    Reveal::of_flag(p.reveal_token),
-                ))?
-            }
-        };
+        if p.reveal_token && matches!(self.cfg, ModelConfig::Bert(_)) {
+            return refuse("a BERT model has no tokens to reveal".into());
+        }
+        let (n, g) = (p.seq as usize, p.generate as usize);
+        let reveal = Reveal::of_flag(p.reveal_token);
+        let plan = rt.block_on(ditto_models::plans::of("party", &self.cfg, &self.q, (n, g), reveal))?;
         let hash = plan.hash()?;
         if hash != req.plan_hash {
             return refuse(format!(

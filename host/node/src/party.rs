@@ -23,7 +23,7 @@ use ditto_net::tls::{Security, Stream};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::files::SessionRecord;
-use crate::{NodeError, io};
+use crate::{NodeError, io, write_t};
 
 /// How this party reaches its peer.
 #[derive(Clone, Debug)]
@@ -84,10 +84,8 @@ fn check(
     share: &ModelShare,
     head: &[u8; ditto_net::client::HEAD],
 ) -> Result<(RequestHead, usize), NodeError> {
-    let (vocab, positions) = match share {
-        ModelShare::Bert(b) => (b.config().vocab_size, b.config().max_position_embeddings),
-        ModelShare::Gpt2(g) => (g.config().vocab_size, g.config().n_positions),
-    };
+    let cfg = share.config();
+    let (vocab, positions) = (cfg.vocab(), cfg.positions());
     let h = RequestHead::parse(head, vocab, positions)?;
     if h.reveal_token && matches!(share, ModelShare::Bert(_)) {
         return Err(NodeError::Request(
@@ -170,12 +168,7 @@ pub async fn serve(
     let reveal = Reveal::of_flag(head.reveal_token);
     let p = if cfg.party.is_p0() { 0 } else { 1 };
     SessionRecord::open_named(&cfg.state, &format!("consumed-sessions-p{p}"))?.claim(&session)?;
-    let plan = match &share {
-        ModelShare::Bert(b) => ditto_models::plans::bert("party", b.config(), b.quant(), seq).await?,
-        ModelShare::Gpt2(g) => {
-            ditto_models::plans::gpt2("party", g.config(), g.quant(), (seq, gen_n), reveal).await?
-        }
-    };
+    let plan = ditto_models::plans::of("party", &share.config(), share.quant(), (seq, gen_n), reveal).await?;
     let c2 = Config { timeout: cfg.timeout };
     let link = match (&cfg.peer, cfg.party) {
         (Peer::Listen(l), Party::P0) => {
@@ -210,18 +203,6 @@ pub async fn serve(
     let (t, setup) = (counters.total(), counters.step(ditto_mpc::engine::SETUP_STEP));
     let online = counters.times().filter(|(s, _)| *s != ditto_mpc::engine::SETUP_STEP).map(|(_, d)| d).sum();
     Ok(Report { online, sent: t.sent, rounds: t.rounds, setup_sent: setup.sent, setup_rounds: setup.rounds })
-}
-
-async fn write_t(
-    c: &mut (impl AsyncWriteExt + Unpin),
-    b: &[u8],
-    wait: Duration,
-    what: &'static str,
-) -> Result<(), NodeError> {
-    match tokio::time::timeout(wait, c.write_all(b)).await {
-        Err(_) => Err(ditto_net::NetError::Timeout { what, secs: wait.as_secs_f64() }.into()),
-        Ok(r) => r.map_err(io(what)),
-    }
 }
 
 async fn serve_bert(

@@ -36,16 +36,15 @@ impl LocalInference {
     /// The secure output, opened and decoded, and the reference's, decoded: the pooled sum
     /// (divide by the tokens for the mean) or the logits.
     pub fn values(&self) -> Result<(Vec<f64>, Vec<f64>), ModelError> {
-        fn dec<R: ditto_core::Ring>(v: &[R], frac: u32) -> Vec<f64> {
-            v.iter().map(|x| decode(*x, frac)).collect()
+        fn dec<R: ditto_core::Ring>(a: &Shared<R>, b: &Shared<R>, r: &Shared<R>) -> (Vec<f64>, Vec<f64>) {
+            let d = |v: &[R], frac| v.iter().map(|x| decode(*x, frac)).collect();
+            (d(&reveal(&a.data, &b.data), a.frac), d(&r.data, r.frac))
         }
         match (&self.outcome.out, &self.reference) {
             ([BertOutput::PooledSum(a), BertOutput::PooledSum(b)], BertOutput::PooledSum(r)) => {
-                Ok((dec(&reveal(&a.data, &b.data), a.frac), dec(&r.data, r.frac)))
+                Ok(dec(a, b, r))
             }
-            ([BertOutput::Logits(a), BertOutput::Logits(b)], BertOutput::Logits(r)) => {
-                Ok((dec(&reveal(&a.data, &b.data), a.frac), dec(&r.data, r.frac)))
-            }
+            ([BertOutput::Logits(a), BertOutput::Logits(b)], BertOutput::Logits(r)) => Ok(dec(a, b, r)),
             _ => Err(ModelError::Mpc(ditto_mpc::MpcError::Client(
                 "the parties and the reference computed different kinds of output".into(),
             ))),
