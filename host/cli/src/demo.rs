@@ -20,14 +20,15 @@ use ditto_node::files::os_random16;
 /// Arguments of `ditto demo`.
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {
-    /// The model. Default: the GPT-2 shipped in ditto (models/austen-gpt2: 4 layers, hidden 128,
-    /// trained on Jane Austen's novels and distilled into Ditto mode), which generates text.
+    /// The model. Default (or `shipped`): the GPT-2 shipped in ditto (models/austen-gpt2: 4
+    /// layers, hidden 128, trained on Jane Austen's novels and distilled into Ditto mode), which
+    /// generates text.
     /// Or a Hugging Face directory (config.json, model.safetensors, tokenizer.json) of a BERT
     /// (e.g. the all-MiniLM-L6-v2 that scripts/fetch-models caches; a classification model runs
     /// its head) or a GPT-2 (generates; with its `quant.json` if it has one); or a seeded model
     /// with random weights (the pipeline is real, the output means nothing): `seeded` (BERT,
     /// 2 layers, hidden 64, byte tokens), `seeded-classifier` (with a two-label head),
-    /// `seeded-gpt2` (GPT-2, byte tokens).
+    /// `seeded-gpt2` (GPT-2, byte tokens), or `arch:NAME` (a published shape, seeded).
     #[arg(long)]
     pub model: Option<PathBuf>,
     /// The private input text (default: a BERT sentence, or a GPT-2 prompt).
@@ -62,30 +63,15 @@ impl DemoArgs {
     }
 }
 
-/// Which model the demo runs.
-pub(crate) enum DemoModel<'a> {
-    /// A BERT (seeded or a directory).
-    Bert,
-    /// The GPT-2 shipped in ditto.
-    Shipped,
-    /// The seeded GPT-2.
-    SeededGpt2,
-    /// A GPT-2 directory.
-    Gpt2Dir(&'a std::path::Path),
-}
-
-pub(crate) fn which(a: &DemoArgs) -> Result<DemoModel<'_>, CliError> {
-    let Some(m) = a.model.as_deref() else { return Ok(DemoModel::Shipped) };
-    let kind = match m.to_str() {
-        Some("seeded" | "seeded-classifier") => DemoModel::Bert,
-        Some("seeded-gpt2") => DemoModel::SeededGpt2,
-        _ if ditto_models::spec::ModelSpec::Dir(m.to_path_buf()).is_gpt2()? => DemoModel::Gpt2Dir(m),
-        _ => DemoModel::Bert,
-    };
-    if matches!(kind, DemoModel::Bert) && a.generate.is_some() {
+/// The model the demo runs (the shipped GPT-2 unless `--model` names one) and whether it is a
+/// GPT-2 (which generates).
+pub(crate) fn which(a: &DemoArgs) -> Result<(ModelSpec, bool), CliError> {
+    let spec = a.model.as_deref().map_or(ModelSpec::Shipped, |m| ModelSpec::parse(&m.to_string_lossy()));
+    let gpt2 = spec.is_gpt2()?;
+    if !gpt2 && a.generate.is_some() {
         return Err(CliError::Usage("--gen needs a GPT-2 model (a BERT does not generate)".into()));
     }
-    Ok(kind)
+    Ok((spec, gpt2))
 }
 
 fn cosine(a: &[f64], b: &[f64]) -> f64 {
@@ -101,13 +87,12 @@ fn embedding(sum: &[f64], n: usize) -> Vec<f64> {
     v.iter().map(|x| x / norm).collect()
 }
 
-fn load(a: &DemoArgs) -> Result<(Bert, Vec<u32>, String), CliError> {
-    let spec = ModelSpec::parse(&a.model.as_deref().map_or("seeded".into(), |m| m.to_string_lossy()));
+fn load(a: &DemoArgs, spec: &ModelSpec) -> Result<(Bert, Vec<u32>, String), CliError> {
     let Model::Bert(bert) = spec.load()? else {
         return Err(CliError::Usage(format!("{} is not a BERT", spec.describe())));
     };
     let ids = spec.tokens()?.encode(a.text(false), bert.cfg.max_position_embeddings)?;
-    let what = match &spec {
+    let what = match spec {
         ModelSpec::Dir(d) => {
             format!(
                 "{} ({} layers, hidden {})",
@@ -126,9 +111,9 @@ fn quant(a: &DemoArgs) -> Result<QuantConfig, CliError> {
 }
 
 /// Runs the BERT demo (`main` sends a GPT-2 to `demo_gpt2`).
-pub fn run(a: &DemoArgs) -> Result<(), CliError> {
+pub fn run(a: &DemoArgs, spec: &ModelSpec) -> Result<(), CliError> {
     let q = quant(a)?;
-    let (bert, ids, what) = load(a)?;
+    let (bert, ids, what) = load(a, spec)?;
     let n = ids.len();
     say!("model   {what}");
     say!("input   {:?} ({n} tokens, private: one-hot shares)", a.text(false));

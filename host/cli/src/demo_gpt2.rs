@@ -8,20 +8,15 @@ use ditto_models::spec::{Model, ModelSpec, Tokens};
 use ditto_mpc::Engine;
 use ditto_mpc::local::{Local, Net};
 
-use crate::demo::{DemoArgs, DemoModel};
+use crate::demo::DemoArgs;
 use crate::files::CliError;
 use ditto_node::files::os_random16;
 
-fn load(a: &DemoArgs) -> Result<(Gpt2, Tokens, String, Option<QuantConfig>), CliError> {
-    let spec = match crate::demo::which(a)? {
-        DemoModel::Shipped => ModelSpec::Shipped,
-        DemoModel::Gpt2Dir(dir) => ModelSpec::Dir(dir.to_path_buf()),
-        DemoModel::SeededGpt2 | DemoModel::Bert => ModelSpec::SeededGpt2,
-    };
+fn load(spec: &ModelSpec) -> Result<(Gpt2, Tokens, String, Option<QuantConfig>), CliError> {
     let Model::Gpt2(m) = spec.load()? else {
         return Err(CliError::Usage(format!("{} is not a GPT-2", spec.describe())));
     };
-    let (what, q) = match &spec {
+    let (what, q) = match spec {
         ModelSpec::Shipped => (
             format!(
                 "{} (built in: GPT-2, {} layers, hidden {}, trained on Jane Austen, distilled into Ditto mode)",
@@ -54,15 +49,15 @@ fn load(a: &DemoArgs) -> Result<(Gpt2, Tokens, String, Option<QuantConfig>), Cli
 const NEAR_TIE: f64 = 0.25;
 
 /// Runs the GPT-2 demo.
-pub fn run(a: &DemoArgs, rt: &tokio::runtime::Runtime) -> Result<(), CliError> {
-    let (m, tok, what, model_q) = load(a)?;
+pub fn run(a: &DemoArgs, spec: &ModelSpec, rt: &tokio::runtime::Runtime) -> Result<(), CliError> {
+    let (m, tok, what, model_q) = load(spec)?;
     let (q, qname) = match (&a.quant, model_q) {
         (Some(spec), _) => (QuantConfig::from_spec(spec)?, spec.clone()),
         (None, Some(q)) => (q, "the model's quant.json".to_string()),
         (None, None) => (QuantConfig::accurate(), "accurate".to_string()),
     };
     let q = &q;
-    let shipped = a.model.is_none();
+    let shipped = *spec == ModelSpec::Shipped;
     let steps = a.generate.unwrap_or(if shipped { 24 } else { 10 });
     let text = a.text(true);
     let ids = tok.encode(text, m.cfg.n_positions)?;

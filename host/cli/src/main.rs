@@ -105,8 +105,8 @@ fn main() -> ExitCode {
         Command::Plan(a) => plan::run(&a),
         Command::Calibrate(a) => calibrate::run(&a),
         Command::Demo(a) => match demo::which(&a) {
-            Ok(demo::DemoModel::Bert) => demo::run(&a),
-            Ok(_) => util::runtime().and_then(|rt| demo_gpt2::run(&a, &rt)),
+            Ok((spec, false)) => demo::run(&a, &spec),
+            Ok((spec, true)) => util::runtime().and_then(|rt| demo_gpt2::run(&a, &spec, &rt)),
             Err(e) => Err(e),
         },
         Command::ShareModel(a) => session::share_model(&a),
