@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use ditto_distill::lm;
 use ditto_distill::sentiment::{self, Note};
 use ditto_distill::student::Mode;
-use ditto_distill::train::TrainOptions;
+use ditto_distill::train::{Stages, TrainOptions};
 use ditto_models::quant::QuantConfig;
 
 use crate::files::CliError;
@@ -66,6 +66,23 @@ pub struct DistillArgs {
 }
 
 impl DistillArgs {
+    /// The stages' settings, with these default learning rates.
+    fn stages<'a>(
+        &'a self,
+        data: &'a std::path::Path,
+        q: &'a QuantConfig,
+        (lr1, lr2): (f64, f64),
+    ) -> Stages<'a> {
+        Stages {
+            teacher: &self.teacher,
+            out: &self.out,
+            data,
+            q,
+            stage1: self.stage1_options(lr1),
+            stage2: self.stage2_options(lr2),
+        }
+    }
+
     /// Stage 1's options (`default_lr` unless `--lr`).
     pub(crate) fn stage1_options(&self, default_lr: f64) -> TrainOptions {
         self.train.options(self.stage1, default_lr)
@@ -95,15 +112,8 @@ pub fn distill(a: &DistillArgs) -> Result<(), CliError> {
                 .into(),
         ));
     }
-    let d = lm::Distillation {
-        teacher: &a.teacher,
-        out: &a.out,
-        data: &data_path(a.data.as_deref(), "austen"),
-        q: &q,
-        stage1: a.stage1_options(1e-4),
-        stage2: a.stage2_options(5e-5),
-        eval_windows: a.eval_windows,
-    };
+    let data = data_path(a.data.as_deref(), "austen");
+    let d = lm::Distillation { stages: a.stages(&data, &q, (1e-4, 5e-5)), eval_windows: a.eval_windows };
     d.run(&mut bar("distill"), &mut crate::lm::say_note)?;
     Ok(())
 }
@@ -112,12 +122,7 @@ pub fn distill(a: &DistillArgs) -> Result<(), CliError> {
 fn distill_bert(a: &DistillArgs, q: &QuantConfig) -> Result<(), CliError> {
     let data = data_path(a.data.as_deref(), "polarity.tsv");
     let d = sentiment::Distillation {
-        teacher: &a.teacher,
-        out: &a.out,
-        data: &data,
-        q,
-        stage1: a.stage1_options(2e-5),
-        stage2: a.stage2_options(1e-5),
+        stages: a.stages(&data, q, (2e-5, 1e-5)),
         augment: a.augment.unwrap_or(0.5),
         hard_label: a.hard_label.unwrap_or(0.0),
         eval_every: a.eval_every,

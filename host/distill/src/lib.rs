@@ -20,6 +20,11 @@ pub mod train;
 
 use std::path::PathBuf;
 
+/// An I/O error on `path` as a [`DistillError`].
+pub(crate) fn io(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> DistillError + '_ {
+    move |source| DistillError::Io { path: path.to_path_buf(), source }
+}
+
 /// Errors of distillation and training.
 #[derive(Debug, thiserror::Error)]
 pub enum DistillError {

@@ -12,15 +12,11 @@ use ditto_models::quant::QuantConfig;
 use ditto_models::tokenizer::Tokenizer;
 use ditto_models::weights::Weights;
 
-use crate::DistillError;
 use crate::data;
 use crate::gpt2::CandleGpt2;
 use crate::student::Mode;
-use crate::train::{self, Checkpoint, State, TrainOptions, Windows};
-
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DistillError + '_ {
-    move |source| DistillError::Io { path: path.to_path_buf(), source }
-}
+use crate::train::{self, Checkpoint, Stages, State, TrainOptions, Windows};
+use crate::{DistillError, io};
 
 fn json<T: serde::Serialize>(v: &T) -> Result<String, DistillError> {
     serde_json::to_string_pretty(v).map_err(|e| DistillError::Data(e.to_string()))
@@ -154,18 +150,8 @@ impl Pretraining<'_> {
 
 /// A distillation of a GPT-2 into a QuantConfig.
 pub struct Distillation<'a> {
-    /// The teacher (a GPT-2 directory).
-    pub teacher: &'a Path,
-    /// Where the student and its checkpoint go.
-    pub out: &'a Path,
-    /// Austen's novels.
-    pub data: &'a Path,
-    /// The student's QuantConfig.
-    pub q: &'a QuantConfig,
-    /// Stage 1 (scores and hidden states).
-    pub stage1: TrainOptions,
-    /// Stage 2 (logits).
-    pub stage2: TrainOptions,
+    /// Teacher, output, data, QuantConfig and stages.
+    pub stages: Stages<'a>,
     /// Held-out windows scored at the end.
     pub eval_windows: usize,
 }
@@ -178,19 +164,19 @@ impl Distillation<'_> {
         progress: &mut dyn FnMut(&str, usize, usize, f64),
         note: &mut dyn FnMut(Note),
     ) -> Result<(), DistillError> {
-        let mode = Mode::fixed(self.q)?;
-        let (teacher, tok) = load(self.teacher)?;
-        let (student, _) = load(self.teacher)?;
-        let (train_text, test_text) = data::austen(self.data)?;
+        let mode = Mode::fixed(self.stages.q)?;
+        let (teacher, tok) = load(self.stages.teacher)?;
+        let (student, _) = load(self.stages.teacher)?;
+        let (train_text, test_text) = data::austen(self.stages.data)?;
         let (tokens, test) = (encode(&tok, &train_text)?, encode(&tok, &test_text)?);
-        std::fs::create_dir_all(self.out).map_err(io(self.out))?;
-        let ckpt = Checkpoint::new(&self.out.join("checkpoint"));
+        std::fs::create_dir_all(self.stages.out).map_err(io(self.stages.out))?;
+        let ckpt = Checkpoint::new(&self.stages.out.join("checkpoint"));
         let state = ckpt.state()?;
         if let Some(s) = &state {
             note(Note::Resumed(s.clone()));
         }
         let dev = Device::Cpu;
-        let seq = self.stage1.seq.min(teacher.cfg.n_positions);
+        let seq = self.stages.stage1.seq.min(teacher.cfg.n_positions);
         let mut stage = |name: &str, o: &TrainOptions, seed: u64, k: u8| -> Result<f64, DistillError> {
             let mut w = Windows::new(&tokens, seed);
             train::run(
@@ -207,18 +193,18 @@ impl Distillation<'_> {
         if state.as_ref().is_some_and(|s| s.phase == "stage2") {
             ckpt.restore(&student.params)?;
         } else {
-            stage("stage1", &self.stage1, self.stage1.seed, 1)?;
+            stage("stage1", &self.stages.stage1, self.stages.stage1.seed, 1)?;
         }
-        stage("stage2", &self.stage2, self.stage2.seed ^ 2, 2)?;
+        stage("stage2", &self.stages.stage2, self.stages.stage2.seed ^ 2, 2)?;
         let test = &test[..test.len().min(self.eval_windows * seq + 1)];
         note(Note::Distilled {
             tokens: test.len() - 1,
             teacher: train::perplexity(&teacher, &Mode::Float, test, seq)?,
             student: train::perplexity(&student, &mode, test, seq)?,
         });
-        save(&student, self.out, Some(self.q))?;
-        let path = self.out.join("tokenizer.json");
-        std::fs::copy(self.teacher.join("tokenizer.json"), &path).map_err(io(&path))?;
+        save(&student, self.stages.out, Some(self.stages.q))?;
+        let path = self.stages.out.join("tokenizer.json");
+        std::fs::copy(self.stages.teacher.join("tokenizer.json"), &path).map_err(io(&path))?;
         Ok(())
     }
 }

@@ -13,11 +13,11 @@ use ditto_models::quant::QuantConfig;
 use ditto_models::tokenizer::Tokenizer;
 use ditto_models::weights::Weights;
 
-use crate::DistillError;
 use crate::bert::{self, CandleBert};
 use crate::data::{self, SplitMix};
 use crate::student::Mode;
-use crate::train::{self, Checkpoint, State, TrainOptions};
+use crate::train::{self, Checkpoint, Stages, State, TrainOptions};
+use crate::{DistillError, io};
 
 /// A tokenized, labelled sentence.
 pub type Example = (Vec<u32>, u32);
@@ -144,10 +144,6 @@ pub fn load(dir: &Path, dtype: DType, seed: u64) -> Result<(CandleBert, Tokenize
     Ok((CandleBert::from_model(&m, dtype, &Device::Cpu)?, tok))
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> DistillError + '_ {
-    move |source| DistillError::Io { path: path.to_path_buf(), source }
-}
-
 /// Writes a classifier directory: config.json, model.safetensors (`tensors`, else the model's
 /// f32 parameters), and the tokenizer of `from`.
 pub fn save(
@@ -182,18 +178,8 @@ pub fn save_student(m: &CandleBert, from: &Path, out: &Path, q: &QuantConfig) ->
 /// A distillation of a classifier: teacher directory, output, data, the student's QuantConfig
 /// and the two stages.
 pub struct Distillation<'a> {
-    /// The teacher (a classifier directory).
-    pub teacher: &'a Path,
-    /// Where the student and its checkpoint go.
-    pub out: &'a Path,
-    /// The polarity data.
-    pub data: &'a Path,
-    /// The student's QuantConfig.
-    pub q: &'a QuantConfig,
-    /// Stage 1 (scores and hidden states).
-    pub stage1: TrainOptions,
-    /// Stage 2 (logits).
-    pub stage2: TrainOptions,
+    /// Teacher, output, data, QuantConfig and stages.
+    pub stages: Stages<'a>,
     /// Share of each batch that is perturbed training sentences the teacher labels, in [0, 1].
     pub augment: f64,
     /// Weight of the gold labels (of the unperturbed sentences) in stage 2's loss, in [0, 1].
@@ -261,11 +247,11 @@ impl Distillation<'_> {
                 "--keep-best chooses by validation accuracy: it needs --eval-every N (N > 0)".into(),
             ));
         }
-        let mode = Mode::fixed(self.q)?;
-        let (teacher, tok) = load(self.teacher, DType::F32, 0)?;
-        let (student, _) = load(self.teacher, DType::F32, 0)?;
-        let [tr, va, te] = splits(&tok, self.data)?;
-        let ckpt = Checkpoint::new(&self.out.join("checkpoint"));
+        let mode = Mode::fixed(self.stages.q)?;
+        let (teacher, tok) = load(self.stages.teacher, DType::F32, 0)?;
+        let (student, _) = load(self.stages.teacher, DType::F32, 0)?;
+        let [tr, va, te] = splits(&tok, self.stages.data)?;
+        let ckpt = Checkpoint::new(&self.stages.out.join("checkpoint"));
         let state = ckpt.state()?;
         if let Some(s) = &state {
             note(Note::Resumed(s.clone()));
@@ -297,7 +283,7 @@ impl Distillation<'_> {
         if state.as_ref().is_some_and(|s| s.phase == "stage2") {
             ckpt.restore(&student.params)?;
         } else {
-            let o1 = &self.stage1;
+            let o1 = &self.stages.stage1;
             train::run(
                 "stage1",
                 &student.params,
@@ -307,7 +293,7 @@ impl Distillation<'_> {
                 progress,
             )?;
         }
-        let o2 = &self.stage2;
+        let o2 = &self.stages.stage2;
         train::run(
             "stage2",
             &student.params,
@@ -327,7 +313,7 @@ impl Distillation<'_> {
             student: acc(&student, &mode)?,
             undistilled: acc(&teacher, &mode)?,
         });
-        save_student(&student, self.teacher, self.out, self.q)
+        save_student(&student, self.stages.teacher, self.stages.out, self.stages.q)
     }
 }
 

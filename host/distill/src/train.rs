@@ -290,3 +290,21 @@ pub fn gpt2_stage_loss(
     let (sl, st) = student.forward(ids, mode, stage == 1)?;
     if stage == 1 { stage1_loss(&st, &tt) } else { stage2_loss(&sl, &tl) }
 }
+
+/// What every distillation names: the float teacher's directory, where the student and its
+/// checkpoint go, the training data, the student's QuantConfig, and the two stages (stage 1 on
+/// every layer's scores and hidden states, stage 2 on the logits).
+pub struct Stages<'a> {
+    /// The teacher's directory.
+    pub teacher: &'a Path,
+    /// Where the student and its checkpoint go.
+    pub out: &'a Path,
+    /// The training data.
+    pub data: &'a Path,
+    /// The student's QuantConfig.
+    pub q: &'a ditto_models::quant::QuantConfig,
+    /// Stage 1.
+    pub stage1: TrainOptions,
+    /// Stage 2.
+    pub stage2: TrainOptions,
+}
