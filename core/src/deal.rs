@@ -10,7 +10,7 @@ use embedded_io::Write;
 use crate::corr::DealerStreams;
 use crate::plan::{Op, Step};
 use crate::ring::RingId;
-use crate::{Error, beaver, compare, convert, trunc};
+use crate::{Error, beaver, compare, convert, radix, trunc};
 
 /// Writes P1's corrections for plan step `index` to `w`, exactly
 /// `step.p1_correction_bytes()` bytes. This is the reference dealer: bounded memory (a few
@@ -66,6 +66,12 @@ pub fn deal_step_part<W: Write>(
             compare::deal_sign::<u64, u64, W>(d, index, len as usize, u, w)
         }
         (Op::SignLowA { len }, _) => compare::deal_sign::<u32, u64, W>(d, index, len as usize, u, w),
+        (Op::SignRadixA { ring, out, len, mul }, _) => match (ring, out) {
+            (RingId::Z32, RingId::Z32) => radix::deal_radix::<u32, u32, W>(d, index, len as usize, mul, u, w),
+            (RingId::Z32, RingId::Z64) => radix::deal_radix::<u32, u64, W>(d, index, len as usize, mul, u, w),
+            (RingId::Z64, RingId::Z64) => radix::deal_radix::<u64, u64, W>(d, index, len as usize, mul, u, w),
+            _ => Err(Error::BadStep { step: index, reason: "radix sign ring pair" }),
+        },
     }
 }
 
@@ -83,7 +89,9 @@ impl Step {
             | Op::TruncA { len, .. }
             | Op::UpcastA { len }
             | Op::DowncastA { len, .. } => len as usize,
-            Op::SignA { len, .. } | Op::SignLowA { len } => crate::bits::groups(len as usize),
+            Op::SignA { len, .. } | Op::SignLowA { len } | Op::SignRadixA { len, .. } => {
+                crate::bits::groups(len as usize)
+            }
             Op::MatMulFixed { n, m, .. } => blocks(n, m),
             Op::MatMulAA { batch, n, m, .. } => batch as usize * blocks(n, m),
         }
@@ -97,7 +105,8 @@ impl Step {
             | Op::MatMulFixed { ring, .. }
             | Op::MatMulAA { ring, .. }
             | Op::TruncA { ring, .. }
-            | Op::SignA { ring, .. } => ring,
+            | Op::SignA { ring, .. }
+            | Op::SignRadixA { ring, .. } => ring,
             Op::UpcastA { .. } | Op::SignLowA { .. } => RingId::Z32,
             Op::DowncastA { .. } => RingId::Z64,
         }

@@ -12,7 +12,8 @@
 //! * [`frame`]: the length-prefixed, checksummed frames the dealer streams;
 //! * the protocol families, each with its correlation, dealer formula, party-local halves and
 //!   cost constants: [`beaver`] (mul, square, matmul), [`trunc`], [`convert`] (upcast,
-//!   downcast), [`compare`] (sign bit, B2A), on top of [`bits`] (bit-sliced AND gates).
+//!   downcast), [`compare`] (sign bit, B2A), on top of [`bits`] (bit-sliced AND gates), and
+//!   [`radix`] (the sign bit in 4 rounds, with an optional selection).
 #![no_std]
 #![deny(missing_docs)]
 
@@ -30,6 +31,7 @@ pub mod fixed;
 pub mod frame;
 pub mod plan;
 pub mod prg;
+pub mod radix;
 pub mod ring;
 pub mod trunc;
 

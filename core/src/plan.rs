@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::ring::RingId;
-use crate::{Error, beaver, compare, convert, trunc};
+use crate::{Error, beaver, compare, convert, radix, trunc};
 
 /// Version of the plan format and of the correlation formats it implies.
 pub const PLAN_VERSION: u16 = 1;
@@ -96,6 +96,20 @@ pub enum Op {
     SignLowA {
         /// Elements.
         len: u32,
+    },
+    /// Sign bit (x < 0) by the radix comparison ([`crate::radix`], 4 rounds). The circuit
+    /// runs on `ring` (for `ring` narrower than `out`, each party reduces its `out` share: the
+    /// values must satisfy |x| < 2^(bits of ring - 1)); the result is a share in `out`. With
+    /// `mul`, the result is multiplied by a second operand (in `out`) in the last round.
+    SignRadixA {
+        /// Ring of the circuit.
+        ring: RingId,
+        /// Ring of the result (and of the multiplicand).
+        out: RingId,
+        /// Elements.
+        len: u32,
+        /// Multiplied by a second operand.
+        mul: bool,
     },
 }
 
@@ -219,6 +233,13 @@ impl Step {
                 }
                 Ok(())
             }
+            Op::SignRadixA { ring, out, len, .. } => {
+                elems(index, &[len])?;
+                if out.bits() < ring.bits() {
+                    return bad("radix sign: the result ring must be at least as wide as the circuit's");
+                }
+                Ok(())
+            }
         }
     }
 
@@ -235,6 +256,7 @@ impl Step {
             Op::DowncastA { len, .. } => convert::downcast_correction_bytes(len),
             Op::SignA { ring, len } => compare::correction_bytes(ring, len),
             Op::SignLowA { len } => compare::correction_bytes_into(RingId::Z32, RingId::Z64, len),
+            Op::SignRadixA { ring, out, len, mul } => radix::correction_bytes(ring, out, len, mul),
         }
     }
 
@@ -250,6 +272,7 @@ impl Step {
             Op::DowncastA { len, shift } => convert::downcast_online_bytes(len, shift),
             Op::SignA { ring, len } => compare::online_bytes(ring, len),
             Op::SignLowA { len } => compare::online_bytes(RingId::Z32, len),
+            Op::SignRadixA { ring, out, len, mul } => radix::online_bytes(ring, out, len, mul),
         }
     }
 
@@ -262,6 +285,7 @@ impl Step {
             Op::UpcastA { .. } | Op::DowncastA { .. } => convert::ROUNDS,
             Op::SignA { ring, .. } => compare::rounds(ring),
             Op::SignLowA { .. } => compare::rounds(RingId::Z32),
+            Op::SignRadixA { ring, .. } => radix::rounds(ring),
         }
     }
 }

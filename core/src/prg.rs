@@ -145,6 +145,12 @@ pub enum Purpose {
     DaBitB = 11,
     /// daBit, arithmetic part.
     DaBitA = 12,
+    /// One-hot vectors of the mask's chunks (radix comparison).
+    OneHot = 13,
+    /// Masks of the wires a radix comparison opens (boolean).
+    WireMask = 14,
+    /// Products of wire masks (boolean).
+    MaskProd = 15,
 }
 
 const DOMAIN_SESSION: u8 = 1;

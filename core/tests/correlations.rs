@@ -281,6 +281,9 @@ fn parts_concatenate_to_the_whole_step() {
     }
     steps.push(Step::bare(Op::UpcastA { len: 150 }));
     steps.push(Step::bare(Op::DowncastA { len: 150, shift: 10 }));
+    for (ring, out, mul) in [(Z32, Z32, false), (Z64, Z64, true), (Z32, Z64, true)] {
+        steps.push(Step::bare(Op::SignRadixA { ring, out, len: 300, mul }));
+    }
     for (i, s) in steps.iter().enumerate() {
         let whole = h.deal(i as u32, s);
         let u = s.units();

@@ -37,6 +37,9 @@ fn vector_plan() -> Vec<Step> {
     steps.push(Step::bare(Op::UpcastA { len: 40 }));
     steps.push(Step::bare(Op::DowncastA { len: 40, shift: 10 }));
     steps.push(Step::bare(Op::SignLowA { len: 100 }));
+    steps.push(Step::bare(Op::SignRadixA { ring: Z32, out: Z32, len: 100, mul: false }));
+    steps.push(Step::bare(Op::SignRadixA { ring: Z64, out: Z64, len: 100, mul: true }));
+    steps.push(Step::bare(Op::SignRadixA { ring: Z32, out: Z64, len: 100, mul: true }));
     steps
 }
 

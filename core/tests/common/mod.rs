@@ -102,19 +102,19 @@ pub fn reveal<R: Ring>(z: &[Vec<R>; 2]) -> Vec<R> {
     z[0].iter().zip(&z[1]).map(|(a, b)| a.add(*b)).collect()
 }
 
-fn open<R: Ring>(m: &[Vec<R>; 2]) -> Vec<R> {
+pub fn open<R: Ring>(m: &[Vec<R>; 2]) -> Vec<R> {
     let mut o = vec![R::ZERO; m[0].len()];
     add_into(&m[0], &m[1], &mut o).unwrap();
     o
 }
 
-fn zeros<R: Ring>(n: usize) -> Vec<R> {
+pub fn zeros<R: Ring>(n: usize) -> Vec<R> {
     vec![R::ZERO; n]
 }
 
 /// Runs `f` for each party with its streams and corrections (P0 gets none) and checks that
 /// P1 consumed its corrections exactly.
-fn per_party<T>(
+pub fn per_party<T>(
     h: &Harness,
     corr: &[u8],
     mut f: impl FnMut(Party, &Streams<'_>, &mut Corrections<'_>) -> T,

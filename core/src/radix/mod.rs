@@ -1,0 +1,243 @@
+//! The radix comparison: the sign bit (x < 0) in 4 rounds for l = 32 and l = 64 (the bitwise
+//! circuit of [`crate::compare`] takes 7 and 8), optionally multiplied by a shared value in
+//! its last round ([x < 0] * v, a selection).
+//!
+//! As in [`crate::compare`], sign(x) = msb(y) ^ msb(r) ^ [y mod 2^(l-1) < r mod 2^(l-1)] with
+//! y = x + r opened. The comparison of the public y with the dealer's r runs on chunks:
+//!
+//! * **Leaves, no communication.** The low l - 1 bits are cut into chunks of 4 (the top one
+//!   narrower). For each chunk the dealer shares (by XOR) the one-hot vector of r's chunk value
+//!   u, e[t] = [u == t]. With v the public chunk of y, G = [v < u] = xor_{t > v} e[t] and
+//!   P = [v == u] = e[v] are local.
+//! * **Levels of fan-in 4, one round each.** A node over children 0..k (0 least significant)
+//!   computes G = xor_j G_j prod_{i>j} P_i and, except for the lowest node of a level, P =
+//!   prod_j P_j. Every wire w in a product is opened once masked, w^ = w ^ m_w, and a product
+//!   over a wire set W expands to xor_{S in W} (prod_{W \ S} w^) m_S: public coefficients times
+//!   shares of the mask products m_S, which the dealer supplies for every S with |S| >= 2 (a
+//!   node's family, [`shape::Family`]: 15 sets for fan-in 4 without P, 22 with). The top
+//!   child's G enters linearly and is never opened. l = 32: 8 chunks -> 2 -> 1 (2 levels);
+//!   l = 64: 16 chunks -> 4 -> 1 (2 levels).
+//! * **B2A, one round**, with a daBit (d, D): open e = s ^ d, s = [P0] e + (1 - 2e) D. With a
+//!   multiplicand v (ring O), v - a is opened in round 1 beside y and the last round gives
+//!   s v = e v + (1 - 2e) (f D + D a) with f = v - a and the dealer's share of D a: the
+//!   selection costs no round of its own.
+//!
+//! Correlation per group of 64 lanes (streams of both parties unless noted):
+//! r (R, ring elements); msb(r) (RBits: one word, P0; P1 correction); one-hot words (OneHot:
+//! [`RadixShape::onehot_words`], P0; P1 correction); wire masks (WireMask: 2k words per node);
+//! mask products (MaskProd: the families, P0; P1 correction); daBit d (DaBitB, one word) and D
+//! (DaBitA, lanes elements of O, P0; P1 correction); with a multiplicand, its mask a (A, lanes
+//! elements of O) and D a (C, P0; P1 correction).
+//!
+//! P1's corrections per group: [msb word][one-hot words][product words][lanes D1][lanes (Da)1].
+
+mod party;
+mod shape;
+
+pub use party::{radix_b2a_open, radix_leaves, radix_level_finish, radix_level_open, radix_mul_finish};
+pub use shape::{Family, Level, Node, RadixShape};
+
+use core::ops::Range;
+
+use embedded_io::Write;
+
+use crate::corr::{Corrections, DealerStreams, Streams, at, put_ring};
+use crate::prg::Purpose;
+use crate::ring::{RingId, check_len};
+use crate::{Error, Party, Ring};
+
+/// Rounds: open, the levels, B2A (the selection rides on the B2A round).
+pub const fn rounds(ring: RingId) -> u32 {
+    2 + RadixShape::new(ring.bits(), 1).levels()
+}
+
+/// P1 correction bytes for `len` comparisons on `ring` with results in `out`.
+pub fn correction_bytes(ring: RingId, out: RingId, len: u32, mul: bool) -> u64 {
+    let sh = RadixShape::new(ring.bits(), len as usize);
+    let words = (1 + sh.onehot_words() + sh.prod_words()) as u64;
+    let per = if mul { 2 } else { 1 };
+    sh.groups() as u64 * words * 8 + u64::from(len) * out.bytes() as u64 * per
+}
+
+/// Online bytes per party: y (and f = v - a with a multiplicand), the level messages and one
+/// B2A word per group.
+pub fn online_bytes(ring: RingId, out: RingId, len: u32, mul: bool) -> u64 {
+    let sh = RadixShape::new(ring.bits(), len as usize);
+    let levels: usize = (0..sh.levels()).map(|l| sh.level_msg_words(l)).sum();
+    let f = if mul { u64::from(len) * out.bytes() as u64 } else { 0 };
+    u64::from(len) * ring.bytes() as u64 + f + sh.groups() as u64 * (levels as u64 + 1) * 8
+}
+
+/// A party's radix-comparison correlation in caller-provided buffers, sized by
+/// [`RadixShape`] (`mul_a`, `mul_c` empty without a multiplicand). The circuit runs on ring
+/// `R`; the result (and the multiplicand) live in ring `O`.
+#[derive(Debug)]
+pub struct RadixMaterial<'a, R, O> {
+    /// r share (len).
+    pub r: &'a mut [R],
+    /// Boolean share of msb(r) (one word per group).
+    pub msb: &'a mut [u64],
+    /// One-hot words (groups * onehot_words).
+    pub onehot: &'a mut [u64],
+    /// Wire masks (groups * mask_words).
+    pub masks: &'a mut [u64],
+    /// Mask products (groups * prod_words).
+    pub prods: &'a mut [u64],
+    /// daBit, boolean (one word per group).
+    pub dabit_b: &'a mut [u64],
+    /// daBit, arithmetic (len).
+    pub dabit_a: &'a mut [O],
+    /// Mask a of the multiplicand (len, or empty).
+    pub mul_a: &'a mut [O],
+    /// D a (len, or empty).
+    pub mul_c: &'a mut [O],
+}
+
+/// Expands a party's radix-comparison correlation for step `step`.
+pub fn expand_radix<R: Ring, O: Ring>(
+    s: &Streams<'_>,
+    step: u32,
+    corr: &mut Corrections<'_>,
+    m: &mut RadixMaterial<'_, R, O>,
+) -> Result<(), Error> {
+    let sh = RadixShape::new(R::BITS, m.r.len());
+    let (g, n) = (sh.groups(), sh.len);
+    let (ow, mw, pw) = (sh.onehot_words(), sh.mask_words(), sh.prod_words());
+    check_len("radix msb words", g, m.msb.len())?;
+    check_len("radix one-hot words", g * ow, m.onehot.len())?;
+    check_len("radix mask words", g * mw, m.masks.len())?;
+    check_len("radix product words", g * pw, m.prods.len())?;
+    check_len("daBit words", g, m.dabit_b.len())?;
+    check_len("daBit elements", n, m.dabit_a.len())?;
+    let mul = !m.mul_a.is_empty();
+    if mul {
+        check_len("multiplicand mask", n, m.mul_a.len())?;
+    }
+    check_len("multiplicand product", m.mul_a.len(), m.mul_c.len())?;
+    s.prg(step, Purpose::R).fill_ring(m.r);
+    s.prg(step, Purpose::WireMask).fill_ring(m.masks);
+    s.prg(step, Purpose::DaBitB).fill_ring(m.dabit_b);
+    s.prg(step, Purpose::A).fill_ring(m.mul_a);
+    match s.party {
+        Party::P0 => {
+            s.prg(step, Purpose::RBits).fill_ring(m.msb);
+            s.prg(step, Purpose::OneHot).fill_ring(m.onehot);
+            s.prg(step, Purpose::MaskProd).fill_ring(m.prods);
+            s.prg(step, Purpose::DaBitA).fill_ring(m.dabit_a);
+            s.prg(step, Purpose::C).fill_ring(m.mul_c);
+        }
+        Party::P1 => {
+            for gi in 0..g {
+                let lanes = 64 * gi..n.min(64 * (gi + 1));
+                corr.read_words(&mut m.msb[gi..=gi])?;
+                corr.read_words(&mut m.onehot[gi * ow..(gi + 1) * ow])?;
+                corr.read_words(&mut m.prods[gi * pw..(gi + 1) * pw])?;
+                corr.read_ring(&mut m.dabit_a[lanes.clone()])?;
+                if mul {
+                    corr.read_ring(&mut m.mul_c[lanes])?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Dealer: P1's corrections for groups `groups` of a radix comparison of `len` values
+/// (layout in the module docs); `mul`: with a multiplicand.
+pub fn deal_radix<R: Ring, O: Ring, W: Write>(
+    d: &DealerStreams<'_>,
+    step: u32,
+    len: usize,
+    mul: bool,
+    groups: Range<usize>,
+    w: &mut W,
+) -> Result<(), Error> {
+    let sh = RadixShape::new(R::BITS, len);
+    let g0 = groups.start;
+    let (ow, mw, pw) = (sh.onehot_words(), sh.mask_words(), sh.prod_words());
+    let words = |s: &Streams<'_>, q, i| at::<u64>(s.prg(step, q), i);
+    let elems = |s: &Streams<'_>, q| at::<O>(s.prg(step, q), 64 * g0);
+    let (mut r0, mut r1) =
+        (at::<R>(d.p0.prg(step, Purpose::R), 64 * g0), at::<R>(d.p1.prg(step, Purpose::R), 64 * g0));
+    let mut msb0 = words(&d.p0, Purpose::RBits, g0);
+    let mut oh0 = words(&d.p0, Purpose::OneHot, g0 * ow);
+    let (mut m0, mut m1) =
+        (words(&d.p0, Purpose::WireMask, g0 * mw), words(&d.p1, Purpose::WireMask, g0 * mw));
+    let mut pr0 = words(&d.p0, Purpose::MaskProd, g0 * pw);
+    let (mut d0, mut d1) = (words(&d.p0, Purpose::DaBitB, g0), words(&d.p1, Purpose::DaBitB, g0));
+    let mut da0 = elems(&d.p0, Purpose::DaBitA);
+    let (mut a0, mut a1, mut c0) =
+        (elems(&d.p0, Purpose::A), elems(&d.p1, Purpose::A), elems(&d.p0, Purpose::C));
+    let (mut x0, mut x1) = ([R::ZERO; 64], [R::ZERO; 64]);
+    let mut r = [R::ZERO; 64];
+    let mut xo = [O::ZERO; 64];
+    let lv = [sh.level(0), sh.level(1)];
+    if sh.levels() as usize > lv.len() {
+        return Err(Error::BadStep { step, reason: "radix comparison deeper than two levels" });
+    }
+    for g in groups {
+        let lanes = (len - 64 * g).min(64);
+        r0.fill_ring(&mut x0[..lanes]);
+        r1.fill_ring(&mut x1[..lanes]);
+        for i in 0..lanes {
+            r[i] = x0[i].add(x1[i]);
+        }
+        // msb(r).
+        let mut msb = msb0.next_elem::<u64>();
+        for (lane, v) in r[..lanes].iter().enumerate() {
+            msb ^= u64::from(v.msb()) << lane;
+        }
+        put_ring(w, &[msb])?;
+        // One-hot vectors of the chunks.
+        for c in 0..sh.chunks() {
+            let cb = sh.chunk_bits(c);
+            let mut oh = [0u64; 1 << shape::CHUNK_BITS];
+            let oh = &mut oh[..1 << cb];
+            oh0.fill_ring(oh);
+            for (lane, v) in r[..lanes].iter().enumerate() {
+                oh[sh.chunk_of(v.to_u64(), c)] ^= 1 << lane;
+            }
+            put_ring(w, oh)?;
+        }
+        // Mask products, node by node.
+        for level in &lv[..sh.levels() as usize] {
+            for (nd, fam) in level.iter() {
+                let mut mk = [0u64; 2 * shape::FAN];
+                let mut mk1 = [0u64; 2 * shape::FAN];
+                m0.fill_ring(&mut mk[..2 * nd.k]);
+                m1.fill_ring(&mut mk1[..2 * nd.k]);
+                for (a, b) in mk.iter_mut().zip(&mk1) {
+                    *a ^= b;
+                }
+                let mut out = [0u64; shape::MAX_FAMILY];
+                let out = &mut out[..fam.sets().len()];
+                pr0.fill_ring(out);
+                for (o, &set) in out.iter_mut().zip(fam.sets()) {
+                    let mut p = u64::MAX;
+                    for (b, m) in mk.iter().enumerate() {
+                        if set >> b & 1 == 1 {
+                            p &= m;
+                        }
+                    }
+                    *o ^= p;
+                }
+                put_ring(w, out)?;
+            }
+        }
+        // daBit and, with a multiplicand, D a.
+        let dbit = d0.next_elem::<u64>() ^ d1.next_elem::<u64>();
+        da0.fill_ring(&mut xo[..lanes]);
+        for (lane, v) in xo[..lanes].iter_mut().enumerate() {
+            *v = O::from_bit(dbit >> lane).sub(*v);
+        }
+        put_ring(w, &xo[..lanes])?;
+        if mul {
+            for (lane, v) in xo[..lanes].iter_mut().enumerate() {
+                let a = a0.next_elem::<O>().add(a1.next_elem::<O>());
+                *v = O::from_bit(dbit >> lane).mul(a).sub(c0.next_elem::<O>());
+            }
+            put_ring(w, &xo[..lanes])?;
+        }
+    }
+    Ok(())
+}
