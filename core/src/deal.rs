@@ -10,7 +10,7 @@ use embedded_io::Write;
 use crate::corr::DealerStreams;
 use crate::plan::{Op, Step};
 use crate::ring::RingId;
-use crate::{Error, beaver, compare, convert, radix, trunc};
+use crate::{Error, beaver, compare, convert, fuse, radix, trunc};
 
 /// Writes P1's corrections for plan step `index` to `w`, exactly
 /// `step.p1_correction_bytes()` bytes. This is the reference dealer: bounded memory (a few
@@ -72,6 +72,14 @@ pub fn deal_step_part<W: Write>(
             (RingId::Z64, RingId::Z64) => radix::deal_radix::<u64, u64, W>(d, index, len as usize, mul, u, w),
             _ => Err(Error::BadStep { step: index, reason: "radix sign ring pair" }),
         },
+        (Op::TruncMulA { len, shift, square, mul, pair, .. }, ring) => {
+            let p = fuse::Products { square, mul, pair };
+            let (n, k) = (len as usize, u32::from(shift));
+            match ring {
+                RingId::Z32 => fuse::deal_fuse::<u32, W>(d, index, n, k, p, u, w),
+                RingId::Z64 => fuse::deal_fuse::<u64, W>(d, index, n, k, p, u, w),
+            }
+        }
     }
 }
 
@@ -87,6 +95,7 @@ impl Step {
             Op::MulAA { len, .. }
             | Op::SquareA { len, .. }
             | Op::TruncA { len, .. }
+            | Op::TruncMulA { len, .. }
             | Op::UpcastA { len }
             | Op::DowncastA { len, .. } => len as usize,
             Op::SignA { len, .. } | Op::SignLowA { len } | Op::SignRadixA { len, .. } => {
@@ -106,7 +115,8 @@ impl Step {
             | Op::MatMulAA { ring, .. }
             | Op::TruncA { ring, .. }
             | Op::SignA { ring, .. }
-            | Op::SignRadixA { ring, .. } => ring,
+            | Op::SignRadixA { ring, .. }
+            | Op::TruncMulA { ring, .. } => ring,
             Op::UpcastA { .. } | Op::SignLowA { .. } => RingId::Z32,
             Op::DowncastA { .. } => RingId::Z64,
         }

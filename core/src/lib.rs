@@ -13,7 +13,8 @@
 //! * the protocol families, each with its correlation, dealer formula, party-local halves and
 //!   cost constants: [`beaver`] (mul, square, matmul), [`trunc`], [`convert`] (upcast,
 //!   downcast), [`compare`] (sign bit, B2A), on top of [`bits`] (bit-sliced AND gates), and
-//!   [`radix`] (the sign bit in 4 rounds, with an optional selection).
+//!   [`radix`] (the sign bit in 4 rounds, with an optional selection), [`fuse`] (a truncation
+//!   and the products of its output in one round).
 #![no_std]
 #![deny(missing_docs)]
 
@@ -29,6 +30,7 @@ pub mod deal;
 mod error;
 pub mod fixed;
 pub mod frame;
+pub mod fuse;
 pub mod plan;
 pub mod prg;
 pub mod radix;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::ring::RingId;
-use crate::{Error, beaver, compare, convert, radix, trunc};
+use crate::{Error, beaver, compare, convert, fuse, radix, trunc};
 
 /// Version of the plan format and of the correlation formats it implies.
 pub const PLAN_VERSION: u16 = 1;
@@ -110,6 +110,22 @@ pub enum Op {
         len: u32,
         /// Multiplied by a second operand.
         mul: bool,
+    },
+    /// Truncation by `shift` bits fused with products of its output ([`crate::fuse`]), one
+    /// round: its square, its product with a second operand, the products of its two halves.
+    TruncMulA {
+        /// Ring of the shares.
+        ring: RingId,
+        /// Elements truncated.
+        len: u32,
+        /// Bits dropped.
+        shift: u8,
+        /// t^2.
+        square: bool,
+        /// t v.
+        mul: bool,
+        /// t_i t_(i + len/2).
+        pair: bool,
     },
 }
 
@@ -226,6 +242,19 @@ impl Step {
                 }
                 Ok(())
             }
+            Op::TruncMulA { ring, len, shift, square, mul, pair } => {
+                elems(index, &[len])?;
+                if shift == 0 || u32::from(shift) > ring.bits() - 2 {
+                    return bad("truncation shift must be in 1..=l-2");
+                }
+                if !(square || mul || pair) {
+                    return bad("a fused truncation computes at least one product");
+                }
+                if pair && (len % 2 == 1 || 2 * u32::from(shift) > ring.bits()) {
+                    return bad("pair products need an even length and a shift of at most l/2");
+                }
+                Ok(())
+            }
             Op::DowncastA { len, shift } => {
                 elems(index, &[len])?;
                 if u32::from(shift) > convert::MAX_DOWNCAST_SHIFT {
@@ -257,6 +286,9 @@ impl Step {
             Op::SignA { ring, len } => compare::correction_bytes(ring, len),
             Op::SignLowA { len } => compare::correction_bytes_into(RingId::Z32, RingId::Z64, len),
             Op::SignRadixA { ring, out, len, mul } => radix::correction_bytes(ring, out, len, mul),
+            Op::TruncMulA { ring, len, shift, square, mul, pair } => {
+                fuse::correction_bytes(ring, len, shift, fuse::Products { square, mul, pair })
+            }
         }
     }
 
@@ -273,6 +305,9 @@ impl Step {
             Op::SignA { ring, len } => compare::online_bytes(ring, len),
             Op::SignLowA { len } => compare::online_bytes(RingId::Z32, len),
             Op::SignRadixA { ring, out, len, mul } => radix::online_bytes(ring, out, len, mul),
+            Op::TruncMulA { ring, len, square, mul, pair, .. } => {
+                fuse::online_bytes(ring, len, fuse::Products { square, mul, pair })
+            }
         }
     }
 
@@ -286,6 +321,7 @@ impl Step {
             Op::SignA { ring, .. } => compare::rounds(ring),
             Op::SignLowA { .. } => compare::rounds(RingId::Z32),
             Op::SignRadixA { ring, .. } => radix::rounds(ring),
+            Op::TruncMulA { .. } => fuse::ROUNDS,
         }
     }
 }

@@ -151,6 +151,12 @@ pub enum Purpose {
     WireMask = 14,
     /// Products of wire masks (boolean).
     MaskProd = 15,
+    /// Squares of a fused truncation's masks.
+    FuseSq = 16,
+    /// Products of a fused truncation's masks with an operand's mask.
+    FuseMul = 17,
+    /// Products of the masks of two lanes of a fused truncation.
+    FusePair = 18,
 }
 
 const DOMAIN_SESSION: u8 = 1;

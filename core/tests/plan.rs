@@ -40,6 +40,22 @@ fn vector_plan() -> Vec<Step> {
     steps.push(Step::bare(Op::SignRadixA { ring: Z32, out: Z32, len: 100, mul: false }));
     steps.push(Step::bare(Op::SignRadixA { ring: Z64, out: Z64, len: 100, mul: true }));
     steps.push(Step::bare(Op::SignRadixA { ring: Z32, out: Z64, len: 100, mul: true }));
+    steps.push(Step::bare(Op::TruncMulA {
+        ring: Z32,
+        len: 66,
+        shift: 8,
+        square: true,
+        mul: true,
+        pair: true,
+    }));
+    steps.push(Step::bare(Op::TruncMulA {
+        ring: Z64,
+        len: 66,
+        shift: 18,
+        square: true,
+        mul: true,
+        pair: true,
+    }));
     steps
 }
 

@@ -24,7 +24,13 @@
 use ditto_core::Ring;
 
 use crate::engine::Engine;
+use crate::ops::fuse::Want;
 use crate::{MpcError, Shared};
+
+/// The same values under another scale label.
+fn relabel<R: Ring>(x: &Shared<R>, frac: u32) -> Shared<R> {
+    Shared { frac, ..x.clone() }
+}
 
 /// A public real as an integer at `frac` fractional bits.
 pub fn fx<R: Ring>(v: f64, frac: u32) -> Result<R, MpcError> {
@@ -96,14 +102,19 @@ impl Engine {
         let f = x.frac;
         let shifted = self.add_const(x, fx(14.0, f)?);
         let below = self.sign_with(&shifted, narrow).await?;
-        let t = self.div_pow2(x, n).await?;
-        let mut t = self.add_const(&t, fx(1.0, f)?);
-        for _ in 0..n {
-            let sq = self.square_a(&t).await?;
-            t = self.trunc_a(&sq, f).await?;
-        }
         let keep = self.add_const(&self.neg(&below), R::ONE);
-        self.mul_aa(&t, &keep).await
+        // t_0 = x / 2^n + 1 and each t_(i+1) = t_i^2 / 2^f: every truncation carries the next
+        // square (or, last, the product with the mask) in its round.
+        let first = self.trunc_mul(x, n, Want { square: true, ..Want::default() }).await?;
+        let t0 = relabel(&first.t, f);
+        let c = fx::<R>(1.0, f)?;
+        // (t0 + c)^2 = t0^2 + 2 c t0 + c^2 at scale 2f.
+        let sq = relabel(&first.square, 2 * f);
+        let mut sq = self.add_const(&self.add(&sq, &self.mul_const(&t0, c.add(c), f))?, c.mul(c));
+        for _ in 1..n {
+            sq = self.trunc_mul(&sq, f, Want { square: true, ..Want::default() }).await?.square;
+        }
+        Ok(self.trunc_mul(&sq, f, Want { mul: Some(&keep), ..Want::default() }).await?.mul)
     }
 
     /// tanh(x) (see the module docs); `n` squarings in the exp.
@@ -172,24 +183,54 @@ impl Engine {
         lo: i32,
         hi: i32,
     ) -> Result<Shared<R>, MpcError> {
+        let wp = self.reciprocal_pre(x, lo, hi).await?;
+        self.trunc_a(&wp, x.frac).await
+    }
+
+    /// [`Engine::reciprocal`] before its last truncation (scale 2f), for a caller that fuses
+    /// that truncation with its own product.
+    pub async fn reciprocal_pre<R: Ring>(
+        &mut self,
+        x: &Shared<R>,
+        lo: i32,
+        hi: i32,
+    ) -> Result<Shared<R>, MpcError> {
         let f = x.frac;
         let o = self.octaves(x, lo, hi).await?;
         self.check_range("reciprocal", x, crate::range::Bound::Octaves { lo, hi });
         let p = self.weigh(&o, |j| 2f64.powi(-(j + 1)), lo, f)?;
         let z = self.mul_fx(x, &p).await?;
         let g = self.add_const(&self.mul_const(&z, fx(-32.0 / 17.0, f)?, f), fx(48.0 / 17.0, 2 * f)?);
-        let mut w = self.trunc_a(&g, f).await?;
-        for _ in 0..3 {
-            let zw = self.mul_fx(&z, &w).await?;
-            let u = self.add_const(&self.neg(&zw), fx(2.0, f)?);
-            w = self.mul_fx(&w, &u).await?;
+        // w = g / 2^f with w z in its round; then per step zw = (w z) / 2^f with zw w in its
+        // round, and w' = (2w - zw w) / 2^f with the next w' z (or, last, w' p) in its round.
+        let r = self.trunc_mul(&g, f, Want { mul: Some(&z), ..Want::default() }).await?;
+        let (mut w, mut pre) = (r.t, r.mul);
+        for i in 0..3 {
+            let r = self.trunc_mul(&pre, f, Want { mul: Some(&w), ..Want::default() }).await?;
+            let zww = r.mul;
+            let wu = self.sub(&self.mul_const(&w, fx(2.0, f)?, f), &zww)?;
+            let next = if i < 2 { &z } else { &p };
+            let r = self.trunc_mul(&wu, f, Want { mul: Some(next), ..Want::default() }).await?;
+            (w, pre) = (r.t, r.mul);
         }
-        self.mul_fx(&w, &p).await
+        Ok(pre)
     }
 
     /// 1/sqrt(x) for x in [2^lo, 2^hi) at x's scale (see the module docs). Newton runs on the
     /// normalised z = x / 2^(octave+1) in [0.5, 1); the result is 2^-(octave+1)/2 / sqrt(z).
     pub async fn rsqrt<R: Ring>(&mut self, x: &Shared<R>, lo: i32, hi: i32) -> Result<Shared<R>, MpcError> {
+        let wq = self.rsqrt_pre(x, lo, hi).await?;
+        self.trunc_a(&wq, x.frac).await
+    }
+
+    /// [`Engine::rsqrt`] before its last truncation (scale 2f), for a caller that fuses that
+    /// truncation with its own product.
+    pub async fn rsqrt_pre<R: Ring>(
+        &mut self,
+        x: &Shared<R>,
+        lo: i32,
+        hi: i32,
+    ) -> Result<Shared<R>, MpcError> {
         let f = x.frac;
         let o = self.octaves(x, lo, hi).await?;
         self.check_range("rsqrt", x, crate::range::Bound::Octaves { lo, hi });
@@ -197,19 +238,33 @@ impl Engine {
         let q = self.weigh(&o, |j| 2f64.powf(-f64::from(j + 1) / 2.0), lo, f)?;
         let z = self.mul_fx(x, &p).await?;
         let g = self.add_const(&self.mul_const(&z, fx(-0.828_427, f)?, f), fx(1.801_68, 2 * f)?);
-        let mut w = self.trunc_a(&g, f).await?;
-        let n = w.len();
-        for _ in 0..3 {
-            // [w^2, z w] in one product, then v = z w^3; w' = 1.5 w - 0.5 v (local).
-            let both = self.mul_fx(&concat(&[&w, &z]), &concat(&[&w, &w])).await?;
-            let (w2, zw) = (part(&both, 0, n, &w.shape), part(&both, 1, n, &w.shape));
-            // 3 w 2^f - z w^3 at scale 2f, one truncation by f + 1.
-            let v = self.mul_aa(&zw, &w2).await?;
-            let t = self.sub(&self.mul_const(&w, fx(3.0, f)?, f), &v)?;
-            w = self.trunc_a(&t, f + 1).await?;
-            w.frac = f;
+        // Each step: [w^2, z w] ride on the round that truncates w, and v = (z w) (w^2) on the
+        // round that truncates both; w' = (3 w - v) / 2 at scale f.
+        let want_wz = Want { square: true, mul: Some(&z), pair: false };
+        let r = self.trunc_mul(&g, f, want_wz).await?;
+        let (mut w, mut w2, mut wz) = (r.t, r.square, r.mul);
+        for _ in 0..2 {
+            let t = self.rsqrt_step(&w, &w2, &wz, f).await?;
+            let r = self.trunc_mul(&t, f + 1, want_wz).await?;
+            (w, w2, wz) = (relabel(&r.t, f), relabel(&r.square, 2 * f), relabel(&r.mul, 2 * f));
         }
-        self.mul_fx(&w, &q).await
+        let t = self.rsqrt_step(&w, &w2, &wz, f).await?;
+        let r = self.trunc_mul(&t, f + 1, Want { mul: Some(&q), ..Want::default() }).await?;
+        Ok(relabel(&r.mul, 2 * f))
+    }
+
+    /// One rsqrt Newton step before its truncation: 3 w 2^f - z w^3 at scale 2f (to be
+    /// truncated by f + 1), with v = (z w) (w^2) on the round that truncates both.
+    async fn rsqrt_step<R: Ring>(
+        &mut self,
+        w: &Shared<R>,
+        w2: &Shared<R>,
+        wz: &Shared<R>,
+        f: u32,
+    ) -> Result<Shared<R>, MpcError> {
+        let both = self.trunc_mul(&concat(&[w2, wz]), f, Want { pair: true, ..Want::default() }).await?;
+        let v = Shared { shape: w.shape.clone(), ..both.pair };
+        self.sub(&self.mul_const(w, fx(3.0, f)?, f), &v)
     }
 
     /// 0.125x^2 + 0.25x + 0.5 at x's scale (Z_2^32 in Ditto mode).
@@ -328,8 +383,12 @@ impl Engine {
         }
         let s = row_sums(&e, rows, cols);
         let hi = i32::try_from(usize::BITS - cols.leading_zeros()).unwrap_or(31) + 1;
-        let r = self.reciprocal(&s, 0, hi).await?;
-        self.mul_fx(&e, &broadcast_rows(&r, rows, cols)).await
+        // The reciprocal's last truncation, per entry, carries the product with e.
+        let r = self.reciprocal_pre(&s, 0, hi).await?;
+        let er = self
+            .trunc_mul(&broadcast_rows(&r, rows, cols), e.frac, Want { mul: Some(&e), ..Want::default() })
+            .await?;
+        self.trunc_a(&er.mul, e.frac).await
     }
 
     /// LayerNorm over the rows of x (rows x h): (x - mean) / sqrt(var + eps) * gamma + beta,
@@ -350,9 +409,15 @@ impl Engine {
         let sq = self.mul_fx(&d, &d).await?;
         let var = self.trunc_a(&self.mul_const(&row_sums(&sq, rows, h), inv_h, f), f).await?;
         let ve = self.add_const(&var, fx(eps, f)?);
-        let r = self.rsqrt(&ve, lo, hi).await?;
-        let y = self.mul_fx(&d, &broadcast_rows(&r, rows, h)).await?;
-        let y = self.mul_fx(&y, &broadcast_cols(gamma, rows, h)).await?;
+        // rsqrt's last truncation (per entry) carries the product with d, and that product's
+        // truncation the product with gamma.
+        let r = self.rsqrt_pre(&ve, lo, hi).await?;
+        let rd = self
+            .trunc_mul(&broadcast_rows(&r, rows, h), f, Want { mul: Some(&d), ..Want::default() })
+            .await?;
+        let gamma = broadcast_cols(gamma, rows, h);
+        let yg = self.trunc_mul(&rd.mul, f, Want { mul: Some(&gamma), ..Want::default() }).await?;
+        let y = self.trunc_a(&yg.mul, gamma.frac).await?;
         self.add(&y, &broadcast_cols(beta, rows, h))
     }
 

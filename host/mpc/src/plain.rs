@@ -60,6 +60,11 @@ pub fn sign<R: Ring>(x: &[R]) -> Vec<R> {
     x.iter().map(|v| R::from_bit(u64::from(v.to_i64() < 0))).collect()
 }
 
+/// s_i * v_i for bits s (a selection).
+pub fn select<R: Ring>(s: &[R], v: &[R]) -> Vec<R> {
+    s.iter().zip(v).map(|(s, v)| s.mul(*v)).collect()
+}
+
 /// max(x, 0).
 pub fn relu<R: Ring>(x: &[R]) -> Vec<R> {
     x.iter().map(|v| if v.to_i64() < 0 { R::ZERO } else { *v }).collect()

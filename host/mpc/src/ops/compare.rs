@@ -1,10 +1,12 @@
-//! Comparisons: the sign bit (x < 0) as an arithmetic share, 7 rounds in Z_2^32 and 8 in
-//! Z_2^64 (DESIGN.md §5), and what is built on it: ReLU and the row-wise maximum (a tree of
-//! comparisons and selections, ceil(log2 cols) levels).
+//! Comparisons: the sign bit (x < 0) as an arithmetic share by the radix comparison, 4 rounds
+//! in Z_2^32 and Z_2^64 (`ditto_core::radix`), optionally times a shared value in the same
+//! rounds, and what is built on it: ReLU and the row-wise maximum (a tree of comparisons whose
+//! selections ride on them, ceil(log2 cols) levels of 4 rounds).
 
-use ditto_core::compare::{self, SignMaterial, SignShape};
+use ditto_core::compare;
 use ditto_core::plan::Op;
-use ditto_core::ring::reduce;
+use ditto_core::radix::{self, RadixMaterial, RadixShape};
+use ditto_core::ring::{RingId, decode_slice, encode_slice, reduce};
 use ditto_core::{Ring, bits};
 
 use super::{len32, ring_id, scale};
@@ -15,40 +17,23 @@ use crate::{MpcError, Shared};
 impl Engine {
     /// [x < 0] as a share of 0 or 1 (scale 0).
     pub async fn sign_a<R: Ring>(&mut self, x: &Shared<R>) -> Result<Shared<R>, MpcError> {
-        let op = Op::SignA { ring: ring_id::<R>()?, len: len32("sign", x.len())? };
+        let r = ring_id::<R>()?;
+        let op = Op::SignRadixA { ring: r, out: r, len: len32("sign", x.len())?, mul: false };
         let b = match self.begin(op, scale("sign", x.frac, 0)?).await? {
             Started::Run(b) => b,
             Started::Planned => return Ok(Shared::zeros(&x.shape, 0)),
             Started::Plain => return Ok(x.with_data(plain::sign(&x.data), 0)),
         };
-        let z = self.sign_run::<R, R>(&b, &x.data).await?;
+        let z = self.radix_run::<R, R>(&b, &x.data, None).await?;
         Ok(x.with_data(z, 0))
     }
 
     /// [x < 0] for Z_2^64 shares of values with |x| < 2^31: each party reduces its share to the
     /// low 32 bits and the comparison runs in Z_2^32, with the result in Z_2^64 (about half the
-    /// bytes of [`Engine::sign_a`] in Z_2^64, one round fewer). Outside that range the result
-    /// is the sign of the low 32 bits, in the secure run and in the plaintext reference alike.
+    /// bytes of [`Engine::sign_a`] in Z_2^64). Outside that range the result is the sign of the
+    /// low 32 bits, in the secure run and in the plaintext reference alike.
     pub async fn sign_low_a<R: Ring>(&mut self, x: &Shared<R>) -> Result<Shared<R>, MpcError> {
-        if R::BITS != 64 {
-            return Err(MpcError::Ring { what: "sign_low_a", expected: "Z_2^64", bits: R::BITS });
-        }
-        let op = Op::SignLowA { len: len32("sign", x.len())? };
-        let started = self.begin(op, scale("sign", x.frac, 0)?).await?;
-        if matches!(started, Started::Planned) {
-            return Ok(Shared::zeros(&x.shape, 0));
-        }
-        let low: Vec<u32> = x.data.iter().map(|v| reduce::<R, u32>(*v)).collect();
-        let b = match started {
-            Started::Run(b) => b,
-            Started::Planned | Started::Plain => {
-                self.check_range("sign_low_a", x, crate::range::Bound::pow2(31, false));
-                let s = plain::sign(&low).into_iter().map(|v| R::from_u64(u64::from(v))).collect();
-                return Ok(x.with_data(s, 0));
-            }
-        };
-        let z = self.sign_run::<u32, R>(&b, &low).await?;
-        Ok(x.with_data(z, 0))
+        self.sign_low_run(x, None).await
     }
 
     /// [`Engine::sign_low_a`] when `narrow` (the caller has proven |x| < 2^31), else
@@ -57,46 +42,141 @@ impl Engine {
         if narrow { self.sign_low_a(x).await } else { self.sign_a(x).await }
     }
 
-    /// The sign protocol for a begun step: circuit on ring `R`, result in ring `O`.
-    async fn sign_run<R: Ring, O: Ring>(&mut self, b: &Begun, x: &[R]) -> Result<Vec<O>, MpcError> {
+    /// [x < 0] * v (v's scale) in the rounds of the sign alone: v - a is opened beside the
+    /// masked x and the product rides on the last round (`ditto_core::radix`). `narrow` as in
+    /// [`Engine::sign_with`].
+    pub async fn sign_mul<R: Ring>(
+        &mut self,
+        x: &Shared<R>,
+        v: &Shared<R>,
+        narrow: bool,
+    ) -> Result<Shared<R>, MpcError> {
+        x.same_shape(v, "sign_mul")?;
+        if narrow {
+            return self.sign_low_run(x, Some(v)).await;
+        }
+        let r = ring_id::<R>()?;
+        let op = Op::SignRadixA { ring: r, out: r, len: len32("sign", x.len())?, mul: true };
+        let b = match self.begin(op, scale("sign", x.frac, v.frac)?).await? {
+            Started::Run(b) => b,
+            Started::Planned => return Ok(Shared::zeros(&x.shape, v.frac)),
+            Started::Plain => return Ok(x.with_data(plain::select(&plain::sign(&x.data), &v.data), v.frac)),
+        };
+        let z = self.radix_run::<R, R>(&b, &x.data, Some(&v.data)).await?;
+        Ok(x.with_data(z, v.frac))
+    }
+
+    /// The narrow sign (circuit on the low 32 bits, result in Z_2^64), times `v` if given.
+    async fn sign_low_run<R: Ring>(
+        &mut self,
+        x: &Shared<R>,
+        v: Option<&Shared<R>>,
+    ) -> Result<Shared<R>, MpcError> {
+        if R::BITS != 64 {
+            return Err(MpcError::Ring { what: "sign_low_a", expected: "Z_2^64", bits: R::BITS });
+        }
+        let frac_out = v.map_or(0, |v| v.frac);
+        let op = Op::SignRadixA {
+            ring: RingId::Z32,
+            out: RingId::Z64,
+            len: len32("sign", x.len())?,
+            mul: v.is_some(),
+        };
+        let started = self.begin(op, scale("sign", x.frac, frac_out)?).await?;
+        if matches!(started, Started::Planned) {
+            return Ok(Shared::zeros(&x.shape, frac_out));
+        }
+        let low: Vec<u32> = x.data.iter().map(|v| reduce::<R, u32>(*v)).collect();
+        let b = match started {
+            Started::Run(b) => b,
+            Started::Planned | Started::Plain => {
+                self.check_range("sign_low_a", x, crate::range::Bound::pow2(31, false));
+                let s: Vec<R> = plain::sign(&low).into_iter().map(|v| R::from_u64(u64::from(v))).collect();
+                let s = match v {
+                    Some(v) => plain::select(&s, &v.data),
+                    None => s,
+                };
+                return Ok(x.with_data(s, frac_out));
+            }
+        };
+        let z = self.radix_run::<u32, R>(&b, &low, v.map(|v| &v.data[..])).await?;
+        Ok(x.with_data(z, frac_out))
+    }
+
+    /// The radix comparison for a begun step: circuit on ring `C`, result (and multiplicand)
+    /// in ring `O`.
+    async fn radix_run<C: Ring, O: Ring>(
+        &mut self,
+        b: &Begun,
+        x: &[C],
+        v: Option<&[O]>,
+    ) -> Result<Vec<O>, MpcError> {
         let n = x.len();
-        let sh = SignShape::of::<R>(n);
-        let (mut r, mut rbits) = (vec![R::ZERO; n], vec![0u64; sh.rbits_words()]);
-        let (mut aa, mut ab, mut ac) =
-            (vec![0u64; sh.and_words()], vec![0u64; sh.and_words()], vec![0u64; sh.and_words()]);
-        let (mut db, mut da) = (vec![0u64; sh.groups()], vec![O::ZERO; n]);
+        let sh = RadixShape::new(C::BITS, n);
+        let (g, mul) = (sh.groups(), v.map_or(0, |_| n));
+        let mut r = vec![C::ZERO; n];
+        let (mut msb, mut onehot) = (vec![0u64; g], vec![0u64; g * sh.onehot_words()]);
+        let (mut masks, mut prods) = (vec![0u64; g * sh.mask_words()], vec![0u64; g * sh.prod_words()]);
+        let (mut db, mut da) = (vec![0u64; g], vec![O::ZERO; n]);
+        let (mut ma, mut mc) = (vec![O::ZERO; mul], vec![O::ZERO; mul]);
         self.expand(b, |s, corr| {
-            let mut m = SignMaterial {
+            let mut m = RadixMaterial {
                 r: &mut r,
-                rbits: &mut rbits,
-                and_a: &mut aa,
-                and_b: &mut ab,
-                and_c: &mut ac,
+                msb: &mut msb,
+                onehot: &mut onehot,
+                masks: &mut masks,
+                prods: &mut prods,
                 dabit_b: &mut db,
                 dabit_a: &mut da,
+                mul_a: &mut ma,
+                mul_c: &mut mc,
             };
-            compare::expand_sign(s, b.index, corr, &mut m)
+            radix::expand_radix(s, b.index, corr, &mut m)
         })?;
-        let mut y = vec![R::ZERO; n];
-        compare::sign_open(x, &r, &mut y)?;
-        let y = self.open(b.index, &y).await?;
-        let mut state = vec![0u64; sh.state_words()];
-        compare::sign_leaves(self.party(), &y, &rbits, &mut state)?;
+        // Round 1: y = x + r, and f = v - a beside it.
+        let y: Vec<C> = x.iter().zip(&r).map(|(x, r)| x.add(*r)).collect();
+        let (y, f) = match v {
+            None => (self.open(b.index, &y).await?, Vec::new()),
+            Some(v) => {
+                let f: Vec<O> = v.iter().zip(&ma).map(|(v, a)| v.sub(*a)).collect();
+                let mut wire = vec![0u8; n * (C::BYTES + O::BYTES)];
+                let (wy, wf) = wire.split_at_mut(n * C::BYTES);
+                encode_slice(&y, wy)?;
+                encode_slice(&f, wf)?;
+                let peer = self.exchange_bytes(b.index, &wire).await?;
+                if peer.len() != wire.len() {
+                    let e =
+                        ditto_net::NetError::Length { step: b.index, expected: wire.len(), got: peer.len() };
+                    return Err(e.into());
+                }
+                let (py, pf) = peer.split_at(n * C::BYTES);
+                let (mut ty, mut tf) = (vec![C::ZERO; n], vec![O::ZERO; n]);
+                decode_slice(py, &mut ty)?;
+                decode_slice(pf, &mut tf)?;
+                let add = |a: &[C], b: &[C]| a.iter().zip(b).map(|(a, b)| a.add(*b)).collect::<Vec<_>>();
+                (add(&y, &ty), f.iter().zip(&tf).map(|(a, b)| a.add(*b)).collect())
+            }
+        };
+        let mut state = vec![0u64; g * sh.state_words()];
+        radix::radix_leaves(&y, &onehot, &mut state)?;
         for level in 0..sh.levels() {
-            let mut msg = vec![0u64; sh.level_msg_words(level)];
-            compare::sign_level_open(&sh, level, &state, &aa, &ab, &mut msg)?;
+            let mut msg = vec![0u64; g * sh.level_msg_words(level)];
+            radix::radix_level_open(&sh, level, &state, &masks, &mut msg)?;
             let peer = self.exchange_ring(b.index, &msg).await?;
             let mut opened = vec![0u64; msg.len()];
             bits::xor_into(&msg, &peer, &mut opened)?;
-            compare::sign_level_finish(self.party(), &sh, level, &mut state, &opened, (&aa, &ab, &ac))?;
+            radix::radix_level_finish(self.party(), &sh, level, &mut state, &opened, &masks, &prods)?;
         }
-        let mut e = vec![0u64; sh.groups()];
-        compare::sign_b2a_open(self.party(), &y, &rbits, &state, &db, &mut e)?;
+        let mut e = vec![0u64; g];
+        radix::radix_b2a_open(self.party(), &y, &msb, &state, &db, &mut e)?;
         let peer = self.exchange_ring(b.index, &e).await?;
-        let mut opened = vec![0u64; e.len()];
+        let mut opened = vec![0u64; g];
         bits::xor_into(&e, &peer, &mut opened)?;
         let mut z = vec![O::ZERO; n];
-        compare::sign_b2a_finish(self.party(), &opened, &da, &mut z)?;
+        match v {
+            Some(v) => radix::radix_mul_finish(&opened, &f, v, &da, &mc, &mut z)?,
+            None => compare::sign_b2a_finish(self.party(), &opened, &da, &mut z)?,
+        }
         Ok(z)
     }
 
@@ -113,8 +193,8 @@ impl Engine {
         self.mul_aa(x, &keep).await
     }
 
-    /// The maximum of each row of x (rows x cols): ceil(log2 cols) levels, each one sign and
-    /// one mul over all pairs of the level (the odd element passes through).
+    /// The maximum of each row of x (rows x cols): ceil(log2 cols) levels, each one sign with
+    /// its selection over all pairs of the level (the odd element passes through).
     pub async fn max_rows<R: Ring>(&mut self, x: &Shared<R>) -> Result<Shared<R>, MpcError> {
         self.max_rows_with(x, false).await
     }
@@ -143,10 +223,9 @@ impl Engine {
                 Shared { data: a, shape: vec![rows, half], frac: cur.frac },
                 Shared { data: bb, shape: vec![rows, half], frac: cur.frac },
             );
-            // max(a, b) = b + [b - a < 0] (a - b).
+            // max(a, b) = b + [b - a < 0] (a - b), the product in the comparison's rounds.
             let d = self.sub(&bb, &a)?;
-            let s = self.sign_with(&d, narrow).await?;
-            let sel = self.mul_aa(&s, &self.neg(&d)).await?;
+            let sel = self.sign_mul(&d, &self.neg(&d), narrow).await?;
             let m = self.add(&bb, &sel)?;
             let next_cols = cols.div_ceil(2);
             let mut next = Vec::with_capacity(rows * next_cols);

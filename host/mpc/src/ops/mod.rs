@@ -6,6 +6,7 @@
 pub mod arith;
 pub mod compare;
 pub mod convert;
+pub mod fuse;
 
 use ditto_core::plan::Scale;
 use ditto_core::ring::RingId;

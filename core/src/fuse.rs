@@ -1,0 +1,301 @@
+//! Truncation fused with the products that consume its output, 1 round in all
+//! (DESIGN.md §5, round fusion).
+//!
+//! The truncation ([`crate::trunc`]) opens y = x + 2^(l-2) + r and gives every party a share of
+//! t = Y - R_b, where Y = (y >> k) - 2^(l-2-k) is public and R_b is known to the dealer up to
+//! the public bit b = msb(y): R_1 = r >> k, R_0 = (r >> k) - 2^(l-k) msb(r). So t is already
+//! "public minus a dealer-known mask", which is all a Beaver product needs of an operand; no
+//! second opening is needed to multiply it. With the dealer's shares of the products of
+//! R_0 and R_1 with the other operand's mask:
+//!
+//! * square: t^2 = Y^2 - 2 Y R_b + R_b^2;
+//! * mul by a shared v, whose v - a is opened in the same round as y:
+//!   t v = Y f + Y a - f R_b - R_b a with f = v - a;
+//! * pair, lanes i and j = i + h of one truncation of 2h lanes: t_i t_j =
+//!   Y_i Y_j - Y_i R_j - Y_j R_i + R_i R_j.
+//!
+//! The dealer's products need not come twice, once per b: with mu = msb(r), R_0 = R_1 -
+//! 2^(l-k) mu, and every difference is 2^(l-k) times something that matters modulo 2^k only:
+//! R_0^2 = R_1^2 - 2^(l-k) (2 mu R_1 - 2^(l-k) mu), R_0 a = R_1 a - 2^(l-k) mu a, and
+//! R_(i,bi) R_(j,bj) = R_i1 R_j1 - [bj = 0] 2^(l-k) mu_j R_i1 - [bi = 0] 2^(l-k) mu_i R_j1 +
+//! [bi = bj = 0] 2^(2(l-k)) mu_i mu_j, whose last term vanishes for 2k <= l (which pairs
+//! require). So each product costs one ring element and k bits per correction, not two elements.
+//!
+//! Each output is exactly the product of the truncated value (floor(x / 2^k) or one more, as
+//! [`crate::trunc`] gives) with its operand: the plaintext reference of a fused step is the
+//! truncation followed by exact products. Admitted range as for truncation.
+//!
+//! Correlation per lane: the truncation's (r; rh, msb as [`crate::trunc`]); for squares
+//! [R_1^2, W = 2 mu R_1 - 2^(l-k) mu mod 2^k] (stream FuseSq, P0; P1 correction); for products
+//! the mask a (stream A, both) and [R_1 a, V = mu a mod 2^k] (FuseMul, P0; P1 correction); for
+//! pairs, on the lanes i < h, [R_i1 R_j1, U_i = mu_j R_i1 mod 2^k, U_j = mu_i R_j1 mod 2^k]
+//! (FusePair, P0; P1 correction). P1's corrections per lane i: [the truncation's record]
+//! [R_1^2 (l/8 bytes), W (ceil(k/8) bytes)][R_1 a, V][R_i1 R_j1, U_i, U_j if i < h], each part
+//! present only if the step asks for it; k-bit values little-endian like the truncation's msb.
+
+use core::ops::Range;
+
+use embedded_io::Write;
+
+use crate::corr::{Corrections, DealerStreams, Streams, at, put_ring};
+use crate::prg::Purpose;
+use crate::ring::{RingId, check_len};
+use crate::trunc::{self, msb_bytes};
+use crate::{Error, Party, Ring};
+
+/// Which products a fused step computes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Products {
+    /// t^2.
+    pub square: bool,
+    /// t v for a second operand v.
+    pub mul: bool,
+    /// t_i t_(i+h) over the two halves.
+    pub pair: bool,
+}
+
+/// Rounds.
+pub const ROUNDS: u32 = 1;
+
+/// P1 correction bytes.
+pub fn correction_bytes(ring: RingId, len: u32, shift: u8, p: Products) -> u64 {
+    let (e, kb) = (ring.bytes() as u64, msb_bytes(u32::from(shift)) as u64);
+    let per = u64::from(p.square) + u64::from(p.mul);
+    let pairs = if p.pair { u64::from(len / 2) * (e + 2 * kb) } else { 0 };
+    trunc::correction_bytes(ring, len, shift) + u64::from(len) * per * (e + kb) + pairs
+}
+
+/// Online bytes per party: y, and f = v - a for a product.
+pub fn online_bytes(ring: RingId, len: u32, p: Products) -> u64 {
+    u64::from(len) * ring.bytes() as u64 * if p.mul { 2 } else { 1 }
+}
+
+/// A party's correlation in caller-provided buffers: the truncation's (r, rh, m: len each),
+/// the squares' (2 len or empty), the product's mask a (len or empty) and its products
+/// (2 len or empty), the pairs' (3 per pair or empty), laid out as the module docs list them
+/// (the k-bit values reduced modulo 2^k).
+#[derive(Debug)]
+pub struct FuseMaterial<'a, R> {
+    /// Mask r.
+    pub r: &'a mut [R],
+    /// r >> k.
+    pub rh: &'a mut [R],
+    /// msb(r) mod 2^k.
+    pub m: &'a mut [R],
+    /// [R_1^2, W] per lane.
+    pub sq: &'a mut [R],
+    /// The second operand's mask a.
+    pub a: &'a mut [R],
+    /// [R_1 a, V] per lane.
+    pub ra: &'a mut [R],
+    /// [R_i1 R_j1, U_i, U_j] per pair (j = i + h).
+    pub pair: &'a mut [R],
+}
+
+/// Expands a party's fused-truncation correlation (shift `k`, products `p`).
+pub fn expand_fuse<R: Ring>(
+    s: &Streams<'_>,
+    step: u32,
+    k: u32,
+    p: Products,
+    corr: &mut Corrections<'_>,
+    m: &mut FuseMaterial<'_, R>,
+) -> Result<(), Error> {
+    let n = m.r.len();
+    let (h, want) = (n / 2, |on: bool, len: usize| if on { len } else { 0 });
+    check_len("fused square products", want(p.square, 2 * n), m.sq.len())?;
+    check_len("fused operand mask", want(p.mul, n), m.a.len())?;
+    check_len("fused operand products", want(p.mul, 2 * n), m.ra.len())?;
+    check_len("fused pair products", want(p.pair, 3 * h), m.pair.len())?;
+    check_len("truncation r >> k", n, m.rh.len())?;
+    check_len("truncation msb", n, m.m.len())?;
+    s.prg(step, Purpose::R).fill_ring(m.r);
+    s.prg(step, Purpose::A).fill_ring(m.a);
+    match s.party {
+        Party::P0 => {
+            s.prg(step, Purpose::RHigh).fill_ring(m.rh);
+            s.prg(step, Purpose::Msb).fill_ring(m.m);
+            m.m.iter_mut().for_each(|v| *v = v.low_bits(k));
+            s.prg(step, Purpose::FuseSq).fill_ring(m.sq);
+            s.prg(step, Purpose::FuseMul).fill_ring(m.ra);
+            s.prg(step, Purpose::FusePair).fill_ring(m.pair);
+            // The k-bit entries: every odd one of sq and ra, the last two of each pair.
+            for v in m.sq.iter_mut().chain(m.ra.iter_mut()).skip(1).step_by(2) {
+                *v = v.low_bits(k);
+            }
+            for pr in m.pair.chunks_exact_mut(3) {
+                pr[1] = pr[1].low_bits(k);
+                pr[2] = pr[2].low_bits(k);
+            }
+        }
+        Party::P1 => {
+            for i in 0..n {
+                m.rh[i] = read_elem(corr)?;
+                m.m[i] = read_low(corr, k)?;
+                if p.square {
+                    m.sq[2 * i] = read_elem(corr)?;
+                    m.sq[2 * i + 1] = read_low(corr, k)?;
+                }
+                if p.mul {
+                    m.ra[2 * i] = read_elem(corr)?;
+                    m.ra[2 * i + 1] = read_low(corr, k)?;
+                }
+                if p.pair && i < h {
+                    m.pair[3 * i] = read_elem(corr)?;
+                    m.pair[3 * i + 1] = read_low(corr, k)?;
+                    m.pair[3 * i + 2] = read_low(corr, k)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_elem<R: Ring>(corr: &mut Corrections<'_>) -> Result<R, Error> {
+    Ok(R::from_le(corr.read_bytes(R::BYTES)?))
+}
+
+/// A k-bit correction (little-endian, ceil(k/8) bytes).
+fn read_low<R: Ring>(corr: &mut Corrections<'_>, k: u32) -> Result<R, Error> {
+    let b = corr.read_bytes(msb_bytes(k))?;
+    let mut w = [0u8; 8];
+    w[..b.len()].copy_from_slice(b);
+    Ok(R::from_u64(u64::from_le_bytes(w)).low_bits(k))
+}
+
+/// Writes one ring element, or with `k` its low k bits in ceil(k/8) bytes.
+fn put<R: Ring, W: Write>(w: &mut W, v: R, k: Option<u32>) -> Result<(), Error> {
+    match k {
+        None => put_ring(w, &[v]),
+        Some(k) => {
+            let b = v.low_bits(k).to_u64().to_le_bytes();
+            w.write_all(&b[..msb_bytes(k)]).map_err(crate::corr::io_err)
+        }
+    }
+}
+
+/// Dealer: P1's corrections for lanes `units` of a fused step of `len` lanes.
+pub fn deal_fuse<R: Ring, W: Write>(
+    d: &DealerStreams<'_>,
+    step: u32,
+    len: usize,
+    k: u32,
+    p: Products,
+    units: Range<usize>,
+    w: &mut W,
+) -> Result<(), Error> {
+    let (s, h) = (units.start, len / 2);
+    let stream = |q, i: usize| (at::<R>(d.p0.prg(step, q), i), at::<R>(d.p1.prg(step, q), i));
+    let (mut r0, mut r1) = stream(Purpose::R, s);
+    // The partner lane's mask, for pairs.
+    let (mut q0, mut q1) = stream(Purpose::R, s.min(h) + h);
+    let (mut a0, mut a1) = stream(Purpose::A, s);
+    let mut h0 = at::<R>(d.p0.prg(step, Purpose::RHigh), s);
+    let mut m0 = at::<R>(d.p0.prg(step, Purpose::Msb), s);
+    let mut sq0 = at::<R>(d.p0.prg(step, Purpose::FuseSq), 2 * s);
+    let mut ra0 = at::<R>(d.p0.prg(step, Purpose::FuseMul), 2 * s);
+    let mut pr0 = at::<R>(d.p0.prg(step, Purpose::FusePair), 3 * s.min(h));
+    let wrap = R::pow2(R::BITS - k);
+    let mu = |r: R| R::from_u64(u64::from(r.msb()));
+    for i in units {
+        let r = r0.next_elem::<R>().add(r1.next_elem::<R>());
+        let (r1v, m) = (r.shr(k), mu(r));
+        // The truncation's record, as trunc::deal_trunc writes it.
+        put(w, r1v.sub(h0.next_elem::<R>()), None)?;
+        put(w, m.sub(m0.next_elem::<R>()), Some(k))?;
+        if p.square {
+            put(w, r1v.mul(r1v).sub(sq0.next_elem::<R>()), None)?;
+            let wv = r1v.mul(m).add(r1v.mul(m)).sub(wrap.mul(m));
+            put(w, wv.sub(sq0.next_elem::<R>()), Some(k))?;
+        }
+        if p.mul {
+            let a = a0.next_elem::<R>().add(a1.next_elem::<R>());
+            put(w, r1v.mul(a).sub(ra0.next_elem::<R>()), None)?;
+            put(w, m.mul(a).sub(ra0.next_elem::<R>()), Some(k))?;
+        }
+        if p.pair && i < h {
+            let q = q0.next_elem::<R>().add(q1.next_elem::<R>());
+            let (q1v, mq) = (q.shr(k), mu(q));
+            put(w, r1v.mul(q1v).sub(pr0.next_elem::<R>()), None)?;
+            put(w, mq.mul(r1v).sub(pr0.next_elem::<R>()), Some(k))?;
+            put(w, m.mul(q1v).sub(pr0.next_elem::<R>()), Some(k))?;
+        }
+    }
+    Ok(())
+}
+
+/// Online, round 1: this party's message y_i (see [`crate::trunc::trunc_a_open`]) and, for a
+/// product, f_i = v_i - a_i.
+pub fn fuse_open<R: Ring>(
+    party: Party,
+    x: &[R],
+    r: &[R],
+    v: &[R],
+    a: &[R],
+    y: &mut [R],
+    f: &mut [R],
+) -> Result<(), Error> {
+    trunc::trunc_a_open(party, x, r, y)?;
+    check_len("fused operand", a.len(), v.len())?;
+    check_len("fused operand message", a.len(), f.len())?;
+    for i in 0..a.len() {
+        f[i] = v[i].sub(a[i]);
+    }
+    Ok(())
+}
+
+/// This party's shares after the round, from the opened (y, f): t, then each product asked
+/// for, in `out` = [t (n)][t^2 (n)][t v (n)][t_i t_(i+h) (h)] (parts present as asked).
+pub fn fuse_finish<R: Ring>(
+    party: Party,
+    k: u32,
+    p: Products,
+    (y, f): (&[R], &[R]),
+    v: &[R],
+    m: &FuseMaterial<'_, R>,
+    out: &mut [R],
+) -> Result<(), Error> {
+    let n = y.len();
+    let h = n / 2;
+    let parts = 1 + usize::from(p.square) + usize::from(p.mul);
+    check_len("fused output", parts * n + if p.pair { h } else { 0 }, out.len())?;
+    let (t, rest) = out.split_at_mut(n);
+    trunc::trunc_a_finish(party, k, y, m.rh, m.m, t)?;
+    let unbias = R::pow2(R::BITS - 2).shr(k);
+    let wrap = R::pow2(R::BITS - k);
+    let pub_y = |i: usize| y[i].shr(k).sub(unbias);
+    // A product's share for lane i's b: the R_1 form, less 2^(l-k) times its k-bit correction
+    // when b = 0.
+    let low = |i: usize, v: R, c: R| if y[i].msb() == 0 { v.sub(wrap.mul(c)) } else { v };
+    // This party's share of R_b: rh - [b = 0] 2^(l-k) m.
+    let rsh = |i: usize| if y[i].msb() == 0 { m.rh[i].sub(wrap.mul(m.m[i])) } else { m.rh[i] };
+    let p0 = |v: R| if party.is_p0() { v } else { R::ZERO };
+    let mut rest = rest;
+    if p.square {
+        let (sq, r) = rest.split_at_mut(n);
+        for (i, o) in sq.iter_mut().enumerate() {
+            let yy = pub_y(i);
+            *o = p0(yy.mul(yy)).sub(yy.add(yy).mul(rsh(i))).add(low(i, m.sq[2 * i], m.sq[2 * i + 1]));
+        }
+        rest = r;
+    }
+    if p.mul {
+        check_len("fused operand", n, v.len())?;
+        check_len("fused opened operand", n, f.len())?;
+        let (tv, r) = rest.split_at_mut(n);
+        for i in 0..n {
+            let yy = pub_y(i);
+            let ra = low(i, m.ra[2 * i], m.ra[2 * i + 1]);
+            tv[i] = p0(yy.mul(f[i])).add(yy.mul(m.a[i])).sub(f[i].mul(rsh(i))).sub(ra);
+        }
+        rest = r;
+    }
+    if p.pair {
+        for (i, o) in rest[..h].iter_mut().enumerate() {
+            let (j, yi, yj) = (i + h, pub_y(i), pub_y(i + h));
+            let c = low(j, low(i, m.pair[3 * i], m.pair[3 * i + 2]), m.pair[3 * i + 1]);
+            *o = p0(yi.mul(yj)).sub(yi.mul(rsh(j))).sub(yj.mul(rsh(i))).add(c);
+        }
+    }
+    Ok(())
+}

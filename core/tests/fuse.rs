@@ -1,0 +1,211 @@
+//! The fused truncation ([`ditto_core::fuse`]): the truncated value is floor(x / 2^k) or one
+//! more, and every product equals the truncated value times its operand exactly, in both rings,
+//! at the edges of the admitted range and on random values.
+#![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_possible_wrap, missing_docs)]
+
+mod common;
+
+use common::{Cost, Harness, PARTIES, per_party, reveal, ring_id, zeros};
+use ditto_core::fuse::{self, FuseMaterial, Products};
+use ditto_core::plan::{Op, Step};
+use ditto_core::ring::RingId;
+use ditto_core::{Ring, trunc};
+
+const STEP: u32 = 21;
+
+struct Mat<R> {
+    r: Vec<R>,
+    rh: Vec<R>,
+    m: Vec<R>,
+    sq: Vec<R>,
+    a: Vec<R>,
+    ra: Vec<R>,
+    pair: Vec<R>,
+}
+
+/// Runs the fused step; returns the opened outputs [t][t^2][t v][pairs] and the cost.
+fn run<R: Ring>(h: &mut Harness, x: &[R], v: &[R], k: u32, p: Products) -> (Vec<R>, Cost) {
+    let n = x.len();
+    let shift = k as u8;
+    let step = Step::bare(Op::TruncMulA {
+        ring: ring_id::<R>(),
+        len: n as u32,
+        shift,
+        square: p.square,
+        mul: p.mul,
+        pair: p.pair,
+    });
+    let corr = h.deal(STEP, &step);
+    let xs = h.share(x);
+    let vs = h.share(v);
+    let on = |b: bool, l: usize| if b { l } else { 0 };
+    let mats = per_party(h, &corr, |_, s, c| {
+        let mut m = Mat {
+            r: zeros(n),
+            rh: zeros(n),
+            m: zeros(n),
+            sq: zeros(on(p.square, 2 * n)),
+            a: zeros(on(p.mul, n)),
+            ra: zeros(on(p.mul, 2 * n)),
+            pair: zeros(on(p.pair, 3 * (n / 2))),
+        };
+        let mut view = FuseMaterial {
+            r: &mut m.r,
+            rh: &mut m.rh,
+            m: &mut m.m,
+            sq: &mut m.sq,
+            a: &mut m.a,
+            ra: &mut m.ra,
+            pair: &mut m.pair,
+        };
+        fuse::expand_fuse(s, STEP, k, p, c, &mut view).unwrap();
+        m
+    });
+    let vin = |i: usize| if p.mul { vs[i].clone() } else { Vec::new() };
+    let msgs = [0, 1].map(|i| {
+        let (mut y, mut f) = (zeros(n), zeros(on(p.mul, n)));
+        fuse::fuse_open(PARTIES[i], &xs[i], &mats[i].r, &vin(i), &mats[i].a, &mut y, &mut f).unwrap();
+        (y, f)
+    });
+    let y = reveal(&[msgs[0].0.clone(), msgs[1].0.clone()]);
+    let f = reveal(&[msgs[0].1.clone(), msgs[1].1.clone()]);
+    let cost = Cost { bytes: ((msgs[0].0.len() + msgs[0].1.len()) * R::BYTES) as u64, rounds: 1 };
+    let parts = 1 + usize::from(p.square) + usize::from(p.mul);
+    let mut mats = mats;
+    let outs = [0, 1].map(|i| {
+        let mut o = zeros(parts * n + on(p.pair, n / 2));
+        fuse::fuse_finish(PARTIES[i], k, p, (&y, &f), &vin(i), &mats[i].view(), &mut o).unwrap();
+        o
+    });
+    assert_eq!(cost.bytes, step.online_bytes_per_party(), "online bytes of {step:?}");
+    assert_eq!(cost.rounds, step.rounds());
+    (reveal(&outs), cost)
+}
+
+impl<R: Ring> Mat<R> {
+    fn view(&mut self) -> FuseMaterial<'_, R> {
+        FuseMaterial {
+            r: &mut self.r,
+            rh: &mut self.rh,
+            m: &mut self.m,
+            sq: &mut self.sq,
+            a: &mut self.a,
+            ra: &mut self.ra,
+            pair: &mut self.pair,
+        }
+    }
+}
+
+/// Values in the admitted range [-2^(l-2), 2^(l-2)): its edges and random ones.
+fn inputs<R: Ring>(h: &mut Harness, n: usize) -> Vec<R> {
+    let b = R::BITS - 2;
+    let lim = R::pow2(b);
+    let mut x = vec![R::ZERO, R::ONE, R::from_i64(-1), lim.sub(R::ONE), lim.neg(), lim.neg().add(R::ONE)];
+    for r in h.rand::<R>(n) {
+        // Sign-extend the low l - 1 bits: uniform in [-2^(l-2), 2^(l-2)).
+        x.push(R::from_i64(r.shl(1).to_i64() >> 1));
+    }
+    x
+}
+
+fn check<R: Ring>(tag: u8, k: u32) {
+    let mut h = Harness::new(tag);
+    let all = Products { square: true, mul: true, pair: true };
+    for (n, p) in [
+        (1usize, Products { square: true, ..Products::default() }),
+        (7, Products { mul: true, ..Products::default() }),
+        (300, all),
+        (301, Products { square: true, mul: true, pair: false }),
+    ] {
+        // Pairs need 2k <= l; wider shifts check the other corrections' high terms.
+        let p = Products { pair: p.pair && 2 * k <= R::BITS, ..p };
+        let mut x = inputs::<R>(&mut h, n);
+        if p.pair && x.len() % 2 == 1 {
+            x.pop();
+        }
+        let n = x.len();
+        let v = h.rand::<R>(n);
+        let (out, _) = run(&mut h, &x, &v, k, p);
+        let t = &out[..n];
+        for (i, (xi, ti)) in x.iter().zip(t).enumerate() {
+            let floor = R::from_i64(xi.to_i64() >> k);
+            assert!(
+                *ti == floor || *ti == floor.add(R::ONE),
+                "lane {i}: {} >> {k} gave {}",
+                xi.to_i64(),
+                ti.to_i64()
+            );
+        }
+        let mut o = n;
+        if p.square {
+            let want: Vec<R> = t.iter().map(|t| t.mul(*t)).collect();
+            assert_eq!(&out[o..o + n], &want[..], "squares");
+            o += n;
+        }
+        if p.mul {
+            let want: Vec<R> = t.iter().zip(&v).map(|(t, v)| t.mul(*v)).collect();
+            assert_eq!(&out[o..o + n], &want[..], "products");
+            o += n;
+        }
+        if p.pair {
+            let hh = n / 2;
+            let want: Vec<R> = (0..hh).map(|i| t[i].mul(t[i + hh])).collect();
+            assert_eq!(&out[o..], &want[..], "pairs");
+        }
+    }
+}
+
+#[test]
+fn fused_truncation_z32() {
+    check::<u32>(50, 8);
+    check::<u32>(51, 11);
+    check::<u32>(54, 20);
+}
+
+#[test]
+fn fused_truncation_z64() {
+    check::<u64>(52, 18);
+    check::<u64>(53, 19);
+    check::<u64>(55, 40);
+}
+
+/// Costs: one round; y (and f with a product) online; the truncation's record plus an element
+/// and k bits per square and per product, an element and 2k bits per pair from the dealer.
+#[test]
+fn fused_costs() {
+    let cost = |square, mul, pair| {
+        let s = Step::bare(Op::TruncMulA { ring: RingId::Z64, len: 100, shift: 18, square, mul, pair });
+        (s.online_bytes_per_party(), s.p1_correction_bytes(), s.rounds())
+    };
+    let tr = trunc::correction_bytes(RingId::Z64, 100, 18);
+    assert_eq!(tr, 100 * (8 + 3));
+    assert_eq!(cost(true, false, false), (800, tr + 1100, 1));
+    assert_eq!(cost(false, true, false), (1600, tr + 1100, 1));
+    assert_eq!(cost(true, true, true), (1600, tr + 2200 + 50 * 14, 1));
+    let wide = Op::TruncMulA { ring: RingId::Z32, len: 4, shift: 17, square: false, mul: false, pair: true };
+    assert!(Step::bare(wide).validate(0).is_err(), "pairs need 2k <= l");
+    assert!(
+        Step::bare(Op::TruncMulA {
+            ring: RingId::Z64,
+            len: 3,
+            shift: 18,
+            square: false,
+            mul: false,
+            pair: true
+        })
+        .validate(0)
+        .is_err()
+    );
+    assert!(
+        Step::bare(Op::TruncMulA {
+            ring: RingId::Z64,
+            len: 4,
+            shift: 18,
+            square: false,
+            mul: false,
+            pair: false
+        })
+        .validate(0)
+        .is_err()
+    );
+}

@@ -1,0 +1,142 @@
+//! A truncation and the products of its output in one round (`ditto_core::fuse`): where a
+//! multiplication consumes a fresh truncation, the pair costs the truncation's round alone.
+
+use ditto_core::Ring;
+use ditto_core::fuse::{self, FuseMaterial, Products};
+use ditto_core::plan::Op;
+use ditto_core::ring::{decode_slice, encode_slice};
+
+use super::{len32, ring_id, scale};
+use crate::engine::{Engine, Started};
+use crate::plain;
+use crate::range::Bound;
+use crate::{MpcError, Shared};
+
+/// What a fused truncation returns: t = x / 2^k (scale frac - k) and the products asked for
+/// (a product not asked for is empty).
+#[derive(Debug)]
+pub struct Fused<R> {
+    /// x / 2^k.
+    pub t: Shared<R>,
+    /// t^2 (scale 2 (frac - k)).
+    pub square: Shared<R>,
+    /// t v (scale frac - k + v.frac).
+    pub mul: Shared<R>,
+    /// t_i t_(i + n/2) over the two halves (scale 2 (frac - k), n/2 values).
+    pub pair: Shared<R>,
+}
+
+/// The products a fused truncation computes.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Want<'a, R> {
+    /// t^2.
+    pub square: bool,
+    /// t v.
+    pub mul: Option<&'a Shared<R>>,
+    /// t_i t_(i + n/2).
+    pub pair: bool,
+}
+
+impl Engine {
+    /// x / 2^k (as [`Engine::trunc_a`]: floor or one more) and, in the same round, the
+    /// products of the result that `want` asks for. The products are exact: t^2, t v,
+    /// t_i t_(i+n/2) of the very t returned.
+    pub async fn trunc_mul<R: Ring>(
+        &mut self,
+        x: &Shared<R>,
+        k: u32,
+        want: Want<'_, R>,
+    ) -> Result<Fused<R>, MpcError> {
+        let frac = x.frac.checked_sub(k).ok_or(MpcError::Scale {
+            what: "fused truncation",
+            detail: format!("cannot drop {k} bits from scale {}", x.frac),
+        })?;
+        let n = x.len();
+        if let Some(v) = want.mul {
+            x.same_shape(v, "fused truncation operand")?;
+        }
+        let p = Products { square: want.square, mul: want.mul.is_some(), pair: want.pair };
+        let shift = u8::try_from(k)
+            .map_err(|_| MpcError::Scale { what: "fused truncation", detail: format!("shift {k}") })?;
+        let op = Op::TruncMulA {
+            ring: ring_id::<R>()?,
+            len: len32("fused truncation", n)?,
+            shift,
+            square: p.square,
+            mul: p.mul,
+            pair: p.pair,
+        };
+        let vfrac = want.mul.map_or(0, |v| v.frac);
+        let h = n / 2;
+        // x's shape, [n/2] for pairs, [0] for a product not asked for.
+        let shape = |data: Vec<R>, f: u32, full: bool| match (data.is_empty(), full) {
+            (true, _) => Shared { data, shape: vec![0], frac: f },
+            (false, true) => x.with_data(data, f),
+            (false, false) => Shared { data, shape: vec![h], frac: f },
+        };
+        let assemble = |t: Vec<R>, sq: Option<Vec<R>>, tv: Option<Vec<R>>, pr: Option<Vec<R>>| Fused {
+            square: shape(sq.unwrap_or_default(), 2 * frac, true),
+            mul: shape(tv.unwrap_or_default(), frac + vfrac, true),
+            pair: shape(pr.unwrap_or_default(), 2 * frac, false),
+            t: shape(t, frac, true),
+        };
+        let b = match self.begin(op, scale("fused truncation", x.frac, frac)?).await? {
+            Started::Run(b) => b,
+            Started::Planned => {
+                let z = || vec![R::ZERO; n];
+                return Ok(assemble(z(), p.square.then(z), p.mul.then(z), p.pair.then(|| vec![R::ZERO; h])));
+            }
+            Started::Plain => {
+                self.check_range("trunc_mul", x, Bound::pow2(R::BITS - 2, false));
+                let t = plain::trunc_round(&x.data, k);
+                let sq = p.square.then(|| t.iter().map(|a| a.mul(*a)).collect());
+                let tv = want.mul.map(|v| t.iter().zip(&v.data).map(|(a, b)| a.mul(*b)).collect());
+                let pr = p.pair.then(|| (0..h).map(|i| t[i].mul(t[i + h])).collect());
+                return Ok(assemble(t, sq, tv, pr));
+            }
+        };
+        let on = |b: bool, l: usize| if b { l } else { 0 };
+        let z = |l: usize| vec![R::ZERO; l];
+        let (mut r, mut rh, mut m) = (z(n), z(n), z(n));
+        let (mut sq, mut a, mut ra, mut pr) =
+            (z(on(p.square, 2 * n)), z(on(p.mul, n)), z(on(p.mul, 2 * n)), z(on(p.pair, 3 * h)));
+        let mut mat = FuseMaterial {
+            r: &mut r,
+            rh: &mut rh,
+            m: &mut m,
+            sq: &mut sq,
+            a: &mut a,
+            ra: &mut ra,
+            pair: &mut pr,
+        };
+        self.expand(&b, |s, corr| fuse::expand_fuse(s, b.index, k, p, corr, &mut mat))?;
+        let v: &[R] = want.mul.map_or(&[], |v| &v.data);
+        let (mut y, mut f) = (z(n), z(on(p.mul, n)));
+        fuse::fuse_open(self.party(), &x.data, mat.r, v, mat.a, &mut y, &mut f)?;
+        // One message: y, then f.
+        let mut wire = vec![0u8; (n + f.len()) * R::BYTES];
+        let (wy, wf) = wire.split_at_mut(n * R::BYTES);
+        encode_slice(&y, wy)?;
+        encode_slice(&f, wf)?;
+        let peer = self.exchange_bytes(b.index, &wire).await?;
+        if peer.len() != wire.len() {
+            let e = ditto_net::NetError::Length { step: b.index, expected: wire.len(), got: peer.len() };
+            return Err(e.into());
+        }
+        let (mut py, mut pf) = (z(n), z(f.len()));
+        decode_slice(&peer[..n * R::BYTES], &mut py)?;
+        decode_slice(&peer[n * R::BYTES..], &mut pf)?;
+        let add = |a: &[R], b: &[R]| a.iter().zip(b).map(|(a, b)| a.add(*b)).collect::<Vec<_>>();
+        let (y, f) = (add(&y, &py), add(&f, &pf));
+        let parts = 1 + usize::from(p.square) + usize::from(p.mul);
+        let mut out = z(parts * n + on(p.pair, h));
+        fuse::fuse_finish(self.party(), k, p, (&y, &f), v, &mat, &mut out)?;
+        let mut it = out.chunks(n);
+        let mut next = || it.next().map(<[R]>::to_vec).unwrap_or_default();
+        let t = next();
+        let sq = p.square.then(&mut next);
+        let tv = p.mul.then(&mut next);
+        let pr = p.pair.then(|| out[parts * n..].to_vec());
+        Ok(assemble(t, sq, tv, pr))
+    }
+}
