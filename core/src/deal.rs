@@ -10,7 +10,7 @@ use embedded_io::Write;
 use crate::corr::DealerStreams;
 use crate::plan::{Op, Step};
 use crate::ring::RingId;
-use crate::{Error, beaver, compare, convert, fuse, radix, trunc};
+use crate::{Error, beaver, chain, compare, convert, fuse, radix, trunc};
 
 /// Writes P1's corrections for plan step `index` to `w`, exactly
 /// `step.p1_correction_bytes()` bytes. This is the reference dealer: bounded memory (a few
@@ -80,6 +80,12 @@ pub fn deal_step_part<W: Write>(
                 RingId::Z64 => fuse::deal_fuse::<u64, W>(d, index, n, k, p, u, w),
             }
         }
+        (Op::TruncDowncastA { shift, down, .. }, _) => {
+            chain::deal_trunc_down(d, index, u, u32::from(shift) + u32::from(down), w)
+        }
+        (Op::UpcastTruncA { scale, shift, .. }, _) => {
+            chain::deal_up_trunc(d, index, u, (scale, u32::from(shift)), w)
+        }
     }
 }
 
@@ -96,6 +102,8 @@ impl Step {
             | Op::SquareA { len, .. }
             | Op::TruncA { len, .. }
             | Op::TruncMulA { len, .. }
+            | Op::TruncDowncastA { len, .. }
+            | Op::UpcastTruncA { len, .. }
             | Op::UpcastA { len }
             | Op::DowncastA { len, .. } => len as usize,
             Op::SignA { len, .. } | Op::SignLowA { len } | Op::SignRadixA { len, .. } => {
@@ -117,8 +125,8 @@ impl Step {
             | Op::SignA { ring, .. }
             | Op::SignRadixA { ring, .. }
             | Op::TruncMulA { ring, .. } => ring,
-            Op::UpcastA { .. } | Op::SignLowA { .. } => RingId::Z32,
-            Op::DowncastA { .. } => RingId::Z64,
+            Op::UpcastA { .. } | Op::SignLowA { .. } | Op::UpcastTruncA { .. } => RingId::Z32,
+            Op::DowncastA { .. } | Op::TruncDowncastA { .. } => RingId::Z64,
         }
     }
 }

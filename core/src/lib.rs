@@ -14,7 +14,8 @@
 //!   cost constants: [`beaver`] (mul, square, matmul), [`trunc`], [`convert`] (upcast,
 //!   downcast), [`compare`] (sign bit, B2A), on top of [`bits`] (bit-sliced AND gates), and
 //!   [`radix`] (the sign bit in 4 rounds, with an optional selection), [`fuse`] (a truncation
-//!   and the products of its output in one round).
+//!   and the products of its output in one round), [`chain`] (a conversion and a truncation in
+//!   one round).
 #![no_std]
 #![deny(missing_docs)]
 
@@ -23,6 +24,7 @@ extern crate alloc;
 
 pub mod beaver;
 pub mod bits;
+pub mod chain;
 pub mod compare;
 pub mod convert;
 pub mod corr;

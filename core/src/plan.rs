@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::ring::RingId;
-use crate::{Error, beaver, compare, convert, fuse, radix, trunc};
+use crate::{Error, beaver, chain, compare, convert, fuse, radix, trunc};
 
 /// Version of the plan format and of the correlation formats it implies.
 pub const PLAN_VERSION: u16 = 1;
@@ -126,6 +126,26 @@ pub enum Op {
         mul: bool,
         /// t_i t_(i + len/2).
         pair: bool,
+    },
+    /// Truncation by `shift` in Z_2^64, then downcast by `down` to Z_2^32, in one round
+    /// ([`crate::chain`]; `shift + down <= 32`).
+    TruncDowncastA {
+        /// Elements.
+        len: u32,
+        /// Bits dropped in Z_2^64.
+        shift: u8,
+        /// Bits dropped by the downcast.
+        down: u8,
+    },
+    /// Upcast Z_2^32 -> Z_2^64, times the public integer `scale`, truncated by `shift`, in one
+    /// round ([`crate::chain`]; |x| <= 2^30, |scale x| < 2^62).
+    UpcastTruncA {
+        /// Elements.
+        len: u32,
+        /// The public multiplier.
+        scale: u64,
+        /// Bits dropped.
+        shift: u8,
     },
 }
 
@@ -262,6 +282,20 @@ impl Step {
                 }
                 Ok(())
             }
+            Op::TruncDowncastA { len, shift, down } => {
+                elems(index, &[len])?;
+                if shift == 0 || u32::from(shift) + u32::from(down) > chain::MAX_TRUNC_DOWN {
+                    return bad("truncate-then-downcast: shift >= 1 and shift + down <= 32");
+                }
+                Ok(())
+            }
+            Op::UpcastTruncA { len, scale, shift } => {
+                elems(index, &[len])?;
+                if shift == 0 || shift > 62 || scale == 0 {
+                    return bad("upcast-then-truncate: shift in 1..=62 and a non-zero scale");
+                }
+                Ok(())
+            }
             Op::SignRadixA { ring, out, len, .. } => {
                 elems(index, &[len])?;
                 if out.bits() < ring.bits() {
@@ -289,6 +323,8 @@ impl Step {
             Op::TruncMulA { ring, len, shift, square, mul, pair } => {
                 fuse::correction_bytes(ring, len, shift, fuse::Products { square, mul, pair })
             }
+            Op::TruncDowncastA { len, .. } => chain::trunc_down_correction_bytes(len),
+            Op::UpcastTruncA { len, shift, .. } => chain::up_trunc_correction_bytes(len, shift),
         }
     }
 
@@ -308,6 +344,8 @@ impl Step {
             Op::TruncMulA { ring, len, square, mul, pair, .. } => {
                 fuse::online_bytes(ring, len, fuse::Products { square, mul, pair })
             }
+            Op::TruncDowncastA { len, .. } => chain::trunc_down_online_bytes(len),
+            Op::UpcastTruncA { len, .. } => chain::up_trunc_online_bytes(len),
         }
     }
 
@@ -322,6 +360,7 @@ impl Step {
             Op::SignLowA { .. } => compare::rounds(RingId::Z32),
             Op::SignRadixA { ring, .. } => radix::rounds(ring),
             Op::TruncMulA { .. } => fuse::ROUNDS,
+            Op::TruncDowncastA { .. } | Op::UpcastTruncA { .. } => chain::ROUNDS,
         }
     }
 }

@@ -281,6 +281,8 @@ fn parts_concatenate_to_the_whole_step() {
     }
     steps.push(Step::bare(Op::UpcastA { len: 150 }));
     steps.push(Step::bare(Op::DowncastA { len: 150, shift: 10 }));
+    steps.push(Step::bare(Op::TruncDowncastA { len: 150, shift: 18, down: 10 }));
+    steps.push(Step::bare(Op::UpcastTruncA { len: 150, scale: 131_072, shift: 18 }));
     for (ring, out, mul) in [(Z32, Z32, false), (Z64, Z64, true), (Z32, Z64, true)] {
         steps.push(Step::bare(Op::SignRadixA { ring, out, len: 300, mul }));
     }

@@ -56,6 +56,8 @@ fn vector_plan() -> Vec<Step> {
         mul: true,
         pair: true,
     }));
+    steps.push(Step::bare(Op::TruncDowncastA { len: 40, shift: 18, down: 10 }));
+    steps.push(Step::bare(Op::UpcastTruncA { len: 40, scale: 131_072, shift: 18 }));
     steps
 }
 

@@ -69,13 +69,22 @@ pub(crate) async fn linear(
     x: &Shared<u32>,
     d: &Dense<Weight<u32>>,
 ) -> Result<Shared<u32>, MpcError> {
+    let y = linear_pre(e, x, d).await?;
+    e.trunc_a(&y, d.w.frac).await
+}
+
+/// x W + b before its truncation (scale act + weight), for a caller that fuses the truncation.
+async fn linear_pre(
+    e: &mut Engine,
+    x: &Shared<u32>,
+    d: &Dense<Weight<u32>>,
+) -> Result<Shared<u32>, MpcError> {
     e.set_tag(Tag::Linear);
     let y = e.matmul_fixed(x, &d.w).await?;
     let (n, m) = (y.shape[0], y.shape[1]);
     let bias =
         Shared { data: (0..n * m).map(|i| d.b.data[i % m]).collect(), shape: vec![n, m], frac: d.b.frac };
-    let y = e.add(&y, &bias)?;
-    e.trunc_a(&y, d.w.frac).await
+    e.add(&y, &bias)
 }
 
 /// Upcast to Z_2^64 and bring to `nl_frac` (shift up, or truncate when x has more bits).
@@ -105,7 +114,8 @@ pub(crate) async fn down(e: &mut Engine, q: &QuantConfig, x: &Shared<u64>) -> Re
     e.downcast_a(x, q.nl_frac - q.act_frac).await
 }
 
-/// [`norm64`] then [`down`]: a LayerNorm whose output feeds a linear layer.
+/// [`norm64`] then [`down`]: a LayerNorm whose output feeds a linear layer; its last
+/// truncation and the downcast share one round.
 pub(crate) async fn norm(
     e: &mut Engine,
     q: &QuantConfig,
@@ -113,8 +123,26 @@ pub(crate) async fn norm(
     n: &Norm64,
     eps: f64,
 ) -> Result<Shared<u32>, MpcError> {
-    let y = norm64(e, q, x, n, eps).await?;
-    down(e, q, &y).await
+    let x64 = up64(e, q, x).await?;
+    e.set_tag(Tag::LayerNorm);
+    let (pre, k) = e.layernorm_pre(&x64, &n.g, &n.b, eps, q.ln_octaves).await?;
+    down_from(e, q, &pre, k).await
+}
+
+/// [`down`] of `x / 2^k` (x at `nl_frac + k`): one round when k + nl - act <= 32.
+pub(crate) async fn down_from(
+    e: &mut Engine,
+    q: &QuantConfig,
+    x: &Shared<u64>,
+    k: u32,
+) -> Result<Shared<u32>, MpcError> {
+    e.set_tag(Tag::Conversion);
+    let d = q.nl_frac - q.act_frac;
+    if k + d <= ditto_core::chain::MAX_TRUNC_DOWN {
+        return e.trunc_downcast(x, k, d).await;
+    }
+    let t = e.trunc_a(x, k).await?;
+    down(e, q, &t).await
 }
 
 /// GeLU of a Z_2^32 activation per the config (quad in Z_2^32, or PUMA's in Z_2^64).
@@ -140,8 +168,18 @@ pub(crate) async fn mlp(
     x: &Shared<u32>,
     (up, down): (&Dense<Weight<u32>>, &Dense<Weight<u32>>),
 ) -> Result<Shared<u32>, MpcError> {
-    let u = linear(e, x, up).await?;
-    let g = gelu(e, q, &u).await?;
+    let g = match q.gelu {
+        // The up-projection's truncation carries the Quad GeLU's square.
+        Gelu::Quad => {
+            let u = linear_pre(e, x, up).await?;
+            e.set_tag(Tag::Gelu(GeluApprox::Quad));
+            e.gelu_quad_pre(&u, up.w.frac).await?
+        }
+        Gelu::Poly => {
+            let u = linear(e, x, up).await?;
+            gelu(e, q, &u).await?
+        }
+    };
     linear(e, &g, down).await
 }
 
@@ -158,18 +196,28 @@ pub(crate) async fn attention(
     let inv_sqrt = fx64(1.0 / ((h / heads_n) as f64).sqrt(), q.nl_frac)?;
     e.set_tag(Tag::Attention);
     let s = e.matmul_aa(&heads(qm, heads_n, false), &heads(km, heads_n, true)).await?;
-    let s64 = up64(e, q, &s).await?;
-    e.set_tag(Tag::Softmax { exp_iters: u8::try_from(q.exp_iters).unwrap_or(u8::MAX) });
-    let scaled = e.mul_const(&s64, inv_sqrt, q.nl_frac);
-    let s64 = e.trunc_a(&scaled, q.nl_frac).await?;
+    let softmax_tag = Tag::Softmax { exp_iters: u8::try_from(q.exp_iters).unwrap_or(u8::MAX) };
+    let s64 = if q.nl_frac >= s.frac {
+        // Upcast, rescale to nl_frac and 1/sqrt(dh), truncate: one round.
+        e.set_tag(Tag::Conversion);
+        let up = q.nl_frac - s.frac;
+        let s64 = e.upcast_trunc(&s, inv_sqrt << up, q.nl_frac + up, q.nl_frac).await?;
+        e.set_tag(softmax_tag);
+        s64
+    } else {
+        let s64 = up64(e, q, &s).await?;
+        e.set_tag(softmax_tag);
+        let scaled = e.mul_const(&s64, inv_sqrt, q.nl_frac);
+        e.trunc_a(&scaled, q.nl_frac).await?
+    };
     // The upcast admits |score| 2^(2 act) < 2^30, so after the 1/sqrt(dh) scaling at nl_frac bits
     // any two scores differ by less than 2^(31 - 2 act + nl) / sqrt(dh) + 2, below 2^31 when
     // 2^(nl - 2 act + 1) <= sqrt(dh) (Ditto's 18 / 8 bits and dh = 64; accurate mode too): then
     // the softmax's comparisons run on 32 bits.
     let dh = (h / heads_n) as f64;
     let narrow = f64::from(q.nl_frac + 1) - f64::from(2 * q.act_frac) <= dh.log2() / 2.0;
-    let p = e.softmax(&s64.reshape(&[heads_n * n, t])?, keep, q.exp_iters, narrow).await?;
-    let p = down(e, q, &p).await?.reshape(&[heads_n, n, t])?;
+    let (p, k) = e.softmax_pre(&s64.reshape(&[heads_n * n, t])?, keep, q.exp_iters, narrow).await?;
+    let p = down_from(e, q, &p, k).await?.reshape(&[heads_n, n, t])?;
     e.set_tag(Tag::Attention);
     let ctx = e.matmul_aa(&p, &heads(vm, heads_n, false)).await?;
     let ctx = e.trunc_a(&ctx, q.act_frac).await?;

@@ -131,35 +131,42 @@ impl Engine {
     }
 
     /// One-hot octave indicators o_j = [2^j <= x < 2^(j+1)], j in lo..hi (x >= 2^lo assumed),
-    /// from one batched comparison; returns them as one tensor of (hi - lo) x len, scale 0.
+    /// and the products x o_j, from one batched comparison whose selections give x [x < 2^j]
+    /// in its own rounds; o_j at scale 0, x o_j at x's scale.
     async fn octaves<R: Ring>(
         &mut self,
         x: &Shared<R>,
         lo: i32,
         hi: i32,
-    ) -> Result<Vec<Shared<R>>, MpcError> {
+    ) -> Result<(Vec<Shared<R>>, Vec<Shared<R>>), MpcError> {
         let n = x.len();
         let f = x.frac;
         let k = usize::try_from(hi - lo)
             .map_err(|_| MpcError::Scale { what: "octaves", detail: format!("{lo}..{hi}") })?;
-        // b_j = [x >= 2^j] = 1 - [x - 2^j < 0] for j = lo+1 .. hi-1.
+        // b_j = [x >= 2^j] = 1 - [x - 2^j < 0] for j = lo+1 .. hi-1; x b_j = x - x [x - 2^j < 0].
         let mut diffs = Vec::with_capacity((k - 1) * n);
         for j in lo + 1..hi {
             let c = fx::<R>(2f64.powi(j), f)?;
             diffs.extend(x.data.iter().map(|v| if self.party().is_p0() { v.sub(c) } else { *v }));
         }
-        let s = self.sign_a(&Shared { data: diffs, shape: vec![(k - 1) * n], frac: f }).await?;
+        let xs = Shared { data: x.data.repeat(k - 1), shape: vec![(k - 1) * n], frac: f };
+        let (s, sx) =
+            self.sign_mul(&Shared { data: diffs, shape: vec![(k - 1) * n], frac: f }, &xs, false).await?;
+        let x1 = Shared { shape: vec![n], ..x.clone() };
         let one = |e: &Engine| e.add_const(&Shared::<R>::zeros(&[n], 0), R::ONE);
-        let mut b: Vec<Shared<R>> = vec![one(self)];
+        let (mut b, mut bx): (Vec<Shared<R>>, Vec<Shared<R>>) = (vec![one(self)], vec![x1.clone()]);
         for j in 0..k - 1 {
-            let sj = part(&s, j, n, &[n]);
-            b.push(self.add_const(&self.neg(&sj), R::ONE));
+            b.push(self.add_const(&self.neg(&part(&s, j, n, &[n])), R::ONE));
+            bx.push(self.sub(&x1, &part(&sx, j, n, &[n]))?);
         }
         b.push(Shared::zeros(&[n], 0));
-        (0..k).map(|j| self.sub(&b[j], &b[j + 1])).collect()
+        bx.push(Shared::zeros(&[n], f));
+        let o = (0..k).map(|j| self.sub(&b[j], &b[j + 1])).collect::<Result<_, _>>()?;
+        let xo = (0..k).map(|j| self.sub(&bx[j], &bx[j + 1])).collect::<Result<_, _>>()?;
+        Ok((o, xo))
     }
 
-    /// Sum of o_j * c_j for public c_j at scale f (local).
+    /// Sum of o_j * c_j for public c_j at scale f (local; scale o's + f).
     fn weigh<R: Ring>(
         &self,
         o: &[Shared<R>],
@@ -167,7 +174,7 @@ impl Engine {
         lo: i32,
         f: u32,
     ) -> Result<Shared<R>, MpcError> {
-        let mut acc = Shared::zeros(&o[0].shape, f);
+        let mut acc = Shared::zeros(&o[0].shape, o[0].frac + f);
         for (j, oj) in (lo..).zip(o) {
             acc = self.add(&acc, &self.mul_const(oj, fx(c(j), f)?, f))?;
         }
@@ -196,10 +203,12 @@ impl Engine {
         hi: i32,
     ) -> Result<Shared<R>, MpcError> {
         let f = x.frac;
-        let o = self.octaves(x, lo, hi).await?;
+        let (o, xo) = self.octaves(x, lo, hi).await?;
         self.check_range("reciprocal", x, crate::range::Bound::Octaves { lo, hi });
-        let p = self.weigh(&o, |j| 2f64.powi(-(j + 1)), lo, f)?;
-        let z = self.mul_fx(x, &p).await?;
+        let c = |j: i32| 2f64.powi(-(j + 1));
+        let p = self.weigh(&o, c, lo, f)?;
+        // z = x p / 2^f, with x p = sum_j c_j (x o_j) from the comparison's own products.
+        let z = self.trunc_a(&self.weigh(&xo, c, lo, f)?, f).await?;
         let g = self.add_const(&self.mul_const(&z, fx(-32.0 / 17.0, f)?, f), fx(48.0 / 17.0, 2 * f)?);
         // w = g / 2^f with w z in its round; then per step zw = (w z) / 2^f with zw w in its
         // round, and w' = (2w - zw w) / 2^f with the next w' z (or, last, w' p) in its round.
@@ -232,11 +241,10 @@ impl Engine {
         hi: i32,
     ) -> Result<Shared<R>, MpcError> {
         let f = x.frac;
-        let o = self.octaves(x, lo, hi).await?;
+        let (o, xo) = self.octaves(x, lo, hi).await?;
         self.check_range("rsqrt", x, crate::range::Bound::Octaves { lo, hi });
-        let p = self.weigh(&o, |j| 2f64.powi(-(j + 1)), lo, f)?;
         let q = self.weigh(&o, |j| 2f64.powf(-f64::from(j + 1) / 2.0), lo, f)?;
-        let z = self.mul_fx(x, &p).await?;
+        let z = self.trunc_a(&self.weigh(&xo, |j| 2f64.powi(-(j + 1)), lo, f)?, f).await?;
         let g = self.add_const(&self.mul_const(&z, fx(-0.828_427, f)?, f), fx(1.801_68, 2 * f)?);
         // Each step: [w^2, z w] ride on the round that truncates w, and v = (z w) (w^2) on the
         // round that truncates both; w' = (3 w - v) / 2 at scale f.
@@ -269,11 +277,22 @@ impl Engine {
 
     /// 0.125x^2 + 0.25x + 0.5 at x's scale (Z_2^32 in Ditto mode).
     pub async fn gelu_quad<R: Ring>(&mut self, x: &Shared<R>) -> Result<Shared<R>, MpcError> {
+        let sq = self.square_a(x).await?;
+        self.gelu_quad_of(x, &sq).await
+    }
+
+    /// [`Engine::gelu_quad`] of x = u / 2^k, the truncation carrying the square in its round.
+    pub async fn gelu_quad_pre<R: Ring>(&mut self, u: &Shared<R>, k: u32) -> Result<Shared<R>, MpcError> {
+        let r = self.trunc_mul(u, k, Want { square: true, ..Want::default() }).await?;
+        self.gelu_quad_of(&r.t, &r.square).await
+    }
+
+    /// The Quad GeLU from x and x^2.
+    async fn gelu_quad_of<R: Ring>(&mut self, x: &Shared<R>, sq: &Shared<R>) -> Result<Shared<R>, MpcError> {
         let f = x.frac;
         // (x^2 + 2x + 4) / 8: at scale 2f, then one truncation by f + 3.
-        let sq = self.square_a(x).await?;
         let lin = self.mul_const(x, R::pow2(f + 1), f);
-        let s = self.add_const(&self.add(&sq, &lin)?, R::pow2(2 * f + 2));
+        let s = self.add_const(&self.add(sq, &lin)?, R::pow2(2 * f + 2));
         let t = self.trunc_a(&s, f + 3).await?;
         Ok(Shared { frac: f, ..t })
     }
@@ -348,6 +367,19 @@ impl Engine {
         n: u32,
         narrow: bool,
     ) -> Result<Shared<R>, MpcError> {
+        let (pre, k) = self.softmax_pre(x, keep, n, narrow).await?;
+        self.trunc_a(&pre, k).await
+    }
+
+    /// [`Engine::softmax`] before its last truncation, and that truncation's shift, for a
+    /// caller that fuses the truncation with what follows.
+    pub async fn softmax_pre<R: Ring>(
+        &mut self,
+        x: &Shared<R>,
+        keep: Option<&[bool]>,
+        n: u32,
+        narrow: bool,
+    ) -> Result<(Shared<R>, u32), MpcError> {
         let (rows, cols) = rows_cols(x, "softmax")?;
         // A masked entry takes a copy of its row's first kept entry: the maximum is unchanged,
         // every value stays in range, and its exp is zeroed below.
@@ -388,7 +420,7 @@ impl Engine {
         let er = self
             .trunc_mul(&broadcast_rows(&r, rows, cols), e.frac, Want { mul: Some(&e), ..Want::default() })
             .await?;
-        self.trunc_a(&er.mul, e.frac).await
+        Ok((er.mul, e.frac))
     }
 
     /// LayerNorm over the rows of x (rows x h): (x - mean) / sqrt(var + eps) * gamma + beta,
@@ -399,14 +431,31 @@ impl Engine {
         gamma: &Shared<R>,
         beta: &Shared<R>,
         eps: f64,
-        (lo, hi): (i32, i32),
+        octaves: (i32, i32),
     ) -> Result<Shared<R>, MpcError> {
+        let (pre, k) = self.layernorm_pre(x, gamma, beta, eps, octaves).await?;
+        let y = self.trunc_a(&pre, k).await?;
+        Ok(Shared { frac: x.frac, ..y })
+    }
+
+    /// [`Engine::layernorm`] before its last truncation, and that truncation's shift: the
+    /// product with gamma plus beta at gamma's scale more (adding beta 2^k before rounding
+    /// equals adding beta after it), for a caller that fuses the truncation.
+    pub async fn layernorm_pre<R: Ring>(
+        &mut self,
+        x: &Shared<R>,
+        gamma: &Shared<R>,
+        beta: &Shared<R>,
+        eps: f64,
+        (lo, hi): (i32, i32),
+    ) -> Result<(Shared<R>, u32), MpcError> {
         let (rows, h) = rows_cols(x, "layernorm")?;
         let f = x.frac;
         let inv_h = fx::<R>(1.0 / h as f64, f)?;
         let mean = self.trunc_a(&self.mul_const(&row_sums(x, rows, h), inv_h, f), f).await?;
         let d = self.sub(x, &broadcast_rows(&mean, rows, h))?;
-        let sq = self.mul_fx(&d, &d).await?;
+        let d2 = self.square_a(&d).await?;
+        let sq = self.trunc_a(&d2, f).await?;
         let var = self.trunc_a(&self.mul_const(&row_sums(&sq, rows, h), inv_h, f), f).await?;
         let ve = self.add_const(&var, fx(eps, f)?);
         // rsqrt's last truncation (per entry) carries the product with d, and that product's
@@ -417,8 +466,8 @@ impl Engine {
             .await?;
         let gamma = broadcast_cols(gamma, rows, h);
         let yg = self.trunc_mul(&rd.mul, f, Want { mul: Some(&gamma), ..Want::default() }).await?;
-        let y = self.trunc_a(&yg.mul, gamma.frac).await?;
-        self.add(&y, &broadcast_cols(beta, rows, h))
+        let b = self.rescale_up(&broadcast_cols(beta, rows, h), gamma.frac);
+        Ok((self.add(&yg.mul, &b)?, gamma.frac))
     }
 
     /// min(max(x, lo), hi) for public lo < hi (one batched ReLU).

@@ -184,29 +184,48 @@ impl SecureBert {
     /// Final hidden states (n x h, Z_2^64 at `nl_frac`) for a shared one-hot input (n x vocab,
     /// Z_2^32, scale 0).
     pub async fn forward(&self, e: &mut Engine, onehot: &Shared<u32>) -> Result<Shared<u64>, MpcError> {
-        let (n, h, heads_n) = (onehot.shape[0], self.cfg.hidden_size, self.cfg.num_attention_heads);
+        let (n, h) = (onehot.shape[0], self.cfg.hidden_size);
         let (q, t, eps) = (&self.q, &self.t, self.cfg.layer_norm_eps);
         // Embeddings: one-hot x table (private ids), plus public position / type rows.
         e.context(Tag::Embedding, 0);
         let x = e.matmul_fixed(onehot, &t.word).await?;
         let pt: Vec<u32> = (0..n * h).map(|i| t.pos.data[i].wrapping_add(t.typ.data[i % h])).collect();
         let x = e.add(&x, &Shared { data: pt, shape: vec![n, h], frac: q.weight_frac })?;
-        let mut x64 = norm64(e, q, &x, &t.emb_ln, eps).await?;
-        let mut x = down(e, q, &x64).await?;
-        for (i, l) in t.layers.iter().enumerate() {
+        // The last LayerNorm's output stays in Z_2^64 (the model's output); every other one
+        // feeds a linear layer in Z_2^32.
+        let Some((last, rest)) = t.layers.split_last() else {
+            return norm64(e, q, &x, &t.emb_ln, eps).await;
+        };
+        let mut x = norm(e, q, &x, &t.emb_ln, eps).await?;
+        for (i, l) in rest.iter().enumerate() {
             let span = LayerSpan::begin(e, "bert", i + 1);
-            let (qm, km, vm) = qkv(&linear(e, &x, &l.qkv).await?);
-            let ctx = attention(e, q, (&qm, &km, &vm), heads_n, None).await?;
-            let a = linear(e, &ctx, &l.o).await?;
-            let x1 = e.add(&x, &a)?;
-            let x1 = norm(e, q, &x1, &l.ln1, eps).await?;
-            let d = mlp(e, q, &x1, (&l.up, &l.down)).await?;
-            let x2 = e.add(&x1, &d)?;
-            x64 = norm64(e, q, &x2, &l.ln2, eps).await?;
-            x = down(e, q, &x64).await?;
+            let x2 = self.block(e, &x, l).await?;
+            x = norm(e, q, &x2, &l.ln2, eps).await?;
             span.end(e);
         }
-        Ok(x64)
+        let span = LayerSpan::begin(e, "bert", t.layers.len());
+        let x2 = self.block(e, &x, last).await?;
+        let y = norm64(e, q, &x2, &last.ln2, eps).await?;
+        span.end(e);
+        Ok(y)
+    }
+
+    /// One encoder layer up to its second LayerNorm: attention, residual, LayerNorm, MLP,
+    /// residual.
+    async fn block(
+        &self,
+        e: &mut Engine,
+        x: &Shared<u32>,
+        l: &Layer<Weight<u32>>,
+    ) -> Result<Shared<u32>, MpcError> {
+        let (q, eps, heads_n) = (&self.q, self.cfg.layer_norm_eps, self.cfg.num_attention_heads);
+        let (qm, km, vm) = qkv(&linear(e, x, &l.qkv).await?);
+        let ctx = attention(e, q, (&qm, &km, &vm), heads_n, None).await?;
+        let a = linear(e, &ctx, &l.o).await?;
+        let x1 = e.add(x, &a)?;
+        let x1 = norm(e, q, &x1, &l.ln1, eps).await?;
+        let d = mlp(e, q, &x1, (&l.up, &l.down)).await?;
+        e.add(&x1, &d)
     }
 
     /// The model's task: [`Self::classify`] for a classification model, else

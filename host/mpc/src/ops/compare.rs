@@ -24,7 +24,7 @@ impl Engine {
             Started::Planned => return Ok(Shared::zeros(&x.shape, 0)),
             Started::Plain => return Ok(x.with_data(plain::sign(&x.data), 0)),
         };
-        let z = self.radix_run::<R, R>(&b, &x.data, None).await?;
+        let (z, _) = self.radix_run::<R, R>(&b, &x.data, None).await?;
         Ok(x.with_data(z, 0))
     }
 
@@ -33,7 +33,7 @@ impl Engine {
     /// bytes of [`Engine::sign_a`] in Z_2^64). Outside that range the result is the sign of the
     /// low 32 bits, in the secure run and in the plaintext reference alike.
     pub async fn sign_low_a<R: Ring>(&mut self, x: &Shared<R>) -> Result<Shared<R>, MpcError> {
-        self.sign_low_run(x, None).await
+        Ok(self.sign_low_run(x, None).await?.0)
     }
 
     /// [`Engine::sign_low_a`] when `narrow` (the caller has proven |x| < 2^31), else
@@ -42,15 +42,15 @@ impl Engine {
         if narrow { self.sign_low_a(x).await } else { self.sign_a(x).await }
     }
 
-    /// [x < 0] * v (v's scale) in the rounds of the sign alone: v - a is opened beside the
-    /// masked x and the product rides on the last round (`ditto_core::radix`). `narrow` as in
-    /// [`Engine::sign_with`].
+    /// ([x < 0], [x < 0] * v (v's scale)) in the rounds of the sign alone: v - a is opened
+    /// beside the masked x and the product rides on the last round (`ditto_core::radix`).
+    /// `narrow` as in [`Engine::sign_with`].
     pub async fn sign_mul<R: Ring>(
         &mut self,
         x: &Shared<R>,
         v: &Shared<R>,
         narrow: bool,
-    ) -> Result<Shared<R>, MpcError> {
+    ) -> Result<(Shared<R>, Shared<R>), MpcError> {
         x.same_shape(v, "sign_mul")?;
         if narrow {
             return self.sign_low_run(x, Some(v)).await;
@@ -59,19 +59,24 @@ impl Engine {
         let op = Op::SignRadixA { ring: r, out: r, len: len32("sign", x.len())?, mul: true };
         let b = match self.begin(op, scale("sign", x.frac, v.frac)?).await? {
             Started::Run(b) => b,
-            Started::Planned => return Ok(Shared::zeros(&x.shape, v.frac)),
-            Started::Plain => return Ok(x.with_data(plain::select(&plain::sign(&x.data), &v.data), v.frac)),
+            Started::Planned => return Ok((Shared::zeros(&x.shape, 0), Shared::zeros(&x.shape, v.frac))),
+            Started::Plain => {
+                let s = plain::sign(&x.data);
+                let sv = plain::select(&s, &v.data);
+                return Ok((x.with_data(s, 0), x.with_data(sv, v.frac)));
+            }
         };
-        let z = self.radix_run::<R, R>(&b, &x.data, Some(&v.data)).await?;
-        Ok(x.with_data(z, v.frac))
+        let (s, sv) = self.radix_run::<R, R>(&b, &x.data, Some(&v.data)).await?;
+        Ok((x.with_data(s, 0), x.with_data(sv, v.frac)))
     }
 
-    /// The narrow sign (circuit on the low 32 bits, result in Z_2^64), times `v` if given.
+    /// The narrow sign (circuit on the low 32 bits, result in Z_2^64) and its product with `v`
+    /// if given (else empty).
     async fn sign_low_run<R: Ring>(
         &mut self,
         x: &Shared<R>,
         v: Option<&Shared<R>>,
-    ) -> Result<Shared<R>, MpcError> {
+    ) -> Result<(Shared<R>, Shared<R>), MpcError> {
         if R::BITS != 64 {
             return Err(MpcError::Ring { what: "sign_low_a", expected: "Z_2^64", bits: R::BITS });
         }
@@ -83,8 +88,10 @@ impl Engine {
             mul: v.is_some(),
         };
         let started = self.begin(op, scale("sign", x.frac, frac_out)?).await?;
+        let none = || Shared::zeros(&[0], frac_out);
         if matches!(started, Started::Planned) {
-            return Ok(Shared::zeros(&x.shape, frac_out));
+            let sv = v.map_or_else(none, |_| Shared::zeros(&x.shape, frac_out));
+            return Ok((Shared::zeros(&x.shape, 0), sv));
         }
         let low: Vec<u32> = x.data.iter().map(|v| reduce::<R, u32>(*v)).collect();
         let b = match started {
@@ -92,25 +99,23 @@ impl Engine {
             Started::Planned | Started::Plain => {
                 self.check_range("sign_low_a", x, crate::range::Bound::pow2(31, false));
                 let s: Vec<R> = plain::sign(&low).into_iter().map(|v| R::from_u64(u64::from(v))).collect();
-                let s = match v {
-                    Some(v) => plain::select(&s, &v.data),
-                    None => s,
-                };
-                return Ok(x.with_data(s, frac_out));
+                let sv = v.map_or_else(none, |v| x.with_data(plain::select(&s, &v.data), frac_out));
+                return Ok((x.with_data(s, 0), sv));
             }
         };
-        let z = self.radix_run::<u32, R>(&b, &low, v.map(|v| &v.data[..])).await?;
-        Ok(x.with_data(z, frac_out))
+        let (s, sv) = self.radix_run::<u32, R>(&b, &low, v.map(|v| &v.data[..])).await?;
+        let sv = if v.is_some() { x.with_data(sv, frac_out) } else { none() };
+        Ok((x.with_data(s, 0), sv))
     }
 
     /// The radix comparison for a begun step: circuit on ring `C`, result (and multiplicand)
-    /// in ring `O`.
+    /// in ring `O`; the sign, and its product with `v` if given (else empty).
     async fn radix_run<C: Ring, O: Ring>(
         &mut self,
         b: &Begun,
         x: &[C],
         v: Option<&[O]>,
-    ) -> Result<Vec<O>, MpcError> {
+    ) -> Result<(Vec<O>, Vec<O>), MpcError> {
         let n = x.len();
         let sh = RadixShape::new(C::BITS, n);
         let (g, mul) = (sh.groups(), v.map_or(0, |_| n));
@@ -172,12 +177,14 @@ impl Engine {
         let peer = self.exchange_ring(b.index, &e).await?;
         let mut opened = vec![0u64; g];
         bits::xor_into(&e, &peer, &mut opened)?;
-        let mut z = vec![O::ZERO; n];
-        match v {
-            Some(v) => radix::radix_mul_finish(&opened, &f, v, &da, &mc, &mut z)?,
-            None => compare::sign_b2a_finish(self.party(), &opened, &da, &mut z)?,
+        let mut s = vec![O::ZERO; n];
+        compare::sign_b2a_finish(self.party(), &opened, &da, &mut s)?;
+        let mut sv = Vec::new();
+        if let Some(v) = v {
+            sv = vec![O::ZERO; n];
+            radix::radix_mul_finish(&opened, &f, v, &da, &mc, &mut sv)?;
         }
-        Ok(z)
+        Ok((s, sv))
     }
 
     /// [x < y] as a share of 0 or 1 (scale 0).
@@ -225,7 +232,7 @@ impl Engine {
             );
             // max(a, b) = b + [b - a < 0] (a - b), the product in the comparison's rounds.
             let d = self.sub(&bb, &a)?;
-            let sel = self.sign_mul(&d, &self.neg(&d), narrow).await?;
+            let (_, sel) = self.sign_mul(&d, &self.neg(&d), narrow).await?;
             let m = self.add(&bb, &sel)?;
             let next_cols = cols.div_ceil(2);
             let mut next = Vec::with_capacity(rows * next_cols);

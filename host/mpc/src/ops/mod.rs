@@ -4,6 +4,7 @@
 //! [`compare`] (sign, ReLU, row-wise max).
 
 pub mod arith;
+pub mod chain;
 pub mod compare;
 pub mod convert;
 pub mod fuse;

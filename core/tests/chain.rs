@@ -1,0 +1,110 @@
+//! Conversions chained with a truncation ([`ditto_core::chain`]) against the exact integer
+//! results: truncate-then-downcast gives floor(t / 2^k2) or one more for t = floor(x / 2^k1) or
+//! one more; upcast-then-truncate gives floor(c x / 2^k) or one more; at the edges of the
+//! admitted ranges and on random values.
+#![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_possible_wrap, missing_docs)]
+
+mod common;
+
+use common::{Harness, PARTIES, per_party, reveal};
+use ditto_core::chain;
+use ditto_core::plan::{Op, Step};
+use ditto_core::trunc;
+
+const STEP: u32 = 33;
+
+fn trunc_down(h: &mut Harness, x: &[u64], k1: u32, k2: u32) -> Vec<u32> {
+    let n = x.len();
+    let step = Step::bare(Op::TruncDowncastA { len: n as u32, shift: k1 as u8, down: k2 as u8 });
+    let corr = h.deal(STEP, &step);
+    let xs = h.share(x);
+    let mats = per_party(h, &corr, |_, s, c| {
+        let (mut r, mut d) = (vec![0u64; n], vec![0u32; n]);
+        chain::expand_trunc_down(s, STEP, c, &mut r, &mut d).unwrap();
+        (r, d)
+    });
+    let ys = [0, 1].map(|i| {
+        let mut y = vec![0u64; n];
+        trunc::masked_open(PARTIES[i], &xs[i], &mats[i].0, &mut y).unwrap();
+        y
+    });
+    let y = reveal(&ys);
+    assert_eq!(step.online_bytes_per_party(), 8 * n as u64);
+    let z = [0, 1].map(|i| {
+        let mut z = vec![0u32; n];
+        chain::trunc_down_finish(PARTIES[i], (k1, k2), &y, &mats[i].1, &mut z).unwrap();
+        z
+    });
+    reveal(&z)
+}
+
+fn up_trunc(h: &mut Harness, x: &[u32], c: u64, k: u32) -> Vec<u64> {
+    let n = x.len();
+    let step = Step::bare(Op::UpcastTruncA { len: n as u32, scale: c, shift: k as u8 });
+    let corr = h.deal(STEP, &step);
+    let xs = h.share(x);
+    let mats = per_party(h, &corr, |_, s, cr| {
+        let (mut r, mut hh, mut m) = (vec![0u32; n], vec![0u64; 2 * n], vec![0u64; 2 * n]);
+        chain::expand_up_trunc(s, STEP, k, cr, &mut r, &mut hh, &mut m).unwrap();
+        (r, hh, m)
+    });
+    let ys = [0, 1].map(|i| {
+        let mut y = vec![0u32; n];
+        ditto_core::convert::upcast_a_open(PARTIES[i], &xs[i], &mats[i].0, &mut y).unwrap();
+        y
+    });
+    let y = reveal(&ys);
+    assert_eq!(step.online_bytes_per_party(), 4 * n as u64);
+    let z = [0, 1].map(|i| {
+        let mut z = vec![0u64; n];
+        chain::up_trunc_finish(PARTIES[i], (c, k), &y, &mats[i].1, &mats[i].2, &mut z).unwrap();
+        z
+    });
+    reveal(&z)
+}
+
+#[test]
+fn truncate_then_downcast() {
+    let mut h = Harness::new(60);
+    for (k1, k2) in [(18u32, 10u32), (20, 12), (1, 0), (8, 24)] {
+        let lim = 1i64 << 62;
+        let mut x: Vec<u64> =
+            [0, 1, -1, lim - 1, -lim, -lim + 1, 1 << 40, -(1 << 40) - 3].iter().map(|&v| v as u64).collect();
+        x.extend(h.rand::<u64>(700).into_iter().map(|r| ((r << 1) as i64 >> 1) as u64));
+        let z = trunc_down(&mut h, &x, k1, k2);
+        for (xi, zi) in x.iter().zip(&z) {
+            let t = (*xi as i64) >> k1;
+            let ok = [t, t + 1].iter().any(|t| {
+                let f = (t >> k2) as u32;
+                *zi == f || *zi == f.wrapping_add(1)
+            });
+            assert!(ok, "x = {}, k1 = {k1}, k2 = {k2}: got {zi}", *xi as i64);
+        }
+    }
+    assert!(Step::bare(Op::TruncDowncastA { len: 4, shift: 20, down: 13 }).validate(0).is_err());
+}
+
+#[test]
+fn upcast_then_truncate() {
+    let mut h = Harness::new(61);
+    for (c, k) in [(1u64, 1u32), (131_072, 18), ((1 << 31) - 1, 30), (3, 2)] {
+        let mut x: Vec<u32> = [0i32, 1, -1, 1 << 30, -(1 << 30), (1 << 30) - 1, -(1 << 30) + 1]
+            .iter()
+            .map(|&v| v as u32)
+            .collect();
+        x.extend(h.rand::<u32>(700).into_iter().map(|r| ((r << 1) as i32 >> 1) as u32));
+        let z = up_trunc(&mut h, &x, c, k);
+        for (xi, zi) in x.iter().zip(&z) {
+            let f = (i64::from(*xi as i32) * c as i64) >> k;
+            assert!(
+                *zi == f as u64 || *zi == (f + 1) as u64,
+                "x = {}, c = {c}, k = {k}: got {}",
+                *xi as i32,
+                *zi as i64
+            );
+        }
+    }
+    let s = Step::bare(Op::UpcastTruncA { len: 10, scale: 5, shift: 18 });
+    assert_eq!((s.p1_correction_bytes(), s.rounds()), (10 * 2 * (8 + 3), 1));
+    assert!(Step::bare(Op::UpcastTruncA { len: 4, scale: 0, shift: 18 }).validate(0).is_err());
+}

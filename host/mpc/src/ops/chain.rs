@@ -1,0 +1,91 @@
+//! A ring conversion and a truncation in one round (`ditto_core::chain`): a truncation in
+//! Z_2^64 whose result is downcast at once, and an upcast whose scaled result is truncated at
+//! once. The plaintext reference is the two steps apart.
+
+use ditto_core::chain;
+use ditto_core::plan::Op;
+use ditto_core::{convert, trunc};
+
+use super::{len32, scale};
+use crate::engine::{Engine, Started};
+use crate::plain;
+use crate::range::Bound;
+use crate::{MpcError, Shared};
+
+fn shift8(what: &'static str, k: u32) -> Result<u8, MpcError> {
+    u8::try_from(k).map_err(|_| MpcError::Scale { what, detail: format!("shift {k}") })
+}
+
+impl Engine {
+    /// `downcast_a(trunc_a(x, k1), k2)` in the truncation's round (k1 + k2 <= 32; scale
+    /// frac - k1 - k2).
+    pub async fn trunc_downcast(
+        &mut self,
+        x: &Shared<u64>,
+        k1: u32,
+        k2: u32,
+    ) -> Result<Shared<u32>, MpcError> {
+        let frac = x.frac.checked_sub(k1 + k2).ok_or(MpcError::Scale {
+            what: "truncate-then-downcast",
+            detail: format!("cannot drop {} bits from scale {}", k1 + k2, x.frac),
+        })?;
+        let n = x.len();
+        let (shift, down) = (shift8("truncate-then-downcast", k1)?, shift8("truncate-then-downcast", k2)?);
+        let op = Op::TruncDowncastA { len: len32("truncate-then-downcast", n)?, shift, down };
+        let b = match self.begin(op, scale("truncate-then-downcast", x.frac, frac)?).await? {
+            Started::Run(b) => b,
+            Started::Planned => return Ok(Shared::zeros(&x.shape, frac)),
+            Started::Plain => {
+                self.check_range("trunc_downcast", x, Bound::pow2(62, false));
+                let t = x.with_data(plain::trunc_round(&x.data, k1), x.frac - k1);
+                self.check_range("trunc_downcast", &t, Bound::pow2(31 + k2, false));
+                return Ok(x.with_data(plain::downcast_round(&t.data, k2), frac));
+            }
+        };
+        let (mut r, mut d) = (vec![0u64; n], vec![0u32; n]);
+        self.expand(&b, |s, corr| chain::expand_trunc_down(s, b.index, corr, &mut r, &mut d))?;
+        let mut y = vec![0u64; n];
+        trunc::masked_open(self.party(), &x.data, &r, &mut y)?;
+        let opened = self.open(b.index, &y).await?;
+        let mut z = vec![0u32; n];
+        chain::trunc_down_finish(self.party(), (k1, k2), &opened, &d, &mut z)?;
+        Ok(x.with_data(z, frac))
+    }
+
+    /// `trunc_a(c * upcast_a(x), k)` in the upcast's round, for a public integer c > 0 with
+    /// `c_frac` fractional bits (scale frac + c_frac - k).
+    pub async fn upcast_trunc(
+        &mut self,
+        x: &Shared<u32>,
+        c: u64,
+        c_frac: u32,
+        k: u32,
+    ) -> Result<Shared<u64>, MpcError> {
+        let frac = (x.frac + c_frac).checked_sub(k).ok_or(MpcError::Scale {
+            what: "upcast-then-truncate",
+            detail: format!("cannot drop {k} bits from scale {}", x.frac + c_frac),
+        })?;
+        let n = x.len();
+        let shift = shift8("upcast-then-truncate", k)?;
+        let op = Op::UpcastTruncA { len: len32("upcast-then-truncate", n)?, scale: c, shift };
+        let b = match self.begin(op, scale("upcast-then-truncate", x.frac, frac)?).await? {
+            Started::Run(b) => b,
+            Started::Planned => return Ok(Shared::zeros(&x.shape, frac)),
+            Started::Plain => {
+                self.check_range("upcast_trunc", x, Bound::pow2(convert::UPCAST_BOUND_BITS, true));
+                let u: Vec<u64> = plain::upcast(&x.data).iter().map(|v| v.wrapping_mul(c)).collect();
+                let u = x.with_data(u, x.frac + c_frac);
+                self.check_range("upcast_trunc", &u, Bound::pow2(62, false));
+                return Ok(x.with_data(plain::trunc_round(&u.data, k), frac));
+            }
+        };
+        let (mut r, mut h, mut m) = (vec![0u32; n], vec![0u64; 2 * n], vec![0u64; 2 * n]);
+        self.expand(&b, |s, corr| chain::expand_up_trunc(s, b.index, k, corr, &mut r, &mut h, &mut m))?;
+        let mut y = vec![0u32; n];
+        convert::upcast_a_open(self.party(), &x.data, &r, &mut y)?;
+        let opened = self.open(b.index, &y).await?;
+        let mut z = vec![0u64; n];
+        chain::up_trunc_finish(self.party(), (c, k), &opened, &h, &m, &mut z)?;
+        Ok(x.with_data(z, frac))
+    }
+}
