@@ -28,7 +28,7 @@ use embedded_io::Write;
 use crate::corr::{Corrections, DealerStreams, Streams, at, put_ring};
 use crate::prg::Purpose;
 use crate::ring::check_len;
-use crate::trunc::msb_bytes;
+use crate::trunc::{expand_hi_msb, hi_msb_record, msb_bytes};
 use crate::{Error, Party, Ring};
 
 /// Rounds of either chain.
@@ -106,6 +106,9 @@ pub fn trunc_down_finish(
 ) -> Result<(), Error> {
     check_len("chain mask", y.len(), d.len())?;
     check_len("chain output", y.len(), z.len())?;
+    if k1 == 0 || k1 + k2 > MAX_TRUNC_DOWN {
+        return Err(Error::BadScale { bits: 64, frac: k1 + k2 });
+    }
     let unbias = 1u64 << (62 - k1);
     for i in 0..y.len() {
         let mut v = d[i].wrapping_neg();
@@ -137,26 +140,8 @@ pub fn expand_up_trunc(
     m: &mut [u64],
 ) -> Result<(), Error> {
     check_len("chain high parts", 2 * r.len(), h.len())?;
-    check_len("chain msbs", 2 * r.len(), m.len())?;
     s.prg(step, Purpose::R).fill_ring(r);
-    match s.party {
-        Party::P0 => {
-            s.prg(step, Purpose::RHigh).fill_ring(h);
-            s.prg(step, Purpose::Msb).fill_ring(m);
-            m.iter_mut().for_each(|v| *v = v.low_bits(k));
-        }
-        Party::P1 => {
-            let mb = msb_bytes(k);
-            for i in 0..2 * r.len() {
-                let rec = corr.read_bytes(8 + mb)?;
-                h[i] = <u64 as Ring>::from_le(&rec[..8]);
-                let mut w = [0u8; 8];
-                w[..mb].copy_from_slice(&rec[8..]);
-                m[i] = u64::from_le_bytes(w).low_bits(k);
-            }
-        }
-    }
-    Ok(())
+    expand_hi_msb(s, step, k, corr, h, m)
 }
 
 /// Dealer: P1's corrections for elements `units` of an upcast-then-truncate.
@@ -178,9 +163,8 @@ pub fn deal_up_trunc<W: Write>(
         let r = r0.next_elem::<u32>().wrapping_add(r1.next_elem::<u32>());
         for m in up_masks(r, c) {
             let rec = &mut rec[..8 + mb];
-            (m >> k).wrapping_sub(h0.next_elem::<u64>()).write_le(&mut rec[..8]);
-            let m1 = u64::from(m.msb()).wrapping_sub(m0.next_elem::<u64>()).low_bits(k);
-            rec[8..].copy_from_slice(&m1.to_le_bytes()[..mb]);
+            let p0 = (h0.next_elem::<u64>(), m0.next_elem::<u64>());
+            hi_msb_record(rec, (m >> k, u64::from(m.msb())), p0, k);
             w.write_all(rec).map_err(crate::corr::io_err)?;
         }
     }
@@ -199,6 +183,9 @@ pub fn up_trunc_finish(
     check_len("chain high parts", 2 * y.len(), h.len())?;
     check_len("chain msbs", 2 * y.len(), m.len())?;
     check_len("chain output", y.len(), z.len())?;
+    if !(1..=62).contains(&k) {
+        return Err(Error::BadScale { bits: 64, frac: k });
+    }
     let (bias, unbias, wrap) = (1u64 << 62, 1u64 << (62 - k), 1u64 << (64 - k));
     for i in 0..y.len() {
         let b = usize::from(y[i] >> 31 == 1);

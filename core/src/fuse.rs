@@ -130,8 +130,7 @@ pub fn expand_fuse<R: Ring>(
         }
         Party::P1 => {
             for i in 0..n {
-                m.rh[i] = read_elem(corr)?;
-                m.m[i] = read_low(corr, k)?;
+                (m.rh[i], m.m[i]) = trunc::read_hi_msb(corr, k)?;
                 if p.square {
                     m.sq[2 * i] = read_elem(corr)?;
                     m.sq[2 * i + 1] = read_low(corr, k)?;
@@ -201,8 +200,10 @@ pub fn deal_fuse<R: Ring, W: Write>(
         let r = r0.next_elem::<R>().add(r1.next_elem::<R>());
         let (r1v, m) = (r.shr(k), mu(r));
         // The truncation's record, as trunc::deal_trunc writes it.
-        put(w, r1v.sub(h0.next_elem::<R>()), None)?;
-        put(w, m.sub(m0.next_elem::<R>()), Some(k))?;
+        let mut rec = [0u8; 16];
+        let rec = &mut rec[..R::BYTES + msb_bytes(k)];
+        trunc::hi_msb_record(rec, (r1v, m), (h0.next_elem::<R>(), m0.next_elem::<R>()), k);
+        w.write_all(rec).map_err(crate::corr::io_err)?;
         if p.square {
             put(w, r1v.mul(r1v).sub(sq0.next_elem::<R>()), None)?;
             let wv = r1v.mul(m).add(r1v.mul(m)).sub(wrap.mul(m));

@@ -74,8 +74,22 @@ pub(crate) fn expand_msb_mask<S: Ring, T: Ring>(
     m: &mut [T],
 ) -> Result<(), Error> {
     check_len("mask high part", r.len(), hi.len())?;
-    check_len("mask msb", r.len(), m.len())?;
     s.prg(step, Purpose::R).fill_ring(r);
+    expand_hi_msb(s, step, mbits, corr, hi, m)
+}
+
+/// (hi, msb mod 2^`mbits`) pairs of a mask: P0 from streams RHigh and Msb, P1 from records
+/// [hi1 (T bytes), m1 (ceil(mbits/8) bytes, little-endian)] (the MSB trick's correlation, also
+/// dealt per variant by `chain` and per lane by `fuse`).
+pub(crate) fn expand_hi_msb<T: Ring>(
+    s: &Streams<'_>,
+    step: u32,
+    mbits: u32,
+    corr: &mut Corrections<'_>,
+    hi: &mut [T],
+    m: &mut [T],
+) -> Result<(), Error> {
+    check_len("mask msb", hi.len(), m.len())?;
     match s.party {
         Party::P0 => {
             s.prg(step, Purpose::RHigh).fill_ring(hi);
@@ -83,17 +97,29 @@ pub(crate) fn expand_msb_mask<S: Ring, T: Ring>(
             m.iter_mut().for_each(|v| *v = v.low_bits(mbits));
         }
         Party::P1 => {
-            let mb = msb_bytes(mbits);
             for (h, b) in hi.iter_mut().zip(m.iter_mut()) {
-                let rec = corr.read_bytes(T::BYTES + mb)?;
-                *h = T::from_le(rec);
-                let mut w = [0u8; 8];
-                w[..mb].copy_from_slice(&rec[T::BYTES..]);
-                *b = T::from_u64(u64::from_le_bytes(w)).low_bits(mbits);
+                (*h, *b) = read_hi_msb(corr, mbits)?;
             }
         }
     }
     Ok(())
+}
+
+/// P1's next (hi, msb) record (see [`expand_hi_msb`]).
+pub(crate) fn read_hi_msb<T: Ring>(corr: &mut Corrections<'_>, mbits: u32) -> Result<(T, T), Error> {
+    let mb = msb_bytes(mbits);
+    let rec = corr.read_bytes(T::BYTES + mb)?;
+    let mut w = [0u8; 8];
+    w[..mb].copy_from_slice(&rec[T::BYTES..]);
+    Ok((T::from_le(rec), T::from_u64(u64::from_le_bytes(w)).low_bits(mbits)))
+}
+
+/// P1's record for the true (hi, msb) given P0's shares (hi0, m0), into `out`
+/// (T::BYTES + ceil(mbits/8) bytes).
+pub(crate) fn hi_msb_record<T: Ring>(out: &mut [u8], (hi, msb): (T, T), (hi0, m0): (T, T), mbits: u32) {
+    hi.sub(hi0).write_le(&mut out[..T::BYTES]);
+    let m1 = msb.sub(m0.low_bits(mbits)).low_bits(mbits);
+    out[T::BYTES..].copy_from_slice(&m1.to_u64().to_le_bytes()[..msb_bytes(mbits)]);
 }
 
 /// Dealer: P1's corrections [(r >> k) - rh0, msb(r) - m0] per element.
@@ -124,7 +150,7 @@ pub(crate) fn deal_msb_mask<S: Ring, T: Ring, W: Write>(
     let mut m0 = at::<T>(d.p0.prg(step, Purpose::Msb), s);
     let (mut x0, mut x1) = ([S::ZERO; CHUNK], [S::ZERO; CHUNK]);
     let (mut y0, mut z0) = ([T::ZERO; CHUNK], [T::ZERO; CHUNK]);
-    let (mb, rec) = (msb_bytes(mbits), T::BYTES + msb_bytes(mbits));
+    let rec = T::BYTES + msb_bytes(mbits);
     let mut out = [0u8; CHUNK * 16];
     for start in units.clone().step_by(CHUNK) {
         let n = CHUNK.min(units.end - start);
@@ -134,10 +160,8 @@ pub(crate) fn deal_msb_mask<S: Ring, T: Ring, W: Write>(
         m0.fill_ring(&mut z0[..n]);
         for i in 0..n {
             let r = x0[i].add(x1[i]);
-            let o = &mut out[i * rec..(i + 1) * rec];
-            hi(r).sub(y0[i]).write_le(&mut o[..T::BYTES]);
-            let m1 = T::from_u64(u64::from(r.msb())).sub(z0[i].low_bits(mbits)).low_bits(mbits);
-            o[T::BYTES..].copy_from_slice(&m1.to_u64().to_le_bytes()[..mb]);
+            let msb = T::from_u64(u64::from(r.msb()));
+            hi_msb_record(&mut out[i * rec..(i + 1) * rec], (hi(r), msb), (y0[i], z0[i]), mbits);
         }
         w.write_all(&out[..n * rec]).map_err(crate::corr::io_err)?;
     }

@@ -166,6 +166,21 @@ impl Engine {
         Ok((o, xo))
     }
 
+    /// The octave indicators o_j of x in [2^lo, 2^hi) and z = x 2^-(octave+1) in [0.5, 1) at x's
+    /// scale: x p / 2^f with x p = sum_j 2^-(j+1) (x o_j) from the comparison's own products.
+    async fn normalise<R: Ring>(
+        &mut self,
+        x: &Shared<R>,
+        lo: i32,
+        hi: i32,
+        what: &'static str,
+    ) -> Result<(Vec<Shared<R>>, Shared<R>), MpcError> {
+        let (o, xo) = self.octaves(x, lo, hi).await?;
+        self.check_range(what, x, crate::range::Bound::Octaves { lo, hi });
+        let xp = self.weigh(&xo, |j| 2f64.powi(-(j + 1)), lo, x.frac)?;
+        Ok((o, self.trunc_a(&xp, x.frac).await?))
+    }
+
     /// Sum of o_j * c_j for public c_j at scale f (local; scale o's + f).
     fn weigh<R: Ring>(
         &self,
@@ -203,12 +218,8 @@ impl Engine {
         hi: i32,
     ) -> Result<Shared<R>, MpcError> {
         let f = x.frac;
-        let (o, xo) = self.octaves(x, lo, hi).await?;
-        self.check_range("reciprocal", x, crate::range::Bound::Octaves { lo, hi });
-        let c = |j: i32| 2f64.powi(-(j + 1));
-        let p = self.weigh(&o, c, lo, f)?;
-        // z = x p / 2^f, with x p = sum_j c_j (x o_j) from the comparison's own products.
-        let z = self.trunc_a(&self.weigh(&xo, c, lo, f)?, f).await?;
+        let (o, z) = self.normalise(x, lo, hi, "reciprocal").await?;
+        let p = self.weigh(&o, |j| 2f64.powi(-(j + 1)), lo, f)?;
         let g = self.add_const(&self.mul_const(&z, fx(-32.0 / 17.0, f)?, f), fx(48.0 / 17.0, 2 * f)?);
         // w = g / 2^f with w z in its round; then per step zw = (w z) / 2^f with zw w in its
         // round, and w' = (2w - zw w) / 2^f with the next w' z (or, last, w' p) in its round.
@@ -241,10 +252,8 @@ impl Engine {
         hi: i32,
     ) -> Result<Shared<R>, MpcError> {
         let f = x.frac;
-        let (o, xo) = self.octaves(x, lo, hi).await?;
-        self.check_range("rsqrt", x, crate::range::Bound::Octaves { lo, hi });
+        let (o, z) = self.normalise(x, lo, hi, "rsqrt").await?;
         let q = self.weigh(&o, |j| 2f64.powf(-f64::from(j + 1) / 2.0), lo, f)?;
-        let z = self.trunc_a(&self.weigh(&xo, |j| 2f64.powi(-(j + 1)), lo, f)?, f).await?;
         let g = self.add_const(&self.mul_const(&z, fx(-0.828_427, f)?, f), fx(1.801_68, 2 * f)?);
         // Each step: [w^2, z w] ride on the round that truncates w, and v = (z w) (w^2) on the
         // round that truncates both; w' = (3 w - v) / 2 at scale f.
