@@ -161,6 +161,19 @@ fn prg_streams_are_domain_separated() {
         let mut o = other;
         assert_ne!(first(&mut o), base);
     }
+    // Within one step every component has its own stream: no two purposes share a keystream
+    // (the radix comparison and the fused truncation draw up to nine of them in one step).
+    use Purpose::*;
+    let all = [
+        A, B, C, R, RHigh, Msb, RBits, AndA, AndB, AndC, DaBitB, DaBitA, OneHot, WireMask, MaskProd, FuseSq,
+        FuseMul, FusePair,
+    ];
+    let streams: Vec<[u8; 32]> = all.iter().map(|&q| first(&mut Prg::for_stream(&s1, &id1, 5, q))).collect();
+    for i in 0..streams.len() {
+        for j in i + 1..streams.len() {
+            assert_ne!(streams[i], streams[j], "{:?} and {:?} share a stream", all[i], all[j]);
+        }
+    }
     // A model share seed binds the model-mask seed, the sharing and the party: changing any one
     // of them changes the seed (and so every weight mask expanded from it).
     let m = Seed::from_bytes([7; 16]);
