@@ -83,6 +83,10 @@ pub fn deal_step_part<W: Write>(
         (Op::TruncDowncastA { shift, down, .. }, _) => {
             chain::deal_trunc_down(d, index, u, u32::from(shift) + u32::from(down), w)
         }
+        (Op::SignRadixTopA { out, len, mul }, _) => match out {
+            RingId::Z32 => radix::top::deal_radix_top::<u32, W>(d, index, len as usize, mul, u, w),
+            RingId::Z64 => radix::top::deal_radix_top::<u64, W>(d, index, len as usize, mul, u, w),
+        },
         (Op::UpcastTruncA { scale, shift, .. }, _) => {
             chain::deal_up_trunc(d, index, u, (scale, u32::from(shift)), w)
         }
@@ -106,9 +110,10 @@ impl Step {
             | Op::UpcastTruncA { len, .. }
             | Op::UpcastA { len }
             | Op::DowncastA { len, .. } => len as usize,
-            Op::SignA { len, .. } | Op::SignLowA { len } | Op::SignRadixA { len, .. } => {
-                crate::bits::groups(len as usize)
-            }
+            Op::SignA { len, .. }
+            | Op::SignLowA { len }
+            | Op::SignRadixA { len, .. }
+            | Op::SignRadixTopA { len, .. } => crate::bits::groups(len as usize),
             Op::MatMulFixed { n, m, .. } => blocks(n, m),
             Op::MatMulAA { batch, n, m, .. } => batch as usize * blocks(n, m),
         }
@@ -125,7 +130,9 @@ impl Step {
             | Op::SignA { ring, .. }
             | Op::SignRadixA { ring, .. }
             | Op::TruncMulA { ring, .. } => ring,
-            Op::UpcastA { .. } | Op::SignLowA { .. } | Op::UpcastTruncA { .. } => RingId::Z32,
+            Op::UpcastA { .. } | Op::SignLowA { .. } | Op::UpcastTruncA { .. } | Op::SignRadixTopA { .. } => {
+                RingId::Z32
+            }
             Op::DowncastA { .. } | Op::TruncDowncastA { .. } => RingId::Z64,
         }
     }

@@ -147,6 +147,18 @@ pub enum Op {
         /// Bits dropped.
         shift: u8,
     },
+    /// Sign bit (x < 0) of 32-bit values in 3 rounds ([`crate::radix::top`]): the radix
+    /// comparison whose last level and B2A are one round with an arithmetic output. For `out`
+    /// Z_2^64 each party reduces its share (|x| < 2^31). With `mul`, the result is multiplied
+    /// by a second operand (in `out`) in the same rounds.
+    SignRadixTopA {
+        /// Ring of the result (and of the multiplicand).
+        out: RingId,
+        /// Elements.
+        len: u32,
+        /// Multiplied by a second operand.
+        mul: bool,
+    },
 }
 
 /// Approximation used by a GeLU step.
@@ -296,6 +308,7 @@ impl Step {
                 }
                 Ok(())
             }
+            Op::SignRadixTopA { len, .. } => elems(index, &[len]).map(|_| ()),
             Op::SignRadixA { ring, out, len, .. } => {
                 elems(index, &[len])?;
                 if out.bits() < ring.bits() {
@@ -325,6 +338,7 @@ impl Step {
             }
             Op::TruncDowncastA { len, .. } => chain::trunc_down_correction_bytes(len),
             Op::UpcastTruncA { len, shift, .. } => chain::up_trunc_correction_bytes(len, shift),
+            Op::SignRadixTopA { out, len, mul } => radix::top::correction_bytes(out, len, mul),
         }
     }
 
@@ -346,6 +360,7 @@ impl Step {
             }
             Op::TruncDowncastA { len, .. } => chain::trunc_down_online_bytes(len),
             Op::UpcastTruncA { len, .. } => chain::up_trunc_online_bytes(len),
+            Op::SignRadixTopA { out, len, mul } => radix::top::online_bytes(out, len, mul),
         }
     }
 
@@ -361,6 +376,7 @@ impl Step {
             Op::SignRadixA { ring, .. } => radix::rounds(ring),
             Op::TruncMulA { .. } => fuse::ROUNDS,
             Op::TruncDowncastA { .. } | Op::UpcastTruncA { .. } => chain::ROUNDS,
+            Op::SignRadixTopA { .. } => radix::top::ROUNDS,
         }
     }
 }

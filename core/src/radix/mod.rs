@@ -33,6 +33,7 @@
 
 mod party;
 mod shape;
+pub mod top;
 
 pub use party::{radix_b2a_open, radix_leaves, radix_level_finish, radix_level_open, radix_mul_finish};
 pub use shape::{Family, Level, Node, RadixShape};
@@ -42,7 +43,7 @@ use core::ops::Range;
 use embedded_io::Write;
 
 use crate::corr::{Corrections, DealerStreams, Streams, at, put_ring};
-use crate::prg::Purpose;
+use crate::prg::{Prg, Purpose};
 use crate::ring::{RingId, check_len};
 use crate::{Error, Party, Ring};
 
@@ -142,6 +143,134 @@ pub fn expand_radix<R: Ring, O: Ring>(
     Ok(())
 }
 
+/// The dealer's walk over the groups of a radix comparison: per group, the mask r (both
+/// parties' streams), msb(r) and the one-hot words (written), the wire masks and the level
+/// products (written), in the order of [`expand_radix`]; shared by [`deal_radix`] and
+/// [`top::deal_radix_top`], which append their own words after the levels'.
+pub(crate) struct GroupDealer<'d, R> {
+    sh: RadixShape,
+    step: u32,
+    r: [Prg; 2],
+    msb0: Prg,
+    oh0: Prg,
+    masks: [Prg; 2],
+    pr0: Prg,
+    _ring: core::marker::PhantomData<&'d R>,
+}
+
+impl<'d, R: Ring> GroupDealer<'d, R> {
+    /// Streams positioned at group `g0`, with `strides` words of masks and products per group.
+    pub(crate) fn new(
+        d: &DealerStreams<'d>,
+        step: u32,
+        sh: RadixShape,
+        g0: usize,
+        strides: party::Strides,
+    ) -> Self {
+        let words = |s: &Streams<'_>, q, i| at::<u64>(s.prg(step, q), i);
+        GroupDealer {
+            sh,
+            step,
+            r: [at::<R>(d.p0.prg(step, Purpose::R), 64 * g0), at::<R>(d.p1.prg(step, Purpose::R), 64 * g0)],
+            msb0: words(&d.p0, Purpose::RBits, g0),
+            oh0: words(&d.p0, Purpose::OneHot, g0 * sh.onehot_words()),
+            masks: [
+                words(&d.p0, Purpose::WireMask, g0 * strides.masks),
+                words(&d.p1, Purpose::WireMask, g0 * strides.masks),
+            ],
+            pr0: words(&d.p0, Purpose::MaskProd, g0 * strides.prods),
+            _ring: core::marker::PhantomData,
+        }
+    }
+
+    /// Group of `lanes` lanes: r into `r`, P1's msb and one-hot words written; returns msb(r).
+    pub(crate) fn leaves<W: Write>(
+        &mut self,
+        lanes: usize,
+        r: &mut [R; 64],
+        w: &mut W,
+    ) -> Result<u64, Error> {
+        let (mut x0, mut x1) = ([R::ZERO; 64], [R::ZERO; 64]);
+        self.r[0].fill_ring(&mut x0[..lanes]);
+        self.r[1].fill_ring(&mut x1[..lanes]);
+        for i in 0..lanes {
+            r[i] = x0[i].add(x1[i]);
+        }
+        let mut msb = 0u64;
+        for (lane, v) in r[..lanes].iter().enumerate() {
+            msb ^= u64::from(v.msb()) << lane;
+        }
+        put_ring(w, &[msb ^ self.msb0.next_elem::<u64>()])?;
+        for c in 0..self.sh.chunks() {
+            let cb = self.sh.chunk_bits(c);
+            let mut oh = [0u64; 1 << shape::CHUNK_BITS];
+            let oh = &mut oh[..1 << cb];
+            self.oh0.fill_ring(oh);
+            for (lane, v) in r[..lanes].iter().enumerate() {
+                oh[self.sh.chunk_of(v.to_u64(), c)] ^= 1 << lane;
+            }
+            put_ring(w, oh)?;
+        }
+        Ok(msb)
+    }
+
+    /// The next `out.len()` wire masks (both parties' shares combined).
+    pub(crate) fn masks(&mut self, out: &mut [u64]) {
+        let mut m1 = [0u64; 2 * shape::FAN];
+        for chunk in out.chunks_mut(m1.len()) {
+            self.masks[0].fill_ring(chunk);
+            self.masks[1].fill_ring(&mut m1[..chunk.len()]);
+            for (a, b) in chunk.iter_mut().zip(&m1) {
+                *a ^= b;
+            }
+        }
+    }
+
+    /// P1's product words of the nodes of `level` (their masks drawn in order); the masks of
+    /// the level's last node are left in `last`.
+    pub(crate) fn level<W: Write>(
+        &mut self,
+        level: u32,
+        last: &mut [u64; 2 * shape::FAN],
+        w: &mut W,
+    ) -> Result<(), Error> {
+        if level >= 2 {
+            return Err(Error::BadStep {
+                step: self.step,
+                reason: "radix comparison deeper than two levels",
+            });
+        }
+        for (nd, fam) in self.sh.level(level).iter() {
+            *last = [0u64; 2 * shape::FAN];
+            self.masks(&mut last[..2 * nd.k]);
+            let mut out = [0u64; shape::MAX_FAMILY];
+            let out = &mut out[..fam.sets().len()];
+            self.pr0.fill_ring(out);
+            for (o, &set) in out.iter_mut().zip(fam.sets()) {
+                *o ^= mask_product(last, set);
+            }
+            put_ring(w, out)?;
+        }
+        Ok(())
+    }
+
+    /// P1's share of `v` (a word of products), against P0's next product word.
+    pub(crate) fn product_word<W: Write>(&mut self, v: u64, w: &mut W) -> Result<(), Error> {
+        put_ring(w, &[v ^ self.pr0.next_elem::<u64>()])
+    }
+}
+
+/// prod_{b in set} m_b over a node's wire masks.
+pub(crate) fn mask_product(mk: &[u64], set: u16) -> u64 {
+    let mut p = u64::MAX;
+    for (b, m) in mk.iter().enumerate() {
+        if set >> b & 1 == 1 {
+            p &= m;
+        }
+    }
+    p
+}
+
 /// Dealer: P1's corrections for groups `groups` of a radix comparison of `len` values
 /// (layout in the module docs); `mul`: with a multiplicand.
 pub fn deal_radix<R: Ring, O: Ring, W: Write>(
@@ -154,75 +283,21 @@ pub fn deal_radix<R: Ring, O: Ring, W: Write>(
 ) -> Result<(), Error> {
     let sh = RadixShape::new(R::BITS, len);
     let g0 = groups.start;
-    let (ow, mw, pw) = (sh.onehot_words(), sh.mask_words(), sh.prod_words());
-    let words = |s: &Streams<'_>, q, i| at::<u64>(s.prg(step, q), i);
+    let mut gd = GroupDealer::<R>::new(d, step, sh, g0, party::Strides::of(&sh));
     let elems = |s: &Streams<'_>, q| at::<O>(s.prg(step, q), 64 * g0);
-    let (mut r0, mut r1) =
-        (at::<R>(d.p0.prg(step, Purpose::R), 64 * g0), at::<R>(d.p1.prg(step, Purpose::R), 64 * g0));
-    let mut msb0 = words(&d.p0, Purpose::RBits, g0);
-    let mut oh0 = words(&d.p0, Purpose::OneHot, g0 * ow);
-    let (mut m0, mut m1) =
-        (words(&d.p0, Purpose::WireMask, g0 * mw), words(&d.p1, Purpose::WireMask, g0 * mw));
-    let mut pr0 = words(&d.p0, Purpose::MaskProd, g0 * pw);
-    let (mut d0, mut d1) = (words(&d.p0, Purpose::DaBitB, g0), words(&d.p1, Purpose::DaBitB, g0));
+    let (mut d0, mut d1) =
+        (at::<u64>(d.p0.prg(step, Purpose::DaBitB), g0), at::<u64>(d.p1.prg(step, Purpose::DaBitB), g0));
     let mut da0 = elems(&d.p0, Purpose::DaBitA);
     let (mut a0, mut a1, mut c0) =
         (elems(&d.p0, Purpose::A), elems(&d.p1, Purpose::A), elems(&d.p0, Purpose::C));
-    let (mut x0, mut x1) = ([R::ZERO; 64], [R::ZERO; 64]);
     let mut r = [R::ZERO; 64];
     let mut xo = [O::ZERO; 64];
-    let lv = [sh.level(0), sh.level(1)];
-    if sh.levels() as usize > lv.len() {
-        return Err(Error::BadStep { step, reason: "radix comparison deeper than two levels" });
-    }
+    let mut last = [0u64; 2 * shape::FAN];
     for g in groups {
         let lanes = (len - 64 * g).min(64);
-        r0.fill_ring(&mut x0[..lanes]);
-        r1.fill_ring(&mut x1[..lanes]);
-        for i in 0..lanes {
-            r[i] = x0[i].add(x1[i]);
-        }
-        // msb(r).
-        let mut msb = msb0.next_elem::<u64>();
-        for (lane, v) in r[..lanes].iter().enumerate() {
-            msb ^= u64::from(v.msb()) << lane;
-        }
-        put_ring(w, &[msb])?;
-        // One-hot vectors of the chunks.
-        for c in 0..sh.chunks() {
-            let cb = sh.chunk_bits(c);
-            let mut oh = [0u64; 1 << shape::CHUNK_BITS];
-            let oh = &mut oh[..1 << cb];
-            oh0.fill_ring(oh);
-            for (lane, v) in r[..lanes].iter().enumerate() {
-                oh[sh.chunk_of(v.to_u64(), c)] ^= 1 << lane;
-            }
-            put_ring(w, oh)?;
-        }
-        // Mask products, node by node.
-        for level in &lv[..sh.levels() as usize] {
-            for (nd, fam) in level.iter() {
-                let mut mk = [0u64; 2 * shape::FAN];
-                let mut mk1 = [0u64; 2 * shape::FAN];
-                m0.fill_ring(&mut mk[..2 * nd.k]);
-                m1.fill_ring(&mut mk1[..2 * nd.k]);
-                for (a, b) in mk.iter_mut().zip(&mk1) {
-                    *a ^= b;
-                }
-                let mut out = [0u64; shape::MAX_FAMILY];
-                let out = &mut out[..fam.sets().len()];
-                pr0.fill_ring(out);
-                for (o, &set) in out.iter_mut().zip(fam.sets()) {
-                    let mut p = u64::MAX;
-                    for (b, m) in mk.iter().enumerate() {
-                        if set >> b & 1 == 1 {
-                            p &= m;
-                        }
-                    }
-                    *o ^= p;
-                }
-                put_ring(w, out)?;
-            }
+        gd.leaves(lanes, &mut r, w)?;
+        for level in 0..sh.levels() {
+            gd.level(level, &mut last, w)?;
         }
         // daBit and, with a multiplicand, D a.
         let dbit = d0.next_elem::<u64>() ^ d1.next_elem::<u64>();

@@ -53,7 +53,33 @@ pub fn radix_level_open(
     masks: &[u64],
     msg: &mut [u64],
 ) -> Result<(), Error> {
-    let (c_n, mw, per) = (sh.chunks(), sh.mask_words(), sh.level_msg_words(level));
+    level_open(sh, Strides::of(sh), level, state, masks, msg)
+}
+
+/// Per-group word strides of the mask and product buffers: the radix comparison's own, or
+/// those of a protocol that runs its levels and appends words of its own ([`super::top`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Strides {
+    pub masks: usize,
+    pub prods: usize,
+}
+
+impl Strides {
+    pub(crate) fn of(sh: &RadixShape) -> Self {
+        Strides { masks: sh.mask_words(), prods: sh.prod_words() }
+    }
+}
+
+/// [`radix_level_open`] with explicit strides.
+pub(super) fn level_open(
+    sh: &RadixShape,
+    strides: Strides,
+    level: u32,
+    state: &[u64],
+    masks: &[u64],
+    msg: &mut [u64],
+) -> Result<(), Error> {
+    let (c_n, mw, per) = (sh.chunks(), strides.masks, sh.level_msg_words(level));
     check_len("radix state", sh.groups() * sh.state_words(), state.len())?;
     check_len("radix mask words", sh.groups() * mw, masks.len())?;
     check_len("radix level message", sh.groups() * per, msg.len())?;
@@ -76,6 +102,22 @@ pub fn radix_level_open(
 /// Share of prod_{w in set} w from the opened wires `hat` (this party's mask shares `mk`,
 /// product shares `pr` in `fam`'s order): xor over S in set of prod_{set \ S} hat * m_S.
 fn product(party: Party, set: u16, hat: &[u64; 2 * FAN], mk: &[u64], pr: &[u64], fam: &Family) -> u64 {
+    expand_set(set, hat, |s| match s.count_ones() {
+        0 => {
+            if party.is_p0() {
+                u64::MAX
+            } else {
+                0
+            }
+        }
+        1 => mk[s.trailing_zeros() as usize],
+        _ => pr[fam.pos(s)],
+    })
+}
+
+/// xor over the subsets S of `set` of prod_{set \ S} hat * share(S): a party's share of
+/// prod_{w in set} (hat_w ^ m_w) * c, where share(S) is its share of c prod_{w in S} m_w.
+pub(super) fn expand_set(set: u16, hat: &[u64; 2 * FAN], share: impl Fn(u16) -> u64) -> u64 {
     let mut acc = 0u64;
     let mut s = set;
     loop {
@@ -86,18 +128,7 @@ fn product(party: Party, set: u16, hat: &[u64; 2 * FAN], mk: &[u64], pr: &[u64],
                 coef &= h;
             }
         }
-        let share = match s.count_ones() {
-            0 => {
-                if party.is_p0() {
-                    u64::MAX
-                } else {
-                    0
-                }
-            }
-            1 => mk[s.trailing_zeros() as usize],
-            _ => pr[fam.pos(s)],
-        };
-        acc ^= coef & share;
+        acc ^= coef & share(s);
         if s == 0 {
             return acc;
         }
@@ -115,7 +146,23 @@ pub fn radix_level_finish(
     masks: &[u64],
     prods: &[u64],
 ) -> Result<(), Error> {
-    let (c_n, mw, pw, per) = (sh.chunks(), sh.mask_words(), sh.prod_words(), sh.level_msg_words(level));
+    level_finish(party, sh, Strides::of(sh), level, state, opened, masks, prods)
+}
+
+/// [`radix_level_finish`] with explicit strides.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn level_finish(
+    party: Party,
+    sh: &RadixShape,
+    strides: Strides,
+    level: u32,
+    state: &mut [u64],
+    opened: &[u64],
+    masks: &[u64],
+    prods: &[u64],
+) -> Result<(), Error> {
+    let (c_n, per) = (sh.chunks(), sh.level_msg_words(level));
+    let (mw, pw) = (strides.masks, strides.prods);
     check_len("radix state", sh.groups() * sh.state_words(), state.len())?;
     check_len("radix level opened", sh.groups() * per, opened.len())?;
     check_len("radix mask words", sh.groups() * mw, masks.len())?;
