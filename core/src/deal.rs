@@ -66,12 +66,20 @@ pub fn deal_step_part<W: Write>(
             compare::deal_sign::<u64, u64, W>(d, index, len as usize, u, w)
         }
         (Op::SignLowA { len }, _) => compare::deal_sign::<u32, u64, W>(d, index, len as usize, u, w),
-        (Op::SignRadixA { ring, out, len, mul }, _) => match (ring, out) {
-            (RingId::Z32, RingId::Z32) => radix::deal_radix::<u32, u32, W>(d, index, len as usize, mul, u, w),
-            (RingId::Z32, RingId::Z64) => radix::deal_radix::<u32, u64, W>(d, index, len as usize, mul, u, w),
-            (RingId::Z64, RingId::Z64) => radix::deal_radix::<u64, u64, W>(d, index, len as usize, mul, u, w),
-            _ => Err(Error::BadStep { step: index, reason: "radix sign ring pair" }),
-        },
+        (Op::SignRadixA { ring, out, len, mul } | Op::SignRadixBesideA { ring, out, len, mul }, _) => {
+            match (ring, out) {
+                (RingId::Z32, RingId::Z32) => {
+                    radix::deal_radix::<u32, u32, W>(d, index, len as usize, mul, u, w)
+                }
+                (RingId::Z32, RingId::Z64) => {
+                    radix::deal_radix::<u32, u64, W>(d, index, len as usize, mul, u, w)
+                }
+                (RingId::Z64, RingId::Z64) => {
+                    radix::deal_radix::<u64, u64, W>(d, index, len as usize, mul, u, w)
+                }
+                _ => Err(Error::BadStep { step: index, reason: "radix sign ring pair" }),
+            }
+        }
         (Op::TruncMulA { len, shift, square, mul, pair, .. }, ring) => {
             let p = fuse::Products { square, mul, pair };
             let (n, k) = (len as usize, u32::from(shift));
@@ -113,7 +121,8 @@ impl Step {
             Op::SignA { len, .. }
             | Op::SignLowA { len }
             | Op::SignRadixA { len, .. }
-            | Op::SignRadixTopA { len, .. } => crate::bits::groups(len as usize),
+            | Op::SignRadixTopA { len, .. }
+            | Op::SignRadixBesideA { len, .. } => crate::bits::groups(len as usize),
             Op::MatMulFixed { n, m, .. } => blocks(n, m),
             Op::MatMulAA { batch, n, m, .. } => batch as usize * blocks(n, m),
         }
@@ -129,6 +138,7 @@ impl Step {
             | Op::TruncA { ring, .. }
             | Op::SignA { ring, .. }
             | Op::SignRadixA { ring, .. }
+            | Op::SignRadixBesideA { ring, .. }
             | Op::TruncMulA { ring, .. } => ring,
             Op::UpcastA { .. } | Op::SignLowA { .. } | Op::UpcastTruncA { .. } | Op::SignRadixTopA { .. } => {
                 RingId::Z32

@@ -159,6 +159,30 @@ pub enum Op {
         /// Multiplied by a second operand.
         mul: bool,
     },
+    /// `SignRadixA` run beside the steps that follow it: each of its rounds travels in the
+    /// flight of one of theirs, so it adds bytes but no round of its own (the engine's
+    /// `beside` module; e.g. the exp's clamp beside the exp's squarings).
+    SignRadixBesideA {
+        /// Ring of the circuit.
+        ring: RingId,
+        /// Ring of the result (and of the multiplicand).
+        out: RingId,
+        /// Elements.
+        len: u32,
+        /// Multiplied by a second operand.
+        mul: bool,
+    },
+}
+
+impl Op {
+    /// The op whose correlation and messages this one has: `SignRadixBesideA` runs
+    /// `SignRadixA`'s protocol; every other op is its own.
+    pub const fn protocol(self) -> Op {
+        match self {
+            Op::SignRadixBesideA { ring, out, len, mul } => Op::SignRadixA { ring, out, len, mul },
+            op => op,
+        }
+    }
 }
 
 /// Approximation used by a GeLU step.
@@ -309,6 +333,7 @@ impl Step {
                 Ok(())
             }
             Op::SignRadixTopA { len, .. } => elems(index, &[len]).map(|_| ()),
+            Op::SignRadixBesideA { .. } => Step { op: self.op.protocol(), ..*self }.validate(index),
             Op::SignRadixA { ring, out, len, .. } => {
                 elems(index, &[len])?;
                 if out.bits() < ring.bits() {
@@ -339,6 +364,7 @@ impl Step {
             Op::TruncDowncastA { len, .. } => chain::trunc_down_correction_bytes(len),
             Op::UpcastTruncA { len, shift, .. } => chain::up_trunc_correction_bytes(len, shift),
             Op::SignRadixTopA { out, len, mul } => radix::top::correction_bytes(out, len, mul),
+            Op::SignRadixBesideA { ring, out, len, mul } => radix::correction_bytes(ring, out, len, mul),
         }
     }
 
@@ -361,6 +387,7 @@ impl Step {
             Op::TruncDowncastA { len, .. } => chain::trunc_down_online_bytes(len),
             Op::UpcastTruncA { len, .. } => chain::up_trunc_online_bytes(len),
             Op::SignRadixTopA { out, len, mul } => radix::top::online_bytes(out, len, mul),
+            Op::SignRadixBesideA { ring, out, len, mul } => radix::online_bytes(ring, out, len, mul),
         }
     }
 
@@ -377,6 +404,8 @@ impl Step {
             Op::TruncMulA { .. } => fuse::ROUNDS,
             Op::TruncDowncastA { .. } | Op::UpcastTruncA { .. } => chain::ROUNDS,
             Op::SignRadixTopA { .. } => radix::top::ROUNDS,
+            // Its rounds travel in the following steps' flights.
+            Op::SignRadixBesideA { .. } => 0,
         }
     }
 }

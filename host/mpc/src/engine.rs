@@ -72,6 +72,8 @@ pub struct Engine {
     progress: Option<Progress>,
     /// Plaintext mode: the operations whose input left its admitted range.
     range: Vec<RangeIssue>,
+    /// Steps riding on the following exchanges ([`crate::beside`]).
+    pub(crate) riders: Vec<crate::beside::Rider>,
 }
 
 type Progress = Box<dyn FnMut(u32, u32) + Send>;
@@ -112,6 +114,7 @@ impl Engine {
             wcache: None,
             progress: None,
             range: Vec::new(),
+            riders: Vec::new(),
         }
     }
 
@@ -313,6 +316,12 @@ impl Engine {
                 if (r.next as usize) != r.plan.steps.len() {
                     return Err(MpcError::PlanIncomplete { done: r.next, steps: r.plan.steps.len() });
                 }
+                if !self.riders.is_empty() {
+                    return Err(MpcError::Mode {
+                        what: "finishing a run",
+                        mode: "a step beside others was never landed",
+                    });
+                }
                 r.mark(SETUP_STEP);
                 if !r.feed.is_finished() {
                     r.feed.finish().await?;
@@ -412,16 +421,38 @@ impl Engine {
         mine: &[R],
     ) -> Result<Vec<R>, MpcError> {
         match &mut self.mode {
-            Mode::Run(r) => Ok(r.link.exchange_ring(index, mine).await?),
+            Mode::Run(r) if self.riders.is_empty() => Ok(r.link.exchange_ring(index, mine).await?),
+            Mode::Run(_) => {
+                let mut bytes = vec![0u8; mine.len() * R::BYTES];
+                ditto_core::ring::encode_slice(mine, &mut bytes)?;
+                let peer = self.exchange_bytes(index, &bytes).await?;
+                let mut out = vec![R::ZERO; mine.len()];
+                ditto_core::ring::decode_slice(&peer, &mut out)?;
+                Ok(out)
+            }
             Mode::Plan(_) | Mode::Plain(_) => Ok(vec![R::ZERO; mine.len()]),
         }
     }
 
-    /// One symmetric exchange of raw bytes; returns the peer's message.
+    /// One symmetric exchange of raw bytes; returns the peer's message. Steps riding on the
+    /// following exchanges send their next round in the same flight.
     pub(crate) async fn exchange_bytes(&mut self, index: u32, mine: &[u8]) -> Result<Vec<u8>, MpcError> {
-        match &mut self.mode {
-            Mode::Run(r) => Ok(r.link.exchange(index, mine).await?),
-            Mode::Plan(_) | Mode::Plain(_) => Ok(vec![0; mine.len()]),
+        if !matches!(self.mode, Mode::Run(_)) {
+            return Ok(vec![0; mine.len()]);
         }
+        let riding = self.rider_messages()?;
+        let Mode::Run(r) = &mut self.mode else { return Ok(vec![0; mine.len()]) };
+        if riding.is_empty() {
+            return Ok(r.link.exchange(index, mine).await?);
+        }
+        let mut who = Vec::with_capacity(riding.len());
+        let mut frames = vec![(index, mine.to_vec())];
+        for (k, i, m) in riding {
+            who.push(k);
+            frames.push((i, m));
+        }
+        let mut replies = r.link.exchange_flight(&mut frames).await?;
+        self.rider_replies(&who, &replies[1..])?;
+        Ok(replies.swap_remove(0))
     }
 }

@@ -9,6 +9,7 @@
 //! with the same integer arithmetic.
 #![deny(missing_docs)]
 
+mod beside;
 pub mod engine;
 pub mod gemm;
 pub mod local;

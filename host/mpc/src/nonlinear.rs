@@ -22,9 +22,13 @@
 //!   `exp_neg` and a reciprocal on [1, 2]; within 4 ulps of ±1 once |x| > 7.
 
 use ditto_core::Ring;
+use ditto_core::radix;
+use ditto_core::ring::RingId;
 
+use crate::beside::Pending;
 use crate::engine::Engine;
 use crate::ops::fuse::Want;
+use crate::ops::ring_id;
 use crate::{MpcError, Shared};
 
 /// The same values under another scale label.
@@ -101,8 +105,14 @@ impl Engine {
     ) -> Result<Shared<R>, MpcError> {
         let f = x.frac;
         let shifted = self.add_const(x, fx(14.0, f)?);
-        let below = self.sign_with(&shifted, narrow).await?;
-        let keep = self.add_const(&self.neg(&below), R::ONE);
+        // The clamp's comparison rides on the chain's rounds before the last (n of them) when
+        // they are enough to carry it; it is needed only by the last.
+        let ring = if narrow && R::BITS == 64 { RingId::Z32 } else { ring_id::<R>()? };
+        let below = if n >= radix::rounds(ring) {
+            self.sign_beside(&shifted, narrow).await?
+        } else {
+            Pending::Ready((self.sign_with(&shifted, narrow).await?.data, Vec::new()))
+        };
         // t_0 = x / 2^n + 1 and each t_(i+1) = t_i^2 / 2^f: every truncation carries the next
         // square (or, last, the product with the mask) in its round.
         let first = self.trunc_mul(x, n, Want { square: true, ..Want::default() }).await?;
@@ -114,6 +124,8 @@ impl Engine {
         for _ in 1..n {
             sq = self.trunc_mul(&sq, f, Want { square: true, ..Want::default() }).await?.square;
         }
+        let (below, _) = self.land(below).await?;
+        let keep = self.add_const(&self.neg(&shifted.with_data(below, 0)), R::ONE);
         Ok(self.trunc_mul(&sq, f, Want { mul: Some(&keep), ..Want::default() }).await?.mul)
     }
 

@@ -40,6 +40,13 @@ impl Counters {
         self.total.add(&c);
     }
 
+    /// Records the bytes of `step` sent beside another step's round (no round of its own).
+    pub fn record_beside(&mut self, step: u32, sent: usize, received: usize) {
+        let c = Cost { sent: sent as u64, received: received as u64, rounds: 0 };
+        self.steps.entry(step).or_default().add(&c);
+        self.total.add(&c);
+    }
+
     /// Adds wall time to `step`.
     pub fn record_time(&mut self, step: u32, d: std::time::Duration) {
         *self.times.entry(step).or_default() += d;

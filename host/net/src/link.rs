@@ -97,8 +97,8 @@ pub struct Link {
     cfg: Config,
     party: Party,
     counters: Counters,
-    /// (step, next round) of the last exchange.
-    at: Option<(u32, u32)>,
+    /// (step, next round) of the recent steps (a step may exchange beside another's rounds).
+    at: Vec<(u32, u32)>,
     /// Where received step payloads are copied (tests of what a party sees).
     tap: Option<Tap>,
     /// Frame encryption (TLS-agreed keys), unless the link is plaintext or in memory.
@@ -180,7 +180,7 @@ impl Link {
     pub fn new(stream: impl Stream, party: Party, cfg: Config) -> Self {
         let boxed: Box<dyn Stream> = Box::new(stream);
         let (rd, wr) = tokio::io::split(boxed);
-        Link { rd, wr, cfg, party, counters: Counters::default(), at: None, tap: None, seal: None }
+        Link { rd, wr, cfg, party, counters: Counters::default(), at: Vec::new(), tap: None, seal: None }
     }
 
     fn sealed(stream: impl Stream, seal: Option<FrameSeal>, party: Party, cfg: Config) -> Self {
@@ -268,78 +268,93 @@ impl Link {
         self.counters.record_time(step, d);
     }
 
-    /// Writes one frame and reads the peer's, concurrently, under the time-out. A sealed link
-    /// encrypts `mine` in place (it is the caller's scratch).
-    async fn swap(
+    /// One flight: writes this party's frames (kind, step, round each) and reads the peer's,
+    /// which must be the same frames in the same order, concurrently, under the time-out;
+    /// returns the peer's bodies. A sealed link encrypts the frames in place (they are the
+    /// caller's scratch).
+    async fn swap_many(
         &mut self,
         kind: u8,
-        step: u32,
-        round: u32,
-        mine: &mut [u8],
+        frames: &mut [(u32, u32, &mut [u8])],
         what: &'static str,
-    ) -> Result<(Head, Vec<u8>), NetError> {
-        let len = mine.len();
-        let h = header(kind, step, round, len)?;
+    ) -> Result<Vec<(Head, Vec<u8>)>, NetError> {
+        let heads = frames
+            .iter()
+            .map(|(step, round, body)| header(kind, *step, *round, body.len()))
+            .collect::<Result<Vec<_>, _>>()?;
         let (rd, wr) = (&mut self.rd, &mut self.wr);
         let (mut tx, mut rx) = match &mut self.seal {
             Some(s) => (Some(&mut s.tx), Some(&mut s.rx)),
             None => (None, None),
         };
         let tag = if tx.is_some() { TAG } else { 0 };
+        let expect: Vec<(u32, u32, usize)> = frames.iter().map(|(s, r, b)| (*s, *r, b.len())).collect();
         let write = async {
-            wr.write_all(&h).await.map_err(io_err(what))?;
-            match tx.as_mut() {
-                None => wr.write_all(mine).await.map_err(io_err(what))?,
-                // Chunk by chunk, in place: each is encrypted while the previous one is on its way.
-                Some(tx) => {
-                    for i in 0..chunks(len) {
-                        let c = &mut mine[i * CHUNK..((i + 1) * CHUNK).min(len)];
-                        let t = tx.seal(&h, c)?;
-                        write_both(wr, c, &t).await.map_err(io_err(what))?;
+            for (h, (_, _, mine)) in heads.iter().zip(frames.iter_mut()) {
+                let len = mine.len();
+                wr.write_all(h).await.map_err(io_err(what))?;
+                match tx.as_mut() {
+                    None => wr.write_all(mine).await.map_err(io_err(what))?,
+                    // Chunk by chunk, in place: each is encrypted while the previous one is on its way.
+                    Some(tx) => {
+                        for i in 0..chunks(len) {
+                            let c = &mut mine[i * CHUNK..((i + 1) * CHUNK).min(len)];
+                            let t = tx.seal(h, c)?;
+                            write_both(wr, c, &t).await.map_err(io_err(what))?;
+                        }
                     }
                 }
             }
             wr.flush().await.map_err(io_err(what))
         };
         let read = async {
-            let mut hb = [0u8; HEADER];
-            rd.read_exact(&mut hb).await.map_err(io_err(what))?;
-            let head = parse(&hb)?;
-            // Reads `len` payload bytes (opening each sealed chunk).
-            let mut body = async |len: usize| -> Result<Vec<u8>, NetError> {
-                let mut body = vec![0u8; len];
-                match rx.as_mut() {
-                    None => rd.read_exact(&mut body).await.map(|_| ()).map_err(io_err(what))?,
-                    Some(rx) => {
-                        for i in 0..chunks(len) {
-                            let c = &mut body[i * CHUNK..((i + 1) * CHUNK).min(len)];
-                            rd.read_exact(c).await.map_err(io_err(what))?;
-                            let mut t = [0u8; TAG];
-                            rd.read_exact(&mut t).await.map_err(io_err(what))?;
-                            rx.open(&hb, c, t)?;
+            let mut out = Vec::with_capacity(expect.len());
+            for &(step, round, len) in &expect {
+                let mut hb = [0u8; HEADER];
+                rd.read_exact(&mut hb).await.map_err(io_err(what))?;
+                let head = parse(&hb)?;
+                // Reads `len` payload bytes (opening each sealed chunk).
+                let mut body = async |len: usize| -> Result<Vec<u8>, NetError> {
+                    let mut body = vec![0u8; len];
+                    match rx.as_mut() {
+                        None => rd.read_exact(&mut body).await.map(|_| ()).map_err(io_err(what))?,
+                        Some(rx) => {
+                            for i in 0..chunks(len) {
+                                let c = &mut body[i * CHUNK..((i + 1) * CHUNK).min(len)];
+                                rd.read_exact(c).await.map_err(io_err(what))?;
+                                let mut t = [0u8; TAG];
+                                rd.read_exact(&mut t).await.map_err(io_err(what))?;
+                                rx.open(&hb, c, t)?;
+                            }
                         }
                     }
+                    Ok(body)
+                };
+                if head.kind == KIND_ABORT {
+                    if tag > 0 && head.len > 4096 {
+                        return Err(NetError::Malformed("abort reason too long"));
+                    }
+                    let msg = body(head.len.min(4096)).await?;
+                    return Err(NetError::PeerAbort(String::from_utf8_lossy(&msg).into_owned()));
                 }
-                Ok(body)
-            };
-            if head.kind == KIND_ABORT {
-                if tag > 0 && head.len > 4096 {
-                    return Err(NetError::Malformed("abort reason too long"));
+                if head.kind != kind {
+                    return Err(NetError::Malformed("unexpected frame kind"));
                 }
-                let msg = body(head.len.min(4096)).await?;
-                return Err(NetError::PeerAbort(String::from_utf8_lossy(&msg).into_owned()));
+                if kind == KIND_DATA && (head.step != step || head.round != round) {
+                    return Err(NetError::WrongStep {
+                        step,
+                        round,
+                        got_step: head.step,
+                        got_round: head.round,
+                    });
+                }
+                if head.len != len {
+                    return Err(NetError::Length { step, expected: len, got: head.len });
+                }
+                let b = body(head.len).await?;
+                out.push((head, b));
             }
-            if head.kind != kind {
-                return Err(NetError::Malformed("unexpected frame kind"));
-            }
-            if kind == KIND_DATA && (head.step != step || head.round != round) {
-                return Err(NetError::WrongStep { step, round, got_step: head.step, got_round: head.round });
-            }
-            if head.len != len {
-                return Err(NetError::Length { step, expected: len, got: head.len });
-            }
-            let b = body(head.len).await?;
-            Ok((head, b))
+            Ok(out)
         };
         let secs = self.cfg.timeout.as_secs_f64();
         // Both halves run to completion: when the peer aborted and closed, our write fails but
@@ -351,8 +366,23 @@ impl Link {
             (_, Err(e @ NetError::PeerAbort(_))) | (Err(e), _) | (Ok(()), Err(e)) => return Err(e),
             (Ok(()), Ok(r)) => r,
         };
-        self.counters.header_bytes += (HEADER + tag * chunks(len)) as u64;
+        for (_, _, len) in &expect {
+            self.counters.header_bytes += (HEADER + tag * chunks(*len)) as u64;
+        }
         Ok(r)
+    }
+
+    /// [`Link::swap_many`] of one frame.
+    async fn swap(
+        &mut self,
+        kind: u8,
+        step: u32,
+        round: u32,
+        mine: &mut [u8],
+        what: &'static str,
+    ) -> Result<(Head, Vec<u8>), NetError> {
+        let mut r = self.swap_many(kind, &mut [(step, round, mine)], what).await?;
+        r.pop().ok_or(NetError::Malformed("empty flight"))
     }
 
     /// The handshake: both ends state version, role, plan hash and session; any mismatch is
@@ -407,18 +437,63 @@ impl Link {
     /// [`Link::exchange`] of a message the link may overwrite (encrypted in place on a sealed
     /// link, which saves a copy of large messages).
     pub async fn exchange_scratch(&mut self, step: u32, mine: &mut [u8]) -> Result<Vec<u8>, NetError> {
-        let round = match self.at {
-            Some((s, r)) if s == step => r,
-            _ => 0,
-        };
+        let round = self.round_of(step);
         let len = mine.len();
         let (_, body) = self.swap(KIND_DATA, step, round, mine, "exchange").await?;
-        self.at = Some((step, round + 1));
+        self.bump(step);
         self.counters.record(step, len, body.len());
-        if let Some(t) = &self.tap {
-            t.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(&body);
-        }
+        self.tapped(&body);
         Ok(body)
+    }
+
+    /// One flight carrying several steps' messages: `frames[0]` is the host step's (counted
+    /// as one round of it), the others are steps running beside it (their bytes counted, no
+    /// round: they wait on the host's round trip). The peer sends the same steps in the same
+    /// order; returns its messages in that order.
+    pub async fn exchange_flight(&mut self, frames: &mut [(u32, Vec<u8>)]) -> Result<Vec<Vec<u8>>, NetError> {
+        let mut list: Vec<(u32, u32, &mut [u8])> =
+            frames.iter_mut().map(|(s, m)| (*s, 0, &mut m[..])).collect();
+        for f in &mut list {
+            f.1 = self.round_of(f.0);
+        }
+        let lens: Vec<(u32, usize)> = list.iter().map(|f| (f.0, f.2.len())).collect();
+        let got = self.swap_many(KIND_DATA, &mut list, "exchange").await?;
+        let mut out = Vec::with_capacity(got.len());
+        for (i, ((step, len), (_, body))) in lens.into_iter().zip(got).enumerate() {
+            self.bump(step);
+            if i == 0 {
+                self.counters.record(step, len, body.len());
+            } else {
+                self.counters.record_beside(step, len, body.len());
+            }
+            self.tapped(&body);
+            out.push(body);
+        }
+        Ok(out)
+    }
+
+    /// The next round number of `step`.
+    fn round_of(&self, step: u32) -> u32 {
+        self.at.iter().find(|(s, _)| *s == step).map_or(0, |&(_, r)| r)
+    }
+
+    /// Counts a round of `step` (the last few steps are remembered).
+    fn bump(&mut self, step: u32) {
+        match self.at.iter_mut().find(|(s, _)| *s == step) {
+            Some(e) => e.1 += 1,
+            None => {
+                if self.at.len() >= 8 {
+                    self.at.remove(0);
+                }
+                self.at.push((step, 1));
+            }
+        }
+    }
+
+    fn tapped(&self, body: &[u8]) {
+        if let Some(t) = &self.tap {
+            t.lock().unwrap_or_else(std::sync::PoisonError::into_inner).extend_from_slice(body);
+        }
     }
 
     /// [`Link::exchange`] of ring elements.

@@ -68,6 +68,38 @@ async fn handshake_and_exchanges_are_counted_per_step() {
     }
 }
 
+/// A flight carries a host step's round and the rounds of steps beside it: each step gets its
+/// own message back, the host counts a round, the others only their bytes; frames are checked
+/// per step and round, so two parties that disagree on the steps of a flight stop with an error.
+#[tokio::test]
+async fn flights_carry_steps_beside_the_host() {
+    for (mut a, mut b) in pairs(cfg(5000)).await {
+        let big: Vec<u8> = (0..2_000_000u32).map(|i| (i * 3) as u8).collect();
+        for round in 0..3u8 {
+            let mut fa = vec![(10, vec![round; 5]), (7, big.clone())];
+            let mut fb = vec![(10, vec![round + 100; 5]), (7, vec![round; big.len()])];
+            let (ra, rb) = tokio::join!(a.exchange_flight(&mut fa), b.exchange_flight(&mut fb));
+            let (ra, rb) = (ra.unwrap(), rb.unwrap());
+            assert_eq!(ra[0], vec![round + 100; 5]);
+            assert!(ra[1] == vec![round; big.len()] && rb[1] == big);
+            assert_eq!(rb[0], vec![round; 5]);
+        }
+        // The rider's later rounds continue its own round count.
+        let (ra, rb) = tokio::join!(a.exchange(7, &[1]), b.exchange(7, &[2]));
+        assert_eq!((ra.unwrap(), rb.unwrap()), (vec![2], vec![1]));
+        let c = a.counters();
+        assert_eq!((c.step(10).sent, c.step(10).rounds), (15, 3));
+        assert_eq!((c.step(7).sent, c.step(7).rounds), (3 * 2_000_000 + 1, 1));
+        assert_eq!(c.total().rounds, 4);
+        // One party sends the steps in another order: a typed error at both, no hang.
+        let mut fa = vec![(11, vec![0; 4]), (12, vec![0; 4])];
+        let mut fb = vec![(12, vec![0; 4]), (11, vec![0; 4])];
+        let (ra, rb) = tokio::join!(a.exchange_flight(&mut fa), b.exchange_flight(&mut fb));
+        assert!(matches!(ra, Err(NetError::WrongStep { .. })), "{ra:?}");
+        assert!(matches!(rb, Err(NetError::WrongStep { .. })), "{rb:?}");
+    }
+}
+
 #[tokio::test]
 async fn handshake_mismatches_name_both_values() {
     let cases: Vec<(Hello, &str)> = vec![

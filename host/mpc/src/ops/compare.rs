@@ -3,16 +3,24 @@
 //! rounds, and what is built on it: ReLU and the row-wise maximum (a tree of comparisons whose
 //! selections ride on them, ceil(log2 cols) levels of 4 rounds).
 
-use ditto_core::compare;
+use ditto_core::Ring;
 use ditto_core::plan::Op;
+use ditto_core::radix::top::{self, TopMaterial, TopShape};
 use ditto_core::radix::{self, RadixMaterial, RadixShape};
-use ditto_core::ring::{RingId, decode_slice, encode_slice, reduce};
-use ditto_core::{Ring, bits};
+use ditto_core::ring::{RingId, reduce};
 
+use super::machines::{RadixMachine, RadixParts, TopMachine, TopParts};
 use super::{len32, ring_id, scale};
+use crate::beside::{Machine, Pending};
 use crate::engine::{Begun, Engine, Started};
 use crate::plain;
 use crate::{MpcError, Shared};
+
+/// The widest level of the max tree that compares in 3 rounds (`Engine::sign_mul_top`). The
+/// 3-round form deals 8 ring elements per pair instead of 2; on the wider levels (most of the
+/// pairs: 128 columns -> 64 + 32 pairs per row of 127) the 4-round form keeps BERT-base/128's
+/// dealer output within its 1 GB budget, and the narrower levels save one round each.
+pub const TOP_MAX_COLS: usize = 32;
 
 impl Engine {
     /// [x < 0] as a share of 0 or 1 (scale 0).
@@ -24,7 +32,8 @@ impl Engine {
             Started::Planned => return Ok(Shared::zeros(&x.shape, 0)),
             Started::Plain => return Ok(x.with_data(plain::sign(&x.data), 0)),
         };
-        let (z, _) = self.radix_run::<R, R>(&b, &x.data, None).await?;
+        let m = self.radix_machine::<R, R>(&b, x.data.clone(), None)?;
+        let (z, _) = self.run_machine::<R>(b.index, Box::new(m)).await?;
         Ok(x.with_data(z, 0))
     }
 
@@ -33,7 +42,7 @@ impl Engine {
     /// bytes of [`Engine::sign_a`] in Z_2^64). Outside that range the result is the sign of the
     /// low 32 bits, in the secure run and in the plaintext reference alike.
     pub async fn sign_low_a<R: Ring>(&mut self, x: &Shared<R>) -> Result<Shared<R>, MpcError> {
-        Ok(self.sign_low_run(x, None).await?.0)
+        Ok(self.sign32_run(x, None, false).await?.0)
     }
 
     /// [`Engine::sign_low_a`] when `narrow` (the caller has proven |x| < 2^31), else
@@ -53,7 +62,7 @@ impl Engine {
     ) -> Result<(Shared<R>, Shared<R>), MpcError> {
         x.same_shape(v, "sign_mul")?;
         if narrow {
-            return self.sign_low_run(x, Some(v)).await;
+            return self.sign32_run(x, Some(v), false).await;
         }
         let r = ring_id::<R>()?;
         let op = Op::SignRadixA { ring: r, out: r, len: len32("sign", x.len())?, mul: true };
@@ -66,26 +75,80 @@ impl Engine {
                 return Ok((x.with_data(s, 0), x.with_data(sv, v.frac)));
             }
         };
-        let (s, sv) = self.radix_run::<R, R>(&b, &x.data, Some(&v.data)).await?;
+        let m = self.radix_machine::<R, R>(&b, x.data.clone(), Some(v.data.clone()))?;
+        let (s, sv) = self.run_machine::<R>(b.index, Box::new(m)).await?;
         Ok((x.with_data(s, 0), x.with_data(sv, v.frac)))
     }
 
-    /// The narrow sign (circuit on the low 32 bits, result in Z_2^64) and its product with `v`
-    /// if given (else empty).
-    async fn sign_low_run<R: Ring>(
+    /// [x < 0] as [`Engine::sign_with`] computes it, started beside the following steps: its
+    /// rounds ride on their exchanges (`crate::beside`; plan op `SignRadixBesideA`, no round
+    /// of its own). [`Engine::land`] gives (the sign's data, empty) where it is needed.
+    pub(crate) async fn sign_beside<R: Ring>(
+        &mut self,
+        x: &Shared<R>,
+        narrow: bool,
+    ) -> Result<Pending<(Vec<R>, Vec<R>)>, MpcError> {
+        let out = ring_id::<R>()?;
+        let narrow = narrow && R::BITS == 64;
+        let ring = if narrow { RingId::Z32 } else { out };
+        let op = Op::SignRadixBesideA { ring, out, len: len32("sign", x.len())?, mul: false };
+        let b = match self.begin(op, scale("sign", x.frac, 0)?).await? {
+            Started::Run(b) => b,
+            Started::Planned => return Ok(Pending::Ready((vec![R::ZERO; x.len()], Vec::new()))),
+            Started::Plain if narrow => {
+                self.check_range("sign_low_a", x, crate::range::Bound::pow2(31, false));
+                let low: Vec<u32> = x.data.iter().map(|v| reduce::<R, u32>(*v)).collect();
+                let s = plain::sign(&low).into_iter().map(|v| R::from_u64(u64::from(v))).collect();
+                return Ok(Pending::Ready((s, Vec::new())));
+            }
+            Started::Plain => return Ok(Pending::Ready((plain::sign(&x.data), Vec::new()))),
+        };
+        let m: Box<dyn Machine> = if narrow {
+            let low: Vec<u32> = x.data.iter().map(|v| reduce::<R, u32>(*v)).collect();
+            Box::new(self.radix_machine::<u32, R>(&b, low, None)?)
+        } else {
+            Box::new(self.radix_machine::<R, R>(&b, x.data.clone(), None)?)
+        };
+        self.ride(b.index, m);
+        Ok(Pending::Riding(b.index))
+    }
+
+    /// ([x < 0], [x < 0] * v) in 3 rounds (`ditto_core::radix::top`) where the circuit is 32
+    /// bits wide: R = Z_2^32, or R = Z_2^64 with `narrow` (as in [`Engine::sign_with`]); else
+    /// [`Engine::sign_mul`] (4 rounds). The same results as [`Engine::sign_mul`]; the dealer
+    /// deals 8 ring elements per value instead of 2, so callers spend it where values are few.
+    pub async fn sign_mul_top<R: Ring>(
+        &mut self,
+        x: &Shared<R>,
+        v: &Shared<R>,
+        narrow: bool,
+    ) -> Result<(Shared<R>, Shared<R>), MpcError> {
+        x.same_shape(v, "sign_mul")?;
+        if R::BITS == 64 && !narrow {
+            return self.sign_mul(x, v, false).await;
+        }
+        self.sign32_run(x, Some(v), true).await
+    }
+
+    /// The sign on a 32-bit circuit, result in R (for R = Z_2^64 the narrow sign: each party
+    /// reduces its share to the low 32 bits), and its product with `v` if given (else empty);
+    /// `top`: the 3-round form.
+    async fn sign32_run<R: Ring>(
         &mut self,
         x: &Shared<R>,
         v: Option<&Shared<R>>,
+        top: bool,
     ) -> Result<(Shared<R>, Shared<R>), MpcError> {
-        if R::BITS != 64 {
+        let out = ring_id::<R>()?;
+        if out == RingId::Z32 && !top {
             return Err(MpcError::Ring { what: "sign_low_a", expected: "Z_2^64", bits: R::BITS });
         }
         let frac_out = v.map_or(0, |v| v.frac);
-        let op = Op::SignRadixA {
-            ring: RingId::Z32,
-            out: RingId::Z64,
-            len: len32("sign", x.len())?,
-            mul: v.is_some(),
+        let (len, mul) = (len32("sign", x.len())?, v.is_some());
+        let op = if top {
+            Op::SignRadixTopA { out, len, mul }
+        } else {
+            Op::SignRadixA { ring: RingId::Z32, out, len, mul }
         };
         let started = self.begin(op, scale("sign", x.frac, frac_out)?).await?;
         let none = || Shared::zeros(&[0], frac_out);
@@ -97,94 +160,109 @@ impl Engine {
         let b = match started {
             Started::Run(b) => b,
             Started::Planned | Started::Plain => {
-                self.check_range("sign_low_a", x, crate::range::Bound::pow2(31, false));
+                if out == RingId::Z64 {
+                    self.check_range("sign_low_a", x, crate::range::Bound::pow2(31, false));
+                }
                 let s: Vec<R> = plain::sign(&low).into_iter().map(|v| R::from_u64(u64::from(v))).collect();
                 let sv = v.map_or_else(none, |v| x.with_data(plain::select(&s, &v.data), frac_out));
                 return Ok((x.with_data(s, 0), sv));
             }
         };
-        let (s, sv) = self.radix_run::<u32, R>(&b, &low, v.map(|v| &v.data[..])).await?;
+        let vd = v.map(|v| v.data.clone());
+        let m: Box<dyn Machine> = if top {
+            Box::new(self.top_machine::<R>(&b, low, vd)?)
+        } else {
+            Box::new(self.radix_machine::<u32, R>(&b, low, vd)?)
+        };
+        let (s, sv) = self.run_machine::<R>(b.index, m).await?;
         let sv = if v.is_some() { x.with_data(sv, frac_out) } else { none() };
         Ok((x.with_data(s, 0), sv))
     }
 
-    /// The radix comparison for a begun step: circuit on ring `C`, result (and multiplicand)
-    /// in ring `O`; the sign, and its product with `v` if given (else empty).
-    async fn radix_run<C: Ring, O: Ring>(
-        &mut self,
+    /// The radix comparison's machine for a begun step: circuit on ring `C`, result (and
+    /// multiplicand) in ring `O`.
+    fn radix_machine<C: Ring, O: Ring>(
+        &self,
         b: &Begun,
-        x: &[C],
-        v: Option<&[O]>,
-    ) -> Result<(Vec<O>, Vec<O>), MpcError> {
+        x: Vec<C>,
+        v: Option<Vec<O>>,
+    ) -> Result<RadixMachine<C, O>, MpcError> {
         let n = x.len();
         let sh = RadixShape::new(C::BITS, n);
-        let (g, mul) = (sh.groups(), v.map_or(0, |_| n));
-        let mut r = vec![C::ZERO; n];
-        let (mut msb, mut onehot) = (vec![0u64; g], vec![0u64; g * sh.onehot_words()]);
-        let (mut masks, mut prods) = (vec![0u64; g * sh.mask_words()], vec![0u64; g * sh.prod_words()]);
-        let (mut db, mut da) = (vec![0u64; g], vec![O::ZERO; n]);
-        let (mut ma, mut mc) = (vec![O::ZERO; mul], vec![O::ZERO; mul]);
+        let (g, k) = (sh.groups(), v.as_ref().map_or(0, |_| n));
+        let mut p = RadixParts {
+            r: vec![C::ZERO; n],
+            msb: vec![0u64; g],
+            onehot: vec![0u64; g * sh.onehot_words()],
+            masks: vec![0u64; g * sh.mask_words()],
+            prods: vec![0u64; g * sh.prod_words()],
+            db: vec![0u64; g],
+            da: vec![O::ZERO; n],
+            ma: vec![O::ZERO; k],
+            mc: vec![O::ZERO; k],
+        };
         self.expand(b, |s, corr| {
             let mut m = RadixMaterial {
-                r: &mut r,
-                msb: &mut msb,
-                onehot: &mut onehot,
-                masks: &mut masks,
-                prods: &mut prods,
-                dabit_b: &mut db,
-                dabit_a: &mut da,
-                mul_a: &mut ma,
-                mul_c: &mut mc,
+                r: &mut p.r,
+                msb: &mut p.msb,
+                onehot: &mut p.onehot,
+                masks: &mut p.masks,
+                prods: &mut p.prods,
+                dabit_b: &mut p.db,
+                dabit_a: &mut p.da,
+                mul_a: &mut p.ma,
+                mul_c: &mut p.mc,
             };
             radix::expand_radix(s, b.index, corr, &mut m)
         })?;
-        // Round 1: y = x + r, and f = v - a beside it.
-        let y: Vec<C> = x.iter().zip(&r).map(|(x, r)| x.add(*r)).collect();
-        let (y, f) = match v {
-            None => (self.open(b.index, &y).await?, Vec::new()),
-            Some(v) => {
-                let f: Vec<O> = v.iter().zip(&ma).map(|(v, a)| v.sub(*a)).collect();
-                let mut wire = vec![0u8; n * (C::BYTES + O::BYTES)];
-                let (wy, wf) = wire.split_at_mut(n * C::BYTES);
-                encode_slice(&y, wy)?;
-                encode_slice(&f, wf)?;
-                let peer = self.exchange_bytes(b.index, &wire).await?;
-                if peer.len() != wire.len() {
-                    let e =
-                        ditto_net::NetError::Length { step: b.index, expected: wire.len(), got: peer.len() };
-                    return Err(e.into());
-                }
-                let (py, pf) = peer.split_at(n * C::BYTES);
-                let (mut ty, mut tf) = (vec![C::ZERO; n], vec![O::ZERO; n]);
-                decode_slice(py, &mut ty)?;
-                decode_slice(pf, &mut tf)?;
-                let add = |a: &[C], b: &[C]| a.iter().zip(b).map(|(a, b)| a.add(*b)).collect::<Vec<_>>();
-                (add(&y, &ty), f.iter().zip(&tf).map(|(a, b)| a.add(*b)).collect())
-            }
+        Ok(RadixMachine::new(self.party(), p, x, v))
+    }
+
+    /// The 3-round comparison's machine for a begun step (`ditto_core::radix::top`), result
+    /// (and multiplicand) in ring `O`.
+    fn top_machine<O: Ring>(
+        &self,
+        b: &Begun,
+        x: Vec<u32>,
+        v: Option<Vec<O>>,
+    ) -> Result<TopMachine<O>, MpcError> {
+        let n = x.len();
+        let sh = TopShape::new(n);
+        let (g, k) = (sh.groups(), v.as_ref().map_or(0, |_| n));
+        let mut p = TopParts {
+            r: vec![0u32; n],
+            msb: vec![0u64; g],
+            onehot: vec![0u64; g * sh.radix.onehot_words()],
+            masks: vec![0u64; g * sh.mask_words()],
+            prods: vec![0u64; g * sh.prod_words()],
+            mono: vec![O::ZERO; top::MONOMIALS * n],
+            ma: vec![O::ZERO; k],
+            mc: vec![O::ZERO; top::MONOMIALS * k],
         };
-        let mut state = vec![0u64; g * sh.state_words()];
-        radix::radix_leaves(&y, &onehot, &mut state)?;
-        for level in 0..sh.levels() {
-            let mut msg = vec![0u64; g * sh.level_msg_words(level)];
-            radix::radix_level_open(&sh, level, &state, &masks, &mut msg)?;
-            let peer = self.exchange_ring(b.index, &msg).await?;
-            let mut opened = vec![0u64; msg.len()];
-            bits::xor_into(&msg, &peer, &mut opened)?;
-            radix::radix_level_finish(self.party(), &sh, level, &mut state, &opened, &masks, &prods)?;
-        }
-        let mut e = vec![0u64; g];
-        radix::radix_b2a_open(self.party(), &y, &msb, &state, &db, &mut e)?;
-        let peer = self.exchange_ring(b.index, &e).await?;
-        let mut opened = vec![0u64; g];
-        bits::xor_into(&e, &peer, &mut opened)?;
-        let mut s = vec![O::ZERO; n];
-        compare::sign_b2a_finish(self.party(), &opened, &da, &mut s)?;
-        let mut sv = Vec::new();
-        if let Some(v) = v {
-            sv = vec![O::ZERO; n];
-            radix::radix_mul_finish(&opened, &f, v, &da, &mc, &mut sv)?;
-        }
-        Ok((s, sv))
+        self.expand(b, |s, corr| {
+            let mut m = TopMaterial {
+                r: &mut p.r,
+                msb: &mut p.msb,
+                onehot: &mut p.onehot,
+                masks: &mut p.masks,
+                prods: &mut p.prods,
+                mono: &mut p.mono,
+                mul_a: &mut p.ma,
+                mul_c: &mut p.mc,
+            };
+            top::expand_radix_top(s, b.index, corr, &mut m)
+        })?;
+        Ok(TopMachine::new(self.party(), p, x, v))
+    }
+
+    /// Runs a comparison machine with exchanges of its own step; (sign, product or empty).
+    async fn run_machine<O: Ring>(
+        &mut self,
+        index: u32,
+        m: Box<dyn Machine>,
+    ) -> Result<(Vec<O>, Vec<O>), MpcError> {
+        self.ride(index, m);
+        self.land(Pending::Riding(index)).await
     }
 
     /// [x < y] as a share of 0 or 1 (scale 0).
@@ -232,7 +310,11 @@ impl Engine {
             );
             // max(a, b) = b + [b - a < 0] (a - b), the product in the comparison's rounds.
             let d = self.sub(&bb, &a)?;
-            let (_, sel) = self.sign_mul(&d, &self.neg(&d), narrow).await?;
+            let (_, sel) = if cols <= TOP_MAX_COLS {
+                self.sign_mul_top(&d, &self.neg(&d), narrow).await?
+            } else {
+                self.sign_mul(&d, &self.neg(&d), narrow).await?
+            };
             let m = self.add(&bb, &sel)?;
             let next_cols = cols.div_ceil(2);
             let mut next = Vec::with_capacity(rows * next_cols);

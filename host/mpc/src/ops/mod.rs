@@ -8,6 +8,7 @@ pub mod chain;
 pub mod compare;
 pub mod convert;
 pub mod fuse;
+mod machines;
 
 use ditto_core::plan::Scale;
 use ditto_core::ring::RingId;

@@ -1,0 +1,298 @@
+//! The radix comparisons as round-by-round machines ([`crate::beside::Machine`]): the engine
+//! drives them with exchanges of their own step, or lets them ride on the following steps'.
+//! Round 1 of both opens y = x + r (and f = v - a beside it with a multiplicand); then the
+//! 4-round form runs its levels and the B2A, the 3-round form its level 0 and arithmetic top.
+
+use std::any::Any;
+
+use ditto_core::radix::top::{self, TopMul, TopShape};
+use ditto_core::radix::{self, RadixShape};
+use ditto_core::ring::{decode_slice, encode_slice};
+use ditto_core::{Party, Ring, bits, compare};
+
+use crate::MpcError;
+use crate::beside::Machine;
+
+/// Round 1's state: this party's y (and f), then the opened ones.
+struct Masked<C, O> {
+    x: Vec<C>,
+    r: Vec<C>,
+    v: Option<Vec<O>>,
+    a: Vec<O>,
+    y: Vec<C>,
+    f: Vec<O>,
+}
+
+impl<C: Ring, O: Ring> Masked<C, O> {
+    fn new(x: Vec<C>, r: Vec<C>, v: Option<Vec<O>>, a: Vec<O>) -> Self {
+        Masked { x, r, v, a, y: Vec::new(), f: Vec::new() }
+    }
+
+    /// This party's y = x + r and f = v - a, encoded (y then f).
+    fn message(&mut self) -> Result<Vec<u8>, MpcError> {
+        self.y = self.x.iter().zip(&self.r).map(|(x, r)| x.add(*r)).collect();
+        self.f = match &self.v {
+            Some(v) => v.iter().zip(&self.a).map(|(v, a)| v.sub(*a)).collect(),
+            None => Vec::new(),
+        };
+        let n = self.y.len();
+        let mut wire = vec![0u8; n * C::BYTES + self.f.len() * O::BYTES];
+        let (wy, wf) = wire.split_at_mut(n * C::BYTES);
+        encode_slice(&self.y, wy)?;
+        encode_slice(&self.f, wf)?;
+        Ok(wire)
+    }
+
+    /// Opens y and f from the peer's message.
+    fn receive(&mut self, peer: &[u8]) -> Result<(), MpcError> {
+        let n = self.y.len();
+        let (mut ty, mut tf) = (vec![C::ZERO; n], vec![O::ZERO; self.f.len()]);
+        let want = n * C::BYTES + tf.len() * O::BYTES;
+        if peer.len() != want {
+            let e = ditto_core::Error::Length {
+                what: "masked comparison input",
+                expected: want,
+                got: peer.len(),
+            };
+            return Err(e.into());
+        }
+        let (py, pf) = peer.split_at(n * C::BYTES);
+        decode_slice(py, &mut ty)?;
+        decode_slice(pf, &mut tf)?;
+        for (y, t) in self.y.iter_mut().zip(&ty) {
+            *y = y.add(*t);
+        }
+        for (f, t) in self.f.iter_mut().zip(&tf) {
+            *f = f.add(*t);
+        }
+        Ok(())
+    }
+}
+
+fn words(w: &[u64]) -> Result<Vec<u8>, MpcError> {
+    let mut b = vec![0u8; w.len() * 8];
+    encode_slice(w, &mut b)?;
+    Ok(b)
+}
+
+/// The XOR of this party's words and the peer's (bytes).
+fn opened(mine: &[u64], peer: &[u8]) -> Result<Vec<u64>, MpcError> {
+    let mut theirs = vec![0u64; mine.len()];
+    decode_slice(peer, &mut theirs)?;
+    let mut out = vec![0u64; mine.len()];
+    bits::xor_into(mine, &theirs, &mut out)?;
+    Ok(out)
+}
+
+/// A party's material for the 4-round comparison (as `radix::RadixMaterial` lays it out).
+pub(crate) struct RadixParts<C, O> {
+    pub r: Vec<C>,
+    pub msb: Vec<u64>,
+    pub onehot: Vec<u64>,
+    pub masks: Vec<u64>,
+    pub prods: Vec<u64>,
+    pub db: Vec<u64>,
+    pub da: Vec<O>,
+    pub ma: Vec<O>,
+    pub mc: Vec<O>,
+}
+
+/// The 4-round radix comparison; result ([x < 0], [x < 0] v or empty).
+pub(crate) struct RadixMachine<C, O> {
+    party: Party,
+    sh: RadixShape,
+    m: RadixParts<C, O>,
+    io: Masked<C, O>,
+    stage: u32,
+    state: Vec<u64>,
+    mine: Vec<u64>,
+    out: (Vec<O>, Vec<O>),
+}
+
+impl<C: Ring, O: Ring> RadixMachine<C, O> {
+    pub(crate) fn new(party: Party, mut m: RadixParts<C, O>, x: Vec<C>, v: Option<Vec<O>>) -> Self {
+        let sh = RadixShape::new(C::BITS, x.len());
+        let (r, a) = (std::mem::take(&mut m.r), std::mem::take(&mut m.ma));
+        RadixMachine {
+            party,
+            sh,
+            m,
+            io: Masked::new(x, r, v, a),
+            stage: 0,
+            state: Vec::new(),
+            mine: Vec::new(),
+            out: (Vec::new(), Vec::new()),
+        }
+    }
+}
+
+impl<C: Ring, O: Ring> Machine for RadixMachine<C, O> {
+    fn message(&mut self) -> Result<Option<Vec<u8>>, MpcError> {
+        let (levels, g) = (self.sh.levels(), self.sh.groups());
+        if self.stage == 0 {
+            return Ok(Some(self.io.message()?));
+        }
+        if self.stage <= levels {
+            let level = self.stage - 1;
+            self.mine = vec![0u64; g * self.sh.level_msg_words(level)];
+            radix::radix_level_open(&self.sh, level, &self.state, &self.m.masks, &mut self.mine)?;
+        } else if self.stage == levels + 1 {
+            self.mine = vec![0u64; g];
+            radix::radix_b2a_open(
+                self.party,
+                &self.io.y,
+                &self.m.msb,
+                &self.state,
+                &self.m.db,
+                &mut self.mine,
+            )?;
+        } else {
+            return Ok(None);
+        }
+        Ok(Some(words(&self.mine)?))
+    }
+
+    fn receive(&mut self, peer: &[u8]) -> Result<(), MpcError> {
+        let levels = self.sh.levels();
+        if self.stage == 0 {
+            self.io.receive(peer)?;
+            self.state = vec![0u64; self.sh.groups() * self.sh.state_words()];
+            radix::radix_leaves(&self.io.y, &self.m.onehot, &mut self.state)?;
+        } else if self.stage <= levels {
+            let o = opened(&self.mine, peer)?;
+            let (sh, m) = (&self.sh, &self.m);
+            radix::radix_level_finish(
+                self.party,
+                sh,
+                self.stage - 1,
+                &mut self.state,
+                &o,
+                &m.masks,
+                &m.prods,
+            )?;
+        } else {
+            let e = opened(&self.mine, peer)?;
+            let n = self.io.y.len();
+            let mut s = vec![O::ZERO; n];
+            compare::sign_b2a_finish(self.party, &e, &self.m.da, &mut s)?;
+            let mut sv = Vec::new();
+            if let Some(v) = &self.io.v {
+                sv = vec![O::ZERO; n];
+                radix::radix_mul_finish(&e, &self.io.f, v, &self.m.da, &self.m.mc, &mut sv)?;
+            }
+            self.out = (s, sv);
+        }
+        self.stage += 1;
+        Ok(())
+    }
+
+    fn result(self: Box<Self>) -> Result<Box<dyn Any + Send>, MpcError> {
+        Ok(Box::new(self.out))
+    }
+}
+
+/// A party's material for the 3-round comparison (as `radix::top::TopMaterial` lays it out).
+pub(crate) struct TopParts<O> {
+    pub r: Vec<u32>,
+    pub msb: Vec<u64>,
+    pub onehot: Vec<u64>,
+    pub masks: Vec<u64>,
+    pub prods: Vec<u64>,
+    pub mono: Vec<O>,
+    pub ma: Vec<O>,
+    pub mc: Vec<O>,
+}
+
+/// The 3-round comparison of 32-bit values; result ([x < 0], [x < 0] v or empty).
+pub(crate) struct TopMachine<O> {
+    party: Party,
+    sh: TopShape,
+    m: TopParts<O>,
+    io: Masked<u32, O>,
+    stage: u32,
+    state: Vec<u64>,
+    opened0: Vec<u64>,
+    mine: Vec<u64>,
+    out: (Vec<O>, Vec<O>),
+}
+
+impl<O: Ring> TopMachine<O> {
+    pub(crate) fn new(party: Party, mut m: TopParts<O>, x: Vec<u32>, v: Option<Vec<O>>) -> Self {
+        let sh = TopShape::new(x.len());
+        let (r, a) = (std::mem::take(&mut m.r), std::mem::take(&mut m.ma));
+        TopMachine {
+            party,
+            sh,
+            m,
+            io: Masked::new(x, r, v, a),
+            stage: 0,
+            state: Vec::new(),
+            opened0: Vec::new(),
+            mine: Vec::new(),
+            out: (Vec::new(), Vec::new()),
+        }
+    }
+}
+
+impl<O: Ring> Machine for TopMachine<O> {
+    fn message(&mut self) -> Result<Option<Vec<u8>>, MpcError> {
+        let (sh, m, g) = (&self.sh, &self.m, self.sh.groups());
+        match self.stage {
+            0 => return Ok(Some(self.io.message()?)),
+            1 => {
+                self.mine = vec![0u64; g * sh.level_msg_words()];
+                top::radix_top_level_open(sh, &self.state, &m.masks, &mut self.mine)?;
+            }
+            2 => {
+                self.mine = vec![0u64; g * top::TOP_MASKS];
+                top::radix_top_open(
+                    sh,
+                    &self.state,
+                    &self.opened0,
+                    &m.msb,
+                    &m.masks,
+                    &m.prods,
+                    &mut self.mine,
+                )?;
+            }
+            _ => return Ok(None),
+        }
+        Ok(Some(words(&self.mine)?))
+    }
+
+    fn receive(&mut self, peer: &[u8]) -> Result<(), MpcError> {
+        match self.stage {
+            0 => {
+                self.io.receive(peer)?;
+                self.state = vec![0u64; self.sh.groups() * self.sh.radix.state_words()];
+                radix::radix_leaves(&self.io.y, &self.m.onehot, &mut self.state)?;
+            }
+            1 => {
+                self.opened0 = opened(&self.mine, peer)?;
+                let m = &self.m;
+                top::radix_top_level_finish(
+                    self.party,
+                    &self.sh,
+                    &mut self.state,
+                    &self.opened0,
+                    &m.masks,
+                    &m.prods,
+                )?;
+            }
+            _ => {
+                let o = opened(&self.mine, peer)?;
+                let n = self.io.y.len();
+                let (mut s, mut sv) = (vec![O::ZERO; n], vec![O::ZERO; self.io.f.len()]);
+                let mul = self.io.v.as_ref().map(|v| TopMul { f: &self.io.f, v, mul_c: &self.m.mc });
+                top::radix_top_finish(self.party, &self.io.y, &o, &self.m.mono, mul, &mut s, &mut sv)?;
+                self.out = (s, sv);
+            }
+        }
+        self.stage += 1;
+        Ok(())
+    }
+
+    fn result(self: Box<Self>) -> Result<Box<dyn Any + Send>, MpcError> {
+        Ok(Box::new(self.out))
+    }
+}
