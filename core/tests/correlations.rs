@@ -286,6 +286,10 @@ fn parts_concatenate_to_the_whole_step() {
     for (ring, out, mul) in [(Z32, Z32, false), (Z64, Z64, true), (Z32, Z64, true)] {
         steps.push(Step::bare(Op::SignRadixA { ring, out, len: 300, mul }));
     }
+    for (out, mul) in [(Z32, false), (Z64, true)] {
+        steps.push(Step::bare(Op::SignRadixTopA { out, len: 300, mul }));
+    }
+    steps.push(Step::bare(Op::SignRadixBesideA { ring: Z32, out: Z64, len: 300, mul: false }));
     for (ring, shift) in [(Z32, 8), (Z64, 18)] {
         steps.push(Step::bare(Op::TruncMulA { ring, len: 130, shift, square: true, mul: true, pair: true }));
         steps.push(Step::bare(Op::TruncMulA { ring, len: 77, shift, square: false, mul: true, pair: false }));

@@ -58,6 +58,9 @@ fn vector_plan() -> Vec<Step> {
     }));
     steps.push(Step::bare(Op::TruncDowncastA { len: 40, shift: 18, down: 10 }));
     steps.push(Step::bare(Op::UpcastTruncA { len: 40, scale: 131_072, shift: 18 }));
+    steps.push(Step::bare(Op::SignRadixTopA { out: Z32, len: 100, mul: false }));
+    steps.push(Step::bare(Op::SignRadixTopA { out: Z64, len: 100, mul: true }));
+    steps.push(Step::bare(Op::SignRadixBesideA { ring: Z32, out: Z64, len: 100, mul: false }));
     steps
 }
 
