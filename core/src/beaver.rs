@@ -372,10 +372,46 @@ fn product_offsets(d: Dims, t: u64, fixed_b: bool) -> [u64; 3] {
     [t * nk, if fixed_b { 0 } else { t * km }, t * nm]
 }
 
+/// Where the dealer reads a product's A from.
+pub enum ASource {
+    /// A = A0 + A1 from the parties' A streams.
+    Streams([Prg; 2]),
+    /// A = -((r0 + r1) >> k) mod 2^l, from the parties' R streams (Z_2^64) of the
+    /// truncate-then-downcast before the product ([`crate::chain`]): its output's mask.
+    NegDown {
+        /// r0, r1.
+        r: [Prg; 2],
+        /// k1 + k2 of the truncate-then-downcast.
+        k: u32,
+    },
+}
+
+impl ASource {
+    /// Reads `out.len()` elements of A from element `at`, using `tmp`.
+    fn read<R: Ring>(&mut self, at: u64, out: &mut [R], tmp: &mut [R]) {
+        match self {
+            ASource::Streams(pair) => ProductStreams::sum_at(pair, at, out, tmp),
+            ASource::NegDown { r, k } => {
+                r[0].seek_elem::<u64>(at);
+                r[1].seek_elem::<u64>(at);
+                let mut buf = [[0u64; CHUNK]; 2];
+                for chunk in out.chunks_mut(CHUNK) {
+                    let n = chunk.len();
+                    r[0].fill_ring(&mut buf[0][..n]);
+                    r[1].fill_ring(&mut buf[1][..n]);
+                    for (i, o) in chunk.iter_mut().enumerate() {
+                        *o = R::from_u64(buf[0][i].wrapping_add(buf[1][i]) >> *k).neg();
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The streams one product is dealt from.
 pub struct ProductStreams {
-    /// A0, A1.
-    pub a: [Prg; 2],
+    /// A.
+    pub a: ASource,
     /// B0, B1 (session streams, or the model share streams of B_W).
     pub b: [Prg; 2],
     /// P0's C0.
@@ -386,16 +422,27 @@ impl ProductStreams {
     /// Streams of a fixed-mask matmul step.
     pub fn fixed(ds: &DealerStreams<'_>, step: u32, weight: u32) -> Self {
         ProductStreams {
-            a: [ds.p0.prg(step, Purpose::A), ds.p1.prg(step, Purpose::A)],
+            a: ASource::Streams([ds.p0.prg(step, Purpose::A), ds.p1.prg(step, Purpose::A)]),
             b: [ds.p0.model_prg(weight), ds.p1.model_prg(weight)],
             c0: ds.p0.prg(step, Purpose::C),
         }
     }
 
+    /// Streams of a fixed-mask matmul step whose input is the output of the truncate-then-
+    /// downcast by `k` = k1 + k2 at step `step - 1` (A is that output's mask, negated).
+    pub fn fixed_after_down(ds: &DealerStreams<'_>, step: u32, weight: u32, k: u32) -> Result<Self, Error> {
+        let prev = step.checked_sub(1).ok_or(Error::BadStep { step, reason: "a matmul after a downcast at step 0" })?;
+        Ok(ProductStreams {
+            a: ASource::NegDown { r: [ds.p0.prg(prev, Purpose::R), ds.p1.prg(prev, Purpose::R)], k },
+            b: [ds.p0.model_prg(weight), ds.p1.model_prg(weight)],
+            c0: ds.p0.prg(step, Purpose::C),
+        })
+    }
+
     /// Streams of a fresh matmul step.
     pub fn fresh(ds: &DealerStreams<'_>, step: u32) -> Self {
         ProductStreams {
-            a: [ds.p0.prg(step, Purpose::A), ds.p1.prg(step, Purpose::A)],
+            a: ASource::Streams([ds.p0.prg(step, Purpose::A), ds.p1.prg(step, Purpose::A)]),
             b: [ds.p0.prg(step, Purpose::B), ds.p1.prg(step, Purpose::B)],
             c0: ds.p0.prg(step, Purpose::C),
         }
@@ -439,7 +486,7 @@ pub fn deal_product_blocks<R: Ring, W: Write, const KC: usize>(
             let kc = KC.min(d.k - k0);
             for (r, row) in a[..rows].iter_mut().enumerate() {
                 let at = a_off + ((i0 + r) * d.k + k0) as u64;
-                ProductStreams::sum_at(&mut st.a, at, &mut row[..kc], &mut tmp);
+                st.a.read(at, &mut row[..kc], &mut tmp);
             }
             for (kk, row) in b[..kc].iter_mut().enumerate() {
                 let at = b_off + ((k0 + kk) * d.m + j0) as u64;
@@ -476,13 +523,51 @@ pub fn deal_matmul_fixed<R: Ring, W: Write>(
     units: Range<usize>,
     w: &mut W,
 ) -> Result<(), Error> {
-    let st = &mut ProductStreams::fixed(ds, step, weight);
-    match ds.tile {
+    deal_fixed_tiled::<R, W>(ds.tile, &mut ProductStreams::fixed(ds, step, weight), d, units, w)
+}
+
+/// [`deal_product_blocks`] of a fixed-mask product with the tile's inner slice.
+fn deal_fixed_tiled<R: Ring, W: Write>(
+    tile: Tile,
+    st: &mut ProductStreams,
+    d: Dims,
+    units: Range<usize>,
+    w: &mut W,
+) -> Result<(), Error> {
+    match tile {
         Tile::K16 => deal_product_blocks::<R, W, 16>(st, d, 0, true, units, w),
         Tile::K32 => deal_product_blocks::<R, W, 32>(st, d, 0, true, units, w),
         Tile::K64 => deal_product_blocks::<R, W, 64>(st, d, 0, true, units, w),
         Tile::K128 => deal_product_blocks::<R, W, 128>(st, d, 0, true, units, w),
     }
+}
+
+/// Dealer: P1's corrections C1 = A B_W - C0 for blocks `units` of a fixed-mask matmul of the
+/// truncate-then-downcast output of the step before (by `k` = k1 + k2): A = -(that output's
+/// mask), so that X - A is the value that step opened ([`crate::chain`]).
+pub fn deal_matmul_after_down<R: Ring, W: Write>(
+    ds: &DealerStreams<'_>,
+    step: u32,
+    d: Dims,
+    (weight, k): (u32, u32),
+    units: Range<usize>,
+    w: &mut W,
+) -> Result<(), Error> {
+    let mut st = ProductStreams::fixed_after_down(ds, step, weight, k)?;
+    deal_fixed_tiled::<R, W>(ds.tile, &mut st, d, units, w)
+}
+
+/// Expands a party's C of a fixed-mask matmul whose A it does not need (see
+/// [`deal_matmul_after_down`]).
+pub fn expand_matmul_c<R: Ring>(
+    s: &Streams<'_>,
+    step: u32,
+    d: Dims,
+    corr: &mut Corrections<'_>,
+    c: &mut [R],
+) -> Result<(), Error> {
+    check_len("matmul C", d.n * d.m, c.len())?;
+    expand_c(s, step, d, corr, c)
 }
 
 /// Dealer: P1's corrections C1 = A B - C0 for blocks `units` of a fresh matmul step, blocks

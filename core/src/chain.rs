@@ -109,16 +109,22 @@ pub fn trunc_down_finish(
     if k1 == 0 || k1 + k2 > MAX_TRUNC_DOWN {
         return Err(Error::BadScale { bits: 64, frac: k1 + k2 });
     }
-    let unbias = 1u64 << (62 - k1);
     for i in 0..y.len() {
         let mut v = d[i].wrapping_neg();
         if party.is_p0() {
-            let yy = (y[i] >> k1).wrapping_sub(unbias);
-            v = v.wrapping_add(u32::from_u64((yy >> k2) & u64::from(u32::MAX)));
+            v = v.wrapping_add(trunc_down_public((k1, k2), y[i]));
         }
         z[i] = v;
     }
     Ok(())
+}
+
+/// The public part of a truncate-then-downcast's output from the opened y: (Y >> k2) mod 2^32
+/// with Y = (y >> k1) - 2^(62-k1); the output is this minus the mask (r >> (k1 + k2)) mod 2^32,
+/// the value a matmul after the downcast uses as its opened E (`Op::MatMulDownA`).
+pub fn trunc_down_public((k1, k2): (u32, u32), y: u64) -> u32 {
+    let yy = (y >> k1).wrapping_sub(1u64 << (62 - k1));
+    u32::from_u64((yy >> k2) & u64::from(u32::MAX))
 }
 
 /// [M_0, M_1] of an upcast-then-truncate for the Z_2^32 mask r and constant c.

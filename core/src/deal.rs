@@ -95,6 +95,10 @@ pub fn deal_step_part<W: Write>(
             RingId::Z32 => radix::top::deal_radix_top::<u32, W>(d, index, len as usize, mul, u, w),
             RingId::Z64 => radix::top::deal_radix_top::<u64, W>(d, index, len as usize, mul, u, w),
         },
+        (Op::MatMulDownA { n, k, m, weight, shift }, _) => {
+            let dims = beaver::Dims::new(n, k, m);
+            beaver::deal_matmul_after_down::<u32, W>(d, index, dims, (weight, u32::from(shift)), u, w)
+        }
         (Op::UpcastTruncA { scale, shift, .. }, _) => {
             chain::deal_up_trunc(d, index, u, (scale, u32::from(shift)), w)
         }
@@ -123,7 +127,7 @@ impl Step {
             | Op::SignRadixA { len, .. }
             | Op::SignRadixTopA { len, .. }
             | Op::SignRadixBesideA { len, .. } => crate::bits::groups(len as usize),
-            Op::MatMulFixed { n, m, .. } => blocks(n, m),
+            Op::MatMulFixed { n, m, .. } | Op::MatMulDownA { n, m, .. } => blocks(n, m),
             Op::MatMulAA { batch, n, m, .. } => batch as usize * blocks(n, m),
         }
     }
@@ -140,7 +144,11 @@ impl Step {
             | Op::SignRadixA { ring, .. }
             | Op::SignRadixBesideA { ring, .. }
             | Op::TruncMulA { ring, .. } => ring,
-            Op::UpcastA { .. } | Op::SignLowA { .. } | Op::UpcastTruncA { .. } | Op::SignRadixTopA { .. } => {
+            Op::UpcastA { .. }
+            | Op::SignLowA { .. }
+            | Op::UpcastTruncA { .. }
+            | Op::SignRadixTopA { .. }
+            | Op::MatMulDownA { .. } => {
                 RingId::Z32
             }
             Op::DowncastA { .. } | Op::TruncDowncastA { .. } => RingId::Z64,

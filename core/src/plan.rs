@@ -172,6 +172,22 @@ pub enum Op {
         /// Multiplied by a second operand.
         mul: bool,
     },
+    /// A fixed-mask matmul (as `MatMulFixed`, Z_2^32) of the output of the step just before,
+    /// a `TruncDowncastA` by `shift` = its shift + down over n x k elements: that step opened
+    /// the output plus a mask the dealer knows, so this product takes minus that mask as its A
+    /// and opens nothing ([`crate::chain`]): no round, no online bytes.
+    MatMulDownA {
+        /// Rows of the input.
+        n: u32,
+        /// Inner dimension.
+        k: u32,
+        /// Columns of the output.
+        m: u32,
+        /// Which model weight.
+        weight: u32,
+        /// k1 + k2 of the truncate-then-downcast before.
+        shift: u8,
+    },
 }
 
 impl Op {
@@ -333,6 +349,14 @@ impl Step {
                 Ok(())
             }
             Op::SignRadixTopA { len, .. } => elems(index, &[len]).map(|_| ()),
+            Op::MatMulDownA { n, k, m, shift, .. } => {
+                elems(index, &[n, k])?;
+                elems(index, &[k, m])?;
+                if shift == 0 || u32::from(shift) > chain::MAX_TRUNC_DOWN {
+                    return bad("matmul after a downcast: the downcast's shift in 1..=32");
+                }
+                Ok(())
+            }
             Op::SignRadixBesideA { .. } => Step { op: self.op.protocol(), ..*self }.validate(index),
             Op::SignRadixA { ring, out, len, .. } => {
                 elems(index, &[len])?;
@@ -365,6 +389,7 @@ impl Step {
             Op::UpcastTruncA { len, shift, .. } => chain::up_trunc_correction_bytes(len, shift),
             Op::SignRadixTopA { out, len, mul } => radix::top::correction_bytes(out, len, mul),
             Op::SignRadixBesideA { ring, out, len, mul } => radix::correction_bytes(ring, out, len, mul),
+            Op::MatMulDownA { n, m, .. } => beaver::matmul_correction_bytes(RingId::Z32, 1, n, m),
         }
     }
 
@@ -388,6 +413,7 @@ impl Step {
             Op::UpcastTruncA { len, .. } => chain::up_trunc_online_bytes(len),
             Op::SignRadixTopA { out, len, mul } => radix::top::online_bytes(out, len, mul),
             Op::SignRadixBesideA { ring, out, len, mul } => radix::online_bytes(ring, out, len, mul),
+            Op::MatMulDownA { .. } => 0,
         }
     }
 
@@ -406,6 +432,8 @@ impl Step {
             Op::SignRadixTopA { .. } => radix::top::ROUNDS,
             // Its rounds travel in the following steps' flights.
             Op::SignRadixBesideA { .. } => 0,
+            // E is the value the truncate-then-downcast before it opened.
+            Op::MatMulDownA { .. } => 0,
         }
     }
 }
@@ -417,6 +445,8 @@ pub struct PlanHasher {
     sha: Sha256,
     steps: u32,
     declared: u32,
+    /// The step before (a matmul after a downcast must follow its downcast).
+    prev: Option<Step>,
 }
 
 impl PlanHasher {
@@ -425,7 +455,7 @@ impl PlanHasher {
         if header.version != PLAN_VERSION {
             return Err(Error::Version { expected: PLAN_VERSION, got: header.version });
         }
-        let mut h = PlanHasher { sha: Sha256::new(), steps: 0, declared: header.n_steps };
+        let mut h = PlanHasher { sha: Sha256::new(), steps: 0, declared: header.n_steps, prev: None };
         h.sha.update(HASH_LABEL);
         h.absorb(header)?;
         Ok(h)
@@ -443,8 +473,19 @@ impl PlanHasher {
     /// Adds the next step (validated).
     pub fn push(&mut self, step: &Step) -> Result<(), Error> {
         step.validate(self.steps)?;
+        if let Op::MatMulDownA { n, k, shift, .. } = step.op {
+            let fits = matches!(self.prev.map(|p| p.op), Some(Op::TruncDowncastA { len, shift: s, down })
+                if u64::from(len) == u64::from(n) * u64::from(k) && u32::from(s) + u32::from(down) == u32::from(shift));
+            if !fits {
+                return Err(Error::BadStep {
+                    step: self.steps,
+                    reason: "a matmul after a downcast must follow a truncate-then-downcast of its input",
+                });
+            }
+        }
         self.absorb(step)?;
         self.steps += 1;
+        self.prev = Some(*step);
         Ok(())
     }
 

@@ -8,7 +8,7 @@ mod common;
 
 use common::{Harness, PARTIES, per_party, reveal};
 use ditto_core::chain;
-use ditto_core::plan::{Op, Step};
+use ditto_core::plan::{Op, PLAN_VERSION, PlanHeader, Step, plan_hash};
 use ditto_core::trunc;
 
 const STEP: u32 = 33;
@@ -107,4 +107,78 @@ fn upcast_then_truncate() {
     let s = Step::bare(Op::UpcastTruncA { len: 10, scale: 5, shift: 18 });
     assert_eq!((s.p1_correction_bytes(), s.rounds()), (10 * 2 * (8 + 3), 1));
     assert!(Step::bare(Op::UpcastTruncA { len: 4, scale: 0, shift: 18 }).validate(0).is_err());
+}
+
+/// A fixed-mask matmul of a truncate-then-downcast's output, the step right after it: the
+/// parties open nothing more, take E = the downcast's public part and A = minus its mask, and
+/// get exactly x W for the downcast output x; the dealer's C1 follows from the step before's r.
+#[test]
+fn matmul_after_a_downcast_is_exact_without_an_opening() {
+    use ditto_core::beaver::{self, Dims};
+    let mut h = Harness::new(0x3d);
+    let (n, k, m, weight, (k1, k2)) = (5usize, 70usize, 33usize, 4u32, (18u32, 10u32));
+    let x: Vec<u64> = h.rand::<u64>(n * k).into_iter().map(|v| ((v as i64) >> 24) as u64).collect();
+    let down = Step::bare(Op::TruncDowncastA { len: (n * k) as u32, shift: k1 as u8, down: k2 as u8 });
+    let mm = Step::bare(Op::MatMulDownA { n: n as u32, k: k as u32, m: m as u32, weight, shift: (k1 + k2) as u8 });
+    assert_eq!((mm.rounds(), mm.online_bytes_per_party(), mm.p1_correction_bytes()), (0, 0, 4 * (n * m) as u64));
+    // The plan refuses the matmul anywhere but right after its downcast.
+    let hash = |steps: &[Step]| {
+        let header = PlanHeader { version: PLAN_VERSION, name: "t".try_into().unwrap(), n_steps: steps.len() as u32 };
+        plan_hash(&header, steps)
+    };
+    assert!(hash(&[down, mm]).is_ok());
+    let other = Step::bare(Op::TruncDowncastA { len: 7, shift: 18, down: 10 });
+    let wrong_shift = Step::bare(Op::TruncDowncastA { len: (n * k) as u32, shift: 17, down: 10 });
+    for bad in [&[mm][..], &[mm, down], &[other, mm], &[wrong_shift, mm]] {
+        assert!(hash(bad).is_err(), "{bad:?}");
+    }
+    let (c0, c1) = (h.deal(STEP, &down), h.deal(STEP + 1, &mm));
+    let xs = h.share(&x);
+    let mats = per_party(&h, &c0, |_, s, c| {
+        let (mut r, mut d) = (vec![0u64; n * k], vec![0u32; n * k]);
+        chain::expand_trunc_down(s, STEP, c, &mut r, &mut d).unwrap();
+        (r, d)
+    });
+    let ys = [0, 1].map(|i| {
+        let mut y = vec![0u64; n * k];
+        trunc::masked_open(PARTIES[i], &xs[i], &mats[i].0, &mut y).unwrap();
+        y
+    });
+    let y = reveal(&ys);
+    let outs = [0, 1].map(|i| {
+        let mut z = vec![0u32; n * k];
+        chain::trunc_down_finish(PARTIES[i], (k1, k2), &y, &mats[i].1, &mut z).unwrap();
+        z
+    });
+    let xd: Vec<u32> = reveal(&outs);
+    let e: Vec<u32> = y.iter().map(|v| chain::trunc_down_public((k1, k2), *v)).collect();
+    // W and its mask B_W (both parties' model shares); F = W - B_W is public.
+    let d = Dims::new(n as u32, k as u32, m as u32);
+    let bw = per_party(&h, &[], |_, s, _| {
+        let mut b = vec![0u32; k * m];
+        s.model_prg(weight).fill_ring(&mut b);
+        b
+    });
+    let w: Vec<u32> = h.rand::<u32>(k * m);
+    let bsum: Vec<u32> = reveal(&bw);
+    let f: Vec<u32> = w.iter().zip(&bsum).map(|(w, b)| w.wrapping_sub(*b)).collect();
+    let gemm = |a: &[u32], b: &[u32], z: &mut [u32]| {
+        for i in 0..n {
+            for kk in 0..k {
+                for j in 0..m {
+                    z[i * m + j] = z[i * m + j].wrapping_add(a[i * k + kk].wrapping_mul(b[kk * m + j]));
+                }
+            }
+        }
+    };
+    let zs = per_party(&h, &c1, |p, s, c| {
+        let mut z = vec![0u32; n * m];
+        beaver::expand_matmul_c(s, STEP + 1, d, c, &mut z).unwrap();
+        gemm(&outs[p.index()], &f, &mut z);
+        gemm(&e, &bw[p.index()], &mut z);
+        z
+    });
+    let mut want = vec![0u32; n * m];
+    gemm(&xd, &w, &mut want);
+    assert_eq!(reveal(&zs), want);
 }

@@ -74,17 +74,24 @@ pub(crate) async fn linear(
 }
 
 /// x W + b before its truncation (scale act + weight), for a caller that fuses the truncation.
+/// When x is the output of the truncate-then-downcast just before (a LayerNorm's), the
+/// product opens nothing ([`Engine::matmul_after_down`]).
 async fn linear_pre(
     e: &mut Engine,
     x: &Shared<u32>,
     d: &Dense<Weight<u32>>,
 ) -> Result<Shared<u32>, MpcError> {
     e.set_tag(Tag::Linear);
-    let y = e.matmul_fixed(x, &d.w).await?;
+    let y = matmul(e, x, &d.w).await?;
     let (n, m) = (y.shape[0], y.shape[1]);
     let bias =
         Shared { data: (0..n * m).map(|i| d.b.data[i % m]).collect(), shape: vec![n, m], frac: d.b.frac };
     e.add(&y, &bias)
+}
+
+/// x W, without an opening when x is the output of the truncate-then-downcast just before.
+pub(crate) async fn matmul(e: &mut Engine, x: &Shared<u32>, w: &Weight<u32>) -> Result<Shared<u32>, MpcError> {
+    if e.follows_downcast(x) { e.matmul_after_down(x, w).await } else { e.matmul_fixed(x, w).await }
 }
 
 /// Upcast to Z_2^64 and bring to `nl_frac` (shift up, or truncate when x has more bits).

@@ -74,6 +74,8 @@ pub struct Engine {
     range: Vec<RangeIssue>,
     /// Steps riding on the following exchanges ([`crate::beside`]).
     pub(crate) riders: Vec<crate::beside::Rider>,
+    /// The last truncate-then-downcast, for a matmul of its output right after it.
+    pub(crate) down_mark: Option<crate::ops::chain::DownMark>,
 }
 
 type Progress = Box<dyn FnMut(u32, u32) + Send>;
@@ -115,6 +117,7 @@ impl Engine {
             progress: None,
             range: Vec::new(),
             riders: Vec::new(),
+            down_mark: None,
         }
     }
 
@@ -376,6 +379,14 @@ impl Engine {
                 }
                 Ok(Started::Run(Begun { index, corr }))
             }
+        }
+    }
+
+    /// Steps begun so far (in every mode).
+    pub(crate) fn steps_begun(&self) -> usize {
+        match &self.mode {
+            Mode::Plan(steps) | Mode::Plain(steps) => steps.len(),
+            Mode::Run(r) => r.next as usize,
         }
     }
 

@@ -229,6 +229,6 @@ impl SecureGpt2 {
         let last = Shared { data: x.data[(n - 1) * h..].to_vec(), shape: vec![1, h], frac: x.frac };
         let last = norm(e, q, &last, &t.ln_f, eps).await?;
         e.set_tag(Tag::Other);
-        e.matmul_fixed(&last, &t.head).await
+        crate::blocks::matmul(e, &last, &t.head).await
     }
 }

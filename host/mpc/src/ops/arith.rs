@@ -35,7 +35,39 @@ impl<R> std::fmt::Debug for Weight<R> {
     }
 }
 
+impl<R> Weight<R> {
+    /// F and this party's B_W, packed (secure runs, after the setup).
+    pub(crate) fn packed_for(&self, id: u32) -> Result<(&PackedB<R>, &PackedB<R>), MpcError> {
+        match &self.packed {
+            Some((f, b)) => Ok((f, b)),
+            None => Err(MpcError::Setup { detail: format!("weight {id} was not set up for a secure run") }),
+        }
+    }
+}
+
+/// (n, k) of a matmul input x (n x k) against w (k x m).
+pub(crate) fn matmul_dims<R>(x: &Shared<R>, w: &Weight<R>) -> Result<(usize, usize), MpcError> {
+    let [n, k] = x.shape[..] else {
+        return Err(MpcError::Shape { what: "matmul input", expected: vec![0, w.k], got: x.shape.clone() });
+    };
+    if k != w.k {
+        return Err(MpcError::Shape { what: "matmul inner dimension", expected: vec![w.k], got: vec![k] });
+    }
+    Ok((n, k))
+}
+
 impl Engine {
+    /// The plaintext product x W with the secure run's GEMM (tested against a naive product
+    /// in tests/gemm.rs).
+    pub(crate) fn matmul_plain<R: Ring>(&self, x: &Shared<R>, w: &Weight<R>) -> Shared<R> {
+        let n = x.shape[0];
+        let mut z = vec![R::ZERO; n * w.m];
+        if let Some(p) = &w.plain {
+            self.gemm.gemm_acc_packed(&mut z, &x.data, p, n);
+        }
+        Shared { data: z, shape: vec![n, w.m], frac: x.frac + w.frac }
+    }
+
     /// x * y elementwise (scale x.frac + y.frac; truncate afterwards as needed).
     pub async fn mul_aa<R: Ring>(&mut self, x: &Shared<R>, y: &Shared<R>) -> Result<Shared<R>, MpcError> {
         x.same_shape(y, "mul")?;
@@ -109,20 +141,7 @@ impl Engine {
         x: &Shared<R>,
         w: &Weight<R>,
     ) -> Result<Shared<R>, MpcError> {
-        let [n, k] = x.shape[..] else {
-            return Err(MpcError::Shape {
-                what: "matmul input",
-                expected: vec![0, w.k],
-                got: x.shape.clone(),
-            });
-        };
-        if k != w.k {
-            return Err(MpcError::Shape {
-                what: "matmul inner dimension",
-                expected: vec![w.k],
-                got: vec![k],
-            });
-        }
+        let (n, k) = matmul_dims(x, w)?;
         let d = Dims { n, k, m: w.m };
         let frac = x.frac + w.frac;
         let op = Op::MatMulFixed {
@@ -135,14 +154,7 @@ impl Engine {
         let b = match self.begin(op, scale("matmul", x.frac, frac)?).await? {
             Started::Run(b) => b,
             Started::Planned => return Ok(Shared::zeros(&[n, w.m], frac)),
-            Started::Plain => {
-                // The same GEMM as the secure run (tested against a naive product in tests/gemm.rs).
-                let mut z = vec![R::ZERO; n * w.m];
-                if let Some(p) = &w.plain {
-                    self.gemm.gemm_acc_packed(&mut z, &x.data, p, n);
-                }
-                return Ok(Shared { data: z, shape: vec![n, w.m], frac });
-            }
+            Started::Plain => return Ok(self.matmul_plain(x, w)),
         };
         // B_W (this party's share) is held since the setup: only A and C are expanded.
         let (mut a, mut c) = (vec![R::ZERO; n * k], vec![R::ZERO; n * w.m]);
@@ -151,11 +163,7 @@ impl Engine {
         beaver::matmul_fixed_open(&x.data, &a, &mut e)?;
         let opened = self.open(b.index, &e).await?;
         // Z = C + (A + E) F + E B_W (P0 adds E, the public part, once).
-        let Some((fp, bp)) = &w.packed else {
-            return Err(MpcError::Setup {
-                detail: format!("weight {} was not set up for a secure run", w.id),
-            });
-        };
+        let (fp, bp) = w.packed_for(w.id)?;
         let mut scratch = a;
         if self.party().is_p0() {
             scratch.iter_mut().zip(&opened).for_each(|(s, e)| *s = s.add(*e));

@@ -2,15 +2,30 @@
 //! Z_2^64 whose result is downcast at once, and an upcast whose scaled result is truncated at
 //! once. The plaintext reference is the two steps apart.
 
+use ditto_core::beaver::{self, Dims};
 use ditto_core::chain;
 use ditto_core::plan::Op;
 use ditto_core::{convert, trunc};
 
+use super::arith::Weight;
 use super::{len32, scale};
 use crate::engine::{Engine, Started};
 use crate::plain;
 use crate::range::Bound;
 use crate::{MpcError, Shared};
+
+/// What a matmul right after a truncate-then-downcast needs of it: which step it was, its
+/// shift, its output's scale and size, and (secure runs) the public part of its output and
+/// this party's share of the mask, so that the output is [P0] public - mask.
+pub(crate) struct DownMark {
+    /// Steps begun when it ended.
+    after: usize,
+    shift: u8,
+    frac: u32,
+    len: usize,
+    public: Vec<u32>,
+    mask: Vec<u32>,
+}
 
 fn shift8(what: &'static str, k: u32) -> Result<u8, MpcError> {
     u8::try_from(k).map_err(|_| MpcError::Scale { what, detail: format!("shift {k}") })
@@ -32,13 +47,20 @@ impl Engine {
         let n = x.len();
         let (shift, down) = (shift8("truncate-then-downcast", k1)?, shift8("truncate-then-downcast", k2)?);
         let op = Op::TruncDowncastA { len: len32("truncate-then-downcast", n)?, shift, down };
-        let b = match self.begin(op, scale("truncate-then-downcast", x.frac, frac)?).await? {
+        let started = self.begin(op, scale("truncate-then-downcast", x.frac, frac)?).await?;
+        let after = self.steps_begun();
+        let mark = |public, mask| DownMark { after, shift: shift + down, frac, len: n, public, mask };
+        let b = match started {
             Started::Run(b) => b,
-            Started::Planned => return Ok(Shared::zeros(&x.shape, frac)),
+            Started::Planned => {
+                self.down_mark = Some(mark(Vec::new(), Vec::new()));
+                return Ok(Shared::zeros(&x.shape, frac));
+            }
             Started::Plain => {
                 self.check_range("trunc_downcast", x, Bound::pow2(62, false));
                 let t = x.with_data(plain::trunc_round(&x.data, k1), x.frac - k1);
                 self.check_range("trunc_downcast", &t, Bound::pow2(31 + k2, false));
+                self.down_mark = Some(mark(Vec::new(), Vec::new()));
                 return Ok(x.with_data(plain::downcast_round(&t.data, k2), frac));
             }
         };
@@ -49,7 +71,61 @@ impl Engine {
         let opened = self.open(b.index, &y).await?;
         let mut z = vec![0u32; n];
         chain::trunc_down_finish(self.party(), (k1, k2), &opened, &d, &mut z)?;
+        let public = opened.iter().map(|y| chain::trunc_down_public((k1, k2), *y)).collect();
+        self.down_mark = Some(mark(public, d));
         Ok(x.with_data(z, frac))
+    }
+
+    /// Whether `x` has the shape and scale of the output of the [`Engine::trunc_downcast`]
+    /// just before (no step in between), so that [`Engine::matmul_after_down`] takes it. The
+    /// same in every mode; a secure run also checks the data when the product begins.
+    pub fn follows_downcast(&self, x: &Shared<u32>) -> bool {
+        self.down_mark.as_ref().is_some_and(|m| m.after == self.steps_begun() && m.len == x.len() && m.frac == x.frac)
+    }
+
+    /// [`Engine::matmul_fixed`] of `x`, the output of the [`Engine::trunc_downcast`] just
+    /// before (no step in between): that step opened x plus a mask the dealer knows, so the
+    /// product takes minus that mask as its A and opens nothing (`Op::MatMulDownA`, no round):
+    /// Z = C + x_i F + E B_W with E that step's public part. Any other x is refused.
+    pub async fn matmul_after_down(&mut self, x: &Shared<u32>, w: &Weight<u32>) -> Result<Shared<u32>, MpcError> {
+        let mark = self.down_mark.take();
+        let (n, k) = super::arith::matmul_dims(x, w)?;
+        let fits = |m: &DownMark| {
+            m.after == self.steps_begun()
+                && m.len == n * k
+                && m.frac == x.frac
+                && (m.public.is_empty()
+                    || x.data.iter().zip(&m.public).zip(&m.mask).all(|((x, p), d)| {
+                        *x == if self.party().is_p0() { p.wrapping_sub(*d) } else { d.wrapping_neg() }
+                    }))
+        };
+        let Some(mark) = mark.filter(fits) else {
+            return Err(MpcError::Mode {
+                what: "a matmul after a downcast",
+                mode: "its input must be the output of the truncate-then-downcast just before it",
+            });
+        };
+        let frac = x.frac + w.frac;
+        let op = Op::MatMulDownA {
+            n: len32("matmul", n)?,
+            k: len32("matmul", k)?,
+            m: len32("matmul", w.m)?,
+            weight: w.id,
+            shift: mark.shift,
+        };
+        let b = match self.begin(op, scale("matmul", x.frac, frac)?).await? {
+            Started::Run(b) => b,
+            Started::Planned => return Ok(Shared::zeros(&[n, w.m], frac)),
+            Started::Plain => return Ok(self.matmul_plain(x, w)),
+        };
+        let d = Dims { n, k, m: w.m };
+        let mut z = vec![0u32; n * w.m];
+        self.expand(&b, |s, corr| beaver::expand_matmul_c(s, b.index, d, corr, &mut z))?;
+        // Z = C + (A + [P0] E) F + E B_W with A = -mask: A + [P0] E is this party's share of x.
+        let (fp, bp) = w.packed_for(w.id)?;
+        self.gemm.gemm_acc_packed(&mut z, &x.data, fp, n);
+        self.gemm.gemm_acc_packed(&mut z, &mark.public, bp, n);
+        Ok(Shared { data: z, shape: vec![n, w.m], frac })
     }
 
     /// `trunc_a(c * upcast_a(x), k)` in the upcast's round, for a public integer c > 0 with
