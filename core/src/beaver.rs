@@ -431,7 +431,9 @@ impl ProductStreams {
     /// Streams of a fixed-mask matmul step whose input is the output of the truncate-then-
     /// downcast by `k` = k1 + k2 at step `step - 1` (A is that output's mask, negated).
     pub fn fixed_after_down(ds: &DealerStreams<'_>, step: u32, weight: u32, k: u32) -> Result<Self, Error> {
-        let prev = step.checked_sub(1).ok_or(Error::BadStep { step, reason: "a matmul after a downcast at step 0" })?;
+        let prev = step
+            .checked_sub(1)
+            .ok_or(Error::BadStep { step, reason: "a matmul after a downcast at step 0" })?;
         Ok(ProductStreams {
             a: ASource::NegDown { r: [ds.p0.prg(prev, Purpose::R), ds.p1.prg(prev, Purpose::R)], k },
             b: [ds.p0.model_prg(weight), ds.p1.model_prg(weight)],

@@ -148,9 +148,7 @@ impl Step {
             | Op::SignLowA { .. }
             | Op::UpcastTruncA { .. }
             | Op::SignRadixTopA { .. }
-            | Op::MatMulDownA { .. } => {
-                RingId::Z32
-            }
+            | Op::MatMulDownA { .. } => RingId::Z32,
             Op::DowncastA { .. } | Op::TruncDowncastA { .. } => RingId::Z64,
         }
     }

@@ -119,11 +119,16 @@ fn matmul_after_a_downcast_is_exact_without_an_opening() {
     let (n, k, m, weight, (k1, k2)) = (5usize, 70usize, 33usize, 4u32, (18u32, 10u32));
     let x: Vec<u64> = h.rand::<u64>(n * k).into_iter().map(|v| ((v as i64) >> 24) as u64).collect();
     let down = Step::bare(Op::TruncDowncastA { len: (n * k) as u32, shift: k1 as u8, down: k2 as u8 });
-    let mm = Step::bare(Op::MatMulDownA { n: n as u32, k: k as u32, m: m as u32, weight, shift: (k1 + k2) as u8 });
-    assert_eq!((mm.rounds(), mm.online_bytes_per_party(), mm.p1_correction_bytes()), (0, 0, 4 * (n * m) as u64));
+    let mm =
+        Step::bare(Op::MatMulDownA { n: n as u32, k: k as u32, m: m as u32, weight, shift: (k1 + k2) as u8 });
+    assert_eq!(
+        (mm.rounds(), mm.online_bytes_per_party(), mm.p1_correction_bytes()),
+        (0, 0, 4 * (n * m) as u64)
+    );
     // The plan refuses the matmul anywhere but right after its downcast.
     let hash = |steps: &[Step]| {
-        let header = PlanHeader { version: PLAN_VERSION, name: "t".try_into().unwrap(), n_steps: steps.len() as u32 };
+        let header =
+            PlanHeader { version: PLAN_VERSION, name: "t".try_into().unwrap(), n_steps: steps.len() as u32 };
         plan_hash(&header, steps)
     };
     assert!(hash(&[down, mm]).is_ok());

@@ -90,7 +90,11 @@ async fn linear_pre(
 }
 
 /// x W, without an opening when x is the output of the truncate-then-downcast just before.
-pub(crate) async fn matmul(e: &mut Engine, x: &Shared<u32>, w: &Weight<u32>) -> Result<Shared<u32>, MpcError> {
+pub(crate) async fn matmul(
+    e: &mut Engine,
+    x: &Shared<u32>,
+    w: &Weight<u32>,
+) -> Result<Shared<u32>, MpcError> {
     if e.follows_downcast(x) { e.matmul_after_down(x, w).await } else { e.matmul_fixed(x, w).await }
 }
 

@@ -80,14 +80,20 @@ impl Engine {
     /// just before (no step in between), so that [`Engine::matmul_after_down`] takes it. The
     /// same in every mode; a secure run also checks the data when the product begins.
     pub fn follows_downcast(&self, x: &Shared<u32>) -> bool {
-        self.down_mark.as_ref().is_some_and(|m| m.after == self.steps_begun() && m.len == x.len() && m.frac == x.frac)
+        self.down_mark
+            .as_ref()
+            .is_some_and(|m| m.after == self.steps_begun() && m.len == x.len() && m.frac == x.frac)
     }
 
     /// [`Engine::matmul_fixed`] of `x`, the output of the [`Engine::trunc_downcast`] just
     /// before (no step in between): that step opened x plus a mask the dealer knows, so the
     /// product takes minus that mask as its A and opens nothing (`Op::MatMulDownA`, no round):
     /// Z = C + x_i F + E B_W with E that step's public part. Any other x is refused.
-    pub async fn matmul_after_down(&mut self, x: &Shared<u32>, w: &Weight<u32>) -> Result<Shared<u32>, MpcError> {
+    pub async fn matmul_after_down(
+        &mut self,
+        x: &Shared<u32>,
+        w: &Weight<u32>,
+    ) -> Result<Shared<u32>, MpcError> {
         let mark = self.down_mark.take();
         let (n, k) = super::arith::matmul_dims(x, w)?;
         let fits = |m: &DownMark| {
