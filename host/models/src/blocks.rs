@@ -73,10 +73,10 @@ pub(crate) async fn linear(
     e.trunc_a(&y, d.w.frac).await
 }
 
-/// x W + b before its truncation (scale act + weight), for a caller that fuses the truncation.
-/// When x is the output of the truncate-then-downcast just before (a LayerNorm's), the
+/// x W + b before its truncation (scale act + weight, truncated by the weight's `frac`),
+/// for a caller that fuses the truncation. When x is the output of the truncate-then-downcast just before (a LayerNorm's), the
 /// product opens nothing ([`Engine::matmul_after_down`]).
-async fn linear_pre(
+pub(crate) async fn linear_pre(
     e: &mut Engine,
     x: &Shared<u32>,
     d: &Dense<Weight<u32>>,
@@ -102,8 +102,39 @@ pub(crate) async fn matmul(
 pub(crate) async fn up64(e: &mut Engine, q: &QuantConfig, x: &Shared<u32>) -> Result<Shared<u64>, MpcError> {
     e.set_tag(Tag::Conversion);
     let x64 = e.upcast_a(x).await?;
+    to_nl(e, q, &x64).await
+}
+
+/// The residual sum x + a / 2^k in Z_2^64 at `act_frac`, for x in Z_2^32 at `act_frac` and a
+/// linear layer's output a before its truncation (at `act_frac` + k): one round, the
+/// truncation and the upcast together (`Engine::upcast_trunc` of a + x 2^k, since
+/// round((a + x 2^k) / 2^k) = round(a / 2^k) + x). Its Z_2^32 shares ([`low32`]) are the sum
+/// the two steps apart would give.
+pub(crate) async fn residual64(
+    e: &mut Engine,
+    x: &Shared<u32>,
+    a: &Shared<u32>,
+    k: u32,
+) -> Result<Shared<u64>, MpcError> {
+    let sum = e.add(a, &e.rescale_up(x, k))?;
+    e.set_tag(Tag::Conversion);
+    e.upcast_trunc(&sum, 1, 0, k).await
+}
+
+/// Z_2^32 shares of a Z_2^64 tensor whose values fit: each party reduces its share.
+pub(crate) fn low32(x: &Shared<u64>) -> Shared<u32> {
+    let data = x.data.iter().map(|v| ditto_core::ring::reduce::<u64, u32>(*v)).collect();
+    Shared { data, shape: x.shape.clone(), frac: x.frac }
+}
+
+/// A Z_2^64 tensor at `act_frac` brought to `nl_frac` (a local shift up, or a truncation).
+pub(crate) async fn to_nl(
+    e: &mut Engine,
+    q: &QuantConfig,
+    x64: &Shared<u64>,
+) -> Result<Shared<u64>, MpcError> {
     let nl = q.nl_frac;
-    if nl >= x.frac { Ok(e.rescale_up(&x64, nl - x.frac)) } else { e.trunc_a(&x64, x.frac - nl).await }
+    if nl >= x64.frac { Ok(e.rescale_up(x64, nl - x64.frac)) } else { e.trunc_a(x64, x64.frac - nl).await }
 }
 
 /// LayerNorm of a Z_2^32 tensor: upcast, rescale, normalise in Z_2^64.
@@ -115,6 +146,19 @@ pub(crate) async fn norm64(
     eps: f64,
 ) -> Result<Shared<u64>, MpcError> {
     let x64 = up64(e, q, x).await?;
+    e.set_tag(Tag::LayerNorm);
+    e.layernorm(&x64, &n.g, &n.b, eps, q.ln_octaves).await
+}
+
+/// [`norm64`] of a residual sum already in Z_2^64 at `act_frac` ([`residual64`]).
+pub(crate) async fn norm64_of(
+    e: &mut Engine,
+    q: &QuantConfig,
+    x64: &Shared<u64>,
+    n: &Norm64,
+    eps: f64,
+) -> Result<Shared<u64>, MpcError> {
+    let x64 = to_nl(e, q, x64).await?;
     e.set_tag(Tag::LayerNorm);
     e.layernorm(&x64, &n.g, &n.b, eps, q.ln_octaves).await
 }
@@ -135,8 +179,31 @@ pub(crate) async fn norm(
     eps: f64,
 ) -> Result<Shared<u32>, MpcError> {
     let x64 = up64(e, q, x).await?;
+    norm_nl(e, q, &x64, n, eps).await
+}
+
+/// [`norm`] of a residual sum already in Z_2^64 at `act_frac` ([`residual64`]).
+pub(crate) async fn norm_of(
+    e: &mut Engine,
+    q: &QuantConfig,
+    x64: &Shared<u64>,
+    n: &Norm64,
+    eps: f64,
+) -> Result<Shared<u32>, MpcError> {
+    let x64 = to_nl(e, q, x64).await?;
+    norm_nl(e, q, &x64, n, eps).await
+}
+
+/// LayerNorm of x at `nl_frac`, then [`down_from`].
+async fn norm_nl(
+    e: &mut Engine,
+    q: &QuantConfig,
+    x64: &Shared<u64>,
+    n: &Norm64,
+    eps: f64,
+) -> Result<Shared<u32>, MpcError> {
     e.set_tag(Tag::LayerNorm);
-    let (pre, k) = e.layernorm_pre(&x64, &n.g, &n.b, eps, q.ln_octaves).await?;
+    let (pre, k) = e.layernorm_pre(x64, &n.g, &n.b, eps, q.ln_octaves).await?;
     down_from(e, q, &pre, k).await
 }
 
@@ -172,8 +239,9 @@ pub(crate) async fn gelu(e: &mut Engine, q: &QuantConfig, u: &Shared<u32>) -> Re
     }
 }
 
-/// The feed-forward block: down(gelu(up(x))).
-pub(crate) async fn mlp(
+/// The feed-forward block down(gelu(up(x))) before the down-projection's truncation (by its
+/// weight's `frac`), which the residual sum takes ([`residual64`]).
+pub(crate) async fn mlp_pre(
     e: &mut Engine,
     q: &QuantConfig,
     x: &Shared<u32>,
@@ -191,7 +259,7 @@ pub(crate) async fn mlp(
             gelu(e, q, &u).await?
         }
     };
-    linear(e, &g, down).await
+    linear_pre(e, &g, down).await
 }
 
 /// Multi-head attention of new queries (n) over keys and values (t), scores in Z_2^64.

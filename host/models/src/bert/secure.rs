@@ -14,7 +14,10 @@ use ditto_mpc::{Engine, MpcError, Shared};
 
 use super::Bert;
 use crate::ModelError;
-use crate::blocks::{Dense, LayerSpan, Norm64, attention, down, linear, mlp, norm, norm64, qkv, up64};
+use crate::blocks::{
+    Dense, LayerSpan, Norm64, attention, down, linear, linear_pre, mlp_pre, norm, norm_of, norm64, norm64_of,
+    qkv, residual64, up64,
+};
 use crate::config::BertConfig;
 use crate::quant::QuantConfig;
 use crate::sharing::{Arch, Record, Share, Source, Spec, transpose};
@@ -200,32 +203,33 @@ impl SecureBert {
         for (i, l) in rest.iter().enumerate() {
             let span = LayerSpan::begin(e, "bert", i + 1);
             let x2 = self.block(e, &x, l).await?;
-            x = norm(e, q, &x2, &l.ln2, eps).await?;
+            x = norm_of(e, q, &x2, &l.ln2, eps).await?;
             span.end(e);
         }
         let span = LayerSpan::begin(e, "bert", t.layers.len());
         let x2 = self.block(e, &x, last).await?;
-        let y = norm64(e, q, &x2, &last.ln2, eps).await?;
+        let y = norm64_of(e, q, &x2, &last.ln2, eps).await?;
         span.end(e);
         Ok(y)
     }
 
     /// One encoder layer up to its second LayerNorm: attention, residual, LayerNorm, MLP,
-    /// residual.
+    /// residual (in Z_2^64 at `act_frac`: each residual sum takes its linear layer's
+    /// truncation and the upcast in one round, [`residual64`]).
     async fn block(
         &self,
         e: &mut Engine,
         x: &Shared<u32>,
         l: &Layer<Weight<u32>>,
-    ) -> Result<Shared<u32>, MpcError> {
+    ) -> Result<Shared<u64>, MpcError> {
         let (q, eps, heads_n) = (&self.q, self.cfg.layer_norm_eps, self.cfg.num_attention_heads);
         let (qm, km, vm) = qkv(&linear(e, x, &l.qkv).await?);
         let ctx = attention(e, q, (&qm, &km, &vm), heads_n, None).await?;
-        let a = linear(e, &ctx, &l.o).await?;
-        let x1 = e.add(x, &a)?;
-        let x1 = norm(e, q, &x1, &l.ln1, eps).await?;
-        let d = mlp(e, q, &x1, (&l.up, &l.down)).await?;
-        e.add(&x1, &d)
+        let a = linear_pre(e, &ctx, &l.o).await?;
+        let x1 = residual64(e, x, &a, l.o.w.frac).await?;
+        let x1 = norm_of(e, q, &x1, &l.ln1, eps).await?;
+        let d = mlp_pre(e, q, &x1, (&l.up, &l.down)).await?;
+        residual64(e, &x1, &d, l.down.w.frac).await
     }
 
     /// The model's task: [`Self::classify`] for a classification model, else

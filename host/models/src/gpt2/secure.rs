@@ -11,7 +11,9 @@ use ditto_mpc::{Engine, MpcError, Shared};
 
 use super::Gpt2;
 use crate::ModelError;
-use crate::blocks::{Dense, LayerSpan, Norm64, attention, linear, mlp, norm, qkv};
+use crate::blocks::{
+    Dense, LayerSpan, Norm64, attention, linear, linear_pre, low32, mlp_pre, norm, norm_of, qkv, residual64,
+};
 use crate::config::Gpt2Config;
 use crate::quant::QuantConfig;
 use crate::sharing::{Arch, Record, Share, Source, Spec};
@@ -211,23 +213,47 @@ impl SecureGpt2 {
             cache.k = vec![Shared::zeros(&[0, h], q.act_frac); t.blocks.len()];
             cache.v = vec![Shared::zeros(&[0, h], q.act_frac); t.blocks.len()];
         }
+        // Each residual sum takes its linear layer's truncation and the upcast into the next
+        // LayerNorm in one round (residual64); the stream keeps its Z_2^32 shares beside.
+        let mut x64: Option<Shared<u64>> = None;
+        let row = |s: &Shared<u32>, r: usize| {
+            let w = s.shape[1];
+            Shared { data: s.data[r * w..(r + 1) * w].to_vec(), shape: vec![1, w], frac: s.frac }
+        };
+        let nb = t.blocks.len();
         for (l, b) in t.blocks.iter().enumerate() {
             let span = LayerSpan::begin(e, "gpt2", l + 1);
-            let a = norm(e, q, &x, &b.ln1, eps).await?;
+            let a = match &x64 {
+                Some(s) => norm_of(e, q, s, &b.ln1, eps).await?,
+                None => norm(e, q, &x, &b.ln1, eps).await?,
+            };
             let (qm, km, vm) = qkv(&linear(e, &a, &b.attn).await?);
             cache.k[l] = append(&cache.k[l], &km);
             cache.v[l] = append(&cache.v[l], &vm);
             let ctx = attention(e, q, (&qm, &cache.k[l], &cache.v[l]), heads, Some(&keep)).await?;
-            let o = linear(e, &ctx, &b.proj).await?;
-            x = e.add(&x, &o)?;
-            let m = norm(e, q, &x, &b.ln2, eps).await?;
-            let d = mlp(e, q, &m, (&b.fc, &b.fc_proj)).await?;
-            x = e.add(&x, &d)?;
+            let o = linear_pre(e, &ctx, &b.proj).await?;
+            let s = residual64(e, &x, &o, b.proj.w.frac).await?;
+            x = low32(&s);
+            let m = norm_of(e, q, &s, &b.ln2, eps).await?;
+            let d = mlp_pre(e, q, &m, (&b.fc, &b.fc_proj)).await?;
+            // After the last block only the last position goes on.
+            let s = if l + 1 == nb {
+                residual64(e, &row(&x, n - 1), &row(&d, n - 1), b.fc_proj.w.frac).await?
+            } else {
+                residual64(e, &x, &d, b.fc_proj.w.frac).await?
+            };
+            x = low32(&s);
+            x64 = Some(s);
             span.end(e);
         }
         e.context(Tag::Other, 0);
-        let last = Shared { data: x.data[(n - 1) * h..].to_vec(), shape: vec![1, h], frac: x.frac };
-        let last = norm(e, q, &last, &t.ln_f, eps).await?;
+        let last = match x64 {
+            Some(s) => norm_of(e, q, &s, &t.ln_f, eps).await?,
+            None => {
+                let last = Shared { data: x.data[(n - 1) * h..].to_vec(), shape: vec![1, h], frac: x.frac };
+                norm(e, q, &last, &t.ln_f, eps).await?
+            }
+        };
         e.set_tag(Tag::Other);
         crate::blocks::matmul(e, &last, &t.head).await
     }
