@@ -10,7 +10,7 @@ use embedded_io::Write;
 use crate::corr::DealerStreams;
 use crate::plan::{Op, Step};
 use crate::ring::RingId;
-use crate::{Error, beaver, chain, compare, convert, fuse, radix, trunc};
+use crate::{Error, beaver, center, chain, compare, convert, fuse, radix, trunc};
 
 /// Writes P1's corrections for plan step `index` to `w`, exactly
 /// `step.p1_correction_bytes()` bytes. This is the reference dealer: bounded memory (a few
@@ -99,6 +99,13 @@ pub fn deal_step_part<W: Write>(
             let dims = beaver::Dims::new(n, k, m);
             beaver::deal_matmul_after_down::<u32, W>(d, index, dims, (weight, u32::from(shift)), u, w)
         }
+        (Op::TruncCenterSquareA { cols, shift, .. }, ring) => {
+            let (c, k) = (cols as usize, u32::from(shift));
+            match ring {
+                RingId::Z32 => center::deal_center::<u32, W>(d, index, c, k, u, w),
+                RingId::Z64 => center::deal_center::<u64, W>(d, index, c, k, u, w),
+            }
+        }
         (Op::UpcastTruncA { scale, shift, .. }, _) => {
             chain::deal_up_trunc(d, index, u, (scale, u32::from(shift)), w)
         }
@@ -128,6 +135,7 @@ impl Step {
             | Op::SignRadixTopA { len, .. }
             | Op::SignRadixBesideA { len, .. } => crate::bits::groups(len as usize),
             Op::MatMulFixed { n, m, .. } | Op::MatMulDownA { n, m, .. } => blocks(n, m),
+            Op::TruncCenterSquareA { rows, .. } => rows as usize,
             Op::MatMulAA { batch, n, m, .. } => batch as usize * blocks(n, m),
         }
     }
@@ -143,6 +151,7 @@ impl Step {
             | Op::SignA { ring, .. }
             | Op::SignRadixA { ring, .. }
             | Op::SignRadixBesideA { ring, .. }
+            | Op::TruncCenterSquareA { ring, .. }
             | Op::TruncMulA { ring, .. } => ring,
             Op::UpcastA { .. }
             | Op::SignLowA { .. }

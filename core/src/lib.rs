@@ -24,6 +24,7 @@ extern crate alloc;
 
 pub mod beaver;
 pub mod bits;
+pub mod center;
 pub mod chain;
 pub mod compare;
 pub mod convert;

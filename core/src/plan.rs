@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::ring::RingId;
-use crate::{Error, beaver, chain, compare, convert, fuse, radix, trunc};
+use crate::{Error, beaver, center, chain, compare, convert, fuse, radix, trunc};
 
 /// Version of the plan format and of the correlation formats it implies.
 pub const PLAN_VERSION: u16 = 1;
@@ -188,6 +188,18 @@ pub enum Op {
         /// k1 + k2 of the truncate-then-downcast before.
         shift: u8,
     },
+    /// A LayerNorm's mean truncation fused with the centring and square of its rows
+    /// ([`crate::center`], one round): t = u / 2^shift per row, d = x - t, d^2.
+    TruncCenterSquareA {
+        /// Ring of the shares.
+        ring: RingId,
+        /// Rows (means).
+        rows: u32,
+        /// Columns per row.
+        cols: u32,
+        /// Bits dropped from the means.
+        shift: u8,
+    },
 }
 
 impl Op {
@@ -349,6 +361,13 @@ impl Step {
                 Ok(())
             }
             Op::SignRadixTopA { len, .. } => elems(index, &[len]).map(|_| ()),
+            Op::TruncCenterSquareA { ring, rows, cols, shift } => {
+                elems(index, &[rows, cols])?;
+                if shift == 0 || u32::from(shift) >= ring.bits() - 2 {
+                    return bad("centring: the mean's shift in 1..l-2");
+                }
+                Ok(())
+            }
             Op::MatMulDownA { n, k, m, shift, .. } => {
                 elems(index, &[n, k])?;
                 elems(index, &[k, m])?;
@@ -390,6 +409,9 @@ impl Step {
             Op::SignRadixTopA { out, len, mul } => radix::top::correction_bytes(out, len, mul),
             Op::SignRadixBesideA { ring, out, len, mul } => radix::correction_bytes(ring, out, len, mul),
             Op::MatMulDownA { n, m, .. } => beaver::matmul_correction_bytes(RingId::Z32, 1, n, m),
+            Op::TruncCenterSquareA { ring, rows, cols, shift } => {
+                center::correction_bytes(ring, rows, cols, shift)
+            }
         }
     }
 
@@ -414,6 +436,7 @@ impl Step {
             Op::SignRadixTopA { out, len, mul } => radix::top::online_bytes(out, len, mul),
             Op::SignRadixBesideA { ring, out, len, mul } => radix::online_bytes(ring, out, len, mul),
             Op::MatMulDownA { .. } => 0,
+            Op::TruncCenterSquareA { ring, rows, cols, .. } => center::online_bytes(ring, rows, cols),
         }
     }
 
@@ -434,6 +457,7 @@ impl Step {
             Op::SignRadixBesideA { .. } => 0,
             // E is the value the truncate-then-downcast before it opened.
             Op::MatMulDownA { .. } => 0,
+            Op::TruncCenterSquareA { .. } => center::ROUNDS,
         }
     }
 }

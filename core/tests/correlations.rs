@@ -292,6 +292,8 @@ fn parts_concatenate_to_the_whole_step() {
     steps.push(Step::bare(Op::SignRadixBesideA { ring: Z32, out: Z64, len: 300, mul: false }));
     steps.push(Step::bare(Op::TruncDowncastA { len: 40 * 70, shift: 18, down: 10 }));
     steps.push(Step::bare(Op::MatMulDownA { n: 40, k: 70, m: 33, weight: 1, shift: 28 }));
+    steps.push(Step::bare(Op::TruncCenterSquareA { ring: Z64, rows: 30, cols: 17, shift: 18 }));
+    steps.push(Step::bare(Op::TruncCenterSquareA { ring: Z32, rows: 30, cols: 17, shift: 8 }));
     for (ring, shift) in [(Z32, 8), (Z64, 18)] {
         steps.push(Step::bare(Op::TruncMulA { ring, len: 130, shift, square: true, mul: true, pair: true }));
         steps.push(Step::bare(Op::TruncMulA { ring, len: 77, shift, square: false, mul: true, pair: false }));

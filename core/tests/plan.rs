@@ -63,6 +63,8 @@ fn vector_plan() -> Vec<Step> {
     steps.push(Step::bare(Op::SignRadixBesideA { ring: Z32, out: Z64, len: 100, mul: false }));
     steps.push(Step::bare(Op::TruncDowncastA { len: 3 * 40, shift: 18, down: 10 }));
     steps.push(Step::bare(Op::MatMulDownA { n: 3, k: 40, m: 20, weight: 2, shift: 28 }));
+    steps.push(Step::bare(Op::TruncCenterSquareA { ring: Z64, rows: 3, cols: 10, shift: 18 }));
+    steps.push(Step::bare(Op::TruncCenterSquareA { ring: Z32, rows: 2, cols: 7, shift: 8 }));
     steps
 }
 

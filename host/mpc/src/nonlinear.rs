@@ -473,9 +473,8 @@ impl Engine {
         let (rows, h) = rows_cols(x, "layernorm")?;
         let f = x.frac;
         let inv_h = fx::<R>(1.0 / h as f64, f)?;
-        let mean = self.trunc_a(&self.mul_const(&row_sums(x, rows, h), inv_h, f), f).await?;
-        let d = self.sub(x, &broadcast_rows(&mean, rows, h))?;
-        let d2 = self.square_a(&d).await?;
+        // The mean's truncation carries the centring and its square in its round.
+        let (d, d2) = self.center_square(&self.mul_const(&row_sums(x, rows, h), inv_h, f), x, f).await?;
         let sq = self.trunc_a(&d2, f).await?;
         let var = self.trunc_a(&self.mul_const(&row_sums(&sq, rows, h), inv_h, f), f).await?;
         let ve = self.add_const(&var, fx(eps, f)?);

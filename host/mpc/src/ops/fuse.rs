@@ -4,7 +4,6 @@
 use ditto_core::Ring;
 use ditto_core::fuse::{self, FuseMaterial, Products};
 use ditto_core::plan::Op;
-use ditto_core::ring::{decode_slice, encode_slice};
 
 use super::{len32, ring_id, scale};
 use crate::engine::{Engine, Started};
@@ -113,21 +112,7 @@ impl Engine {
         let v: &[R] = want.mul.map_or(&[], |v| &v.data);
         let (mut y, mut f) = (z(n), z(on(p.mul, n)));
         fuse::fuse_open(self.party(), &x.data, mat.r, v, mat.a, &mut y, &mut f)?;
-        // One message: y, then f.
-        let mut wire = vec![0u8; (n + f.len()) * R::BYTES];
-        let (wy, wf) = wire.split_at_mut(n * R::BYTES);
-        encode_slice(&y, wy)?;
-        encode_slice(&f, wf)?;
-        let peer = self.exchange_bytes(b.index, &wire).await?;
-        if peer.len() != wire.len() {
-            let e = ditto_net::NetError::Length { step: b.index, expected: wire.len(), got: peer.len() };
-            return Err(e.into());
-        }
-        let (mut py, mut pf) = (z(n), z(f.len()));
-        decode_slice(&peer[..n * R::BYTES], &mut py)?;
-        decode_slice(&peer[n * R::BYTES..], &mut pf)?;
-        let add = |a: &[R], b: &[R]| a.iter().zip(b).map(|(a, b)| a.add(*b)).collect::<Vec<_>>();
-        let (y, f) = (add(&y, &py), add(&f, &pf));
+        let (y, f) = self.open_two(b.index, &y, &f).await?;
         let parts = 1 + usize::from(p.square) + usize::from(p.mul);
         let mut out = z(parts * n + on(p.pair, h));
         fuse::fuse_finish(self.party(), k, p, (&y, &f), v, &mat, &mut out)?;

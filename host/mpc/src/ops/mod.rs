@@ -4,6 +4,7 @@
 //! [`compare`] (sign, ReLU, row-wise max).
 
 pub mod arith;
+pub mod center;
 pub mod chain;
 pub mod compare;
 pub mod convert;
@@ -33,6 +34,31 @@ pub(crate) fn scale(what: &'static str, frac_in: u32, frac_out: u32) -> Result<S
 }
 
 impl Engine {
+    /// Opens two messages of one step in one exchange (y, then f, in one frame); returns the
+    /// opened values (this party's plus the peer's).
+    pub(crate) async fn open_two<R: Ring>(
+        &mut self,
+        index: u32,
+        y: &[R],
+        f: &[R],
+    ) -> Result<(Vec<R>, Vec<R>), MpcError> {
+        let n = y.len();
+        let mut wire = vec![0u8; (n + f.len()) * R::BYTES];
+        let (wy, wf) = wire.split_at_mut(n * R::BYTES);
+        ditto_core::ring::encode_slice(y, wy)?;
+        ditto_core::ring::encode_slice(f, wf)?;
+        let peer = self.exchange_bytes(index, &wire).await?;
+        if peer.len() != wire.len() {
+            let e = ditto_net::NetError::Length { step: index, expected: wire.len(), got: peer.len() };
+            return Err(e.into());
+        }
+        let (mut py, mut pf) = (vec![R::ZERO; n], vec![R::ZERO; f.len()]);
+        ditto_core::ring::decode_slice(&peer[..n * R::BYTES], &mut py)?;
+        ditto_core::ring::decode_slice(&peer[n * R::BYTES..], &mut pf)?;
+        let add = |a: &[R], b: &[R]| a.iter().zip(b).map(|(a, b)| a.add(*b)).collect::<Vec<_>>();
+        Ok((add(y, &py), add(f, &pf)))
+    }
+
     /// x + y (same shape and scale).
     pub fn add<R: Ring>(&self, x: &Shared<R>, y: &Shared<R>) -> Result<Shared<R>, MpcError> {
         x.same_shape(y, "add")?;

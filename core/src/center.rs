@@ -1,0 +1,192 @@
+//! LayerNorm's centring and square fused with the mean's truncation, 1 round
+//! (`TruncCenterSquareA`; DESIGN.md §5, round fusion).
+//!
+//! A LayerNorm over rows of x (rows x cols) truncates each row's scaled sum u_i to the mean
+//! t_i = floor(u_i / 2^k) or one more ([`crate::trunc`]), centres d_ij = x_ij - t_i and squares
+//! it. The truncation opens y_i = u_i + 2^(l-2) + r_i and gives t_i = Y_i - R_(b_i) with Y_i
+//! public and R_b dealer-known up to the public bit b_i = msb(y_i) (R_1 = r >> k, R_0 = R_1 -
+//! 2^(l-k) mu, mu = msb(r)), as in [`crate::fuse`]. Opening f_ij = x_ij - a_ij in the same round,
+//!
+//!   d_ij = P_ij + M_ij with P_ij = f_ij - Y_i public and M_ij = a_ij + R_(b_i),
+//!   d_ij^2 = P_ij^2 + 2 P_ij M_ij + M_ij^2,
+//!
+//! and a party's share of M is its share of d less [P0] P. With m = a + R_1 and c = 2^(l-k),
+//! M = m - [b = 0] c mu, so M^2 = m^2 - [b = 0] c W with W = 2 mu m - c mu, which matters modulo
+//! 2^k only: the dealer deals m^2 (one ring element) and W mod 2^k per element, not two squares.
+//! The result is exactly (x - t)^2 for the truncated mean t: the plaintext reference is the
+//! truncation, the subtraction and the square apart (one round fewer than that: the square's
+//! opening f rides on the truncation's). Admitted range as for truncation.
+//!
+//! Correlation: per row the truncation's (r; rh, msb as [`crate::trunc`]); per element the mask
+//! a (stream A, both parties) and [m^2, W mod 2^k] (stream FuseSq, P0; P1 correction). P1's
+//! corrections per row: [the truncation's record][per element of the row: m^2 (l/8 bytes),
+//! W (ceil(k/8) bytes)].
+
+use core::ops::Range;
+
+use embedded_io::Write;
+
+use crate::corr::{Corrections, DealerStreams, Streams, at, put_ring};
+use crate::prg::Purpose;
+use crate::ring::{RingId, check_len};
+use crate::trunc::{self, msb_bytes};
+use crate::{Error, Party, Ring};
+
+/// Rounds.
+pub const ROUNDS: u32 = 1;
+
+/// P1 correction bytes of `rows` x `cols` with a mean truncated by `k`.
+pub fn correction_bytes(ring: RingId, rows: u32, cols: u32, k: u8) -> u64 {
+    let per = ring.bytes() as u64 + msb_bytes(u32::from(k)) as u64;
+    trunc::correction_bytes(ring, rows, k) + u64::from(rows) * u64::from(cols) * per
+}
+
+/// Online bytes per party: y per row, f per element.
+pub fn online_bytes(ring: RingId, rows: u32, cols: u32) -> u64 {
+    ring.bytes() as u64 * (u64::from(rows) + u64::from(rows) * u64::from(cols))
+}
+
+/// A party's correlation in caller-provided buffers: per row r, rh, m (the truncation's); per
+/// element a and [m^2, W] (2 per element, W reduced modulo 2^k).
+#[derive(Debug)]
+pub struct CenterMaterial<'a, R> {
+    /// Mask r (rows).
+    pub r: &'a mut [R],
+    /// r >> k (rows).
+    pub rh: &'a mut [R],
+    /// msb(r) mod 2^k (rows).
+    pub m: &'a mut [R],
+    /// The centring mask a (rows x cols).
+    pub a: &'a mut [R],
+    /// [m^2, W] per element.
+    pub sq: &'a mut [R],
+}
+
+/// Expands a party's correlation for step `step` (mean truncated by `k`).
+pub fn expand_center<R: Ring>(
+    s: &Streams<'_>,
+    step: u32,
+    k: u32,
+    corr: &mut Corrections<'_>,
+    m: &mut CenterMaterial<'_, R>,
+) -> Result<(), Error> {
+    let (rows, n) = (m.r.len(), m.a.len());
+    if rows == 0 || n % rows != 0 {
+        return Err(Error::Length { what: "centring mask (rows x cols)", expected: rows, got: n });
+    }
+    let cols = n / rows;
+    check_len("truncation r >> k", rows, m.rh.len())?;
+    check_len("truncation msb", rows, m.m.len())?;
+    check_len("centring squares", 2 * n, m.sq.len())?;
+    s.prg(step, Purpose::R).fill_ring(m.r);
+    s.prg(step, Purpose::A).fill_ring(m.a);
+    match s.party {
+        Party::P0 => {
+            s.prg(step, Purpose::RHigh).fill_ring(m.rh);
+            s.prg(step, Purpose::Msb).fill_ring(m.m);
+            m.m.iter_mut().for_each(|v| *v = v.low_bits(k));
+            s.prg(step, Purpose::FuseSq).fill_ring(m.sq);
+            m.sq.iter_mut().skip(1).step_by(2).for_each(|v| *v = v.low_bits(k));
+        }
+        Party::P1 => {
+            for i in 0..rows {
+                (m.rh[i], m.m[i]) = trunc::read_hi_msb(corr, k)?;
+                for e in i * cols..(i + 1) * cols {
+                    m.sq[2 * e] = R::from_le(corr.read_bytes(R::BYTES)?);
+                    let b = corr.read_bytes(msb_bytes(k))?;
+                    let mut w = [0u8; 8];
+                    w[..b.len()].copy_from_slice(b);
+                    m.sq[2 * e + 1] = R::from_u64(u64::from_le_bytes(w)).low_bits(k);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Dealer: P1's corrections for rows `units` of `rows` x `cols` (mean truncated by `k`).
+pub fn deal_center<R: Ring, W: Write>(
+    d: &DealerStreams<'_>,
+    step: u32,
+    cols: usize,
+    k: u32,
+    units: Range<usize>,
+    w: &mut W,
+) -> Result<(), Error> {
+    let s = units.start;
+    let stream = |q, i: usize| (at::<R>(d.p0.prg(step, q), i), at::<R>(d.p1.prg(step, q), i));
+    let (mut r0, mut r1) = stream(Purpose::R, s);
+    let (mut a0, mut a1) = stream(Purpose::A, s * cols);
+    let mut h0 = at::<R>(d.p0.prg(step, Purpose::RHigh), s);
+    let mut m0 = at::<R>(d.p0.prg(step, Purpose::Msb), s);
+    let mut sq0 = at::<R>(d.p0.prg(step, Purpose::FuseSq), 2 * s * cols);
+    let wrap = R::pow2(R::BITS - k);
+    for _ in units {
+        let r = r0.next_elem::<R>().add(r1.next_elem::<R>());
+        let (r1v, mu) = (r.shr(k), R::from_u64(u64::from(r.msb())));
+        let mut rec = [0u8; 16];
+        let rec = &mut rec[..R::BYTES + msb_bytes(k)];
+        trunc::hi_msb_record(rec, (r1v, mu), (h0.next_elem::<R>(), m0.next_elem::<R>()), k);
+        w.write_all(rec).map_err(crate::corr::io_err)?;
+        for _ in 0..cols {
+            let mm = a0.next_elem::<R>().add(a1.next_elem::<R>()).add(r1v);
+            put_ring(w, &[mm.mul(mm).sub(sq0.next_elem::<R>())])?;
+            let wv = mu.mul(mm).add(mu.mul(mm)).sub(wrap.mul(mu)).sub(sq0.next_elem::<R>());
+            let b = wv.low_bits(k).to_u64().to_le_bytes();
+            w.write_all(&b[..msb_bytes(k)]).map_err(crate::corr::io_err)?;
+        }
+    }
+    Ok(())
+}
+
+/// Online, the round: this party's y_i (per row, [`crate::trunc::trunc_a_open`] of the scaled
+/// sums `u`) and f_ij = x_ij - a_ij.
+pub fn center_open<R: Ring>(
+    party: Party,
+    (u, x): (&[R], &[R]),
+    m: &CenterMaterial<'_, R>,
+    y: &mut [R],
+    f: &mut [R],
+) -> Result<(), Error> {
+    trunc::trunc_a_open(party, u, m.r, y)?;
+    check_len("centred input", m.a.len(), x.len())?;
+    check_len("centring message", m.a.len(), f.len())?;
+    for i in 0..x.len() {
+        f[i] = x[i].sub(m.a[i]);
+    }
+    Ok(())
+}
+
+/// This party's shares after the round: the mean t (rows), d = x - t and d^2 (rows x cols).
+pub fn center_finish<R: Ring>(
+    party: Party,
+    k: u32,
+    (y, f): (&[R], &[R]),
+    x: &[R],
+    m: &CenterMaterial<'_, R>,
+    (t, d, sq): (&mut [R], &mut [R], &mut [R]),
+) -> Result<(), Error> {
+    let (rows, n) = (y.len(), x.len());
+    for (what, l) in
+        [("opened centring", f.len()), ("centred output", d.len()), ("centred squares", sq.len())]
+    {
+        check_len(what, n, l)?;
+    }
+    trunc::trunc_a_finish(party, k, y, m.rh, m.m, t)?;
+    let cols = n / rows.max(1);
+    let unbias = R::pow2(R::BITS - 2).shr(k);
+    let wrap = R::pow2(R::BITS - k);
+    let p0 = |v: R| if party.is_p0() { v } else { R::ZERO };
+    for i in 0..rows {
+        let yy = y[i].shr(k).sub(unbias);
+        let b0 = y[i].msb() == 0;
+        for e in i * cols..(i + 1) * cols {
+            let p = f[e].sub(yy);
+            d[e] = x[e].sub(t[i]);
+            let ms = d[e].sub(p0(p));
+            let m2 = if b0 { m.sq[2 * e].sub(wrap.mul(m.sq[2 * e + 1])) } else { m.sq[2 * e] };
+            sq[e] = p0(p.mul(p)).add(p.add(p).mul(ms)).add(m2);
+        }
+    }
+    Ok(())
+}
