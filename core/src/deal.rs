@@ -91,10 +91,21 @@ pub fn deal_step_part<W: Write>(
         (Op::TruncDowncastA { shift, down, .. }, _) => {
             chain::deal_trunc_down(d, index, u, u32::from(shift) + u32::from(down), w)
         }
-        (Op::SignRadixTopA { out, len, mul }, _) => match out {
-            RingId::Z32 => radix::top::deal_radix_top::<u32, W>(d, index, len as usize, mul, u, w),
-            RingId::Z64 => radix::top::deal_radix_top::<u64, W>(d, index, len as usize, mul, u, w),
-        },
+        (Op::SignRadixTopA { ring, out, len, mul }, _) => {
+            let n = len as usize;
+            match (ring, out) {
+                (RingId::Z32, RingId::Z32) => {
+                    radix::top::deal_radix_top::<u32, u32, W>(d, index, n, mul, u, w)
+                }
+                (RingId::Z32, RingId::Z64) => {
+                    radix::top::deal_radix_top::<u32, u64, W>(d, index, n, mul, u, w)
+                }
+                (RingId::Z64, RingId::Z64) => {
+                    radix::top::deal_radix_top::<u64, u64, W>(d, index, n, mul, u, w)
+                }
+                _ => Err(Error::BadStep { step: index, reason: "radix sign ring pair" }),
+            }
+        }
         (Op::MatMulDownA { n, k, m, weight, shift }, _) => {
             let dims = beaver::Dims::new(n, k, m);
             beaver::deal_matmul_after_down::<u32, W>(d, index, dims, (weight, u32::from(shift)), u, w)
@@ -151,13 +162,12 @@ impl Step {
             | Op::SignA { ring, .. }
             | Op::SignRadixA { ring, .. }
             | Op::SignRadixBesideA { ring, .. }
+            | Op::SignRadixTopA { ring, .. }
             | Op::TruncCenterSquareA { ring, .. }
             | Op::TruncMulA { ring, .. } => ring,
-            Op::UpcastA { .. }
-            | Op::SignLowA { .. }
-            | Op::UpcastTruncA { .. }
-            | Op::SignRadixTopA { .. }
-            | Op::MatMulDownA { .. } => RingId::Z32,
+            Op::UpcastA { .. } | Op::SignLowA { .. } | Op::UpcastTruncA { .. } | Op::MatMulDownA { .. } => {
+                RingId::Z32
+            }
             Op::DowncastA { .. } | Op::TruncDowncastA { .. } => RingId::Z64,
         }
     }

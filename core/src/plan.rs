@@ -147,11 +147,14 @@ pub enum Op {
         /// Bits dropped.
         shift: u8,
     },
-    /// Sign bit (x < 0) of 32-bit values in 3 rounds ([`crate::radix::top`]): the radix
-    /// comparison whose last level and B2A are one round with an arithmetic output. For `out`
-    /// Z_2^64 each party reduces its share (|x| < 2^31). With `mul`, the result is multiplied
-    /// by a second operand (in `out`) in the same rounds.
+    /// Sign bit (x < 0) in 3 rounds ([`crate::radix::top`]): the radix comparison whose last
+    /// level and B2A are one round with an arithmetic output. The circuit runs on `ring` (for
+    /// `ring` narrower than `out`, each party reduces its `out` share: |x| < 2^(bits of ring -
+    /// 1)). With `mul`, the result is multiplied by a second operand (in `out`) in the same
+    /// rounds.
     SignRadixTopA {
+        /// Ring of the circuit.
+        ring: RingId,
         /// Ring of the result (and of the multiplicand).
         out: RingId,
         /// Elements.
@@ -360,7 +363,13 @@ impl Step {
                 }
                 Ok(())
             }
-            Op::SignRadixTopA { len, .. } => elems(index, &[len]).map(|_| ()),
+            Op::SignRadixTopA { ring, out, len, .. } => {
+                elems(index, &[len])?;
+                if out.bits() < ring.bits() {
+                    return bad("radix sign: the result ring must be at least as wide as the circuit's");
+                }
+                Ok(())
+            }
             Op::TruncCenterSquareA { ring, rows, cols, shift } => {
                 elems(index, &[rows, cols])?;
                 if shift == 0 || u32::from(shift) >= ring.bits() - 2 {
@@ -406,7 +415,7 @@ impl Step {
             }
             Op::TruncDowncastA { len, .. } => chain::trunc_down_correction_bytes(len),
             Op::UpcastTruncA { len, shift, .. } => chain::up_trunc_correction_bytes(len, shift),
-            Op::SignRadixTopA { out, len, mul } => radix::top::correction_bytes(out, len, mul),
+            Op::SignRadixTopA { ring, out, len, mul } => radix::top::correction_bytes(ring, out, len, mul),
             Op::SignRadixBesideA { ring, out, len, mul } => radix::correction_bytes(ring, out, len, mul),
             Op::MatMulDownA { n, m, .. } => beaver::matmul_correction_bytes(RingId::Z32, 1, n, m),
             Op::TruncCenterSquareA { ring, rows, cols, shift } => {
@@ -433,7 +442,7 @@ impl Step {
             }
             Op::TruncDowncastA { len, .. } => chain::trunc_down_online_bytes(len),
             Op::UpcastTruncA { len, .. } => chain::up_trunc_online_bytes(len),
-            Op::SignRadixTopA { out, len, mul } => radix::top::online_bytes(out, len, mul),
+            Op::SignRadixTopA { ring, out, len, mul } => radix::top::online_bytes(ring, out, len, mul),
             Op::SignRadixBesideA { ring, out, len, mul } => radix::online_bytes(ring, out, len, mul),
             Op::MatMulDownA { .. } => 0,
             Op::TruncCenterSquareA { ring, rows, cols, .. } => center::online_bytes(ring, rows, cols),

@@ -286,8 +286,8 @@ fn parts_concatenate_to_the_whole_step() {
     for (ring, out, mul) in [(Z32, Z32, false), (Z64, Z64, true), (Z32, Z64, true)] {
         steps.push(Step::bare(Op::SignRadixA { ring, out, len: 300, mul }));
     }
-    for (out, mul) in [(Z32, false), (Z64, true)] {
-        steps.push(Step::bare(Op::SignRadixTopA { out, len: 300, mul }));
+    for (ring, out, mul) in [(Z32, Z32, false), (Z32, Z64, true), (Z64, Z64, true)] {
+        steps.push(Step::bare(Op::SignRadixTopA { ring, out, len: 300, mul }));
     }
     steps.push(Step::bare(Op::SignRadixBesideA { ring: Z32, out: Z64, len: 300, mul: false }));
     steps.push(Step::bare(Op::TruncDowncastA { len: 40 * 70, shift: 18, down: 10 }));

@@ -58,8 +58,9 @@ fn vector_plan() -> Vec<Step> {
     }));
     steps.push(Step::bare(Op::TruncDowncastA { len: 40, shift: 18, down: 10 }));
     steps.push(Step::bare(Op::UpcastTruncA { len: 40, scale: 131_072, shift: 18 }));
-    steps.push(Step::bare(Op::SignRadixTopA { out: Z32, len: 100, mul: false }));
-    steps.push(Step::bare(Op::SignRadixTopA { out: Z64, len: 100, mul: true }));
+    steps.push(Step::bare(Op::SignRadixTopA { ring: Z32, out: Z32, len: 100, mul: false }));
+    steps.push(Step::bare(Op::SignRadixTopA { ring: Z32, out: Z64, len: 100, mul: true }));
+    steps.push(Step::bare(Op::SignRadixTopA { ring: Z64, out: Z64, len: 100, mul: true }));
     steps.push(Step::bare(Op::SignRadixBesideA { ring: Z32, out: Z64, len: 100, mul: false }));
     steps.push(Step::bare(Op::TruncDowncastA { len: 3 * 40, shift: 18, down: 10 }));
     steps.push(Step::bare(Op::MatMulDownA { n: 3, k: 40, m: 20, weight: 2, shift: 28 }));

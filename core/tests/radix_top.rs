@@ -1,6 +1,7 @@
 //! The 3-round radix comparison ([`ditto_core::radix::top`]) against the plain sign of the
-//! input's low 32 bits: results in Z_2^32 and Z_2^64, with and without a multiplicand (whose
-//! product and sign are both checked). Beside random and edge inputs, inputs are built from
+//! input (its low 32 bits for the 32-bit circuit): the 32-bit circuit with results in Z_2^32
+//! and Z_2^64, the 64-bit one (a top over four nodes, 22 monomials), with and without a
+//! multiplicand (whose product and sign are both checked). Beside random and edge inputs, inputs are built from
 //! the dealer's mask r so that the opened y matches r in every chunk, or in all but one bit,
 //! or by one: every "equal so far" path, for both values of t = msb(r), which the top folds in.
 #![allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_possible_wrap, missing_docs)]
@@ -18,8 +19,8 @@ use ditto_core::ring::{RingId, encode_slice, reduce};
 
 const STEP: u32 = 13;
 
-struct Mat<O> {
-    r: Vec<u32>,
+struct Mat<C, O> {
+    r: Vec<C>,
     msb: Vec<u64>,
     onehot: Vec<u64>,
     masks: Vec<u64>,
@@ -31,15 +32,16 @@ struct Mat<O> {
 
 /// Runs the step on shares of `x` (ring O; the circuit on the low 32 bits), with multiplicand
 /// `v` if given; returns the opened sign, the opened product (empty without v) and the cost.
-fn run<O: Ring>(h: &mut Harness, x: &[O], v: Option<&[O]>) -> (Vec<O>, Vec<O>, Cost) {
+fn run<C: Ring, O: Ring>(h: &mut Harness, x: &[O], v: Option<&[O]>) -> (Vec<O>, Vec<O>, Cost) {
     let n = x.len();
     let mul = v.is_some();
-    let step = Step::bare(Op::SignRadixTopA { out: ring_id::<O>(), len: n as u32, mul });
+    let step =
+        Step::bare(Op::SignRadixTopA { ring: ring_id::<C>(), out: ring_id::<O>(), len: n as u32, mul });
     step.validate(0).unwrap();
     let corr = h.deal(STEP, &step);
     let xs = h.share(x);
     let vs = v.map(|v| h.share(v));
-    let sh = TopShape::new(n);
+    let sh = TopShape::new(C::BITS, n);
     let g = sh.groups();
     let k = if mul { n } else { 0 };
     let t = per_party(h, &corr, |_, s, c| {
@@ -49,11 +51,11 @@ fn run<O: Ring>(h: &mut Harness, x: &[O], v: Option<&[O]>) -> (Vec<O>, Vec<O>, C
             onehot: vec![0; g * sh.radix.onehot_words()],
             masks: vec![0; g * sh.mask_words()],
             prods: vec![0; g * sh.prod_words()],
-            mono: zeros(top::MONOMIALS * n),
+            mono: zeros(sh.monomials() * n),
             a: zeros(k),
-            c: zeros(top::MONOMIALS * k),
+            c: zeros(sh.monomials() * k),
         };
-        let mut view = TopMaterial {
+        let mut view = TopMaterial::<C, O> {
             r: &mut m.r,
             msb: &mut m.msb,
             onehot: &mut m.onehot,
@@ -67,12 +69,12 @@ fn run<O: Ring>(h: &mut Harness, x: &[O], v: Option<&[O]>) -> (Vec<O>, Vec<O>, C
         m
     });
     let mut cost = Cost::default();
-    let ys = [0, 1].map(|i| xs[i].iter().zip(&t[i].r).map(|(x, r)| reduce::<O, u32>(*x).add(*r)).collect());
-    let y: Vec<u32> = reveal(&ys);
+    let ys = [0, 1].map(|i| xs[i].iter().zip(&t[i].r).map(|(x, r)| reduce::<O, C>(*x).add(*r)).collect());
+    let y: Vec<C> = reveal(&ys);
     let f: Option<Vec<O>> = vs
         .as_ref()
         .map(|vs| reveal(&[0, 1].map(|i| vs[i].iter().zip(&t[i].a).map(|(v, a)| v.sub(*a)).collect())));
-    let mut wire = vec![0u8; n * 4];
+    let mut wire = vec![0u8; n * C::BYTES];
     encode_slice(&ys[0], &mut wire).unwrap();
     cost.bytes += (wire.len() + if mul { n * O::BYTES } else { 0 }) as u64;
     cost.rounds += 1;
@@ -95,7 +97,7 @@ fn run<O: Ring>(h: &mut Harness, x: &[O], v: Option<&[O]>) -> (Vec<O>, Vec<O>, C
             .unwrap();
     }
     let msgs = [0, 1].map(|i| {
-        let mut m = vec![0u64; g * top::TOP_MASKS];
+        let mut m = vec![0u64; g * sh.top.wires()];
         top::radix_top_open(&sh, &state[i], &opened0, &t[i].msb, &t[i].masks, &t[i].prods, &mut m).unwrap();
         m
     });
@@ -109,7 +111,7 @@ fn run<O: Ring>(h: &mut Harness, x: &[O], v: Option<&[O]>) -> (Vec<O>, Vec<O>, C
             (Some(vs), Some(f)) => Some(TopMul { f, v: &vs[i], mul_c: &t[i].c }),
             _ => None,
         };
-        top::radix_top_finish(PARTIES[i], &y, &opened, &t[i].mono, m, &mut s, &mut sv).unwrap();
+        top::radix_top_finish(PARTIES[i], &sh, &y, &opened, &t[i].mono, m, &mut s, &mut sv).unwrap();
         (s, sv)
     });
     assert_eq!(cost.bytes, step.online_bytes_per_party(), "online bytes of {step:?}");
@@ -118,54 +120,57 @@ fn run<O: Ring>(h: &mut Harness, x: &[O], v: Option<&[O]>) -> (Vec<O>, Vec<O>, C
     (reveal(&[s0, s1]), reveal(&[p0, p1]), cost)
 }
 
-/// Inputs (low 32 bits; the high bits random for Z_2^64) whose opened y equals the dealer's r,
-/// or r with one bit flipped, or r plus or minus 1, cycling over the lanes.
-fn adversarial<O: Ring>(h: &mut Harness, n: usize) -> Vec<O> {
-    let mut r = [zeros::<u32>(n), zeros::<u32>(n)];
+/// Inputs whose opened y equals the dealer's r, or r with one bit flipped, or r plus or minus
+/// 1, cycling over the lanes (for a circuit narrower than O: in the low bits, the high bits
+/// random or the sign extended).
+fn adversarial<C: Ring, O: Ring>(h: &mut Harness, n: usize) -> Vec<O> {
+    let mut r = [zeros::<C>(n), zeros::<C>(n)];
     for (i, p) in PARTIES.iter().enumerate() {
         h.streams(*p).prg(STEP, Purpose::R).fill_ring(&mut r[i]);
     }
-    let r: Vec<u32> = reveal(&r);
+    let r: Vec<C> = reveal(&r);
     let hi = h.rand::<O>(n);
     (0..n)
         .map(|i| {
-            let y = match i % 35 {
+            let y = match i % (C::BITS as usize + 3) {
                 0 => r[i],
-                1 => r[i].wrapping_add(1),
-                2 => r[i].wrapping_sub(1),
-                b => r[i] ^ (1 << (b - 3)),
+                1 => r[i].add(C::ONE),
+                2 => r[i].sub(C::ONE),
+                b => r[i].xor(C::pow2(b as u32 - 3)),
             };
-            let low = O::from_u64(u64::from(y.wrapping_sub(r[i])));
-            // Keep the low 32 bits, sign-extend for Z_2^64 (the narrow contract), or not.
-            if O::BITS == 64 && i % 2 == 0 {
-                O::from_i64(i64::from(y.wrapping_sub(r[i]) as i32))
+            let low = y.sub(r[i]);
+            if O::BITS == C::BITS || i % 2 == 0 {
+                O::from_i64(low.to_i64())
             } else {
-                O::from_u64(hi[i].to_u64() & !0xffff_ffff).add(low)
+                O::from_u64((hi[i].to_u64() >> C::BITS << C::BITS) | low.to_u64())
             }
         })
         .collect()
 }
 
-fn sign32<O: Ring>(x: &[O]) -> Vec<O> {
-    x.iter().map(|v| O::from_u64(u64::from((reduce::<O, u32>(*v) as i32) < 0))).collect()
+/// [x < 0] of the circuit's low bits.
+fn sign_of<C: Ring, O: Ring>(x: &[O]) -> Vec<O> {
+    x.iter().map(|v| O::from_u64(u64::from(reduce::<O, C>(*v).to_i64() < 0))).collect()
 }
 
-fn check<O: Ring>(tag: u8) {
+fn check<C: Ring, O: Ring>(tag: u8) {
     let mut h = Harness::new(tag);
     for n in [1usize, 63, 64, 65, 300] {
-        let mut x: Vec<O> = [0i64, 1, -1, i64::from(i32::MIN), i64::from(i32::MAX)].map(O::from_i64).to_vec();
+        let lim = C::pow2(C::BITS - 1);
+        let mut x: Vec<O> = [0i64, 1, -1].map(O::from_i64).to_vec();
+        x.extend([lim, lim.sub(C::ONE)].map(|v| O::from_i64(v.to_i64())));
         x.extend(h.rand::<O>(n));
-        let (s, _, _) = run::<O>(&mut h, &x, None);
-        assert_eq!(s, sign32(&x), "n={n}");
+        let (s, _, _) = run::<C, O>(&mut h, &x, None);
+        assert_eq!(s, sign_of::<C, O>(&x), "n={n}");
     }
     for n in [70usize, 1000] {
-        let x = adversarial::<O>(&mut h, n);
-        let (s, _, _) = run::<O>(&mut h, &x, None);
-        assert_eq!(s, sign32(&x), "adversarial n={n}");
-        let x = adversarial::<O>(&mut h, n);
+        let x = adversarial::<C, O>(&mut h, n);
+        let (s, _, _) = run::<C, O>(&mut h, &x, None);
+        assert_eq!(s, sign_of::<C, O>(&x), "adversarial n={n}");
+        let x = adversarial::<C, O>(&mut h, n);
         let v = h.rand::<O>(n);
-        let (s, sv, _) = run::<O>(&mut h, &x, Some(&v));
-        let want = sign32(&x);
+        let (s, sv, _) = run::<C, O>(&mut h, &x, Some(&v));
+        let want = sign_of::<C, O>(&x);
         assert_eq!(s, want, "sign beside the product, n={n}");
         let sel: Vec<O> = want.iter().zip(&v).map(|(s, v)| s.mul(*v)).collect();
         assert_eq!(sv, sel, "select n={n}");
@@ -174,17 +179,24 @@ fn check<O: Ring>(tag: u8) {
 
 #[test]
 fn top_sign_z32() {
-    check::<u32>(43);
+    check::<u32, u32>(43);
+}
+
+#[test]
+fn top_sign_narrow() {
+    check::<u32, u64>(44);
 }
 
 #[test]
 fn top_sign_z64() {
-    check::<u64>(44);
+    check::<u64, u64>(45);
 }
 
-/// Costs from the design, 64 values: 3 rounds; y 256 B, level 0's 13 words and the top's 3;
-/// P1 gets msb, 120 one-hot words, 37 level-0 products and 15 t m_S, and 4 monomials per value
-/// (8 with a multiplicand). Against the 4-round form: the same online bytes, one round fewer.
+/// Costs from the design, 64 values: 3 rounds. l = 32: y 256 B, level 0's 13 words and the
+/// top's 3; P1 gets msb, 120 one-hot words, 37 level-0 products and 15 t m_S, and 4 monomials
+/// per value (8 with a multiplicand). l = 64: level 0's 27 words and the top's 7; 248 one-hot
+/// words, 81 level-0 products and 3 x 15 t m_S, 22 monomials. Against the 4-round form: the same
+/// online bytes, one round fewer.
 #[test]
 fn top_costs() {
     let cost = |op| {
@@ -193,14 +205,22 @@ fn top_costs() {
     };
     let (z32, z64) = (RingId::Z32, RingId::Z64);
     assert_eq!(
-        cost(Op::SignRadixTopA { out: z32, len: 64, mul: false }),
+        cost(Op::SignRadixTopA { ring: z32, out: z32, len: 64, mul: false }),
         (256 + 16 * 8, (1 + 120 + 52) * 8 + 4 * 256, 3)
     );
     assert_eq!(
-        cost(Op::SignRadixTopA { out: z64, len: 64, mul: true }),
+        cost(Op::SignRadixTopA { ring: z32, out: z64, len: 64, mul: true }),
         (256 + 512 + 16 * 8, (1 + 120 + 52) * 8 + 8 * 512, 3)
     );
-    let (four, _, r4) = cost(Op::SignRadixA { ring: z32, out: z64, len: 64, mul: true });
-    let (three, _, r3) = cost(Op::SignRadixTopA { out: z64, len: 64, mul: true });
-    assert_eq!((four, r4 - r3), (three, 1));
+    assert_eq!(
+        cost(Op::SignRadixTopA { ring: z64, out: z64, len: 64, mul: true }),
+        (512 + 512 + 34 * 8, (1 + 248 + 81 + 45) * 8 + 44 * 512, 3)
+    );
+    for (ring, out) in [(z32, z64), (z64, z64)] {
+        let (four, _, r4) = cost(Op::SignRadixA { ring, out, len: 64, mul: true });
+        let (three, _, r3) = cost(Op::SignRadixTopA { ring, out, len: 64, mul: true });
+        assert_eq!((four, r4 - r3), (three, 1));
+    }
+    assert_eq!(TopShape::new(64, 1).monomials(), 22);
+    assert!(Step::bare(Op::SignRadixTopA { ring: z64, out: z32, len: 64, mul: false }).validate(0).is_err());
 }

@@ -226,12 +226,12 @@ impl<'d, R: Ring> GroupDealer<'d, R> {
         }
     }
 
-    /// P1's product words of the nodes of `level` (their masks drawn in order); the masks of
-    /// the level's last node are left in `last`.
+    /// P1's product words of the nodes of `level` (their masks drawn in order); node i's masks
+    /// are left in `masks[i]`.
     pub(crate) fn level<W: Write>(
         &mut self,
         level: u32,
-        last: &mut [u64; 2 * shape::FAN],
+        masks: &mut [[u64; 2 * shape::FAN]; shape::MAX_NODES],
         w: &mut W,
     ) -> Result<(), Error> {
         if level >= 2 {
@@ -240,14 +240,14 @@ impl<'d, R: Ring> GroupDealer<'d, R> {
                 reason: "radix comparison deeper than two levels",
             });
         }
-        for (nd, fam) in self.sh.level(level).iter() {
-            *last = [0u64; 2 * shape::FAN];
-            self.masks(&mut last[..2 * nd.k]);
+        for ((nd, fam), mk) in self.sh.level(level).iter().zip(masks.iter_mut()) {
+            *mk = [0u64; 2 * shape::FAN];
+            self.masks(&mut mk[..2 * nd.k]);
             let mut out = [0u64; shape::MAX_FAMILY];
             let out = &mut out[..fam.sets().len()];
             self.pr0.fill_ring(out);
             for (o, &set) in out.iter_mut().zip(fam.sets()) {
-                *o ^= mask_product(last, set);
+                *o ^= mask_product(mk, set);
             }
             put_ring(w, out)?;
         }
@@ -292,12 +292,12 @@ pub fn deal_radix<R: Ring, O: Ring, W: Write>(
         (elems(&d.p0, Purpose::A), elems(&d.p1, Purpose::A), elems(&d.p0, Purpose::C));
     let mut r = [R::ZERO; 64];
     let mut xo = [O::ZERO; 64];
-    let mut last = [0u64; 2 * shape::FAN];
+    let mut masks = [[0u64; 2 * shape::FAN]; shape::MAX_NODES];
     for g in groups {
         let lanes = (len - 64 * g).min(64);
         gd.leaves(lanes, &mut r, w)?;
         for level in 0..sh.levels() {
-            gd.level(level, &mut last, w)?;
+            gd.level(level, &mut masks, w)?;
         }
         // daBit and, with a multiplicand, D a.
         let dbit = d0.next_elem::<u64>() ^ d1.next_elem::<u64>();

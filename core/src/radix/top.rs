@@ -1,40 +1,47 @@
-//! The radix comparison of 32-bit values in 3 rounds: its last tree level and the B2A round
-//! become one round whose output is arithmetic (plan op `SignRadixTopA`).
+//! The radix comparison in 3 rounds: its last tree level and the B2A become one round whose
+//! output is arithmetic (plan op `SignRadixTopA`), for circuits of 32 bits (a top over 2
+//! level-0 nodes) and 64 bits (over 4).
 //!
-//! For l = 32 the circuit of [`super`] has 8 chunks, one level of fan-in 4 (node 0 over chunks
-//! 0-3, which needs only G_0; node 1 over chunks 4-7, which gives G_1 and P_1), and a top node
-//! c = G_1 ^ P_1 G_0 followed by a B2A of s = msb(y) ^ t ^ c, t = msb(r). Here the top node
-//! computes t ^ c directly as an integer:
+//! The 4-round circuit of [`super`] has one level of fan-in 4 over the chunks (node 0, the
+//! lowest, gives G_0; nodes j >= 1 give G_j and P_j), a top node c = carry over the level-0
+//! nodes, and a B2A of s = msb(y) ^ t ^ c, t = msb(r). Here the top computes t ^ c directly as
+//! an integer. For one node over a lower carry c', t ^ (G_j or P_j c') is
 //!
-//! * t = 0: t ^ c = c = G_1 + P_1 G_0 (G_1 and P_1 never both hold);
-//! * t = 1: t ^ c = not c = L_1 + P_1 (not G_0), with L_1 = (not G_1)(not P_1) = 1 ^ G_1 ^ P_1,
-//!   since not (G_1 or P_1 G_0) = (not G_1)(not P_1 or not G_0) and P_1 implies not G_1.
+//! * t = 0: G_j + P_j c' (G_j and P_j never both hold);
+//! * t = 1: not (G_j or P_j c') = L_j + P_j (not c'), with L_j = (not G_j)(not P_j) = 1 ^ G_j ^ P_j
+//!   (P_j implies not G_j),
 //!
-//! So t ^ c = X + P Q with X = G_1 ^ t ^ t P_1, P = P_1, Q = G_0 ^ t, all three XOR-shared
-//! after level 0: t P_1 expands like P_1 itself (a product over node 1's P wires) with the
-//! dealer's XOR shares of t m_S for every subset S of those wires (15 words; t itself for S
-//! empty). Round 3 opens X, P, Q masked (x^ = X ^ m_x, ...); with X = x^ + (1 - 2x^) m_x and
-//! likewise for P and Q,
+//! that is X_j + P_j (t ^ c') with X_j = G_j ^ t ^ t P_j. Unrolled over K nodes:
 //!
-//!   s = msb(y) + (1 - 2 msb(y)) (X + P Q) = c_0 + c_x m_x + c_p m_p + c_q m_q + c_pq m_p m_q
+//!   t ^ c = X_(K-1) + P_(K-1) X_(K-2) + ... + P_(K-1) ... P_1 Q_0,   Q_0 = G_0 ^ t,
 //!
-//! with public coefficients, so a share of s needs arithmetic shares of the four monomials
-//! m_x, m_p, m_q, m_p m_q (dealt in the result ring O). With a multiplicand v (v - a = f opened
-//! in round 1), s v = c_0 v + sum_T c_T (f m_T + m_T a): the dealer deals m_T a as well.
+//! a sum of K products ("terms") of the 2K - 1 wires V_0 = Q_0, V_j = X_j and P_j (j >= 1), all
+//! XOR-shared after level 0: t P_j expands like P_j itself (a product over node j's P wires)
+//! with the dealer's XOR shares of t m_S for every non-empty subset S of those wires (and t
+//! itself for S empty). Round 3 opens every wire masked (w^ = w ^ m_w); with w = w^ + (1 - 2w^)
+//! m_w, each term expands into public coefficients times the products m_S of its wire masks:
 //!
-//! Cost against the 4-round form: one round fewer and the same online bytes; the dealer
-//! deals 15 more words per group and 4 (8 with a multiplicand) ring elements per value
-//! instead of 1 (2). Exact for every input: the sign equals [x < 0] for every x in Z_2^32.
+//!   s = msb(y) + (1 - 2 msb(y)) (t ^ c) = c_0 + sum_S c_S m_S
 //!
-//! P1's corrections per group: [msb word][one-hot words][level-0 product words][15 t m_S
-//! words][4 lanes monomials, lane-major][with a multiplicand: 4 lanes monomials times a].
+//! over the monomials S (every non-empty subset of some term: 4 for K = 2, 22 for K = 4), so a
+//! share of s needs arithmetic shares of the monomials (dealt in the result ring O). With a
+//! multiplicand v (v - a = f opened in round 1), s v = c_0 v + sum_S c_S (f m_S + m_S a): the
+//! dealer deals m_S a as well.
+//!
+//! Cost against the 4-round form: one round fewer and the same online bytes; the dealer deals
+//! 15 (K - 1) more words per group and M (2M with a multiplicand) ring elements per value
+//! instead of 1 (2), M the monomials: callers spend it where values are few. Exact for every
+//! input: the sign equals [x < 0] for every x of the circuit's ring.
+//!
+//! P1's corrections per group: [msb word][one-hot words][level-0 product words][t m_S words,
+//! nodes 1..K][M lanes monomials, lane-major][with a multiplicand: M lanes monomials times a].
 
 use core::ops::Range;
 
 use embedded_io::Write;
 
 use super::party::{Strides, expand_set, level_finish, level_open};
-use super::shape::FAN;
+use super::shape::{FAN, MAX_NODES};
 use super::{GroupDealer, RadixShape, mask_product};
 use crate::corr::{Corrections, DealerStreams, Streams, at, put_ring};
 use crate::prg::Purpose;
@@ -43,26 +50,80 @@ use crate::{Error, Party, Ring};
 
 /// Rounds: open y, level 0, the arithmetic top.
 pub const ROUNDS: u32 = 3;
-/// Monomials of the top: m_x, m_p, m_q, m_p m_q.
-pub const MONOMIALS: usize = 4;
-/// Words of t m_S per group (the non-empty subsets of node 1's four P wires).
-pub const T_WORDS: usize = 15;
-/// Wire masks of the top per group (X, P, Q).
-pub const TOP_MASKS: usize = 3;
-/// Circuit width.
-const BITS: u32 = 32;
+/// Most monomials of a top (K = 4).
+pub const MAX_MONOMIALS: usize = 22;
+/// Most wires of a top (2K - 1 for K = 4).
+const MAX_WIRES: usize = 2 * MAX_NODES - 1;
 
-/// The shape of a 3-round comparison of `len` 32-bit values.
+/// The top's algebra over K level-0 nodes: wire w < K is V_w (Q_0, then X_1 ..), wire K - 1 + j
+/// is P_j (j = 1 .. K-1); term j = V_j times P_i for every i > j; the monomials are every
+/// non-empty subset of some term, in increasing order as bit sets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Top {
+    /// K.
+    pub k: usize,
+    terms: [u8; MAX_NODES],
+    mono: [u8; MAX_MONOMIALS],
+    n_mono: usize,
+}
+
+impl Top {
+    /// The top over `k` (2..=4) nodes.
+    pub fn new(k: usize) -> Self {
+        let mut t = Top { k, terms: [0; MAX_NODES], mono: [0; MAX_MONOMIALS], n_mono: 0 };
+        for j in 0..k {
+            t.terms[j] = 1 << j;
+            for i in j + 1..k {
+                t.terms[j] |= 1 << (k - 1 + i.max(1));
+            }
+        }
+        for s in 1u8..(1 << (2 * k - 1)) {
+            if t.n_mono < MAX_MONOMIALS && t.terms[..k].iter().any(|&tm| s & !tm == 0) {
+                t.mono[t.n_mono] = s;
+                t.n_mono += 1;
+            }
+        }
+        t
+    }
+
+    /// Wires opened in round 3.
+    pub const fn wires(&self) -> usize {
+        2 * self.k - 1
+    }
+
+    /// The monomials (bit sets over the wires).
+    pub fn monomials(&self) -> &[u8] {
+        &self.mono[..self.n_mono]
+    }
+
+    /// The terms (bit sets over the wires).
+    pub fn terms(&self) -> &[u8] {
+        &self.terms[..self.k]
+    }
+}
+
+/// The shape of a 3-round comparison of `len` values on a `bits`-bit circuit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TopShape {
     /// The radix shape whose level 0 this protocol runs.
     pub radix: RadixShape,
+    /// The top over level 0's nodes.
+    pub top: Top,
 }
 
 impl TopShape {
-    /// The shape for `len` values.
-    pub const fn new(len: usize) -> Self {
-        TopShape { radix: RadixShape::new(BITS, len) }
+    /// The shape for `len` values of a `bits`-bit circuit (32 or 64).
+    pub fn new(bits: u32, len: usize) -> Self {
+        let radix = RadixShape::new(bits, len);
+        TopShape { radix, top: Top::new(radix.width(1).clamp(2, MAX_NODES)) }
+    }
+
+    /// Errors unless the circuit's tree is level 0 and one top over 2..=4 nodes.
+    pub fn check(&self, step: u32) -> Result<(), Error> {
+        if self.radix.levels() != 2 || !(2..=MAX_NODES).contains(&self.radix.width(1)) {
+            return Err(Error::BadStep { step, reason: "3-round comparison: level 0 and one top node" });
+        }
+        Ok(())
     }
 
     /// Groups of 64 lanes.
@@ -70,14 +131,24 @@ impl TopShape {
         self.radix.groups()
     }
 
-    /// Mask words per group: level 0's, then the top's 3.
-    pub fn mask_words(&self) -> usize {
-        self.radix.level_offsets(1).0 + TOP_MASKS
+    /// t m_S words per group of node `j` (>= 1): its P wires' non-empty subsets.
+    fn t_words_of(&self, j: usize) -> usize {
+        (1 << self.radix.node(0, j).k) - 1
     }
 
-    /// Product words per group: level 0's family products, then the 15 t m_S.
+    /// t m_S words per group.
+    pub fn t_words(&self) -> usize {
+        (1..self.top.k).map(|j| self.t_words_of(j)).sum()
+    }
+
+    /// Mask words per group: level 0's, then the top's wires.
+    pub fn mask_words(&self) -> usize {
+        self.radix.level_offsets(1).0 + self.top.wires()
+    }
+
+    /// Product words per group: level 0's family products, then the t m_S.
     pub fn prod_words(&self) -> usize {
-        self.radix.level_offsets(1).1 + T_WORDS
+        self.radix.level_offsets(1).1 + self.t_words()
     }
 
     pub(crate) fn strides(&self) -> Strides {
@@ -88,29 +159,35 @@ impl TopShape {
     pub fn level_msg_words(&self) -> usize {
         self.radix.level_msg_words(0)
     }
+
+    /// Monomials per value.
+    pub fn monomials(&self) -> usize {
+        self.top.monomials().len()
+    }
 }
 
-/// P1 correction bytes for `len` comparisons with results in `out`.
-pub fn correction_bytes(out: RingId, len: u32, mul: bool) -> u64 {
-    let sh = TopShape::new(len as usize);
+/// P1 correction bytes for `len` comparisons on `ring` with results in `out`.
+pub fn correction_bytes(ring: RingId, out: RingId, len: u32, mul: bool) -> u64 {
+    let sh = TopShape::new(ring.bits(), len as usize);
     let words = (1 + sh.radix.onehot_words() + sh.prod_words()) as u64;
-    let per = if mul { 2 } else { 1 } * MONOMIALS as u64;
+    let per = if mul { 2 } else { 1 } * sh.monomials() as u64;
     sh.groups() as u64 * words * 8 + u64::from(len) * out.bytes() as u64 * per
 }
 
-/// Online bytes per party: y (and f with a multiplicand), level 0's words, the top's 3 words.
-pub fn online_bytes(out: RingId, len: u32, mul: bool) -> u64 {
-    let sh = TopShape::new(len as usize);
+/// Online bytes per party: y (and f with a multiplicand), level 0's words, the top's wires.
+pub fn online_bytes(ring: RingId, out: RingId, len: u32, mul: bool) -> u64 {
+    let sh = TopShape::new(ring.bits(), len as usize);
     let f = if mul { u64::from(len) * out.bytes() as u64 } else { 0 };
-    u64::from(len) * 4 + f + sh.groups() as u64 * (sh.level_msg_words() + TOP_MASKS) as u64 * 8
+    let words = (sh.level_msg_words() + sh.top.wires()) as u64;
+    u64::from(len) * ring.bytes() as u64 + f + sh.groups() as u64 * words * 8
 }
 
 /// A party's correlation for the 3-round comparison, sized by [`TopShape`] (`mul_a`, `mul_c`
-/// empty without a multiplicand).
+/// empty without a multiplicand). The circuit runs on ring `C`, the result in `O`.
 #[derive(Debug)]
-pub struct TopMaterial<'a, O> {
+pub struct TopMaterial<'a, C, O> {
     /// r share (len).
-    pub r: &'a mut [u32],
+    pub r: &'a mut [C],
     /// Boolean share of t = msb(r) (one word per group).
     pub msb: &'a mut [u64],
     /// One-hot words (groups * onehot_words).
@@ -119,34 +196,35 @@ pub struct TopMaterial<'a, O> {
     pub masks: &'a mut [u64],
     /// Level-0 mask products and t m_S (groups * prod_words).
     pub prods: &'a mut [u64],
-    /// The monomials m_x, m_p, m_q, m_p m_q, lane-major (4 len).
+    /// The monomials, lane-major (M len).
     pub mono: &'a mut [O],
     /// Mask a of the multiplicand (len, or empty).
     pub mul_a: &'a mut [O],
-    /// The monomials times a (4 len, or empty).
+    /// The monomials times a (M len, or empty).
     pub mul_c: &'a mut [O],
 }
 
 /// Expands a party's correlation for step `step`.
-pub fn expand_radix_top<O: Ring>(
+pub fn expand_radix_top<C: Ring, O: Ring>(
     s: &Streams<'_>,
     step: u32,
     corr: &mut Corrections<'_>,
-    m: &mut TopMaterial<'_, O>,
+    m: &mut TopMaterial<'_, C, O>,
 ) -> Result<(), Error> {
-    let sh = TopShape::new(m.r.len());
-    let (g, n) = (sh.groups(), m.r.len());
+    let sh = TopShape::new(C::BITS, m.r.len());
+    sh.check(step)?;
+    let (g, n, mn) = (sh.groups(), m.r.len(), sh.monomials());
     let (ow, pw) = (sh.radix.onehot_words(), sh.prod_words());
     check_len("radix msb words", g, m.msb.len())?;
     check_len("radix one-hot words", g * ow, m.onehot.len())?;
     check_len("radix mask words", g * sh.mask_words(), m.masks.len())?;
     check_len("radix product words", g * pw, m.prods.len())?;
-    check_len("radix monomials", MONOMIALS * n, m.mono.len())?;
+    check_len("radix monomials", mn * n, m.mono.len())?;
     let mul = !m.mul_a.is_empty();
     if mul {
         check_len("multiplicand mask", n, m.mul_a.len())?;
     }
-    check_len("multiplicand products", MONOMIALS * m.mul_a.len(), m.mul_c.len())?;
+    check_len("multiplicand products", mn * m.mul_a.len(), m.mul_c.len())?;
     s.prg(step, Purpose::R).fill_ring(m.r);
     s.prg(step, Purpose::WireMask).fill_ring(m.masks);
     s.prg(step, Purpose::A).fill_ring(m.mul_a);
@@ -160,7 +238,7 @@ pub fn expand_radix_top<O: Ring>(
         }
         Party::P1 => {
             for gi in 0..g {
-                let lanes = MONOMIALS * 64 * gi..MONOMIALS * n.min(64 * (gi + 1));
+                let lanes = mn * 64 * gi..mn * n.min(64 * (gi + 1));
                 corr.read_words(&mut m.msb[gi..=gi])?;
                 corr.read_words(&mut m.onehot[gi * ow..(gi + 1) * ow])?;
                 corr.read_words(&mut m.prods[gi * pw..(gi + 1) * pw])?;
@@ -174,8 +252,8 @@ pub fn expand_radix_top<O: Ring>(
     Ok(())
 }
 
-/// Node 1's P wires (a bit set over its 8 wires) and the rank of subset `s` among their
-/// non-empty subsets (the order of the t m_S words).
+/// The rank of subset `s` of a node's P wires `p_term` among their non-empty subsets (the
+/// order of the t m_S words).
 fn t_rank(p_term: u16, s: u16) -> usize {
     let (mut c, mut j) = (0usize, 0);
     for b in 0..2 * FAN {
@@ -187,9 +265,9 @@ fn t_rank(p_term: u16, s: u16) -> usize {
     c - 1
 }
 
-/// Dealer: P1's corrections for groups `groups` of `len` comparisons (layout in the module
-/// docs); `mul`: with a multiplicand.
-pub fn deal_radix_top<O: Ring, W: Write>(
+/// Dealer: P1's corrections for groups `groups` of `len` comparisons on ring `C` (layout in
+/// the module docs); `mul`: with a multiplicand.
+pub fn deal_radix_top<C: Ring, O: Ring, W: Write>(
     d: &DealerStreams<'_>,
     step: u32,
     len: usize,
@@ -197,39 +275,45 @@ pub fn deal_radix_top<O: Ring, W: Write>(
     groups: Range<usize>,
     w: &mut W,
 ) -> Result<(), Error> {
-    let sh = TopShape::new(len);
-    let g0 = groups.start;
-    let mut gd = GroupDealer::<u32>::new(d, step, sh.radix, g0, sh.strides());
+    let sh = TopShape::new(C::BITS, len);
+    sh.check(step)?;
+    let (g0, mn) = (groups.start, sh.monomials());
+    let mut gd = GroupDealer::<C>::new(d, step, sh.radix, g0, sh.strides());
     let elems = |s: &Streams<'_>, q, per| at::<O>(s.prg(step, q), per * 64 * g0);
-    let mut mono0 = elems(&d.p0, Purpose::DaBitA, MONOMIALS);
+    let mut mono0 = elems(&d.p0, Purpose::DaBitA, mn);
     let (mut a0, mut a1, mut c0) =
-        (elems(&d.p0, Purpose::A, 1), elems(&d.p1, Purpose::A, 1), elems(&d.p0, Purpose::C, MONOMIALS));
-    let p_term = sh.radix.level(0).iter().nth(1).map(|(_, f)| f.p_term()).unwrap_or(0);
-    let mut r = [0u32; 64];
-    let mut node1 = [0u64; 2 * FAN];
-    let mut xo = [O::ZERO; MONOMIALS * 64];
+        (elems(&d.p0, Purpose::A, 1), elems(&d.p1, Purpose::A, 1), elems(&d.p0, Purpose::C, mn));
+    let lv = sh.radix.level(0);
+    let mut r = [C::ZERO; 64];
+    let mut masks = [[0u64; 2 * FAN]; MAX_NODES];
+    let mut xo = [O::ZERO; MAX_MONOMIALS * 64];
     for g in groups {
         let lanes = (len - 64 * g).min(64);
         let t = gd.leaves(lanes, &mut r, w)?;
-        gd.level(0, &mut node1, w)?;
-        let mut tp = [0u64; T_WORDS];
-        let mut s = p_term;
-        while s != 0 {
-            tp[t_rank(p_term, s)] = t & mask_product(&node1, s);
-            s = (s - 1) & p_term;
+        gd.level(0, &mut masks, w)?;
+        for ((_, fam), mk) in lv.iter().zip(&masks).skip(1) {
+            let p_term = fam.p_term();
+            let mut tp = [0u64; (1 << FAN) - 1];
+            let mut s = p_term;
+            while s != 0 {
+                tp[t_rank(p_term, s)] = t & mask_product(mk, s);
+                s = (s - 1) & p_term;
+            }
+            for v in &tp[..(1 << fam.k) - 1] {
+                gd.product_word(*v, w)?;
+            }
         }
-        for v in tp {
-            gd.product_word(v, w)?;
-        }
-        let mut top = [0u64; TOP_MASKS];
-        gd.masks(&mut top);
-        let xo = &mut xo[..MONOMIALS * lanes];
-        mono0.fill_ring(xo);
+        let mut top = [0u64; MAX_WIRES];
+        gd.masks(&mut top[..sh.top.wires()]);
+        let words: [u64; MAX_MONOMIALS] = core::array::from_fn(|i| {
+            sh.top.monomials().get(i).map_or(0, |&s| mask_product(&top, u16::from(s)))
+        });
         let bit = |m: u64, lane: usize| O::from_bit(m >> lane);
+        let xo = &mut xo[..mn * lanes];
+        mono0.fill_ring(xo);
         for lane in 0..lanes {
-            let mono = [bit(top[0], lane), bit(top[1], lane), bit(top[2], lane), bit(top[1] & top[2], lane)];
-            for (o, m) in xo[MONOMIALS * lane..][..MONOMIALS].iter_mut().zip(mono) {
-                *o = m.sub(*o);
+            for (o, m) in xo[mn * lane..][..mn].iter_mut().zip(&words) {
+                *o = bit(*m, lane).sub(*o);
             }
         }
         put_ring(w, xo)?;
@@ -237,9 +321,8 @@ pub fn deal_radix_top<O: Ring, W: Write>(
             c0.fill_ring(xo);
             for lane in 0..lanes {
                 let a = a0.next_elem::<O>().add(a1.next_elem::<O>());
-                let mono = [top[0], top[1], top[2], top[1] & top[2]];
-                for (o, m) in xo[MONOMIALS * lane..][..MONOMIALS].iter_mut().zip(mono) {
-                    *o = bit(m, lane).mul(a).sub(*o);
+                for (o, m) in xo[mn * lane..][..mn].iter_mut().zip(&words) {
+                    *o = bit(*m, lane).mul(a).sub(*o);
                 }
             }
             put_ring(w, xo)?;
@@ -270,8 +353,9 @@ pub fn radix_top_level_finish(
     level_finish(party, &sh.radix, sh.strides(), 0, state, opened, masks, prods)
 }
 
-/// Round 3: this party's masked X, P, Q per group (3 words), from the state after level 0,
-/// level 0's opened wires `opened0` (node 1's P wires give t P_1) and t's shares `msb`.
+/// Round 3: this party's masked wires per group (the top's wires), from the state after
+/// level 0, level 0's opened wires `opened0` (each node's P wires give t P_j) and t's shares
+/// `msb`.
 pub fn radix_top_open(
     sh: &TopShape,
     state: &[u64],
@@ -281,36 +365,42 @@ pub fn radix_top_open(
     prods: &[u64],
     msg: &mut [u64],
 ) -> Result<(), Error> {
-    let (g_n, c_n) = (sh.groups(), sh.radix.chunks());
+    let (g_n, c_n, k, nw) = (sh.groups(), sh.radix.chunks(), sh.top.k, sh.top.wires());
     let (mw, pw, per) = (sh.mask_words(), sh.prod_words(), sh.level_msg_words());
     check_len("radix state", g_n * sh.radix.state_words(), state.len())?;
     check_len("radix level opened", g_n * per, opened0.len())?;
     check_len("radix msb words", g_n, msb.len())?;
     check_len("radix mask words", g_n * mw, masks.len())?;
     check_len("radix product words", g_n * pw, prods.len())?;
-    check_len("radix top message", g_n * TOP_MASKS, msg.len())?;
+    check_len("radix top message", g_n * nw, msg.len())?;
     let lv = sh.radix.level(0);
-    let mut nodes = lv.iter();
-    let (Some((_, f0)), Some((n1, f1)), None) = (nodes.next(), nodes.next(), nodes.next()) else {
-        return Err(Error::Length { what: "radix top level nodes", expected: 2, got: lv.iter().count() });
-    };
-    let p_term = f1.p_term();
     for g in 0..g_n {
         let st = &state[g * 2 * c_n..(g + 1) * 2 * c_n];
-        // Node 1's opened wires follow node 0's in the level-0 message.
-        let mut hat = [0u64; 2 * FAN];
-        let wires = (0..2 * n1.k).filter(|b| f1.used >> b & 1 == 1);
-        for (o, b) in (g * per + f0.opened()..).zip(wires) {
-            hat[b] = opened0[o];
-        }
-        let tp = &prods[g * pw + (pw - T_WORDS)..(g + 1) * pw];
         let t = msb[g];
-        let t_p1 = expand_set(p_term, &hat, |s| if s == 0 { t } else { tp[t_rank(p_term, s)] });
-        let (g0, g1, p1) = (st[0], st[1], st[c_n + 1]);
-        let m = &masks[g * mw + (mw - TOP_MASKS)..(g + 1) * mw];
-        let wires = [g1 ^ t ^ t_p1, p1, g0 ^ t];
-        for (j, wv) in wires.iter().enumerate() {
-            msg[g * TOP_MASKS + j] = wv ^ m[j];
+        let mut wires = [0u64; MAX_WIRES];
+        wires[0] = st[0] ^ t;
+        let (mut o, mut tpo) = (g * per, g * pw + (pw - sh.t_words()));
+        for (j, (nd, fam)) in lv.iter().enumerate() {
+            // Node j's opened wires, in the level-0 message after the nodes before it.
+            let mut hat = [0u64; 2 * FAN];
+            let used = (0..2 * nd.k).filter(|b| fam.used >> b & 1 == 1);
+            for (oo, b) in (o..).zip(used) {
+                hat[b] = opened0[oo];
+            }
+            o += fam.opened();
+            if j == 0 {
+                continue;
+            }
+            let p_term = fam.p_term();
+            let tp = &prods[tpo..tpo + sh.t_words_of(j)];
+            tpo += sh.t_words_of(j);
+            let t_p = expand_set(p_term, &hat, |s| if s == 0 { t } else { tp[t_rank(p_term, s)] });
+            wires[j] = st[j] ^ t ^ t_p;
+            wires[k - 1 + j] = st[c_n + j];
+        }
+        let m = &masks[g * mw + (mw - nw)..(g + 1) * mw];
+        for (j, wv) in wires[..nw].iter().enumerate() {
+            msg[g * nw + j] = wv ^ m[j];
         }
     }
     Ok(())
@@ -324,59 +414,65 @@ pub struct TopMul<'a, O> {
     pub f: &'a [O],
     /// This party's share of v (len).
     pub v: &'a [O],
-    /// This party's shares of m_T a (4 len, lane-major).
+    /// This party's shares of m_S a (M len, lane-major).
     pub mul_c: &'a [O],
 }
 
 /// Round 3 finish: this party's share of s = [x < 0] into `s`, and with a multiplicand of
-/// s v into `sv`, from the opened X, P, Q (`opened`, 3 words per group) and the public y.
-pub fn radix_top_finish<O: Ring>(
+/// s v into `sv`, from the opened wires (`opened`) and the public y.
+#[allow(clippy::too_many_arguments)]
+pub fn radix_top_finish<C: Ring, O: Ring>(
     party: Party,
-    y: &[u32],
+    sh: &TopShape,
+    y: &[C],
     opened: &[u64],
     mono: &[O],
     mul: Option<TopMul<'_, O>>,
     s: &mut [O],
     sv: &mut [O],
 ) -> Result<(), Error> {
-    let n = y.len();
-    check_len("radix top opened", TOP_MASKS * n.div_ceil(64), opened.len())?;
-    check_len("radix monomials", MONOMIALS * n, mono.len())?;
+    let (n, nw, mn) = (y.len(), sh.top.wires(), sh.monomials());
+    check_len("radix top opened", nw * n.div_ceil(64), opened.len())?;
+    check_len("radix monomials", mn * n, mono.len())?;
     check_len("sign", n, s.len())?;
     if let Some(m) = &mul {
         for (what, l) in [("f", m.f.len()), ("v", m.v.len()), ("sv", sv.len())] {
             check_len(what, n, l)?;
         }
-        check_len("multiplicand products", MONOMIALS * n, m.mul_c.len())?;
+        check_len("multiplicand products", mn * n, m.mul_c.len())?;
     }
     let p0 = party.is_p0();
+    let monos = sh.top.monomials();
     for i in 0..n {
-        let z = |j: usize| (opened[TOP_MASKS * (i / 64) + j] >> (i % 64)) & 1 == 1;
-        let (zx, zp, zq) = (z(0), z(1), z(2));
-        // s = msb(y) + sigma (X + P Q), sigma = 1 - 2 msb(y); each opened wire w^ enters as
-        // w^ + (1 - 2 w^) m_w.
-        let flip = |v: bool| if v { O::ZERO.sub(O::ONE) } else { O::ONE };
+        let z: u8 =
+            (0..nw).fold(0, |acc, j| acc | (((opened[nw * (i / 64) + j] >> (i % 64)) & 1) as u8) << j);
+        // Each term prod_(w in T) (w^ + (1 - 2 w^) m_w) = sum over S in T of
+        // prod_(T \ S) w^ * prod_S (1 - 2 w^) * m_S; integer coefficients, then times sigma.
+        let (mut c0, mut coef) = (0i64, [0i64; MAX_MONOMIALS]);
+        for &tm in sh.top.terms() {
+            c0 += i64::from(z & tm == tm);
+            for (c, &sm) in coef.iter_mut().zip(monos) {
+                let rest = tm & !sm;
+                if sm & !tm == 0 && z & rest == rest {
+                    // prod over S of (1 - 2 w^): -1 per opened one in S.
+                    *c += if (z & sm).count_ones() % 2 == 1 { -1 } else { 1 };
+                }
+            }
+        }
         let my = y[i].msb() == 1;
-        let sigma = flip(my);
-        let c0 = O::from_bit(u64::from(my))
-            .add(sigma.mul(O::from_bit(u64::from(zx)).add(O::from_bit(u64::from(zp && zq)))));
-        let coef = [
-            sigma.mul(flip(zx)),
-            sigma.mul(O::from_bit(u64::from(zq))).mul(flip(zp)),
-            sigma.mul(O::from_bit(u64::from(zp))).mul(flip(zq)),
-            sigma.mul(flip(zp)).mul(flip(zq)),
-        ];
-        let mo = &mono[MONOMIALS * i..][..MONOMIALS];
-        let mut acc = if p0 { c0 } else { O::ZERO };
+        let sigma: i64 = if my { -1 } else { 1 };
+        let cst = O::from_i64(i64::from(my) + sigma * c0);
+        let mo = &mono[mn * i..][..mn];
+        let mut acc = if p0 { cst } else { O::ZERO };
         for (c, m) in coef.iter().zip(mo) {
-            acc = acc.add(c.mul(*m));
+            acc = acc.add(O::from_i64(sigma * c).mul(*m));
         }
         s[i] = acc;
         if let Some(m) = &mul {
-            let mc = &m.mul_c[MONOMIALS * i..][..MONOMIALS];
-            let mut acc = c0.mul(m.v[i]);
+            let mc = &m.mul_c[mn * i..][..mn];
+            let mut acc = cst.mul(m.v[i]);
             for ((c, mm), ma) in coef.iter().zip(mo).zip(mc) {
-                acc = acc.add(c.mul(m.f[i].mul(*mm).add(*ma)));
+                acc = acc.add(O::from_i64(sigma * c).mul(m.f[i].mul(*mm).add(*ma)));
             }
             sv[i] = acc;
         }

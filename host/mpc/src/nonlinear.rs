@@ -163,7 +163,7 @@ impl Engine {
         }
         let xs = Shared { data: x.data.repeat(k - 1), shape: vec![(k - 1) * n], frac: f };
         let (s, sx) =
-            self.sign_mul(&Shared { data: diffs, shape: vec![(k - 1) * n], frac: f }, &xs, false).await?;
+            self.sign_mul_fit(&Shared { data: diffs, shape: vec![(k - 1) * n], frac: f }, &xs, false).await?;
         let x1 = Shared { shape: vec![n], ..x.clone() };
         let one = |e: &Engine| e.add_const(&Shared::<R>::zeros(&[n], 0), R::ONE);
         let (mut b, mut bx): (Vec<Shared<R>>, Vec<Shared<R>>) = (vec![one(self)], vec![x1.clone()]);

@@ -170,7 +170,7 @@ async fn sign_of_the_low_32_bits() {
     // Beyond the range: 2^31 (low bits negative), -(2^31 + 1) (low bits positive), 2^40 - 1.
     x.extend([lim, 0u64.wrapping_sub(lim + 1), (1 << 40) - 1]);
     let xs = share(&x, &mut g);
-    // 45 columns: the widest level compares in 4 rounds, the others in 3 (TOP_MAX_COLS).
+    // 45 columns: an odd element passes through some levels (each level compares in 3 rounds).
     let (rows, cols) = (5, 45);
     let mx = bounded::<u64>(&mut g, rows * cols - 5, 29);
     let ms = share(&mx, &mut g);

@@ -16,11 +16,21 @@ use crate::engine::{Begun, Engine, Started};
 use crate::plain;
 use crate::{MpcError, Shared};
 
-/// The widest level of the max tree that compares in 3 rounds (`Engine::sign_mul_top`). The
-/// 3-round form deals 8 ring elements per pair instead of 2; on the wider levels (most of the
-/// pairs: 128 columns -> 64 + 32 pairs per row of 127) the 4-round form keeps BERT-base/128's
-/// dealer output within its 1 GB budget, and the narrower levels save one round each.
-pub const TOP_MAX_COLS: usize = 32;
+/// Whether a comparison step of `len` values on a `bits`-bit circuit spends the 3-round
+/// form's dealer material (`Engine::sign_mul_top`): a 32-bit comparison with a product deals
+/// 8 ring elements per value instead of 2, a 64-bit one 44 instead of 2. The limits keep
+/// BERT-base/128 within its 1 GB dealer budget: its max tree's two widest levels (98,304 and
+/// 49,152 pairs) and its LayerNorm and reciprocal octaves (3,968 and 12,288 values) keep the
+/// 4-round form; the narrower levels, and every comparison of GPT-2's steps of 32 rows or of a
+/// generated token, take 3 rounds.
+pub fn top_pays(bits: u32, len: usize) -> bool {
+    len <= if bits <= 32 { TOP_MAX_LEN_32 } else { TOP_MAX_LEN_64 }
+}
+
+/// The largest 32-bit comparison step in 3 rounds.
+pub const TOP_MAX_LEN_32: usize = 32_768;
+/// The largest 64-bit comparison step in 3 rounds.
+pub const TOP_MAX_LEN_64: usize = 1024;
 
 impl Engine {
     /// [x < 0] as a share of 0 or 1 (scale 0).
@@ -113,10 +123,10 @@ impl Engine {
         Ok(Pending::Riding(b.index))
     }
 
-    /// ([x < 0], [x < 0] * v) in 3 rounds (`ditto_core::radix::top`) where the circuit is 32
-    /// bits wide: R = Z_2^32, or R = Z_2^64 with `narrow` (as in [`Engine::sign_with`]); else
-    /// [`Engine::sign_mul`] (4 rounds). The same results as [`Engine::sign_mul`]; the dealer
-    /// deals 8 ring elements per value instead of 2, so callers spend it where values are few.
+    /// ([x < 0], [x < 0] * v) in 3 rounds (`ditto_core::radix::top`): the same results as
+    /// [`Engine::sign_mul`] (`narrow` as there), one round fewer; the dealer deals more per
+    /// value (8 ring elements instead of 2 for a 32-bit circuit, 44 for a 64-bit one), so
+    /// callers spend it where values are few ([`top_pays`]).
     pub async fn sign_mul_top<R: Ring>(
         &mut self,
         x: &Shared<R>,
@@ -124,10 +134,39 @@ impl Engine {
         narrow: bool,
     ) -> Result<(Shared<R>, Shared<R>), MpcError> {
         x.same_shape(v, "sign_mul")?;
-        if R::BITS == 64 && !narrow {
-            return self.sign_mul(x, v, false).await;
+        if R::BITS == 32 || narrow {
+            return self.sign32_run(x, Some(v), true).await;
         }
-        self.sign32_run(x, Some(v), true).await
+        let r = ring_id::<R>()?;
+        let op = Op::SignRadixTopA { ring: r, out: r, len: len32("sign", x.len())?, mul: true };
+        let b = match self.begin(op, scale("sign", x.frac, v.frac)?).await? {
+            Started::Run(b) => b,
+            Started::Planned => return Ok((Shared::zeros(&x.shape, 0), Shared::zeros(&x.shape, v.frac))),
+            Started::Plain => {
+                let s = plain::sign(&x.data);
+                let sv = plain::select(&s, &v.data);
+                return Ok((x.with_data(s, 0), x.with_data(sv, v.frac)));
+            }
+        };
+        let m = self.top_machine::<R, R>(&b, x.data.clone(), Some(v.data.clone()))?;
+        let (s, sv) = self.run_machine::<R>(b.index, Box::new(m)).await?;
+        Ok((x.with_data(s, 0), x.with_data(sv, v.frac)))
+    }
+
+    /// [`Engine::sign_mul_top`] where [`top_pays`] for `len` values on the circuit, else
+    /// [`Engine::sign_mul`].
+    pub async fn sign_mul_fit<R: Ring>(
+        &mut self,
+        x: &Shared<R>,
+        v: &Shared<R>,
+        narrow: bool,
+    ) -> Result<(Shared<R>, Shared<R>), MpcError> {
+        let bits = if narrow { 32 } else { R::BITS };
+        if top_pays(bits, x.len()) {
+            self.sign_mul_top(x, v, narrow).await
+        } else {
+            self.sign_mul(x, v, narrow).await
+        }
     }
 
     /// The sign on a 32-bit circuit, result in R (for R = Z_2^64 the narrow sign: each party
@@ -146,7 +185,7 @@ impl Engine {
         let frac_out = v.map_or(0, |v| v.frac);
         let (len, mul) = (len32("sign", x.len())?, v.is_some());
         let op = if top {
-            Op::SignRadixTopA { out, len, mul }
+            Op::SignRadixTopA { ring: RingId::Z32, out, len, mul }
         } else {
             Op::SignRadixA { ring: RingId::Z32, out, len, mul }
         };
@@ -170,7 +209,7 @@ impl Engine {
         };
         let vd = v.map(|v| v.data.clone());
         let m: Box<dyn Machine> = if top {
-            Box::new(self.top_machine::<R>(&b, low, vd)?)
+            Box::new(self.top_machine::<u32, R>(&b, low, vd)?)
         } else {
             Box::new(self.radix_machine::<u32, R>(&b, low, vd)?)
         };
@@ -218,26 +257,26 @@ impl Engine {
         Ok(RadixMachine::new(self.party(), p, x, v))
     }
 
-    /// The 3-round comparison's machine for a begun step (`ditto_core::radix::top`), result
-    /// (and multiplicand) in ring `O`.
-    fn top_machine<O: Ring>(
+    /// The 3-round comparison's machine for a begun step (`ditto_core::radix::top`): circuit
+    /// on ring `C`, result (and multiplicand) in ring `O`.
+    fn top_machine<C: Ring, O: Ring>(
         &self,
         b: &Begun,
-        x: Vec<u32>,
+        x: Vec<C>,
         v: Option<Vec<O>>,
-    ) -> Result<TopMachine<O>, MpcError> {
+    ) -> Result<TopMachine<C, O>, MpcError> {
         let n = x.len();
-        let sh = TopShape::new(n);
-        let (g, k) = (sh.groups(), v.as_ref().map_or(0, |_| n));
+        let sh = TopShape::new(C::BITS, n);
+        let (g, k, mn) = (sh.groups(), v.as_ref().map_or(0, |_| n), sh.monomials());
         let mut p = TopParts {
-            r: vec![0u32; n],
+            r: vec![C::ZERO; n],
             msb: vec![0u64; g],
             onehot: vec![0u64; g * sh.radix.onehot_words()],
             masks: vec![0u64; g * sh.mask_words()],
             prods: vec![0u64; g * sh.prod_words()],
-            mono: vec![O::ZERO; top::MONOMIALS * n],
+            mono: vec![O::ZERO; mn * n],
             ma: vec![O::ZERO; k],
-            mc: vec![O::ZERO; top::MONOMIALS * k],
+            mc: vec![O::ZERO; mn * k],
         };
         self.expand(b, |s, corr| {
             let mut m = TopMaterial {
@@ -310,11 +349,7 @@ impl Engine {
             );
             // max(a, b) = b + [b - a < 0] (a - b), the product in the comparison's rounds.
             let d = self.sub(&bb, &a)?;
-            let (_, sel) = if cols <= TOP_MAX_COLS {
-                self.sign_mul_top(&d, &self.neg(&d), narrow).await?
-            } else {
-                self.sign_mul(&d, &self.neg(&d), narrow).await?
-            };
+            let (_, sel) = self.sign_mul_fit(&d, &self.neg(&d), narrow).await?;
             let m = self.add(&bb, &sel)?;
             let next_cols = cols.div_ceil(2);
             let mut next = Vec::with_capacity(rows * next_cols);

@@ -192,8 +192,8 @@ impl<C: Ring, O: Ring> Machine for RadixMachine<C, O> {
 }
 
 /// A party's material for the 3-round comparison (as `radix::top::TopMaterial` lays it out).
-pub(crate) struct TopParts<O> {
-    pub r: Vec<u32>,
+pub(crate) struct TopParts<C, O> {
+    pub r: Vec<C>,
     pub msb: Vec<u64>,
     pub onehot: Vec<u64>,
     pub masks: Vec<u64>,
@@ -203,12 +203,12 @@ pub(crate) struct TopParts<O> {
     pub mc: Vec<O>,
 }
 
-/// The 3-round comparison of 32-bit values; result ([x < 0], [x < 0] v or empty).
-pub(crate) struct TopMachine<O> {
+/// The 3-round comparison; result ([x < 0], [x < 0] v or empty).
+pub(crate) struct TopMachine<C, O> {
     party: Party,
     sh: TopShape,
-    m: TopParts<O>,
-    io: Masked<u32, O>,
+    m: TopParts<C, O>,
+    io: Masked<C, O>,
     stage: u32,
     state: Vec<u64>,
     opened0: Vec<u64>,
@@ -216,9 +216,9 @@ pub(crate) struct TopMachine<O> {
     out: (Vec<O>, Vec<O>),
 }
 
-impl<O: Ring> TopMachine<O> {
-    pub(crate) fn new(party: Party, mut m: TopParts<O>, x: Vec<u32>, v: Option<Vec<O>>) -> Self {
-        let sh = TopShape::new(x.len());
+impl<C: Ring, O: Ring> TopMachine<C, O> {
+    pub(crate) fn new(party: Party, mut m: TopParts<C, O>, x: Vec<C>, v: Option<Vec<O>>) -> Self {
+        let sh = TopShape::new(C::BITS, x.len());
         let (r, a) = (std::mem::take(&mut m.r), std::mem::take(&mut m.ma));
         TopMachine {
             party,
@@ -234,7 +234,7 @@ impl<O: Ring> TopMachine<O> {
     }
 }
 
-impl<O: Ring> Machine for TopMachine<O> {
+impl<C: Ring, O: Ring> Machine for TopMachine<C, O> {
     fn message(&mut self) -> Result<Option<Vec<u8>>, MpcError> {
         let (sh, m, g) = (&self.sh, &self.m, self.sh.groups());
         match self.stage {
@@ -244,7 +244,7 @@ impl<O: Ring> Machine for TopMachine<O> {
                 top::radix_top_level_open(sh, &self.state, &m.masks, &mut self.mine)?;
             }
             2 => {
-                self.mine = vec![0u64; g * top::TOP_MASKS];
+                self.mine = vec![0u64; g * sh.top.wires()];
                 top::radix_top_open(
                     sh,
                     &self.state,
@@ -284,7 +284,16 @@ impl<O: Ring> Machine for TopMachine<O> {
                 let n = self.io.y.len();
                 let (mut s, mut sv) = (vec![O::ZERO; n], vec![O::ZERO; self.io.f.len()]);
                 let mul = self.io.v.as_ref().map(|v| TopMul { f: &self.io.f, v, mul_c: &self.m.mc });
-                top::radix_top_finish(self.party, &self.io.y, &o, &self.m.mono, mul, &mut s, &mut sv)?;
+                top::radix_top_finish(
+                    self.party,
+                    &self.sh,
+                    &self.io.y,
+                    &o,
+                    &self.m.mono,
+                    mul,
+                    &mut s,
+                    &mut sv,
+                )?;
                 self.out = (s, sv);
             }
         }
