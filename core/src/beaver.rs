@@ -291,9 +291,8 @@ pub fn expand_matmul_fixed_ac<R: Ring>(
     c: &mut [R],
 ) -> Result<(), Error> {
     check_len("matmul A", d.n * d.k, a.len())?;
-    check_len("matmul C", d.n * d.m, c.len())?;
     s.prg(step, Purpose::A).fill_ring(a);
-    expand_c(s, step, d, corr, c)
+    expand_matmul_c(s, step, d, corr, c)
 }
 
 /// Expands a party's fresh matmul triple shares for `batch` products (batch-major buffers).

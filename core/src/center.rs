@@ -26,11 +26,11 @@ use core::ops::Range;
 
 use embedded_io::Write;
 
-use crate::corr::{Corrections, DealerStreams, Streams, at, put_ring};
+use crate::corr::{Corrections, DealerStreams, Streams, at};
 use crate::prg::Purpose;
 use crate::ring::{RingId, check_len};
 use crate::trunc::{self, msb_bytes};
-use crate::{Error, Party, Ring};
+use crate::{Error, Party, Ring, fuse};
 
 /// Rounds.
 pub const ROUNDS: u32 = 1;
@@ -92,11 +92,8 @@ pub fn expand_center<R: Ring>(
             for i in 0..rows {
                 (m.rh[i], m.m[i]) = trunc::read_hi_msb(corr, k)?;
                 for e in i * cols..(i + 1) * cols {
-                    m.sq[2 * e] = R::from_le(corr.read_bytes(R::BYTES)?);
-                    let b = corr.read_bytes(msb_bytes(k))?;
-                    let mut w = [0u8; 8];
-                    w[..b.len()].copy_from_slice(b);
-                    m.sq[2 * e + 1] = R::from_u64(u64::from_le_bytes(w)).low_bits(k);
+                    m.sq[2 * e] = fuse::read_elem(corr)?;
+                    m.sq[2 * e + 1] = fuse::read_low(corr, k)?;
                 }
             }
         }
@@ -130,10 +127,9 @@ pub fn deal_center<R: Ring, W: Write>(
         w.write_all(rec).map_err(crate::corr::io_err)?;
         for _ in 0..cols {
             let mm = a0.next_elem::<R>().add(a1.next_elem::<R>()).add(r1v);
-            put_ring(w, &[mm.mul(mm).sub(sq0.next_elem::<R>())])?;
-            let wv = mu.mul(mm).add(mu.mul(mm)).sub(wrap.mul(mu)).sub(sq0.next_elem::<R>());
-            let b = wv.low_bits(k).to_u64().to_le_bytes();
-            w.write_all(&b[..msb_bytes(k)]).map_err(crate::corr::io_err)?;
+            fuse::put(w, mm.mul(mm).sub(sq0.next_elem::<R>()), None)?;
+            let wv = mu.mul(mm).add(mu.mul(mm)).sub(wrap.mul(mu));
+            fuse::put(w, wv.sub(sq0.next_elem::<R>()), Some(k))?;
         }
     }
     Ok(())

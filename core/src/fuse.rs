@@ -150,12 +150,12 @@ pub fn expand_fuse<R: Ring>(
     Ok(())
 }
 
-fn read_elem<R: Ring>(corr: &mut Corrections<'_>) -> Result<R, Error> {
+pub(crate) fn read_elem<R: Ring>(corr: &mut Corrections<'_>) -> Result<R, Error> {
     Ok(R::from_le(corr.read_bytes(R::BYTES)?))
 }
 
 /// A k-bit correction (little-endian, ceil(k/8) bytes).
-fn read_low<R: Ring>(corr: &mut Corrections<'_>, k: u32) -> Result<R, Error> {
+pub(crate) fn read_low<R: Ring>(corr: &mut Corrections<'_>, k: u32) -> Result<R, Error> {
     let b = corr.read_bytes(msb_bytes(k))?;
     let mut w = [0u8; 8];
     w[..b.len()].copy_from_slice(b);
@@ -163,7 +163,7 @@ fn read_low<R: Ring>(corr: &mut Corrections<'_>, k: u32) -> Result<R, Error> {
 }
 
 /// Writes one ring element, or with `k` its low k bits in ceil(k/8) bytes.
-fn put<R: Ring, W: Write>(w: &mut W, v: R, k: Option<u32>) -> Result<(), Error> {
+pub(crate) fn put<R: Ring, W: Write>(w: &mut W, v: R, k: Option<u32>) -> Result<(), Error> {
     match k {
         None => put_ring(w, &[v]),
         Some(k) => {

@@ -11,7 +11,7 @@ use common::{Cost, Harness, PARTIES, per_party, reveal, ring_id, zeros};
 use ditto_core::bits::xor_into;
 use ditto_core::plan::{Op, Step};
 use ditto_core::prg::Purpose;
-use ditto_core::radix::{self, RadixMaterial, RadixShape};
+use ditto_core::radix::{self, Circuit, RadixMaterial, RadixShape};
 use ditto_core::ring::{RingId, encode_slice, reduce};
 use ditto_core::{Ring, compare};
 
@@ -58,11 +58,13 @@ fn run<R: Ring, O: Ring>(h: &mut Harness, x: &[O], v: Option<&[O]>) -> (Vec<O>, 
             c: zeros(if mul { n } else { 0 }),
         };
         let mut view = RadixMaterial {
-            r: &mut m.r,
-            msb: &mut m.msb,
-            onehot: &mut m.onehot,
-            masks: &mut m.masks,
-            prods: &mut m.prods,
+            c: Circuit {
+                r: &mut m.r,
+                msb: &mut m.msb,
+                onehot: &mut m.onehot,
+                masks: &mut m.masks,
+                prods: &mut m.prods,
+            },
             dabit_b: &mut m.db,
             dabit_a: &mut m.da,
             mul_a: &mut m.a,

@@ -13,8 +13,8 @@ use ditto_core::Ring;
 use ditto_core::bits::xor_into;
 use ditto_core::plan::{Op, Step};
 use ditto_core::prg::Purpose;
-use ditto_core::radix::radix_leaves;
 use ditto_core::radix::top::{self, TopMaterial, TopMul, TopShape};
+use ditto_core::radix::{Circuit, radix_leaves};
 use ditto_core::ring::{RingId, encode_slice, reduce};
 
 const STEP: u32 = 13;
@@ -56,11 +56,13 @@ fn run<C: Ring, O: Ring>(h: &mut Harness, x: &[O], v: Option<&[O]>) -> (Vec<O>, 
             c: zeros(sh.monomials() * k),
         };
         let mut view = TopMaterial::<C, O> {
-            r: &mut m.r,
-            msb: &mut m.msb,
-            onehot: &mut m.onehot,
-            masks: &mut m.masks,
-            prods: &mut m.prods,
+            c: Circuit {
+                r: &mut m.r,
+                msb: &mut m.msb,
+                onehot: &mut m.onehot,
+                masks: &mut m.masks,
+                prods: &mut m.prods,
+            },
             mono: &mut m.mono,
             mul_a: &mut m.a,
             mul_c: &mut m.c,

@@ -69,21 +69,69 @@ pub fn online_bytes(ring: RingId, out: RingId, len: u32, mul: bool) -> u64 {
     u64::from(len) * ring.bytes() as u64 + f + sh.groups() as u64 * (levels as u64 + 1) * 8
 }
 
-/// A party's radix-comparison correlation in caller-provided buffers, sized by
-/// [`RadixShape`] (`mul_a`, `mul_c` empty without a multiplicand). The circuit runs on ring
-/// `R`; the result (and the multiplicand) live in ring `O`.
+/// The circuit part of a comparison's correlation, the same in the 4-round and the 3-round
+/// form (each sizes the masks and products per group by its own strides): r, t = msb(r), the
+/// one-hot words, the wire masks and the mask products, in caller-provided buffers.
 #[derive(Debug)]
-pub struct RadixMaterial<'a, R, O> {
+pub struct Circuit<'a, R> {
     /// r share (len).
     pub r: &'a mut [R],
     /// Boolean share of msb(r) (one word per group).
     pub msb: &'a mut [u64],
     /// One-hot words (groups * onehot_words).
     pub onehot: &'a mut [u64],
-    /// Wire masks (groups * mask_words).
+    /// Wire masks (groups * the form's mask words).
     pub masks: &'a mut [u64],
-    /// Mask products (groups * prod_words).
+    /// Mask products (groups * the form's product words).
     pub prods: &'a mut [u64],
+}
+
+impl<R: Ring> Circuit<'_, R> {
+    /// Checks the buffers and fills what comes from the streams: r and the wire masks (both
+    /// parties), and P0's msb, one-hot and product words.
+    fn expand(
+        &mut self,
+        s: &Streams<'_>,
+        step: u32,
+        sh: &RadixShape,
+        st: party::Strides,
+    ) -> Result<(), Error> {
+        let g = sh.groups();
+        check_len("radix msb words", g, self.msb.len())?;
+        check_len("radix one-hot words", g * sh.onehot_words(), self.onehot.len())?;
+        check_len("radix mask words", g * st.masks, self.masks.len())?;
+        check_len("radix product words", g * st.prods, self.prods.len())?;
+        s.prg(step, Purpose::R).fill_ring(self.r);
+        s.prg(step, Purpose::WireMask).fill_ring(self.masks);
+        if s.party.is_p0() {
+            s.prg(step, Purpose::RBits).fill_ring(self.msb);
+            s.prg(step, Purpose::OneHot).fill_ring(self.onehot);
+            s.prg(step, Purpose::MaskProd).fill_ring(self.prods);
+        }
+        Ok(())
+    }
+
+    /// P1: group `gi`'s corrections of the circuit: its msb, one-hot and product words.
+    fn read_group(
+        &mut self,
+        corr: &mut Corrections<'_>,
+        gi: usize,
+        ow: usize,
+        pw: usize,
+    ) -> Result<(), Error> {
+        corr.read_words(&mut self.msb[gi..=gi])?;
+        corr.read_words(&mut self.onehot[gi * ow..(gi + 1) * ow])?;
+        corr.read_words(&mut self.prods[gi * pw..(gi + 1) * pw])
+    }
+}
+
+/// A party's radix-comparison correlation in caller-provided buffers, sized by
+/// [`RadixShape`] (`mul_a`, `mul_c` empty without a multiplicand). The circuit runs on ring
+/// `R`; the result (and the multiplicand) live in ring `O`.
+#[derive(Debug)]
+pub struct RadixMaterial<'a, R, O> {
+    /// The circuit's part.
+    pub c: Circuit<'a, R>,
     /// daBit, boolean (one word per group).
     pub dabit_b: &'a mut [u64],
     /// daBit, arithmetic (len).
@@ -101,13 +149,9 @@ pub fn expand_radix<R: Ring, O: Ring>(
     corr: &mut Corrections<'_>,
     m: &mut RadixMaterial<'_, R, O>,
 ) -> Result<(), Error> {
-    let sh = RadixShape::new(R::BITS, m.r.len());
+    let sh = RadixShape::new(R::BITS, m.c.r.len());
     let (g, n) = (sh.groups(), sh.len);
-    let (ow, mw, pw) = (sh.onehot_words(), sh.mask_words(), sh.prod_words());
-    check_len("radix msb words", g, m.msb.len())?;
-    check_len("radix one-hot words", g * ow, m.onehot.len())?;
-    check_len("radix mask words", g * mw, m.masks.len())?;
-    check_len("radix product words", g * pw, m.prods.len())?;
+    m.c.expand(s, step, &sh, party::Strides::of(&sh))?;
     check_len("daBit words", g, m.dabit_b.len())?;
     check_len("daBit elements", n, m.dabit_a.len())?;
     let mul = !m.mul_a.is_empty();
@@ -115,24 +159,17 @@ pub fn expand_radix<R: Ring, O: Ring>(
         check_len("multiplicand mask", n, m.mul_a.len())?;
     }
     check_len("multiplicand product", m.mul_a.len(), m.mul_c.len())?;
-    s.prg(step, Purpose::R).fill_ring(m.r);
-    s.prg(step, Purpose::WireMask).fill_ring(m.masks);
     s.prg(step, Purpose::DaBitB).fill_ring(m.dabit_b);
     s.prg(step, Purpose::A).fill_ring(m.mul_a);
     match s.party {
         Party::P0 => {
-            s.prg(step, Purpose::RBits).fill_ring(m.msb);
-            s.prg(step, Purpose::OneHot).fill_ring(m.onehot);
-            s.prg(step, Purpose::MaskProd).fill_ring(m.prods);
             s.prg(step, Purpose::DaBitA).fill_ring(m.dabit_a);
             s.prg(step, Purpose::C).fill_ring(m.mul_c);
         }
         Party::P1 => {
             for gi in 0..g {
                 let lanes = 64 * gi..n.min(64 * (gi + 1));
-                corr.read_words(&mut m.msb[gi..=gi])?;
-                corr.read_words(&mut m.onehot[gi * ow..(gi + 1) * ow])?;
-                corr.read_words(&mut m.prods[gi * pw..(gi + 1) * pw])?;
+                m.c.read_group(corr, gi, sh.onehot_words(), sh.prod_words())?;
                 corr.read_ring(&mut m.dabit_a[lanes.clone()])?;
                 if mul {
                     corr.read_ring(&mut m.mul_c[lanes])?;

@@ -42,7 +42,7 @@ use embedded_io::Write;
 
 use super::party::{Strides, expand_set, level_finish, level_open};
 use super::shape::{FAN, MAX_NODES};
-use super::{GroupDealer, RadixShape, mask_product};
+use super::{Circuit, GroupDealer, RadixShape, mask_product};
 use crate::corr::{Corrections, DealerStreams, Streams, at, put_ring};
 use crate::prg::Purpose;
 use crate::ring::{RingId, check_len};
@@ -183,19 +183,12 @@ pub fn online_bytes(ring: RingId, out: RingId, len: u32, mul: bool) -> u64 {
 }
 
 /// A party's correlation for the 3-round comparison, sized by [`TopShape`] (`mul_a`, `mul_c`
-/// empty without a multiplicand). The circuit runs on ring `C`, the result in `O`.
+/// empty without a multiplicand). The circuit runs on ring `C`, the result in `O`; the
+/// circuit's products are level 0's, then the t m_S.
 #[derive(Debug)]
 pub struct TopMaterial<'a, C, O> {
-    /// r share (len).
-    pub r: &'a mut [C],
-    /// Boolean share of t = msb(r) (one word per group).
-    pub msb: &'a mut [u64],
-    /// One-hot words (groups * onehot_words).
-    pub onehot: &'a mut [u64],
-    /// Wire masks (groups * mask_words).
-    pub masks: &'a mut [u64],
-    /// Level-0 mask products and t m_S (groups * prod_words).
-    pub prods: &'a mut [u64],
+    /// The circuit's part.
+    pub c: Circuit<'a, C>,
     /// The monomials, lane-major (M len).
     pub mono: &'a mut [O],
     /// Mask a of the multiplicand (len, or empty).
@@ -211,37 +204,26 @@ pub fn expand_radix_top<C: Ring, O: Ring>(
     corr: &mut Corrections<'_>,
     m: &mut TopMaterial<'_, C, O>,
 ) -> Result<(), Error> {
-    let sh = TopShape::new(C::BITS, m.r.len());
+    let sh = TopShape::new(C::BITS, m.c.r.len());
     sh.check(step)?;
-    let (g, n, mn) = (sh.groups(), m.r.len(), sh.monomials());
-    let (ow, pw) = (sh.radix.onehot_words(), sh.prod_words());
-    check_len("radix msb words", g, m.msb.len())?;
-    check_len("radix one-hot words", g * ow, m.onehot.len())?;
-    check_len("radix mask words", g * sh.mask_words(), m.masks.len())?;
-    check_len("radix product words", g * pw, m.prods.len())?;
+    let (g, n, mn) = (sh.groups(), m.c.r.len(), sh.monomials());
+    m.c.expand(s, step, &sh.radix, sh.strides())?;
     check_len("radix monomials", mn * n, m.mono.len())?;
     let mul = !m.mul_a.is_empty();
     if mul {
         check_len("multiplicand mask", n, m.mul_a.len())?;
     }
     check_len("multiplicand products", mn * m.mul_a.len(), m.mul_c.len())?;
-    s.prg(step, Purpose::R).fill_ring(m.r);
-    s.prg(step, Purpose::WireMask).fill_ring(m.masks);
     s.prg(step, Purpose::A).fill_ring(m.mul_a);
     match s.party {
         Party::P0 => {
-            s.prg(step, Purpose::RBits).fill_ring(m.msb);
-            s.prg(step, Purpose::OneHot).fill_ring(m.onehot);
-            s.prg(step, Purpose::MaskProd).fill_ring(m.prods);
             s.prg(step, Purpose::DaBitA).fill_ring(m.mono);
             s.prg(step, Purpose::C).fill_ring(m.mul_c);
         }
         Party::P1 => {
             for gi in 0..g {
                 let lanes = mn * 64 * gi..mn * n.min(64 * (gi + 1));
-                corr.read_words(&mut m.msb[gi..=gi])?;
-                corr.read_words(&mut m.onehot[gi * ow..(gi + 1) * ow])?;
-                corr.read_words(&mut m.prods[gi * pw..(gi + 1) * pw])?;
+                m.c.read_group(corr, gi, sh.radix.onehot_words(), sh.prod_words())?;
                 corr.read_ring(&mut m.mono[lanes.clone()])?;
                 if mul {
                     corr.read_ring(&mut m.mul_c[lanes])?;

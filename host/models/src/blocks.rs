@@ -100,8 +100,7 @@ pub(crate) async fn matmul(
 
 /// Upcast to Z_2^64 and bring to `nl_frac` (shift up, or truncate when x has more bits).
 pub(crate) async fn up64(e: &mut Engine, q: &QuantConfig, x: &Shared<u32>) -> Result<Shared<u64>, MpcError> {
-    e.set_tag(Tag::Conversion);
-    let x64 = e.upcast_a(x).await?;
+    let x64 = upcast(e, x).await?;
     to_nl(e, q, &x64).await
 }
 
@@ -145,9 +144,14 @@ pub(crate) async fn norm64(
     n: &Norm64,
     eps: f64,
 ) -> Result<Shared<u64>, MpcError> {
-    let x64 = up64(e, q, x).await?;
-    e.set_tag(Tag::LayerNorm);
-    e.layernorm(&x64, &n.g, &n.b, eps, q.ln_octaves).await
+    let x64 = upcast(e, x).await?;
+    norm64_of(e, q, &x64, n, eps).await
+}
+
+/// The upcast of x to Z_2^64 (same scale), tagged as a conversion.
+async fn upcast(e: &mut Engine, x: &Shared<u32>) -> Result<Shared<u64>, MpcError> {
+    e.set_tag(Tag::Conversion);
+    e.upcast_a(x).await
 }
 
 /// [`norm64`] of a residual sum already in Z_2^64 at `act_frac` ([`residual64`]).
@@ -178,8 +182,8 @@ pub(crate) async fn norm(
     n: &Norm64,
     eps: f64,
 ) -> Result<Shared<u32>, MpcError> {
-    let x64 = up64(e, q, x).await?;
-    norm_nl(e, q, &x64, n, eps).await
+    let x64 = upcast(e, x).await?;
+    norm_of(e, q, &x64, n, eps).await
 }
 
 /// [`norm`] of a residual sum already in Z_2^64 at `act_frac` ([`residual64`]).
@@ -191,19 +195,8 @@ pub(crate) async fn norm_of(
     eps: f64,
 ) -> Result<Shared<u32>, MpcError> {
     let x64 = to_nl(e, q, x64).await?;
-    norm_nl(e, q, &x64, n, eps).await
-}
-
-/// LayerNorm of x at `nl_frac`, then [`down_from`].
-async fn norm_nl(
-    e: &mut Engine,
-    q: &QuantConfig,
-    x64: &Shared<u64>,
-    n: &Norm64,
-    eps: f64,
-) -> Result<Shared<u32>, MpcError> {
     e.set_tag(Tag::LayerNorm);
-    let (pre, k) = e.layernorm_pre(x64, &n.g, &n.b, eps, q.ln_octaves).await?;
+    let (pre, k) = e.layernorm_pre(&x64, &n.g, &n.b, eps, q.ln_octaves).await?;
     down_from(e, q, &pre, k).await
 }
 

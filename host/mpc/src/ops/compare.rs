@@ -9,7 +9,7 @@ use ditto_core::radix::top::{self, TopMaterial, TopShape};
 use ditto_core::radix::{self, RadixMaterial, RadixShape};
 use ditto_core::ring::{RingId, reduce};
 
-use super::machines::{RadixMachine, RadixParts, TopMachine, TopParts};
+use super::machines::{CircuitBufs, RadixMachine, RadixParts, TopMachine, TopParts};
 use super::{len32, ring_id, scale};
 use crate::beside::{Machine, Pending};
 use crate::engine::{Begun, Engine, Started};
@@ -74,8 +74,22 @@ impl Engine {
         if narrow {
             return self.sign32_run(x, Some(v), false).await;
         }
-        let r = ring_id::<R>()?;
-        let op = Op::SignRadixA { ring: r, out: r, len: len32("sign", x.len())?, mul: true };
+        self.sign_mul_full(x, v, false).await
+    }
+
+    /// ([x < 0], [x < 0] v) on a circuit of R's full width; `top`: the 3-round form.
+    async fn sign_mul_full<R: Ring>(
+        &mut self,
+        x: &Shared<R>,
+        v: &Shared<R>,
+        top: bool,
+    ) -> Result<(Shared<R>, Shared<R>), MpcError> {
+        let (r, len) = (ring_id::<R>()?, len32("sign", x.len())?);
+        let op = if top {
+            Op::SignRadixTopA { ring: r, out: r, len, mul: true }
+        } else {
+            Op::SignRadixA { ring: r, out: r, len, mul: true }
+        };
         let b = match self.begin(op, scale("sign", x.frac, v.frac)?).await? {
             Started::Run(b) => b,
             Started::Planned => return Ok((Shared::zeros(&x.shape, 0), Shared::zeros(&x.shape, v.frac))),
@@ -85,8 +99,13 @@ impl Engine {
                 return Ok((x.with_data(s, 0), x.with_data(sv, v.frac)));
             }
         };
-        let m = self.radix_machine::<R, R>(&b, x.data.clone(), Some(v.data.clone()))?;
-        let (s, sv) = self.run_machine::<R>(b.index, Box::new(m)).await?;
+        let (xd, vd) = (x.data.clone(), Some(v.data.clone()));
+        let m: Box<dyn Machine> = if top {
+            Box::new(self.top_machine::<R, R>(&b, xd, vd)?)
+        } else {
+            Box::new(self.radix_machine::<R, R>(&b, xd, vd)?)
+        };
+        let (s, sv) = self.run_machine::<R>(b.index, m).await?;
         Ok((x.with_data(s, 0), x.with_data(sv, v.frac)))
     }
 
@@ -137,20 +156,7 @@ impl Engine {
         if R::BITS == 32 || narrow {
             return self.sign32_run(x, Some(v), true).await;
         }
-        let r = ring_id::<R>()?;
-        let op = Op::SignRadixTopA { ring: r, out: r, len: len32("sign", x.len())?, mul: true };
-        let b = match self.begin(op, scale("sign", x.frac, v.frac)?).await? {
-            Started::Run(b) => b,
-            Started::Planned => return Ok((Shared::zeros(&x.shape, 0), Shared::zeros(&x.shape, v.frac))),
-            Started::Plain => {
-                let s = plain::sign(&x.data);
-                let sv = plain::select(&s, &v.data);
-                return Ok((x.with_data(s, 0), x.with_data(sv, v.frac)));
-            }
-        };
-        let m = self.top_machine::<R, R>(&b, x.data.clone(), Some(v.data.clone()))?;
-        let (s, sv) = self.run_machine::<R>(b.index, Box::new(m)).await?;
-        Ok((x.with_data(s, 0), x.with_data(sv, v.frac)))
+        self.sign_mul_full(x, v, true).await
     }
 
     /// [`Engine::sign_mul_top`] where [`top_pays`] for `len` values on the circuit, else
@@ -230,11 +236,7 @@ impl Engine {
         let sh = RadixShape::new(C::BITS, n);
         let (g, k) = (sh.groups(), v.as_ref().map_or(0, |_| n));
         let mut p = RadixParts {
-            r: vec![C::ZERO; n],
-            msb: vec![0u64; g],
-            onehot: vec![0u64; g * sh.onehot_words()],
-            masks: vec![0u64; g * sh.mask_words()],
-            prods: vec![0u64; g * sh.prod_words()],
+            c: CircuitBufs::new(&sh, n, (sh.mask_words(), sh.prod_words())),
             db: vec![0u64; g],
             da: vec![O::ZERO; n],
             ma: vec![O::ZERO; k],
@@ -242,11 +244,7 @@ impl Engine {
         };
         self.expand(b, |s, corr| {
             let mut m = RadixMaterial {
-                r: &mut p.r,
-                msb: &mut p.msb,
-                onehot: &mut p.onehot,
-                masks: &mut p.masks,
-                prods: &mut p.prods,
+                c: p.c.view(),
                 dabit_b: &mut p.db,
                 dabit_a: &mut p.da,
                 mul_a: &mut p.ma,
@@ -267,28 +265,15 @@ impl Engine {
     ) -> Result<TopMachine<C, O>, MpcError> {
         let n = x.len();
         let sh = TopShape::new(C::BITS, n);
-        let (g, k, mn) = (sh.groups(), v.as_ref().map_or(0, |_| n), sh.monomials());
+        let (k, mn) = (v.as_ref().map_or(0, |_| n), sh.monomials());
         let mut p = TopParts {
-            r: vec![C::ZERO; n],
-            msb: vec![0u64; g],
-            onehot: vec![0u64; g * sh.radix.onehot_words()],
-            masks: vec![0u64; g * sh.mask_words()],
-            prods: vec![0u64; g * sh.prod_words()],
+            c: CircuitBufs::new(&sh.radix, n, (sh.mask_words(), sh.prod_words())),
             mono: vec![O::ZERO; mn * n],
             ma: vec![O::ZERO; k],
             mc: vec![O::ZERO; mn * k],
         };
         self.expand(b, |s, corr| {
-            let mut m = TopMaterial {
-                r: &mut p.r,
-                msb: &mut p.msb,
-                onehot: &mut p.onehot,
-                masks: &mut p.masks,
-                prods: &mut p.prods,
-                mono: &mut p.mono,
-                mul_a: &mut p.ma,
-                mul_c: &mut p.mc,
-            };
+            let mut m = TopMaterial { c: p.c.view(), mono: &mut p.mono, mul_a: &mut p.ma, mul_c: &mut p.mc };
             top::expand_radix_top(s, b.index, corr, &mut m)
         })?;
         Ok(TopMachine::new(self.party(), p, x, v))

@@ -84,13 +84,43 @@ fn opened(mine: &[u64], peer: &[u8]) -> Result<Vec<u64>, MpcError> {
     Ok(out)
 }
 
-/// A party's material for the 4-round comparison (as `radix::RadixMaterial` lays it out).
-pub(crate) struct RadixParts<C, O> {
+/// Owned buffers of a comparison's circuit part (`radix::Circuit`), sized for its form.
+pub(crate) struct CircuitBufs<C> {
     pub r: Vec<C>,
     pub msb: Vec<u64>,
     pub onehot: Vec<u64>,
     pub masks: Vec<u64>,
     pub prods: Vec<u64>,
+}
+
+impl<C: Ring> CircuitBufs<C> {
+    /// Buffers for `n` values of `sh`, with `masks` and `prods` words per group.
+    pub(crate) fn new(sh: &RadixShape, n: usize, (masks, prods): (usize, usize)) -> Self {
+        let g = sh.groups();
+        CircuitBufs {
+            r: vec![C::ZERO; n],
+            msb: vec![0; g],
+            onehot: vec![0; g * sh.onehot_words()],
+            masks: vec![0; g * masks],
+            prods: vec![0; g * prods],
+        }
+    }
+
+    /// The borrowed view that `ditto_core::radix` expands into.
+    pub(crate) fn view(&mut self) -> radix::Circuit<'_, C> {
+        radix::Circuit {
+            r: &mut self.r,
+            msb: &mut self.msb,
+            onehot: &mut self.onehot,
+            masks: &mut self.masks,
+            prods: &mut self.prods,
+        }
+    }
+}
+
+/// A party's material for the 4-round comparison (as `radix::RadixMaterial` lays it out).
+pub(crate) struct RadixParts<C, O> {
+    pub c: CircuitBufs<C>,
     pub db: Vec<u64>,
     pub da: Vec<O>,
     pub ma: Vec<O>,
@@ -112,7 +142,7 @@ pub(crate) struct RadixMachine<C, O> {
 impl<C: Ring, O: Ring> RadixMachine<C, O> {
     pub(crate) fn new(party: Party, mut m: RadixParts<C, O>, x: Vec<C>, v: Option<Vec<O>>) -> Self {
         let sh = RadixShape::new(C::BITS, x.len());
-        let (r, a) = (std::mem::take(&mut m.r), std::mem::take(&mut m.ma));
+        let (r, a) = (std::mem::take(&mut m.c.r), std::mem::take(&mut m.ma));
         RadixMachine {
             party,
             sh,
@@ -135,13 +165,13 @@ impl<C: Ring, O: Ring> Machine for RadixMachine<C, O> {
         if self.stage <= levels {
             let level = self.stage - 1;
             self.mine = vec![0u64; g * self.sh.level_msg_words(level)];
-            radix::radix_level_open(&self.sh, level, &self.state, &self.m.masks, &mut self.mine)?;
+            radix::radix_level_open(&self.sh, level, &self.state, &self.m.c.masks, &mut self.mine)?;
         } else if self.stage == levels + 1 {
             self.mine = vec![0u64; g];
             radix::radix_b2a_open(
                 self.party,
                 &self.io.y,
-                &self.m.msb,
+                &self.m.c.msb,
                 &self.state,
                 &self.m.db,
                 &mut self.mine,
@@ -157,7 +187,7 @@ impl<C: Ring, O: Ring> Machine for RadixMachine<C, O> {
         if self.stage == 0 {
             self.io.receive(peer)?;
             self.state = vec![0u64; self.sh.groups() * self.sh.state_words()];
-            radix::radix_leaves(&self.io.y, &self.m.onehot, &mut self.state)?;
+            radix::radix_leaves(&self.io.y, &self.m.c.onehot, &mut self.state)?;
         } else if self.stage <= levels {
             let o = opened(&self.mine, peer)?;
             let (sh, m) = (&self.sh, &self.m);
@@ -167,8 +197,8 @@ impl<C: Ring, O: Ring> Machine for RadixMachine<C, O> {
                 self.stage - 1,
                 &mut self.state,
                 &o,
-                &m.masks,
-                &m.prods,
+                &m.c.masks,
+                &m.c.prods,
             )?;
         } else {
             let e = opened(&self.mine, peer)?;
@@ -193,11 +223,7 @@ impl<C: Ring, O: Ring> Machine for RadixMachine<C, O> {
 
 /// A party's material for the 3-round comparison (as `radix::top::TopMaterial` lays it out).
 pub(crate) struct TopParts<C, O> {
-    pub r: Vec<C>,
-    pub msb: Vec<u64>,
-    pub onehot: Vec<u64>,
-    pub masks: Vec<u64>,
-    pub prods: Vec<u64>,
+    pub c: CircuitBufs<C>,
     pub mono: Vec<O>,
     pub ma: Vec<O>,
     pub mc: Vec<O>,
@@ -219,7 +245,7 @@ pub(crate) struct TopMachine<C, O> {
 impl<C: Ring, O: Ring> TopMachine<C, O> {
     pub(crate) fn new(party: Party, mut m: TopParts<C, O>, x: Vec<C>, v: Option<Vec<O>>) -> Self {
         let sh = TopShape::new(C::BITS, x.len());
-        let (r, a) = (std::mem::take(&mut m.r), std::mem::take(&mut m.ma));
+        let (r, a) = (std::mem::take(&mut m.c.r), std::mem::take(&mut m.ma));
         TopMachine {
             party,
             sh,
@@ -241,7 +267,7 @@ impl<C: Ring, O: Ring> Machine for TopMachine<C, O> {
             0 => return Ok(Some(self.io.message()?)),
             1 => {
                 self.mine = vec![0u64; g * sh.level_msg_words()];
-                top::radix_top_level_open(sh, &self.state, &m.masks, &mut self.mine)?;
+                top::radix_top_level_open(sh, &self.state, &m.c.masks, &mut self.mine)?;
             }
             2 => {
                 self.mine = vec![0u64; g * sh.top.wires()];
@@ -249,9 +275,9 @@ impl<C: Ring, O: Ring> Machine for TopMachine<C, O> {
                     sh,
                     &self.state,
                     &self.opened0,
-                    &m.msb,
-                    &m.masks,
-                    &m.prods,
+                    &m.c.msb,
+                    &m.c.masks,
+                    &m.c.prods,
                     &mut self.mine,
                 )?;
             }
@@ -265,7 +291,7 @@ impl<C: Ring, O: Ring> Machine for TopMachine<C, O> {
             0 => {
                 self.io.receive(peer)?;
                 self.state = vec![0u64; self.sh.groups() * self.sh.radix.state_words()];
-                radix::radix_leaves(&self.io.y, &self.m.onehot, &mut self.state)?;
+                radix::radix_leaves(&self.io.y, &self.m.c.onehot, &mut self.state)?;
             }
             1 => {
                 self.opened0 = opened(&self.mine, peer)?;
@@ -275,8 +301,8 @@ impl<C: Ring, O: Ring> Machine for TopMachine<C, O> {
                     &self.sh,
                     &mut self.state,
                     &self.opened0,
-                    &m.masks,
-                    &m.prods,
+                    &m.c.masks,
+                    &m.c.prods,
                 )?;
             }
             _ => {
