@@ -34,6 +34,7 @@
 mod party;
 mod shape;
 pub mod top;
+mod top_party;
 
 pub use party::{radix_b2a_open, radix_leaves, radix_level_finish, radix_level_open, radix_mul_finish};
 pub use shape::{Family, Level, Node, RadixShape};
