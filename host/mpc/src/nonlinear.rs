@@ -144,7 +144,11 @@ impl Engine {
 
     /// One-hot octave indicators o_j = [2^j <= x < 2^(j+1)], j in lo..hi (x >= 2^lo assumed),
     /// and the products x o_j, from one batched comparison whose selections give x [x < 2^j]
-    /// in its own rounds; o_j at scale 0, x o_j at x's scale.
+    /// in its own rounds; o_j at scale 0, x o_j at x's scale. When hi + f <= 30 every
+    /// difference x - 2^j of an x in range has |x - 2^j| < 2^30, so a Z_2^64 comparison runs on
+    /// the low 32 bits ([`Engine::sign_low_a`]: a 32-bit circuit, which also makes the 3-round
+    /// form cheap enough for the softmax's row sums); out of range (which the range check
+    /// reports) the secure run and the reference alike take the low 32 bits' sign.
     async fn octaves<R: Ring>(
         &mut self,
         x: &Shared<R>,
@@ -162,8 +166,10 @@ impl Engine {
             diffs.extend(x.data.iter().map(|v| if self.party().is_p0() { v.sub(c) } else { *v }));
         }
         let xs = Shared { data: x.data.repeat(k - 1), shape: vec![(k - 1) * n], frac: f };
-        let (s, sx) =
-            self.sign_mul_fit(&Shared { data: diffs, shape: vec![(k - 1) * n], frac: f }, &xs, false).await?;
+        let narrow = R::BITS == 64 && i64::from(hi) + i64::from(f) <= 30;
+        let (s, sx) = self
+            .sign_mul_fit(&Shared { data: diffs, shape: vec![(k - 1) * n], frac: f }, &xs, narrow)
+            .await?;
         let x1 = Shared { shape: vec![n], ..x.clone() };
         let one = |e: &Engine| e.add_const(&Shared::<R>::zeros(&[n], 0), R::ONE);
         let (mut b, mut bx): (Vec<Shared<R>>, Vec<Shared<R>>) = (vec![one(self)], vec![x1.clone()]);

@@ -97,6 +97,13 @@ async fn reciprocal_and_rsqrt() {
     let mut g = rng(2);
     let mut x = uniform(&mut g, 200, 1.0, 127.0);
     x.extend([1.0, 2.0, 64.0, 127.9]);
+    // Each octave boundary and its neighbours one ulp away: the comparisons (on 32 bits here,
+    // since 7 + 18 <= 30) must split them exactly as the reference does.
+    let ulp = 2f64.powi(-(F as i32));
+    for j in 1..7 {
+        let b = 2f64.powi(j);
+        x.extend([b - ulp, b, b + ulp]);
+    }
     let n = x.len();
     let (s, p, _) = both::<u64>(&x, F, &[n], async |e, v| e.reciprocal(&v, 0, 7).await).await;
     let fl: Vec<f64> = x.iter().map(|v| 1.0 / v).collect();
