@@ -60,6 +60,11 @@ pub fn matmul_aa_online_bytes(ring: RingId, batch: u32, n: u32, k: u32, m: u32) 
     n_bytes(ring, u64::from(batch) * (u64::from(n) * u64::from(k) + u64::from(k) * u64::from(m)))
 }
 
+/// Online bytes per party of an opening of y - B beside other steps (`Op::OpenBesideA`).
+pub fn open_beside_online_bytes(len: u32) -> u64 {
+    n_bytes(RingId::Z32, u64::from(len))
+}
+
 /// Matrix dimensions of X (n x k) times Y (k x m).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Dims {
@@ -440,6 +445,19 @@ impl ProductStreams {
         })
     }
 
+    /// Streams of a batched product whose X is the output of the truncate-then-downcast by
+    /// `k` = k1 + k2 at step `step - 1` and whose Y - B step `open` opened (`Op::MatMulDownAA`).
+    pub fn down_opened(ds: &DealerStreams<'_>, step: u32, open: u32, k: u32) -> Result<Self, Error> {
+        let prev = step
+            .checked_sub(1)
+            .ok_or(Error::BadStep { step, reason: "a matmul after a downcast at step 0" })?;
+        Ok(ProductStreams {
+            a: ASource::NegDown { r: [ds.p0.prg(prev, Purpose::R), ds.p1.prg(prev, Purpose::R)], k },
+            b: [ds.p0.prg(open, Purpose::B), ds.p1.prg(open, Purpose::B)],
+            c0: ds.p0.prg(step, Purpose::C),
+        })
+    }
+
     /// Streams of a fresh matmul step.
     pub fn fresh(ds: &DealerStreams<'_>, step: u32) -> Self {
         ProductStreams {
@@ -571,6 +589,26 @@ pub fn expand_matmul_c<R: Ring>(
     expand_c(s, step, d, corr, c)
 }
 
+/// Expands a party's share of the mask B of an opening beside others (`Op::OpenBesideA`):
+/// from its own B stream of that step, for P0 and P1 alike.
+pub fn expand_open_beside<R: Ring>(s: &Streams<'_>, step: u32, b: &mut [R]) {
+    s.prg(step, Purpose::B).fill_ring(b);
+}
+
+/// Expands a party's C of `batch` products whose A and B it does not need
+/// (see [`deal_matmul_down_aa`]).
+pub fn expand_matmul_c_batch<R: Ring>(
+    s: &Streams<'_>,
+    step: u32,
+    batch: usize,
+    d: Dims,
+    corr: &mut Corrections<'_>,
+    c: &mut [R],
+) -> Result<(), Error> {
+    check_len("matmul C", batch * d.n * d.m, c.len())?;
+    expand_c(s, step, d, corr, c)
+}
+
 /// Dealer: P1's corrections C1 = A B - C0 for blocks `units` of a fresh matmul step, blocks
 /// numbered across the batch (product t holds blocks t * per..(t + 1) * per).
 pub fn deal_matmul_aa<R: Ring, W: Write>(
@@ -580,19 +618,44 @@ pub fn deal_matmul_aa<R: Ring, W: Write>(
     units: Range<usize>,
     w: &mut W,
 ) -> Result<(), Error> {
+    deal_batched::<R, W>(ds.tile, &mut ProductStreams::fresh(ds, step), d, units, w)
+}
+
+/// Dealer: P1's corrections C1 = A B - C0 for blocks `units` of a batched product of the
+/// truncate-then-downcast output of the step before (by `k` = k1 + k2; A = minus its mask) and
+/// a Y whose Y - B step `open` opened (B from that step's streams): `Op::MatMulDownAA`.
+pub fn deal_matmul_down_aa<W: Write>(
+    ds: &DealerStreams<'_>,
+    step: u32,
+    d: Dims,
+    (open, k): (u32, u32),
+    units: Range<usize>,
+    w: &mut W,
+) -> Result<(), Error> {
+    let mut st = ProductStreams::down_opened(ds, step, open, k)?;
+    deal_batched::<u32, W>(ds.tile, &mut st, d, units, w)
+}
+
+/// [`deal_product_blocks`] of a batch of fresh products, blocks numbered across the batch.
+fn deal_batched<R: Ring, W: Write>(
+    tile: Tile,
+    st: &mut ProductStreams,
+    d: Dims,
+    units: Range<usize>,
+    w: &mut W,
+) -> Result<(), Error> {
     let (bn, bm) = block_grid(d);
     let per = bn * bm;
-    let mut st = ProductStreams::fresh(ds, step);
     let mut b = units.start;
     while b < units.end {
         let t = b / per;
         let hi = units.end.min((t + 1) * per);
         let (t64, range) = (t as u64, b - t * per..hi - t * per);
-        match ds.tile {
-            Tile::K16 => deal_product_blocks::<R, W, 16>(&mut st, d, t64, false, range, w)?,
-            Tile::K32 => deal_product_blocks::<R, W, 32>(&mut st, d, t64, false, range, w)?,
-            Tile::K64 => deal_product_blocks::<R, W, 64>(&mut st, d, t64, false, range, w)?,
-            Tile::K128 => deal_product_blocks::<R, W, 128>(&mut st, d, t64, false, range, w)?,
+        match tile {
+            Tile::K16 => deal_product_blocks::<R, W, 16>(st, d, t64, false, range, w)?,
+            Tile::K32 => deal_product_blocks::<R, W, 32>(st, d, t64, false, range, w)?,
+            Tile::K64 => deal_product_blocks::<R, W, 64>(st, d, t64, false, range, w)?,
+            Tile::K128 => deal_product_blocks::<R, W, 128>(st, d, t64, false, range, w)?,
         }
         b = hi;
     }

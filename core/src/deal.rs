@@ -110,6 +110,12 @@ pub fn deal_step_part<W: Write>(
             let dims = beaver::Dims::new(n, k, m);
             beaver::deal_matmul_after_down::<u32, W>(d, index, dims, (weight, u32::from(shift)), u, w)
         }
+        // Both parties' B come from their own streams.
+        (Op::OpenBesideA { .. }, _) => Ok(()),
+        (Op::MatMulDownAA { n, k, m, shift, open, .. }, _) => {
+            let dims = beaver::Dims::new(n, k, m);
+            beaver::deal_matmul_down_aa(d, index, dims, (open, u32::from(shift)), u, w)
+        }
         (Op::TruncCenterSquareA { cols, shift, .. }, ring) => {
             let (c, k) = (cols as usize, u32::from(shift));
             match ring {
@@ -147,7 +153,11 @@ impl Step {
             | Op::SignRadixBesideA { len, .. } => crate::bits::groups(len as usize),
             Op::MatMulFixed { n, m, .. } | Op::MatMulDownA { n, m, .. } => blocks(n, m),
             Op::TruncCenterSquareA { rows, .. } => rows as usize,
-            Op::MatMulAA { batch, n, m, .. } => batch as usize * blocks(n, m),
+            Op::MatMulAA { batch, n, m, .. } | Op::MatMulDownAA { batch, n, m, .. } => {
+                batch as usize * blocks(n, m)
+            }
+            // No corrections; one (empty) unit, as every step has at least one.
+            Op::OpenBesideA { .. } => 1,
         }
     }
 
@@ -165,9 +175,12 @@ impl Step {
             | Op::SignRadixTopA { ring, .. }
             | Op::TruncCenterSquareA { ring, .. }
             | Op::TruncMulA { ring, .. } => ring,
-            Op::UpcastA { .. } | Op::SignLowA { .. } | Op::UpcastTruncA { .. } | Op::MatMulDownA { .. } => {
-                RingId::Z32
-            }
+            Op::UpcastA { .. }
+            | Op::SignLowA { .. }
+            | Op::UpcastTruncA { .. }
+            | Op::MatMulDownA { .. }
+            | Op::MatMulDownAA { .. }
+            | Op::OpenBesideA { .. } => RingId::Z32,
             Op::DowncastA { .. } | Op::TruncDowncastA { .. } => RingId::Z64,
         }
     }

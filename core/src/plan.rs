@@ -203,6 +203,33 @@ pub enum Op {
         /// Bits dropped from the means.
         shift: u8,
     },
+    /// Opens y - B for a later `MatMulDownAA` (Z_2^32, [`crate::beaver`]): B = B0 + B1 from
+    /// this step's B streams, no corrections. It rides on the following steps' flights, so it
+    /// adds bytes but no round of its own.
+    OpenBesideA {
+        /// Elements.
+        len: u32,
+    },
+    /// A batched product X Y (as `MatMulAA`, Z_2^32) of X, the output of the step just before
+    /// (a `TruncDowncastA` by `shift` over batch x n x k elements, which opened X plus a mask
+    /// the dealer knows), and Y, whose Y - B step `open` (an `OpenBesideA` of batch x k x m
+    /// elements, the last one before and used by no other product) opened: A is minus the
+    /// downcast's mask and B that step's, so this product opens nothing: no round, no online
+    /// bytes.
+    MatMulDownAA {
+        /// Products.
+        batch: u32,
+        /// Rows of X.
+        n: u32,
+        /// Inner dimension.
+        k: u32,
+        /// Columns of Y.
+        m: u32,
+        /// k1 + k2 of the truncate-then-downcast before.
+        shift: u8,
+        /// The `OpenBesideA` step that opened Y - B.
+        open: u32,
+    },
 }
 
 impl Op {
@@ -385,6 +412,19 @@ impl Step {
                 }
                 Ok(())
             }
+            Op::OpenBesideA { len } => elems(index, &[len]).map(|_| ()),
+            Op::MatMulDownAA { batch, n, k, m, shift, open } => {
+                elems(index, &[batch, n, k])?;
+                elems(index, &[batch, k, m])?;
+                elems(index, &[batch, n, m])?;
+                if shift == 0 || u32::from(shift) > chain::MAX_TRUNC_DOWN {
+                    return bad("matmul after a downcast: the downcast's shift in 1..=32");
+                }
+                if open >= index {
+                    return bad("matmul after a downcast: its opening must come before it");
+                }
+                Ok(())
+            }
             Op::SignRadixBesideA { .. } => Step { op: self.op.protocol(), ..*self }.validate(index),
             Op::SignRadixA { ring, out, len, .. } => {
                 elems(index, &[len])?;
@@ -418,6 +458,8 @@ impl Step {
             Op::SignRadixTopA { ring, out, len, mul } => radix::top::correction_bytes(ring, out, len, mul),
             Op::SignRadixBesideA { ring, out, len, mul } => radix::correction_bytes(ring, out, len, mul),
             Op::MatMulDownA { n, m, .. } => beaver::matmul_correction_bytes(RingId::Z32, 1, n, m),
+            Op::OpenBesideA { .. } => 0,
+            Op::MatMulDownAA { batch, n, m, .. } => beaver::matmul_correction_bytes(RingId::Z32, batch, n, m),
             Op::TruncCenterSquareA { ring, rows, cols, shift } => {
                 center::correction_bytes(ring, rows, cols, shift)
             }
@@ -444,7 +486,8 @@ impl Step {
             Op::UpcastTruncA { len, .. } => chain::up_trunc_online_bytes(len),
             Op::SignRadixTopA { ring, out, len, mul } => radix::top::online_bytes(ring, out, len, mul),
             Op::SignRadixBesideA { ring, out, len, mul } => radix::online_bytes(ring, out, len, mul),
-            Op::MatMulDownA { .. } => 0,
+            Op::MatMulDownA { .. } | Op::MatMulDownAA { .. } => 0,
+            Op::OpenBesideA { len } => beaver::open_beside_online_bytes(len),
             Op::TruncCenterSquareA { ring, rows, cols, .. } => center::online_bytes(ring, rows, cols),
         }
     }
@@ -464,8 +507,11 @@ impl Step {
             Op::SignRadixTopA { .. } => radix::top::ROUNDS,
             // Its rounds travel in the following steps' flights.
             Op::SignRadixBesideA { .. } => 0,
-            // E is the value the truncate-then-downcast before it opened.
-            Op::MatMulDownA { .. } => 0,
+            // E is the value the truncate-then-downcast before it opened (and F, for the
+            // batched form, the value its earlier opening opened).
+            Op::MatMulDownA { .. } | Op::MatMulDownAA { .. } => 0,
+            // Its round travels in the following steps' flights.
+            Op::OpenBesideA { .. } => 0,
             Op::TruncCenterSquareA { .. } => center::ROUNDS,
         }
     }
@@ -480,6 +526,8 @@ pub struct PlanHasher {
     declared: u32,
     /// The step before (a matmul after a downcast must follow its downcast).
     prev: Option<Step>,
+    /// The last `OpenBesideA` not yet used by a product: (step, elements).
+    open: Option<(u32, u32)>,
 }
 
 impl PlanHasher {
@@ -488,7 +536,8 @@ impl PlanHasher {
         if header.version != PLAN_VERSION {
             return Err(Error::Version { expected: PLAN_VERSION, got: header.version });
         }
-        let mut h = PlanHasher { sha: Sha256::new(), steps: 0, declared: header.n_steps, prev: None };
+        let mut h =
+            PlanHasher { sha: Sha256::new(), steps: 0, declared: header.n_steps, prev: None, open: None };
         h.sha.update(HASH_LABEL);
         h.absorb(header)?;
         Ok(h)
@@ -516,9 +565,41 @@ impl PlanHasher {
                 });
             }
         }
+        self.check_opening(step)?;
         self.absorb(step)?;
         self.steps += 1;
         self.prev = Some(*step);
+        Ok(())
+    }
+
+    /// A product's opening is used once: a `MatMulDownAA` must follow a truncate-then-downcast
+    /// of its X and name the last `OpenBesideA` not yet used, of its Y's size (one pending at a
+    /// time: a second opening before the first is used is refused).
+    fn check_opening(&mut self, step: &Step) -> Result<(), Error> {
+        let bad = |reason| Err(Error::BadStep { step: self.steps, reason });
+        match step.op {
+            Op::OpenBesideA { len } => {
+                if self.open.is_some() {
+                    return bad("an opening beside others before the last one was used");
+                }
+                self.open = Some((self.steps, len));
+            }
+            Op::MatMulDownAA { batch, n, k, m, shift, open } => {
+                let x_len = u64::from(batch) * u64::from(n) * u64::from(k);
+                let follows = matches!(self.prev.map(|p| p.op), Some(Op::TruncDowncastA { len, shift: s, down })
+                    if u64::from(len) == x_len && u32::from(s) + u32::from(down) == u32::from(shift));
+                if !follows {
+                    return bad(
+                        "a matmul after a downcast must follow a truncate-then-downcast of its input",
+                    );
+                }
+                let y_len = u64::from(batch) * u64::from(k) * u64::from(m);
+                if self.open.take().is_none_or(|(at, len)| at != open || u64::from(len) != y_len) {
+                    return bad("a matmul after a downcast must use the last unused opening of its Y");
+                }
+            }
+            _ => {}
+        }
         Ok(())
     }
 

@@ -187,3 +187,108 @@ fn matmul_after_a_downcast_is_exact_without_an_opening() {
     gemm(&xd, &w, &mut want);
     assert_eq!(reveal(&zs), want);
 }
+
+#[test]
+fn batched_product_after_a_downcast_uses_its_earlier_opening() {
+    use ditto_core::beaver::{self, Dims};
+    let mut h = Harness::new(0x3e);
+    let (t, n, k, m, (k1, k2)) = (3usize, 5usize, 19usize, 17usize, (18u32, 10u32));
+    let (nk, km, nm) = (n * k, k * m, n * m);
+    let open_at = STEP - 1;
+    let x: Vec<u64> = h.rand::<u64>(t * nk).into_iter().map(|v| ((v as i64) >> 24) as u64).collect();
+    let mut y: Vec<u32> = h.rand::<u32>(t * km);
+    // Edge values of Y: 0, -1, the extremes.
+    y[..4].copy_from_slice(&[0, u32::MAX, 1 << 31, (1 << 31) - 1]);
+    let open = Step::bare(Op::OpenBesideA { len: (t * km) as u32 });
+    let down = Step::bare(Op::TruncDowncastA { len: (t * nk) as u32, shift: k1 as u8, down: k2 as u8 });
+    let mm = |open| {
+        let (b, nn, kk, mm) = (t as u32, n as u32, k as u32, m as u32);
+        Step::bare(Op::MatMulDownAA { batch: b, n: nn, k: kk, m: mm, shift: (k1 + k2) as u8, open })
+    };
+    assert_eq!(
+        (open.rounds(), open.online_bytes_per_party(), open.p1_correction_bytes()),
+        (0, 4 * (t * km) as u64, 0)
+    );
+    assert_eq!(
+        (mm(0).rounds(), mm(0).online_bytes_per_party(), mm(0).p1_correction_bytes()),
+        (0, 0, 4 * (t * nm) as u64)
+    );
+    // The plan takes the product only right after its downcast, naming the last unused opening
+    // of its Y: no opening, a second opening before the first is used, a reused opening, an
+    // opening of another size, or a product naming another step are refused.
+    let hash = |steps: &[Step]| {
+        let header =
+            PlanHeader { version: PLAN_VERSION, name: "t".try_into().unwrap(), n_steps: steps.len() as u32 };
+        plan_hash(&header, steps)
+    };
+    assert!(hash(&[open, down, mm(0)]).is_ok());
+    assert!(hash(&[open, down, mm(0), open, down, mm(3)]).is_ok());
+    let small = Step::bare(Op::OpenBesideA { len: (t * km - 1) as u32 });
+    for bad in [
+        &[down, mm(0)][..],
+        &[open, open, down, mm(1)],
+        &[open, down, mm(0), down, mm(0)],
+        &[small, down, mm(0)],
+        &[open, down, mm(1)],
+        &[open, mm(0)],
+        &[down, open, mm(1)],
+    ] {
+        assert!(hash(bad).is_err(), "{bad:?}");
+    }
+    let (c0, c1) = (h.deal(STEP, &down), h.deal(STEP + 1, &mm(open_at)));
+    assert!(h.deal(open_at, &open).is_empty());
+    // The downcast: x's truncation opened as E plus the dealer's mask.
+    let xs = h.share(&x);
+    let mats = per_party(&h, &c0, |_, s, c| {
+        let (mut r, mut d) = (vec![0u64; t * nk], vec![0u32; t * nk]);
+        chain::expand_trunc_down(s, STEP, c, &mut r, &mut d).unwrap();
+        (r, d)
+    });
+    let ys = [0, 1].map(|i| {
+        let mut out = vec![0u64; t * nk];
+        trunc::masked_open(PARTIES[i], &xs[i], &mats[i].0, &mut out).unwrap();
+        out
+    });
+    let yo = reveal(&ys);
+    let outs = [0, 1].map(|i| {
+        let mut z = vec![0u32; t * nk];
+        chain::trunc_down_finish(PARTIES[i], (k1, k2), &yo, &mats[i].1, &mut z).unwrap();
+        z
+    });
+    let xd: Vec<u32> = reveal(&outs);
+    let e: Vec<u32> = yo.iter().map(|v| chain::trunc_down_public((k1, k2), *v)).collect();
+    // The earlier opening: F = Y - B with B from each party's own stream of that step.
+    let bs = per_party(&h, &[], |_, s, _| {
+        let mut b = vec![0u32; t * km];
+        beaver::expand_open_beside(s, open_at, &mut b);
+        b
+    });
+    let yshares = h.share(&y);
+    let f: Vec<u32> =
+        reveal(&[0, 1].map(|i| yshares[i].iter().zip(&bs[i]).map(|(y, b)| y.wrapping_sub(*b)).collect()));
+    let gemm = |a: &[u32], b: &[u32], z: &mut [u32]| {
+        for i in 0..n {
+            for kk in 0..k {
+                for j in 0..m {
+                    z[i * m + j] = z[i * m + j].wrapping_add(a[i * k + kk].wrapping_mul(b[kk * m + j]));
+                }
+            }
+        }
+    };
+    let d = Dims::new(n as u32, k as u32, m as u32);
+    let zs = per_party(&h, &c1, |p, s, c| {
+        let mut z = vec![0u32; t * nm];
+        beaver::expand_matmul_c_batch(s, STEP + 1, t, d, c, &mut z).unwrap();
+        for b in 0..t {
+            let zb = &mut z[b * nm..(b + 1) * nm];
+            gemm(&outs[p.index()][b * nk..(b + 1) * nk], &f[b * km..(b + 1) * km], zb);
+            gemm(&e[b * nk..(b + 1) * nk], &bs[p.index()][b * km..(b + 1) * km], zb);
+        }
+        z
+    });
+    let mut want = vec![0u32; t * nm];
+    for b in 0..t {
+        gemm(&xd[b * nk..(b + 1) * nk], &y[b * km..(b + 1) * km], &mut want[b * nm..(b + 1) * nm]);
+    }
+    assert_eq!(reveal(&zs), want);
+}

@@ -66,6 +66,10 @@ fn vector_plan() -> Vec<Step> {
     steps.push(Step::bare(Op::MatMulDownA { n: 3, k: 40, m: 20, weight: 2, shift: 28 }));
     steps.push(Step::bare(Op::TruncCenterSquareA { ring: Z64, rows: 3, cols: 10, shift: 18 }));
     steps.push(Step::bare(Op::TruncCenterSquareA { ring: Z32, rows: 2, cols: 7, shift: 8 }));
+    let open = steps.len() as u32;
+    steps.push(Step::bare(Op::OpenBesideA { len: 2 * 20 * 15 }));
+    steps.push(Step::bare(Op::TruncDowncastA { len: 2 * 3 * 20, shift: 18, down: 10 }));
+    steps.push(Step::bare(Op::MatMulDownAA { batch: 2, n: 3, k: 20, m: 15, shift: 28, open }));
     steps
 }
 

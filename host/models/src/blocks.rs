@@ -200,7 +200,12 @@ pub(crate) async fn norm_of(
     down_from(e, q, &pre, k).await
 }
 
-/// [`down`] of `x / 2^k` (x at `nl_frac + k`): one round when k + nl - act <= 32.
+/// Whether [`down_from`] by `k` is one truncate-then-downcast (k + nl - act <= 32).
+pub(crate) fn down_fuses(q: &QuantConfig, k: u32) -> bool {
+    k + (q.nl_frac - q.act_frac) <= ditto_core::chain::MAX_TRUNC_DOWN
+}
+
+/// [`down`] of `x / 2^k` (x at `nl_frac + k`): one round when [`down_fuses`].
 pub(crate) async fn down_from(
     e: &mut Engine,
     q: &QuantConfig,
@@ -208,9 +213,8 @@ pub(crate) async fn down_from(
     k: u32,
 ) -> Result<Shared<u32>, MpcError> {
     e.set_tag(Tag::Conversion);
-    let d = q.nl_frac - q.act_frac;
-    if k + d <= ditto_core::chain::MAX_TRUNC_DOWN {
-        return e.trunc_downcast(x, k, d).await;
+    if down_fuses(q, k) {
+        return e.trunc_downcast(x, k, q.nl_frac - q.act_frac).await;
     }
     let t = e.trunc_a(x, k).await?;
     down(e, q, &t).await
@@ -267,6 +271,10 @@ pub(crate) async fn attention(
     let (n, t, h) = (qm.shape[0], km.shape[0], qm.shape[1]);
     let inv_sqrt = fx64(1.0 / ((h / heads_n) as f64).sqrt(), q.nl_frac)?;
     e.set_tag(Tag::Attention);
+    // When the softmax ends in a truncate-then-downcast (its shift is nl_frac), P V opens
+    // nothing: V - B travels beside Q K^T and the steps after it.
+    let vh = heads(vm, heads_n, false);
+    let v_open = if down_fuses(q, q.nl_frac) { Some(e.open_beside(&vh).await?) } else { None };
     let s = e.matmul_aa(&heads(qm, heads_n, false), &heads(km, heads_n, true)).await?;
     let softmax_tag = Tag::Softmax { exp_iters: u8::try_from(q.exp_iters).unwrap_or(u8::MAX) };
     let s64 = if q.nl_frac >= s.frac {
@@ -289,9 +297,18 @@ pub(crate) async fn attention(
     let dh = (h / heads_n) as f64;
     let narrow = f64::from(q.nl_frac + 1) - f64::from(2 * q.act_frac) <= dh.log2() / 2.0;
     let (p, k) = e.softmax_pre(&s64.reshape(&[heads_n * n, t])?, keep, q.exp_iters, narrow).await?;
+    if v_open.is_some() != down_fuses(q, k) {
+        return Err(MpcError::Scale {
+            what: "attention",
+            detail: format!("softmax shift {k}, nl_frac {}", q.nl_frac),
+        });
+    }
     let p = down_from(e, q, &p, k).await?.reshape(&[heads_n, n, t])?;
     e.set_tag(Tag::Attention);
-    let ctx = e.matmul_aa(&p, &heads(vm, heads_n, false)).await?;
+    let ctx = match v_open {
+        Some(o) => e.matmul_aa_after_down(&p, &vh, o).await?,
+        None => e.matmul_aa(&p, &vh).await?,
+    };
     let ctx = e.trunc_a(&ctx, q.act_frac).await?;
     Ok(merge(&ctx))
 }

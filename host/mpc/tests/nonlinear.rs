@@ -99,7 +99,7 @@ async fn reciprocal_and_rsqrt() {
     x.extend([1.0, 2.0, 64.0, 127.9]);
     // Each octave boundary and its neighbours one ulp away: the comparisons (on 32 bits here,
     // since 7 + 18 <= 30) must split them exactly as the reference does.
-    let ulp = 2f64.powi(-(F as i32));
+    let ulp = 1.0 / f64::from(1u32 << F);
     for j in 1..7 {
         let b = 2f64.powi(j);
         x.extend([b - ulp, b, b + ulp]);

@@ -46,6 +46,21 @@ impl<R> Weight<R> {
 }
 
 /// (n, k) of a matmul input x (n x k) against w (k x m).
+/// (batch, dims) of a batched product of x [t, n, k] and y [t, k, m].
+pub(crate) fn batched_dims<R>(x: &Shared<R>, y: &Shared<R>) -> Result<(usize, Dims), MpcError> {
+    let (&[t, n, k], &[t2, k2, m]) = (&x.shape[..], &y.shape[..]) else {
+        return Err(MpcError::Shape {
+            what: "batched matmul",
+            expected: x.shape.clone(),
+            got: y.shape.clone(),
+        });
+    };
+    if t != t2 || k != k2 {
+        return Err(MpcError::Shape { what: "batched matmul", expected: vec![t, k], got: vec![t2, k2] });
+    }
+    Ok((t, Dims { n, k, m }))
+}
+
 pub(crate) fn matmul_dims<R>(x: &Shared<R>, w: &Weight<R>) -> Result<(usize, usize), MpcError> {
     let [n, k] = x.shape[..] else {
         return Err(MpcError::Shape { what: "matmul input", expected: vec![0, w.k], got: x.shape.clone() });
@@ -57,6 +72,22 @@ pub(crate) fn matmul_dims<R>(x: &Shared<R>, w: &Weight<R>) -> Result<(usize, usi
 }
 
 impl Engine {
+    /// The plaintext batched product x y (t products of `d`) with the secure run's GEMM.
+    pub(crate) fn batched_plain<R: Ring>(
+        &self,
+        x: &Shared<R>,
+        y: &Shared<R>,
+        t: usize,
+        d: Dims,
+    ) -> Shared<R> {
+        let (nk, km, nm) = (d.n * d.k, d.k * d.m, d.n * d.m);
+        let mut data = vec![R::ZERO; t * nm];
+        for (i, z) in data.chunks_exact_mut(nm).enumerate() {
+            self.gemm.gemm_acc(z, &x.data[i * nk..(i + 1) * nk], &y.data[i * km..(i + 1) * km], d);
+        }
+        Shared { data, shape: vec![t, d.n, d.m], frac: x.frac + y.frac }
+    }
+
     /// The plaintext product x W with the secure run's GEMM (tested against a naive product
     /// in tests/gemm.rs).
     pub(crate) fn matmul_plain<R: Ring>(&self, x: &Shared<R>, w: &Weight<R>) -> Shared<R> {
@@ -177,17 +208,9 @@ impl Engine {
     /// Batched products x_t (n x k) * y_t (k x m) of fresh shared tensors, shapes
     /// [batch, n, k] and [batch, k, m] (scale x.frac + y.frac).
     pub async fn matmul_aa<R: Ring>(&mut self, x: &Shared<R>, y: &Shared<R>) -> Result<Shared<R>, MpcError> {
-        let (&[t, n, k], &[t2, k2, m]) = (&x.shape[..], &y.shape[..]) else {
-            return Err(MpcError::Shape {
-                what: "batched matmul",
-                expected: x.shape.clone(),
-                got: y.shape.clone(),
-            });
-        };
-        if t != t2 || k != k2 {
-            return Err(MpcError::Shape { what: "batched matmul", expected: vec![t, k], got: vec![t2, k2] });
-        }
-        let (d, frac) = (Dims { n, k, m }, x.frac + y.frac);
+        let (t, d) = batched_dims(x, y)?;
+        let (n, k, m) = (d.n, d.k, d.m);
+        let frac = x.frac + y.frac;
         let op = Op::MatMulAA {
             ring: ring_id::<R>()?,
             batch: len32("matmul", t)?,
@@ -199,14 +222,7 @@ impl Engine {
         let b = match self.begin(op, scale("matmul", x.frac, frac)?).await? {
             Started::Run(b) => b,
             Started::Planned => return Ok(Shared::zeros(&[t, n, m], frac)),
-            Started::Plain => {
-                let mut data = vec![R::ZERO; t * nm];
-                for (i, z) in data.chunks_exact_mut(nm).enumerate() {
-                    let d = Dims { n, k, m };
-                    self.gemm.gemm_acc(z, &x.data[i * nk..(i + 1) * nk], &y.data[i * km..(i + 1) * km], d);
-                }
-                return Ok(Shared { data, shape: vec![t, n, m], frac });
-            }
+            Started::Plain => return Ok(self.batched_plain(x, y, t, d)),
         };
         let (mut a, mut bb, mut c) = (vec![R::ZERO; t * nk], vec![R::ZERO; t * km], vec![R::ZERO; t * nm]);
         self.expand(&b, |s, corr| beaver::expand_matmul_aa(s, b.index, t, d, corr, &mut a, &mut bb, &mut c))?;

@@ -20,10 +20,10 @@ use crate::{MpcError, Shared};
 pub(crate) struct DownMark {
     /// Steps begun when it ended.
     after: usize,
-    shift: u8,
+    pub(crate) shift: u8,
     frac: u32,
     len: usize,
-    public: Vec<u32>,
+    pub(crate) public: Vec<u32>,
     mask: Vec<u32>,
 }
 
@@ -94,23 +94,8 @@ impl Engine {
         x: &Shared<u32>,
         w: &Weight<u32>,
     ) -> Result<Shared<u32>, MpcError> {
-        let mark = self.down_mark.take();
         let (n, k) = super::arith::matmul_dims(x, w)?;
-        let fits = |m: &DownMark| {
-            m.after == self.steps_begun()
-                && m.len == n * k
-                && m.frac == x.frac
-                && (m.public.is_empty()
-                    || x.data.iter().zip(&m.public).zip(&m.mask).all(|((x, p), d)| {
-                        *x == if self.party().is_p0() { p.wrapping_sub(*d) } else { d.wrapping_neg() }
-                    }))
-        };
-        let Some(mark) = mark.filter(fits) else {
-            return Err(MpcError::Mode {
-                what: "a matmul after a downcast",
-                mode: "its input must be the output of the truncate-then-downcast just before it",
-            });
-        };
+        let mark = self.take_down_mark(x, "a matmul after a downcast")?;
         let frac = x.frac + w.frac;
         let op = Op::MatMulDownA {
             n: len32("matmul", n)?,
@@ -132,6 +117,29 @@ impl Engine {
         self.gemm.gemm_acc_packed(&mut z, &x.data, fp, n);
         self.gemm.gemm_acc_packed(&mut z, &mark.public, bp, n);
         Ok(Shared { data: z, shape: vec![n, w.m], frac })
+    }
+
+    /// The mark of the [`Engine::trunc_downcast`] just before, if `x` is its output (shape,
+    /// scale, and in a secure run the data: x = [P0] public - mask); else an error for `what`.
+    pub(crate) fn take_down_mark(
+        &mut self,
+        x: &Shared<u32>,
+        what: &'static str,
+    ) -> Result<DownMark, MpcError> {
+        let mark = self.down_mark.take();
+        let fits = |m: &DownMark| {
+            m.after == self.steps_begun()
+                && m.len == x.len()
+                && m.frac == x.frac
+                && (m.public.is_empty()
+                    || x.data.iter().zip(&m.public).zip(&m.mask).all(|((x, p), d)| {
+                        *x == if self.party().is_p0() { p.wrapping_sub(*d) } else { d.wrapping_neg() }
+                    }))
+        };
+        mark.filter(fits).ok_or(MpcError::Mode {
+            what,
+            mode: "its input must be the output of the truncate-then-downcast just before it",
+        })
     }
 
     /// `trunc_a(c * upcast_a(x), k)` in the upcast's round, for a public integer c > 0 with

@@ -331,3 +331,37 @@ impl<C: Ring, O: Ring> Machine for TopMachine<C, O> {
         Ok(Box::new(self.out))
     }
 }
+
+/// An opening of y - B beside other steps (`Op::OpenBesideA`), one round: the masked-input
+/// round of the comparisons with r = -B; result (the opened y - B, this party's B).
+pub(crate) struct OpenMachine {
+    io: Masked<u32, u32>,
+    b: Vec<u32>,
+    stage: u32,
+}
+
+impl OpenMachine {
+    pub(crate) fn new(y: Vec<u32>, b: Vec<u32>) -> Self {
+        let neg = b.iter().map(|v| v.wrapping_neg()).collect();
+        OpenMachine { io: Masked::new(y, neg, None, Vec::new()), b, stage: 0 }
+    }
+}
+
+impl Machine for OpenMachine {
+    fn message(&mut self) -> Result<Option<Vec<u8>>, MpcError> {
+        Ok(if self.stage == 0 { Some(self.io.message()?) } else { None })
+    }
+
+    fn receive(&mut self, peer: &[u8]) -> Result<(), MpcError> {
+        self.io.receive(peer)?;
+        self.stage = 1;
+        Ok(())
+    }
+
+    fn result(self: Box<Self>) -> Result<Box<dyn Any + Send>, MpcError> {
+        if self.stage == 0 {
+            return Err(MpcError::Mode { what: "an opening beside others", mode: "its round has not run" });
+        }
+        Ok(Box::new((self.io.y, self.b)))
+    }
+}

@@ -10,6 +10,7 @@ pub mod compare;
 pub mod convert;
 pub mod fuse;
 mod machines;
+pub mod opened;
 
 use ditto_core::plan::Scale;
 use ditto_core::ring::RingId;
