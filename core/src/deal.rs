@@ -83,10 +83,16 @@ pub fn deal_step_part<W: Write>(
         (Op::TruncMulA { len, shift, square, mul, pair, .. }, ring) => {
             let p = fuse::Products { square, mul, pair };
             let (n, k) = (len as usize, u32::from(shift));
+            let kw = (k, fuse::Width::full(ring.bits()));
             match ring {
-                RingId::Z32 => fuse::deal_fuse::<u32, W>(d, index, n, k, p, u, w),
-                RingId::Z64 => fuse::deal_fuse::<u64, W>(d, index, n, k, p, u, w),
+                RingId::Z32 => fuse::deal_fuse::<u32, W>(d, index, n, kw, p, u, w),
+                RingId::Z64 => fuse::deal_fuse::<u64, W>(d, index, n, kw, p, u, w),
             }
+        }
+        (Op::TruncMulNarrowA { len, shift, open, out, square, mul }, _) => {
+            let p = fuse::Products { square, mul, pair: false };
+            let kw = (u32::from(shift), fuse::Width { open: u32::from(open), out: u32::from(out) });
+            fuse::deal_fuse::<u64, W>(d, index, len as usize, kw, p, u, w)
         }
         (Op::TruncDowncastA { shift, down, .. }, _) => {
             chain::deal_trunc_down(d, index, u, u32::from(shift) + u32::from(down), w)
@@ -142,6 +148,7 @@ impl Step {
             | Op::SquareA { len, .. }
             | Op::TruncA { len, .. }
             | Op::TruncMulA { len, .. }
+            | Op::TruncMulNarrowA { len, .. }
             | Op::TruncDowncastA { len, .. }
             | Op::UpcastTruncA { len, .. }
             | Op::UpcastA { len }
@@ -181,7 +188,7 @@ impl Step {
             | Op::MatMulDownA { .. }
             | Op::MatMulDownAA { .. }
             | Op::OpenBesideA { .. } => RingId::Z32,
-            Op::DowncastA { .. } | Op::TruncDowncastA { .. } => RingId::Z64,
+            Op::DowncastA { .. } | Op::TruncDowncastA { .. } | Op::TruncMulNarrowA { .. } => RingId::Z64,
         }
     }
 }

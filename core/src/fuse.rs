@@ -40,8 +40,44 @@ use embedded_io::Write;
 use crate::corr::{Corrections, DealerStreams, Streams, at, put_ring};
 use crate::prg::Purpose;
 use crate::ring::{RingId, check_len};
-use crate::trunc::{self, msb_bytes};
+use crate::trunc::msb_bytes;
 use crate::{Error, Party, Ring};
+
+/// The widths of a fused step. The masked input is opened modulo 2^`open` (bits of the
+/// ring l for `Op::TruncMulA`; fewer for `Op::TruncMulNarrowA`): the input must lie in
+/// [-2^(open-2), 2^(open-2)) and its shares need only be right modulo 2^open, so the mask r is
+/// uniform in Z_2^open and y = x + 2^(open-2) + r mod 2^open travels in ceil(open/8) bytes;
+/// every formula of the module docs holds with l replaced by `open`. The outputs (t and its
+/// products, and the operand v and its opened f) are right modulo 2^`out` (open <= out <= l),
+/// so the dealer's ring elements take ceil(out/8) bytes and its msb corrections, which appear
+/// multiplied by 2^(open-k), out - open + k bits. A chain of steps whose values are known to
+/// be small (the exp's squarings: values in [0, 1] at scale 2f) opens and deals fewer bytes;
+/// its last step gives outputs right modulo 2^l again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Width {
+    /// Bits of the opened masked input.
+    pub open: u32,
+    /// Bits modulo which the outputs are right.
+    pub out: u32,
+}
+
+impl Width {
+    /// The ring's full width (`Op::TruncMulA`).
+    pub const fn full(bits: u32) -> Self {
+        Width { open: bits, out: bits }
+    }
+
+    /// Bits of the msb-derived corrections for shift `k`: out - open + k.
+    pub const fn mbits(self, k: u32) -> u32 {
+        self.out - self.open + k
+    }
+
+    /// Whether the widths fit a ring of `bits` and shift `k`: k + 3 <= open <= out <= bits,
+    /// and msb corrections of at most 64 bits.
+    pub const fn fits(self, bits: u32, k: u32) -> bool {
+        k >= 1 && k + 3 <= self.open && self.open <= self.out && self.out <= bits && self.mbits(k) <= 64
+    }
+}
 
 /// Which products a fused step computes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -59,15 +95,27 @@ pub const ROUNDS: u32 = 1;
 
 /// P1 correction bytes.
 pub fn correction_bytes(ring: RingId, len: u32, shift: u8, p: Products) -> u64 {
-    let (e, kb) = (ring.bytes() as u64, msb_bytes(u32::from(shift)) as u64);
-    let per = u64::from(p.square) + u64::from(p.mul);
+    correction_bytes_w(len, shift, p, Width::full(ring.bits()))
+}
+
+/// P1 correction bytes at widths `w`: per lane the truncation's [r >> k, msb] and per product
+/// [element, msb-derived value], elements in ceil(out/8) bytes, the others in
+/// ceil(mbits/8).
+pub fn correction_bytes_w(len: u32, shift: u8, p: Products, w: Width) -> u64 {
+    let (e, kb) = (msb_bytes(w.out) as u64, msb_bytes(w.mbits(u32::from(shift))) as u64);
+    let per = 1 + u64::from(p.square) + u64::from(p.mul);
     let pairs = if p.pair { u64::from(len / 2) * (e + 2 * kb) } else { 0 };
-    trunc::correction_bytes(ring, len, shift) + u64::from(len) * per * (e + kb) + pairs
+    u64::from(len) * per * (e + kb) + pairs
 }
 
 /// Online bytes per party: y, and f = v - a for a product.
 pub fn online_bytes(ring: RingId, len: u32, p: Products) -> u64 {
-    u64::from(len) * ring.bytes() as u64 * if p.mul { 2 } else { 1 }
+    online_bytes_w(len, p, Width::full(ring.bits()))
+}
+
+/// Online bytes per party at widths `w`: y in ceil(open/8) bytes, f in ceil(out/8).
+pub fn online_bytes_w(len: u32, p: Products, w: Width) -> u64 {
+    u64::from(len) * (msb_bytes(w.open) + if p.mul { msb_bytes(w.out) } else { 0 }) as u64
 }
 
 /// A party's correlation in caller-provided buffers: the truncation's (r, rh, m: len each),
@@ -92,15 +140,19 @@ pub struct FuseMaterial<'a, R> {
     pub pair: &'a mut [R],
 }
 
-/// Expands a party's fused-truncation correlation (shift `k`, products `p`).
+/// Expands a party's fused-truncation correlation (shift `k`, products `p`, widths `w`).
 pub fn expand_fuse<R: Ring>(
     s: &Streams<'_>,
     step: u32,
-    k: u32,
+    (k, w): (u32, Width),
     p: Products,
     corr: &mut Corrections<'_>,
     m: &mut FuseMaterial<'_, R>,
 ) -> Result<(), Error> {
+    if !w.fits(R::BITS, k) || (p.pair && w != Width::full(R::BITS)) {
+        return Err(Error::BadScale { bits: R::BITS, frac: k });
+    }
+    let (e, mb) = (w.out, w.mbits(k));
     let n = m.r.len();
     let (h, want) = (n / 2, |on: bool, len: usize| if on { len } else { 0 });
     check_len("fused square products", want(p.square, 2 * n), m.sq.len())?;
@@ -115,13 +167,13 @@ pub fn expand_fuse<R: Ring>(
         Party::P0 => {
             s.prg(step, Purpose::RHigh).fill_ring(m.rh);
             s.prg(step, Purpose::Msb).fill_ring(m.m);
-            m.m.iter_mut().for_each(|v| *v = v.low_bits(k));
+            m.m.iter_mut().for_each(|v| *v = v.low_bits(mb));
             s.prg(step, Purpose::FuseSq).fill_ring(m.sq);
             s.prg(step, Purpose::FuseMul).fill_ring(m.ra);
             s.prg(step, Purpose::FusePair).fill_ring(m.pair);
-            // The k-bit entries: every odd one of sq and ra, the last two of each pair.
+            // The msb-derived entries: every odd one of sq and ra, the last two of each pair.
             for v in m.sq.iter_mut().chain(m.ra.iter_mut()).skip(1).step_by(2) {
-                *v = v.low_bits(k);
+                *v = v.low_bits(mb);
             }
             for pr in m.pair.chunks_exact_mut(3) {
                 pr[1] = pr[1].low_bits(k);
@@ -130,14 +182,15 @@ pub fn expand_fuse<R: Ring>(
         }
         Party::P1 => {
             for i in 0..n {
-                (m.rh[i], m.m[i]) = trunc::read_hi_msb(corr, k)?;
+                // [rh, m] is the truncation's record (trunc::read_hi_msb) at full width.
+                (m.rh[i], m.m[i]) = (read_low(corr, e)?, read_low(corr, mb)?);
                 if p.square {
-                    m.sq[2 * i] = read_elem(corr)?;
-                    m.sq[2 * i + 1] = read_low(corr, k)?;
+                    m.sq[2 * i] = read_low(corr, e)?;
+                    m.sq[2 * i + 1] = read_low(corr, mb)?;
                 }
                 if p.mul {
-                    m.ra[2 * i] = read_elem(corr)?;
-                    m.ra[2 * i + 1] = read_low(corr, k)?;
+                    m.ra[2 * i] = read_low(corr, e)?;
+                    m.ra[2 * i + 1] = read_low(corr, mb)?;
                 }
                 if p.pair && i < h {
                     m.pair[3 * i] = read_elem(corr)?;
@@ -178,11 +231,15 @@ pub fn deal_fuse<R: Ring, W: Write>(
     d: &DealerStreams<'_>,
     step: u32,
     len: usize,
-    k: u32,
+    (k, wd): (u32, Width),
     p: Products,
     units: Range<usize>,
     w: &mut W,
 ) -> Result<(), Error> {
+    if !wd.fits(R::BITS, k) || (p.pair && wd != Width::full(R::BITS)) {
+        return Err(Error::BadStep { step, reason: "fused truncation widths" });
+    }
+    let (e, mb) = (Some(wd.out), Some(wd.mbits(k)));
     let (s, h) = (units.start, len / 2);
     let stream = |q, i: usize| (at::<R>(d.p0.prg(step, q), i), at::<R>(d.p1.prg(step, q), i));
     let (mut r0, mut r1) = stream(Purpose::R, s);
@@ -194,32 +251,32 @@ pub fn deal_fuse<R: Ring, W: Write>(
     let mut sq0 = at::<R>(d.p0.prg(step, Purpose::FuseSq), 2 * s);
     let mut ra0 = at::<R>(d.p0.prg(step, Purpose::FuseMul), 2 * s);
     let mut pr0 = at::<R>(d.p0.prg(step, Purpose::FusePair), 3 * s.min(h));
-    let wrap = R::pow2(R::BITS - k);
-    let mu = |r: R| R::from_u64(u64::from(r.msb()));
+    let wrap = R::pow2(wd.open - k);
+    // r uniform modulo 2^open, its msb is bit open - 1.
+    let mask = |r: R| r.low_bits(wd.open);
+    let mu = |r: R| R::from_u64(r.bit(wd.open - 1));
     for i in units {
-        let r = r0.next_elem::<R>().add(r1.next_elem::<R>());
+        let r = mask(r0.next_elem::<R>().add(r1.next_elem::<R>()));
         let (r1v, m) = (r.shr(k), mu(r));
-        // The truncation's record, as trunc::deal_trunc writes it.
-        let mut rec = [0u8; 16];
-        let rec = &mut rec[..R::BYTES + msb_bytes(k)];
-        trunc::hi_msb_record(rec, (r1v, m), (h0.next_elem::<R>(), m0.next_elem::<R>()), k);
-        w.write_all(rec).map_err(crate::corr::io_err)?;
+        // The truncation's record, as trunc::deal_trunc writes it at full width.
+        put(w, r1v.sub(h0.next_elem::<R>()), e)?;
+        put(w, m.sub(m0.next_elem::<R>()), mb)?;
         if p.square {
-            put(w, r1v.mul(r1v).sub(sq0.next_elem::<R>()), None)?;
+            put(w, r1v.mul(r1v).sub(sq0.next_elem::<R>()), e)?;
             let wv = r1v.mul(m).add(r1v.mul(m)).sub(wrap.mul(m));
-            put(w, wv.sub(sq0.next_elem::<R>()), Some(k))?;
+            put(w, wv.sub(sq0.next_elem::<R>()), mb)?;
         }
         if p.mul {
             let a = a0.next_elem::<R>().add(a1.next_elem::<R>());
-            put(w, r1v.mul(a).sub(ra0.next_elem::<R>()), None)?;
-            put(w, m.mul(a).sub(ra0.next_elem::<R>()), Some(k))?;
+            put(w, r1v.mul(a).sub(ra0.next_elem::<R>()), e)?;
+            put(w, m.mul(a).sub(ra0.next_elem::<R>()), mb)?;
         }
         if p.pair && i < h {
             let q = q0.next_elem::<R>().add(q1.next_elem::<R>());
             let (q1v, mq) = (q.shr(k), mu(q));
-            put(w, r1v.mul(q1v).sub(pr0.next_elem::<R>()), None)?;
-            put(w, mq.mul(r1v).sub(pr0.next_elem::<R>()), Some(k))?;
-            put(w, m.mul(q1v).sub(pr0.next_elem::<R>()), Some(k))?;
+            put(w, r1v.mul(q1v).sub(pr0.next_elem::<R>()), e)?;
+            put(w, mq.mul(r1v).sub(pr0.next_elem::<R>()), mb)?;
+            put(w, m.mul(q1v).sub(pr0.next_elem::<R>()), mb)?;
         }
     }
     Ok(())
@@ -229,14 +286,18 @@ pub fn deal_fuse<R: Ring, W: Write>(
 /// product, f_i = v_i - a_i.
 pub fn fuse_open<R: Ring>(
     party: Party,
-    x: &[R],
-    r: &[R],
-    v: &[R],
-    a: &[R],
+    w: Width,
+    (x, r): (&[R], &[R]),
+    (v, a): (&[R], &[R]),
     y: &mut [R],
     f: &mut [R],
 ) -> Result<(), Error> {
-    trunc::trunc_a_open(party, x, r, y)?;
+    check_len("mask", x.len(), r.len())?;
+    check_len("masked output", x.len(), y.len())?;
+    let bias = if party.is_p0() { R::pow2(w.open - 2) } else { R::ZERO };
+    for i in 0..x.len() {
+        y[i] = x[i].add(r[i]).add(bias).low_bits(w.open);
+    }
     check_len("fused operand", a.len(), v.len())?;
     check_len("fused operand message", a.len(), f.len())?;
     for i in 0..a.len() {
@@ -249,7 +310,7 @@ pub fn fuse_open<R: Ring>(
 /// for, in `out` = [t (n)][t^2 (n)][t v (n)][t_i t_(i+h) (h)] (parts present as asked).
 pub fn fuse_finish<R: Ring>(
     party: Party,
-    k: u32,
+    (k, w): (u32, Width),
     p: Products,
     (y, f): (&[R], &[R]),
     v: &[R],
@@ -261,16 +322,24 @@ pub fn fuse_finish<R: Ring>(
     let parts = 1 + usize::from(p.square) + usize::from(p.mul);
     check_len("fused output", parts * n + if p.pair { h } else { 0 }, out.len())?;
     let (t, rest) = out.split_at_mut(n);
-    trunc::trunc_a_finish(party, k, y, m.rh, m.m, t)?;
-    let unbias = R::pow2(R::BITS - 2).shr(k);
-    let wrap = R::pow2(R::BITS - k);
-    let pub_y = |i: usize| y[i].shr(k).sub(unbias);
-    // A product's share for lane i's b: the R_1 form, less 2^(l-k) times its k-bit correction
-    // when b = 0.
-    let low = |i: usize, v: R, c: R| if y[i].msb() == 0 { v.sub(wrap.mul(c)) } else { v };
-    // This party's share of R_b: rh - [b = 0] 2^(l-k) m.
-    let rsh = |i: usize| if y[i].msb() == 0 { m.rh[i].sub(wrap.mul(m.m[i])) } else { m.rh[i] };
+    for (what, l) in [("trunc r>>k", m.rh.len()), ("trunc msb", m.m.len())] {
+        check_len(what, n, l)?;
+    }
+    // y is opened modulo 2^open; b is its bit open - 1.
+    let y_msb = |i: usize| y[i].bit(w.open - 1);
+    let unbias = R::pow2(w.open - 2).shr(k);
+    let wrap = R::pow2(w.open - k);
+    let pub_y = |i: usize| y[i].low_bits(w.open).shr(k).sub(unbias);
+    // A product's share for lane i's b: the R_1 form, less 2^(open-k) times its msb-derived
+    // correction when b = 0.
+    let low = |i: usize, v: R, c: R| if y_msb(i) == 0 { v.sub(wrap.mul(c)) } else { v };
+    // This party's share of R_b: rh - [b = 0] 2^(open-k) m.
+    let rsh = |i: usize| if y_msb(i) == 0 { m.rh[i].sub(wrap.mul(m.m[i])) } else { m.rh[i] };
     let p0 = |v: R| if party.is_p0() { v } else { R::ZERO };
+    // t = [P0] Y - R_b (trunc::trunc_a_finish at full width).
+    for (i, o) in t.iter_mut().enumerate() {
+        *o = p0(pub_y(i)).sub(rsh(i));
+    }
     let mut rest = rest;
     if p.square {
         let (sq, r) = rest.split_at_mut(n);

@@ -230,6 +230,23 @@ pub enum Op {
         /// The `OpenBesideA` step that opened Y - B.
         open: u32,
     },
+    /// `TruncMulA` in Z_2^64 at narrower widths ([`crate::fuse::Width`]): the input, in
+    /// [-2^(open-2), 2^(open-2)), is opened modulo 2^`open`, and the outputs are right modulo
+    /// 2^`out` (k + 3 <= open <= out <= 64). No pairs.
+    TruncMulNarrowA {
+        /// Elements.
+        len: u32,
+        /// Bits dropped.
+        shift: u8,
+        /// Bits of the opened masked input.
+        open: u8,
+        /// Bits modulo which the outputs are right.
+        out: u8,
+        /// t^2.
+        square: bool,
+        /// t v.
+        mul: bool,
+    },
 }
 
 impl Op {
@@ -413,6 +430,14 @@ impl Step {
                 Ok(())
             }
             Op::OpenBesideA { len } => elems(index, &[len]).map(|_| ()),
+            Op::TruncMulNarrowA { len, shift, open, out, .. } => {
+                elems(index, &[len])?;
+                let w = fuse::Width { open: u32::from(open), out: u32::from(out) };
+                if !w.fits(64, u32::from(shift)) {
+                    return bad("narrow fused truncation: shift + 3 <= open <= out <= 64");
+                }
+                Ok(())
+            }
             Op::MatMulDownAA { batch, n, k, m, shift, open } => {
                 elems(index, &[batch, n, k])?;
                 elems(index, &[batch, k, m])?;
@@ -459,6 +484,10 @@ impl Step {
             Op::SignRadixBesideA { ring, out, len, mul } => radix::correction_bytes(ring, out, len, mul),
             Op::MatMulDownA { n, m, .. } => beaver::matmul_correction_bytes(RingId::Z32, 1, n, m),
             Op::OpenBesideA { .. } => 0,
+            Op::TruncMulNarrowA { len, shift, open, out, square, mul } => {
+                let w = fuse::Width { open: u32::from(open), out: u32::from(out) };
+                fuse::correction_bytes_w(len, shift, fuse::Products { square, mul, pair: false }, w)
+            }
             Op::MatMulDownAA { batch, n, m, .. } => beaver::matmul_correction_bytes(RingId::Z32, batch, n, m),
             Op::TruncCenterSquareA { ring, rows, cols, shift } => {
                 center::correction_bytes(ring, rows, cols, shift)
@@ -488,6 +517,10 @@ impl Step {
             Op::SignRadixBesideA { ring, out, len, mul } => radix::online_bytes(ring, out, len, mul),
             Op::MatMulDownA { .. } | Op::MatMulDownAA { .. } => 0,
             Op::OpenBesideA { len } => beaver::open_beside_online_bytes(len),
+            Op::TruncMulNarrowA { len, open, out, square, mul, .. } => {
+                let w = fuse::Width { open: u32::from(open), out: u32::from(out) };
+                fuse::online_bytes_w(len, fuse::Products { square, mul, pair: false }, w)
+            }
             Op::TruncCenterSquareA { ring, rows, cols, .. } => center::online_bytes(ring, rows, cols),
         }
     }
@@ -502,7 +535,7 @@ impl Step {
             Op::SignA { ring, .. } => compare::rounds(ring),
             Op::SignLowA { .. } => compare::rounds(RingId::Z32),
             Op::SignRadixA { ring, .. } => radix::rounds(ring),
-            Op::TruncMulA { .. } => fuse::ROUNDS,
+            Op::TruncMulA { .. } | Op::TruncMulNarrowA { .. } => fuse::ROUNDS,
             Op::TruncDowncastA { .. } | Op::UpcastTruncA { .. } => chain::ROUNDS,
             Op::SignRadixTopA { .. } => radix::top::ROUNDS,
             // Its rounds travel in the following steps' flights.

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{Cost, Harness, PARTIES, per_party, reveal, ring_id, zeros};
-use ditto_core::fuse::{self, FuseMaterial, Products};
+use ditto_core::fuse::{self, FuseMaterial, Products, Width};
 use ditto_core::plan::{Op, Step};
 use ditto_core::ring::RingId;
 use ditto_core::{Ring, trunc};
@@ -25,19 +25,57 @@ struct Mat<R> {
 
 /// Runs the fused step; returns the opened outputs [t][t^2][t v][pairs] and the cost.
 fn run<R: Ring>(h: &mut Harness, x: &[R], v: &[R], k: u32, p: Products) -> (Vec<R>, Cost) {
+    run_w(h, x, v, (k, None), p)
+}
+
+/// [`run`] at widths `w` (`TruncMulNarrowA`, Z_2^64) when given: the shares of x are right
+/// only modulo 2^open and those of v modulo 2^out (their high bits are garbage), y and f
+/// travel in ceil(open/8) and ceil(out/8) bytes.
+fn run_w<R: Ring>(
+    h: &mut Harness,
+    x: &[R],
+    v: &[R],
+    (k, nw): (u32, Option<Width>),
+    p: Products,
+) -> (Vec<R>, Cost) {
     let n = x.len();
     let shift = k as u8;
-    let step = Step::bare(Op::TruncMulA {
-        ring: ring_id::<R>(),
-        len: n as u32,
-        shift,
-        square: p.square,
-        mul: p.mul,
-        pair: p.pair,
+    let w = nw.unwrap_or(Width::full(R::BITS));
+    let step = Step::bare(match nw {
+        None => Op::TruncMulA {
+            ring: ring_id::<R>(),
+            len: n as u32,
+            shift,
+            square: p.square,
+            mul: p.mul,
+            pair: p.pair,
+        },
+        Some(w) => Op::TruncMulNarrowA {
+            len: n as u32,
+            shift,
+            open: w.open as u8,
+            out: w.out as u8,
+            square: p.square,
+            mul: p.mul,
+        },
     });
     let corr = h.deal(STEP, &step);
+    let garble = |h: &mut Harness, s: [Vec<R>; 2], bits: u32| {
+        if bits == R::BITS {
+            return s;
+        }
+        let g: Vec<R> = h.rand::<R>(s[0].len()).into_iter().map(|g| g.shl(bits)).collect();
+        let g1: Vec<R> = h.rand::<R>(s[0].len()).into_iter().map(|g| g.shl(bits)).collect();
+        let [a, b] = s;
+        [
+            a.iter().zip(&g).map(|(a, g)| a.add(*g)).collect(),
+            b.iter().zip(&g1).map(|(b, g)| b.add(*g)).collect(),
+        ]
+    };
     let xs = h.share(x);
+    let xs = garble(h, xs, w.open);
     let vs = h.share(v);
+    let vs = garble(h, vs, w.out);
     let on = |b: bool, l: usize| if b { l } else { 0 };
     let mats = per_party(h, &corr, |_, s, c| {
         let mut m = Mat {
@@ -58,23 +96,30 @@ fn run<R: Ring>(h: &mut Harness, x: &[R], v: &[R], k: u32, p: Products) -> (Vec<
             ra: &mut m.ra,
             pair: &mut m.pair,
         };
-        fuse::expand_fuse(s, STEP, k, p, c, &mut view).unwrap();
+        fuse::expand_fuse(s, STEP, (k, w), p, c, &mut view).unwrap();
         m
     });
     let vin = |i: usize| if p.mul { vs[i].clone() } else { Vec::new() };
     let msgs = [0, 1].map(|i| {
         let (mut y, mut f) = (zeros(n), zeros(on(p.mul, n)));
-        fuse::fuse_open(PARTIES[i], &xs[i], &mats[i].r, &vin(i), &mats[i].a, &mut y, &mut f).unwrap();
+        fuse::fuse_open(PARTIES[i], w, (&xs[i], &mats[i].r), (&vin(i), &mats[i].a), &mut y, &mut f).unwrap();
         (y, f)
     });
-    let y = reveal(&[msgs[0].0.clone(), msgs[1].0.clone()]);
-    let f = reveal(&[msgs[0].1.clone(), msgs[1].1.clone()]);
-    let cost = Cost { bytes: ((msgs[0].0.len() + msgs[0].1.len()) * R::BYTES) as u64, rounds: 1 };
+    // What travels: the low ceil(bits/8) bytes of each message, summed modulo 2^bits.
+    let wire =
+        |m: &[R], bits: u32| -> Vec<R> { m.iter().map(|v| v.low_bits(8 * bits.div_ceil(8))).collect() };
+    let opened = |a: &[R], b: &[R], bits: u32| -> Vec<R> {
+        reveal(&[wire(a, bits), wire(b, bits)]).into_iter().map(|v| v.low_bits(bits)).collect()
+    };
+    let y = opened(&msgs[0].0, &msgs[1].0, w.open);
+    let f = opened(&msgs[0].1, &msgs[1].1, w.out);
+    let bytes = msgs[0].0.len() * w.open.div_ceil(8) as usize + msgs[0].1.len() * w.out.div_ceil(8) as usize;
+    let cost = Cost { bytes: bytes as u64, rounds: 1 };
     let parts = 1 + usize::from(p.square) + usize::from(p.mul);
     let mut mats = mats;
     let outs = [0, 1].map(|i| {
         let mut o = zeros(parts * n + on(p.pair, n / 2));
-        fuse::fuse_finish(PARTIES[i], k, p, (&y, &f), &vin(i), &mats[i].view(), &mut o).unwrap();
+        fuse::fuse_finish(PARTIES[i], (k, w), p, (&y, &f), &vin(i), &mats[i].view(), &mut o).unwrap();
         o
     });
     assert_eq!(cost.bytes, step.online_bytes_per_party(), "online bytes of {step:?}");
@@ -152,6 +197,80 @@ fn check<R: Ring>(tag: u8, k: u32) {
             let want: Vec<R> = (0..hh).map(|i| t[i].mul(t[i + hh])).collect();
             assert_eq!(&out[o..], &want[..], "pairs");
         }
+    }
+}
+
+/// Narrow widths: inputs at the edges of [-2^(open-2), 2^(open-2)) and random ones in it,
+/// shares garbled above their widths; t (floor or one more), t^2 and t v right modulo 2^out.
+fn check_narrow(tag: u8, k: u32, w: Width) {
+    let mut h = Harness::new(tag);
+    let lim = 1i64 << (w.open - 2);
+    for (n, p) in [
+        (1usize, Products { square: true, ..Products::default() }),
+        (9, Products { mul: true, ..Products::default() }),
+        (301, Products { square: true, mul: true, pair: false }),
+    ] {
+        let mut x: Vec<u64> = [0, 1, -1, lim - 1, -lim, -lim + 1, (1 << k) - 1, 1 << k, -(1 << k)]
+            .iter()
+            .map(|v| *v as u64)
+            .collect();
+        for r in h.rand::<u64>(n) {
+            x.push(((r << (65 - w.open)) as i64 >> (65 - w.open)) as u64);
+        }
+        let n = x.len();
+        let v = h.rand::<u64>(n);
+        let (out, cost) = run_w(&mut h, &x, &v, (k, Some(w)), p);
+        let o = |v: u64| v.low_bits(w.out);
+        let t: Vec<u64> = out[..n].iter().map(|v| o(*v)).collect();
+        for (i, (xi, ti)) in x.iter().zip(&t).enumerate() {
+            let floor = o((*xi as i64 >> k) as u64);
+            assert!(*ti == floor || *ti == o(floor + 1), "lane {i}: {} >> {k} gave {ti} ({w:?})", *xi as i64);
+        }
+        let mut at = n;
+        if p.square {
+            let want: Vec<u64> = t.iter().map(|t| o(t.wrapping_mul(*t))).collect();
+            let got: Vec<u64> = out[at..at + n].iter().map(|v| o(*v)).collect();
+            assert_eq!(got, want, "squares ({w:?})");
+            at += n;
+        }
+        if p.mul {
+            let want: Vec<u64> = t.iter().zip(&v).map(|(t, v)| o(t.wrapping_mul(*v))).collect();
+            let got: Vec<u64> = out[at..at + n].iter().map(|v| o(*v)).collect();
+            assert_eq!(got, want, "products ({w:?})");
+        }
+        let per = 1 + u64::from(p.square) + u64::from(p.mul);
+        let mb = u64::from(w.mbits(k).div_ceil(8));
+        let step = Op::TruncMulNarrowA {
+            len: n as u32,
+            shift: k as u8,
+            open: w.open as u8,
+            out: w.out as u8,
+            square: p.square,
+            mul: p.mul,
+        };
+        assert_eq!(
+            Step::bare(step).p1_correction_bytes(),
+            n as u64 * per * (u64::from(w.out.div_ceil(8)) + mb)
+        );
+        assert_eq!(
+            cost.bytes,
+            n as u64 * u64::from(w.open.div_ceil(8) + if p.mul { w.out.div_ceil(8) } else { 0 })
+        );
+    }
+}
+
+#[test]
+fn narrow_fused_truncation() {
+    // The exp chain's widths at f = 18, n = 5: (24, 39) by 5, (39, 39) by 18, (39, 64) by 18.
+    check_narrow(60, 5, Width { open: 24, out: 39 });
+    check_narrow(61, 18, Width { open: 39, out: 39 });
+    check_narrow(62, 18, Width { open: 39, out: 64 });
+    check_narrow(63, 8, Width { open: 16, out: 40 });
+    check_narrow(64, 20, Width { open: 64, out: 64 });
+    // Widths the step refuses.
+    for (k, open, out) in [(18u8, 20u8, 39u8), (5, 40, 39), (5, 24, 65), (0, 24, 39)] {
+        let op = Op::TruncMulNarrowA { len: 4, shift: k, open, out, square: true, mul: false };
+        assert!(Step::bare(op).validate(0).is_err(), "{k} {open} {out}");
     }
 }
 

@@ -70,6 +70,22 @@ fn vector_plan() -> Vec<Step> {
     steps.push(Step::bare(Op::OpenBesideA { len: 2 * 20 * 15 }));
     steps.push(Step::bare(Op::TruncDowncastA { len: 2 * 3 * 20, shift: 18, down: 10 }));
     steps.push(Step::bare(Op::MatMulDownAA { batch: 2, n: 3, k: 20, m: 15, shift: 28, open }));
+    steps.push(Step::bare(Op::TruncMulNarrowA {
+        len: 40,
+        shift: 5,
+        open: 24,
+        out: 39,
+        square: true,
+        mul: false,
+    }));
+    steps.push(Step::bare(Op::TruncMulNarrowA {
+        len: 40,
+        shift: 18,
+        open: 39,
+        out: 64,
+        square: true,
+        mul: true,
+    }));
     steps
 }
 

@@ -77,6 +77,22 @@ fn rows_cols(x: &Shared<impl Ring>, what: &'static str) -> Result<(usize, usize)
     }
 }
 
+/// The exp chain's widths in Z_2^64 ([`ditto_core::fuse::Width`]; none in Z_2^32 or when
+/// 2f + 3 exceeds 64). An input kept by the clamp has |x| <= 14 < 2^4, so the first truncation (by n) opens
+/// f + 6 bits; every (t + 1)^2 and later square lies in [0, 1 + a few ulps] at scale 2f, below
+/// 2^(2f+1), so the squarings open and compute modulo 2^(2f+3); the last step (the product with
+/// the clamp's mask) gives full-width outputs. An input below the clamp leaves the range, and
+/// its garbage is multiplied by 0.
+fn exp_widths<R: Ring>(f: u32, n: u32) -> [Option<ditto_core::fuse::Width>; 3] {
+    use ditto_core::fuse::Width;
+    let sq = 2 * f + 3;
+    let first = Width { open: f + 6, out: sq };
+    if R::BITS != 64 || !first.fits(64, n) || !Width::full(sq).fits(64, f) {
+        return [None; 3];
+    }
+    [Some(first), Some(Width::full(sq)), Some(Width { open: sq, out: 64 })]
+}
+
 impl Engine {
     /// x / 2^k at the same scale (a truncation relabelled).
     pub async fn div_pow2<R: Ring>(&mut self, x: &Shared<R>, k: u32) -> Result<Shared<R>, MpcError> {
@@ -115,18 +131,20 @@ impl Engine {
         };
         // t_0 = x / 2^n + 1 and each t_(i+1) = t_i^2 / 2^f: every truncation carries the next
         // square (or, last, the product with the mask) in its round.
-        let first = self.trunc_mul(x, n, Want { square: true, ..Want::default() }).await?;
+        let [first_w, mid_w, last_w] = exp_widths::<R>(f, n);
+        let sq_want = Want { square: true, ..Want::default() };
+        let first = self.trunc_mul_w(x, n, sq_want, first_w).await?;
         let t0 = relabel(&first.t, f);
         let c = fx::<R>(1.0, f)?;
         // (t0 + c)^2 = t0^2 + 2 c t0 + c^2 at scale 2f.
         let sq = relabel(&first.square, 2 * f);
         let mut sq = self.add_const(&self.add(&sq, &self.mul_const(&t0, c.add(c), f))?, c.mul(c));
         for _ in 1..n {
-            sq = self.trunc_mul(&sq, f, Want { square: true, ..Want::default() }).await?.square;
+            sq = self.trunc_mul_w(&sq, f, sq_want, mid_w).await?.square;
         }
         let (below, _) = self.land(below).await?;
         let keep = self.add_const(&self.neg(&shifted.with_data(below, 0)), R::ONE);
-        Ok(self.trunc_mul(&sq, f, Want { mul: Some(&keep), ..Want::default() }).await?.mul)
+        Ok(self.trunc_mul_w(&sq, f, Want { mul: Some(&keep), ..Want::default() }, last_w).await?.mul)
     }
 
     /// tanh(x) (see the module docs); `n` squarings in the exp.

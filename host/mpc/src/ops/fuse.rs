@@ -2,7 +2,7 @@
 //! multiplication consumes a fresh truncation, the pair costs the truncation's round alone.
 
 use ditto_core::Ring;
-use ditto_core::fuse::{self, FuseMaterial, Products};
+use ditto_core::fuse::{self, FuseMaterial, Products, Width};
 use ditto_core::plan::Op;
 
 use super::{len32, ring_id, scale};
@@ -46,6 +46,21 @@ impl Engine {
         k: u32,
         want: Want<'_, R>,
     ) -> Result<Fused<R>, MpcError> {
+        self.trunc_mul_w(x, k, want, None).await
+    }
+
+    /// [`Engine::trunc_mul`], at narrower widths when `narrow` (Z_2^64 only,
+    /// `Op::TruncMulNarrowA`, no pairs): x in [-2^(open-2), 2^(open-2)) with shares right
+    /// modulo 2^open, the outputs (and `want.mul`) right modulo 2^out ([`fuse::Width`]). The
+    /// reference is [`Engine::trunc_mul`]'s, without its range check: callers narrow where the
+    /// values are small by construction or discarded (the exp's values below its clamp).
+    pub(crate) async fn trunc_mul_w<R: Ring>(
+        &mut self,
+        x: &Shared<R>,
+        k: u32,
+        want: Want<'_, R>,
+        narrow: Option<Width>,
+    ) -> Result<Fused<R>, MpcError> {
         let frac = x.frac.checked_sub(k).ok_or(MpcError::Scale {
             what: "fused truncation",
             detail: format!("cannot drop {k} bits from scale {}", x.frac),
@@ -57,13 +72,36 @@ impl Engine {
         let p = Products { square: want.square, mul: want.mul.is_some(), pair: want.pair };
         let shift = u8::try_from(k)
             .map_err(|_| MpcError::Scale { what: "fused truncation", detail: format!("shift {k}") })?;
-        let op = Op::TruncMulA {
-            ring: ring_id::<R>()?,
-            len: len32("fused truncation", n)?,
-            shift,
-            square: p.square,
-            mul: p.mul,
-            pair: p.pair,
+        let len = len32("fused truncation", n)?;
+        let (op, w) = match narrow {
+            None => {
+                let op = Op::TruncMulA {
+                    ring: ring_id::<R>()?,
+                    len,
+                    shift,
+                    square: p.square,
+                    mul: p.mul,
+                    pair: p.pair,
+                };
+                (op, Width::full(R::BITS))
+            }
+            Some(w) => {
+                let bits = |b: u32| {
+                    u8::try_from(b).map_err(|_| MpcError::Scale {
+                        what: "fused truncation",
+                        detail: format!("width {b}"),
+                    })
+                };
+                let (open, out) = (bits(w.open)?, bits(w.out)?);
+                if R::BITS != 64 || p.pair {
+                    return Err(MpcError::Ring {
+                        what: "narrow fused truncation",
+                        expected: "Z_2^64, no pairs",
+                        bits: R::BITS,
+                    });
+                }
+                (Op::TruncMulNarrowA { len, shift, open, out, square: p.square, mul: p.mul }, w)
+            }
         };
         let vfrac = want.mul.map_or(0, |v| v.frac);
         let h = n / 2;
@@ -86,7 +124,9 @@ impl Engine {
                 return Ok(assemble(z(), p.square.then(z), p.mul.then(z), p.pair.then(|| vec![R::ZERO; h])));
             }
             Started::Plain => {
-                self.check_range("trunc_mul", x, Bound::pow2(R::BITS - 2, false));
+                if narrow.is_none() {
+                    self.check_range("trunc_mul", x, Bound::pow2(R::BITS - 2, false));
+                }
                 let t = plain::trunc_round(&x.data, k);
                 let sq = p.square.then(|| t.iter().map(|a| a.mul(*a)).collect());
                 let tv = want.mul.map(|v| t.iter().zip(&v.data).map(|(a, b)| a.mul(*b)).collect());
@@ -108,14 +148,14 @@ impl Engine {
             ra: &mut ra,
             pair: &mut pr,
         };
-        self.expand(&b, |s, corr| fuse::expand_fuse(s, b.index, k, p, corr, &mut mat))?;
+        self.expand(&b, |s, corr| fuse::expand_fuse(s, b.index, (k, w), p, corr, &mut mat))?;
         let v: &[R] = want.mul.map_or(&[], |v| &v.data);
         let (mut y, mut f) = (z(n), z(on(p.mul, n)));
-        fuse::fuse_open(self.party(), &x.data, mat.r, v, mat.a, &mut y, &mut f)?;
-        let (y, f) = self.open_two(b.index, &y, &f).await?;
+        fuse::fuse_open(self.party(), w, (&x.data, mat.r), (v, mat.a), &mut y, &mut f)?;
+        let (y, f) = self.open_two_bits(b.index, (&y, &f), (w.open, w.out)).await?;
         let parts = 1 + usize::from(p.square) + usize::from(p.mul);
         let mut out = z(parts * n + on(p.pair, h));
-        fuse::fuse_finish(self.party(), k, p, (&y, &f), v, &mat, &mut out)?;
+        fuse::fuse_finish(self.party(), (k, w), p, (&y, &f), v, &mat, &mut out)?;
         let mut it = out.chunks(n);
         let mut next = || it.next().map(<[R]>::to_vec).unwrap_or_default();
         let t = next();

@@ -43,21 +43,44 @@ impl Engine {
         y: &[R],
         f: &[R],
     ) -> Result<(Vec<R>, Vec<R>), MpcError> {
-        let n = y.len();
-        let mut wire = vec![0u8; (n + f.len()) * R::BYTES];
-        let (wy, wf) = wire.split_at_mut(n * R::BYTES);
-        ditto_core::ring::encode_slice(y, wy)?;
-        ditto_core::ring::encode_slice(f, wf)?;
+        self.open_two_bits(index, (y, f), (R::BITS, R::BITS)).await
+    }
+
+    /// [`Engine::open_two`] of values right modulo 2^bits (y's, f's): each travels in its low
+    /// ceil(bits/8) bytes (little-endian, as the full width's encoding), and the opened values
+    /// are reduced modulo 2^bits.
+    pub(crate) async fn open_two_bits<R: Ring>(
+        &mut self,
+        index: u32,
+        (y, f): (&[R], &[R]),
+        (yb, fb): (u32, u32),
+    ) -> Result<(Vec<R>, Vec<R>), MpcError> {
+        let (by, bf) = (yb.div_ceil(8) as usize, fb.div_ceil(8) as usize);
+        let (ny, nf) = (y.len() * by, f.len() * bf);
+        let mut wire = vec![0u8; ny + nf];
+        let put = |v: &[R], b: usize, out: &mut [u8]| {
+            for (o, x) in out.chunks_exact_mut(b).zip(v) {
+                o.copy_from_slice(&x.to_u64().to_le_bytes()[..b]);
+            }
+        };
+        put(y, by, &mut wire[..ny]);
+        put(f, bf, &mut wire[ny..]);
         let peer = self.exchange_bytes(index, &wire).await?;
         if peer.len() != wire.len() {
             let e = ditto_net::NetError::Length { step: index, expected: wire.len(), got: peer.len() };
             return Err(e.into());
         }
-        let (mut py, mut pf) = (vec![R::ZERO; n], vec![R::ZERO; f.len()]);
-        ditto_core::ring::decode_slice(&peer[..n * R::BYTES], &mut py)?;
-        ditto_core::ring::decode_slice(&peer[n * R::BYTES..], &mut pf)?;
-        let add = |a: &[R], b: &[R]| a.iter().zip(b).map(|(a, b)| a.add(*b)).collect::<Vec<_>>();
-        Ok((add(y, &py), add(f, &pf)))
+        let open = |mine: &[R], theirs: &[u8], bits: u32, b: usize| {
+            mine.iter()
+                .zip(theirs.chunks_exact(b))
+                .map(|(m, t)| {
+                    let mut w = [0u8; 8];
+                    w[..b].copy_from_slice(t);
+                    m.add(R::from_u64(u64::from_le_bytes(w))).low_bits(bits)
+                })
+                .collect::<Vec<_>>()
+        };
+        Ok((open(y, &peer[..ny], yb, by), open(f, &peer[ny..], fb, bf)))
     }
 
     /// x + y (same shape and scale).
