@@ -10,7 +10,7 @@ use embedded_io::Write;
 use crate::corr::DealerStreams;
 use crate::plan::{Op, Step};
 use crate::ring::RingId;
-use crate::{Error, beaver, center, chain, compare, convert, fuse, radix, trunc};
+use crate::{Error, beaver, center, chain, compare, convert, fuse, radix, rows, trunc};
 
 /// Writes P1's corrections for plan step `index` to `w`, exactly
 /// `step.p1_correction_bytes()` bytes. This is the reference dealer: bounded memory (a few
@@ -129,6 +129,13 @@ pub fn deal_step_part<W: Write>(
                 RingId::Z64 => center::deal_center::<u64, W>(d, index, c, k, u, w),
             }
         }
+        (Op::TruncMulRowsA { cols, shift, .. }, ring) => {
+            let (c, k) = (cols as usize, u32::from(shift));
+            match ring {
+                RingId::Z32 => rows::deal_rows::<u32, W>(d, index, c, k, u, w),
+                RingId::Z64 => rows::deal_rows::<u64, W>(d, index, c, k, u, w),
+            }
+        }
         (Op::UpcastTruncA { scale, shift, .. }, _) => {
             chain::deal_up_trunc(d, index, u, (scale, u32::from(shift)), w)
         }
@@ -159,7 +166,7 @@ impl Step {
             | Op::SignRadixTopA { len, .. }
             | Op::SignRadixBesideA { len, .. } => crate::bits::groups(len as usize),
             Op::MatMulFixed { n, m, .. } | Op::MatMulDownA { n, m, .. } => blocks(n, m),
-            Op::TruncCenterSquareA { rows, .. } => rows as usize,
+            Op::TruncCenterSquareA { rows, .. } | Op::TruncMulRowsA { rows, .. } => rows as usize,
             Op::MatMulAA { batch, n, m, .. } | Op::MatMulDownAA { batch, n, m, .. } => {
                 batch as usize * blocks(n, m)
             }
@@ -181,6 +188,7 @@ impl Step {
             | Op::SignRadixBesideA { ring, .. }
             | Op::SignRadixTopA { ring, .. }
             | Op::TruncCenterSquareA { ring, .. }
+            | Op::TruncMulRowsA { ring, .. }
             | Op::TruncMulA { ring, .. } => ring,
             Op::UpcastA { .. }
             | Op::SignLowA { .. }

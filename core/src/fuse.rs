@@ -67,9 +67,10 @@ impl Width {
         Width { open: bits, out: bits }
     }
 
-    /// Bits of the msb-derived corrections for shift `k`: out - open + k.
+    /// Bits of the msb-derived corrections for shift `k`: out - open + k (saturating, for
+    /// widths that [`Width::fits`] refuses).
     pub const fn mbits(self, k: u32) -> u32 {
-        self.out - self.open + k
+        (self.out.saturating_add(k)).saturating_sub(self.open)
     }
 
     /// Whether the widths fit a ring of `bits` and shift `k`: k + 3 <= open <= out <= bits,

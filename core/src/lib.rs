@@ -38,6 +38,7 @@ pub mod plan;
 pub mod prg;
 pub mod radix;
 pub mod ring;
+pub mod rows;
 pub mod trunc;
 
 pub use error::Error;

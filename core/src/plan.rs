@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::ring::RingId;
-use crate::{Error, beaver, center, chain, compare, convert, fuse, radix, trunc};
+use crate::{Error, beaver, center, chain, compare, convert, fuse, radix, rows, trunc};
 
 /// Version of the plan format and of the correlation formats it implies.
 pub const PLAN_VERSION: u16 = 1;
@@ -247,6 +247,18 @@ pub enum Op {
         /// t v.
         mul: bool,
     },
+    /// A value per row truncated once and multiplied by every element of its row
+    /// ([`crate::rows`], one round): t_i = x_i / 2^shift, t_i v_ij.
+    TruncMulRowsA {
+        /// Ring of the shares.
+        ring: RingId,
+        /// Rows (values truncated).
+        rows: u32,
+        /// Elements per row.
+        cols: u32,
+        /// Bits dropped.
+        shift: u8,
+    },
 }
 
 impl Op {
@@ -421,6 +433,13 @@ impl Step {
                 }
                 Ok(())
             }
+            Op::TruncMulRowsA { ring, rows, cols, shift } => {
+                elems(index, &[rows, cols])?;
+                if shift == 0 || u32::from(shift) >= ring.bits() - 2 {
+                    return bad("row products: the shift in 1..l-2");
+                }
+                Ok(())
+            }
             Op::MatMulDownA { n, k, m, shift, .. } => {
                 elems(index, &[n, k])?;
                 elems(index, &[k, m])?;
@@ -492,6 +511,7 @@ impl Step {
             Op::TruncCenterSquareA { ring, rows, cols, shift } => {
                 center::correction_bytes(ring, rows, cols, shift)
             }
+            Op::TruncMulRowsA { ring, rows, cols, shift } => rows::correction_bytes(ring, rows, cols, shift),
         }
     }
 
@@ -522,6 +542,7 @@ impl Step {
                 fuse::online_bytes_w(len, fuse::Products { square, mul, pair: false }, w)
             }
             Op::TruncCenterSquareA { ring, rows, cols, .. } => center::online_bytes(ring, rows, cols),
+            Op::TruncMulRowsA { ring, rows, cols, .. } => rows::online_bytes(ring, rows, cols),
         }
     }
 
@@ -546,6 +567,7 @@ impl Step {
             // Its round travels in the following steps' flights.
             Op::OpenBesideA { .. } => 0,
             Op::TruncCenterSquareA { .. } => center::ROUNDS,
+            Op::TruncMulRowsA { .. } => rows::ROUNDS,
         }
     }
 }

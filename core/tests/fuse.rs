@@ -224,7 +224,11 @@ fn check_narrow(tag: u8, k: u32, w: Width) {
         let t: Vec<u64> = out[..n].iter().map(|v| o(*v)).collect();
         for (i, (xi, ti)) in x.iter().zip(&t).enumerate() {
             let floor = o((*xi as i64 >> k) as u64);
-            assert!(*ti == floor || *ti == o(floor + 1), "lane {i}: {} >> {k} gave {ti} ({w:?})", *xi as i64);
+            assert!(
+                *ti == floor || *ti == o(floor.wrapping_add(1)),
+                "lane {i}: {} >> {k} gave {ti} ({w:?})",
+                *xi as i64
+            );
         }
         let mut at = n;
         if p.square {

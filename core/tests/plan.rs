@@ -86,6 +86,8 @@ fn vector_plan() -> Vec<Step> {
         square: true,
         mul: true,
     }));
+    steps.push(Step::bare(Op::TruncMulRowsA { ring: Z64, rows: 3, cols: 10, shift: 18 }));
+    steps.push(Step::bare(Op::TruncMulRowsA { ring: Z32, rows: 2, cols: 7, shift: 8 }));
     steps
 }
 

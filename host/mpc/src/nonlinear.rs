@@ -460,12 +460,9 @@ impl Engine {
         }
         let s = row_sums(&e, rows, cols);
         let hi = i32::try_from(usize::BITS - cols.leading_zeros()).unwrap_or(31) + 1;
-        // The reciprocal's last truncation, per entry, carries the product with e.
+        // The reciprocal's last truncation, once per row, carries the products with its row of e.
         let r = self.reciprocal_pre(&s, 0, hi).await?;
-        let er = self
-            .trunc_mul(&broadcast_rows(&r, rows, cols), e.frac, Want { mul: Some(&e), ..Want::default() })
-            .await?;
-        Ok((er.mul, e.frac))
+        Ok((self.trunc_mul_rows(&r, e.frac, &e).await?, e.frac))
     }
 
     /// LayerNorm over the rows of x (rows x h): (x - mean) / sqrt(var + eps) * gamma + beta,
@@ -502,14 +499,12 @@ impl Engine {
         let sq = self.trunc_a(&d2, f).await?;
         let var = self.trunc_a(&self.mul_const(&row_sums(&sq, rows, h), inv_h, f), f).await?;
         let ve = self.add_const(&var, fx(eps, f)?);
-        // rsqrt's last truncation (per entry) carries the product with d, and that product's
-        // truncation the product with gamma.
+        // rsqrt's last truncation (once per row) carries the products with its row of d, and
+        // that product's truncation the product with gamma.
         let r = self.rsqrt_pre(&ve, lo, hi).await?;
-        let rd = self
-            .trunc_mul(&broadcast_rows(&r, rows, h), f, Want { mul: Some(&d), ..Want::default() })
-            .await?;
+        let rd = self.trunc_mul_rows(&r, f, &d).await?;
         let gamma = broadcast_cols(gamma, rows, h);
-        let yg = self.trunc_mul(&rd.mul, f, Want { mul: Some(&gamma), ..Want::default() }).await?;
+        let yg = self.trunc_mul(&rd, f, Want { mul: Some(&gamma), ..Want::default() }).await?;
         let b = self.rescale_up(&broadcast_cols(beta, rows, h), gamma.frac);
         Ok((self.add(&yg.mul, &b)?, gamma.frac))
     }

@@ -19,17 +19,16 @@ use crate::{MpcError, Shared};
 /// Whether a comparison step of `len` values on a `bits`-bit circuit spends the 3-round
 /// form's dealer material (`Engine::sign_mul_top`): a 32-bit comparison with a product deals
 /// 8 ring elements per value instead of 2, a 64-bit one 44 instead of 2. The limits keep
-/// BERT-base/128 within its 1 GB dealer budget: its max tree's widest level (98,304 pairs)
-/// and its LayerNorm octaves (3,968 values on 64 bits) keep the 4-round form; the next level
-/// (49,152 pairs) and the narrower ones, the softmax's reciprocal octaves (12,288 values, on
-/// 32 bits since the row sums are small), and every comparison of GPT-2's steps of 32 rows or
-/// of a generated token take 3 rounds.
+/// BERT-base/128 within its 1 GB dealer budget: its LayerNorm octaves (3,968 values on 64
+/// bits) keep the 4-round form; every level of its max tree (98,304 pairs and fewer), the
+/// softmax's reciprocal octaves (12,288 values, on 32 bits since the row sums are small), and
+/// every comparison of GPT-2's steps of 32 rows or of a generated token take 3 rounds.
 pub fn top_pays(bits: u32, len: usize) -> bool {
     len <= if bits <= 32 { TOP_MAX_LEN_32 } else { TOP_MAX_LEN_64 }
 }
 
 /// The largest 32-bit comparison step in 3 rounds.
-pub const TOP_MAX_LEN_32: usize = 49_152;
+pub const TOP_MAX_LEN_32: usize = 98_304;
 /// The largest 64-bit comparison step in 3 rounds.
 pub const TOP_MAX_LEN_64: usize = 1024;
 

@@ -11,6 +11,7 @@ pub mod convert;
 pub mod fuse;
 mod machines;
 pub mod opened;
+pub mod rows;
 
 use ditto_core::plan::Scale;
 use ditto_core::ring::RingId;

@@ -1,0 +1,68 @@
+//! A value per row truncated once and multiplied by every element of its row
+//! (`ditto_core::rows`): softmax's e / s and LayerNorm's d rsqrt(var), one y per row instead of
+//! one per element.
+
+use ditto_core::Ring;
+use ditto_core::plan::Op;
+use ditto_core::rows::{self, RowsMaterial};
+
+use super::{len32, ring_id, scale};
+use crate::engine::{Engine, Started};
+use crate::plain;
+use crate::range::Bound;
+use crate::{MpcError, Shared};
+
+impl Engine {
+    /// t_i v_ij for the rows' values x (rows) truncated by k (t = x / 2^k, as
+    /// [`Engine::trunc_a`]: floor or one more, once per row) and v (rows x cols, any shape of
+    /// that size, row-major), in one round; scale x.frac - k + v.frac, v's shape. The products
+    /// are exact for the t of each row.
+    pub async fn trunc_mul_rows<R: Ring>(
+        &mut self,
+        x: &Shared<R>,
+        k: u32,
+        v: &Shared<R>,
+    ) -> Result<Shared<R>, MpcError> {
+        let (rows, n) = (x.len(), v.len());
+        if rows == 0 || n % rows != 0 {
+            return Err(MpcError::Shape {
+                what: "row products",
+                expected: vec![rows, 0],
+                got: v.shape.clone(),
+            });
+        }
+        let cols = n / rows;
+        let frac = x.frac.checked_sub(k).ok_or(MpcError::Scale {
+            what: "row products",
+            detail: format!("cannot drop {k} bits from scale {}", x.frac),
+        })?;
+        let shift = u8::try_from(k)
+            .map_err(|_| MpcError::Scale { what: "row products", detail: format!("shift {k}") })?;
+        let op = Op::TruncMulRowsA {
+            ring: ring_id::<R>()?,
+            rows: len32("row products", rows)?,
+            cols: len32("row products", cols)?,
+            shift,
+        };
+        let b = match self.begin(op, scale("row products", x.frac, frac + v.frac)?).await? {
+            Started::Run(b) => b,
+            Started::Planned => return Ok(v.with_data(vec![R::ZERO; n], frac + v.frac)),
+            Started::Plain => {
+                self.check_range("trunc_mul_rows", x, Bound::pow2(R::BITS - 2, false));
+                let t = plain::trunc_round(&x.data, k);
+                let tv = v.data.iter().enumerate().map(|(e, a)| t[e / cols].mul(*a)).collect();
+                return Ok(v.with_data(tv, frac + v.frac));
+            }
+        };
+        let z = |l: usize| vec![R::ZERO; l];
+        let (mut r, mut rh, mut m, mut a, mut ra) = (z(rows), z(rows), z(rows), z(n), z(2 * n));
+        let mut mat = RowsMaterial { r: &mut r, rh: &mut rh, m: &mut m, a: &mut a, ra: &mut ra };
+        self.expand(&b, |s, corr| rows::expand_rows(s, b.index, k, corr, &mut mat))?;
+        let (mut y, mut f) = (z(rows), z(n));
+        rows::rows_open(self.party(), (&x.data, &v.data), &mat, &mut y, &mut f)?;
+        let (y, f) = self.open_two(b.index, &y, &f).await?;
+        let mut out = z(n);
+        rows::rows_finish(self.party(), k, (&y, &f), &mat, &mut out)?;
+        Ok(v.with_data(out, frac + v.frac))
+    }
+}
