@@ -585,8 +585,7 @@ pub fn expand_matmul_c<R: Ring>(
     corr: &mut Corrections<'_>,
     c: &mut [R],
 ) -> Result<(), Error> {
-    check_len("matmul C", d.n * d.m, c.len())?;
-    expand_c(s, step, d, corr, c)
+    expand_matmul_c_batch(s, step, 1, d, corr, c)
 }
 
 /// Expands a party's share of the mask B of an opening beside others (`Op::OpenBesideA`):

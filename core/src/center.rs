@@ -70,35 +70,7 @@ pub fn expand_center<R: Ring>(
     corr: &mut Corrections<'_>,
     m: &mut CenterMaterial<'_, R>,
 ) -> Result<(), Error> {
-    let (rows, n) = (m.r.len(), m.a.len());
-    if rows == 0 || n % rows != 0 {
-        return Err(Error::Length { what: "centring mask (rows x cols)", expected: rows, got: n });
-    }
-    let cols = n / rows;
-    check_len("truncation r >> k", rows, m.rh.len())?;
-    check_len("truncation msb", rows, m.m.len())?;
-    check_len("centring squares", 2 * n, m.sq.len())?;
-    s.prg(step, Purpose::R).fill_ring(m.r);
-    s.prg(step, Purpose::A).fill_ring(m.a);
-    match s.party {
-        Party::P0 => {
-            s.prg(step, Purpose::RHigh).fill_ring(m.rh);
-            s.prg(step, Purpose::Msb).fill_ring(m.m);
-            m.m.iter_mut().for_each(|v| *v = v.low_bits(k));
-            s.prg(step, Purpose::FuseSq).fill_ring(m.sq);
-            m.sq.iter_mut().skip(1).step_by(2).for_each(|v| *v = v.low_bits(k));
-        }
-        Party::P1 => {
-            for i in 0..rows {
-                (m.rh[i], m.m[i]) = trunc::read_hi_msb(corr, k)?;
-                for e in i * cols..(i + 1) * cols {
-                    m.sq[2 * e] = fuse::read_elem(corr)?;
-                    m.sq[2 * e + 1] = fuse::read_low(corr, k)?;
-                }
-            }
-        }
-    }
-    Ok(())
+    expand_row_pairs(s, step, (k, Purpose::FuseSq), corr, (m.r, m.rh, m.m), m.a, m.sq)
 }
 
 /// Dealer: P1's corrections for rows `units` of `rows` x `cols` (mean truncated by `k`).
@@ -110,14 +82,74 @@ pub fn deal_center<R: Ring, W: Write>(
     units: Range<usize>,
     w: &mut W,
 ) -> Result<(), Error> {
+    let wrap = R::pow2(R::BITS - k);
+    deal_row_pairs(d, step, (cols, k, Purpose::FuseSq), units, w, |r1v: R, mu: R, a: R| {
+        let mm = a.add(r1v);
+        (mm.mul(mm), mu.mul(mm).add(mu.mul(mm)).sub(wrap.mul(mu)))
+    })
+}
+
+/// The correlation layout of the row-wise steps (this module and [`crate::rows`]): per row a
+/// truncation's (r; rh, msb mod 2^k), per element a mask a (stream A, both parties) and a pair
+/// [ring element, k-bit value] (P0 from stream `purpose`; P1 from its corrections: per row the
+/// truncation's record, then the pairs of the row's elements).
+pub(crate) fn expand_row_pairs<R: Ring>(
+    s: &Streams<'_>,
+    step: u32,
+    (k, purpose): (u32, Purpose),
+    corr: &mut Corrections<'_>,
+    (r, rh, m): (&mut [R], &mut [R], &mut [R]),
+    a: &mut [R],
+    pairs: &mut [R],
+) -> Result<(), Error> {
+    let (rows, n) = (r.len(), a.len());
+    if rows == 0 || n % rows != 0 {
+        return Err(Error::Length { what: "row-wise step (rows x cols)", expected: rows, got: n });
+    }
+    let cols = n / rows;
+    check_len("truncation r >> k", rows, rh.len())?;
+    check_len("truncation msb", rows, m.len())?;
+    check_len("row-wise pairs", 2 * n, pairs.len())?;
+    s.prg(step, Purpose::R).fill_ring(r);
+    s.prg(step, Purpose::A).fill_ring(a);
+    match s.party {
+        Party::P0 => {
+            s.prg(step, Purpose::RHigh).fill_ring(rh);
+            s.prg(step, Purpose::Msb).fill_ring(m);
+            m.iter_mut().for_each(|v| *v = v.low_bits(k));
+            s.prg(step, purpose).fill_ring(pairs);
+            pairs.iter_mut().skip(1).step_by(2).for_each(|v| *v = v.low_bits(k));
+        }
+        Party::P1 => {
+            for i in 0..rows {
+                (rh[i], m[i]) = trunc::read_hi_msb(corr, k)?;
+                for e in i * cols..(i + 1) * cols {
+                    pairs[2 * e] = fuse::read_elem(corr)?;
+                    pairs[2 * e + 1] = fuse::read_low(corr, k)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Dealer side of [`expand_row_pairs`] for rows `units`: `pair(r >> k, msb(r), a)` gives each
+/// element's true pair.
+pub(crate) fn deal_row_pairs<R: Ring, W: Write>(
+    d: &DealerStreams<'_>,
+    step: u32,
+    (cols, k, purpose): (usize, u32, Purpose),
+    units: Range<usize>,
+    w: &mut W,
+    pair: impl Fn(R, R, R) -> (R, R),
+) -> Result<(), Error> {
     let s = units.start;
     let stream = |q, i: usize| (at::<R>(d.p0.prg(step, q), i), at::<R>(d.p1.prg(step, q), i));
     let (mut r0, mut r1) = stream(Purpose::R, s);
     let (mut a0, mut a1) = stream(Purpose::A, s * cols);
     let mut h0 = at::<R>(d.p0.prg(step, Purpose::RHigh), s);
     let mut m0 = at::<R>(d.p0.prg(step, Purpose::Msb), s);
-    let mut sq0 = at::<R>(d.p0.prg(step, Purpose::FuseSq), 2 * s * cols);
-    let wrap = R::pow2(R::BITS - k);
+    let mut p0 = at::<R>(d.p0.prg(step, purpose), 2 * s * cols);
     for _ in units {
         let r = r0.next_elem::<R>().add(r1.next_elem::<R>());
         let (r1v, mu) = (r.shr(k), R::from_u64(u64::from(r.msb())));
@@ -126,10 +158,9 @@ pub fn deal_center<R: Ring, W: Write>(
         trunc::hi_msb_record(rec, (r1v, mu), (h0.next_elem::<R>(), m0.next_elem::<R>()), k);
         w.write_all(rec).map_err(crate::corr::io_err)?;
         for _ in 0..cols {
-            let mm = a0.next_elem::<R>().add(a1.next_elem::<R>()).add(r1v);
-            fuse::put(w, mm.mul(mm).sub(sq0.next_elem::<R>()), None)?;
-            let wv = mu.mul(mm).add(mu.mul(mm)).sub(wrap.mul(mu));
-            fuse::put(w, wv.sub(sq0.next_elem::<R>()), Some(k))?;
+            let (e, low) = pair(r1v, mu, a0.next_elem::<R>().add(a1.next_elem::<R>()));
+            fuse::put(w, e.sub(p0.next_elem::<R>()), None)?;
+            fuse::put(w, low.sub(p0.next_elem::<R>()), Some(k))?;
         }
     }
     Ok(())

@@ -24,10 +24,10 @@ use core::ops::Range;
 
 use embedded_io::Write;
 
-use crate::corr::{Corrections, DealerStreams, Streams, at};
+use crate::corr::{Corrections, DealerStreams, Streams};
 use crate::prg::Purpose;
 use crate::ring::{RingId, check_len};
-use crate::{Error, Party, Ring, center, fuse, trunc};
+use crate::{Error, Party, Ring, center, trunc};
 
 /// Rounds.
 pub const ROUNDS: u32 = 1;
@@ -67,35 +67,7 @@ pub fn expand_rows<R: Ring>(
     corr: &mut Corrections<'_>,
     m: &mut RowsMaterial<'_, R>,
 ) -> Result<(), Error> {
-    let (rows, n) = (m.r.len(), m.a.len());
-    if rows == 0 || n % rows != 0 {
-        return Err(Error::Length { what: "row products (rows x cols)", expected: rows, got: n });
-    }
-    let cols = n / rows;
-    check_len("truncation r >> k", rows, m.rh.len())?;
-    check_len("truncation msb", rows, m.m.len())?;
-    check_len("row products", 2 * n, m.ra.len())?;
-    s.prg(step, Purpose::R).fill_ring(m.r);
-    s.prg(step, Purpose::A).fill_ring(m.a);
-    match s.party {
-        Party::P0 => {
-            s.prg(step, Purpose::RHigh).fill_ring(m.rh);
-            s.prg(step, Purpose::Msb).fill_ring(m.m);
-            m.m.iter_mut().for_each(|v| *v = v.low_bits(k));
-            s.prg(step, Purpose::FuseMul).fill_ring(m.ra);
-            m.ra.iter_mut().skip(1).step_by(2).for_each(|v| *v = v.low_bits(k));
-        }
-        Party::P1 => {
-            for i in 0..rows {
-                (m.rh[i], m.m[i]) = trunc::read_hi_msb(corr, k)?;
-                for e in i * cols..(i + 1) * cols {
-                    m.ra[2 * e] = fuse::read_elem(corr)?;
-                    m.ra[2 * e + 1] = fuse::read_low(corr, k)?;
-                }
-            }
-        }
-    }
-    Ok(())
+    center::expand_row_pairs(s, step, (k, Purpose::FuseMul), corr, (m.r, m.rh, m.m), m.a, m.ra)
 }
 
 /// Dealer: P1's corrections for rows `units` of `rows` x `cols` (values truncated by `k`).
@@ -107,27 +79,9 @@ pub fn deal_rows<R: Ring, W: Write>(
     units: Range<usize>,
     w: &mut W,
 ) -> Result<(), Error> {
-    let s = units.start;
-    let stream = |q, i: usize| (at::<R>(d.p0.prg(step, q), i), at::<R>(d.p1.prg(step, q), i));
-    let (mut r0, mut r1) = stream(Purpose::R, s);
-    let (mut a0, mut a1) = stream(Purpose::A, s * cols);
-    let mut h0 = at::<R>(d.p0.prg(step, Purpose::RHigh), s);
-    let mut m0 = at::<R>(d.p0.prg(step, Purpose::Msb), s);
-    let mut ra0 = at::<R>(d.p0.prg(step, Purpose::FuseMul), 2 * s * cols);
-    for _ in units {
-        let r = r0.next_elem::<R>().add(r1.next_elem::<R>());
-        let (r1v, mu) = (r.shr(k), R::from_u64(u64::from(r.msb())));
-        let mut rec = [0u8; 16];
-        let rec = &mut rec[..R::BYTES + trunc::msb_bytes(k)];
-        trunc::hi_msb_record(rec, (r1v, mu), (h0.next_elem::<R>(), m0.next_elem::<R>()), k);
-        w.write_all(rec).map_err(crate::corr::io_err)?;
-        for _ in 0..cols {
-            let a = a0.next_elem::<R>().add(a1.next_elem::<R>());
-            fuse::put(w, r1v.mul(a).sub(ra0.next_elem::<R>()), None)?;
-            fuse::put(w, mu.mul(a).sub(ra0.next_elem::<R>()), Some(k))?;
-        }
-    }
-    Ok(())
+    center::deal_row_pairs(d, step, (cols, k, Purpose::FuseMul), units, w, |r1v: R, mu: R, a: R| {
+        (r1v.mul(a), mu.mul(a))
+    })
 }
 
 /// Online, the round: this party's y_i (per row, [`crate::trunc::trunc_a_open`] of the rows'
