@@ -391,6 +391,15 @@ pub enum ASource {
 }
 
 impl ASource {
+    /// The A of a product at `step` whose X is the output of the truncate-then-downcast by `k`
+    /// at `step - 1`: minus that output's mask, from that step's R streams.
+    fn neg_down(ds: &DealerStreams<'_>, step: u32, k: u32) -> Result<Self, Error> {
+        let prev = step
+            .checked_sub(1)
+            .ok_or(Error::BadStep { step, reason: "a matmul after a downcast at step 0" })?;
+        Ok(ASource::NegDown { r: [ds.p0.prg(prev, Purpose::R), ds.p1.prg(prev, Purpose::R)], k })
+    }
+
     /// Reads `out.len()` elements of A from element `at`, using `tmp`.
     fn read<R: Ring>(&mut self, at: u64, out: &mut [R], tmp: &mut [R]) {
         match self {
@@ -435,11 +444,8 @@ impl ProductStreams {
     /// Streams of a fixed-mask matmul step whose input is the output of the truncate-then-
     /// downcast by `k` = k1 + k2 at step `step - 1` (A is that output's mask, negated).
     pub fn fixed_after_down(ds: &DealerStreams<'_>, step: u32, weight: u32, k: u32) -> Result<Self, Error> {
-        let prev = step
-            .checked_sub(1)
-            .ok_or(Error::BadStep { step, reason: "a matmul after a downcast at step 0" })?;
         Ok(ProductStreams {
-            a: ASource::NegDown { r: [ds.p0.prg(prev, Purpose::R), ds.p1.prg(prev, Purpose::R)], k },
+            a: ASource::neg_down(ds, step, k)?,
             b: [ds.p0.model_prg(weight), ds.p1.model_prg(weight)],
             c0: ds.p0.prg(step, Purpose::C),
         })
@@ -448,11 +454,8 @@ impl ProductStreams {
     /// Streams of a batched product whose X is the output of the truncate-then-downcast by
     /// `k` = k1 + k2 at step `step - 1` and whose Y - B step `open` opened (`Op::MatMulDownAA`).
     pub fn down_opened(ds: &DealerStreams<'_>, step: u32, open: u32, k: u32) -> Result<Self, Error> {
-        let prev = step
-            .checked_sub(1)
-            .ok_or(Error::BadStep { step, reason: "a matmul after a downcast at step 0" })?;
         Ok(ProductStreams {
-            a: ASource::NegDown { r: [ds.p0.prg(prev, Purpose::R), ds.p1.prg(prev, Purpose::R)], k },
+            a: ASource::neg_down(ds, step, k)?,
             b: [ds.p0.prg(open, Purpose::B), ds.p1.prg(open, Purpose::B)],
             c0: ds.p0.prg(step, Purpose::C),
         })

@@ -46,21 +46,26 @@ pub fn online_bytes(ring: RingId, rows: u32, cols: u32) -> u64 {
     ring.bytes() as u64 * (u64::from(rows) + u64::from(rows) * u64::from(cols))
 }
 
-/// A party's correlation in caller-provided buffers: per row r, rh, m (the truncation's); per
-/// element a and [m^2, W] (2 per element, W reduced modulo 2^k).
+/// A party's correlation of a row-wise step (this module and [`crate::rows`]) in
+/// caller-provided buffers: per row r, rh, m (the truncation's); per element the mask a and a
+/// pair (2 per element, the second reduced modulo 2^k): [m^2, W] for the centring, [R_1 a, V]
+/// for the row products.
 #[derive(Debug)]
-pub struct CenterMaterial<'a, R> {
+pub struct RowMaterial<'a, R> {
     /// Mask r (rows).
     pub r: &'a mut [R],
     /// r >> k (rows).
     pub rh: &'a mut [R],
     /// msb(r) mod 2^k (rows).
     pub m: &'a mut [R],
-    /// The centring mask a (rows x cols).
+    /// The per-element mask a (rows x cols).
     pub a: &'a mut [R],
-    /// [m^2, W] per element.
-    pub sq: &'a mut [R],
+    /// The pair per element.
+    pub pairs: &'a mut [R],
 }
+
+/// The centring's correlation.
+pub type CenterMaterial<'a, R> = RowMaterial<'a, R>;
 
 /// Expands a party's correlation for step `step` (mean truncated by `k`).
 pub fn expand_center<R: Ring>(
@@ -70,7 +75,7 @@ pub fn expand_center<R: Ring>(
     corr: &mut Corrections<'_>,
     m: &mut CenterMaterial<'_, R>,
 ) -> Result<(), Error> {
-    expand_row_pairs(s, step, (k, Purpose::FuseSq), corr, (m.r, m.rh, m.m), m.a, m.sq)
+    expand_row_pairs(s, step, (k, Purpose::FuseSq), corr, m)
 }
 
 /// Dealer: P1's corrections for rows `units` of `rows` x `cols` (mean truncated by `k`).
@@ -98,10 +103,9 @@ pub(crate) fn expand_row_pairs<R: Ring>(
     step: u32,
     (k, purpose): (u32, Purpose),
     corr: &mut Corrections<'_>,
-    (r, rh, m): (&mut [R], &mut [R], &mut [R]),
-    a: &mut [R],
-    pairs: &mut [R],
+    mat: &mut RowMaterial<'_, R>,
 ) -> Result<(), Error> {
+    let RowMaterial { r, rh, m, a, pairs } = mat;
     let (rows, n) = (r.len(), a.len());
     if rows == 0 || n % rows != 0 {
         return Err(Error::Length { what: "row-wise step (rows x cols)", expected: rows, got: n });
@@ -211,7 +215,7 @@ pub fn center_finish<R: Ring>(
             let p = f[e].sub(yy);
             d[e] = x[e].sub(t[i]);
             let ms = d[e].sub(p0(p));
-            let m2 = if b0 { m.sq[2 * e].sub(wrap.mul(m.sq[2 * e + 1])) } else { m.sq[2 * e] };
+            let m2 = if b0 { m.pairs[2 * e].sub(wrap.mul(m.pairs[2 * e + 1])) } else { m.pairs[2 * e] };
             sq[e] = p0(p.mul(p)).add(p.add(p).mul(ms)).add(m2);
         }
     }

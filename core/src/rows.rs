@@ -43,21 +43,9 @@ pub fn online_bytes(ring: RingId, rows: u32, cols: u32) -> u64 {
     center::online_bytes(ring, rows, cols)
 }
 
-/// A party's correlation in caller-provided buffers: per row r, rh, m (the truncation's); per
-/// element a and [R_1 a, V] (2 per element, V reduced modulo 2^k).
-#[derive(Debug)]
-pub struct RowsMaterial<'a, R> {
-    /// Mask r (rows).
-    pub r: &'a mut [R],
-    /// r >> k (rows).
-    pub rh: &'a mut [R],
-    /// msb(r) mod 2^k (rows).
-    pub m: &'a mut [R],
-    /// The operand's mask a (rows x cols).
-    pub a: &'a mut [R],
-    /// [R_1 a, V] per element.
-    pub ra: &'a mut [R],
-}
+/// A party's correlation: the row-wise layout ([`center::RowMaterial`]) with [R_1 a, V] as the
+/// pair per element.
+pub type RowsMaterial<'a, R> = center::RowMaterial<'a, R>;
 
 /// Expands a party's correlation for step `step` (rows' values truncated by `k`).
 pub fn expand_rows<R: Ring>(
@@ -67,7 +55,7 @@ pub fn expand_rows<R: Ring>(
     corr: &mut Corrections<'_>,
     m: &mut RowsMaterial<'_, R>,
 ) -> Result<(), Error> {
-    center::expand_row_pairs(s, step, (k, Purpose::FuseMul), corr, (m.r, m.rh, m.m), m.a, m.ra)
+    center::expand_row_pairs(s, step, (k, Purpose::FuseMul), corr, m)
 }
 
 /// Dealer: P1's corrections for rows `units` of `rows` x `cols` (values truncated by `k`).
@@ -127,7 +115,7 @@ pub fn rows_finish<R: Ring>(
         // This party's share of R_b: rh - [b = 0] 2^(l-k) m.
         let rsh = if b0 { m.rh[i].sub(wrap.mul(m.m[i])) } else { m.rh[i] };
         for e in i * cols..(i + 1) * cols {
-            let ra = if b0 { m.ra[2 * e].sub(wrap.mul(m.ra[2 * e + 1])) } else { m.ra[2 * e] };
+            let ra = if b0 { m.pairs[2 * e].sub(wrap.mul(m.pairs[2 * e + 1])) } else { m.pairs[2 * e] };
             out[e] = p0(yy.mul(f[e])).add(yy.mul(m.a[e])).sub(f[e].mul(rsh)).sub(ra);
         }
     }

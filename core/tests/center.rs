@@ -27,14 +27,14 @@ fn run<R: Ring>(h: &mut Harness, u: &[R], x: &[R], k: u32) -> (Vec<R>, Vec<R>, V
     let mats = per_party(h, &corr, |_, s, c| {
         let (mut r, mut rh, mut m, mut a, mut sq) =
             (zeros(rows), zeros(rows), zeros(rows), zeros(n), zeros(2 * n));
-        let mut v = CenterMaterial { r: &mut r, rh: &mut rh, m: &mut m, a: &mut a, sq: &mut sq };
+        let mut v = CenterMaterial { r: &mut r, rh: &mut rh, m: &mut m, a: &mut a, pairs: &mut sq };
         center::expand_center(s, STEP, k, c, &mut v).unwrap();
         (r, rh, m, a, sq)
     });
     let msgs = [0, 1].map(|i| {
         let (mut y, mut f) = (zeros(rows), zeros(n));
         let mut t = mats[i].clone();
-        let v = CenterMaterial { r: &mut t.0, rh: &mut t.1, m: &mut t.2, a: &mut t.3, sq: &mut t.4 };
+        let v = CenterMaterial { r: &mut t.0, rh: &mut t.1, m: &mut t.2, a: &mut t.3, pairs: &mut t.4 };
         center::center_open(PARTIES[i], (&us[i], &xs[i]), &v, &mut y, &mut f).unwrap();
         (y, f)
     });
@@ -45,7 +45,7 @@ fn run<R: Ring>(h: &mut Harness, u: &[R], x: &[R], k: u32) -> (Vec<R>, Vec<R>, V
     let outs = [0, 1].map(|i| {
         let (mut tt, mut d, mut sq) = (zeros(rows), zeros(n), zeros(n));
         let mut t = mats[i].clone();
-        let m = CenterMaterial { r: &mut t.0, rh: &mut t.1, m: &mut t.2, a: &mut t.3, sq: &mut t.4 };
+        let m = CenterMaterial { r: &mut t.0, rh: &mut t.1, m: &mut t.2, a: &mut t.3, pairs: &mut t.4 };
         center::center_finish(PARTIES[i], k, (&y, &f), &xs[i], &m, (&mut tt, &mut d, &mut sq)).unwrap();
         (tt, d, sq)
     });

@@ -235,6 +235,9 @@ fn batched_product_after_a_downcast_uses_its_earlier_opening() {
     ] {
         assert!(hash(bad).is_err(), "{bad:?}");
     }
+    // An opening at or after the product's own step is refused by the step itself, so a
+    // dealer handed one step alone never reads a B it has not dealt yet.
+    assert!(mm(7).validate(7).is_err() && mm(8).validate(7).is_err() && mm(6).validate(7).is_ok());
     let (c0, c1) = (h.deal(STEP, &down), h.deal(STEP + 1, &mm(open_at)));
     assert!(h.deal(open_at, &open).is_empty());
     // The downcast: x's truncation opened as E plus the dealer's mask.

@@ -17,7 +17,7 @@ const STEP: u32 = 31;
 type Mat<R> = (Vec<R>, Vec<R>, Vec<R>, Vec<R>, Vec<R>);
 
 fn view<R>(t: &mut Mat<R>) -> RowsMaterial<'_, R> {
-    RowsMaterial { r: &mut t.0, rh: &mut t.1, m: &mut t.2, a: &mut t.3, ra: &mut t.4 }
+    RowsMaterial { r: &mut t.0, rh: &mut t.1, m: &mut t.2, a: &mut t.3, pairs: &mut t.4 }
 }
 
 /// Runs the step on x (rows) and v (rows x cols); returns the opened products.

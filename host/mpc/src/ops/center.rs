@@ -58,7 +58,7 @@ impl Engine {
         };
         let z = |l: usize| vec![R::ZERO; l];
         let (mut r, mut rh, mut m, mut a, mut sqm) = (z(rows), z(rows), z(rows), z(x.len()), z(2 * x.len()));
-        let mut mat = CenterMaterial { r: &mut r, rh: &mut rh, m: &mut m, a: &mut a, sq: &mut sqm };
+        let mut mat = CenterMaterial { r: &mut r, rh: &mut rh, m: &mut m, a: &mut a, pairs: &mut sqm };
         self.expand(&b, |s, corr| center::expand_center(s, b.index, k, corr, &mut mat))?;
         let (mut y, mut fm) = (z(rows), z(x.len()));
         center::center_open(self.party(), (&u.data, &x.data), &mat, &mut y, &mut fm)?;

@@ -56,7 +56,7 @@ impl Engine {
         };
         let z = |l: usize| vec![R::ZERO; l];
         let (mut r, mut rh, mut m, mut a, mut ra) = (z(rows), z(rows), z(rows), z(n), z(2 * n));
-        let mut mat = RowsMaterial { r: &mut r, rh: &mut rh, m: &mut m, a: &mut a, ra: &mut ra };
+        let mut mat = RowsMaterial { r: &mut r, rh: &mut rh, m: &mut m, a: &mut a, pairs: &mut ra };
         self.expand(&b, |s, corr| rows::expand_rows(s, b.index, k, corr, &mut mat))?;
         let (mut y, mut f) = (z(rows), z(n));
         rows::rows_open(self.party(), (&x.data, &v.data), &mat, &mut y, &mut f)?;
