@@ -85,19 +85,35 @@ pub fn deal_step_part<W: Write>(
             let (n, k) = (len as usize, u32::from(shift));
             let kw = (k, fuse::Width::full(ring.bits()));
             match ring {
-                RingId::Z32 => fuse::deal_fuse::<u32, W>(d, index, n, kw, p, u, w),
-                RingId::Z64 => fuse::deal_fuse::<u64, W>(d, index, n, kw, p, u, w),
+                RingId::Z32 => fuse::deal_fuse::<u32, W>(d, index, (n, n), kw, p, u, w),
+                RingId::Z64 => fuse::deal_fuse::<u64, W>(d, index, (n, n), kw, p, u, w),
             }
         }
         (Op::TruncMulNarrowA { len, shift, open, out, square, mul }, _) => {
             let p = fuse::Products { square, mul, pair: false };
             let kw = (u32::from(shift), fuse::Width { open: u32::from(open), out: u32::from(out) });
-            fuse::deal_fuse::<u64, W>(d, index, len as usize, kw, p, u, w)
+            fuse::deal_fuse::<u64, W>(d, index, (len as usize, len as usize), kw, p, u, w)
+        }
+        (Op::TruncMulRowsCenteredA { cols, shift, center, center_shift, .. }, ring) => {
+            let (ck, ckc) = ((cols as usize, u32::from(shift)), (center, u32::from(center_shift)));
+            match ring {
+                RingId::Z32 => rows::deal_centred::<u32, W>(d, index, ckc, ck, u, w),
+                RingId::Z64 => rows::deal_centred::<u64, W>(d, index, ckc, ck, u, w),
+            }
+        }
+        (Op::TruncMulColsA { rows, cols, shift, .. }, ring) => {
+            let p = fuse::Products { mul: true, ..fuse::Products::default() };
+            let (n, c, k) = (rows as usize * cols as usize, cols as usize, u32::from(shift));
+            let kw = (k, fuse::Width::full(ring.bits()));
+            match ring {
+                RingId::Z32 => fuse::deal_fuse::<u32, W>(d, index, (n, c), kw, p, u, w),
+                RingId::Z64 => fuse::deal_fuse::<u64, W>(d, index, (n, c), kw, p, u, w),
+            }
         }
         (Op::TruncDowncastA { shift, down, .. }, _) => {
             chain::deal_trunc_down(d, index, u, u32::from(shift) + u32::from(down), w)
         }
-        (Op::SignRadixTopA { ring, out, len, mul }, _) => {
+        (Op::SignRadixTopA { ring, out, len, mul } | Op::SignRadixTopBesideA { ring, out, len, mul }, _) => {
             let n = len as usize;
             match (ring, out) {
                 (RingId::Z32, RingId::Z32) => {
@@ -160,13 +176,17 @@ impl Step {
             | Op::UpcastTruncA { len, .. }
             | Op::UpcastA { len }
             | Op::DowncastA { len, .. } => len as usize,
+            Op::TruncMulColsA { rows, cols, .. } => rows as usize * cols as usize,
             Op::SignA { len, .. }
             | Op::SignLowA { len }
             | Op::SignRadixA { len, .. }
             | Op::SignRadixTopA { len, .. }
-            | Op::SignRadixBesideA { len, .. } => crate::bits::groups(len as usize),
+            | Op::SignRadixBesideA { len, .. }
+            | Op::SignRadixTopBesideA { len, .. } => crate::bits::groups(len as usize),
             Op::MatMulFixed { n, m, .. } | Op::MatMulDownA { n, m, .. } => blocks(n, m),
-            Op::TruncCenterSquareA { rows, .. } | Op::TruncMulRowsA { rows, .. } => rows as usize,
+            Op::TruncCenterSquareA { rows, .. }
+            | Op::TruncMulRowsA { rows, .. }
+            | Op::TruncMulRowsCenteredA { rows, .. } => rows as usize,
             Op::MatMulAA { batch, n, m, .. } | Op::MatMulDownAA { batch, n, m, .. } => {
                 batch as usize * blocks(n, m)
             }
@@ -186,9 +206,12 @@ impl Step {
             | Op::SignA { ring, .. }
             | Op::SignRadixA { ring, .. }
             | Op::SignRadixBesideA { ring, .. }
+            | Op::SignRadixTopBesideA { ring, .. }
             | Op::SignRadixTopA { ring, .. }
             | Op::TruncCenterSquareA { ring, .. }
             | Op::TruncMulRowsA { ring, .. }
+            | Op::TruncMulColsA { ring, .. }
+            | Op::TruncMulRowsCenteredA { ring, .. }
             | Op::TruncMulA { ring, .. } => ring,
             Op::UpcastA { .. }
             | Op::SignLowA { .. }

@@ -21,6 +21,11 @@
 //! [bi = bj = 0] 2^(2(l-k)) mu_i mu_j, whose last term vanishes for 2k <= l (which pairs
 //! require). So each product costs one ring element and k bits per correction, not two elements.
 //!
+//! A product's operand may repeat along the lanes (`Op::TruncMulColsA`: lanes are the elements
+//! of a rows x cols matrix and v_ij = v_j, LayerNorm's gamma): then a, f and v have one value
+//! per column, f_j = v_j - a_j opens once per column, and the dealer's products R_1 a and mu a
+//! take the lane's column's a; the formula and the per-lane corrections are unchanged.
+//!
 //! Each output is exactly the product of the truncated value (floor(x / 2^k) or one more, as
 //! [`crate::trunc`] gives) with its operand: the plaintext reference of a fused step is the
 //! truncation followed by exact products. Admitted range as for truncation.
@@ -119,8 +124,15 @@ pub fn online_bytes_w(len: u32, p: Products, w: Width) -> u64 {
     u64::from(len) * (msb_bytes(w.open) + if p.mul { msb_bytes(w.out) } else { 0 }) as u64
 }
 
+/// Online bytes per party of a product by a per-column operand (`Op::TruncMulColsA`): y per
+/// element, f per column.
+pub fn cols_online_bytes(ring: RingId, rows: u32, cols: u32) -> u64 {
+    ring.bytes() as u64 * (u64::from(rows) * u64::from(cols) + u64::from(cols))
+}
+
 /// A party's correlation in caller-provided buffers: the truncation's (r, rh, m: len each),
-/// the squares' (2 len or empty), the product's mask a (len or empty) and its products
+/// the squares' (2 len or empty), the product's mask a (len, one per column for a per-column
+/// operand, or empty) and its products
 /// (2 len or empty), the pairs' (3 per pair or empty), laid out as the module docs list them
 /// (the k-bit values reduced modulo 2^k).
 #[derive(Debug)]
@@ -157,7 +169,13 @@ pub fn expand_fuse<R: Ring>(
     let n = m.r.len();
     let (h, want) = (n / 2, |on: bool, len: usize| if on { len } else { 0 });
     check_len("fused square products", want(p.square, 2 * n), m.sq.len())?;
-    check_len("fused operand mask", want(p.mul, n), m.a.len())?;
+    if p.mul != (!m.a.is_empty() && n.is_multiple_of(m.a.len())) {
+        return Err(Error::Length {
+            what: "fused operand mask (a divisor of the lanes)",
+            expected: n,
+            got: m.a.len(),
+        });
+    }
     check_len("fused operand products", want(p.mul, 2 * n), m.ra.len())?;
     check_len("fused pair products", want(p.pair, 3 * h), m.pair.len())?;
     check_len("truncation r >> k", n, m.rh.len())?;
@@ -227,11 +245,12 @@ pub(crate) fn put<R: Ring, W: Write>(w: &mut W, v: R, k: Option<u32>) -> Result<
     }
 }
 
-/// Dealer: P1's corrections for lanes `units` of a fused step of `len` lanes.
+/// Dealer: P1's corrections for lanes `units` of a fused step of `len` lanes whose product
+/// operand repeats every `cols` lanes (`len` for a per-lane operand).
 pub fn deal_fuse<R: Ring, W: Write>(
     d: &DealerStreams<'_>,
     step: u32,
-    len: usize,
+    (len, cols): (usize, usize),
     (k, wd): (u32, Width),
     p: Products,
     units: Range<usize>,
@@ -241,12 +260,15 @@ pub fn deal_fuse<R: Ring, W: Write>(
         return Err(Error::BadStep { step, reason: "fused truncation widths" });
     }
     let (e, mb) = (Some(wd.out), Some(wd.mbits(k)));
+    if cols == 0 || !len.is_multiple_of(cols) {
+        return Err(Error::BadStep { step, reason: "fused operand columns" });
+    }
     let (s, h) = (units.start, len / 2);
     let stream = |q, i: usize| (at::<R>(d.p0.prg(step, q), i), at::<R>(d.p1.prg(step, q), i));
     let (mut r0, mut r1) = stream(Purpose::R, s);
     // The partner lane's mask, for pairs.
     let (mut q0, mut q1) = stream(Purpose::R, s.min(h) + h);
-    let (mut a0, mut a1) = stream(Purpose::A, s);
+    let (mut a0, mut a1) = stream(Purpose::A, s % cols);
     let mut h0 = at::<R>(d.p0.prg(step, Purpose::RHigh), s);
     let mut m0 = at::<R>(d.p0.prg(step, Purpose::Msb), s);
     let mut sq0 = at::<R>(d.p0.prg(step, Purpose::FuseSq), 2 * s);
@@ -268,6 +290,9 @@ pub fn deal_fuse<R: Ring, W: Write>(
             put(w, wv.sub(sq0.next_elem::<R>()), mb)?;
         }
         if p.mul {
+            if i % cols == 0 && i > s {
+                (a0, a1) = stream(Purpose::A, 0);
+            }
             let a = a0.next_elem::<R>().add(a1.next_elem::<R>());
             put(w, r1v.mul(a).sub(ra0.next_elem::<R>()), e)?;
             put(w, m.mul(a).sub(ra0.next_elem::<R>()), mb)?;
@@ -351,13 +376,23 @@ pub fn fuse_finish<R: Ring>(
         rest = r;
     }
     if p.mul {
-        check_len("fused operand", n, v.len())?;
-        check_len("fused opened operand", n, f.len())?;
+        // One value of a, f and v per lane, or per column.
+        let c = m.a.len();
+        if c == 0 || n % c != 0 {
+            return Err(Error::Length {
+                what: "fused operand mask (a divisor of the lanes)",
+                expected: n,
+                got: c,
+            });
+        }
+        check_len("fused operand", c, v.len())?;
+        check_len("fused opened operand", c, f.len())?;
+        check_len("fused operand products", 2 * n, m.ra.len())?;
         let (tv, r) = rest.split_at_mut(n);
-        for i in 0..n {
-            let yy = pub_y(i);
+        for (i, o) in tv.iter_mut().enumerate() {
+            let (yy, j) = (pub_y(i), i % c);
             let ra = low(i, m.ra[2 * i], m.ra[2 * i + 1]);
-            tv[i] = p0(yy.mul(f[i])).add(yy.mul(m.a[i])).sub(f[i].mul(rsh(i))).sub(ra);
+            *o = p0(yy.mul(f[j])).add(yy.mul(m.a[j])).sub(f[j].mul(rsh(i))).sub(ra);
         }
         rest = r;
     }

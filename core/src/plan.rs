@@ -264,14 +264,61 @@ pub enum Op {
         /// Bits dropped.
         shift: u8,
     },
+    /// Each element of rows x cols truncated and multiplied by its column's value v_j
+    /// ([`crate::fuse`], one round): t_ij = x_ij / 2^shift, t_ij v_j. The operand's v - a
+    /// opens once per column (LayerNorm's gamma), not once per element.
+    TruncMulColsA {
+        /// Ring of the shares.
+        ring: RingId,
+        /// Rows.
+        rows: u32,
+        /// Columns (values of the operand).
+        cols: u32,
+        /// Bits dropped.
+        shift: u8,
+    },
+    /// `TruncMulRowsA` whose operand is the d of the centring step `center` (a
+    /// `TruncCenterSquareA` of the same rows x cols, the last one before and used by no other
+    /// product): d is public plus a dealer-known mask already, so the round opens y alone
+    /// ([`crate::rows`]). Needs shift + center_shift <= l.
+    TruncMulRowsCenteredA {
+        /// Ring of the shares.
+        ring: RingId,
+        /// Rows (values truncated).
+        rows: u32,
+        /// Elements per row.
+        cols: u32,
+        /// Bits dropped.
+        shift: u8,
+        /// The centring step.
+        center: u32,
+        /// Its mean's shift.
+        center_shift: u8,
+    },
+    /// `SignRadixTopA` started beside the one step that follows it: its first round travels
+    /// in that step's flight, its other two run after it (2 rounds of its own). With a
+    /// multiplicand, v - a opens in its last round, so v may be an output of that step
+    /// (LayerNorm's octaves of var compare var's untruncated sum and take var itself).
+    SignRadixTopBesideA {
+        /// Ring of the circuit.
+        ring: RingId,
+        /// Ring of the result (and of the multiplicand).
+        out: RingId,
+        /// Elements.
+        len: u32,
+        /// Multiplied by a second operand.
+        mul: bool,
+    },
 }
 
 impl Op {
     /// The op whose correlation and messages this one has: `SignRadixBesideA` runs
-    /// `SignRadixA`'s protocol; every other op is its own.
+    /// `SignRadixA`'s protocol, `SignRadixTopBesideA` `SignRadixTopA`'s; every other op is its
+    /// own.
     pub const fn protocol(self) -> Op {
         match self {
             Op::SignRadixBesideA { ring, out, len, mul } => Op::SignRadixA { ring, out, len, mul },
+            Op::SignRadixTopBesideA { ring, out, len, mul } => Op::SignRadixTopA { ring, out, len, mul },
             op => op,
         }
     }

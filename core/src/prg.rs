@@ -157,6 +157,9 @@ pub enum Purpose {
     FuseMul = 17,
     /// Products of the masks of two lanes of a fused truncation.
     FusePair = 18,
+    /// Products of a truncation's mask with an earlier step's (a row product of a centred
+    /// operand).
+    CrossMask = 19,
 }
 
 const DOMAIN_SESSION: u8 = 1;

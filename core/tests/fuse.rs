@@ -25,24 +25,36 @@ struct Mat<R> {
 
 /// Runs the fused step; returns the opened outputs [t][t^2][t v][pairs] and the cost.
 fn run<R: Ring>(h: &mut Harness, x: &[R], v: &[R], k: u32, p: Products) -> (Vec<R>, Cost) {
-    run_w(h, x, v, (k, None), p)
+    run_w(h, x, v, (k, Form::Lanes), p)
 }
 
-/// [`run`] at widths `w` (`TruncMulNarrowA`, Z_2^64) when given: the shares of x are right
+/// The step's form: `TruncMulA`, `TruncMulNarrowA` at widths, or `TruncMulColsA` with the
+/// operand's values per column (x rows x cols).
+#[derive(Clone, Copy)]
+enum Form {
+    Lanes,
+    Narrow(Width),
+    Cols(usize),
+}
+
+/// [`run`] in `form`: at widths `w` (`TruncMulNarrowA`, Z_2^64) the shares of x are right
 /// only modulo 2^open and those of v modulo 2^out (their high bits are garbage), y and f
-/// travel in ceil(open/8) and ceil(out/8) bytes.
-fn run_w<R: Ring>(
-    h: &mut Harness,
-    x: &[R],
-    v: &[R],
-    (k, nw): (u32, Option<Width>),
-    p: Products,
-) -> (Vec<R>, Cost) {
+/// travel in ceil(open/8) and ceil(out/8) bytes; per column, v and f have a value per column.
+fn run_w<R: Ring>(h: &mut Harness, x: &[R], v: &[R], (k, form): (u32, Form), p: Products) -> (Vec<R>, Cost) {
     let n = x.len();
     let shift = k as u8;
-    let w = nw.unwrap_or(Width::full(R::BITS));
-    let step = Step::bare(match nw {
-        None => Op::TruncMulA {
+    let (w, nv) = match form {
+        Form::Narrow(w) => (w, n),
+        Form::Lanes => (Width::full(R::BITS), n),
+        Form::Cols(c) => (Width::full(R::BITS), c),
+    };
+    assert_eq!(v.len(), if p.mul { nv } else { v.len() });
+    let step = Step::bare(match form {
+        Form::Cols(c) => {
+            assert!(p == Products { mul: true, ..Products::default() });
+            Op::TruncMulColsA { ring: ring_id::<R>(), rows: (n / c) as u32, cols: c as u32, shift }
+        }
+        Form::Lanes => Op::TruncMulA {
             ring: ring_id::<R>(),
             len: n as u32,
             shift,
@@ -50,7 +62,7 @@ fn run_w<R: Ring>(
             mul: p.mul,
             pair: p.pair,
         },
-        Some(w) => Op::TruncMulNarrowA {
+        Form::Narrow(w) => Op::TruncMulNarrowA {
             len: n as u32,
             shift,
             open: w.open as u8,
@@ -83,7 +95,7 @@ fn run_w<R: Ring>(
             rh: zeros(n),
             m: zeros(n),
             sq: zeros(on(p.square, 2 * n)),
-            a: zeros(on(p.mul, n)),
+            a: zeros(on(p.mul, nv)),
             ra: zeros(on(p.mul, 2 * n)),
             pair: zeros(on(p.pair, 3 * (n / 2))),
         };
@@ -101,7 +113,7 @@ fn run_w<R: Ring>(
     });
     let vin = |i: usize| if p.mul { vs[i].clone() } else { Vec::new() };
     let msgs = [0, 1].map(|i| {
-        let (mut y, mut f) = (zeros(n), zeros(on(p.mul, n)));
+        let (mut y, mut f) = (zeros(n), zeros(on(p.mul, nv)));
         fuse::fuse_open(PARTIES[i], w, (&xs[i], &mats[i].r), (&vin(i), &mats[i].a), &mut y, &mut f).unwrap();
         (y, f)
     });
@@ -219,7 +231,7 @@ fn check_narrow(tag: u8, k: u32, w: Width) {
         }
         let n = x.len();
         let v = h.rand::<u64>(n);
-        let (out, cost) = run_w(&mut h, &x, &v, (k, Some(w)), p);
+        let (out, cost) = run_w(&mut h, &x, &v, (k, Form::Narrow(w)), p);
         let o = |v: u64| v.low_bits(w.out);
         let t: Vec<u64> = out[..n].iter().map(|v| o(*v)).collect();
         for (i, (xi, ti)) in x.iter().zip(&t).enumerate() {
@@ -331,4 +343,61 @@ fn fused_costs() {
         .validate(0)
         .is_err()
     );
+}
+
+/// A per-column operand (LayerNorm's gamma): every element truncated, each product exactly t_ij
+/// v_j, f opened once per column; the dealer's units split anywhere in a row give the same
+/// bytes; costs.
+#[test]
+fn column_products() {
+    fn go<R: Ring>(tag: u8, k: u32) {
+        let mut h = Harness::new(tag);
+        for (rows, cols) in [(1usize, 1usize), (3, 5), (41, 17)] {
+            let mut x = inputs::<R>(&mut h, rows * cols);
+            x.truncate(rows * cols);
+            let mut v = h.rand::<R>(cols);
+            v[0] = R::ONE;
+            let p = Products { mul: true, ..Products::default() };
+            let (out, cost) = run_w(&mut h, &x, &v, (k, Form::Cols(cols)), p);
+            let n = rows * cols;
+            for (e, xe) in x.iter().enumerate() {
+                let (t, floor) = (out[e], R::from_i64(xe.to_i64() >> k));
+                assert!(
+                    t == floor || t == floor.add(R::ONE),
+                    "element {e}: {} >> {k} gave {}",
+                    xe.to_i64(),
+                    t.to_i64()
+                );
+                assert_eq!(out[n + e], t.mul(v[e % cols]), "element {e} (column {})", e % cols);
+            }
+            assert_eq!(cost.bytes, ((n + cols) * R::BYTES) as u64);
+            let step = Step::bare(Op::TruncMulColsA {
+                ring: ring_id::<R>(),
+                rows: rows as u32,
+                cols: cols as u32,
+                shift: k as u8,
+            });
+            let lanes = Step::bare(Op::TruncMulA {
+                ring: ring_id::<R>(),
+                len: n as u32,
+                shift: k as u8,
+                square: false,
+                mul: true,
+                pair: false,
+            });
+            assert_eq!(step.p1_correction_bytes(), lanes.p1_correction_bytes());
+            // A split of the units inside a row deals the same bytes as the whole step.
+            let whole = h.deal(STEP, &step);
+            let cut = n / 2 + 1;
+            let parts =
+                [h.deal_part(STEP, &step, 0..cut.min(n)), h.deal_part(STEP, &step, cut.min(n)..n)].concat();
+            assert_eq!(whole, parts, "{rows} x {cols}");
+        }
+    }
+    go::<u32>(65, 8);
+    go::<u64>(66, 18);
+    go::<u64>(67, 40);
+    for (ring, shift, cols) in [(RingId::Z32, 30u8, 3u32), (RingId::Z64, 0, 3), (RingId::Z64, 18, 0)] {
+        assert!(Step::bare(Op::TruncMulColsA { ring, rows: 2, cols, shift }).validate(0).is_err());
+    }
 }

@@ -88,6 +88,20 @@ fn vector_plan() -> Vec<Step> {
     }));
     steps.push(Step::bare(Op::TruncMulRowsA { ring: Z64, rows: 3, cols: 10, shift: 18 }));
     steps.push(Step::bare(Op::TruncMulRowsA { ring: Z32, rows: 2, cols: 7, shift: 8 }));
+    steps.push(Step::bare(Op::TruncMulColsA { ring: Z64, rows: 3, cols: 10, shift: 18 }));
+    steps.push(Step::bare(Op::TruncMulColsA { ring: Z32, rows: 2, cols: 7, shift: 8 }));
+    let center = steps.len() as u32;
+    steps.push(Step::bare(Op::TruncCenterSquareA { ring: Z64, rows: 3, cols: 10, shift: 18 }));
+    steps.push(Step::bare(Op::TruncMulRowsCenteredA {
+        ring: Z64,
+        rows: 3,
+        cols: 10,
+        shift: 19,
+        center,
+        center_shift: 18,
+    }));
+    steps.push(Step::bare(Op::SignRadixTopBesideA { ring: Z64, out: Z64, len: 100, mul: true }));
+    steps.push(Step::bare(Op::SignRadixTopBesideA { ring: Z32, out: Z32, len: 100, mul: true }));
     steps
 }
 

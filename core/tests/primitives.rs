@@ -166,7 +166,7 @@ fn prg_streams_are_domain_separated() {
     use Purpose::*;
     let all = [
         A, B, C, R, RHigh, Msb, RBits, AndA, AndB, AndC, DaBitB, DaBitA, OneHot, WireMask, MaskProd, FuseSq,
-        FuseMul, FusePair,
+        FuseMul, FusePair, CrossMask,
     ];
     let streams: Vec<[u8; 32]> = all.iter().map(|&q| first(&mut Prg::for_stream(&s1, &id1, 5, q))).collect();
     for i in 0..streams.len() {

@@ -225,4 +225,25 @@ fn top_costs() {
     }
     assert_eq!(TopShape::new(64, 1).monomials(), 22);
     assert!(Step::bare(Op::SignRadixTopA { ring: z64, out: z32, len: 64, mul: false }).validate(0).is_err());
+    // Beside the next step: the same bytes and correlation, its first round in that step's
+    // flight.
+    for (ring, out, mul) in [(z32, z32, true), (z32, z64, true), (z64, z64, true), (z64, z64, false)] {
+        let (b, d, r) = cost(Op::SignRadixTopBesideA { ring, out, len: 300, mul });
+        let (b3, d3, r3) = cost(Op::SignRadixTopA { ring, out, len: 300, mul });
+        assert_eq!((b, d, r), (b3, d3, r3 - 1));
+    }
+    assert!(
+        Step::bare(Op::SignRadixTopBesideA { ring: z64, out: z32, len: 64, mul: true }).validate(0).is_err()
+    );
+}
+
+/// The comparison beside the next step deals exactly the 3-round comparison's correlation.
+#[test]
+fn beside_deals_the_top_correlation() {
+    let h = Harness::new(93);
+    for (ring, out) in [(RingId::Z32, RingId::Z32), (RingId::Z64, RingId::Z64)] {
+        let top = h.deal(STEP, &Step::bare(Op::SignRadixTopA { ring, out, len: 130, mul: true }));
+        let beside = h.deal(STEP, &Step::bare(Op::SignRadixTopBesideA { ring, out, len: 130, mul: true }));
+        assert_eq!(top, beside);
+    }
 }

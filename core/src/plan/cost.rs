@@ -106,6 +106,27 @@ impl Step {
                 }
                 Ok(())
             }
+            Op::TruncMulRowsCenteredA { ring, rows, cols, shift, center, center_shift } => {
+                elems(index, &[rows, cols])?;
+                let (k, kc) = (u32::from(shift), u32::from(center_shift));
+                if shift == 0 || k >= ring.bits() - 2 || center_shift == 0 || kc >= ring.bits() - 2 {
+                    return bad("centred row products: both shifts in 1..l-2");
+                }
+                if k + kc > ring.bits() {
+                    return bad("centred row products: the two shifts add up to at most l");
+                }
+                if center >= index {
+                    return bad("centred row products: the centring must come before");
+                }
+                Ok(())
+            }
+            Op::TruncMulColsA { ring, rows, cols, shift } => {
+                elems(index, &[rows, cols])?;
+                if shift == 0 || u32::from(shift) >= ring.bits() - 2 {
+                    return bad("column products: the shift in 1..l-2");
+                }
+                Ok(())
+            }
             Op::MatMulDownA { n, k, m, shift, .. } => {
                 elems(index, &[n, k])?;
                 elems(index, &[k, m])?;
@@ -135,7 +156,9 @@ impl Step {
                 }
                 Ok(())
             }
-            Op::SignRadixBesideA { .. } => Step { op: self.op.protocol(), ..*self }.validate(index),
+            Op::SignRadixBesideA { .. } | Op::SignRadixTopBesideA { .. } => {
+                Step { op: self.op.protocol(), ..*self }.validate(index)
+            }
             Op::SignRadixA { ring, out, len, .. } => {
                 elems(index, &[len])?;
                 if out.bits() < ring.bits() {
@@ -167,6 +190,7 @@ impl Step {
             Op::UpcastTruncA { len, shift, .. } => chain::up_trunc_correction_bytes(len, shift),
             Op::SignRadixTopA { ring, out, len, mul } => radix::top::correction_bytes(ring, out, len, mul),
             Op::SignRadixBesideA { ring, out, len, mul } => radix::correction_bytes(ring, out, len, mul),
+            Op::SignRadixTopBesideA { .. } => Step { op: self.op.protocol(), ..*self }.p1_correction_bytes(),
             Op::MatMulDownA { n, m, .. } => beaver::matmul_correction_bytes(RingId::Z32, 1, n, m),
             Op::OpenBesideA { .. } => 0,
             Op::TruncMulNarrowA { len, shift, open, out, square, mul } => {
@@ -178,6 +202,13 @@ impl Step {
                 center::correction_bytes(ring, rows, cols, shift)
             }
             Op::TruncMulRowsA { ring, rows, cols, shift } => rows::correction_bytes(ring, rows, cols, shift),
+            Op::TruncMulRowsCenteredA { ring, rows, cols, shift, center_shift, .. } => {
+                rows::centred_correction_bytes(ring, rows, cols, (shift, center_shift))
+            }
+            Op::TruncMulColsA { ring, rows, cols, shift } => {
+                let p = fuse::Products { mul: true, ..fuse::Products::default() };
+                fuse::correction_bytes(ring, rows.saturating_mul(cols), shift, p)
+            }
         }
     }
 
@@ -201,6 +232,9 @@ impl Step {
             Op::UpcastTruncA { len, .. } => chain::up_trunc_online_bytes(len),
             Op::SignRadixTopA { ring, out, len, mul } => radix::top::online_bytes(ring, out, len, mul),
             Op::SignRadixBesideA { ring, out, len, mul } => radix::online_bytes(ring, out, len, mul),
+            Op::SignRadixTopBesideA { .. } => {
+                Step { op: self.op.protocol(), ..*self }.online_bytes_per_party()
+            }
             Op::MatMulDownA { .. } | Op::MatMulDownAA { .. } => 0,
             Op::OpenBesideA { len } => beaver::open_beside_online_bytes(len),
             Op::TruncMulNarrowA { len, open, out, square, mul, .. } => {
@@ -209,6 +243,8 @@ impl Step {
             }
             Op::TruncCenterSquareA { ring, rows, cols, .. } => center::online_bytes(ring, rows, cols),
             Op::TruncMulRowsA { ring, rows, cols, .. } => rows::online_bytes(ring, rows, cols),
+            Op::TruncMulColsA { ring, rows, cols, .. } => fuse::cols_online_bytes(ring, rows, cols),
+            Op::TruncMulRowsCenteredA { ring, rows, .. } => rows::centred_online_bytes(ring, rows),
         }
     }
 
@@ -222,18 +258,20 @@ impl Step {
             Op::SignA { ring, .. } => compare::rounds(ring),
             Op::SignLowA { .. } => compare::rounds(RingId::Z32),
             Op::SignRadixA { ring, .. } => radix::rounds(ring),
-            Op::TruncMulA { .. } | Op::TruncMulNarrowA { .. } => fuse::ROUNDS,
+            Op::TruncMulA { .. } | Op::TruncMulNarrowA { .. } | Op::TruncMulColsA { .. } => fuse::ROUNDS,
             Op::TruncDowncastA { .. } | Op::UpcastTruncA { .. } => chain::ROUNDS,
             Op::SignRadixTopA { .. } => radix::top::ROUNDS,
             // Its rounds travel in the following steps' flights.
             Op::SignRadixBesideA { .. } => 0,
+            // Its first round travels in the next step's flight.
+            Op::SignRadixTopBesideA { .. } => radix::top::ROUNDS - 1,
             // E is the value the truncate-then-downcast before it opened (and F, for the
             // batched form, the value its earlier opening opened).
             Op::MatMulDownA { .. } | Op::MatMulDownAA { .. } => 0,
             // Its round travels in the following steps' flights.
             Op::OpenBesideA { .. } => 0,
             Op::TruncCenterSquareA { .. } => center::ROUNDS,
-            Op::TruncMulRowsA { .. } => rows::ROUNDS,
+            Op::TruncMulRowsA { .. } | Op::TruncMulRowsCenteredA { .. } => rows::ROUNDS,
         }
     }
 }

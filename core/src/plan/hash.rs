@@ -18,6 +18,8 @@ pub struct PlanHasher {
     prev: Option<Step>,
     /// The last `OpenBesideA` not yet used by a product: (step, elements).
     open: Option<(u32, u32)>,
+    /// The last `TruncCenterSquareA` whose d no product has used: (step, its op).
+    centred: Option<(u32, Op)>,
 }
 
 impl PlanHasher {
@@ -26,8 +28,14 @@ impl PlanHasher {
         if header.version != PLAN_VERSION {
             return Err(Error::Version { expected: PLAN_VERSION, got: header.version });
         }
-        let mut h =
-            PlanHasher { sha: Sha256::new(), steps: 0, declared: header.n_steps, prev: None, open: None };
+        let mut h = PlanHasher {
+            sha: Sha256::new(),
+            steps: 0,
+            declared: header.n_steps,
+            prev: None,
+            open: None,
+            centred: None,
+        };
         h.sha.update(HASH_LABEL);
         h.absorb(header)?;
         Ok(h)
@@ -64,7 +72,8 @@ impl PlanHasher {
 
     /// A product's opening is used once: a `MatMulDownAA` must follow a truncate-then-downcast
     /// of its X and name the last `OpenBesideA` not yet used, of its Y's size (one pending at a
-    /// time: a second opening before the first is used is refused).
+    /// time: a second opening before the first is used is refused). Likewise a
+    /// `TruncMulRowsCenteredA` names the last centring, of its shape, that no product used.
     fn check_opening(&mut self, step: &Step) -> Result<(), Error> {
         let bad = |reason| Err(Error::BadStep { step: self.steps, reason });
         match step.op {
@@ -86,6 +95,14 @@ impl PlanHasher {
                 let y_len = u64::from(batch) * u64::from(k) * u64::from(m);
                 if self.open.take().is_none_or(|(at, len)| at != open || u64::from(len) != y_len) {
                     return bad("a matmul after a downcast must use the last unused opening of its Y");
+                }
+            }
+            Op::TruncCenterSquareA { .. } => self.centred = Some((self.steps, step.op)),
+            Op::TruncMulRowsCenteredA { ring, rows, cols, center, center_shift, .. } => {
+                let names = matches!(self.centred.take(), Some((at, Op::TruncCenterSquareA { ring: r, rows: n, cols: c, shift }))
+                    if at == center && r == ring && n == rows && c == cols && shift == center_shift);
+                if !names {
+                    return bad("centred row products must name the last unused centring of their shape");
                 }
             }
             _ => {}

@@ -84,6 +84,14 @@ impl Harness {
         out
     }
 
+    /// P1's corrections for units `units` of a step.
+    #[allow(dead_code)]
+    pub fn deal_part(&self, index: u32, step: &Step, units: core::ops::Range<usize>) -> Vec<u8> {
+        let mut out = Vec::new();
+        ditto_core::deal::deal_step_part(&self.dealer(), index, step, units, &mut out).expect("deal part");
+        out
+    }
+
     pub fn rand<R: Ring>(&mut self, n: usize) -> Vec<R> {
         let mut v = vec![R::ZERO; n];
         self.rng.fill_ring(&mut v);

@@ -277,26 +277,26 @@ pub(crate) async fn attention(
     let v_open = if down_fuses(q, q.nl_frac) { Some(e.open_beside(&vh).await?) } else { None };
     let s = e.matmul_aa(&heads(qm, heads_n, false), &heads(km, heads_n, true)).await?;
     let softmax_tag = Tag::Softmax { exp_iters: u8::try_from(q.exp_iters).unwrap_or(u8::MAX) };
-    let s64 = if q.nl_frac >= s.frac {
-        // Upcast, rescale to nl_frac and 1/sqrt(dh), truncate: one round.
-        e.set_tag(Tag::Conversion);
-        let up = q.nl_frac - s.frac;
-        let s64 = e.upcast_trunc(&s, inv_sqrt << up, q.nl_frac + up, q.nl_frac).await?;
-        e.set_tag(softmax_tag);
-        s64
-    } else {
-        let s64 = up64(e, q, &s).await?;
-        e.set_tag(softmax_tag);
-        let scaled = e.mul_const(&s64, inv_sqrt, q.nl_frac);
-        e.trunc_a(&scaled, q.nl_frac).await?
-    };
     // The upcast admits |score| 2^(2 act) < 2^30, so after the 1/sqrt(dh) scaling at nl_frac bits
     // any two scores differ by less than 2^(31 - 2 act + nl) / sqrt(dh) + 2, below 2^31 when
     // 2^(nl - 2 act + 1) <= sqrt(dh) (Ditto's 18 / 8 bits and dh = 64; accurate mode too): then
     // the softmax's comparisons run on 32 bits.
     let dh = (h / heads_n) as f64;
     let narrow = f64::from(q.nl_frac + 1) - f64::from(2 * q.act_frac) <= dh.log2() / 2.0;
-    let (p, k) = e.softmax_pre(&s64.reshape(&[heads_n * n, t])?, keep, q.exp_iters, narrow).await?;
+    let (p, k) = if q.nl_frac >= s.frac {
+        // Upcast, rescale to nl_frac and 1/sqrt(dh), truncate: one round, which the max's first
+        // level shares.
+        let up = q.nl_frac - s.frac;
+        let scale = (inv_sqrt << up, q.nl_frac + up, q.nl_frac);
+        let s = s.reshape(&[heads_n * n, t])?;
+        e.softmax_pre_upcast(&s, scale, keep, q.exp_iters, (narrow, (Tag::Conversion, softmax_tag))).await?
+    } else {
+        let s64 = up64(e, q, &s).await?;
+        e.set_tag(softmax_tag);
+        let scaled = e.mul_const(&s64, inv_sqrt, q.nl_frac);
+        let s64 = e.trunc_a(&scaled, q.nl_frac).await?;
+        e.softmax_pre(&s64.reshape(&[heads_n * n, t])?, keep, q.exp_iters, narrow).await?
+    };
     if v_open.is_some() != down_fuses(q, k) {
         return Err(MpcError::Scale {
             what: "attention",

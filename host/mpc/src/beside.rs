@@ -23,6 +23,10 @@ pub(crate) trait Machine: Send {
     fn receive(&mut self, peer: &[u8]) -> Result<(), MpcError>;
     /// The result (after the last round).
     fn result(self: Box<Self>) -> Result<Box<dyn Any + Send>, MpcError>;
+    /// An input that arrives after the machine started (a comparison's late multiplicand).
+    fn supply(&mut self, _input: Box<dyn Any + Send>) -> Result<(), MpcError> {
+        Err(MpcError::Mode { what: "supplying an input", mode: "this protocol takes none late" })
+    }
 }
 
 /// A protocol riding on the following steps' exchanges.
@@ -75,6 +79,14 @@ impl Engine {
             .downcast::<T>()
             .map(|b| *b)
             .map_err(|_| MpcError::Mode { what: "landing a step", mode: "its result has another type" })
+    }
+
+    /// Gives riding step `index` an input it takes late ([`Machine::supply`]).
+    pub(crate) fn supply(&mut self, index: u32, input: Box<dyn Any + Send>) -> Result<(), MpcError> {
+        let Some(r) = self.riders.iter_mut().find(|r| r.index == index) else {
+            return Err(MpcError::Mode { what: "supplying an input", mode: "its step is not riding" });
+        };
+        r.machine.supply(input)
     }
 
     /// The messages of the riders that have a round to send, with their positions.

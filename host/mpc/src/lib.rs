@@ -14,9 +14,11 @@ pub mod engine;
 pub mod gemm;
 pub mod local;
 pub mod nonlinear;
+pub mod octave;
 pub mod ops;
 pub mod plain;
 pub mod range;
+pub mod softmax;
 pub mod tensor;
 mod wcache;
 

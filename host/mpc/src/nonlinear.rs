@@ -27,6 +27,7 @@ use ditto_core::ring::RingId;
 
 use crate::beside::Pending;
 use crate::engine::Engine;
+use crate::octave::OctavesBeside;
 use crate::ops::fuse::Want;
 use crate::ops::ring_id;
 use crate::{MpcError, Shared};
@@ -42,7 +43,7 @@ pub fn fx<R: Ring>(v: f64, frac: u32) -> Result<R, MpcError> {
 }
 
 /// Per-row broadcast of a vector (rows) to rows x cols.
-fn broadcast_rows<R: Ring>(v: &Shared<R>, rows: usize, cols: usize) -> Shared<R> {
+pub(crate) fn broadcast_rows<R: Ring>(v: &Shared<R>, rows: usize, cols: usize) -> Shared<R> {
     let data = (0..rows * cols).map(|i| v.data[i / cols]).collect();
     Shared { data, shape: vec![rows, cols], frac: v.frac }
 }
@@ -54,23 +55,23 @@ fn broadcast_cols<R: Ring>(v: &Shared<R>, rows: usize, cols: usize) -> Shared<R>
 }
 
 /// Row sums of rows x cols (local).
-fn row_sums<R: Ring>(x: &Shared<R>, rows: usize, cols: usize) -> Shared<R> {
+pub(crate) fn row_sums<R: Ring>(x: &Shared<R>, rows: usize, cols: usize) -> Shared<R> {
     let data =
         (0..rows).map(|r| x.data[r * cols..(r + 1) * cols].iter().fold(R::ZERO, |a, b| a.add(*b))).collect();
     Shared { data, shape: vec![rows], frac: x.frac }
 }
 
-fn concat<R: Ring>(parts: &[&Shared<R>]) -> Shared<R> {
+pub(crate) fn concat<R: Ring>(parts: &[&Shared<R>]) -> Shared<R> {
     let data: Vec<R> = parts.iter().flat_map(|p| p.data.iter().copied()).collect();
     let n = data.len();
     Shared { data, shape: vec![n], frac: parts.first().map_or(0, |p| p.frac) }
 }
 
-fn part<R: Ring>(x: &Shared<R>, i: usize, n: usize, shape: &[usize]) -> Shared<R> {
+pub(crate) fn part<R: Ring>(x: &Shared<R>, i: usize, n: usize, shape: &[usize]) -> Shared<R> {
     Shared { data: x.data[i * n..(i + 1) * n].to_vec(), shape: shape.to_vec(), frac: x.frac }
 }
 
-fn rows_cols(x: &Shared<impl Ring>, what: &'static str) -> Result<(usize, usize), MpcError> {
+pub(crate) fn rows_cols(x: &Shared<impl Ring>, what: &'static str) -> Result<(usize, usize), MpcError> {
     match x.shape[..] {
         [r, c] => Ok((r, c)),
         _ => Err(MpcError::Shape { what, expected: vec![0, 0], got: x.shape.clone() }),
@@ -83,7 +84,7 @@ fn rows_cols(x: &Shared<impl Ring>, what: &'static str) -> Result<(usize, usize)
 /// 2^(2f+1), so the squarings open and compute modulo 2^(2f+3); the last step (the product with
 /// the clamp's mask) gives full-width outputs. An input below the clamp leaves the range, and
 /// its garbage is multiplied by 0.
-fn exp_widths<R: Ring>(f: u32, n: u32) -> [Option<ditto_core::fuse::Width>; 3] {
+pub(crate) fn exp_widths<R: Ring>(f: u32, n: u32) -> [Option<ditto_core::fuse::Width>; 3] {
     use ditto_core::fuse::Width;
     let sq = 2 * f + 3;
     let first = Width { open: f + 6, out: sq };
@@ -160,78 +161,6 @@ impl Engine {
         Ok(Shared { shape, ..self.mul_aa(&th, &s).await? })
     }
 
-    /// One-hot octave indicators o_j = [2^j <= x < 2^(j+1)], j in lo..hi (x >= 2^lo assumed),
-    /// and the products x o_j, from one batched comparison whose selections give x [x < 2^j]
-    /// in its own rounds; o_j at scale 0, x o_j at x's scale. When hi + f <= 30 every
-    /// difference x - 2^j of an x in range has |x - 2^j| < 2^30, so a Z_2^64 comparison runs on
-    /// the low 32 bits ([`Engine::sign_low_a`]: a 32-bit circuit, which also makes the 3-round
-    /// form cheap enough for the softmax's row sums); out of range (which the range check
-    /// reports) the secure run and the reference alike take the low 32 bits' sign.
-    async fn octaves<R: Ring>(
-        &mut self,
-        x: &Shared<R>,
-        lo: i32,
-        hi: i32,
-    ) -> Result<(Vec<Shared<R>>, Vec<Shared<R>>), MpcError> {
-        let n = x.len();
-        let f = x.frac;
-        let k = usize::try_from(hi - lo)
-            .map_err(|_| MpcError::Scale { what: "octaves", detail: format!("{lo}..{hi}") })?;
-        // b_j = [x >= 2^j] = 1 - [x - 2^j < 0] for j = lo+1 .. hi-1; x b_j = x - x [x - 2^j < 0].
-        let mut diffs = Vec::with_capacity((k - 1) * n);
-        for j in lo + 1..hi {
-            let c = fx::<R>(2f64.powi(j), f)?;
-            diffs.extend(x.data.iter().map(|v| if self.party().is_p0() { v.sub(c) } else { *v }));
-        }
-        let xs = Shared { data: x.data.repeat(k - 1), shape: vec![(k - 1) * n], frac: f };
-        let narrow = R::BITS == 64 && i64::from(hi) + i64::from(f) <= 30;
-        let (s, sx) = self
-            .sign_mul_fit(&Shared { data: diffs, shape: vec![(k - 1) * n], frac: f }, &xs, narrow)
-            .await?;
-        let x1 = Shared { shape: vec![n], ..x.clone() };
-        let one = |e: &Engine| e.add_const(&Shared::<R>::zeros(&[n], 0), R::ONE);
-        let (mut b, mut bx): (Vec<Shared<R>>, Vec<Shared<R>>) = (vec![one(self)], vec![x1.clone()]);
-        for j in 0..k - 1 {
-            b.push(self.add_const(&self.neg(&part(&s, j, n, &[n])), R::ONE));
-            bx.push(self.sub(&x1, &part(&sx, j, n, &[n]))?);
-        }
-        b.push(Shared::zeros(&[n], 0));
-        bx.push(Shared::zeros(&[n], f));
-        let o = (0..k).map(|j| self.sub(&b[j], &b[j + 1])).collect::<Result<_, _>>()?;
-        let xo = (0..k).map(|j| self.sub(&bx[j], &bx[j + 1])).collect::<Result<_, _>>()?;
-        Ok((o, xo))
-    }
-
-    /// The octave indicators o_j of x in [2^lo, 2^hi) and z = x 2^-(octave+1) in [0.5, 1) at x's
-    /// scale: x p / 2^f with x p = sum_j 2^-(j+1) (x o_j) from the comparison's own products.
-    async fn normalise<R: Ring>(
-        &mut self,
-        x: &Shared<R>,
-        lo: i32,
-        hi: i32,
-        what: &'static str,
-    ) -> Result<(Vec<Shared<R>>, Shared<R>), MpcError> {
-        let (o, xo) = self.octaves(x, lo, hi).await?;
-        self.check_range(what, x, crate::range::Bound::Octaves { lo, hi });
-        let xp = self.weigh(&xo, |j| 2f64.powi(-(j + 1)), lo, x.frac)?;
-        Ok((o, self.trunc_a(&xp, x.frac).await?))
-    }
-
-    /// Sum of o_j * c_j for public c_j at scale f (local; scale o's + f).
-    fn weigh<R: Ring>(
-        &self,
-        o: &[Shared<R>],
-        c: impl Fn(i32) -> f64,
-        lo: i32,
-        f: u32,
-    ) -> Result<Shared<R>, MpcError> {
-        let mut acc = Shared::zeros(&o[0].shape, o[0].frac + f);
-        for (j, oj) in (lo..).zip(o) {
-            acc = self.add(&acc, &self.mul_const(oj, fx(c(j), f)?, f))?;
-        }
-        Ok(acc)
-    }
-
     /// 1/x for x in [2^lo, 2^hi) at x's scale (see the module docs). Newton runs on the
     /// normalised z = x / 2^(octave+1) in [0.5, 1), where every intermediate is near 1 and
     /// keeps full precision; the result is 2^-(octave+1) / z.
@@ -254,7 +183,7 @@ impl Engine {
         hi: i32,
     ) -> Result<Shared<R>, MpcError> {
         let f = x.frac;
-        let (o, z) = self.normalise(x, lo, hi, "reciprocal").await?;
+        let (o, z) = self.normalise(x, (lo, hi), None, "reciprocal").await?;
         let p = self.weigh(&o, |j| 2f64.powi(-(j + 1)), lo, f)?;
         let g = self.add_const(&self.mul_const(&z, fx(-32.0 / 17.0, f)?, f), fx(48.0 / 17.0, 2 * f)?);
         // w = g / 2^f with w z in its round; then per step zw = (w z) / 2^f with zw w in its
@@ -287,8 +216,19 @@ impl Engine {
         lo: i32,
         hi: i32,
     ) -> Result<Shared<R>, MpcError> {
+        self.rsqrt_pre_with(x, (lo, hi), None).await
+    }
+
+    /// [`Engine::rsqrt_pre`] with the octave comparison already started beside x's
+    /// truncation ([`Engine::octaves_beside`]) when given.
+    pub async fn rsqrt_pre_with<R: Ring>(
+        &mut self,
+        x: &Shared<R>,
+        (lo, hi): (i32, i32),
+        started: Option<OctavesBeside<R>>,
+    ) -> Result<Shared<R>, MpcError> {
         let f = x.frac;
-        let (o, z) = self.normalise(x, lo, hi, "rsqrt").await?;
+        let (o, z) = self.normalise(x, (lo, hi), started, "rsqrt").await?;
         let q = self.weigh(&o, |j| 2f64.powf(-f64::from(j + 1) / 2.0), lo, f)?;
         let g = self.add_const(&self.mul_const(&z, fx(-0.828_427, f)?, f), fx(1.801_68, 2 * f)?);
         // Each step: [w^2, z w] ride on the round that truncates w, and v = (z w) (w^2) on the
@@ -400,71 +340,6 @@ impl Engine {
         Ok(sum)
     }
 
-    /// Row-wise softmax of x (rows x cols) at x's scale; `keep` (public, rows x cols) masks
-    /// entries to exactly 0 (e.g. GPT-2's causal mask; every row must keep one); `n` exp
-    /// squarings. `narrow`: the caller guarantees |x| < 2^30 as ring integers (Z_2^64), so every
-    /// difference of two entries fits 31 bits and the comparisons (row maximum, exp clamp) run
-    /// on 32 bits ([`Engine::sign_low_a`]).
-    pub async fn softmax<R: Ring>(
-        &mut self,
-        x: &Shared<R>,
-        keep: Option<&[bool]>,
-        n: u32,
-        narrow: bool,
-    ) -> Result<Shared<R>, MpcError> {
-        let (pre, k) = self.softmax_pre(x, keep, n, narrow).await?;
-        self.trunc_a(&pre, k).await
-    }
-
-    /// [`Engine::softmax`] before its last truncation, and that truncation's shift, for a
-    /// caller that fuses the truncation with what follows.
-    pub async fn softmax_pre<R: Ring>(
-        &mut self,
-        x: &Shared<R>,
-        keep: Option<&[bool]>,
-        n: u32,
-        narrow: bool,
-    ) -> Result<(Shared<R>, u32), MpcError> {
-        let (rows, cols) = rows_cols(x, "softmax")?;
-        // A masked entry takes a copy of its row's first kept entry: the maximum is unchanged,
-        // every value stays in range, and its exp is zeroed below.
-        let x = match keep {
-            Some(k) => {
-                if k.len() != x.len() {
-                    return Err(MpcError::Shape {
-                        what: "softmax mask",
-                        expected: x.shape.clone(),
-                        got: vec![k.len()],
-                    });
-                }
-                let mut data = x.data.clone();
-                for (r, row) in k.chunks_exact(cols).enumerate() {
-                    let Some(first) = row.iter().position(|&kv| kv) else {
-                        return Err(MpcError::EmptyMaskRow { row: r });
-                    };
-                    for c in (0..cols).filter(|&c| !row[c]) {
-                        data[r * cols + c] = data[r * cols + first];
-                    }
-                }
-                Shared { data, ..x.clone() }
-            }
-            None => x.clone(),
-        };
-        let m = self.max_rows_with(&x, narrow).await?;
-        let m = Shared { shape: vec![rows], ..m };
-        let d = self.sub(&x, &broadcast_rows(&m, rows, cols))?;
-        let mut e = self.exp_neg_with(&d, n, narrow).await?;
-        if let Some(k) = keep {
-            e =
-                self.mul_public(&e, &k.iter().map(|&kv| R::from_bit(u64::from(kv))).collect::<Vec<_>>(), 0)?;
-        }
-        let s = row_sums(&e, rows, cols);
-        let hi = i32::try_from(usize::BITS - cols.leading_zeros()).unwrap_or(31) + 1;
-        // The reciprocal's last truncation, once per row, carries the products with its row of e.
-        let r = self.reciprocal_pre(&s, 0, hi).await?;
-        Ok((self.trunc_mul_rows(&r, e.frac, &e).await?, e.frac))
-    }
-
     /// LayerNorm over the rows of x (rows x h): (x - mean) / sqrt(var + eps) * gamma + beta,
     /// with var + eps in [2^lo, 2^hi).
     pub async fn layernorm<R: Ring>(
@@ -497,16 +372,26 @@ impl Engine {
         // The mean's truncation carries the centring and its square in its round.
         let (d, d2) = self.center_square(&self.mul_const(&row_sums(x, rows, h), inv_h, f), x, f).await?;
         let sq = self.trunc_a(&d2, f).await?;
-        let var = self.trunc_a(&self.mul_const(&row_sums(&sq, rows, h), inv_h, f), f).await?;
-        let ve = self.add_const(&var, fx(eps, f)?);
-        // rsqrt's last truncation (once per row) carries the products with its row of d, and
-        // that product's truncation the product with gamma.
-        let r = self.rsqrt_pre(&ve, lo, hi).await?;
-        let rd = self.trunc_mul_rows(&r, f, &d).await?;
-        let gamma = broadcast_cols(gamma, rows, h);
-        let yg = self.trunc_mul(&rd, f, Want { mul: Some(&gamma), ..Want::default() }).await?;
+        // var + eps's octaves are compared on var's sum, beside var's truncation.
+        let (u, e) = (self.mul_const(&row_sums(&sq, rows, h), inv_h, f), fx::<R>(eps, f)?);
+        let started = self.octaves_beside(&u, (f, e), (lo, hi)).await?;
+        let var = self.trunc_a(&u, f).await?;
+        let ve = self.add_const(&var, e);
+        // rsqrt's last truncation (once per row) carries the products with its row of d (which
+        // travels as what the centring opened), and that product's truncation the product with
+        // gamma (opened once per column).
+        let r = self.rsqrt_pre_with(&ve, (lo, hi), started).await?;
+        let rd = self.trunc_mul_rows_centred(&r, f, d).await?;
+        if gamma.len() != h {
+            return Err(MpcError::Shape {
+                what: "layernorm gamma",
+                expected: vec![h],
+                got: gamma.shape.clone(),
+            });
+        }
+        let yg = self.trunc_mul_cols(&rd, f, gamma).await?;
         let b = self.rescale_up(&broadcast_cols(beta, rows, h), gamma.frac);
-        Ok((self.add(&yg.mul, &b)?, gamma.frac))
+        Ok((self.add(&yg, &b)?, gamma.frac))
     }
 
     /// min(max(x, lo), hi) for public lo < hi (one batched ReLU).

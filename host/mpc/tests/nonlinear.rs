@@ -190,6 +190,130 @@ async fn softmax_with_and_without_causal_mask() {
     }
 }
 
+/// The approximation's float model for one row ((1 + d/32)^32 of d = x - max, 0 below -14).
+fn softmax_approx(row: &[f64]) -> Vec<f64> {
+    let mx = row.iter().copied().fold(f64::MIN, f64::max);
+    let approx = |d: f64| if d < -14.0 { 0.0 } else { (1.0 + d / 32.0).powi(32) };
+    let z: f64 = row.iter().map(|v| approx(v - mx)).sum();
+    row.iter().map(|v| approx(v - mx) / z).collect()
+}
+
+/// The narrow softmax (comparisons on 32 bits; the max computed modulo 2^32 since the exp reads
+/// x - max modulo 2^32 alone), and the softmax of Z_2^32 scores upcast into it whose max's first
+/// level compares the Z_2^32 scores beside the upcast: both against the reference and the
+/// float model, with ties and masked rows among the inputs. `both` checks every step's rounds
+/// and bytes against the plan (the beside comparison's first round rides on the upcast's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn softmax_on_32_bits_and_beside_the_upcast() {
+    let mut g = rng(6);
+    let (rows, cols) = (6, 37);
+    let mut x = uniform(&mut g, rows * cols, -8.0, 8.0);
+    // Ties, and neighbours one ulp apart (before and after the upcast's halving).
+    x[3] = x[4];
+    x[cols] = x[cols + 1] + 1.0 / f64::from(1 << 16);
+    x[2 * cols + 5] = 8.0;
+    x[2 * cols + 6] = 8.0;
+    // Rows whose maximum stands far above the rest, on the left and on the right of its pair
+    // and last (passing through the odd levels): a wrong maximum leaves it far from its
+    // probability of about 1.
+    for (r, at) in [(3, 4), (4, 9), (5, cols - 1)] {
+        for j in 0..cols {
+            x[r * cols + j] = if j == at { 7.5 } else { -6.0 + 0.01 * j as f64 };
+        }
+    }
+    let keep: Vec<bool> = (0..rows * cols).map(|i| i % cols <= (i / cols) * 7).collect();
+    for mask in [None, Some(&keep[..])] {
+        let (s, p, _) =
+            both::<u64>(&x, F, &[rows, cols], async |e, v| e.softmax(&v, mask, 5, true).await).await;
+        assert!(
+            max_err(&s, &p) <= 32.0 / f64::from(1 << F),
+            "narrow softmax secure vs plain {}",
+            max_err(&s, &p)
+        );
+        // Z_2^32 scores at 16 bits, times 1/2 at the upcast (c = 2^17 at 18 bits, k = 18).
+        let tags = (ditto_core::plan::Tag::Conversion, ditto_core::plan::Tag::Other);
+        let (su, pu, _) = both::<u32>(&x, 16, &[rows, cols], async |e, v| {
+            let (pre, k) = e.softmax_pre_upcast(&v, (1 << 17, 18, 18), mask, 5, (true, tags)).await?;
+            let t = e.trunc_a(&pre, k).await?;
+            // Back to Z_2^32 at 18 bits for the harness (values in [0, 1]).
+            Ok(Shared { data: t.data.iter().map(|v| *v as u32).collect(), shape: t.shape, frac: t.frac })
+        })
+        .await;
+        assert!(
+            max_err(&su, &pu) <= 32.0 / f64::from(1 << F),
+            "upcast softmax secure vs plain {}",
+            max_err(&su, &pu)
+        );
+        for r in 0..rows {
+            let kept: Vec<usize> = (0..cols).filter(|&j| mask.is_none_or(|m| m[r * cols + j])).collect();
+            let row: Vec<f64> = kept.iter().map(|&j| x[r * cols + j]).collect();
+            let half: Vec<f64> = row.iter().map(|v| v / 2.0).collect();
+            for (want, got, what) in
+                [(softmax_approx(&row), &s, "narrow"), (softmax_approx(&half), &su, "upcast")]
+            {
+                for (i, &j) in kept.iter().enumerate() {
+                    let v = got[r * cols + j];
+                    assert!((v - want[i]).abs() <= 1e-3, "{what} row {r} col {j}: {v} vs {}", want[i]);
+                }
+            }
+            for j in (0..cols).filter(|j| !kept.contains(j)) {
+                assert_eq!((s[r * cols + j], su[r * cols + j]), (0.0, 0.0), "masked entries are exactly 0");
+            }
+        }
+    }
+}
+
+/// LayerNorm's octave comparison started on var's untruncated sum u beside var's truncation
+/// (`octaves_beside`) gives the reference's octaves of var + eps = round(u / 2^f) + eps exactly:
+/// at every octave boundary and one unit either side the reference's rsqrt equals the one whose
+/// comparison reads var + eps itself, and the secure rsqrt agrees with it within its ulps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn octaves_beside_the_truncation_at_every_boundary() {
+    let (lo, hi) = (-17, 15);
+    let e: u64 = encode(1e-5, F).unwrap();
+    let mut u: Vec<f64> = Vec::new();
+    for j in lo + 1..hi {
+        let c: u64 = encode(2f64.powi(j), F).unwrap();
+        let t = ((c - e) << F) - (1 << (F - 1));
+        for d in [-1i64, 0, 1] {
+            u.push((t.cast_signed() + d) as f64 / 2f64.powi(36));
+        }
+    }
+    let n = u.len();
+    let beside = async |e_: &mut Engine, v: Shared<u64>| -> Result<Shared<u64>, MpcError> {
+        let started = e_.octaves_beside(&v, (F, e), (lo, hi)).await?;
+        assert!(started.is_some(), "the 3-round form pays for {n} x 31 values");
+        let var = e_.trunc_a(&v, F).await?;
+        let ve = e_.add_const(&var, e);
+        let r = e_.rsqrt_pre_with(&ve, (lo, hi), started).await?;
+        e_.trunc_a(&r, F).await
+    };
+    let (s, p, _) = both::<u64>(&u, 2 * F, &[n], beside).await;
+    // The reference comparing var + eps itself.
+    let mut pe = Engine::plaintext();
+    let ue: Vec<u64> = u.iter().map(|v| encode(*v, 2 * F).unwrap()).collect();
+    let var = pe.trunc_a(&Shared::new(ue, &[n], 2 * F).unwrap(), F).await.unwrap();
+    let ve = pe.add_const(&var, e);
+    let r = pe.rsqrt_pre(&ve, lo, hi).await.unwrap();
+    let old: Vec<f64> = pe.trunc_a(&r, F).await.unwrap().data.iter().map(|v| decode(*v, F)).collect();
+    assert_eq!(p, old, "the octaves of the sum are the reference's");
+    // Securely var is round(u / 2^f) or one ulp off it: the rsqrt of var + eps one ulp either
+    // side bounds the difference (a third of the value at the lowest octaves, where var + eps
+    // is a few ulps).
+    let ulp = 1.0 / f64::from(1 << F);
+    for i in 0..n {
+        let x = decode(ve.data[i], F);
+        let spread = (x - ulp).max(ulp).powf(-0.5) - (x + ulp).powf(-0.5);
+        let tol = spread + 64.0 * ulp + 1e-5 * p[i].abs();
+        assert!(
+            (s[i] - p[i]).abs() <= tol,
+            "value {i}: secure {} vs reference {} (var + eps {x})",
+            s[i],
+            p[i]
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn layernorm_and_clip() {
     let mut g = rng(5);

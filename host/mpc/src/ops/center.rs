@@ -11,6 +11,25 @@ use crate::plain;
 use crate::range::Bound;
 use crate::{MpcError, Shared};
 
+/// A centring's d with what its round opened: public plus a mask the dealer knows
+/// (`ditto_core::rows`, a centred operand), for the one row product
+/// ([`Engine::trunc_mul_rows_centred`]) that takes d without opening it.
+#[must_use = "a centring's d is for its row product"]
+pub struct Centred<R> {
+    pub(crate) index: u32,
+    pub(crate) shift: u32,
+    pub(crate) d: Shared<R>,
+    /// The opened (y, f); empty when planning or in plaintext.
+    pub(crate) opened: (Vec<R>, Vec<R>),
+}
+
+impl<R> Centred<R> {
+    /// d = x - t.
+    pub fn d(&self) -> &Shared<R> {
+        &self.d
+    }
+}
+
 impl Engine {
     /// For x (rows x cols) and per-row u (rows, at x's scale + k): t = u / 2^k (as
     /// [`Engine::trunc_a`]: floor or one more), d = x - t (t broadcast over each row) and d^2
@@ -20,7 +39,7 @@ impl Engine {
         u: &Shared<R>,
         x: &Shared<R>,
         k: u32,
-    ) -> Result<(Shared<R>, Shared<R>), MpcError> {
+    ) -> Result<(Centred<R>, Shared<R>), MpcError> {
         let [rows, cols] = x.shape[..] else {
             return Err(MpcError::Shape {
                 what: "centring input",
@@ -44,16 +63,21 @@ impl Engine {
             cols: len32("centring", cols)?,
             shift,
         };
-        let done = |d: Vec<R>, sq: Vec<R>| (x.with_data(d, f), x.with_data(sq, 2 * f));
+        let index = len32("centring", self.steps_begun())?;
+        let done = |d: Vec<R>, sq: Vec<R>, opened| {
+            (Centred { index, shift: k, d: x.with_data(d, f), opened }, x.with_data(sq, 2 * f))
+        };
         let b = match self.begin(op, scale("centring", u.frac, 2 * f)?).await? {
             Started::Run(b) => b,
-            Started::Planned => return Ok(done(vec![R::ZERO; x.len()], vec![R::ZERO; x.len()])),
+            Started::Planned => {
+                return Ok(done(vec![R::ZERO; x.len()], vec![R::ZERO; x.len()], (Vec::new(), Vec::new())));
+            }
             Started::Plain => {
                 self.check_range("center_square", u, Bound::pow2(R::BITS - 2, false));
                 let t = plain::trunc_round(&u.data, k);
                 let d: Vec<R> = x.data.iter().enumerate().map(|(e, v)| v.sub(t[e / cols])).collect();
                 let sq = d.iter().map(|v| v.mul(*v)).collect();
-                return Ok(done(d, sq));
+                return Ok(done(d, sq, (Vec::new(), Vec::new())));
             }
         };
         let z = |l: usize| vec![R::ZERO; l];
@@ -65,6 +89,6 @@ impl Engine {
         let (y, fm) = self.open_two(b.index, &y, &fm).await?;
         let (mut t, mut d, mut sq) = (z(rows), z(x.len()), z(x.len()));
         center::center_finish(self.party(), k, (&y, &fm), &x.data, &mat, (&mut t, &mut d, &mut sq))?;
-        Ok(done(d, sq))
+        Ok(done(d, sq, (y, fm)))
     }
 }

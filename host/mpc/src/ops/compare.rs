@@ -20,7 +20,7 @@ use crate::{MpcError, Shared};
 /// form's dealer material (`Engine::sign_mul_top`): a 32-bit comparison with a product deals
 /// 8 ring elements per value instead of 2, a 64-bit one 44 instead of 2. The limits keep
 /// BERT-base/128 within its 1 GB dealer budget: its LayerNorm octaves (3,968 values on 64
-/// bits) keep the 4-round form; every level of its max tree (98,304 pairs and fewer), the
+/// bits), every level of its max tree (98,304 pairs and fewer), the
 /// softmax's reciprocal octaves (12,288 values, on 32 bits since the row sums are small), and
 /// every comparison of GPT-2's steps of 32 rows or of a generated token take 3 rounds.
 pub fn top_pays(bits: u32, len: usize) -> bool {
@@ -30,7 +30,7 @@ pub fn top_pays(bits: u32, len: usize) -> bool {
 /// The largest 32-bit comparison step in 3 rounds.
 pub const TOP_MAX_LEN_32: usize = 98_304;
 /// The largest 64-bit comparison step in 3 rounds.
-pub const TOP_MAX_LEN_64: usize = 1024;
+pub const TOP_MAX_LEN_64: usize = 4096;
 
 impl Engine {
     /// [x < 0] as a share of 0 or 1 (scale 0).
@@ -101,7 +101,7 @@ impl Engine {
         };
         let (xd, vd) = (x.data.clone(), Some(v.data.clone()));
         let m: Box<dyn Machine> = if top {
-            Box::new(self.top_machine::<R, R>(&b, xd, vd)?)
+            Box::new(self.top_machine::<R, R>(&b, xd, (vd, false))?)
         } else {
             Box::new(self.radix_machine::<R, R>(&b, xd, vd)?)
         };
@@ -215,7 +215,7 @@ impl Engine {
         };
         let vd = v.map(|v| v.data.clone());
         let m: Box<dyn Machine> = if top {
-            Box::new(self.top_machine::<u32, R>(&b, low, vd)?)
+            Box::new(self.top_machine::<u32, R>(&b, low, (vd, false))?)
         } else {
             Box::new(self.radix_machine::<u32, R>(&b, low, vd)?)
         };
@@ -257,15 +257,15 @@ impl Engine {
 
     /// The 3-round comparison's machine for a begun step (`ditto_core::radix::top`): circuit
     /// on ring `C`, result (and multiplicand) in ring `O`.
-    fn top_machine<C: Ring, O: Ring>(
+    pub(crate) fn top_machine<C: Ring, O: Ring>(
         &self,
         b: &Begun,
         x: Vec<C>,
-        v: Option<Vec<O>>,
+        (v, late): (Option<Vec<O>>, bool),
     ) -> Result<TopMachine<C, O>, MpcError> {
         let n = x.len();
         let sh = TopShape::new(C::BITS, n);
-        let (k, mn) = (v.as_ref().map_or(0, |_| n), sh.monomials());
+        let (k, mn) = (if v.is_some() || late { n } else { 0 }, sh.monomials());
         let mut p = TopParts {
             c: CircuitBufs::new(&sh.radix, n, (sh.mask_words(), sh.prod_words())),
             mono: vec![O::ZERO; mn * n],
@@ -276,7 +276,7 @@ impl Engine {
             let mut m = TopMaterial { c: p.c.view(), mono: &mut p.mono, mul_a: &mut p.ma, mul_c: &mut p.mc };
             top::expand_radix_top(s, b.index, corr, &mut m)
         })?;
-        Ok(TopMachine::new(self.party(), p, x, v))
+        Ok(TopMachine::new(self.party(), p, x, v, late))
     }
 
     /// Runs a comparison machine with exchanges of its own step; (sign, product or empty).
@@ -300,108 +300,5 @@ impl Engine {
         let s = self.sign_a(x).await?;
         let keep = self.add_const(&self.neg(&s), R::ONE);
         self.mul_aa(x, &keep).await
-    }
-
-    /// The maximum of each row of x (rows x cols): ceil(log2 cols) levels, each one sign with
-    /// its selection over all pairs of the level (the odd element passes through).
-    pub async fn max_rows<R: Ring>(&mut self, x: &Shared<R>) -> Result<Shared<R>, MpcError> {
-        self.max_rows_with(x, false).await
-    }
-
-    /// [`Engine::max_rows`]; `narrow`: every difference of two entries fits 31 bits (Z_2^64),
-    /// so the comparisons run on 32 bits ([`Engine::sign_low_a`]).
-    pub async fn max_rows_with<R: Ring>(
-        &mut self,
-        x: &Shared<R>,
-        narrow: bool,
-    ) -> Result<Shared<R>, MpcError> {
-        let [rows, mut cols] = x.shape[..] else {
-            return Err(MpcError::Shape { what: "max_rows", expected: vec![0, 0], got: x.shape.clone() });
-        };
-        let mut cur = x.clone();
-        while cols > 1 {
-            let half = cols / 2;
-            let (mut a, mut bb) = (Vec::with_capacity(rows * half), Vec::with_capacity(rows * half));
-            for r in 0..rows {
-                for j in 0..half {
-                    a.push(cur.data[r * cols + 2 * j]);
-                    bb.push(cur.data[r * cols + 2 * j + 1]);
-                }
-            }
-            let (a, bb) = (
-                Shared { data: a, shape: vec![rows, half], frac: cur.frac },
-                Shared { data: bb, shape: vec![rows, half], frac: cur.frac },
-            );
-            // max(a, b) = b + [b - a < 0] (a - b), the product in the comparison's rounds.
-            let d = self.sub(&bb, &a)?;
-            let (_, sel) = self.sign_mul_fit(&d, &self.neg(&d), narrow).await?;
-            let m = self.add(&bb, &sel)?;
-            let next_cols = cols.div_ceil(2);
-            let mut next = Vec::with_capacity(rows * next_cols);
-            for r in 0..rows {
-                next.extend_from_slice(&m.data[r * half..(r + 1) * half]);
-                if cols % 2 == 1 {
-                    next.push(cur.data[r * cols + cols - 1]);
-                }
-            }
-            cur = Shared { data: next, shape: vec![rows, next_cols], frac: cur.frac };
-            cols = next_cols;
-        }
-        Ok(cur)
-    }
-
-    /// The maximum of each row of x (rows x cols) and its column index (the first, on ties),
-    /// as shares in x's ring (the index at scale 0): a tournament of ceil(log2 cols) levels,
-    /// each one sign and one mul over all pairs of the level (the odd element passes through).
-    /// With a = the left and b = the right entry of a pair, s = [a - b < 0] picks b:
-    /// max = a + s (b - a) and index = i_a + s (i_b - i_a), both in one product, so ties keep
-    /// the left (lower) index, which the tournament carries up: the first index of the maximum.
-    /// Differences must fit the ring's sign (|a - b| < 2^(l-1)).
-    pub async fn argmax_rows<R: Ring>(&mut self, x: &Shared<R>) -> Result<(Shared<R>, Shared<R>), MpcError> {
-        let [rows, mut cols] = x.shape[..] else {
-            return Err(MpcError::Shape { what: "argmax_rows", expected: vec![0, 0], got: x.shape.clone() });
-        };
-        let p0 = self.party().is_p0();
-        let mut val = x.data.clone();
-        // Public indices: P0 holds them, P1 holds zero.
-        let mut idx: Vec<R> =
-            (0..rows * cols).map(|i| if p0 { R::from_u64((i % cols) as u64) } else { R::ZERO }).collect();
-        while cols > 1 {
-            let half = cols / 2;
-            let pick = |v: &[R], off: usize| -> Vec<R> {
-                (0..rows)
-                    .flat_map(|r| (0..half).map(move |j| (r, j)))
-                    .map(|(r, j)| v[r * cols + 2 * j + off])
-                    .collect()
-            };
-            let (a, b, ia, ib) = (pick(&val, 0), pick(&val, 1), pick(&idx, 0), pick(&idx, 1));
-            let n = a.len();
-            let d: Vec<R> = a.iter().zip(&b).map(|(a, b)| a.sub(*b)).collect();
-            let s = self.sign_a(&Shared { data: d, shape: vec![n], frac: x.frac }).await?;
-            // One product for both selections: [s, s] * [b - a, i_b - i_a] (raw integers; the
-            // label `frac` of the concatenation does not enter the product).
-            let ss = Shared { data: [s.data.clone(), s.data].concat(), shape: vec![2 * n], frac: 0 };
-            let diff: Vec<R> = b.iter().zip(&a).chain(ib.iter().zip(&ia)).map(|(b, a)| b.sub(*a)).collect();
-            let sel = self.mul_aa(&ss, &Shared { data: diff, shape: vec![2 * n], frac: x.frac }).await?;
-            let next_cols = cols.div_ceil(2);
-            let (mut nv, mut ni) =
-                (Vec::with_capacity(rows * next_cols), Vec::with_capacity(rows * next_cols));
-            for r in 0..rows {
-                for j in 0..half {
-                    let k = r * half + j;
-                    nv.push(a[k].add(sel.data[k]));
-                    ni.push(ia[k].add(sel.data[n + k]));
-                }
-                if cols % 2 == 1 {
-                    nv.push(val[r * cols + cols - 1]);
-                    ni.push(idx[r * cols + cols - 1]);
-                }
-            }
-            (val, idx, cols) = (nv, ni, next_cols);
-        }
-        Ok((
-            Shared { data: val, shape: vec![rows, 1], frac: x.frac },
-            Shared { data: idx, shape: vec![rows, 1], frac: 0 },
-        ))
     }
 }

@@ -61,10 +61,6 @@ impl Engine {
         want: Want<'_, R>,
         narrow: Option<Width>,
     ) -> Result<Fused<R>, MpcError> {
-        let frac = x.frac.checked_sub(k).ok_or(MpcError::Scale {
-            what: "fused truncation",
-            detail: format!("cannot drop {k} bits from scale {}", x.frac),
-        })?;
         let n = x.len();
         if let Some(v) = want.mul {
             x.same_shape(v, "fused truncation operand")?;
@@ -103,7 +99,58 @@ impl Engine {
                 (Op::TruncMulNarrowA { len, shift, open, out, square: p.square, mul: p.mul }, w)
             }
         };
-        let vfrac = want.mul.map_or(0, |v| v.frac);
+        self.fused(op, (k, w), x, p, want.mul, narrow.is_none()).await
+    }
+
+    /// t_ij v_j for x (rows x cols, row-major, any shape of that size) truncated by k (as
+    /// [`Engine::trunc_a`]: floor or one more, per element) and v with one value per column,
+    /// in one round (`Op::TruncMulColsA`): v - a opens once per column, not once per element.
+    /// Scale x.frac - k + v.frac, x's shape.
+    pub async fn trunc_mul_cols<R: Ring>(
+        &mut self,
+        x: &Shared<R>,
+        k: u32,
+        v: &Shared<R>,
+    ) -> Result<Shared<R>, MpcError> {
+        let (n, cols) = (x.len(), v.len());
+        if cols == 0 || n % cols != 0 {
+            return Err(MpcError::Shape {
+                what: "column products",
+                expected: vec![0, cols],
+                got: x.shape.clone(),
+            });
+        }
+        let shift = u8::try_from(k)
+            .map_err(|_| MpcError::Scale { what: "column products", detail: format!("shift {k}") })?;
+        let op = Op::TruncMulColsA {
+            ring: ring_id::<R>()?,
+            rows: len32("column products", n / cols)?,
+            cols: len32("column products", cols)?,
+            shift,
+        };
+        let p = Products { mul: true, ..Products::default() };
+        Ok(self.fused(op, (k, Width::full(R::BITS)), x, p, Some(v), true).await?.mul)
+    }
+
+    /// Runs fused step `op` (truncation by k at widths w, products p; `v` per lane or per
+    /// column, its length dividing x's), with the range check of full-width steps.
+    async fn fused<R: Ring>(
+        &mut self,
+        op: Op,
+        (k, w): (u32, Width),
+        x: &Shared<R>,
+        p: Products,
+        v: Option<&Shared<R>>,
+        check: bool,
+    ) -> Result<Fused<R>, MpcError> {
+        let n = x.len();
+        let frac = x.frac.checked_sub(k).ok_or(MpcError::Scale {
+            what: "fused truncation",
+            detail: format!("cannot drop {k} bits from scale {}", x.frac),
+        })?;
+        // One operand value per lane, or per column.
+        let nv = v.map_or(0, |v| v.len());
+        let vfrac = v.map_or(0, |v| v.frac);
         let h = n / 2;
         // x's shape, [n/2] for pairs, [0] for a product not asked for.
         let shape = |data: Vec<R>, f: u32, full: bool| match (data.is_empty(), full) {
@@ -124,12 +171,12 @@ impl Engine {
                 return Ok(assemble(z(), p.square.then(z), p.mul.then(z), p.pair.then(|| vec![R::ZERO; h])));
             }
             Started::Plain => {
-                if narrow.is_none() {
+                if check {
                     self.check_range("trunc_mul", x, Bound::pow2(R::BITS - 2, false));
                 }
                 let t = plain::trunc_round(&x.data, k);
                 let sq = p.square.then(|| t.iter().map(|a| a.mul(*a)).collect());
-                let tv = want.mul.map(|v| t.iter().zip(&v.data).map(|(a, b)| a.mul(*b)).collect());
+                let tv = v.map(|v| t.iter().enumerate().map(|(i, a)| a.mul(v.data[i % nv])).collect());
                 let pr = p.pair.then(|| (0..h).map(|i| t[i].mul(t[i + h])).collect());
                 return Ok(assemble(t, sq, tv, pr));
             }
@@ -138,7 +185,7 @@ impl Engine {
         let z = |l: usize| vec![R::ZERO; l];
         let (mut r, mut rh, mut m) = (z(n), z(n), z(n));
         let (mut sq, mut a, mut ra, mut pr) =
-            (z(on(p.square, 2 * n)), z(on(p.mul, n)), z(on(p.mul, 2 * n)), z(on(p.pair, 3 * h)));
+            (z(on(p.square, 2 * n)), z(on(p.mul, nv)), z(on(p.mul, 2 * n)), z(on(p.pair, 3 * h)));
         let mut mat = FuseMaterial {
             r: &mut r,
             rh: &mut rh,
@@ -149,8 +196,8 @@ impl Engine {
             pair: &mut pr,
         };
         self.expand(&b, |s, corr| fuse::expand_fuse(s, b.index, (k, w), p, corr, &mut mat))?;
-        let v: &[R] = want.mul.map_or(&[], |v| &v.data);
-        let (mut y, mut f) = (z(n), z(on(p.mul, n)));
+        let v: &[R] = v.map_or(&[], |v| &v.data);
+        let (mut y, mut f) = (z(n), z(on(p.mul, nv)));
         fuse::fuse_open(self.party(), w, (&x.data, mat.r), (v, mat.a), &mut y, &mut f)?;
         let (y, f) = self.open_two_bits(b.index, (&y, &f), (w.open, w.out)).await?;
         let parts = 1 + usize::from(p.square) + usize::from(p.mul);

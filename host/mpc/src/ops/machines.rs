@@ -1,7 +1,8 @@
 //! The radix comparisons as round-by-round machines ([`crate::beside::Machine`]): the engine
 //! drives them with exchanges of their own step, or lets them ride on the following steps'.
-//! Round 1 of both opens y = x + r (and f = v - a beside it with a multiplicand); then the
-//! 4-round form runs its levels and the B2A, the 3-round form its level 0 and arithmetic top.
+//! Round 1 of both opens y = x + r (and f = v - a beside it with a multiplicand, or in the
+//! 3-round form's last round for a multiplicand supplied late); then the 4-round form runs its
+//! levels and the B2A, the 3-round form its level 0 and arithmetic top.
 
 use std::any::Any;
 
@@ -229,12 +230,14 @@ pub(crate) struct TopParts<C, O> {
     pub mc: Vec<O>,
 }
 
-/// The 3-round comparison; result ([x < 0], [x < 0] v or empty).
+/// The 3-round comparison; result ([x < 0], [x < 0] v or empty). A late multiplicand (`late`)
+/// is supplied after round 1 ([`Machine::supply`]) and its f = v - a travels in round 3.
 pub(crate) struct TopMachine<C, O> {
     party: Party,
     sh: TopShape,
     m: TopParts<C, O>,
     io: Masked<C, O>,
+    late: bool,
     stage: u32,
     state: Vec<u64>,
     opened0: Vec<u64>,
@@ -243,7 +246,7 @@ pub(crate) struct TopMachine<C, O> {
 }
 
 impl<C: Ring, O: Ring> TopMachine<C, O> {
-    pub(crate) fn new(party: Party, mut m: TopParts<C, O>, x: Vec<C>, v: Option<Vec<O>>) -> Self {
+    pub(crate) fn new(party: Party, mut m: TopParts<C, O>, x: Vec<C>, v: Option<Vec<O>>, late: bool) -> Self {
         let sh = TopShape::new(C::BITS, x.len());
         let (r, a) = (std::mem::take(&mut m.c.r), std::mem::take(&mut m.ma));
         TopMachine {
@@ -251,6 +254,7 @@ impl<C: Ring, O: Ring> TopMachine<C, O> {
             sh,
             m,
             io: Masked::new(x, r, v, a),
+            late,
             stage: 0,
             state: Vec::new(),
             opened0: Vec::new(),
@@ -280,10 +284,38 @@ impl<C: Ring, O: Ring> Machine for TopMachine<C, O> {
                     &m.c.prods,
                     &mut self.mine,
                 )?;
+                if self.late {
+                    let Some(v) = &self.io.v else {
+                        return Err(MpcError::Mode {
+                            what: "a late multiplicand",
+                            mode: "it was not supplied",
+                        });
+                    };
+                    self.io.f = v.iter().zip(&self.io.a).map(|(v, a)| v.sub(*a)).collect();
+                    let mut msg = words(&self.mine)?;
+                    let at = msg.len();
+                    msg.resize(at + self.io.f.len() * O::BYTES, 0);
+                    encode_slice(&self.io.f, &mut msg[at..])?;
+                    return Ok(Some(msg));
+                }
             }
             _ => return Ok(None),
         }
         Ok(Some(words(&self.mine)?))
+    }
+
+    fn supply(&mut self, v: Box<dyn Any + Send>) -> Result<(), MpcError> {
+        let bad = |mode| Err(MpcError::Mode { what: "a late multiplicand", mode });
+        if !self.late || self.stage > 2 {
+            return bad("the comparison takes none now");
+        }
+        match v.downcast::<Vec<O>>() {
+            Ok(v) if v.len() == self.io.a.len() => {
+                self.io.v = Some(*v);
+                Ok(())
+            }
+            _ => bad("of another type or length than its mask"),
+        }
     }
 
     fn receive(&mut self, peer: &[u8]) -> Result<(), MpcError> {
@@ -306,6 +338,25 @@ impl<C: Ring, O: Ring> Machine for TopMachine<C, O> {
                 )?;
             }
             _ => {
+                let mut peer = peer;
+                if self.late {
+                    let at = self.mine.len() * 8;
+                    let nf = self.io.f.len();
+                    if peer.len() != at + nf * O::BYTES {
+                        let e = ditto_core::Error::Length {
+                            what: "comparison wires and late multiplicand",
+                            expected: at + nf * O::BYTES,
+                            got: peer.len(),
+                        };
+                        return Err(e.into());
+                    }
+                    let mut theirs = vec![O::ZERO; nf];
+                    decode_slice(&peer[at..], &mut theirs)?;
+                    for (f, t) in self.io.f.iter_mut().zip(&theirs) {
+                        *f = f.add(*t);
+                    }
+                    peer = &peer[..at];
+                }
                 let o = opened(&self.mine, peer)?;
                 let n = self.io.y.len();
                 let (mut s, mut sv) = (vec![O::ZERO; n], vec![O::ZERO; self.io.f.len()]);

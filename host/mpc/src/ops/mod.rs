@@ -10,8 +10,10 @@ pub mod compare;
 pub mod convert;
 pub mod fuse;
 mod machines;
+pub mod max;
 pub mod opened;
 pub mod rows;
+pub mod sign_beside;
 
 use ditto_core::plan::Scale;
 use ditto_core::ring::RingId;
