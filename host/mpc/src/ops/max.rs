@@ -131,7 +131,8 @@ impl Engine {
     /// reference's values, which are the maxima themselves, sign-extended (the Z_2^64 maxima).
     pub(crate) fn widen32<R: Ring>(&self, m: &Shared<u32>) -> Shared<R> {
         let plain = self.is_plaintext();
-        let widen = |v: u32| if plain { R::from_i64(i64::from(v.cast_signed())) } else { R::from_u64(u64::from(v)) };
+        let widen =
+            |v: u32| if plain { R::from_i64(i64::from(v.cast_signed())) } else { R::from_u64(u64::from(v)) };
         Shared { data: m.data.iter().map(|v| widen(*v)).collect(), shape: m.shape.clone(), frac: m.frac }
     }
 
