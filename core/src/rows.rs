@@ -257,6 +257,9 @@ pub fn centred_finish<R: Ring>(
     out: &mut [R],
 ) -> Result<(), Error> {
     let (rows, n) = (y.len(), d.len());
+    if rows == 0 || !n.is_multiple_of(rows) {
+        return Err(Error::Length { what: "centred operand (rows x cols)", expected: rows, got: n });
+    }
     for (what, l) in
         [("opened centring", fc.len()), ("row products", out.len()), ("centred pairs", m.pairs.len() / 2)]
     {
