@@ -15,8 +15,11 @@
 //! * `gelu_poly`: PUMA's piecewise polynomial: 0 below -4, a cubic on [-4, -1.95), a degree-6
 //!   polynomial on [-1.95, 3], x above 3. Measured max error against the exact GeLU: 0.0199,
 //!   at x = 3 (PUMA quotes about 0.014).
-//! * `softmax`: row-wise, optional public mask (masked entries get exactly 0), max subtraction.
-//! * `layernorm`: mean, variance, rsqrt(var + eps), affine with shared gamma and beta.
+//! * `softmax` (in [`crate::softmax`]): row-wise, optional public mask (masked entries get
+//!   exactly 0), max subtraction.
+//! * `layernorm`: mean, variance, rsqrt(var + eps) (its octaves compared on var's sum beside
+//!   var's truncation, [`crate::octave`]), affine with shared gamma (opened once per column) and
+//!   beta.
 //! * `clip`: lo + relu(x - lo) - relu(x - hi).
 //! * `tanh` (BERT's pooler): s (2 / (1 + e^(-2|x|)) - 1) with s = 1 - 2[x < 0], from one sign,
 //!   `exp_neg` and a reciprocal on [1, 2]; within 4 ulps of ±1 once |x| > 7.

@@ -50,13 +50,7 @@ impl Engine {
         // Where the exp reads x - max modulo 2^32 alone (its first truncation opens at most 32
         // bits, its clamp compares the low 32), the max is computed modulo 2^32.
         let m = if low32::<R>(x.frac, n, narrow) {
-            let x64 = Shared {
-                data: x.data.iter().map(|v| v.to_u64()).collect(),
-                shape: x.shape.clone(),
-                frac: x.frac,
-            };
-            let m = self.max_rows_low32(&x64).await?;
-            Shared { data: m.data.iter().map(|v| R::from_u64(*v)).collect(), shape: m.shape, frac: m.frac }
+            self.max_rows_low32(x).await?
         } else {
             self.max_rows_with(x, narrow).await?
         };

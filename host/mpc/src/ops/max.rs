@@ -114,7 +114,10 @@ impl Engine {
     /// softmax's x - max, whose exp opens f + 6 bits and whose clamp compares 32). Those bits
     /// equal the narrow tournament's; entries farther apart are reported by the range check as
     /// there.
-    pub async fn max_rows_low32(&mut self, x: &Shared<u64>) -> Result<Shared<u64>, MpcError> {
+    pub async fn max_rows_low32<R: Ring>(&mut self, x: &Shared<R>) -> Result<Shared<R>, MpcError> {
+        if R::BITS != 64 {
+            return Err(MpcError::Ring { what: "max_rows_low32", expected: "Z_2^64", bits: R::BITS });
+        }
         let [rows, cols] = x.shape[..] else {
             return Err(MpcError::Shape { what: "max_rows", expected: vec![0, 0], got: x.shape.clone() });
         };
@@ -122,7 +125,7 @@ impl Engine {
             return Err(MpcError::Shape { what: "max_rows", expected: vec![rows, 1], got: x.shape.clone() });
         }
         self.check_spread(x);
-        let low = x.with_data(x.data.iter().map(|v| reduce::<u64, u32>(*v)).collect(), x.frac);
+        let low = x.with_data(x.data.iter().map(|v| reduce::<R, u32>(*v)).collect(), x.frac);
         let m = self.max_rows_with(&low, false).await?;
         Ok(self.widen32(&m))
     }
