@@ -221,7 +221,7 @@ pub async fn generate_local(
     (steps, reveal): (usize, Reveal),
     local: &ditto_mpc::local::Local,
     rng: &mut ditto_core::prg::Prg,
-    watch: impl Fn(&mut Engine, ditto_core::Party),
+    watch: impl Fn(&mut Engine, ditto_core::Party) + Sync,
 ) -> Result<LocalGeneration, crate::ModelError> {
     run_local(m, q, prompt, (steps, reveal), local, rng, watch, None).await
 }
@@ -252,7 +252,7 @@ async fn run_local(
     (steps, reveal): (usize, Reveal),
     local: &ditto_mpc::local::Local,
     rng: &mut ditto_core::prg::Prg,
-    watch: impl Fn(&mut Engine, ditto_core::Party),
+    watch: impl Fn(&mut Engine, ditto_core::Party) + Sync,
     forced: Option<&[u32]>,
 ) -> Result<LocalGeneration, crate::ModelError> {
     let (n, v) = (prompt.len(), m.cfg.vocab_size);
@@ -260,16 +260,20 @@ async fn run_local(
     let local = &ditto_mpc::local::Local { share_set: shares[0].share_set(), ..local.clone() };
     let xs = share(&crate::blocks::one_hot(prompt, v)?, rng);
     let (hub, ends) = client_channels();
-    let ends = ends.map(tokio::sync::Mutex::new);
-    let program = async |e: &mut Engine, p: ditto_core::Party| {
-        watch(e, p);
-        let model = SecureGpt2::setup(e, shares[p.index()].clone()).await?;
-        let input = Shared::new(xs[p.index()].clone(), &[n, v], 0)?;
-        if e.is_planning() {
-            return generate(e, &model, &input, (steps, v), reveal, Client::Planning).await.map(|_| ());
+    // The program owns the parties' client ends, so they close when the run returns (even on
+    // an error) and the client loop stops instead of waiting for steps that never come.
+    let program = {
+        let (ends, shares, xs, watch) = (ends.map(tokio::sync::Mutex::new), &shares, &xs, &watch);
+        async move |e: &mut Engine, p: ditto_core::Party| {
+            watch(e, p);
+            let model = SecureGpt2::setup(e, shares[p.index()].clone()).await?;
+            let input = Shared::new(xs[p.index()].clone(), &[n, v], 0)?;
+            if e.is_planning() {
+                return generate(e, &model, &input, (steps, v), reveal, Client::Planning).await.map(|_| ());
+            }
+            let mut end = ends[p.index()].lock().await;
+            generate(e, &model, &input, (steps, v), reveal, Client::Remote(&mut end)).await.map(|_| ())
         }
-        let mut end = ends[p.index()].lock().await;
-        generate(e, &model, &input, (steps, v), reveal, Client::Remote(&mut end)).await.map(|_| ())
     };
     let plan = ditto_mpc::local::plan_of("generation", &program).await?;
     let mut crng = ditto_core::prg::Prg::with_counter(
@@ -280,12 +284,24 @@ async fn run_local(
         },
         0,
     );
-    let (res, client) = tokio::join!(
-        ditto_mpc::local::run(&plan, local, program),
-        client_loop(hub, (steps, v), &mut crng, forced, reveal)
-    );
+    // The parties run on threads of their own (`local::run` blocks), the client on a third.
+    let (res, client) = std::thread::scope(|sc| {
+        let client = sc.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| MpcError::Client(format!("could not start the client's runtime: {e}")))?
+                .block_on(client_loop(hub, (steps, v), &mut crng, forced, reveal))
+        });
+        let res = ditto_mpc::local::run(&plan, local, program);
+        let client =
+            client.join().unwrap_or_else(|_| Err(MpcError::Client("the client's thread panicked".into())));
+        (res, client)
+    });
+    // A party's error first: the client's "went away" is only its consequence.
+    let outcome = res?;
     let (tokens, logits) = client?;
-    Ok(LocalGeneration { plan, outcome: res?, tokens, logits })
+    Ok(LocalGeneration { plan, outcome, tokens, logits })
 }
 
 /// The plaintext fixed-point reference of [`generate_local`]: the tokens, the time taken

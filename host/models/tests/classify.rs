@@ -35,8 +35,7 @@ async fn logits(bert: &Bert, q: &QuantConfig, ids: &[u32]) -> (Vec<f64>, Vec<f64
     // The plan derived from the config alone (what a party process uses) is the same.
     let from_config = ditto_models::plans::bert("classify", &bert.cfg, q, n).await.unwrap();
     assert_eq!(plan.hash().unwrap(), from_config.hash().unwrap());
-    let res =
-        run(&plan, &Local { share_set: shares[0].share_set(), ..Local::default() }, program).await.unwrap();
+    let res = run(&plan, &Local { share_set: shares[0].share_set(), ..Local::default() }, program).unwrap();
     let f = res.out[0].frac;
     let secure = reveal(&res.out[0].data, &res.out[1].data).iter().map(|v| decode(*v, f)).collect();
     let mut pe = Engine::plaintext();

@@ -96,7 +96,7 @@ async fn check(cfg: &BertConfig, bert: &Bert, tok: &Tokenizer, q: &QuantConfig, 
             m.pooled_sum(e, &Shared::new(xs[p.index()].clone(), &[n, v], 0)?).await
         };
         let plan = plan_of("minilm", &program).await.unwrap();
-        let res = run(&plan, &local, program).await.unwrap();
+        let res = run(&plan, &local, program).unwrap();
         let secure = reveal(&res.out[0].data, &res.out[1].data);
         let frac = res.out[0].frac;
         // Plaintext fixed-point reference: same program, same integer arithmetic.

@@ -36,7 +36,7 @@ async fn views(text: &str, sessions: usize) -> [[u64; 256]; 2] {
         };
         let plan = plan_of("views", &program).await.unwrap();
         // Fresh dealer seeds from the OS every session.
-        run(&plan, &Local { share_set: shares[0].share_set(), ..Local::default() }, program).await.unwrap();
+        run(&plan, &Local { share_set: shares[0].share_set(), ..Local::default() }, program).unwrap();
         for (c, t) in counts.iter_mut().zip(&taps) {
             for &b in t.lock().unwrap().iter() {
                 c[usize::from(b)] += 1;

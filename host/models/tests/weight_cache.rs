@@ -48,7 +48,7 @@ async fn session(s: &Setup, p1_share: &BertShare, dirs: Option<&[std::path::Path
         share_set: s.shares[0].share_set(),
         ..Local::default()
     };
-    run(&plan, &local, program).await
+    run(&plan, &local, program)
 }
 
 fn setup_bytes(r: &Outcome<Shared<u64>>) -> [u64; 2] {

@@ -113,6 +113,15 @@ pub enum MpcError {
     /// The client side of a generation received or was given something inconsistent.
     #[error("client: {0}")]
     Client(String),
+    /// A local run could not set up one of its parties (identity, runtime, thread), or the
+    /// party's thread panicked.
+    #[error("local run: party {party}: {what}")]
+    LocalParty {
+        /// Which party (0 or 1).
+        party: usize,
+        /// What happened.
+        what: String,
+    },
     /// Scales that do not fit the operation.
     #[error("scale error in {what}: {detail}")]
     Scale {

@@ -72,7 +72,8 @@ pub struct Outcome<T> {
     pub dealer_bytes: [u64; 2],
     /// Dealer generation time.
     pub dealer_time: Duration,
-    /// Online time (both parties, handshake to finish).
+    /// Online time: the slower party's, from its link's handshake to its finish (each party on
+    /// its own thread).
     pub online_time: Duration,
 }
 
@@ -92,11 +93,38 @@ pub async fn plan_of<T>(
     e.into_plan(name)
 }
 
-/// Runs `program` at both parties for `plan` with a fresh session and fresh dealer seeds.
-pub async fn run<T>(
+/// One party's end of the link before its thread starts.
+enum End {
+    /// An in-memory end.
+    Ready(Box<Link>),
+    /// P0: accepts on this listener, secured so.
+    Accept(std::net::TcpListener, Security),
+    /// P1: connects to this address, secured so.
+    Connect(String, Security),
+}
+
+impl End {
+    /// The link, made in the runtime of the thread that uses it (sockets belong to the runtime
+    /// that registered them).
+    async fn link(self, p: Party, c: Config) -> Result<Link, MpcError> {
+        Ok(match self {
+            End::Ready(l) => *l,
+            End::Accept(l, sec) => {
+                let l = tokio::net::TcpListener::from_std(l)
+                    .map_err(|source| ditto_net::NetError::Io { what: "binding", source })?;
+                Link::accept(&l, p, c, &sec).await?
+            }
+            End::Connect(addr, sec) => Link::connect(&addr, p, c, &sec).await?,
+        })
+    }
+}
+
+/// Runs `program` at both parties for `plan` with a fresh session and fresh dealer seeds, each
+/// party on its own thread with its own runtime (blocking: call it where blocking is allowed).
+pub fn run<T: Send>(
     plan: &Plan,
     cfg: &Local,
-    program: impl AsyncFn(&mut Engine, Party) -> Result<T, MpcError>,
+    program: impl AsyncFn(&mut Engine, Party) -> Result<T, MpcError> + Sync,
 ) -> Result<Outcome<T>, MpcError> {
     let (master, model, session, salt, keys) = match cfg.test_seeds {
         Some((m, w)) => (
@@ -132,30 +160,34 @@ pub async fn run<T>(
     let dealer_time = t.elapsed();
     let dealer_bytes = [streams[0].len() as u64, streams[1].len() as u64];
     let c = Config { timeout: cfg.timeout };
-    let (l0, l1) = match cfg.net {
-        Net::Memory => Link::memory_pair(c),
+    // Each party runs on its own thread with its own runtime, as deployed parties run on their
+    // own machines: polled from one task, both would share one core and the online time would
+    // be the sum of both parties' work instead of the slower party's.
+    let ends: [End; 2] = match cfg.net {
+        Net::Memory => {
+            let (a, b) = Link::memory_pair(c);
+            [End::Ready(Box::new(a)), End::Ready(Box::new(b))]
+        }
         Net::Tcp | Net::Tls => {
             let sec = if cfg.net == Net::Tls {
                 Security::ephemeral(&["p0", "p1"])?
             } else {
                 vec![Security::Plaintext, Security::Plaintext]
             };
-            let l = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .map_err(|e| ditto_net::NetError::Io { what: "binding", source: e })?;
-            let addr = l
-                .local_addr()
-                .map_err(|e| ditto_net::NetError::Io { what: "binding", source: e })?
-                .to_string();
-            let (a, b) = tokio::join!(
-                Link::accept(&l, Party::P0, c, &sec[0]),
-                Link::connect(&addr, Party::P1, c, &sec[1])
-            );
-            (a?, b?)
+            let mut sec = sec.into_iter();
+            let (Some(s0), Some(s1)) = (sec.next(), sec.next()) else {
+                return Err(MpcError::LocalParty { party: 1, what: "no TLS identity".into() });
+            };
+            let io = |source| ditto_net::NetError::Io { what: "binding", source };
+            let l = std::net::TcpListener::bind("127.0.0.1:0").map_err(io)?;
+            l.set_nonblocking(true).map_err(io)?;
+            let addr = l.local_addr().map_err(io)?.to_string();
+            [End::Accept(l, s0), End::Connect(addr, s1)]
         }
     };
-    let t = std::time::Instant::now();
-    let go = async |p: Party, link: Link, stream: Vec<u8>| -> Result<(T, Counters), MpcError> {
+    let go = async |p: Party, end: End, stream: Vec<u8>| -> Result<(T, Counters, Duration), MpcError> {
+        let link = end.link(p, c).await?;
+        let t = std::time::Instant::now();
         let mut e = Engine::start(
             p,
             link,
@@ -172,10 +204,36 @@ pub async fn run<T>(
             e.abort(&err.to_string()).await;
         }
         let out = r?;
-        Ok((out, e.finish().await?))
+        let counters = e.finish().await?;
+        Ok((out, counters, t.elapsed()))
+    };
+    let on_thread = |p: Party, end: End, stream: Vec<u8>| {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| {
+            MpcError::LocalParty { party: p.index(), what: format!("could not start a runtime: {e}") }
+        })?;
+        rt.block_on(go(p, end, stream))
     };
     let [s0, s1] = streams;
-    let (r0, r1) = tokio::join!(go(Party::P0, l0, s0), go(Party::P1, l1, s1));
-    let ((o0, c0), (o1, c1)) = (r0?, r1?);
-    Ok(Outcome { out: [o0, o1], counters: [c0, c1], dealer_bytes, dealer_time, online_time: t.elapsed() })
+    let [e0, e1] = ends;
+    // The caller's thread may be driving a runtime of its own, so both parties get new threads.
+    let (r0, r1) = std::thread::scope(|sc| {
+        let spawn = |p: Party, end: End, stream: Vec<u8>| {
+            std::thread::Builder::new()
+                .name(format!("party-{}", p.index()))
+                .spawn_scoped(sc, move || on_thread(p, end, stream))
+        };
+        let join = |p: Party, h: std::io::Result<std::thread::ScopedJoinHandle<'_, _>>| match h {
+            Ok(h) => h.join().unwrap_or_else(|_| {
+                Err(MpcError::LocalParty { party: p.index(), what: "its thread panicked".into() })
+            }),
+            Err(e) => {
+                Err(MpcError::LocalParty { party: p.index(), what: format!("could not start a thread: {e}") })
+            }
+        };
+        let (h0, h1) = (spawn(Party::P0, e0, s0), spawn(Party::P1, e1, s1));
+        (join(Party::P0, h0), join(Party::P1, h1))
+    });
+    let ((o0, c0, t0), (o1, c1, t1)) = (r0?, r1?);
+    let online_time = t0.max(t1);
+    Ok(Outcome { out: [o0, o1], counters: [c0, c1], dealer_bytes, dealer_time, online_time })
 }

@@ -61,7 +61,7 @@ pub async fn infer_local(
     ids: &[u32],
     local: &Local,
     rng: &mut Prg,
-    watch: impl Fn(&mut Engine, Party),
+    watch: impl Fn(&mut Engine, Party) + Sync,
 ) -> Result<LocalInference, ModelError> {
     let (n, v) = (ids.len(), bert.cfg.vocab_size);
     let shares = share_bert(bert, q, rng)?;
@@ -74,7 +74,7 @@ pub async fn infer_local(
     };
     let plan = plan_of("local", &program).await?;
     let local = Local { share_set: shares[0].share_set(), ..local.clone() };
-    let outcome = run(&plan, &local, program).await?;
+    let outcome = run(&plan, &local, program)?;
     drop(shares);
     let mut pe = Engine::plaintext();
     let pm = SecureBert::setup(&mut pe, BertShare::plaintext(bert, q)?).await?;
@@ -131,7 +131,7 @@ async fn classify_session(
     };
     let plan = plan_of("classify", &program).await?;
     let local = Local { share_set: shares[0].share_set(), ..local.clone() };
-    let res = run(&plan, &local, program).await?;
+    let res = run(&plan, &local, program)?;
     let [o0, o1] = &res.out;
     Ok(o0
         .iter()
