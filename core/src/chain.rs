@@ -11,6 +11,15 @@
 //! t being floor(x / 2^k1) or one more: what the two steps give apart. Correlation: r (R, u64,
 //! both); (r >> (k1 + k2)) mod 2^32 (RHigh, u32, P0; P1 correction: 4 bytes per element).
 //!
+//! *Narrow* (`TruncDowncastNarrowA`): the same with 64 replaced by `open` bits, for an x in
+//! [-2^(open-2), 2^(open-2)) whose shares are right modulo 2^open only. y = x + 2^(open-2) + r
+//! mod 2^open travels in ceil(open/8) bytes and Y = (y >> k1) - 2^(open-2-k1); the wrap of
+//! x + 2^(open-2) + r past 2^open costs 2^(open-k1), which vanishes modulo 2^(32+k2) when
+//! open >= k1 + k2 + 32, and the bits of r the mask takes (k1 + k2 .. k1 + k2 + 31) all lie below
+//! open, so the correlation and the dealer's correction are the full width's, unchanged. The
+//! GeLU's last truncation runs so at open = 43 (k1 = 11, k2 = 0): its x, a square of a Z_2^32
+//! value, is computed right modulo 2^43 by the fused step before it.
+//!
 //! **Upcast, scale, then truncate** (`UpcastTruncA`, Z_2^32 -> Z_2^64): out =
 //! (c x) >> k for a public c, x in Z_2^32 with |x| <= 2^30 and |c x| < 2^62. The upcast opens
 //! y = x + 2^30 + r mod 2^32 and, with b = msb(y), c x = P - M_b in Z_2^64 for the public
@@ -34,17 +43,24 @@ use crate::{Error, Party, Ring};
 /// Rounds of either chain.
 pub const ROUNDS: u32 = 1;
 
-/// The largest k1 + k2 of a truncate-then-downcast.
+/// The largest k1 + k2 of a (full-width) truncate-then-downcast.
 pub const MAX_TRUNC_DOWN: u32 = 32;
+
+/// Whether a truncate-then-downcast by k1 then k2 fits an opening of `open` bits:
+/// k1 >= 1, k1 + 3 <= open <= 64 and open >= k1 + k2 + 32 (for open = 64, k1 + k2 <= 32).
+pub const fn trunc_down_fits(k1: u32, k2: u32, open: u32) -> bool {
+    k1 >= 1 && k1 + 3 <= open && open <= 64 && k1 + k2 + 32 <= open
+}
 
 /// P1 correction bytes of a truncate-then-downcast.
 pub fn trunc_down_correction_bytes(len: u32) -> u64 {
     4 * u64::from(len)
 }
 
-/// Online bytes per party of a truncate-then-downcast: y in Z_2^64.
-pub fn trunc_down_online_bytes(len: u32) -> u64 {
-    8 * u64::from(len)
+/// Online bytes per party of a truncate-then-downcast opening `open` bits: y in ceil(open/8)
+/// bytes (8 at the full width).
+pub fn trunc_down_online_bytes(len: u32, open: u32) -> u64 {
+    u64::from(len) * u64::from(open.div_ceil(8))
 }
 
 /// P1 correction bytes of an upcast-then-truncate by k.
@@ -95,24 +111,38 @@ pub fn deal_trunc_down<W: Write>(
     Ok(())
 }
 
+/// Online: this party's message y_i = x_i + r_i (+ 2^(open-2) at P0) mod 2^open.
+pub fn trunc_down_open(party: Party, open: u32, x: &[u64], r: &[u64], y: &mut [u64]) -> Result<(), Error> {
+    check_len("mask", x.len(), r.len())?;
+    check_len("masked output", x.len(), y.len())?;
+    if !(3..=64).contains(&open) {
+        return Err(Error::BadScale { bits: 64, frac: open });
+    }
+    let bias = if party.is_p0() { 1u64 << (open - 2) } else { 0 };
+    for i in 0..x.len() {
+        y[i] = x[i].wrapping_add(r[i]).wrapping_add(bias).low_bits(open);
+    }
+    Ok(())
+}
+
 /// After the round: this party's share of the downcast, [P0]((Y >> k2) mod 2^32) - d_i with
-/// Y = (y >> k1) - 2^(62-k1) from the opened y.
+/// Y = (y >> k1) - 2^(open-2-k1) from the opened y (open = 64 at the full width).
 pub fn trunc_down_finish(
     party: Party,
-    (k1, k2): (u32, u32),
+    (k1, k2, open): (u32, u32, u32),
     y: &[u64],
     d: &[u32],
     z: &mut [u32],
 ) -> Result<(), Error> {
     check_len("chain mask", y.len(), d.len())?;
     check_len("chain output", y.len(), z.len())?;
-    if k1 == 0 || k1 + k2 > MAX_TRUNC_DOWN {
-        return Err(Error::BadScale { bits: 64, frac: k1 + k2 });
+    if !trunc_down_fits(k1, k2, open) {
+        return Err(Error::BadScale { bits: open, frac: k1 + k2 });
     }
     for i in 0..y.len() {
         let mut v = d[i].wrapping_neg();
         if party.is_p0() {
-            v = v.wrapping_add(trunc_down_public((k1, k2), y[i]));
+            v = v.wrapping_add(trunc_down_public((k1, k2, open), y[i]));
         }
         z[i] = v;
     }
@@ -120,10 +150,11 @@ pub fn trunc_down_finish(
 }
 
 /// The public part of a truncate-then-downcast's output from the opened y: (Y >> k2) mod 2^32
-/// with Y = (y >> k1) - 2^(62-k1); the output is this minus the mask (r >> (k1 + k2)) mod 2^32,
-/// the value a matmul after the downcast uses as its opened E (`Op::MatMulDownA`).
-pub fn trunc_down_public((k1, k2): (u32, u32), y: u64) -> u32 {
-    let yy = (y >> k1).wrapping_sub(1u64 << (62 - k1));
+/// with Y = (y >> k1) - 2^(open-2-k1); the output is this minus the mask
+/// (r >> (k1 + k2)) mod 2^32, the value a matmul after the downcast uses as its opened E
+/// (`Op::MatMulDownA`). Bits of y at or above `open` are ignored.
+pub fn trunc_down_public((k1, k2, open): (u32, u32, u32), y: u64) -> u32 {
+    let yy = (y.low_bits(open) >> k1).wrapping_sub(1u64 << (open - 2 - k1));
     u32::from_u64((yy >> k2) & u64::from(u32::MAX))
 }
 

@@ -110,7 +110,8 @@ pub fn deal_step_part<W: Write>(
                 RingId::Z64 => fuse::deal_fuse::<u64, W>(d, index, (n, c), kw, p, u, w),
             }
         }
-        (Op::TruncDowncastA { shift, down, .. }, _) => {
+        // The narrow form's mask bits lie below its opening: the full width's correction.
+        (Op::TruncDowncastA { shift, down, .. } | Op::TruncDowncastNarrowA { shift, down, .. }, _) => {
             chain::deal_trunc_down(d, index, u, u32::from(shift) + u32::from(down), w)
         }
         (Op::SignRadixTopA { ring, out, len, mul } | Op::SignRadixTopBesideA { ring, out, len, mul }, _) => {
@@ -173,6 +174,7 @@ impl Step {
             | Op::TruncMulA { len, .. }
             | Op::TruncMulNarrowA { len, .. }
             | Op::TruncDowncastA { len, .. }
+            | Op::TruncDowncastNarrowA { len, .. }
             | Op::UpcastTruncA { len, .. }
             | Op::UpcastA { len }
             | Op::DowncastA { len, .. } => len as usize,
@@ -219,7 +221,10 @@ impl Step {
             | Op::MatMulDownA { .. }
             | Op::MatMulDownAA { .. }
             | Op::OpenBesideA { .. } => RingId::Z32,
-            Op::DowncastA { .. } | Op::TruncDowncastA { .. } | Op::TruncMulNarrowA { .. } => RingId::Z64,
+            Op::DowncastA { .. }
+            | Op::TruncDowncastA { .. }
+            | Op::TruncDowncastNarrowA { .. }
+            | Op::TruncMulNarrowA { .. } => RingId::Z64,
         }
     }
 }

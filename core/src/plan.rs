@@ -309,6 +309,19 @@ pub enum Op {
         /// Multiplied by a second operand.
         mul: bool,
     },
+    /// `TruncDowncastA` opening `open` bits ([`crate::chain`], narrow): the input, in
+    /// [-2^(open-2), 2^(open-2)), has shares right modulo 2^open only; y travels in
+    /// ceil(open/8) bytes. Needs shift >= 1 and shift + down + 32 <= open <= 64.
+    TruncDowncastNarrowA {
+        /// Elements.
+        len: u32,
+        /// Bits dropped by the truncation.
+        shift: u8,
+        /// Bits dropped by the downcast.
+        down: u8,
+        /// Bits of the opened masked input.
+        open: u8,
+    },
 }
 
 impl Op {
@@ -320,6 +333,17 @@ impl Op {
             Op::SignRadixBesideA { ring, out, len, mul } => Op::SignRadixA { ring, out, len, mul },
             Op::SignRadixTopBesideA { ring, out, len, mul } => Op::SignRadixTopA { ring, out, len, mul },
             op => op,
+        }
+    }
+
+    /// (elements, shift + down) of a truncate-then-downcast at any width, whose opened value a
+    /// following `MatMulDownA` / `MatMulDownAA` takes as its E; `None` for every other op.
+    pub const fn trunc_down(self) -> Option<(u32, u32)> {
+        match self {
+            Op::TruncDowncastA { len, shift, down } | Op::TruncDowncastNarrowA { len, shift, down, .. } => {
+                Some((len, shift as u32 + down as u32))
+            }
+            _ => None,
         }
     }
 }

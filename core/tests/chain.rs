@@ -13,11 +13,25 @@ use ditto_core::trunc;
 
 const STEP: u32 = 33;
 
-fn trunc_down(h: &mut Harness, x: &[u64], k1: u32, k2: u32) -> Vec<u32> {
+/// A truncate-then-downcast opening `open` bits (64: `TruncDowncastA`), on shares right modulo
+/// 2^open only (P0's bits above are garbage), checking the bytes and that the mask is
+/// (r >> (k1 + k2)) mod 2^32 of the step's r, as the product after it takes it.
+fn trunc_down(h: &mut Harness, x: &[u64], (k1, k2): (u32, u32), open: u32) -> Vec<u32> {
     let n = x.len();
-    let step = Step::bare(Op::TruncDowncastA { len: n as u32, shift: k1 as u8, down: k2 as u8 });
+    let (len, shift, down) = (n as u32, k1 as u8, k2 as u8);
+    let step = Step::bare(if open == 64 {
+        Op::TruncDowncastA { len, shift, down }
+    } else {
+        Op::TruncDowncastNarrowA { len, shift, down, open: open as u8 }
+    });
     let corr = h.deal(STEP, &step);
-    let xs = h.share(x);
+    let mut xs = h.share(x);
+    if open < 64 {
+        let junk = h.rand::<u64>(n);
+        for (s, j) in xs[0].iter_mut().zip(junk) {
+            *s = s.wrapping_add(j << open);
+        }
+    }
     let mats = per_party(h, &corr, |_, s, c| {
         let (mut r, mut d) = (vec![0u64; n], vec![0u32; n]);
         chain::expand_trunc_down(s, STEP, c, &mut r, &mut d).unwrap();
@@ -25,17 +39,34 @@ fn trunc_down(h: &mut Harness, x: &[u64], k1: u32, k2: u32) -> Vec<u32> {
     });
     let ys = [0, 1].map(|i| {
         let mut y = vec![0u64; n];
-        trunc::masked_open(PARTIES[i], &xs[i], &mats[i].0, &mut y).unwrap();
+        chain::trunc_down_open(PARTIES[i], open, &xs[i], &mats[i].0, &mut y).unwrap();
         y
     });
-    let y = reveal(&ys);
-    assert_eq!(step.online_bytes_per_party(), 8 * n as u64);
+    let y: Vec<u64> =
+        reveal(&ys).iter().map(|v| if open == 64 { *v } else { v & ((1 << open) - 1) }).collect();
+    assert_eq!(step.online_bytes_per_party(), u64::from(open.div_ceil(8)) * n as u64);
+    assert_eq!(step.p1_correction_bytes(), 4 * n as u64);
+    let r: Vec<u64> = reveal(&[mats[0].0.clone(), mats[1].0.clone()]);
+    let d: Vec<u32> = reveal(&[mats[0].1.clone(), mats[1].1.clone()]);
+    assert!(r.iter().zip(&d).all(|(r, d)| *d == (r >> (k1 + k2)) as u32), "the mask of the product after");
     let z = [0, 1].map(|i| {
         let mut z = vec![0u32; n];
-        chain::trunc_down_finish(PARTIES[i], (k1, k2), &y, &mats[i].1, &mut z).unwrap();
+        chain::trunc_down_finish(PARTIES[i], (k1, k2, open), &y, &mats[i].1, &mut z).unwrap();
         z
     });
     reveal(&z)
+}
+
+/// Each output is floor(t / 2^k2) or one more, t = floor(x / 2^k1) or one more.
+fn check_down(x: &[u64], z: &[u32], (k1, k2): (u32, u32), open: u32) {
+    for (xi, zi) in x.iter().zip(z) {
+        let t = (*xi as i64) >> k1;
+        let ok = [t, t + 1].iter().any(|t| {
+            let f = (t >> k2) as u32;
+            *zi == f || *zi == f.wrapping_add(1)
+        });
+        assert!(ok, "x = {}, k1 = {k1}, k2 = {k2}, open = {open}: got {zi}", *xi as i64);
+    }
 }
 
 fn up_trunc(h: &mut Harness, x: &[u32], c: u64, k: u32) -> Vec<u64> {
@@ -71,17 +102,42 @@ fn truncate_then_downcast() {
         let mut x: Vec<u64> =
             [0, 1, -1, lim - 1, -lim, -lim + 1, 1 << 40, -(1 << 40) - 3].iter().map(|&v| v as u64).collect();
         x.extend(h.rand::<u64>(700).into_iter().map(|r| ((r << 1) as i64 >> 1) as u64));
-        let z = trunc_down(&mut h, &x, k1, k2);
-        for (xi, zi) in x.iter().zip(&z) {
-            let t = (*xi as i64) >> k1;
-            let ok = [t, t + 1].iter().any(|t| {
-                let f = (t >> k2) as u32;
-                *zi == f || *zi == f.wrapping_add(1)
-            });
-            assert!(ok, "x = {}, k1 = {k1}, k2 = {k2}: got {zi}", *xi as i64);
-        }
+        let z = trunc_down(&mut h, &x, (k1, k2), 64);
+        check_down(&x, &z, (k1, k2), 64);
     }
     assert!(Step::bare(Op::TruncDowncastA { len: 4, shift: 20, down: 13 }).validate(0).is_err());
+}
+
+/// The narrow form (the GeLU's: open 43, k1 11, k2 0) at the edges of its admitted range
+/// [-2^(open-2), 2^(open-2)), on shares right modulo 2^open only; its limits are refused.
+#[test]
+fn narrow_truncate_then_downcast() {
+    let mut h = Harness::new(62);
+    for ((k1, k2), open) in
+        [((11u32, 0u32), 43u32), ((1, 0), 33), ((18, 10), 60), ((3, 5), 40), ((20, 0), 63)]
+    {
+        let lim = 1i64 << (open - 2);
+        let edges = [0, 1, -1, lim - 1, -lim, -lim + 1, lim / 3, -(lim / 5) - 3, (1 << k1) - 1, -(1 << k1)];
+        let mut x: Vec<u64> = edges.iter().map(|&v| v as u64).collect();
+        x.extend(h.rand::<u64>(700).into_iter().map(|r| ((r << (66 - open)) as i64 >> (66 - open)) as u64));
+        let z = trunc_down(&mut h, &x, (k1, k2), open);
+        check_down(&x, &z, (k1, k2), open);
+    }
+    let narrow = |shift, down, open| Step::bare(Op::TruncDowncastNarrowA { len: 4, shift, down, open });
+    assert!(narrow(11, 0, 43).validate(0).is_ok() && narrow(1, 0, 33).validate(0).is_ok());
+    for bad in [narrow(11, 0, 42), narrow(0, 0, 40), narrow(11, 1, 43), narrow(30, 0, 65), narrow(1, 0, 3)] {
+        assert!(bad.validate(0).is_err(), "{bad:?}");
+    }
+    // A product takes the narrow output as it takes the full width's.
+    let hash = |steps: &[Step]| {
+        let header =
+            PlanHeader { version: PLAN_VERSION, name: "t".try_into().unwrap(), n_steps: steps.len() as u32 };
+        plan_hash(&header, steps)
+    };
+    let down = Step::bare(Op::TruncDowncastNarrowA { len: 6, shift: 11, down: 0, open: 43 });
+    let mm = |shift| Step::bare(Op::MatMulDownA { n: 2, k: 3, m: 4, weight: 1, shift });
+    assert!(hash(&[down, mm(11)]).is_ok());
+    assert!(hash(&[down, mm(12)]).is_err() && hash(&[narrow(11, 0, 43), mm(11)]).is_err());
 }
 
 #[test]
@@ -152,11 +208,11 @@ fn matmul_after_a_downcast_is_exact_without_an_opening() {
     let y = reveal(&ys);
     let outs = [0, 1].map(|i| {
         let mut z = vec![0u32; n * k];
-        chain::trunc_down_finish(PARTIES[i], (k1, k2), &y, &mats[i].1, &mut z).unwrap();
+        chain::trunc_down_finish(PARTIES[i], (k1, k2, 64), &y, &mats[i].1, &mut z).unwrap();
         z
     });
     let xd: Vec<u32> = reveal(&outs);
-    let e: Vec<u32> = y.iter().map(|v| chain::trunc_down_public((k1, k2), *v)).collect();
+    let e: Vec<u32> = y.iter().map(|v| chain::trunc_down_public((k1, k2, 64), *v)).collect();
     // W and its mask B_W (both parties' model shares); F = W - B_W is public.
     let d = Dims::new(n as u32, k as u32, m as u32);
     let bw = per_party(&h, &[], |_, s, _| {
@@ -255,11 +311,11 @@ fn batched_product_after_a_downcast_uses_its_earlier_opening() {
     let yo = reveal(&ys);
     let outs = [0, 1].map(|i| {
         let mut z = vec![0u32; t * nk];
-        chain::trunc_down_finish(PARTIES[i], (k1, k2), &yo, &mats[i].1, &mut z).unwrap();
+        chain::trunc_down_finish(PARTIES[i], (k1, k2, 64), &yo, &mats[i].1, &mut z).unwrap();
         z
     });
     let xd: Vec<u32> = reveal(&outs);
-    let e: Vec<u32> = yo.iter().map(|v| chain::trunc_down_public((k1, k2), *v)).collect();
+    let e: Vec<u32> = yo.iter().map(|v| chain::trunc_down_public((k1, k2, 64), *v)).collect();
     // The earlier opening: F = Y - B with B from each party's own stream of that step.
     let bs = per_party(&h, &[], |_, s, _| {
         let mut b = vec![0u32; t * km];

@@ -102,6 +102,8 @@ fn vector_plan() -> Vec<Step> {
     }));
     steps.push(Step::bare(Op::SignRadixTopBesideA { ring: Z64, out: Z64, len: 100, mul: true }));
     steps.push(Step::bare(Op::SignRadixTopBesideA { ring: Z32, out: Z32, len: 100, mul: true }));
+    steps.push(Step::bare(Op::TruncDowncastNarrowA { len: 3 * 40, shift: 11, down: 0, open: 43 }));
+    steps.push(Step::bare(Op::MatMulDownA { n: 3, k: 40, m: 20, weight: 2, shift: 11 }));
     steps
 }
 

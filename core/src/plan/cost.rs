@@ -78,6 +78,15 @@ impl Step {
                 }
                 Ok(())
             }
+            Op::TruncDowncastNarrowA { len, shift, down, open } => {
+                elems(index, &[len])?;
+                if !chain::trunc_down_fits(u32::from(shift), u32::from(down), u32::from(open)) {
+                    return bad(
+                        "narrow truncate-then-downcast: shift >= 1, shift + 3 <= open <= 64 and shift + down + 32 <= open",
+                    );
+                }
+                Ok(())
+            }
             Op::UpcastTruncA { len, scale, shift } => {
                 elems(index, &[len])?;
                 if shift == 0 || shift > 62 || scale == 0 {
@@ -186,7 +195,9 @@ impl Step {
             Op::TruncMulA { ring, len, shift, square, mul, pair } => {
                 fuse::correction_bytes(ring, len, shift, fuse::Products { square, mul, pair })
             }
-            Op::TruncDowncastA { len, .. } => chain::trunc_down_correction_bytes(len),
+            Op::TruncDowncastA { len, .. } | Op::TruncDowncastNarrowA { len, .. } => {
+                chain::trunc_down_correction_bytes(len)
+            }
             Op::UpcastTruncA { len, shift, .. } => chain::up_trunc_correction_bytes(len, shift),
             Op::SignRadixTopA { ring, out, len, mul } => radix::top::correction_bytes(ring, out, len, mul),
             Op::SignRadixBesideA { ring, out, len, mul } => radix::correction_bytes(ring, out, len, mul),
@@ -228,7 +239,10 @@ impl Step {
             Op::TruncMulA { ring, len, square, mul, pair, .. } => {
                 fuse::online_bytes(ring, len, fuse::Products { square, mul, pair })
             }
-            Op::TruncDowncastA { len, .. } => chain::trunc_down_online_bytes(len),
+            Op::TruncDowncastA { len, .. } => chain::trunc_down_online_bytes(len, 64),
+            Op::TruncDowncastNarrowA { len, open, .. } => {
+                chain::trunc_down_online_bytes(len, u32::from(open))
+            }
             Op::UpcastTruncA { len, .. } => chain::up_trunc_online_bytes(len),
             Op::SignRadixTopA { ring, out, len, mul } => radix::top::online_bytes(ring, out, len, mul),
             Op::SignRadixBesideA { ring, out, len, mul } => radix::online_bytes(ring, out, len, mul),
@@ -259,7 +273,9 @@ impl Step {
             Op::SignLowA { .. } => compare::rounds(RingId::Z32),
             Op::SignRadixA { ring, .. } => radix::rounds(ring),
             Op::TruncMulA { .. } | Op::TruncMulNarrowA { .. } | Op::TruncMulColsA { .. } => fuse::ROUNDS,
-            Op::TruncDowncastA { .. } | Op::UpcastTruncA { .. } => chain::ROUNDS,
+            Op::TruncDowncastA { .. } | Op::TruncDowncastNarrowA { .. } | Op::UpcastTruncA { .. } => {
+                chain::ROUNDS
+            }
             Op::SignRadixTopA { .. } => radix::top::ROUNDS,
             // Its rounds travel in the following steps' flights.
             Op::SignRadixBesideA { .. } => 0,

@@ -54,8 +54,8 @@ impl PlanHasher {
     pub fn push(&mut self, step: &Step) -> Result<(), Error> {
         step.validate(self.steps)?;
         if let Op::MatMulDownA { n, k, shift, .. } = step.op {
-            let fits = matches!(self.prev.map(|p| p.op), Some(Op::TruncDowncastA { len, shift: s, down })
-                if u64::from(len) == u64::from(n) * u64::from(k) && u32::from(s) + u32::from(down) == u32::from(shift));
+            let fits = matches!(self.prev.and_then(|p| p.op.trunc_down()), Some((len, s))
+                if u64::from(len) == u64::from(n) * u64::from(k) && s == u32::from(shift));
             if !fits {
                 return Err(Error::BadStep {
                     step: self.steps,
@@ -85,8 +85,8 @@ impl PlanHasher {
             }
             Op::MatMulDownAA { batch, n, k, m, shift, open } => {
                 let x_len = u64::from(batch) * u64::from(n) * u64::from(k);
-                let follows = matches!(self.prev.map(|p| p.op), Some(Op::TruncDowncastA { len, shift: s, down })
-                    if u64::from(len) == x_len && u32::from(s) + u32::from(down) == u32::from(shift));
+                let follows = matches!(self.prev.and_then(|p| p.op.trunc_down()), Some((len, s))
+                    if u64::from(len) == x_len && s == u32::from(shift));
                 if !follows {
                     return bad(
                         "a matmul after a downcast must follow a truncate-then-downcast of its input",

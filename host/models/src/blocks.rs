@@ -245,11 +245,12 @@ pub(crate) async fn mlp_pre(
     (up, down): (&Dense<Weight<u32>>, &Dense<Weight<u32>>),
 ) -> Result<Shared<u32>, MpcError> {
     let g = match q.gelu {
-        // The up-projection's truncation carries the Quad GeLU's square.
+        // The up-projection's truncation carries the Quad GeLU's square, and its last
+        // truncation ends in a downcast, so the down-projection opens nothing.
         Gelu::Quad => {
             let u = linear_pre(e, x, up).await?;
             e.set_tag(Tag::Gelu(GeluApprox::Quad));
-            e.gelu_quad_pre(&u, up.w.frac).await?
+            e.gelu_quad_down(&u, up.w.frac).await?
         }
         Gelu::Poly => {
             let u = linear(e, x, up).await?;

@@ -275,6 +275,40 @@ impl Engine {
         self.gelu_quad_of(&r.t, &r.square).await
     }
 
+    /// [`Engine::gelu_quad_pre`] of a Z_2^32 u whose result a fixed-weight product takes next:
+    /// the last truncation is a truncate-then-downcast, so that product opens nothing
+    /// ([`Engine::matmul_after_down`]) and its round is gone. The truncation of u opens its
+    /// 32 bits as before but gives x and x^2 right modulo 2^(f + 35) (`TruncMulNarrowA`,
+    /// open 32, out f + 35), so s = x^2 + 2^(f+1) x + 2^(2f+2) is right modulo 2^(f+35) and its
+    /// truncation by f + 3 opens f + 35 bits (`TruncDowncastNarrowA`: the wrap past 2^(f+35)
+    /// costs 2^32, nothing modulo 2^32). Same values as [`Engine::gelu_quad_pre`] wherever that
+    /// one's Z_2^32 square and sum stay in range (|s| < 2^30); beyond, this one stays exact up
+    /// to |s| < 2^(f+33) and the output's own Z_2^32 range. Falls back to
+    /// [`Engine::gelu_quad_pre`] when f + 35 > 63.
+    pub async fn gelu_quad_down(&mut self, u: &Shared<u32>, k: u32) -> Result<Shared<u32>, MpcError> {
+        let f = u.frac.checked_sub(k).ok_or(MpcError::Scale {
+            what: "GeLU",
+            detail: format!("cannot drop {k} bits from scale {}", u.frac),
+        })?;
+        let open = f + 35;
+        if open > 63 {
+            return self.gelu_quad_pre(u, k).await;
+        }
+        // The full-width truncation's admitted range; the narrow step skips its own check.
+        self.check_range("trunc_mul", u, crate::range::Bound::pow2(30, false));
+        // Any extension of a Z_2^32 share does (only its low 32 bits are opened); the
+        // reference's value needs its sign.
+        let wide =
+            u.with_data(u.data.iter().map(|v| i64::from(v.cast_signed()).cast_unsigned()).collect(), u.frac);
+        let w = ditto_core::fuse::Width { open: 32, out: open };
+        let r = self.trunc_mul_w(&wide, k, Want { square: true, ..Want::default() }, Some(w)).await?;
+        let lin = self.mul_const(&r.t, 1u64 << (f + 1), f);
+        let s = self.add_const(&self.add(&r.square, &lin)?, 1u64 << (2 * f + 2));
+        // s / 2^(2f+3) is the GeLU; one truncation by f + 3 leaves it at scale f.
+        let g = self.trunc_downcast_narrow(&Shared { frac: 2 * f + 3, ..s }, (f + 3, 0), open).await?;
+        Ok(g)
+    }
+
     /// The Quad GeLU from x and x^2.
     async fn gelu_quad_of<R: Ring>(&mut self, x: &Shared<R>, sq: &Shared<R>) -> Result<Shared<R>, MpcError> {
         let f = x.frac;

@@ -155,6 +155,58 @@ async fn gelu_quad_and_poly() {
     assert!(max_err(&s, &fl) <= 0.0205, "poly vs GeLU {}", max_err(&s, &fl));
 }
 
+/// The GeLU that ends in a truncate-then-downcast (`gelu_quad_down`: x and x^2 right modulo
+/// 2^43, s truncated opening 43 bits): every output is the exact polynomial of x = u / 2^8 or
+/// of one more, truncated by 11 or one more; the reference equals the Z_2^32 path's wherever
+/// that one is in range, and beyond it (|x| up to 5000) stays exact; the output is marked as a
+/// downcast's, so a fixed-weight product takes it without an opening.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gelu_quad_ending_in_a_downcast() {
+    let mut g = rng(5);
+    let mut x = uniform(&mut g, 300, -8.0, 8.0);
+    x.extend([
+        0.0,
+        1.0 / 65536.0,
+        -1.0 / 65536.0,
+        -4.0,
+        -1.0,
+        -2.0,
+        127.99,
+        -128.0,
+        1000.0,
+        -1000.0,
+        5000.0,
+        -5000.0,
+    ]);
+    let n = x.len();
+    let (s, p, of) = both::<u32>(&x, 16, &[n], async |e, u| {
+        let g = e.gelu_quad_down(&u, 8).await?;
+        assert!(e.follows_downcast(&g), "the product after takes the GeLU as a downcast's output");
+        Ok(g)
+    })
+    .await;
+    assert_eq!(of, 8);
+    for (i, v) in x.iter().enumerate() {
+        let u = i64::from(encode::<u32>(*v, 16).unwrap().cast_signed());
+        let t0 = u >> 8;
+        let ok = [t0, t0 + 1].iter().any(|t| {
+            let q = (t * t + (t << 9) + (1 << 18)) >> 11;
+            [q, q + 1].contains(&((s[i] * 256.0).round() as i64))
+        });
+        assert!(ok, "x = {v}: secure {}", s[i]);
+    }
+    // The Z_2^32 path's reference where its square and sum stay below 2^30 (|x| < 128).
+    let (_, old, _) = both::<u32>(&x, 16, &[n], async |e, u| e.gelu_quad_pre(&u, 8).await).await;
+    for i in 0..n {
+        if x[i].abs() < 128.0 {
+            assert_eq!(p[i], old[i], "x = {}", x[i]);
+        }
+        let v = decode(encode::<u32>(x[i], 8).unwrap(), 8);
+        let quad = 0.125 * v * v + 0.25 * v + 0.5;
+        assert!((p[i] - quad).abs() <= 1.0 / 256.0, "x = {}: reference {} vs {quad}", x[i], p[i]);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn softmax_with_and_without_causal_mask() {
     let mut g = rng(4);

@@ -4,8 +4,8 @@
 
 use ditto_core::beaver::{self, Dims};
 use ditto_core::chain;
+use ditto_core::convert;
 use ditto_core::plan::Op;
-use ditto_core::{convert, trunc};
 
 use super::arith::Weight;
 use super::{len32, scale};
@@ -40,14 +40,50 @@ impl Engine {
         k1: u32,
         k2: u32,
     ) -> Result<Shared<u32>, MpcError> {
+        self.trunc_downcast_w(x, (k1, k2), 64).await
+    }
+
+    /// [`Engine::trunc_downcast`] of an x in [-2^(open-2), 2^(open-2)) whose shares are right
+    /// modulo 2^open only, opening `open` bits (`Op::TruncDowncastNarrowA`;
+    /// k1 + k2 + 32 <= open < 64). Its output feeds [`Engine::matmul_after_down`] alike.
+    pub async fn trunc_downcast_narrow(
+        &mut self,
+        x: &Shared<u64>,
+        (k1, k2): (u32, u32),
+        open: u32,
+    ) -> Result<Shared<u32>, MpcError> {
+        if open >= 64 {
+            return Err(MpcError::Scale {
+                what: "narrow truncate-then-downcast",
+                detail: format!("an opening of {open} bits is the full width"),
+            });
+        }
+        self.trunc_downcast_w(x, (k1, k2), open).await
+    }
+
+    async fn trunc_downcast_w(
+        &mut self,
+        x: &Shared<u64>,
+        (k1, k2): (u32, u32),
+        open: u32,
+    ) -> Result<Shared<u32>, MpcError> {
+        let what = "truncate-then-downcast";
         let frac = x.frac.checked_sub(k1 + k2).ok_or(MpcError::Scale {
-            what: "truncate-then-downcast",
+            what,
             detail: format!("cannot drop {} bits from scale {}", k1 + k2, x.frac),
         })?;
+        if !chain::trunc_down_fits(k1, k2, open) {
+            return Err(MpcError::Scale { what, detail: format!("shifts {k1} + {k2} in {open} bits") });
+        }
         let n = x.len();
-        let (shift, down) = (shift8("truncate-then-downcast", k1)?, shift8("truncate-then-downcast", k2)?);
-        let op = Op::TruncDowncastA { len: len32("truncate-then-downcast", n)?, shift, down };
-        let started = self.begin(op, scale("truncate-then-downcast", x.frac, frac)?).await?;
+        let (shift, down) = (shift8(what, k1)?, shift8(what, k2)?);
+        let len = len32(what, n)?;
+        let op = if open == 64 {
+            Op::TruncDowncastA { len, shift, down }
+        } else {
+            Op::TruncDowncastNarrowA { len, shift, down, open: shift8(what, open)? }
+        };
+        let started = self.begin(op, scale(what, x.frac, frac)?).await?;
         let after = self.steps_begun();
         let mark = |public, mask| DownMark { after, shift: shift + down, frac, len: n, public, mask };
         let b = match started {
@@ -57,7 +93,7 @@ impl Engine {
                 return Ok(Shared::zeros(&x.shape, frac));
             }
             Started::Plain => {
-                self.check_range("trunc_downcast", x, Bound::pow2(62, false));
+                self.check_range("trunc_downcast", x, Bound::pow2(open - 2, false));
                 let t = x.with_data(plain::trunc_round(&x.data, k1), x.frac - k1);
                 self.check_range("trunc_downcast", &t, Bound::pow2(31 + k2, false));
                 self.down_mark = Some(mark(Vec::new(), Vec::new()));
@@ -67,11 +103,11 @@ impl Engine {
         let (mut r, mut d) = (vec![0u64; n], vec![0u32; n]);
         self.expand(&b, |s, corr| chain::expand_trunc_down(s, b.index, corr, &mut r, &mut d))?;
         let mut y = vec![0u64; n];
-        trunc::masked_open(self.party(), &x.data, &r, &mut y)?;
-        let opened = self.open(b.index, &y).await?;
+        chain::trunc_down_open(self.party(), open, &x.data, &r, &mut y)?;
+        let opened = self.open_bits(b.index, &y, open).await?;
         let mut z = vec![0u32; n];
-        chain::trunc_down_finish(self.party(), (k1, k2), &opened, &d, &mut z)?;
-        let public = opened.iter().map(|y| chain::trunc_down_public((k1, k2), *y)).collect();
+        chain::trunc_down_finish(self.party(), (k1, k2, open), &opened, &d, &mut z)?;
+        let public = opened.iter().map(|y| chain::trunc_down_public((k1, k2, open), *y)).collect();
         self.down_mark = Some(mark(public, d));
         Ok(x.with_data(z, frac))
     }

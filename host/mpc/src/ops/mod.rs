@@ -49,6 +49,20 @@ impl Engine {
         self.open_two_bits(index, (y, f), (R::BITS, R::BITS)).await
     }
 
+    /// [`Engine::open`] of values right modulo 2^bits, each in its low ceil(bits/8) bytes (the
+    /// ring's own encoding at the full width).
+    pub(crate) async fn open_bits<R: Ring>(
+        &mut self,
+        index: u32,
+        y: &[R],
+        bits: u32,
+    ) -> Result<Vec<R>, MpcError> {
+        if bits >= R::BITS {
+            return self.open(index, y).await;
+        }
+        Ok(self.open_two_bits(index, (y, &[]), (bits, bits)).await?.0)
+    }
+
     /// [`Engine::open_two`] of values right modulo 2^bits (y's, f's): each travels in its low
     /// ceil(bits/8) bytes (little-endian, as the full width's encoding), and the opened values
     /// are reduced modulo 2^bits.
