@@ -137,7 +137,10 @@ fn narrow_truncate_then_downcast() {
     let down = Step::bare(Op::TruncDowncastNarrowA { len: 6, shift: 11, down: 0, open: 43 });
     let mm = |shift| Step::bare(Op::MatMulDownA { n: 2, k: 3, m: 4, weight: 1, shift });
     assert!(hash(&[down, mm(11)]).is_ok());
+    // Its mask serves one product, right after it: another shift, size or a second product is
+    // refused.
     assert!(hash(&[down, mm(12)]).is_err() && hash(&[narrow(11, 0, 43), mm(11)]).is_err());
+    assert!(hash(&[down, mm(11), mm(11)]).is_err());
 }
 
 #[test]
