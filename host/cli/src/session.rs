@@ -99,12 +99,19 @@ pub struct PartyArgs {
     /// an error. Raise it for slow links: the one-time weight setup is one large message.
     #[arg(long, default_value_t = 60)]
     pub timeout: u64,
+    /// Keep serving requests until SIGTERM or SIGINT (then finish those under way and exit 0),
+    /// instead of serving one and exiting. Both parties must serve, or neither.
+    #[arg(long)]
+    pub serve: bool,
+    /// With --serve: requests run at once (each its own session and link to the peer).
+    #[arg(long, default_value_t = 1)]
+    pub concurrency: usize,
     /// Link security (pins: the other party, `dealer`, `client`).
     #[command(flatten)]
     pub links: LinkArgs,
 }
 
-/// `ditto party`: one secure inference for one client.
+/// `ditto party`: one secure inference for one client, or (`--serve`) any number.
 pub fn party(a: &PartyArgs) -> Result<(), CliError> {
     let (party, peer) = match (a.id, &a.listen, &a.connect) {
         (0, Some(l), _) => (Party::P0, Peer::Listen(l.clone())),
@@ -135,6 +142,12 @@ pub fn party(a: &PartyArgs) -> Result<(), CliError> {
         timeout: Duration::from_secs(a.timeout.max(1)),
         security: a.links.security()?,
     };
+    if a.serve {
+        return serve_party(a, cfg, share);
+    }
+    if a.concurrency != 1 {
+        return Err(CliError::Usage("--concurrency needs --serve".into()));
+    }
     runtime()?.block_on(async {
         let listener = tokio::net::TcpListener::bind(&a.client).await.map_err(net)?;
         say!("party {} waiting for the client on {}", a.id, listener.local_addr().map_err(net)?);
@@ -152,6 +165,47 @@ pub fn party(a: &PartyArgs) -> Result<(), CliError> {
             r.setup_sent,
             if r.setup_rounds <= 1 { ", masks from the state directory" } else { "" }
         );
+        Ok(())
+    })
+}
+
+/// `ditto party --serve`: serves until SIGTERM or SIGINT, one log line per request on stdout.
+fn serve_party(a: &PartyArgs, cfg: PartyConfig, share: ModelShare) -> Result<(), CliError> {
+    if a.concurrency == 0 {
+        return Err(CliError::Usage("--concurrency 0: expected at least 1".into()));
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(a.concurrency.clamp(2, 64))
+        .enable_all()
+        .build()
+        .map_err(net)?;
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind(&a.client).await.map_err(net)?;
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).map_err(net)?;
+        say!(
+            "party {} serving clients on {} ({} at once; SIGTERM or SIGINT stops it)",
+            a.id,
+            listener.local_addr().map_err(net)?,
+            a.concurrency
+        );
+        let stop = async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        };
+        let log: std::sync::Arc<dyn Fn(String) + Send + Sync> = std::sync::Arc::new(|l| say!("{l}"));
+        let t = ditto_node::serve::serve_until(
+            std::sync::Arc::new(cfg),
+            std::sync::Arc::new(share),
+            listener,
+            a.concurrency,
+            stop,
+            log,
+        )
+        .await?;
+        say!("party {} stopped: {} served, {} failed", a.id, t.served, t.failed);
         Ok(())
     })
 }

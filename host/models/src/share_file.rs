@@ -37,7 +37,9 @@ struct Header {
     tensors: Vec<TensorInfo>,
 }
 
-/// Either model's share, as read from a file.
+/// Either model's share, as read from a file (a serving party clones it per request, since a
+/// session's weight setup consumes its share).
+#[derive(Clone)]
 pub enum ModelShare {
     /// BERT.
     Bert(Box<BertShare>),

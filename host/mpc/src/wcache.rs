@@ -136,7 +136,10 @@ impl WeightCache {
             out.extend_from_slice(&(data.len() as u64 / u64::from(width.max(1))).to_le_bytes());
             out.extend_from_slice(&data);
         }
-        let tmp = self.path.with_extension("tmp");
+        // A temporary file of this writer's own: sessions served at once may save together.
+        static WRITER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = WRITER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = self.path.with_extension(format!("tmp-{}-{n}", std::process::id()));
         write_private(&tmp, &out).map_err(|e| io(&tmp, &e))?;
         std::fs::rename(&tmp, &self.path).map_err(|e| io(&self.path, &e))
     }

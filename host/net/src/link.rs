@@ -25,6 +25,10 @@ const KIND_HELLO: u8 = 1;
 const KIND_DATA: u8 = 2;
 const KIND_ABORT: u8 = 3;
 const HELLO_LEN: usize = 2 + 1 + 32 + 16 + 16;
+/// The routing frame's magic ([`Link::route`]) and its hello-kind round (the handshake is
+/// round 0, the generation check round 1).
+const ROUTE_MAGIC: [u8; 4] = *b"DRT1";
+const ROUTE_ROUND: u32 = 2;
 
 /// Link settings.
 #[derive(Clone, Copy, Debug)]
@@ -243,9 +247,43 @@ impl Link {
                 secs: cfg.timeout.as_secs_f64(),
             })?
             .map_err(io_err("accepting the peer"))?;
+        Self::accept_stream(s, party, cfg, sec).await
+    }
+
+    /// Secures a connection already accepted from the peer as `sec` says (a server accepting
+    /// its peer's connections in a loop secures each apart, so one slow connection does not
+    /// hold up the next).
+    pub async fn accept_stream(
+        s: tokio::net::TcpStream,
+        party: Party,
+        cfg: Config,
+        sec: &Security,
+    ) -> Result<Self, NetError> {
         s.set_nodelay(true).map_err(io_err("configuring the socket"))?;
         let (s, seal) = sec.link(s, peer_role(party), false, cfg.timeout).await?;
         Ok(Link::sealed(s, seal, party, cfg))
+    }
+
+    /// The routing exchange of parties serving several sessions on one peer address
+    /// (`ditto party --serve`), before the handshake: P1 names the session its connection is
+    /// for (`Some`), P0 (`None`) learns it and hands the link to that session's request. Sealed
+    /// like every frame once the link is secured; the handshake then checks the session again.
+    /// Returns the session P1 named.
+    pub async fn route(&mut self, session: Option<SessionId>) -> Result<SessionId, NetError> {
+        let mut mine = vec![0u8; 4 + 16];
+        mine[..4].copy_from_slice(&ROUTE_MAGIC);
+        if let Some(s) = session {
+            mine[4..].copy_from_slice(&s.0);
+        }
+        let (_, theirs) = self.swap(KIND_HELLO, 0, ROUTE_ROUND, &mut mine, "routing").await?;
+        if theirs.len() != 20 || theirs[..4] != ROUTE_MAGIC {
+            return Err(NetError::Malformed(
+                "expected the peer's routing frame: run both parties with --serve, or neither",
+            ));
+        }
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&theirs[4..]);
+        Ok(session.unwrap_or(SessionId(id)))
     }
 
     /// This end's role.

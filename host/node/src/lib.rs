@@ -16,6 +16,7 @@ pub mod dealer;
 pub mod files;
 pub mod model_dealer;
 pub mod party;
+pub mod serve;
 
 use std::path::PathBuf;
 

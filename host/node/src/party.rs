@@ -96,7 +96,7 @@ fn check(
 }
 
 /// Reads one request on `conn`; a request that does not fit the model is refused with its reason.
-async fn read_request(
+pub(crate) async fn read_request(
     mut conn: Box<dyn Stream>,
     share: &ModelShare,
     wait: Duration,
@@ -163,12 +163,7 @@ pub async fn serve(
     req: Request,
     progress: Option<Box<dyn FnMut(u32, u32) + Send>>,
 ) -> Result<Report, NodeError> {
-    let Request { conn, head, input } = req;
-    let (session, seq, gen_n) = (head.session, head.seq as usize, head.generate as usize);
-    let reveal = Reveal::of_flag(head.reveal_token);
-    let p = if cfg.party.is_p0() { 0 } else { 1 };
-    SessionRecord::open_named(&cfg.state, &format!("consumed-sessions-p{p}"))?.claim(&session)?;
-    let plan = ditto_models::plans::of("party", &share.config(), share.quant(), (seq, gen_n), reveal).await?;
+    claim(cfg, &req)?;
     let c2 = Config { timeout: cfg.timeout };
     let link = match (&cfg.peer, cfg.party) {
         (Peer::Listen(l), Party::P0) => {
@@ -178,6 +173,29 @@ pub async fn serve(
         (Peer::Connect(addr), Party::P1) => Link::connect(addr, Party::P1, c2, &cfg.security).await?,
         _ => return Err(NodeError::Config("P0 listens for its peer, P1 connects to P0".into())),
     };
+    run_request(cfg, share, req, link, progress).await
+}
+
+/// Records the request's session as consumed by this party (atomic and durable: a session id
+/// is refused the second time, across restarts and concurrent requests alike).
+pub fn claim(cfg: &PartyConfig, req: &Request) -> Result<(), NodeError> {
+    let p = if cfg.party.is_p0() { 0 } else { 1 };
+    SessionRecord::open_named(&cfg.state, &format!("consumed-sessions-p{p}"))?.claim(&req.head.session)
+}
+
+/// Runs a claimed request over `link` to the peer: fetches the dealer stream, runs the model
+/// and answers the client.
+pub async fn run_request(
+    cfg: &PartyConfig,
+    share: ModelShare,
+    req: Request,
+    link: Link,
+    progress: Option<Box<dyn FnMut(u32, u32) + Send>>,
+) -> Result<Report, NodeError> {
+    let Request { conn, head, input } = req;
+    let (session, seq, gen_n) = (head.session, head.seq as usize, head.generate as usize);
+    let reveal = Reveal::of_flag(head.reveal_token);
+    let plan = ditto_models::plans::of("party", &share.config(), share.quant(), (seq, gen_n), reveal).await?;
     let params = PlanParams { seq: head.seq, generate: head.generate, reveal_token: reveal.is_token() };
     let source = Source::Tcp(cfg.dealer.clone(), params, cfg.security.clone());
     let key = cfg.key.clone();

@@ -1,0 +1,137 @@
+//! `ditto party --serve`: two long-running parties answer many clients, two at once, each
+//! request its own session routed to the same session at the peer; a replayed session fails
+//! alone; SIGTERM lets a request under way finish and both parties exit 0.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Lines};
+use std::process::ChildStdout;
+use std::time::Duration;
+
+use common::{Kill, dealer, ditto, party, path, port, provision_and_share, tls};
+
+/// The embedding's first values the one-process demo prints for `text`.
+fn demo_embedding(text: &str) -> Vec<f64> {
+    let o = ditto().args(["demo", "--model", "seeded", "--text", text]).output().unwrap();
+    let demo = String::from_utf8_lossy(&o.stdout).into_owned();
+    let line =
+        demo.lines().find(|l| l.starts_with("embedding[..6] secure")).unwrap_or_else(|| panic!("{demo}"));
+    let inner = &line[line.find('[').unwrap() + 1..line.rfind(']').unwrap()];
+    let inner = &inner[inner.find('[').map_or(0, |i| i + 1)..];
+    inner.split(", ").map(|v| v.parse().unwrap()).collect()
+}
+
+/// Runs a client for `text` (session `sid`); its embedding, or its error output.
+fn client(d: &std::path::Path, (c0, c1): (&str, &str), text: &str, sid: &str) -> Result<Vec<f64>, String> {
+    let o = ditto()
+        .args(["client", "--model", "seeded", "--text", text, "--session", sid, "--p0", c0, "--p1", c1])
+        .args(tls(d, "client", &[]))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    if !o.status.success() {
+        return Err(out + &String::from_utf8_lossy(&o.stderr));
+    }
+    let line = out.lines().find(|l| l.contains("starts [")).ok_or_else(|| out.clone())?;
+    let inner = &line[line.find('[').unwrap() + 1..line.find(']').unwrap()];
+    Ok(inner.split(", ").map(|v| v.parse().unwrap()).collect())
+}
+
+/// Starts serving party `id`; returns it and its standard output after its first line.
+fn serving(
+    d: &std::path::Path,
+    id: u8,
+    (peer, dealer, client): (&str, &str, &str),
+) -> (Kill, Lines<BufReader<ChildStdout>>) {
+    let extra =
+        ["--serve", "--concurrency", "2", "--timeout", "20", "--state", &path(&d.join(format!("state{id}")))];
+    let mut p = party(d, id, peer, dealer, client, &extra);
+    let mut lines = BufReader::new(p.0.stdout.take().unwrap()).lines();
+    let first = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert!(first.contains("serving clients on"), "party {id} did not start: {first:?}");
+    (p, lines)
+}
+
+fn sigterm(p: &Kill) {
+    let st = std::process::Command::new("kill").args(["-TERM", &p.0.id().to_string()]).status().unwrap();
+    assert!(st.success());
+}
+
+/// Waits (bounded) for `p` to exit; its status code.
+fn exit_code(p: &mut Kill) -> Option<i32> {
+    for _ in 0..600 {
+        if let Some(st) = p.0.try_wait().unwrap() {
+            return st.code();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+#[test]
+fn serving_parties_answer_clients_concurrently_and_stop_on_sigterm() {
+    let d = std::env::temp_dir().join(format!("ditto-serve-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    provision_and_share(&d, "seeded");
+    let (_dealer, dealer_addr) = dealer(&d, "seeded", &d.join("dealer"), &["--sessions", "5"]);
+    let (peer, c0, c1) = (port(), port(), port());
+    let (mut p0, out0) = serving(&d, 0, (&peer, &dealer_addr, &c0));
+    let (mut p1, out1) = serving(&d, 1, (&peer, &dealer_addr, &c1));
+    let texts =
+        ["the first of many requests.", "a second one at the same time.", "then a third.", "and the last."];
+    let sids = [
+        "a0000000000000000000000000000001",
+        "a0000000000000000000000000000002",
+        "a0000000000000000000000000000003",
+        "a0000000000000000000000000000004",
+    ];
+    let cs = (c0.as_str(), c1.as_str());
+    // Two at once, then one alone.
+    let (r0, r1) = std::thread::scope(|s| {
+        let a = s.spawn(|| client(&d, cs, texts[0], sids[0]));
+        let b = s.spawn(|| client(&d, cs, texts[1], sids[1]));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let r2 = client(&d, cs, texts[2], sids[2]);
+    // A replayed session fails alone: both parties refuse it before fetching anything.
+    let replay = client(&d, cs, texts[2], sids[0]);
+    assert!(replay.is_err(), "a replayed session was served");
+    // The last request is under way when both parties get SIGTERM: it finishes.
+    let marker = |id: u8| d.join(format!("state{id}/consumed-sessions-p{id}.d/{}", sids[3]));
+    let r3 = std::thread::scope(|s| {
+        let h = s.spawn(|| client(&d, cs, texts[3], sids[3]));
+        for _ in 0..600 {
+            if marker(0).exists() && marker(1).exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sigterm(&p0);
+        sigterm(&p1);
+        h.join().unwrap()
+    });
+    let codes = (exit_code(&mut p0), exit_code(&mut p1));
+    let logs: Vec<Vec<String>> =
+        [out0, out1].into_iter().map(|l| l.map_while(Result::ok).collect()).collect();
+    assert_eq!(codes, (Some(0), Some(0)), "{logs:?}");
+    for (i, r) in [r0, r1, r2, r3].into_iter().enumerate() {
+        let got = r.unwrap_or_else(|e| panic!("request {i}: {e}"));
+        let want = demo_embedding(texts[i]);
+        assert_eq!((want.len(), got.len()), (6, 8), "{want:?} {got:?}");
+        assert!(
+            got.iter().zip(&want).all(|(g, w)| (g - w).abs() <= 2e-3),
+            "request {i}: {got:?} vs demo {want:?}"
+        );
+    }
+    for (id, log) in logs.iter().enumerate() {
+        let served: Vec<&String> = log.iter().filter(|l| l.starts_with("served ")).collect();
+        assert_eq!(served.len(), 4, "party {id}: {log:?}");
+        for sid in sids {
+            assert_eq!(served.iter().filter(|l| l.contains(&format!("session={sid}"))).count(), 1, "{log:?}");
+        }
+        let failed: Vec<&String> = log.iter().filter(|l| l.starts_with("failed ")).collect();
+        assert!(failed.len() == 1 && failed[0].contains("was already used"), "party {id}: {log:?}");
+        assert!(log.last().is_some_and(|l| l.contains("stopped: 4 served, 1 failed")), "party {id}: {log:?}");
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
