@@ -106,6 +106,10 @@ pub struct PartyArgs {
     /// With --serve: requests run at once (each its own session and link to the peer).
     #[arg(long, default_value_t = 1)]
     pub concurrency: usize,
+    /// With --serve: serve Prometheus metrics (`GET /metrics`, plain HTTP: counts and times
+    /// only) on this address; bind it to a private interface.
+    #[arg(long)]
+    pub metrics: Option<String>,
     /// Link security (pins: the other party, `dealer`, `client`).
     #[command(flatten)]
     pub links: LinkArgs,
@@ -145,8 +149,8 @@ pub fn party(a: &PartyArgs) -> Result<(), CliError> {
     if a.serve {
         return serve_party(a, cfg, share);
     }
-    if a.concurrency != 1 {
-        return Err(CliError::Usage("--concurrency needs --serve".into()));
+    if a.concurrency != 1 || a.metrics.is_some() {
+        return Err(CliError::Usage("--concurrency and --metrics need --serve".into()));
     }
     runtime()?.block_on(async {
         let listener = tokio::net::TcpListener::bind(&a.client).await.map_err(net)?;
@@ -195,16 +199,30 @@ fn serve_party(a: &PartyArgs, cfg: PartyConfig, share: ModelShare) -> Result<(),
                 _ = tokio::signal::ctrl_c() => {}
             }
         };
+        let metrics = std::sync::Arc::new(ditto_node::metrics::Metrics::default());
+        let exporter = match &a.metrics {
+            Some(addr) => {
+                let l = tokio::net::TcpListener::bind(addr).await.map_err(net)?;
+                say!("party {} metrics on http://{}/metrics", a.id, l.local_addr().map_err(net)?);
+                let m = std::sync::Arc::clone(&metrics);
+                let wait = Duration::from_secs(5);
+                Some(tokio::spawn(ditto_node::metrics::serve_metrics(l, m, usize::from(a.id), wait)))
+            }
+            None => None,
+        };
         let log: std::sync::Arc<dyn Fn(String) + Send + Sync> = std::sync::Arc::new(|l| say!("{l}"));
         let t = ditto_node::serve::serve_until(
             std::sync::Arc::new(cfg),
             std::sync::Arc::new(share),
             listener,
-            a.concurrency,
+            (a.concurrency, metrics),
             stop,
             log,
         )
         .await?;
+        if let Some(x) = exporter {
+            x.abort();
+        }
         say!("party {} stopped: {} served, {} failed", a.id, t.served, t.failed);
         Ok(())
     })

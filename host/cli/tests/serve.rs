@@ -1,6 +1,7 @@
 //! `ditto party --serve`: two long-running parties answer many clients, two at once, each
 //! request its own session routed to the same session at the peer; a replayed session fails
-//! alone; SIGTERM lets a request under way finish and both parties exit 0.
+//! alone; P0's metrics count them; SIGTERM lets a request under way finish and both parties
+//! exit 0.
 
 mod common;
 
@@ -42,14 +43,26 @@ fn serving(
     d: &std::path::Path,
     id: u8,
     (peer, dealer, client): (&str, &str, &str),
+    more: &[&str],
 ) -> (Kill, Lines<BufReader<ChildStdout>>) {
-    let extra =
-        ["--serve", "--concurrency", "2", "--timeout", "20", "--state", &path(&d.join(format!("state{id}")))];
+    let state = path(&d.join(format!("state{id}")));
+    let extra = [&["--serve", "--concurrency", "2", "--timeout", "20", "--state", &state][..], more].concat();
     let mut p = party(d, id, peer, dealer, client, &extra);
     let mut lines = BufReader::new(p.0.stdout.take().unwrap()).lines();
     let first = lines.next().and_then(Result::ok).unwrap_or_default();
     assert!(first.contains("serving clients on"), "party {id} did not start: {first:?}");
     (p, lines)
+}
+
+/// A plain HTTP/1.1 GET of `path` on `addr`: the whole response.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
 }
 
 fn sigterm(p: &Kill) {
@@ -75,8 +88,9 @@ fn serving_parties_answer_clients_concurrently_and_stop_on_sigterm() {
     provision_and_share(&d, "seeded");
     let (_dealer, dealer_addr) = dealer(&d, "seeded", &d.join("dealer"), &["--sessions", "5"]);
     let (peer, c0, c1) = (port(), port(), port());
-    let (mut p0, out0) = serving(&d, 0, (&peer, &dealer_addr, &c0));
-    let (mut p1, out1) = serving(&d, 1, (&peer, &dealer_addr, &c1));
+    let metrics = port();
+    let (mut p0, out0) = serving(&d, 0, (&peer, &dealer_addr, &c0), &["--metrics", &metrics]);
+    let (mut p1, out1) = serving(&d, 1, (&peer, &dealer_addr, &c1), &[]);
     let texts =
         ["the first of many requests.", "a second one at the same time.", "then a third.", "and the last."];
     let sids = [
@@ -96,6 +110,19 @@ fn serving_parties_answer_clients_concurrently_and_stop_on_sigterm() {
     // A replayed session fails alone: both parties refuse it before fetching anything.
     let replay = client(&d, cs, texts[2], sids[0]);
     assert!(replay.is_err(), "a replayed session was served");
+    // P0's metrics: three served, one failed, none under way; other paths are not served.
+    let m = http_get(&metrics, "/metrics");
+    assert!(m.starts_with("HTTP/1.1 200 OK"), "{m}");
+    for want in [
+        "ditto_requests_served_total{party=\"0\"} 3",
+        "ditto_requests_failed_total{party=\"0\"} 1",
+        "ditto_requests_in_flight{party=\"0\"} 0",
+        "ditto_online_seconds_bucket{party=\"0\",le=\"+Inf\"} 3",
+        "ditto_online_seconds_count{party=\"0\"} 3",
+    ] {
+        assert!(m.lines().any(|l| l == want), "{want} in {m}");
+    }
+    assert!(http_get(&metrics, "/").starts_with("HTTP/1.1 404"));
     // The last request is under way when both parties get SIGTERM: it finishes.
     let marker = |id: u8| d.join(format!("state{id}/consumed-sessions-p{id}.d/{}", sids[3]));
     let r3 = std::thread::scope(|s| {

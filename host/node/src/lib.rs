@@ -14,6 +14,7 @@
 pub mod client;
 pub mod dealer;
 pub mod files;
+pub mod metrics;
 pub mod model_dealer;
 pub mod party;
 pub mod serve;

@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinSet;
 
+use crate::metrics::Metrics;
 use crate::party::{PartyConfig, Peer, Report, Request, claim, read_request, run_request};
 use crate::{NodeError, io};
 
@@ -140,7 +141,7 @@ pub async fn serve_until(
     cfg: Arc<PartyConfig>,
     share: Arc<ModelShare>,
     clients: TcpListener,
-    concurrency: usize,
+    (concurrency, metrics): (usize, Arc<Metrics>),
     stop: impl std::future::Future<Output = ()>,
     log: Arc<dyn Fn(String) + Send + Sync>,
 ) -> Result<Totals, NodeError> {
@@ -173,16 +174,20 @@ pub async fn serve_until(
                 };
                 let (cfg, share, meet, slots, log) =
                     (Arc::clone(&cfg), Arc::clone(&share), Arc::clone(&meet), Arc::clone(&slots), Arc::clone(&log));
+                let metrics = Arc::clone(&metrics);
                 work.spawn(async move {
                     let req = match read_client(&cfg, &share, tcp).await {
                         Ok(r) => r,
                         Err(e) => {
+                            metrics.refused();
                             log(format!("refused party={} from={from} error={:?}", cfg.party.index(), e.to_string()));
                             return None;
                         }
                     };
+                    metrics.started();
                     let session = req.head.session;
                     let Ok(permit) = slots.acquire_owned().await else {
+                        metrics.finished(Err(()));
                         let e = NodeError::Config("the server is stopping".into());
                         return Some(Served { session, result: Err(e) });
                     };
@@ -200,6 +205,7 @@ pub async fn serve_until(
                     let result = run
                         .await
                         .unwrap_or_else(|e| Err(NodeError::Config(format!("the request's thread failed: {e}"))));
+                    metrics.finished(result.as_ref().map_err(|_| ()));
                     Some(Served { session, result })
                 });
             }
