@@ -162,3 +162,56 @@ fn serving_parties_answer_clients_concurrently_and_stop_on_sigterm() {
     }
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Load: 16 requests from 4 clients at once against parties serving 2 at a time; every answer
+/// equals the demo's and every session appears exactly once in each party's log.
+#[test]
+fn serving_parties_pair_many_concurrent_requests() {
+    let d = std::env::temp_dir().join(format!("ditto-serve-load-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    provision_and_share(&d, "seeded");
+    let (_dealer, dealer_addr) = dealer(&d, "seeded", &d.join("dealer"), &[]);
+    let (peer, c0, c1) = (port(), port(), port());
+    let (mut p0, out0) = serving(&d, 0, (&peer, &dealer_addr, &c0), &[]);
+    let (mut p1, out1) = serving(&d, 1, (&peer, &dealer_addr, &c1), &[]);
+    let text = "many clients, one text.";
+    let sid = |i: usize| format!("b{i:031x}");
+    let cs = (c0.as_str(), c1.as_str());
+    let results: Vec<Result<Vec<f64>, String>> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..4)
+            .map(|c| {
+                let d = &d;
+                s.spawn(move || (0..4).map(|k| client(d, cs, text, &sid(4 * c + k))).collect::<Vec<_>>())
+            })
+            .collect();
+        hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    sigterm(&p0);
+    sigterm(&p1);
+    let codes = (exit_code(&mut p0), exit_code(&mut p1));
+    let logs: Vec<Vec<String>> =
+        [out0, out1].into_iter().map(|l| l.map_while(Result::ok).collect()).collect();
+    assert_eq!(codes, (Some(0), Some(0)), "{logs:?}");
+    let want = demo_embedding(text);
+    for (i, r) in results.into_iter().enumerate() {
+        let got = r.unwrap_or_else(|e| panic!("request {i}: {e}"));
+        assert!(
+            got.iter().zip(&want).all(|(g, w)| (g - w).abs() <= 2e-3),
+            "request {i}: {got:?} vs {want:?}"
+        );
+    }
+    for (id, log) in logs.iter().enumerate() {
+        for i in 0..16 {
+            let n = log
+                .iter()
+                .filter(|l| l.starts_with("served ") && l.contains(&format!("session={}", sid(i))))
+                .count();
+            assert_eq!(n, 1, "party {id}, session {}: {log:?}", sid(i));
+        }
+        assert!(
+            log.last().is_some_and(|l| l.contains("stopped: 16 served, 0 failed")),
+            "party {id}: {log:?}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&d);
+}
