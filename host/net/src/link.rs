@@ -7,14 +7,16 @@
 
 use std::time::Duration;
 
-use ditto_core::prg::{SessionId, ShareSetId};
 use ditto_core::{Party, Ring};
-use ditto_dealer::HashHex;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
+mod hello;
+
+pub use hello::Hello;
+
+use crate::NetError;
 use crate::counters::Counters;
 use crate::tls::{CHUNK, FrameSeal, Security, Stream, TAG, chunks, peer_role};
-use crate::{NET_VERSION, NetError};
 
 const MAGIC: u16 = 0xD171;
 /// Frame header bytes.
@@ -24,11 +26,6 @@ pub const MAX_MESSAGE: usize = 1 << 30;
 const KIND_HELLO: u8 = 1;
 const KIND_DATA: u8 = 2;
 const KIND_ABORT: u8 = 3;
-const HELLO_LEN: usize = 2 + 1 + 32 + 16 + 16;
-/// The routing frame's magic ([`Link::route`]) and its hello-kind round (the handshake is
-/// round 0, the generation check round 1).
-const ROUTE_MAGIC: [u8; 4] = *b"DRT1";
-const ROUTE_ROUND: u32 = 2;
 
 /// Link settings.
 #[derive(Clone, Copy, Debug)]
@@ -40,57 +37,6 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config { timeout: Duration::from_secs(20) }
-    }
-}
-
-/// What each party states in the handshake.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Hello {
-    /// Protocol version.
-    pub version: u16,
-    /// The sender's role.
-    pub party: Party,
-    /// Hash of the sender's plan.
-    pub plan_hash: [u8; 32],
-    /// The session the sender runs.
-    pub session: SessionId,
-    /// The sharing of the model the sender's share belongs to.
-    pub share_set: ShareSetId,
-}
-
-impl Hello {
-    /// This build's hello for `party`.
-    pub fn new(party: Party, plan_hash: [u8; 32], session: SessionId, share_set: ShareSetId) -> Self {
-        Hello { version: NET_VERSION, party, plan_hash, session, share_set }
-    }
-
-    fn encode(&self) -> [u8; HELLO_LEN] {
-        let mut b = [0u8; HELLO_LEN];
-        b[0..2].copy_from_slice(&self.version.to_le_bytes());
-        b[2] = u8::from(!self.party.is_p0());
-        b[3..35].copy_from_slice(&self.plan_hash);
-        b[35..51].copy_from_slice(&self.session.0);
-        b[51..67].copy_from_slice(&self.share_set.0);
-        b
-    }
-
-    fn decode(b: &[u8]) -> Result<Self, NetError> {
-        if b.len() != HELLO_LEN || b[2] > 1 {
-            return Err(NetError::Malformed("hello"));
-        }
-        let mut plan_hash = [0u8; 32];
-        plan_hash.copy_from_slice(&b[3..35]);
-        let mut sid = [0u8; 16];
-        sid.copy_from_slice(&b[35..51]);
-        let mut set = [0u8; 16];
-        set.copy_from_slice(&b[51..67]);
-        Ok(Hello {
-            version: u16::from_le_bytes([b[0], b[1]]),
-            party: if b[2] == 0 { Party::P0 } else { Party::P1 },
-            plan_hash,
-            session: SessionId(sid),
-            share_set: ShareSetId(set),
-        })
     }
 }
 
@@ -264,28 +210,6 @@ impl Link {
         Ok(Link::sealed(s, seal, party, cfg))
     }
 
-    /// The routing exchange of parties serving several sessions on one peer address
-    /// (`ditto party --serve`), before the handshake: P1 names the session its connection is
-    /// for (`Some`), P0 (`None`) learns it and hands the link to that session's request. Sealed
-    /// like every frame once the link is secured; the handshake then checks the session again.
-    /// Returns the session P1 named.
-    pub async fn route(&mut self, session: Option<SessionId>) -> Result<SessionId, NetError> {
-        let mut mine = vec![0u8; 4 + 16];
-        mine[..4].copy_from_slice(&ROUTE_MAGIC);
-        if let Some(s) = session {
-            mine[4..].copy_from_slice(&s.0);
-        }
-        let (_, theirs) = self.swap(KIND_HELLO, 0, ROUTE_ROUND, &mut mine, "routing").await?;
-        if theirs.len() != 20 || theirs[..4] != ROUTE_MAGIC {
-            return Err(NetError::Malformed(
-                "expected the peer's routing frame: run both parties with --serve, or neither",
-            ));
-        }
-        let mut id = [0u8; 16];
-        id.copy_from_slice(&theirs[4..]);
-        Ok(session.unwrap_or(SessionId(id)))
-    }
-
     /// This end's role.
     pub fn party(&self) -> Party {
         self.party
@@ -421,49 +345,6 @@ impl Link {
     ) -> Result<(Head, Vec<u8>), NetError> {
         let mut r = self.swap_many(kind, &mut [(step, round, mine)], what).await?;
         r.pop().ok_or(NetError::Malformed("empty flight"))
-    }
-
-    /// The handshake: both ends state version, role, plan hash and session; any mismatch is
-    /// an error naming both values.
-    pub async fn handshake(&mut self, mine: &Hello) -> Result<Hello, NetError> {
-        let (_, body) = self.swap(KIND_HELLO, 0, 0, &mut mine.encode(), "handshake").await?;
-        let theirs = Hello::decode(&body)?;
-        if theirs.version != mine.version {
-            return Err(NetError::Version { ours: mine.version, theirs: theirs.version });
-        }
-        if theirs.party == mine.party {
-            return Err(NetError::Role { ours: mine.party });
-        }
-        if theirs.plan_hash != mine.plan_hash {
-            return Err(NetError::PlanHash {
-                ours: HashHex::of(&mine.plan_hash),
-                theirs: HashHex::of(&theirs.plan_hash),
-            });
-        }
-        if theirs.session != mine.session {
-            return Err(NetError::Session { ours: mine.session.as_u128(), theirs: theirs.session.as_u128() });
-        }
-        if theirs.share_set != mine.share_set {
-            return Err(NetError::ShareSet {
-                ours: mine.share_set.as_u128(),
-                theirs: theirs.share_set.as_u128(),
-            });
-        }
-        Ok(theirs)
-    }
-
-    /// After both parties opened their dealer streams: compares the commitments to the streams'
-    /// generation ([`ditto_dealer::keys::Salt::commitment`]); different ones mean the two
-    /// streams were dealt separately (two dealer instances, or a session dealt twice) and do
-    /// not fit together.
-    pub async fn agree_generation(&mut self, mine: &[u8; 32]) -> Result<(), NetError> {
-        let (_, theirs) = self.swap(KIND_HELLO, 0, 1, &mut mine.to_vec(), "generation check").await?;
-        if theirs[..] != mine[..] {
-            let mut t = [0u8; 32];
-            t.copy_from_slice(&theirs);
-            return Err(NetError::Generation { ours: HashHex::of(mine), theirs: HashHex::of(&t) });
-        }
-        Ok(())
     }
 
     /// One symmetric exchange of plan step `step`: sends this party's whole-step message and

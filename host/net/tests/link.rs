@@ -202,3 +202,23 @@ async fn connecting_to_nobody_times_out() {
     assert!(matches!(e, NetError::Timeout { .. }), "{e}");
     assert!(t.elapsed() < Duration::from_secs(2));
 }
+
+/// Serving parties' routing frame: P0 learns the session P1 names (on every kind of link, the
+/// handshake following on the same link); a P1 that skips it (not serving) gets P0 a clear
+/// error, not a garbled handshake.
+#[tokio::test]
+async fn routing_names_the_session_before_the_handshake() {
+    for (mut a, mut b) in pairs(cfg(5000)).await {
+        let (ra, rb) = tokio::join!(a.route(None), b.route(Some(SID)));
+        assert_eq!((ra.unwrap(), rb.unwrap()), (SID, SID));
+        let (h0, h1) = (hello(Party::P0), hello(Party::P1));
+        let (ha, hb) = tokio::join!(a.handshake(&h0), b.handshake(&h1));
+        assert!(ha.is_ok() && hb.is_ok());
+    }
+    for (mut a, mut b) in pairs(cfg(2000)).await {
+        let h1 = hello(Party::P1);
+        let (ra, _) = tokio::join!(a.route(None), b.handshake(&h1));
+        let e = ra.unwrap_err().to_string();
+        assert!(e.contains("routing frame") && e.contains("--serve"), "{e}");
+    }
+}
