@@ -168,7 +168,9 @@ pub async fn serve_until(
                 let (tcp, from) = match c {
                     Ok(v) => v,
                     Err(e) => {
+                        // Out of descriptors, say: log, pause, go on.
                         log(format!("refused party={} error={:?}", cfg.party.index(), e.to_string()));
+                        tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
                 };
@@ -186,25 +188,7 @@ pub async fn serve_until(
                     };
                     metrics.started();
                     let session = req.head.session;
-                    let Ok(permit) = slots.acquire_owned().await else {
-                        metrics.finished(Err(()));
-                        let e = NodeError::Config("the server is stopping".into());
-                        return Some(Served { session, result: Err(e) });
-                    };
-                    // The request runs on a thread of its own with a runtime of its own (its
-                    // compute is long and synchronous); the sockets accepted here stay with
-                    // this runtime's driver, which keeps running.
-                    let run = tokio::task::spawn_blocking(move || {
-                        let _permit = permit;
-                        tokio::runtime::Builder::new_current_thread()
-                            .enable_all()
-                            .build()
-                            .map_err(io("starting a request's runtime"))?
-                            .block_on(one(&cfg, &share, req, &meet))
-                    });
-                    let result = run
-                        .await
-                        .unwrap_or_else(|e| Err(NodeError::Config(format!("the request's thread failed: {e}"))));
+                    let result = one(cfg, share, req, (meet, slots)).await;
                     metrics.finished(result.as_ref().map_err(|_| ()));
                     Some(Served { session, result })
                 });
@@ -214,6 +198,7 @@ pub async fn serve_until(
                     Ok((tcp, _)) => tcp,
                     Err(e) => {
                         log(format!("refused party=0 peer error={:?}", e.to_string()));
+                        tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
                 };
@@ -285,24 +270,46 @@ async fn read_client(
     read_request(conn, share, cfg.timeout).await
 }
 
-/// One request: claim its session, get its link (P0: from P1 through the rendezvous; P1: opens
-/// it, naming the session), run it.
+/// One request: claims its session, gets its link (P0: from P1 through the rendezvous, before
+/// taking a slot, so a request waiting for its peer holds none; P1: opens it once it has a
+/// slot, naming the session), and runs it on a thread of its own with a runtime of its own (its
+/// compute is long and synchronous; sockets accepted by the serving loop stay with that loop's
+/// driver, which keeps running).
 async fn one(
-    cfg: &PartyConfig,
-    share: &ModelShare,
+    cfg: Arc<PartyConfig>,
+    share: Arc<ModelShare>,
     req: Request,
-    meet: &Rendezvous,
+    (meet, slots): (Arc<Rendezvous>, Arc<Semaphore>),
 ) -> Result<Report, NodeError> {
-    claim(cfg, &req)?;
+    claim(&cfg, &req)?;
     let session = req.head.session;
     let link = match &cfg.peer {
-        Peer::Listen(_) => meet.take(session, cfg.timeout).await?,
-        Peer::Connect(addr) => {
-            let c = Config { timeout: cfg.timeout };
-            let mut link = Link::connect(addr, Party::P1, c, &cfg.security).await?;
-            link.route(Some(session)).await?;
-            link
-        }
+        Peer::Listen(_) => Some(meet.take(session, cfg.timeout).await?),
+        Peer::Connect(_) => None,
     };
-    run_request(cfg, share.clone(), req, link, None).await
+    let permit =
+        slots.acquire_owned().await.map_err(|_| NodeError::Config("the server is stopping".into()))?;
+    let run = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(io("starting a request's runtime"))?;
+        rt.block_on(async {
+            let link = match (link, &cfg.peer) {
+                (Some(l), _) => l,
+                (None, Peer::Connect(addr)) => {
+                    let c = Config { timeout: cfg.timeout };
+                    let mut l = Link::connect(addr, Party::P1, c, &cfg.security).await?;
+                    l.route(Some(session)).await?;
+                    l
+                }
+                (None, Peer::Listen(_)) => {
+                    return Err(NodeError::Config("P0 without its peer's link".into()));
+                }
+            };
+            run_request(&cfg, (*share).clone(), req, link, None).await
+        })
+    });
+    run.await.unwrap_or_else(|e| Err(NodeError::Config(format!("the request's thread failed: {e}"))))
 }
