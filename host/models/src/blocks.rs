@@ -260,14 +260,37 @@ pub(crate) async fn mlp_pre(
     linear_pre(e, &g, down).await
 }
 
+/// A key's score penalty for padding (Z_2^32, raw): 2^28 at the scores' 2 act_frac bits is 4096
+/// (512 after 1/sqrt(dh) for dh = 64), far below the exp's clamp at -14 from any row's max, and
+/// a real score minus it stays inside the upcast's |s| < 2^30 for |s| < 3 * 2^28.
+pub const PAD_PENALTY: u32 = 1 << 28;
+
+/// The secret row mask of a shared one-hot input (n x vocab): its row sums, 1 for a real token
+/// and 0 for a padding row (all zero), scale 0; local.
+pub(crate) fn row_mask(onehot: &Shared<u32>) -> Shared<u32> {
+    let (n, v) = (onehot.shape[0], onehot.shape[1]);
+    let m = (0..n)
+        .map(|i| onehot.data[i * v..(i + 1) * v].iter().fold(0u32, |a, x| a.wrapping_add(*x)))
+        .collect();
+    Shared { data: m, shape: vec![n], frac: 0 }
+}
+
+/// The per-key penalties PAD_PENALTY (1 - m_j) for the row mask m of [`row_mask`], local.
+pub(crate) fn pad_penalties(e: &Engine, onehot: &Shared<u32>) -> Shared<u32> {
+    let one_minus = e.add_const(&e.neg(&row_mask(onehot)), 1);
+    e.mul_const(&one_minus, PAD_PENALTY, 0)
+}
+
 /// Multi-head attention of new queries (n) over keys and values (t), scores in Z_2^64.
-/// `keep[r * t + j]`, when given, says whether query row r (over all heads) sees key j.
+/// `keep[r * t + j]`, when given, says whether query row r (over all heads) sees key j (a
+/// public mask); `pad[j]`, when given, is subtracted from every score of key j (a secret mask,
+/// [`pad_penalties`]: padded keys get exp 0, exactly as if they were not there).
 pub(crate) async fn attention(
     e: &mut Engine,
     q: &QuantConfig,
     (qm, km, vm): (&Shared<u32>, &Shared<u32>, &Shared<u32>),
     heads_n: usize,
-    keep: Option<&[bool]>,
+    (keep, pad): (Option<&[bool]>, Option<&Shared<u32>>),
 ) -> Result<Shared<u32>, MpcError> {
     let (n, t, h) = (qm.shape[0], km.shape[0], qm.shape[1]);
     let inv_sqrt = fx64(1.0 / ((h / heads_n) as f64).sqrt(), q.nl_frac)?;
@@ -277,6 +300,16 @@ pub(crate) async fn attention(
     let vh = heads(vm, heads_n, false);
     let v_open = if down_fuses(q, q.nl_frac) { Some(e.open_beside(&vh).await?) } else { None };
     let s = e.matmul_aa(&heads(qm, heads_n, false), &heads(km, heads_n, true)).await?;
+    let s = match pad {
+        Some(p) if p.len() == t => {
+            let all = Shared { data: p.data.repeat(s.len() / t), shape: s.shape.clone(), frac: s.frac };
+            e.sub(&s, &all)?
+        }
+        Some(p) => {
+            return Err(MpcError::Shape { what: "key padding", expected: vec![t], got: p.shape.clone() });
+        }
+        None => s,
+    };
     let softmax_tag = Tag::Softmax { exp_iters: u8::try_from(q.exp_iters).unwrap_or(u8::MAX) };
     // The upcast admits |score| 2^(2 act) < 2^30, so after the 1/sqrt(dh) scaling at nl_frac bits
     // any two scores differ by less than 2^(31 - 2 act + nl) / sqrt(dh) + 2, below 2^31 when

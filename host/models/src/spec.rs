@@ -239,6 +239,16 @@ pub fn check_input(prompt: usize, generate: usize, positions: usize) -> Result<(
     Ok(())
 }
 
+/// The lengths a BERT client pads its input to, so that the parties learn only which bucket
+/// its length falls in: the next bucket up, or the model's positions when that is shorter.
+pub const BUCKETS: [usize; 6] = [16, 32, 64, 128, 256, 512];
+
+/// The bucket of an input of `n` tokens for a model of `positions` positions (`n` itself past
+/// the last bucket; `n <= positions` is [`check_input`]'s).
+pub fn bucket(n: usize, positions: usize) -> usize {
+    BUCKETS.iter().find(|&&b| b >= n).map_or(n, |&b| b.min(positions)).max(n)
+}
+
 /// A model's tokenizer as its client uses it.
 pub enum Tokens {
     /// Byte tokens between [CLS] and [SEP] (the seeded BERTs).

@@ -74,7 +74,12 @@ pub async fn run(r: &ClientRequest<'_>, rng: &mut Prg) -> Result<Outcome, NodeEr
     let ids = tok.encode(r.text, positions)?;
     ditto_models::spec::check_input(ids.len(), r.generate, positions)?;
     let n = ids.len();
-    let shares = share(&one_hot(&ids, vocab)?, rng);
+    // A BERT input is padded to its length bucket with all-zero one-hot rows, which the
+    // parties' secret key mask ignores: they learn the bucket, not the length.
+    let rows = if gpt2 { n } else { ditto_models::spec::bucket(n, positions) };
+    let mut x = one_hot(&ids, vocab)?;
+    x.resize(rows * vocab, 0);
+    let shares = share(&x, rng);
     let connect = async |addr: &str, role: &str| -> Result<Box<dyn Stream>, NodeError> {
         let tcp = tokio::time::timeout(r.timeout, tokio::net::TcpStream::connect(addr))
             .await
@@ -90,7 +95,7 @@ pub async fn run(r: &ClientRequest<'_>, rng: &mut Prg) -> Result<Outcome, NodeEr
     for (c, s) in cs.iter_mut().zip(&shares) {
         let head = RequestHead {
             session: r.session,
-            seq: u32::try_from(n).map_err(|_| NodeError::Config("input too long".into()))?,
+            seq: u32::try_from(rows).map_err(|_| NodeError::Config("input too long".into()))?,
             generate: u32::try_from(r.generate).map_err(|_| NodeError::Config("--gen too large".into()))?,
             count: s.len(),
             reveal_token: r.reveal.is_token(),

@@ -189,6 +189,9 @@ impl SecureBert {
     pub async fn forward(&self, e: &mut Engine, onehot: &Shared<u32>) -> Result<Shared<u64>, MpcError> {
         let (n, h) = (onehot.shape[0], self.cfg.hidden_size);
         let (q, t, eps) = (&self.q, &self.t, self.cfg.layer_norm_eps);
+        // Padding rows (all-zero one-hot rows: the client pads its input to a length bucket)
+        // are keys no query sees, by a secret penalty on their scores.
+        let pad = crate::blocks::pad_penalties(e, onehot);
         // Embeddings: one-hot x table (private ids), plus public position / type rows.
         e.context(Tag::Embedding, 0);
         let x = e.matmul_fixed(onehot, &t.word).await?;
@@ -202,12 +205,12 @@ impl SecureBert {
         let mut x = norm(e, q, &x, &t.emb_ln, eps).await?;
         for (i, l) in rest.iter().enumerate() {
             let span = LayerSpan::begin(e, "bert", i + 1);
-            let x2 = self.block(e, &x, l).await?;
+            let x2 = self.block(e, &x, l, &pad).await?;
             x = norm_of(e, q, &x2, &l.ln2, eps).await?;
             span.end(e);
         }
         let span = LayerSpan::begin(e, "bert", t.layers.len());
-        let x2 = self.block(e, &x, last).await?;
+        let x2 = self.block(e, &x, last, &pad).await?;
         let y = norm64_of(e, q, &x2, &last.ln2, eps).await?;
         span.end(e);
         Ok(y)
@@ -221,10 +224,11 @@ impl SecureBert {
         e: &mut Engine,
         x: &Shared<u32>,
         l: &Layer<Weight<u32>>,
+        pad: &Shared<u32>,
     ) -> Result<Shared<u64>, MpcError> {
         let (q, eps, heads_n) = (&self.q, self.cfg.layer_norm_eps, self.cfg.num_attention_heads);
         let (qm, km, vm) = qkv(&linear(e, x, &l.qkv).await?);
-        let ctx = attention(e, q, (&qm, &km, &vm), heads_n, None).await?;
+        let ctx = attention(e, q, (&qm, &km, &vm), heads_n, (None, Some(pad))).await?;
         let a = linear_pre(e, &ctx, &l.o).await?;
         let x1 = residual64(e, x, &a, l.o.w.frac).await?;
         let x1 = norm_of(e, q, &x1, &l.ln1, eps).await?;
@@ -271,7 +275,11 @@ impl SecureBert {
     pub async fn pooled_sum(&self, e: &mut Engine, onehot: &Shared<u32>) -> Result<Shared<u64>, MpcError> {
         let x = self.forward(e, onehot).await?;
         let (n, h) = (x.shape[0], x.shape[1]);
-        let data = (0..h).map(|j| (0..n).fold(0u64, |a, i| a.wrapping_add(x.data[i * h + j]))).collect();
-        Ok(Shared { data, shape: vec![h], frac: x.frac })
+        // The sum over the real rows only, sum_i m_i x_i with m the secret row mask (1 for a
+        // real token, 0 for padding): m upcast, then one product m^T X.
+        e.set_tag(Tag::Other);
+        let m = e.upcast_a(&crate::blocks::row_mask(onehot).reshape(&[1, 1, n])?).await?;
+        let s = e.matmul_aa(&m, &Shared { shape: vec![1, n, h], ..x }).await?;
+        Ok(Shared { shape: vec![h], ..s })
     }
 }
