@@ -9,18 +9,9 @@ use std::io::{BufRead, BufReader, Lines};
 use std::process::ChildStdout;
 use std::time::Duration;
 
-use common::{Kill, dealer, ditto, party, path, port, provision_and_share, tls};
-
-/// The embedding's first values the one-process demo prints for `text`.
-fn demo_embedding(text: &str) -> Vec<f64> {
-    let o = ditto().args(["demo", "--model", "seeded", "--text", text]).output().unwrap();
-    let demo = String::from_utf8_lossy(&o.stdout).into_owned();
-    let line =
-        demo.lines().find(|l| l.starts_with("embedding[..6] secure")).unwrap_or_else(|| panic!("{demo}"));
-    let inner = &line[line.find('[').unwrap() + 1..line.rfind(']').unwrap()];
-    let inner = &inner[inner.find('[').map_or(0, |i| i + 1)..];
-    inner.split(", ").map(|v| v.parse().unwrap()).collect()
-}
+use common::{
+    Kill, dealer, demo_embedding, ditto, embedding_line, party, path, port, provision_and_share, tls,
+};
 
 /// Runs a client for `text` (session `sid`); its embedding, or its error output.
 fn client(d: &std::path::Path, (c0, c1): (&str, &str), text: &str, sid: &str) -> Result<Vec<f64>, String> {
@@ -33,9 +24,7 @@ fn client(d: &std::path::Path, (c0, c1): (&str, &str), text: &str, sid: &str) ->
     if !o.status.success() {
         return Err(out + &String::from_utf8_lossy(&o.stderr));
     }
-    let line = out.lines().find(|l| l.contains("starts [")).ok_or_else(|| out.clone())?;
-    let inner = &line[line.find('[').unwrap() + 1..line.find(']').unwrap()];
-    Ok(inner.split(", ").map(|v| v.parse().unwrap()).collect())
+    Ok(embedding_line(&out))
 }
 
 /// Starts serving party `id`; returns it and its standard output after its first line.
@@ -143,7 +132,7 @@ fn serving_parties_answer_clients_concurrently_and_stop_on_sigterm() {
     assert_eq!(codes, (Some(0), Some(0)), "{logs:?}");
     for (i, r) in [r0, r1, r2, r3].into_iter().enumerate() {
         let got = r.unwrap_or_else(|e| panic!("request {i}: {e}"));
-        let want = demo_embedding(texts[i]);
+        let want = demo_embedding("seeded", texts[i]);
         assert_eq!((want.len(), got.len()), (6, 8), "{want:?} {got:?}");
         assert!(
             got.iter().zip(&want).all(|(g, w)| (g - w).abs() <= 2e-3),
@@ -192,7 +181,7 @@ fn serving_parties_pair_many_concurrent_requests() {
     let logs: Vec<Vec<String>> =
         [out0, out1].into_iter().map(|l| l.map_while(Result::ok).collect()).collect();
     assert_eq!(codes, (Some(0), Some(0)), "{logs:?}");
-    let want = demo_embedding(text);
+    let want = demo_embedding("seeded", text);
     for (i, r) in results.into_iter().enumerate() {
         let got = r.unwrap_or_else(|e| panic!("request {i}: {e}"));
         assert!(

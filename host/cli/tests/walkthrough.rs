@@ -5,13 +5,7 @@
 
 mod common;
 
-use common::{dealer, ditto, party, path, port, provision_and_share, tls};
-
-fn embedding_line(out: &str) -> Vec<f64> {
-    let line = out.lines().find(|l| l.contains("starts [")).unwrap_or_else(|| panic!("{out}"));
-    let inner = &line[line.find('[').unwrap() + 1..line.find(']').unwrap()];
-    inner.split(", ").map(|v| v.parse().unwrap()).collect()
-}
+use common::{dealer, demo_embedding, ditto, embedding_line, party, path, port, provision_and_share, tls};
 
 /// Runs provision, share-model, a dealer, P0, P1 and a client for `model`, `sessions` times
 /// (new party processes each time); returns each client's and P0's standard output.
@@ -113,14 +107,7 @@ fn four_processes_compute_the_same_embedding_as_the_demo() {
     assert!(runs[1].1.contains("weight setup 48 bytes, masks from the state directory"), "{}", runs[1].1);
     let got = embedding_line(&runs[0].0);
     let again = embedding_line(&runs[1].0);
-    let o = ditto().args(["demo", "--model", "seeded", "--text", text]).output().unwrap();
-    let demo = String::from_utf8_lossy(&o.stdout).into_owned();
-    let want: Vec<f64> = {
-        let line = demo.lines().find(|l| l.starts_with("embedding[..6] secure")).unwrap();
-        let inner = &line[line.find('[').unwrap() + 1..line.rfind(']').unwrap()];
-        let inner = &inner[inner.find('[').map_or(0, |i| i + 1)..];
-        inner.split(", ").map(|v| v.parse().unwrap()).collect()
-    };
+    let want = demo_embedding("seeded", text);
     assert_eq!((want.len(), got.len()), (6, 8), "{want:?} {got:?}");
     for ((g, a), w) in got.iter().zip(&again).zip(&want) {
         assert!((g - w).abs() <= 2e-3 && (a - w).abs() <= 2e-3, "{got:?}, {again:?} vs demo {want:?}");

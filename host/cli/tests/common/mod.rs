@@ -110,3 +110,21 @@ pub fn party(d: &Path, id: u8, peer: &str, dealer: &str, client: &str, extra: &[
             .unwrap(),
     )
 }
+
+/// The embedding's first values in a client's output (its "starts [..]" line).
+pub fn embedding_line(out: &str) -> Vec<f64> {
+    let line = out.lines().find(|l| l.contains("starts [")).unwrap_or_else(|| panic!("{out}"));
+    let inner = &line[line.find('[').unwrap() + 1..line.find(']').unwrap()];
+    inner.split(", ").map(|v| v.parse().unwrap()).collect()
+}
+
+/// The first six values of the secure embedding the one-process demo prints for `text`.
+pub fn demo_embedding(model: &str, text: &str) -> Vec<f64> {
+    let o = ditto().args(["demo", "--model", model, "--text", text]).output().unwrap();
+    let demo = String::from_utf8_lossy(&o.stdout).into_owned();
+    let line =
+        demo.lines().find(|l| l.starts_with("embedding[..6] secure")).unwrap_or_else(|| panic!("{demo}"));
+    let inner = &line[line.find('[').unwrap() + 1..line.rfind(']').unwrap()];
+    let inner = &inner[inner.find('[').map_or(0, |i| i + 1)..];
+    inner.split(", ").map(|v| v.parse().unwrap()).collect()
+}
