@@ -27,6 +27,7 @@ fn main() {
     let share_set = ShareSetId([0x5e; 16]);
     let req = Request {
         version: PLAN_VERSION,
+        deal: ditto_dealer::host::Deal::Stream,
         party: Party::P1,
         plan_hash: [3; 32],
         share_set,

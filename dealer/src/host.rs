@@ -228,12 +228,26 @@ pub struct PlanParams {
     pub reveal_token: bool,
 }
 
+/// What a request asks to be dealt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Deal {
+    /// The requesting party's stream of the session named in the frame header.
+    Stream,
+    /// A session the dealer creates (its id fresh from the dealer's RNG, the header's unused):
+    /// both parties' sealed streams, P0's first, to P1, which keeps them (a serving party's
+    /// pool) and relays P0's to P0 when it uses the session. P0's stream is sealed to P0's
+    /// key, so P1 can neither read nor alter it; P0 refuses it for any other session.
+    NewSession,
+}
+
 /// What a party asks the dealer server for (an unsealed control frame of the session).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Request {
     /// Plan format version.
     pub version: u16,
-    /// Which party's stream.
+    /// What to deal.
+    pub deal: Deal,
+    /// Which party's stream ([`Deal::Stream`]), or who asks ([`Deal::NewSession`]: P1).
     pub party: Party,
     /// The party's plan hash.
     pub plan_hash: [u8; 32],
@@ -248,6 +262,8 @@ pub struct Request {
 pub enum Response {
     /// The sealed stream follows.
     Accepted,
+    /// [`Deal::NewSession`]: the session created; P0's sealed stream follows, then P1's.
+    Created(SessionId),
     /// Refused, with the reason.
     Refused(heapless::String<96, u8>),
 }
@@ -350,16 +366,116 @@ pub fn request_stream_on<S: std::io::Read + std::io::Write>(
     plan_hash: &[u8; 32],
     params: PlanParams,
 ) -> Result<S, Error> {
-    let req = Request { version: PLAN_VERSION, party, plan_hash: *plan_hash, share_set, params };
-    let mut buf = [0u8; CONTROL_LIMIT];
-    FrameWriter::new(Io(&mut sock), session).write_message(FrameKind::Control, 0, &req, &mut buf)?;
-    std::io::Write::flush(&mut sock)
-        .map_err(|e| Error::Core(ditto_core::Error::Io(embedded_io::Error::kind(&e))))?;
-    let (_, resp): (_, Response) =
-        FrameReader::new(Io(&mut sock), session, CONTROL_LIMIT).read_message(FrameKind::Control, &mut buf)?;
-    match resp {
+    let req = Request {
+        version: PLAN_VERSION,
+        deal: Deal::Stream,
+        party,
+        plan_hash: *plan_hash,
+        share_set,
+        params,
+    };
+    match ask(&mut sock, session, &req)? {
         Response::Accepted => Ok(sock),
+        Response::Created(_) => {
+            Err(Error::Core(ditto_core::Error::Encoding("dealer created a session unasked")))
+        }
         Response::Refused(reason) => Err(Error::Refused { reason }),
+    }
+}
+
+/// P1 over an open connection to the dealer server: asks for a new session of the plan with
+/// `plan_hash` (made for `params`) and the masks of sharing `share_set`
+/// ([`Deal::NewSession`]); returns the session the dealer created and the connection positioned
+/// at P0's sealed stream, which P1's own follows (split them with [`copy_stream`]).
+pub fn request_new_session_on<S: std::io::Read + std::io::Write>(
+    mut sock: S,
+    share_set: ShareSetId,
+    plan_hash: &[u8; 32],
+    params: PlanParams,
+) -> Result<(SessionId, S), Error> {
+    let req = Request {
+        version: PLAN_VERSION,
+        deal: Deal::NewSession,
+        party: Party::P1,
+        plan_hash: *plan_hash,
+        share_set,
+        params,
+    };
+    match ask(&mut sock, SessionId([0; 16]), &req)? {
+        Response::Created(s) => Ok((s, sock)),
+        Response::Accepted => {
+            Err(Error::Core(ditto_core::Error::Encoding("dealer did not create a session")))
+        }
+        Response::Refused(reason) => Err(Error::Refused { reason }),
+    }
+}
+
+/// Sends `req` under `session` and reads the answer.
+fn ask<S: std::io::Read + std::io::Write>(
+    sock: &mut S,
+    session: SessionId,
+    req: &Request,
+) -> Result<Response, Error> {
+    let mut buf = [0u8; CONTROL_LIMIT];
+    FrameWriter::new(Io(&mut *sock), session).write_message(FrameKind::Control, 0, req, &mut buf)?;
+    std::io::Write::flush(sock)
+        .map_err(|e| Error::Core(ditto_core::Error::Io(embedded_io::Error::kind(&e))))?;
+    let (_, resp): (_, Response) = FrameReader::new(Io(&mut *sock), session, CONTROL_LIMIT)
+        .read_message(FrameKind::Control, &mut buf)?;
+    Ok(resp)
+}
+
+/// Copies one whole sealed stream of `session` from `r` to `w`, frame by frame, up to and with
+/// its end frame, checking each frame's header, sequence and checksum (not its seal: the party
+/// that opens the stream checks that). A stream cut short or garbled is an error, so a copy
+/// that returns is complete. Returns the bytes copied.
+pub fn copy_stream<R: embedded_io::Read, W: embedded_io::Write>(
+    r: R,
+    w: W,
+    session: SessionId,
+) -> Result<u64, Error> {
+    let mut tee = Tee { r, w, n: 0, err: None };
+    let mut buf = std::vec![0u8; ditto_core::frame::MAX_PAYLOAD];
+    let read = {
+        let mut frames = FrameReader::new(&mut tee, session, ditto_core::frame::MAX_PAYLOAD);
+        loop {
+            match frames.read_frame(&mut buf) {
+                Ok(h) if h.kind == FrameKind::End => break Ok(()),
+                Ok(_) => {}
+                Err(e) => break Err(e),
+            }
+        }
+    };
+    // A write error ends reading; it is the one to report.
+    match (tee.err, read) {
+        (Some(k), _) => Err(Error::Core(ditto_core::Error::Io(k))),
+        (None, Err(e)) => Err(Error::Core(e)),
+        (None, Ok(())) => Ok(tee.n),
+    }
+}
+
+/// A reader that writes what it reads to `w` (the first write error is kept and ends reading).
+struct Tee<R, W> {
+    r: R,
+    w: W,
+    n: u64,
+    err: Option<embedded_io::ErrorKind>,
+}
+
+impl<R: embedded_io::Read, W: embedded_io::Write> embedded_io::ErrorType for Tee<R, W> {
+    type Error = embedded_io::ErrorKind;
+}
+
+impl<R: embedded_io::Read, W: embedded_io::Write> embedded_io::Read for Tee<R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        let n = self.r.read(buf).map_err(|e| embedded_io::Error::kind(&e))?;
+        if let Err(e) = self.w.write_all(&buf[..n]) {
+            let k = embedded_io::Error::kind(&e);
+            self.err = Some(k);
+            return Err(k);
+        }
+        self.n += n as u64;
+        Ok(n)
     }
 }
 

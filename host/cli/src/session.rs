@@ -110,6 +110,17 @@ pub struct PartyArgs {
     /// only) on this address; bind it to a private interface.
     #[arg(long)]
     pub metrics: Option<String>,
+    /// With --serve, P1: keep sessions dealt ahead on disk, up to this many bytes in all
+    /// (e.g. `4G`; K, M, G, T are powers of 1024), so a request finds its correlations ready;
+    /// with the pool empty the dealer creates one while the request waits. Filled while no
+    /// request is under way.
+    #[arg(long)]
+    pub pool: Option<String>,
+    /// With --pool: the plans to pool, comma-separated: `N` (tokens, a BERT length bucket), or
+    /// for GPT-2 `N+G` (prompt and generated tokens) or `N+G:token`. Default for BERT: the
+    /// length buckets up to 128.
+    #[arg(long)]
+    pub pool_buckets: Option<String>,
     /// Link security (pins: the other party, `dealer`, `client`).
     #[command(flatten)]
     pub links: LinkArgs,
@@ -149,8 +160,8 @@ pub fn party(a: &PartyArgs) -> Result<(), CliError> {
     if a.serve {
         return serve_party(a, cfg, share);
     }
-    if a.concurrency != 1 || a.metrics.is_some() {
-        return Err(CliError::Usage("--concurrency and --metrics need --serve".into()));
+    if a.concurrency != 1 || a.metrics.is_some() || a.pool.is_some() {
+        return Err(CliError::Usage("--concurrency, --metrics and --pool need --serve".into()));
     }
     runtime()?.block_on(async {
         let listener = tokio::net::TcpListener::bind(&a.client).await.map_err(net)?;
@@ -200,6 +211,19 @@ fn serve_party(a: &PartyArgs, cfg: PartyConfig, share: ModelShare) -> Result<(),
             }
         };
         let metrics = std::sync::Arc::new(ditto_node::metrics::Metrics::default());
+        let pool = match pool_of(a, &cfg, &share).await? {
+            Some(p) => {
+                let (d, bytes) = p.depths();
+                say!(
+                    "party 1 pool: {bytes} bytes in {} sessions, buckets {}",
+                    d.iter().sum::<usize>(),
+                    p.keys().iter().map(|k| k.label.as_str()).collect::<Vec<_>>().join(",")
+                );
+                metrics.set_pool(std::sync::Arc::clone(&p));
+                Some(p)
+            }
+            None => None,
+        };
         let exporter = match &a.metrics {
             Some(addr) => {
                 let l = tokio::net::TcpListener::bind(addr).await.map_err(net)?;
@@ -215,7 +239,7 @@ fn serve_party(a: &PartyArgs, cfg: PartyConfig, share: ModelShare) -> Result<(),
             std::sync::Arc::new(cfg),
             std::sync::Arc::new(share),
             listener,
-            (a.concurrency, metrics),
+            ditto_node::serve::Options { concurrency: a.concurrency, metrics, pool },
             stop,
             log,
         )
@@ -226,6 +250,37 @@ fn serve_party(a: &PartyArgs, cfg: PartyConfig, share: ModelShare) -> Result<(),
         say!("party {} stopped: {} served, {} failed", a.id, t.served, t.failed);
         Ok(())
     })
+}
+
+/// P1's pool (`--pool`, `--pool-buckets`), opened.
+async fn pool_of(
+    a: &PartyArgs,
+    cfg: &PartyConfig,
+    share: &ModelShare,
+) -> Result<Option<std::sync::Arc<ditto_node::pool::Pool>>, CliError> {
+    use ditto_node::pool::{default_buckets, open_for, parse_buckets, parse_size};
+    let Some(size) = &a.pool else {
+        if a.pool_buckets.is_some() {
+            return Err(CliError::Usage("--pool-buckets needs --pool SIZE".into()));
+        }
+        return Ok(None);
+    };
+    if a.id != 1 {
+        return Err(CliError::Usage(
+            "--pool is P1's: it keeps both parties' sealed streams and relays P0's".into(),
+        ));
+    }
+    let budget = parse_size(size).map_err(|e| CliError::Usage(format!("--pool {e}")))?;
+    let mc = share.config();
+    let spec = match (a.pool_buckets.clone(), default_buckets(&mc)) {
+        (Some(b), _) | (None, Some(b)) => b,
+        (None, None) => return Err(CliError::Usage("a GPT-2 pool needs --pool-buckets N+G,...".into())),
+    };
+    let buckets =
+        parse_buckets(&spec, mc.positions(), matches!(mc, ditto_models::spec::ModelConfig::Gpt2(_)))
+            .map_err(|e| CliError::Usage(format!("--pool-buckets {e}")))?;
+    let consumed = ditto_node::party::consumed(cfg)?;
+    Ok(Some(open_for(share, &cfg.state, &buckets, budget, consumed).await?))
 }
 
 /// Parses `--reveal`.

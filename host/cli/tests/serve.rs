@@ -70,6 +70,35 @@ fn exit_code(p: &mut Kill) -> Option<i32> {
     None
 }
 
+/// A served line's `key=value`.
+fn field<'a>(line: &'a str, key: &str) -> &'a str {
+    line.split(' ').find_map(|w| w.strip_prefix(key)?.strip_prefix('=')).unwrap_or("")
+}
+
+/// The sessions the parties ran, by request id, checked to be the same at both parties (P0's
+/// relayed by P1, P1's from its pool or on demand), each request served once at each party
+/// and every session distinct.
+fn same_sessions(logs: &[Vec<String>]) -> std::collections::HashMap<String, (String, String)> {
+    let of = |log: &Vec<String>| {
+        let mut m = std::collections::HashMap::new();
+        for l in log.iter().filter(|l| l.starts_with("served ")) {
+            let v = (field(l, "session").to_string(), field(l, "source").to_string());
+            assert!(m.insert(field(l, "request").to_string(), v).is_none(), "served twice: {l}");
+        }
+        m
+    };
+    let (m0, m1) = (of(&logs[0]), of(&logs[1]));
+    assert_eq!(m0.len(), m1.len(), "{logs:?}");
+    for (r, (s, src)) in &m0 {
+        assert_eq!(src, "relayed", "{logs:?}");
+        let (s1, src1) = &m1[r];
+        assert_eq!((s, true), (s1, src1 == "pool" || src1 == "on-demand"), "request {r}: {logs:?}");
+    }
+    let distinct: std::collections::HashSet<&String> = m1.values().map(|(s, _)| s).collect();
+    assert_eq!(distinct.len(), m1.len(), "a session ran twice: {logs:?}");
+    m1
+}
+
 #[test]
 fn serving_parties_answer_clients_concurrently_and_stop_on_sigterm() {
     let d = std::env::temp_dir().join(format!("ditto-serve-{}", std::process::id()));
@@ -139,11 +168,11 @@ fn serving_parties_answer_clients_concurrently_and_stop_on_sigterm() {
             "request {i}: {got:?} vs demo {want:?}"
         );
     }
+    let dealt = same_sessions(&logs);
+    assert_eq!(dealt.len(), 4, "{logs:?}");
     for (id, log) in logs.iter().enumerate() {
-        let served: Vec<&String> = log.iter().filter(|l| l.starts_with("served ")).collect();
-        assert_eq!(served.len(), 4, "party {id}: {log:?}");
         for sid in sids {
-            assert_eq!(served.iter().filter(|l| l.contains(&format!("session={sid}"))).count(), 1, "{log:?}");
+            assert!(dealt.contains_key(sid), "{sid}: {log:?}");
         }
         let failed: Vec<&String> = log.iter().filter(|l| l.starts_with("failed ")).collect();
         assert!(failed.len() == 1 && failed[0].contains("was already used"), "party {id}: {log:?}");
@@ -189,13 +218,10 @@ fn serving_parties_pair_many_concurrent_requests() {
             "request {i}: {got:?} vs {want:?}"
         );
     }
+    let dealt = same_sessions(&logs);
     for (id, log) in logs.iter().enumerate() {
         for i in 0..16 {
-            let n = log
-                .iter()
-                .filter(|l| l.starts_with("served ") && l.contains(&format!("session={}", sid(i))))
-                .count();
-            assert_eq!(n, 1, "party {id}, session {}: {log:?}", sid(i));
+            assert!(dealt.contains_key(&sid(i)), "party {id}, request {}: {log:?}", sid(i));
         }
         assert!(
             log.last().is_some_and(|l| l.contains("stopped: 16 served, 0 failed")),

@@ -28,8 +28,36 @@ pub enum Source {
     Tcp(String, PlanParams, Security),
     /// A file written by `ditto dealer --out`.
     File(std::path::PathBuf),
-    /// Bytes in memory (tests).
+    /// Bytes in memory (tests; P0's stream relayed by P1).
     Memory(std::sync::Arc<Vec<u8>>),
+    /// A connection already positioned at the stream (P1's part of a session the dealer
+    /// created on demand, [`ditto_dealer::host::request_new_session_on`]).
+    Open(Opened),
+}
+
+/// A reader handed over once ([`Source::Open`]).
+#[derive(Clone)]
+pub struct Opened(std::sync::Arc<std::sync::Mutex<Option<Box<dyn Read + Send>>>>);
+
+impl Opened {
+    /// Wraps `r`.
+    pub fn new(r: Box<dyn Read + Send>) -> Self {
+        Opened(std::sync::Arc::new(std::sync::Mutex::new(Some(r))))
+    }
+
+    fn take(&self) -> Result<Box<dyn Read + Send>, NetError> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+            .ok_or(NetError::Malformed("an opened dealer stream read twice"))
+    }
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Opened(..)")
+    }
 }
 
 /// An opened dealer stream: the party's seeds, and (P1) each step's corrections in order.
@@ -67,6 +95,7 @@ fn open_reader(
                 .map_err(|e| NetError::Io { what: "opening the dealer stream file", source: e })?,
         )),
         Source::Memory(b) => Box::new(std::io::Cursor::new(b.as_ref().clone())),
+        Source::Open(o) => Box::new(std::io::BufReader::with_capacity(1 << 20, o.take()?)),
     })
 }
 

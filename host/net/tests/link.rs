@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use ditto_core::Party;
 use ditto_core::prg::{SessionId, ShareSetId};
 use ditto_net::NetError;
-use ditto_net::link::{Config, Hello, Link};
+use ditto_net::link::{Config, Hello, Link, MAX_RELAYED, Route};
 use ditto_net::tls::Security;
 
 const SID: SessionId = SessionId([7; 16]);
@@ -207,18 +207,33 @@ async fn connecting_to_nobody_times_out() {
 /// handshake following on the same link); a P1 that skips it (not serving) gets P0 a clear
 /// error, not a garbled handshake.
 #[tokio::test]
-async fn routing_names_the_session_before_the_handshake() {
+async fn routing_names_the_request_and_session_and_relays_p0s_stream() {
+    let sent = Route {
+        request: SessionId([0xa1; 16]),
+        session: SID,
+        p0_stream: (0..300u16).map(|i| i as u8).collect(),
+    };
     for (mut a, mut b) in pairs(cfg(5000)).await {
-        let (ra, rb) = tokio::join!(a.route(None), b.route(Some(SID)));
-        assert_eq!((ra.unwrap(), rb.unwrap()), (SID, SID));
+        let (ra, rb) = tokio::join!(a.route_recv(), b.route_send(&sent));
+        rb.unwrap();
+        assert_eq!(ra.unwrap(), sent);
         let (h0, h1) = (hello(Party::P0), hello(Party::P1));
         let (ha, hb) = tokio::join!(a.handshake(&h0), b.handshake(&h1));
         assert!(ha.is_ok() && hb.is_ok());
     }
+    // A peer that does not route.
     for (mut a, mut b) in pairs(cfg(2000)).await {
         let h1 = hello(Party::P1);
-        let (ra, _) = tokio::join!(a.route(None), b.handshake(&h1));
+        let (ra, _) = tokio::join!(a.route_recv(), b.handshake(&h1));
         let e = ra.unwrap_err().to_string();
         assert!(e.contains("routing frame") && e.contains("--serve"), "{e}");
+    }
+    // Nothing, or too much, to relay is refused before anything is sent.
+    for (_, mut b) in pairs(cfg(2000)).await {
+        for len in [0, MAX_RELAYED + 1] {
+            let r = Route { p0_stream: vec![0; len], ..sent.clone() };
+            let e = b.route_send(&r).await.unwrap_err().to_string();
+            assert!(e.contains("1 to 65536 bytes"), "{e}");
+        }
     }
 }

@@ -112,11 +112,12 @@ pub async fn run(r: &ClientRequest<'_>, rng: &mut Prg) -> Result<Outcome, NodeEr
     for _ in 0..r.generate {
         let [s0, s1] = &mut cs;
         let (tag, max) = (output_tag(r.reveal), r.reveal.message_len(vocab));
-        let (l0, l1) = tokio::join!(
+        // The first error ends the wait (a party that refuses need not wait for the other's
+        // time-out).
+        let (l0, l1) = tokio::try_join!(
             read_u32_frame(s0, tag, max, CLIENT_TURN, "an output"),
             read_u32_frame(s1, tag, max, CLIENT_TURN, "an output")
-        );
-        let (l0, l1) = (l0?, l1?);
+        )?;
         if l0.len() != max || l1.len() != max {
             return Err(NodeError::Answer(format!(
                 "{} and {} output elements, expected {max}",
@@ -152,8 +153,7 @@ async fn bert_answer(
     labels: &[String],
 ) -> Result<Outcome, NodeError> {
     let [c0, c1] = cs;
-    let (a0, a1) = tokio::join!(read_answer(c0, CLIENT_TURN), read_answer(c1, CLIENT_TURN));
-    let (a0, a1) = (a0?, a1?);
+    let (a0, a1) = tokio::try_join!(read_answer(c0, CLIENT_TURN), read_answer(c1, CLIENT_TURN))?;
     if (a0.ring, a0.frac, a0.data.len()) != (a1.ring, a1.frac, a1.data.len()) {
         return Err(NodeError::Answer("the two answers differ in ring, scale or length".into()));
     }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use ditto_core::Party;
 use ditto_core::plan::{PLAN_VERSION, Plan};
 use ditto_dealer::HashHex;
-use ditto_dealer::host::{Io, Request, Response, read_request, reason, with_parallel, write_response};
+use ditto_dealer::host::{Deal, Io, Request, Response, read_request, reason, with_parallel, write_response};
 use ditto_dealer::keys::PartyKey;
 use ditto_dealer::stream::{
     SessionSpec, SlicePlan, Summary, dealer_streams, scratch_len, write_stream, write_stream_with,
@@ -49,16 +49,7 @@ impl SessionDealer {
     /// Bytes of P1's stream on the wire, near enough for progress (corrections plus a header
     /// and a tag per frame; the hello, seed and end frames are a few hundred bytes more).
     pub fn p1_wire_bytes(&self) -> u64 {
-        let chunk = self.spec.chunk as u64;
-        let frame = (ditto_core::frame::HEADER_LEN + ditto_dealer::seal::TAG_LEN) as u64;
-        self.plan
-            .steps
-            .iter()
-            .map(|st| {
-                let b = st.p1_correction_bytes();
-                b + b.div_ceil(chunk) * frame
-            })
-            .sum()
+        p1_wire_bytes(&self.plan, self.spec.chunk)
     }
 
     /// Writes `party`'s stream to `w`; P1's corrections come from the worker threads.
@@ -85,6 +76,11 @@ impl SessionDealer {
             write_response(Io(&mut *sock), session, &Response::Refused(reason(&why)))?;
             Err(NodeError::Request(format!("refused {:?}: {why}", req.party)))
         };
+        if req.deal != Deal::Stream {
+            return refuse(
+                "this dealer deals one fixed session; serving parties need `ditto dealer --model`".into(),
+            );
+        }
         if let Err(why) = check_role(role, req.party) {
             return refuse(why);
         }
@@ -186,6 +182,20 @@ impl SessionDealer {
         }
         Ok(())
     }
+}
+
+/// Bytes of P1's stream of `plan` in frames of `chunk` correction bytes, near enough for
+/// progress and sizing (corrections plus a header and a tag per frame; the salt, hello, seed
+/// and end frames are a few hundred bytes more).
+pub fn p1_wire_bytes(plan: &Plan, chunk: usize) -> u64 {
+    let frame = (ditto_core::frame::HEADER_LEN + ditto_dealer::seal::TAG_LEN) as u64;
+    plan.steps
+        .iter()
+        .map(|st| {
+            let b = st.p1_correction_bytes();
+            b + b.div_ceil(chunk as u64) * frame
+        })
+        .sum()
 }
 
 /// What happened to one connection of a dealer.

@@ -92,16 +92,25 @@ impl SessionRecord {
         Ok(SessionRecord { dir: record, legacy: dir.join(name) })
     }
 
+    /// Whether `session` is recorded.
+    pub fn contains(&self, session: &SessionId) -> Result<bool, NodeError> {
+        let id = format!("{:032x}", session.as_u128());
+        match fs::read_to_string(&self.legacy) {
+            Ok(text) if text.lines().any(|l| l.trim() == id) => return Ok(true),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(NodeError::File { path: self.legacy.clone(), source: e }),
+        }
+        Ok(self.dir.join(&id).exists())
+    }
+
     /// Records `session`, refusing one already recorded. Atomic and durable: the marker is
     /// created exclusively, then it and the directory are synced.
     pub fn claim(&self, session: &SessionId) -> Result<(), NodeError> {
         let id = format!("{:032x}", session.as_u128());
         let reused = || NodeError::SessionReused { session: session.as_u128(), record: self.dir.clone() };
-        match fs::read_to_string(&self.legacy) {
-            Ok(text) if text.lines().any(|l| l.trim() == id) => return Err(reused()),
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(NodeError::File { path: self.legacy.clone(), source: e }),
+        if self.contains(session)? {
+            return Err(reused());
         }
         let marker = self.dir.join(&id);
         let f = match fs::OpenOptions::new().write(true).create_new(true).open(&marker) {

@@ -17,6 +17,7 @@ pub mod files;
 pub mod metrics;
 pub mod model_dealer;
 pub mod party;
+pub mod pool;
 pub mod serve;
 
 use std::path::PathBuf;

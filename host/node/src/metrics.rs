@@ -1,7 +1,8 @@
 //! A serving party's counters and its Prometheus text exposition (`ditto party --serve
 //! --metrics ADDR`, `GET /metrics`): requests served, failed and under way, connections
-//! refused, bytes and rounds sent to the peer, and a histogram of online latency. Only counts
-//! and times: nothing of any input, output or share.
+//! refused, bytes and rounds sent to the peer, a histogram of online latency, and P1's pools
+//! (sessions and bytes pooled per bucket, sessions pooled, failed fills, requests served from
+//! the pool and on demand). Only counts and times: nothing of any input, output or share.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,7 +10,8 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::party::Report;
+use crate::party::{Origin, Report};
+use crate::pool::Pool;
 
 /// Upper bounds (seconds) of the online-latency histogram's buckets (and +Inf).
 pub const LATENCY_BUCKETS: [f64; 11] = [0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 25.0, 60.0, 300.0];
@@ -23,14 +25,27 @@ pub struct Metrics {
     refused: AtomicU64,
     sent: AtomicU64,
     rounds: AtomicU64,
+    on_demand: AtomicU64,
     /// Per-bucket counts (not cumulative), the last one +Inf, and the sum of seconds.
     latency: Mutex<([u64; LATENCY_BUCKETS.len() + 1], f64)>,
+    /// P1's pool, when it keeps one.
+    pool: std::sync::OnceLock<std::sync::Arc<Pool>>,
 }
 
 impl Metrics {
     /// A well-formed request began (it is under way until [`Metrics::finished`]).
     pub fn started(&self) {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Whether a request is under way.
+    pub fn busy(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) > 0
+    }
+
+    /// Reports `pool`'s depths and counts too.
+    pub fn set_pool(&self, pool: std::sync::Arc<Pool>) {
+        let _ = self.pool.set(pool);
     }
 
     /// A request that [`Metrics::started`] ended: answered with `Ok` costs, or failed.
@@ -40,6 +55,9 @@ impl Metrics {
             self.failed.fetch_add(1, Ordering::Relaxed);
             return;
         };
+        if r.origin == Origin::OnDemand {
+            self.on_demand.fetch_add(1, Ordering::Relaxed);
+        }
         self.served.fetch_add(1, Ordering::Relaxed);
         self.sent.fetch_add(r.sent, Ordering::Relaxed);
         self.rounds.fetch_add(u64::from(r.rounds), Ordering::Relaxed);
@@ -88,6 +106,15 @@ impl Metrics {
             get(&self.sent),
         );
         metric("ditto_peer_rounds_total", "counter", "Rounds of answered requests.", get(&self.rounds));
+        metric(
+            "ditto_sessions_on_demand_total",
+            "counter",
+            "Answered requests whose session the dealer created while they waited (pool empty).",
+            get(&self.on_demand),
+        );
+        if let Some(p) = self.pool.get() {
+            render_pool(&mut out, p, party);
+        }
         let (counts, sum) = *self.latency.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let name = "ditto_online_seconds";
         out.push_str(&format!("# HELP {name} Online time of answered requests.\n# TYPE {name} histogram\n"));
@@ -99,6 +126,34 @@ impl Metrics {
         }
         out.push_str(&format!("{name}_sum{l} {sum}\n{name}_count{l} {acc}\n"));
         out
+    }
+}
+
+/// P1's pool: sessions and bytes per bucket, and its counters.
+fn render_pool(out: &mut String, p: &Pool, party: usize) {
+    let (depths, bytes) = p.depths();
+    let name = "ditto_pool_sessions";
+    out.push_str(&format!(
+        "# HELP {name} Sessions dealt ahead and not yet used, per bucket.\n# TYPE {name} gauge\n"
+    ));
+    for (k, d) in p.keys().iter().zip(depths) {
+        out.push_str(&format!("{name}{{party=\"{party}\",bucket=\"{}\"}} {d}\n", k.label));
+    }
+    let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    for (name, kind, help, v) in [
+        ("ditto_pool_bytes", "gauge", "Bytes of the pool on disk.", bytes),
+        ("ditto_pool_filled_total", "counter", "Sessions pooled.", get(&p.filled)),
+        (
+            "ditto_pool_fill_errors_total",
+            "counter",
+            "Failed attempts to pool a session.",
+            get(&p.fill_errors),
+        ),
+        ("ditto_pool_taken_total", "counter", "Sessions taken from the pool.", get(&p.taken)),
+    ] {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name}{{party=\"{party}\"}} {v}\n"
+        ));
     }
 }
 

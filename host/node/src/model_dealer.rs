@@ -11,7 +11,7 @@ use std::time::Duration;
 use ditto_core::Party;
 use ditto_core::plan::Plan;
 use ditto_core::prg::ShareSetId;
-use ditto_dealer::host::{Io, Response, read_request_any, reason, with_parallel, write_response};
+use ditto_dealer::host::{Deal, Io, Response, read_request_any, reason, with_parallel, write_response};
 use ditto_dealer::keys::{DealerSeeds, Generation, PartyKey, Salt};
 use ditto_dealer::stream::{
     SessionSpec, SlicePlan, dealer_streams, scratch_len, write_stream, write_stream_with,
@@ -211,6 +211,9 @@ impl ModelDealer {
         if let Err(why) = check_role(role, req.party) {
             return refuse(why);
         }
+        if req.deal == Deal::NewSession && req.party != Party::P1 {
+            return refuse("a new session is dealt to P1, which relays P0's sealed stream".into());
+        }
         let max = self.cfg.positions();
         let p = req.params;
         if p.seq == 0 || u64::from(p.seq) + u64::from(p.generate) > max as u64 {
@@ -230,6 +233,17 @@ impl ModelDealer {
                 HashHex::of(&req.plan_hash)
             ));
         }
+        if req.deal == Deal::NewSession {
+            let generation = match create(record, req.share_set) {
+                Ok(g) => g,
+                Err(why) => return refuse(why),
+            };
+            write_response(Io(&mut *sock), session, &Response::Created(generation.session))?;
+            self.streams.write(Party::P0, generation, &plan, &mut *sock)?;
+            self.streams.write(Party::P1, generation, &plan, &mut *sock)?;
+            std::io::Write::flush(sock).map_err(crate::io("sending a new session"))?;
+            return Ok(true);
+        }
         let (generation, complete) = match admit(served, record, session, req.share_set, req.party) {
             Ok(v) => v,
             Err(why) => return refuse(why),
@@ -239,6 +253,16 @@ impl ModelDealer {
         std::io::Write::flush(sock).map_err(crate::io("sending a stream"))?;
         Ok(complete)
     }
+}
+
+/// A session created here ([`Deal::NewSession`]): its id and salt fresh from the OS RNG, claimed
+/// in the durable record before anything of it is dealt (both streams go out on the one
+/// connection, so nothing of it is kept).
+fn create(record: &SessionRecord, share_set: ShareSetId) -> Result<Generation, String> {
+    let session = ditto_core::prg::SessionId(crate::files::os_random16().map_err(|e| e.to_string())?);
+    let salt = Salt(crate::files::os_random16().map_err(|e| e.to_string())?);
+    record.claim(&session).map_err(|e| e.to_string())?;
+    Ok(Generation { session, share_set, salt })
 }
 
 /// A session this process has begun to serve: its generation (sharing and salt, fixed by the

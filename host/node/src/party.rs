@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use ditto_core::Party;
+use ditto_core::prg::SessionId;
 use ditto_dealer::host::PlanParams;
 use ditto_dealer::keys::PartyKey;
 use ditto_models::bert::secure::{BertOutput, BertShare, SecureBert};
@@ -64,9 +65,48 @@ pub struct Request {
     pub input: Shared<u32>,
 }
 
+/// Where a request's session came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// The client named it and each party fetched its stream (one-shot mode).
+    Client,
+    /// P1 took it from its pool.
+    Pool,
+    /// P1's pool had none: the dealer created it while the request waited.
+    OnDemand,
+    /// P0: relayed by P1 (from its pool or on demand).
+    Relayed,
+}
+
+impl Origin {
+    /// Its name in logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Origin::Client => "client",
+            Origin::Pool => "pool",
+            Origin::OnDemand => "on-demand",
+            Origin::Relayed => "relayed",
+        }
+    }
+}
+
+/// The session a request runs and where its dealer stream comes from.
+pub struct Dealt {
+    /// The session.
+    pub session: SessionId,
+    /// This party's stream of it.
+    pub source: Source,
+    /// Where it came from.
+    pub origin: Origin,
+}
+
 /// What a served request cost this party.
 #[derive(Clone, Copy, Debug)]
 pub struct Report {
+    /// The session it ran (the client's in one-shot mode).
+    pub session: SessionId,
+    /// Where that session came from.
+    pub origin: Origin,
     /// Online time (steps of the plan, weight setup excluded).
     pub online: Duration,
     /// Bytes sent to the peer, setup included.
@@ -163,7 +203,7 @@ pub async fn serve(
     req: Request,
     progress: Option<Box<dyn FnMut(u32, u32) + Send>>,
 ) -> Result<Report, NodeError> {
-    claim(cfg, &req)?;
+    claim(cfg, &req.head.session)?;
     let c2 = Config { timeout: cfg.timeout };
     let link = match (&cfg.peer, cfg.party) {
         (Peer::Listen(l), Party::P0) => {
@@ -173,31 +213,50 @@ pub async fn serve(
         (Peer::Connect(addr), Party::P1) => Link::connect(addr, Party::P1, c2, &cfg.security).await?,
         _ => return Err(NodeError::Config("P0 listens for its peer, P1 connects to P0".into())),
     };
-    run_request(cfg, share, req, link, progress).await
+    let session = req.head.session;
+    let source = Source::Tcp(cfg.dealer.clone(), plan_params(&req.head), cfg.security.clone());
+    run_request(cfg, share, req, link, Dealt { session, source, origin: Origin::Client }, progress).await
 }
 
-/// Records the request's session as consumed by this party (atomic and durable: a session id
-/// is refused the second time, across restarts and concurrent requests alike).
-pub fn claim(cfg: &PartyConfig, req: &Request) -> Result<(), NodeError> {
-    let p = if cfg.party.is_p0() { 0 } else { 1 };
-    SessionRecord::open_named(&cfg.state, &format!("consumed-sessions-p{p}"))?.claim(&req.head.session)
+/// What a request's plan is made for.
+pub fn plan_params(head: &RequestHead) -> PlanParams {
+    PlanParams { seq: head.seq, generate: head.generate, reveal_token: head.reveal_token }
 }
 
-/// Runs a claimed request over `link` to the peer: fetches the dealer stream, runs the model
-/// and answers the client.
+/// The plan of a request to `share`'s model.
+pub async fn plan_of(share: &ModelShare, head: &RequestHead) -> Result<ditto_core::plan::Plan, NodeError> {
+    let (seq, gen_n, reveal) =
+        (head.seq as usize, head.generate as usize, Reveal::of_flag(head.reveal_token));
+    Ok(ditto_models::plans::of("party", &share.config(), share.quant(), (seq, gen_n), reveal).await?)
+}
+
+/// This party's record of consumed sessions (see [`SessionRecord`]).
+pub fn consumed(cfg: &PartyConfig) -> Result<SessionRecord, NodeError> {
+    SessionRecord::open_named(&cfg.state, &format!("consumed-sessions-p{}", cfg.party.index()))
+}
+
+/// Records `session` (a client's request id or a dealt session) as consumed by this party
+/// (atomic and durable: an id is refused the second time, across restarts and concurrent
+/// requests alike).
+pub fn claim(cfg: &PartyConfig, session: &SessionId) -> Result<(), NodeError> {
+    consumed(cfg)?.claim(session)
+}
+
+/// Runs a claimed request over `link` to the peer with the dealt session `dealt`: opens the
+/// dealer stream, runs the model and answers the client.
 pub async fn run_request(
     cfg: &PartyConfig,
     share: ModelShare,
     req: Request,
     link: Link,
+    dealt: Dealt,
     progress: Option<Box<dyn FnMut(u32, u32) + Send>>,
 ) -> Result<Report, NodeError> {
+    let plan = plan_of(&share, &req.head).await?;
     let Request { conn, head, input } = req;
-    let (session, seq, gen_n) = (head.session, head.seq as usize, head.generate as usize);
+    let gen_n = head.generate as usize;
     let reveal = Reveal::of_flag(head.reveal_token);
-    let plan = ditto_models::plans::of("party", &share.config(), share.quant(), (seq, gen_n), reveal).await?;
-    let params = PlanParams { seq: head.seq, generate: head.generate, reveal_token: reveal.is_token() };
-    let source = Source::Tcp(cfg.dealer.clone(), params, cfg.security.clone());
+    let Dealt { session, source, origin } = dealt;
     let key = cfg.key.clone();
     let mut e =
         Engine::start(cfg.party, link, source, key, plan, (session, share.share_set()), cfg.timeout).await?;
@@ -220,7 +279,15 @@ pub async fn run_request(
     let counters = e.finish().await?;
     let (t, setup) = (counters.total(), counters.step(ditto_mpc::engine::SETUP_STEP));
     let online = counters.times().filter(|(s, _)| *s != ditto_mpc::engine::SETUP_STEP).map(|(_, d)| d).sum();
-    Ok(Report { online, sent: t.sent, rounds: t.rounds, setup_sent: setup.sent, setup_rounds: setup.rounds })
+    Ok(Report {
+        session,
+        origin,
+        online,
+        sent: t.sent,
+        rounds: t.rounds,
+        setup_sent: setup.sent,
+        setup_rounds: setup.rounds,
+    })
 }
 
 async fn serve_bert(

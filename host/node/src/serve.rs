@@ -1,13 +1,16 @@
 //! A party serving requests until it is told to stop (`ditto party --serve`): every request
 //! is its own session with its own P0 <-> P1 link, up to `concurrency` at once, and one that
-//! fails (client gone, bad request, session replayed, peer or dealer error) fails alone.
+//! fails (client gone, bad request, request replayed, peer or dealer error) fails alone.
 //!
-//! The parties must agree on which request each link is for: the client sends the same
-//! session id to both, P1 opens one link per request and names its session in the link's
-//! routing frame ([`Link::route`], sealed, before the handshake, which checks the session
-//! again), and P0 hands each link to the request of that session, whichever of the two
-//! arrived first. A link or a request that waits longer than the time-out for its other half
-//! is dropped. On `stop`, no new connection is accepted and the requests under way finish.
+//! Sessions are the dealer's: P1 takes one from its pool ([`crate::pool`]) or, with the pool
+//! empty, has the dealer create one on demand; either way it holds both parties' sealed
+//! streams. The client sends the same request id to both parties; P1 opens one link per
+//! request and, before the handshake, names the request and the session in the link's routing
+//! frames and relays P0's sealed stream ([`Link::route_send`]); P0 hands each link to the
+//! request of that id, whichever of the two arrived first. Each party claims the request id
+//! and the session in its record of consumed sessions before using them. A link or a request
+//! that waits longer than the time-out for its other half is dropped. On `stop`, no new
+//! connection is accepted and the requests under way finish.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -16,38 +19,45 @@ use std::time::Duration;
 use ditto_core::Party;
 use ditto_core::prg::SessionId;
 use ditto_models::share_file::ModelShare;
-use ditto_net::link::{Config, Link};
+use ditto_net::dealer::{Opened, Source};
+use ditto_net::link::{Config, Link, Route};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, oneshot};
 use tokio::task::JoinSet;
 
 use crate::metrics::Metrics;
-use crate::party::{PartyConfig, Peer, Report, Request, claim, read_request, run_request};
+use crate::party::{
+    Dealt, Origin, PartyConfig, Peer, Report, Request, claim, plan_of, read_request, run_request,
+};
+use crate::pool::{Dealer, Pool, fetch_new};
 use crate::{NodeError, io};
 
 /// What one served request came to, for the log line.
 #[derive(Debug)]
 pub struct Served {
-    /// The request's session (zero when the request could not be read).
+    /// The client's request id.
     pub session: SessionId,
     /// Its costs, or why it failed.
     pub result: Result<Report, NodeError>,
 }
 
 impl Served {
-    /// One line: `served session=.. online_s=.. sent=.. rounds=..`, or `failed session=..
-    /// error=".."`.
+    /// One line: `served request=.. session=.. source=.. online_s=.. sent=.. rounds=..`, or
+    /// `failed request=.. error=".."`.
     pub fn line(&self, party: Party) -> String {
         let (p, s) = (party.index(), self.session.as_u128());
         match &self.result {
             Ok(r) => format!(
-                "served party={p} session={s:032x} online_s={:.3} sent={} rounds={} setup_sent={}",
+                "served party={p} request={s:032x} session={:032x} source={} online_s={:.3} sent={} rounds={} setup_sent={}",
+                r.session.as_u128(),
+                r.origin.name(),
                 r.online.as_secs_f64(),
                 r.sent,
                 r.rounds,
                 r.setup_sent
             ),
-            Err(e) => format!("failed party={p} session={s:032x} error={:?}", e.to_string()),
+            Err(e) => format!("failed party={p} request={s:032x} error={:?}", e.to_string()),
         }
     }
 }
@@ -61,7 +71,7 @@ pub struct Totals {
     pub failed: u64,
 }
 
-/// P0's meeting point of links and requests, by session.
+/// P0's meeting point of links and requests, by request id.
 #[derive(Default)]
 struct Rendezvous {
     slots: Mutex<HashMap<SessionId, Slot>>,
@@ -69,15 +79,15 @@ struct Rendezvous {
 
 enum Slot {
     /// The link came first.
-    Link(Box<Link>),
+    Link(Box<(Link, Route)>),
     /// The request came first and waits.
-    Waiting(oneshot::Sender<Link>),
+    Waiting(oneshot::Sender<(Link, Route)>),
 }
 
 impl Rendezvous {
     /// A link for `session`: to its waiting request, or kept (dropped after `wait` unless a
     /// request takes it).
-    fn offer(self: &Arc<Self>, session: SessionId, link: Link, wait: Duration) {
+    fn offer(self: &Arc<Self>, session: SessionId, link: (Link, Route), wait: Duration) {
         let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let link = match slots.remove(&session) {
             Some(Slot::Waiting(tx)) => match tx.send(link) {
@@ -103,7 +113,7 @@ impl Rendezvous {
     }
 
     /// The link for `session`, waiting up to `wait` for P1 to open it.
-    async fn take(&self, session: SessionId, wait: Duration) -> Result<Link, NodeError> {
+    async fn take(&self, session: SessionId, wait: Duration) -> Result<(Link, Route), NodeError> {
         let rx = {
             let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             match slots.remove(&session) {
@@ -141,7 +151,59 @@ pub async fn serve_until(
     cfg: Arc<PartyConfig>,
     share: Arc<ModelShare>,
     clients: TcpListener,
-    (concurrency, metrics): (usize, Arc<Metrics>),
+    opts: Options,
+    stop: impl std::future::Future<Output = ()>,
+    log: Arc<dyn Fn(String) + Send + Sync>,
+) -> Result<Totals, NodeError> {
+    let Options { concurrency, metrics, pool } = opts;
+    if pool.is_some() && cfg.party.is_p0() {
+        return Err(NodeError::Config("P1 keeps the pool of dealt sessions, not P0".into()));
+    }
+    let filler =
+        pool.as_ref().map(|p| spawn_filler(Arc::clone(p), &cfg, Arc::clone(&metrics), Arc::clone(&log)));
+    let r = serve_loop(cfg, share, clients, (concurrency, metrics, pool), stop, log).await;
+    if let Some((stop, t)) = filler {
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = tokio::task::spawn_blocking(move || t.join()).await;
+    }
+    r
+}
+
+/// How a party serves.
+pub struct Options {
+    /// Requests at once.
+    pub concurrency: usize,
+    /// Its counters.
+    pub metrics: Arc<Metrics>,
+    /// P1: its pool of dealt sessions (none: every session on demand).
+    pub pool: Option<Arc<Pool>>,
+}
+
+/// How P1 reaches the dealer.
+fn dealer_of(cfg: &PartyConfig) -> Dealer {
+    Dealer { addr: cfg.dealer.clone(), security: cfg.security.clone(), timeout: cfg.timeout }
+}
+
+/// Starts the thread that keeps `pool` filled while no request is under way.
+fn spawn_filler(
+    pool: Arc<Pool>,
+    cfg: &PartyConfig,
+    metrics: Arc<Metrics>,
+    log: Arc<dyn Fn(String) + Send + Sync>,
+) -> (Arc<std::sync::atomic::AtomicBool>, std::thread::JoinHandle<()>) {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (s, dealer) = (Arc::clone(&stop), dealer_of(cfg));
+    let t = std::thread::spawn(move || {
+        crate::pool::fill(&pool, &dealer, &|| metrics.busy(), &s, &*log);
+    });
+    (stop, t)
+}
+
+async fn serve_loop(
+    cfg: Arc<PartyConfig>,
+    share: Arc<ModelShare>,
+    clients: TcpListener,
+    (concurrency, metrics, pool): (usize, Arc<Metrics>, Option<Arc<Pool>>),
     stop: impl std::future::Future<Output = ()>,
     log: Arc<dyn Fn(String) + Send + Sync>,
 ) -> Result<Totals, NodeError> {
@@ -176,6 +238,7 @@ pub async fn serve_until(
                 };
                 let (cfg, share, meet, slots, log) =
                     (Arc::clone(&cfg), Arc::clone(&share), Arc::clone(&meet), Arc::clone(&slots), Arc::clone(&log));
+                let pool = pool.clone();
                 let metrics = Arc::clone(&metrics);
                 work.spawn(async move {
                     let req = match read_client(&cfg, &share, tcp).await {
@@ -188,7 +251,7 @@ pub async fn serve_until(
                     };
                     metrics.started();
                     let session = req.head.session;
-                    let result = one(cfg, share, req, (meet, slots)).await;
+                    let result = one(cfg, share, req, (meet, slots, pool)).await;
                     metrics.finished(result.as_ref().map_err(|_| ()));
                     Some(Served { session, result })
                 });
@@ -207,11 +270,11 @@ pub async fn serve_until(
                     let c = Config { timeout: cfg.timeout };
                     let routed = async {
                         let mut link = Link::accept_stream(tcp, Party::P0, c, &cfg.security).await?;
-                        let session = link.route(None).await?;
-                        Ok::<_, ditto_net::NetError>((session, link))
+                        let route = link.route_recv().await?;
+                        Ok::<_, ditto_net::NetError>((link, route))
                     };
                     match routed.await {
-                        Ok((session, link)) => meet.offer(session, link, cfg.timeout),
+                        Ok((link, route)) => meet.offer(route.request, (link, route), cfg.timeout),
                         Err(e) => log(format!("refused party=0 peer error={:?}", e.to_string())),
                     }
                 });
@@ -270,21 +333,22 @@ async fn read_client(
     read_request(conn, share, cfg.timeout).await
 }
 
-/// One request: claims its session, gets its link (P0: from P1 through the rendezvous, before
-/// taking a slot, so a request waiting for its peer holds none; P1: opens it once it has a
-/// slot, naming the session), and runs it on a thread of its own with a runtime of its own (its
-/// compute is long and synchronous; sockets accepted by the serving loop stay with that loop's
-/// driver, which keeps running).
+/// One request: claims its id, gets its link and session (P0: link, session and P0's sealed
+/// stream from P1 through the rendezvous, before taking a slot, so a request waiting for its
+/// peer holds none; P1: once it has a slot, a session from its pool or the dealer, then the
+/// link, naming both), claims the session, and runs it on a thread of its own with a runtime
+/// of its own (its compute is long and synchronous; sockets accepted by the serving loop stay
+/// with that loop's driver, which keeps running).
 async fn one(
     cfg: Arc<PartyConfig>,
     share: Arc<ModelShare>,
-    req: Request,
-    (meet, slots): (Arc<Rendezvous>, Arc<Semaphore>),
+    mut req: Request,
+    (meet, slots, pool): (Arc<Rendezvous>, Arc<Semaphore>, Option<Arc<Pool>>),
 ) -> Result<Report, NodeError> {
-    claim(&cfg, &req)?;
-    let session = req.head.session;
-    let link = match &cfg.peer {
-        Peer::Listen(_) => Some(meet.take(session, cfg.timeout).await?),
+    claim(&cfg, &req.head.session)?;
+    let request = req.head.session;
+    let relayed = match &cfg.peer {
+        Peer::Listen(_) => Some(meet.take(request, cfg.timeout).await?),
         Peer::Connect(_) => None,
     };
     let permit =
@@ -296,20 +360,74 @@ async fn one(
             .build()
             .map_err(io("starting a request's runtime"))?;
         rt.block_on(async {
-            let link = match (link, &cfg.peer) {
-                (Some(l), _) => l,
+            // P1's pooled session, kept until the run ends (its files go with it).
+            let mut _taken = None;
+            let (link, dealt) = match (relayed, &cfg.peer) {
+                (Some((link, route)), _) => {
+                    claim(&cfg, &route.session)?;
+                    let source = Source::Memory(Arc::new(route.p0_stream));
+                    (link, Dealt { session: route.session, source, origin: Origin::Relayed })
+                }
                 (None, Peer::Connect(addr)) => {
+                    let (dealt, p0_stream, taken) = match p1_session(&cfg, &share, &req, pool.as_ref()).await
+                    {
+                        Ok(v) => v,
+                        Err(e) => {
+                            // Before the session starts: the client is told why.
+                            let frame = ditto_net::client::refusal_frame(&e.to_string());
+                            let _ = tokio::time::timeout(cfg.timeout, req.conn.write_all(&frame)).await;
+                            return Err(e);
+                        }
+                    };
+                    _taken = taken;
                     let c = Config { timeout: cfg.timeout };
                     let mut l = Link::connect(addr, Party::P1, c, &cfg.security).await?;
-                    l.route(Some(session)).await?;
-                    l
+                    l.route_send(&Route { request, session: dealt.session, p0_stream }).await?;
+                    (l, dealt)
                 }
                 (None, Peer::Listen(_)) => {
                     return Err(NodeError::Config("P0 without its peer's link".into()));
                 }
             };
-            run_request(&cfg, (*share).clone(), req, link, None).await
+            run_request(&cfg, (*share).clone(), req, link, dealt, None).await
         })
     });
     run.await.unwrap_or_else(|e| Err(NodeError::Config(format!("the request's thread failed: {e}"))))
+}
+
+/// P1: the session of a request (claimed) and P0's sealed stream of it, from the pool of the
+/// request's plan, or created by the dealer now when that pool is empty or there is none.
+async fn p1_session(
+    cfg: &PartyConfig,
+    share: &ModelShare,
+    req: &Request,
+    pool: Option<&Arc<Pool>>,
+) -> Result<(Dealt, Vec<u8>, Option<crate::pool::Taken>), NodeError> {
+    let plan = plan_of(share, &req.head).await?;
+    let hash = plan.hash()?;
+    if let Some(p) = pool
+        && let Some(key) = p.key_of(&hash)
+        && let Some(mut t) = p.take(key)?
+    {
+        let p0 = std::mem::take(&mut t.p0_stream);
+        let dealt =
+            Dealt { session: t.session, source: Source::File(t.p1_path.clone()), origin: Origin::Pool };
+        return Ok((dealt, p0, Some(t)));
+    }
+    let key = crate::pool::PoolKey::new(crate::party::plan_params(&req.head), &plan)?;
+    let (dealer, share_set) = (dealer_of(cfg), share.share_set());
+    let addr = dealer.addr.clone();
+    let new = tokio::task::spawn_blocking(move || fetch_new(&dealer, share_set, &key))
+        .await
+        .map_err(|e| NodeError::Config(format!("fetching a session: {e}")))?
+        .map_err(|e| {
+            let pooled = if pool.is_some() { "P1 has no pooled session of this length and " } else { "" };
+            NodeError::Request(format!(
+                "no dealt session for this request: {pooled}the dealer at {addr} did not deal one: {e}"
+            ))
+        })?;
+    claim(cfg, &new.session)?;
+    let dealt =
+        Dealt { session: new.session, source: Source::Open(Opened::new(new.p1)), origin: Origin::OnDemand };
+    Ok((dealt, new.p0_stream, None))
 }

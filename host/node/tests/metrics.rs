@@ -4,12 +4,21 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ditto_core::prg::SessionId;
 use ditto_node::metrics::{Metrics, serve_metrics};
-use ditto_node::party::Report;
+use ditto_node::party::{Origin, Report};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn report(online: f64, sent: u64, rounds: u32) -> Report {
-    Report { online: Duration::from_secs_f64(online), sent, rounds, setup_sent: 0, setup_rounds: 0 }
+    Report {
+        session: SessionId([1; 16]),
+        origin: if rounds == 3 { Origin::OnDemand } else { Origin::Pool },
+        online: Duration::from_secs_f64(online),
+        sent,
+        rounds,
+        setup_sent: 0,
+        setup_rounds: 0,
+    }
 }
 
 #[test]
@@ -39,6 +48,7 @@ fn exposition_counts_and_cumulative_buckets() {
         "ditto_online_seconds_bucket{party=\"1\",le=\"10\"} 3",
         "ditto_online_seconds_bucket{party=\"1\",le=\"+Inf\"} 3",
         "ditto_online_seconds_count{party=\"1\"} 3",
+        "ditto_sessions_on_demand_total{party=\"1\"} 1",
     ] {
         assert!(text.lines().any(|l| l == want), "{want} in\n{text}");
     }

@@ -1,6 +1,6 @@
 //! The messages of a link before its first step: the handshake ([`Hello`]: version, role,
 //! plan hash, session, sharing), the generation check of the two dealer streams, and the
-//! routing frame of serving parties. Each is one hello-kind exchange (rounds 0, 1 and 2).
+//! routing frames of serving parties. Each is a hello-kind exchange (rounds 0, 1, and 2 and 3).
 
 use ditto_core::Party;
 use ditto_core::prg::{SessionId, ShareSetId};
@@ -10,7 +10,7 @@ use super::{KIND_HELLO, Link};
 use crate::{NET_VERSION, NetError};
 
 const HELLO_LEN: usize = 2 + 1 + 32 + 16 + 16;
-/// The routing frame's magic ([`Link::route`]) and its hello-kind round (the handshake is
+/// The routing frame's magic ([`Link::route_send`]) and its hello-kind round (the handshake is
 /// round 0, the generation check round 1).
 const ROUTE_MAGIC: [u8; 4] = *b"DRT1";
 const ROUTE_ROUND: u32 = 2;
@@ -66,35 +66,92 @@ impl Hello {
     }
 }
 
+/// Largest P0 stream P1 may relay in a routing frame (a P0 stream is a few hundred bytes:
+/// salt, hello, seeds, end).
+pub const MAX_RELAYED: usize = 64 * 1024;
+const ROUTE_LEN: usize = 4 + 16 + 16 + 4;
+
+/// What P1 of a serving pair tells P0 before a request's handshake ([`Link::route_send`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Route {
+    /// The client's request id (the same at both parties; pairs the link with the request).
+    pub request: SessionId,
+    /// The session P1 took (pooled or created on demand): the correlations the request uses.
+    pub session: SessionId,
+    /// P0's sealed dealer stream of that session, relayed (sealed to P0's key: P1 cannot read
+    /// or alter it; P0 opens it for `session` only).
+    pub p0_stream: Vec<u8>,
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Route {{ request: {:032x}, session: {:032x}, p0_stream: {} bytes }}",
+            self.request.as_u128(),
+            self.session.as_u128(),
+            self.p0_stream.len()
+        )
+    }
+}
+
 impl Link {
-    /// The routing exchange of parties serving several sessions on one peer address
-    /// (`ditto party --serve`), before the handshake: P1 names the session its connection is
-    /// for (`Some`), P0 (`None`) learns it and hands the link to that session's request. Sealed
-    /// like every frame once the link is secured; the handshake then checks the session again.
-    /// Returns the session P1 named.
-    pub async fn route(&mut self, session: Option<SessionId>) -> Result<SessionId, NetError> {
-        let mut mine = vec![0u8; 4 + 16];
-        mine[..4].copy_from_slice(&ROUTE_MAGIC);
-        if let Some(s) = session {
-            mine[4..].copy_from_slice(&s.0);
+    /// P1 of a serving pair (`ditto party --serve`), before the handshake: names the request
+    /// this connection is for, the session it runs and relays P0's sealed stream of it. Two
+    /// hello-kind exchanges (rounds 2 and 3), sealed like every frame once the link is secured;
+    /// the handshake then checks the session again.
+    pub async fn route_send(&mut self, route: &Route) -> Result<(), NetError> {
+        let len = route.p0_stream.len();
+        if len == 0 || len > MAX_RELAYED {
+            return Err(NetError::Malformed("a relayed P0 stream must hold 1 to 65536 bytes"));
         }
+        let mut head = [0u8; ROUTE_LEN];
+        head[..4].copy_from_slice(&ROUTE_MAGIC);
+        head[4..20].copy_from_slice(&route.request.0);
+        head[20..36].copy_from_slice(&route.session.0);
+        head[36..].copy_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_le_bytes());
+        self.route_head(&mut head).await?;
+        self.swap(KIND_HELLO, 0, ROUTE_ROUND + 1, &mut route.p0_stream.clone(), "routing").await?;
+        Ok(())
+    }
+
+    /// P0 of a serving pair: learns what P1 names and relays ([`Link::route_send`]).
+    pub async fn route_recv(&mut self) -> Result<Route, NetError> {
+        let mut head = [0u8; ROUTE_LEN];
+        head[..4].copy_from_slice(&ROUTE_MAGIC);
+        let theirs = self.route_head(&mut head).await?;
+        let id = |r: std::ops::Range<usize>| {
+            let mut b = [0u8; 16];
+            b.copy_from_slice(&theirs[r]);
+            SessionId(b)
+        };
+        let (request, session) = (id(4..20), id(20..36));
+        let len = u32::from_le_bytes([theirs[36], theirs[37], theirs[38], theirs[39]]) as usize;
+        if len == 0 || len > MAX_RELAYED {
+            return Err(NetError::Malformed("a relayed P0 stream must hold 1 to 65536 bytes"));
+        }
+        let (_, p0_stream) =
+            self.swap(KIND_HELLO, 0, ROUTE_ROUND + 1, &mut vec![0u8; len], "routing").await?;
+        Ok(Route { request, session, p0_stream })
+    }
+
+    /// The routing frame's exchange; the peer's frame.
+    async fn route_head(&mut self, mine: &mut [u8; ROUTE_LEN]) -> Result<Vec<u8>, NetError> {
         let not_routed = || {
             NetError::Malformed(
                 "expected the peer's routing frame: run both parties with --serve, or neither",
             )
         };
-        let theirs = match self.swap(KIND_HELLO, 0, ROUTE_ROUND, &mut mine, "routing").await {
+        let theirs = match self.swap(KIND_HELLO, 0, ROUTE_ROUND, mine, "routing").await {
             Ok((_, t)) => t,
             // A peer that does not route sends its handshake (another length) instead.
             Err(NetError::Length { .. }) => return Err(not_routed()),
             Err(e) => return Err(e),
         };
-        if theirs.len() != 20 || theirs[..4] != ROUTE_MAGIC {
+        if theirs.len() != ROUTE_LEN || theirs[..4] != ROUTE_MAGIC {
             return Err(not_routed());
         }
-        let mut id = [0u8; 16];
-        id.copy_from_slice(&theirs[4..]);
-        Ok(session.unwrap_or(SessionId(id)))
+        Ok(theirs)
     }
 
     /// The handshake: both ends state version, role, plan hash and session; any mismatch is
