@@ -5,99 +5,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Lines};
-use std::process::ChildStdout;
 use std::time::Duration;
 
-use common::{
-    Kill, dealer, demo_embedding, ditto, embedding_line, party, path, port, provision_and_share, tls,
-};
-
-/// Runs a client for `text` (session `sid`); its embedding, or its error output.
-fn client(d: &std::path::Path, (c0, c1): (&str, &str), text: &str, sid: &str) -> Result<Vec<f64>, String> {
-    let o = ditto()
-        .args(["client", "--model", "seeded", "--text", text, "--session", sid, "--p0", c0, "--p1", c1])
-        .args(tls(d, "client", &[]))
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    if !o.status.success() {
-        return Err(out + &String::from_utf8_lossy(&o.stderr));
-    }
-    Ok(embedding_line(&out))
-}
-
-/// Starts serving party `id`; returns it and its standard output after its first line.
-fn serving(
-    d: &std::path::Path,
-    id: u8,
-    (peer, dealer, client): (&str, &str, &str),
-    more: &[&str],
-) -> (Kill, Lines<BufReader<ChildStdout>>) {
-    let state = path(&d.join(format!("state{id}")));
-    let extra = [&["--serve", "--concurrency", "2", "--timeout", "20", "--state", &state][..], more].concat();
-    let mut p = party(d, id, peer, dealer, client, &extra);
-    let mut lines = BufReader::new(p.0.stdout.take().unwrap()).lines();
-    let first = lines.next().and_then(Result::ok).unwrap_or_default();
-    assert!(first.contains("serving clients on"), "party {id} did not start: {first:?}");
-    (p, lines)
-}
-
-/// A plain HTTP/1.1 GET of `path` on `addr`: the whole response.
-fn http_get(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nhost: x\r\n\r\n").unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
-
-fn sigterm(p: &Kill) {
-    let st = std::process::Command::new("kill").args(["-TERM", &p.0.id().to_string()]).status().unwrap();
-    assert!(st.success());
-}
-
-/// Waits (bounded) for `p` to exit; its status code.
-fn exit_code(p: &mut Kill) -> Option<i32> {
-    for _ in 0..600 {
-        if let Some(st) = p.0.try_wait().unwrap() {
-            return st.code();
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    None
-}
-
-/// A served line's `key=value`.
-fn field<'a>(line: &'a str, key: &str) -> &'a str {
-    line.split(' ').find_map(|w| w.strip_prefix(key)?.strip_prefix('=')).unwrap_or("")
-}
-
-/// The sessions the parties ran, by request id, checked to be the same at both parties (P0's
-/// relayed by P1, P1's from its pool or on demand), each request served once at each party
-/// and every session distinct.
-fn same_sessions(logs: &[Vec<String>]) -> std::collections::HashMap<String, (String, String)> {
-    let of = |log: &Vec<String>| {
-        let mut m = std::collections::HashMap::new();
-        for l in log.iter().filter(|l| l.starts_with("served ")) {
-            let v = (field(l, "session").to_string(), field(l, "source").to_string());
-            assert!(m.insert(field(l, "request").to_string(), v).is_none(), "served twice: {l}");
-        }
-        m
-    };
-    let (m0, m1) = (of(&logs[0]), of(&logs[1]));
-    assert_eq!(m0.len(), m1.len(), "{logs:?}");
-    for (r, (s, src)) in &m0 {
-        assert_eq!(src, "relayed", "{logs:?}");
-        let (s1, src1) = &m1[r];
-        assert_eq!((s, true), (s1, src1 == "pool" || src1 == "on-demand"), "request {r}: {logs:?}");
-    }
-    let distinct: std::collections::HashSet<&String> = m1.values().map(|(s, _)| s).collect();
-    assert_eq!(distinct.len(), m1.len(), "a session ran twice: {logs:?}");
-    m1
-}
+use common::serving::{client, exit_code, http_get, same_sessions, serving, sigterm};
+use common::{dealer, demo_embedding, port, provision_and_share};
 
 #[test]
 fn serving_parties_answer_clients_concurrently_and_stop_on_sigterm() {

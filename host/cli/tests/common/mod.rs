@@ -2,6 +2,8 @@
 //! killed on drop, and the provision / dealer / party steps of the walk-through.
 #![allow(dead_code)]
 
+pub mod serving;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -71,9 +73,14 @@ pub fn provision_and_share(d: &Path, model: &str) {
 
 /// A dealer serving `model` with the keys in `d`, its record in `state`; returns it and its address.
 pub fn dealer(d: &Path, model: &str, state: &Path, extra: &[&str]) -> (Kill, String) {
+    dealer_on(d, model, state, "127.0.0.1:0", extra)
+}
+
+/// [`dealer`] listening on `listen`.
+pub fn dealer_on(d: &Path, model: &str, state: &Path, listen: &str, extra: &[&str]) -> (Kill, String) {
     let mut dealer = Kill(
         ditto()
-            .args(["dealer", "--model", model, "--keys", &path(&d.join("keys")), "--listen", "127.0.0.1:0"])
+            .args(["dealer", "--model", model, "--keys", &path(&d.join("keys")), "--listen", listen])
             .args(["--state", &path(state)])
             .args(tls(d, "dealer", extra))
             .args(extra)
