@@ -31,7 +31,7 @@ fn main() {
         party: Party::P1,
         plan_hash: [3; 32],
         share_set,
-        params: PlanParams { seq: 2, generate: 0, reveal_token: false },
+        params: PlanParams { seq: 2, generate: 0, reveal_token: false, batch: 1 },
     };
     let mut out = Vec::new();
     let mut buf = [0u8; 256];

@@ -217,7 +217,8 @@ use serde::{Deserialize, Serialize};
 use crate::Error;
 
 /// What a model dealer's plan depends on besides the model: the prompt length, the tokens
-/// generated after it and what the client learns of each (all zero: the dealer's fixed plan).
+/// generated after it and what the client learns of each, the inputs in a batch (all zero: the
+/// dealer's fixed plan).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlanParams {
     /// Prompt tokens.
@@ -226,6 +227,8 @@ pub struct PlanParams {
     pub generate: u32,
     /// Decoders: the parties pick each token in MPC and reveal only its id (else the logits).
     pub reveal_token: bool,
+    /// Encoders: inputs of `seq` tokens in the one session (0 counts as 1).
+    pub batch: u32,
 }
 
 /// What a request asks to be dealt.

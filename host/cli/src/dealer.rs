@@ -100,7 +100,12 @@ fn build_plan(a: &DealerArgs) -> Result<Plan, CliError> {
     }
     let arch = a.arch.as_deref().ok_or_else(|| CliError::Usage("give --arch NAME or --plan FILE".into()))?;
     let (seq, generate) = (a.seq as usize, a.generate as usize);
-    crate::plan::build((None, Some(arch)), (seq, generate), ditto_models::generate::Reveal::Logits, &a.quant)
+    crate::plan::build(
+        (None, Some(arch)),
+        (seq, generate, 1),
+        ditto_models::generate::Reveal::Logits,
+        &a.quant,
+    )
 }
 
 fn setup(a: &DealerArgs) -> Result<SessionDealer, CliError> {

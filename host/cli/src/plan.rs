@@ -27,6 +27,9 @@ pub struct PlanArgs {
     /// Tokens to generate (GPT-2).
     #[arg(long = "gen", default_value_t = 1)]
     pub generate: usize,
+    /// BERT: inputs of `--seq` tokens in one session (a batch; the client's `--batch`).
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
     /// GPT-2: what each generated token reveals to the client: logits, or token (a secure
     /// argmax over the vocabulary; the client learns only the ids).
     #[arg(long, default_value = "logits", value_parser = crate::session::parse_reveal)]
@@ -47,7 +50,7 @@ pub struct PlanArgs {
 /// what `ditto plan` prints and `ditto dealer --arch` serves.
 pub(crate) fn build(
     model: (Option<&std::path::Path>, Option<&str>),
-    (seq, generate): (usize, usize),
+    (seq, generate, batch): (usize, usize, usize),
     reveal: ditto_models::generate::Reveal,
     quant: &str,
 ) -> Result<Plan, CliError> {
@@ -62,21 +65,29 @@ pub(crate) fn build(
     if seq == 0 {
         return Err(CliError::Usage("--seq must be at least 1".into()));
     }
+    if batch == 0 || batch > ditto_net::client::MAX_BATCH as usize {
+        return Err(CliError::Usage(format!(
+            "--batch {batch}: expected 1 to {}",
+            ditto_net::client::MAX_BATCH
+        )));
+    }
     let q = QuantConfig::from_spec(quant)?;
     let rt =
         tokio::runtime::Builder::new_current_thread().build().map_err(|e| CliError::Net(e.to_string()))?;
     let name = match &cfg {
+        ModelConfig::Bert(_) if batch > 1 => format!("{name}/seq{seq}x{batch}/{quant}"),
         ModelConfig::Bert(_) => format!("{name}/seq{seq}/{quant}"),
         ModelConfig::Gpt2(_) => {
             format!("{name}/seq{seq}+{generate}/{quant}{}", if reveal.is_token() { "/token" } else { "" })
         }
     };
-    Ok(rt.block_on(ditto_models::plans::of(&name, &cfg, &q, (seq, generate), reveal))?)
+    Ok(rt.block_on(ditto_models::plans::of(&name, &cfg, &q, (seq, generate, batch), reveal))?)
 }
 
 /// Runs `ditto plan`.
 pub fn run(a: &PlanArgs) -> Result<(), CliError> {
-    let plan = build((a.model.as_deref(), a.arch.as_deref()), (a.seq, a.generate), a.reveal, &a.quant)?;
+    let lengths = (a.seq, a.generate, a.batch);
+    let plan = build((a.model.as_deref(), a.arch.as_deref()), lengths, a.reveal, &a.quant)?;
     let hash = plan.hash()?;
     if let Some(out) = &a.out {
         std::fs::write(out, plan.to_bytes()?)

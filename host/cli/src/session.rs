@@ -303,8 +303,12 @@ pub struct ClientArgs {
     #[arg(long = "gen", default_value_t = 0)]
     pub generate: usize,
     /// The private text.
+    #[arg(long, required_unless_present = "batch", conflicts_with = "batch")]
+    pub text: Option<String>,
+    /// BERT: a file of private texts, one per line (blank lines skipped), sent as one batch (one
+    /// session; up to 64 inputs, 4096 tokens in all); one result per input is printed.
     #[arg(long)]
-    pub text: String,
+    pub batch: Option<PathBuf>,
     /// P0's client address.
     #[arg(long)]
     pub p0: String,
@@ -336,9 +340,20 @@ pub fn client(a: &ClientArgs) -> Result<(), CliError> {
     };
     let model = ModelSpec::parse(&a.model);
     let security = a.links.security()?;
+    let texts: Vec<String> = match (&a.text, &a.batch) {
+        (Some(t), _) => vec![t.clone()],
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .map_err(|e| CliError::Usage(format!("--batch {}: {e}", f.display())))?
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(str::to_string)
+            .collect(),
+        (None, None) => return Err(CliError::Usage("give --text TEXT or --batch FILE".into())),
+    };
+    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
     let req = ClientRequest {
         model: &model,
-        text: &a.text,
+        texts: &refs,
         generate: a.generate,
         reveal: a.reveal,
         session,
@@ -349,17 +364,21 @@ pub fn client(a: &ClientArgs) -> Result<(), CliError> {
     let mut rng = Prg::with_counter(&os_random16()?, 0);
     say!("session {:032x}", session.as_u128());
     let round4 = |v: &[f64]| v.iter().map(|x| (x * 1e4).round() / 1e4).collect::<Vec<_>>();
-    match runtime()?.block_on(ditto_node::client::run(&req, &mut rng))? {
-        Outcome::Embedding(e) => {
-            say!("embedding ({} dims) starts {:?}", e.len(), round4(&e[..e.len().min(8)]))
-        }
-        Outcome::Label { logits, label } => {
-            say!("logits {:?}", round4(&logits));
-            say!("label  {label}");
-        }
-        Outcome::Tokens { ids, text } => {
-            say!("tokens {ids:?}");
-            say!("text   {text:?}");
+    let outcomes = runtime()?.block_on(ditto_node::client::run(&req, &mut rng))?;
+    for (i, o) in outcomes.iter().enumerate() {
+        let at = if a.batch.is_some() { format!("input {}: ", i + 1) } else { String::new() };
+        match o {
+            Outcome::Embedding(e) => {
+                say!("{at}embedding ({} dims) starts {:?}", e.len(), round4(&e[..e.len().min(8)]))
+            }
+            Outcome::Label { logits, label } => {
+                say!("{at}logits {:?}", round4(logits));
+                say!("{at}label  {label}");
+            }
+            Outcome::Tokens { ids, text } => {
+                say!("tokens {ids:?}");
+                say!("text   {text:?}");
+            }
         }
     }
     Ok(())

@@ -1,6 +1,7 @@
 //! A secure inference fed by the dealer appliance: the firmware image runs in QEMU, `ditto
-//! dealer --serial` relays its sealed streams to P0 and P1 (separate processes), and the client's
-//! embedding equals the one-process demo's for the same model and text. Keys come from
+//! dealer --serial` relays the sealed streams of a session the board deals into P1's pool
+//! (serving parties, separate processes), the request is served from the pool, and the
+//! client's embedding equals the one-process demo's for the same model and text. Keys come from
 //! `ditto provision`: the board reads them from its key page. Needs
 //! DITTO_FIRMWARE_ELF and DITTO_QEMU (scripts/firmware-e2e sets them; CI runs it).
 
@@ -9,7 +10,8 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Kill, dealer, ditto, keygen, party, path, port, tls};
+use common::serving::{Log, serving};
+use common::{Kill, dealer, ditto, keygen, path, port, tls};
 
 fn first6(line: &str) -> Vec<f64> {
     let inner = &line[line.rfind('[').unwrap() + 1..line.rfind(']').unwrap()];
@@ -55,23 +57,25 @@ fn secure_inference_fed_by_the_board_in_qemu() {
     let (_dealer, dealer_addr) =
         dealer(&d, "seeded", &d.join("dealer"), &["--serial", &format!("tcp:{uart}"), "--sessions", "1"]);
     let (peer, c0, c1) = (port(), port(), port());
-    let _p0 = party(&d, 0, &peer, &dealer_addr, &c0, &[]);
-    let _p1 = party(&d, 1, &peer, &dealer_addr, &c1, &[]);
+    // P1's pool has room for one 16-token session (4.7 MB): the board deals it ahead.
+    let (_p0, _) = serving(&d, 0, (&peer, &dealer_addr, &c0), &["--timeout", "600"]);
+    let pool = ["--pool", "6M", "--pool-buckets", "16", "--timeout", "600"];
+    let (_p1, out1) = serving(&d, 1, (&peer, &dealer_addr, &c1), &pool);
+    let log1 = Log::new(out1);
+    assert!(log1.wait_for(900, |l| l.starts_with("pooled ")), "the board filled no pool: {:?}", log1.lines());
     let text = "hi board";
-    let mut out = None;
-    for _ in 0..100 {
-        let o = ditto()
-            .args(["client", "--model", "seeded", "--text", text, "--p0", &c0, "--p1", &c1])
-            .args(tls(&d, "client", &[]))
-            .output()
-            .unwrap();
-        if o.status.success() {
-            out = Some(String::from_utf8_lossy(&o.stdout).into_owned());
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let out = out.expect("the client got an answer from parties fed by the board");
+    let o = ditto()
+        .args(["client", "--model", "seeded", "--text", text, "--p0", &c0, "--p1", &c1])
+        .args(tls(&d, "client", &[]))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        log1.wait_for(10, |l| l.starts_with("served ") && l.contains("source=pool")),
+        "{:?}",
+        log1.lines()
+    );
     let got = first6(out.lines().find(|l| l.contains("starts [")).unwrap());
     let demo = ditto().args(["demo", "--model", "seeded", "--text", text]).output().unwrap();
     let demo = String::from_utf8_lossy(&demo.stdout).into_owned();

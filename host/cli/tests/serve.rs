@@ -1,13 +1,13 @@
-//! `ditto party --serve`: two long-running parties answer many clients, two at once, each
-//! request its own session routed to the same session at the peer; a replayed session fails
-//! alone; P0's metrics count them; SIGTERM lets a request under way finish and both parties
-//! exit 0.
+//! `ditto party --serve`: two long-running parties answer many clients at once, each request
+//! its own session routed to the same session at the peer (single inputs and batches, pooled or
+//! made on demand); a replayed request fails alone; P0's metrics count them; SIGTERM lets a
+//! request under way finish and both parties exit 0.
 
 mod common;
 
 use std::time::Duration;
 
-use common::serving::{client, exit_code, http_get, same_sessions, serving, sigterm};
+use common::serving::{client, client_batch, exit_code, http_get, same_sessions, serving, sigterm};
 use common::{dealer, demo_embedding, port, provision_and_share};
 
 #[test]
@@ -92,8 +92,10 @@ fn serving_parties_answer_clients_concurrently_and_stop_on_sigterm() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
-/// Load: 16 requests from 4 clients at once against parties serving 2 at a time; every answer
-/// equals the demo's and every session appears exactly once in each party's log.
+/// Load: 32 requests from 8 clients at once against parties serving 4 at a time, of two
+/// length buckets and batches of 1, 2 and 3 inputs, P1 pooling some of them (the rest are made
+/// on demand): every answer equals the demo's for its text, and every request ran its own
+/// session, the same at both parties.
 #[test]
 fn serving_parties_pair_many_concurrent_requests() {
     let d = std::env::temp_dir().join(format!("ditto-serve-load-{}", std::process::id()));
@@ -101,16 +103,30 @@ fn serving_parties_pair_many_concurrent_requests() {
     provision_and_share(&d, "seeded");
     let (_dealer, dealer_addr) = dealer(&d, "seeded", &d.join("dealer"), &[]);
     let (peer, c0, c1) = (port(), port(), port());
-    let (mut p0, out0) = serving(&d, 0, (&peer, &dealer_addr, &c0), &[]);
-    let (mut p1, out1) = serving(&d, 1, (&peer, &dealer_addr, &c1), &[]);
-    let text = "many clients, one text.";
+    let (mut p0, out0) = serving(&d, 0, (&peer, &dealer_addr, &c0), &["--concurrency", "4"]);
+    let pool = ["--concurrency", "4", "--pool", "40M", "--pool-buckets", "16,32,32x3"];
+    let (mut p1, out1) = serving(&d, 1, (&peer, &dealer_addr, &c1), &pool);
+    // Bucket 16 (12 tokens), bucket 32 (26 tokens), and batches padded to bucket 32.
+    let (short, long) = ("many clients", "many clients, longer text");
+    let requests: [&[&str]; 4] = [&[short], &[long], &[long, short], &[short, long, short]];
     let sid = |i: usize| format!("b{i:031x}");
     let cs = (c0.as_str(), c1.as_str());
-    let results: Vec<Result<Vec<f64>, String>> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..4)
+    let results: Vec<(usize, Result<Vec<Vec<f64>>, String>)> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..8)
             .map(|c| {
                 let d = &d;
-                s.spawn(move || (0..4).map(|k| client(d, cs, text, &sid(4 * c + k))).collect::<Vec<_>>())
+                s.spawn(move || {
+                    (0..4)
+                        .map(|k| {
+                            let (i, texts) = (4 * c + k, requests[(c + k) % 4]);
+                            let r = match texts {
+                                [t] => client(d, cs, t, &sid(i)).map(|e| vec![e]),
+                                many => client_batch(d, cs, many, &sid(i)),
+                            };
+                            ((c + k) % 4, r)
+                        })
+                        .collect::<Vec<_>>()
+                })
             })
             .collect();
         hs.into_iter().flat_map(|h| h.join().unwrap()).collect()
@@ -121,21 +137,27 @@ fn serving_parties_pair_many_concurrent_requests() {
     let logs: Vec<Vec<String>> =
         [out0, out1].into_iter().map(|l| l.map_while(Result::ok).collect()).collect();
     assert_eq!(codes, (Some(0), Some(0)), "{logs:?}");
-    let want = demo_embedding("seeded", text);
-    for (i, r) in results.into_iter().enumerate() {
-        let got = r.unwrap_or_else(|e| panic!("request {i}: {e}"));
-        assert!(
-            got.iter().zip(&want).all(|(g, w)| (g - w).abs() <= 2e-3),
-            "request {i}: {got:?} vs {want:?}"
-        );
+    let want = [demo_embedding("seeded", short), demo_embedding("seeded", long)];
+    let failed: Vec<&String> = logs.iter().flatten().filter(|l| l.starts_with("failed")).collect();
+    for (i, (kind, r)) in results.into_iter().enumerate() {
+        let got = r.unwrap_or_else(|e| panic!("request {i}: {e}; {failed:?}"));
+        assert_eq!(got.len(), requests[kind].len(), "request {i}");
+        for (g, t) in got.iter().zip(requests[kind]) {
+            let w = &want[usize::from(*t == long)];
+            assert!(
+                g.iter().zip(w).all(|(g, w)| (g - w).abs() <= 2e-3),
+                "request {i}, {t:?}: {g:?} vs {w:?}"
+            );
+        }
     }
     let dealt = same_sessions(&logs);
+    assert!(dealt.values().any(|(_, src)| src == "pool"), "none from the pool: {logs:?}");
     for (id, log) in logs.iter().enumerate() {
-        for i in 0..16 {
+        for i in 0..32 {
             assert!(dealt.contains_key(&sid(i)), "party {id}, request {}: {log:?}", sid(i));
         }
         assert!(
-            log.last().is_some_and(|l| l.contains("stopped: 16 served, 0 failed")),
+            log.last().is_some_and(|l| l.contains("stopped: 32 served, 0 failed")),
             "party {id}: {log:?}"
         );
     }

@@ -268,7 +268,9 @@ pub const PAD_PENALTY: u32 = 1 << 28;
 /// The secret row mask of a shared one-hot input (n x vocab): its row sums, 1 for a real token
 /// and 0 for a padding row (all zero), scale 0; local.
 pub(crate) fn row_mask(onehot: &Shared<u32>) -> Shared<u32> {
-    let (n, v) = (onehot.shape[0], onehot.shape[1]);
+    // Rows of a batch (B x n x vocab) one input after the other.
+    let v = onehot.shape.last().copied().unwrap_or(1).max(1);
+    let n = onehot.len() / v;
     let m = (0..n)
         .map(|i| onehot.data[i * v..(i + 1) * v].iter().fold(0u32, |a, x| a.wrapping_add(*x)))
         .collect();
@@ -281,32 +283,43 @@ pub(crate) fn pad_penalties(e: &Engine, onehot: &Shared<u32>) -> Shared<u32> {
     e.mul_const(&one_minus, PAD_PENALTY, 0)
 }
 
-/// Multi-head attention of new queries (n) over keys and values (t), scores in Z_2^64.
+/// Multi-head attention of new queries (n) over keys and values (t), scores in Z_2^64, for
+/// `batch` inputs at once (their rows one input after the other: queries [batch n, h], keys and
+/// values [batch t, h]; each input's queries see its own keys only).
 /// `keep[r * t + j]`, when given, says whether query row r (over all heads) sees key j (a
-/// public mask); `pad[j]`, when given, is subtracted from every score of key j (a secret mask,
-/// [`pad_penalties`]: padded keys get exp 0, exactly as if they were not there).
+/// public mask); `pad[b t + j]`, when given, is subtracted from every score of input b's key j
+/// (a secret mask, [`pad_penalties`]: padded keys get exp 0, exactly as if they were not there).
 pub(crate) async fn attention(
     e: &mut Engine,
     q: &QuantConfig,
     (qm, km, vm): (&Shared<u32>, &Shared<u32>, &Shared<u32>),
-    heads_n: usize,
+    (batch, heads_n): (usize, usize),
     (keep, pad): (Option<&[bool]>, Option<&Shared<u32>>),
 ) -> Result<Shared<u32>, MpcError> {
-    let (n, t, h) = (qm.shape[0], km.shape[0], qm.shape[1]);
+    let b = batch.max(1);
+    let (n, t, h) = (qm.shape[0] / b, km.shape[0] / b, qm.shape[1]);
+    if n * b != qm.shape[0] || t * b != km.shape[0] {
+        return Err(MpcError::Shape {
+            what: "batched attention",
+            expected: vec![b * n, b * t],
+            got: vec![qm.shape[0], km.shape[0]],
+        });
+    }
     let inv_sqrt = fx64(1.0 / ((h / heads_n) as f64).sqrt(), q.nl_frac)?;
     e.set_tag(Tag::Attention);
     // When the softmax ends in a truncate-then-downcast (its shift is nl_frac), P V opens
     // nothing: V - B travels beside Q K^T and the steps after it.
-    let vh = heads(vm, heads_n, false);
+    let vh = heads(vm, b, heads_n, false);
     let v_open = if down_fuses(q, q.nl_frac) { Some(e.open_beside(&vh).await?) } else { None };
-    let s = e.matmul_aa(&heads(qm, heads_n, false), &heads(km, heads_n, true)).await?;
+    let s = e.matmul_aa(&heads(qm, b, heads_n, false), &heads(km, b, heads_n, true)).await?;
     let s = match pad {
-        Some(p) if p.len() == t => {
-            let all = Shared { data: p.data.repeat(s.len() / t), shape: s.shape.clone(), frac: s.frac };
-            e.sub(&s, &all)?
+        Some(p) if p.len() == b * t => {
+            // Input i's penalties under each of its heads' n query rows.
+            let data = p.data.chunks(t).flat_map(|pi| pi.repeat(heads_n * n)).collect();
+            e.sub(&s, &Shared { data, shape: s.shape.clone(), frac: s.frac })?
         }
         Some(p) => {
-            return Err(MpcError::Shape { what: "key padding", expected: vec![t], got: p.shape.clone() });
+            return Err(MpcError::Shape { what: "key padding", expected: vec![b * t], got: p.shape.clone() });
         }
         None => s,
     };
@@ -322,14 +335,14 @@ pub(crate) async fn attention(
         // level shares.
         let up = q.nl_frac - s.frac;
         let scale = (inv_sqrt << up, q.nl_frac + up, q.nl_frac);
-        let s = s.reshape(&[heads_n * n, t])?;
+        let s = s.reshape(&[b * heads_n * n, t])?;
         e.softmax_pre_upcast(&s, scale, keep, q.exp_iters, (narrow, (Tag::Conversion, softmax_tag))).await?
     } else {
         let s64 = up64(e, q, &s).await?;
         e.set_tag(softmax_tag);
         let scaled = e.mul_const(&s64, inv_sqrt, q.nl_frac);
         let s64 = e.trunc_a(&scaled, q.nl_frac).await?;
-        e.softmax_pre(&s64.reshape(&[heads_n * n, t])?, keep, q.exp_iters, narrow).await?
+        e.softmax_pre(&s64.reshape(&[b * heads_n * n, t])?, keep, q.exp_iters, narrow).await?
     };
     if v_open.is_some() != down_fuses(q, k) {
         return Err(MpcError::Scale {
@@ -337,14 +350,14 @@ pub(crate) async fn attention(
             detail: format!("softmax shift {k}, nl_frac {}", q.nl_frac),
         });
     }
-    let p = down_from(e, q, &p, k).await?.reshape(&[heads_n, n, t])?;
+    let p = down_from(e, q, &p, k).await?.reshape(&[b * heads_n, n, t])?;
     e.set_tag(Tag::Attention);
     let ctx = match v_open {
         Some(o) => e.matmul_aa_after_down(&p, &vh, o).await?,
         None => e.matmul_aa(&p, &vh).await?,
     };
     let ctx = e.trunc_a(&ctx, q.act_frac).await?;
-    Ok(merge(&ctx))
+    Ok(merge(&ctx, b))
 }
 
 /// Columns c0..c1 of a matrix (the Q, K and V parts of a fused projection).
@@ -363,36 +376,42 @@ pub(crate) fn qkv<R: Ring>(y: &Shared<R>) -> (Shared<R>, Shared<R>, Shared<R>) {
     (cols(y, 0, h), cols(y, h, 2 * h), cols(y, 2 * h, 3 * h))
 }
 
-/// [n, H*dh] -> [H, n, dh] (or its transpose per head, [H, dh, n]).
-pub(crate) fn heads<R: Ring>(x: &Shared<R>, h: usize, transpose: bool) -> Shared<R> {
-    let (n, m) = (x.shape[0], x.shape[1]);
-    let dh = m / h;
-    let mut d = vec![R::ZERO; n * m];
-    for hd in 0..h {
-        for i in 0..n {
-            for k in 0..dh {
-                let v = x.data[i * m + hd * dh + k];
-                let at = if transpose { hd * dh * n + k * n + i } else { hd * n * dh + i * dh + k };
-                d[at] = v;
+/// [B n, H*dh] -> [B H, n, dh] (or its transpose per head, [B H, dh, n]): input b's head hd
+/// is matrix b H + hd.
+pub(crate) fn heads<R: Ring>(x: &Shared<R>, batch: usize, h: usize, transpose: bool) -> Shared<R> {
+    let (rows, m) = (x.shape[0], x.shape[1]);
+    let (n, dh) = (rows / batch, m / h);
+    let mut d = vec![R::ZERO; rows * m];
+    for b in 0..batch {
+        for hd in 0..h {
+            let base = (b * h + hd) * n * dh;
+            for i in 0..n {
+                for k in 0..dh {
+                    let v = x.data[(b * n + i) * m + hd * dh + k];
+                    d[base + if transpose { k * n + i } else { i * dh + k }] = v;
+                }
             }
         }
     }
-    let shape = if transpose { vec![h, dh, n] } else { vec![h, n, dh] };
+    let shape = if transpose { vec![batch * h, dh, n] } else { vec![batch * h, n, dh] };
     Shared { data: d, shape, frac: x.frac }
 }
 
-/// [H, n, dh] -> [n, H*dh].
-pub(crate) fn merge<R: Ring>(x: &Shared<R>) -> Shared<R> {
-    let (h, n, dh) = (x.shape[0], x.shape[1], x.shape[2]);
-    let mut d = vec![R::ZERO; n * h * dh];
-    for hd in 0..h {
-        for i in 0..n {
-            for k in 0..dh {
-                d[i * h * dh + hd * dh + k] = x.data[hd * n * dh + i * dh + k];
+/// [B H, n, dh] -> [B n, H*dh], the inverse of [`heads`].
+pub(crate) fn merge<R: Ring>(x: &Shared<R>, batch: usize) -> Shared<R> {
+    let (bh, n, dh) = (x.shape[0], x.shape[1], x.shape[2]);
+    let h = bh / batch;
+    let mut d = vec![R::ZERO; bh * n * dh];
+    for b in 0..batch {
+        for hd in 0..h {
+            for i in 0..n {
+                for k in 0..dh {
+                    d[(b * n + i) * h * dh + hd * dh + k] = x.data[((b * h + hd) * n + i) * dh + k];
+                }
             }
         }
     }
-    Shared { data: d, shape: vec![n, h * dh], frac: x.frac }
+    Shared { data: d, shape: vec![batch * n, h * dh], frac: x.frac }
 }
 
 /// A public real at `frac` bits in Z_2^64.

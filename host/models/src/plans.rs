@@ -14,10 +14,21 @@ use crate::quant::QuantConfig;
 /// The plan of a BERT model's task over `seq` tokens ([`SecureBert::infer`]: the logits of a
 /// classification model, else the pooled embedding).
 pub async fn bert(name: &str, cfg: &BertConfig, q: &QuantConfig, seq: usize) -> Result<Plan, MpcError> {
+    bert_batch(name, cfg, q, seq, 1).await
+}
+
+/// [`bert`] for a batch of `batch` inputs of `seq` tokens each (one session for all).
+pub async fn bert_batch(
+    name: &str,
+    cfg: &BertConfig,
+    q: &QuantConfig,
+    seq: usize,
+    batch: usize,
+) -> Result<Plan, MpcError> {
     let share = BertShare::zeros(cfg, q);
     let program = async |e: &mut Engine, _p: ditto_core::Party| {
         let m = SecureBert::setup(e, share.clone()).await?;
-        m.infer(e, &Shared::zeros(&[seq, cfg.vocab_size], 0)).await
+        m.infer(e, &Shared::zeros(&[batch.max(1), seq, cfg.vocab_size], 0)).await
     };
     plan_of(name, &program).await
 }
@@ -40,17 +51,23 @@ pub async fn gpt2(
     plan_of(name, &program).await
 }
 
-/// The plan of either architecture: [`bert`] over `seq` tokens (`generate` and `reveal` unused),
-/// or [`gpt2`] on a `seq`-token prompt generating `generate`.
+/// The plan of either architecture: [`bert_batch`] over `batch` inputs of `seq` tokens
+/// (`generate` and `reveal` unused), or [`gpt2`] on a `seq`-token prompt generating `generate`
+/// (one input).
 pub async fn of(
     name: &str,
     cfg: &crate::spec::ModelConfig,
     q: &QuantConfig,
-    (seq, generate): (usize, usize),
+    (seq, generate, batch): (usize, usize, usize),
     reveal: Reveal,
 ) -> Result<Plan, MpcError> {
     match cfg {
-        crate::spec::ModelConfig::Bert(c) => bert(name, c, q, seq).await,
+        crate::spec::ModelConfig::Bert(c) => bert_batch(name, c, q, seq, batch).await,
+        crate::spec::ModelConfig::Gpt2(_) if batch > 1 => Err(MpcError::Shape {
+            what: "a GPT-2 request (batches are for BERT)",
+            expected: vec![1],
+            got: vec![batch],
+        }),
         crate::spec::ModelConfig::Gpt2(c) => gpt2(name, c, q, (seq, generate), reveal).await,
     }
 }

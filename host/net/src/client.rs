@@ -1,12 +1,13 @@
 //! Client <-> party messages (TLS with pinned identities unless `--insecure-plaintext`, every
 //! wait under a time-out).
 //!
-//! * request, client -> party: `DTCL`, version 3, session id (16 bytes), prompt length, element
+//! * request, client -> party: `DTCL`, version 4, request id (16 bytes), prompt length, element
 //!   count and tokens to generate (u32 LE each), what the client learns of each generated token
-//!   (1 byte: 0 its logits, 1 its id only), then the one-hot shares (element count x u32 LE).
-//!   The head is checked against the party's model before any share is read.
+//!   (1 byte: 0 its logits, 1 its id only), inputs in the batch (u32 LE, BERT: 1 to
+//!   [`MAX_BATCH`], all of one length), then the one-hot shares (element count x u32 LE: batch x
+//!   length rows). The head is checked against the party's model before any share is read.
 //! * BERT answer, party -> client: `DTOU` | ring bits u32 | fractional bits u32 | element count
-//!   u32 | the elements (ring / 8 bytes each, LE).
+//!   u32 | the elements (ring / 8 bytes each, LE; the inputs' outputs one after the other).
 //! * GPT-2, per generated token: party -> client `DTLG` | count u32 | u32 LE logit shares (or,
 //!   revealing the token only, `DTTK` | 1 | the u32 share of its id); client -> party `DTOH` |
 //!   count u32 | u32 LE shares of the chosen token's one-hot row.
@@ -23,9 +24,13 @@ use crate::NetError;
 /// Request magic.
 pub const MAGIC: [u8; 4] = *b"DTCL";
 /// Request version.
-pub const VERSION: u8 = 3;
+pub const VERSION: u8 = 4;
 /// Bytes of the request head.
-pub const HEAD: usize = 4 + 1 + 16 + 4 + 4 + 4 + 1;
+pub const HEAD: usize = 4 + 1 + 16 + 4 + 4 + 4 + 1 + 4;
+/// Most inputs in one request.
+pub const MAX_BATCH: u32 = 64;
+/// Most one-hot rows (inputs x length) in one request.
+pub const MAX_ROWS: u64 = 4096;
 /// Most tokens a client may ask a party to generate.
 pub const MAX_GENERATE: u32 = 4096;
 
@@ -38,10 +43,12 @@ pub struct RequestHead {
     pub seq: u32,
     /// Tokens to generate.
     pub generate: u32,
-    /// One-hot share elements that follow (seq x vocabulary).
+    /// One-hot share elements that follow (batch x seq x vocabulary).
     pub count: usize,
     /// Generation: the parties pick each token and reveal only its id (else its logits).
     pub reveal_token: bool,
+    /// Inputs of `seq` tokens each (one session for all).
+    pub batch: u32,
 }
 
 impl RequestHead {
@@ -55,12 +62,14 @@ impl RequestHead {
         h[25..29].copy_from_slice(&u32::try_from(self.count).unwrap_or(u32::MAX).to_le_bytes());
         h[29..33].copy_from_slice(&self.generate.to_le_bytes());
         h[33] = u8::from(self.reveal_token);
+        h[34..38].copy_from_slice(&self.batch.to_le_bytes());
         h
     }
 
     /// Parses a head and checks it against a model with `vocab` tokens and `max_positions`
     /// positions: at least one prompt token, prompt and generated tokens within the positions,
-    /// and exactly one one-hot row per prompt token.
+    /// 1 to [`MAX_BATCH`] inputs of at most [`MAX_ROWS`] rows in all (and a batch generates
+    /// nothing), and exactly one one-hot row per prompt token of each input.
     pub fn parse(h: &[u8; HEAD], vocab: usize, max_positions: usize) -> Result<Self, NetError> {
         if h[..4] != MAGIC || h[4] != VERSION {
             return Err(NetError::Malformed("not a client request"));
@@ -68,7 +77,7 @@ impl RequestHead {
         let mut sid = [0u8; 16];
         sid.copy_from_slice(&h[5..21]);
         let u = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
-        let (seq, count, generate) = (u(21), u(25) as usize, u(29));
+        let (seq, count, generate, batch) = (u(21), u(25) as usize, u(29), u(34));
         let positions = u64::from(seq) + u64::from(generate);
         if h[33] > 1 {
             return Err(NetError::Request(format!(
@@ -76,17 +85,27 @@ impl RequestHead {
                 h[33]
             )));
         }
+        if !(1..=MAX_BATCH).contains(&batch) || u64::from(batch) * u64::from(seq) > MAX_ROWS {
+            return Err(NetError::Request(format!(
+                "a batch of {batch} inputs of {seq} tokens: expected 1 to {MAX_BATCH} inputs, {MAX_ROWS} tokens in all"
+            )));
+        }
+        if batch > 1 && generate > 0 {
+            return Err(NetError::Request(format!(
+                "a batch of {batch} inputs generating tokens: batches do not generate"
+            )));
+        }
         if seq == 0
             || positions > max_positions as u64
             || generate > MAX_GENERATE
-            || Some(count) != (seq as usize).checked_mul(vocab)
+            || Some(count) != (seq as usize).checked_mul(vocab).and_then(|c| c.checked_mul(batch as usize))
         {
             return Err(NetError::Request(format!(
-                "{seq} tokens + {generate} generated, {count} elements, for a model of vocabulary {vocab} \
-                 and {max_positions} positions"
+                "{batch} x {seq} tokens + {generate} generated, {count} elements, for a model of vocabulary \
+                 {vocab} and {max_positions} positions"
             )));
         }
-        Ok(RequestHead { session: SessionId(sid), seq, generate, count, reveal_token: h[33] == 1 })
+        Ok(RequestHead { session: SessionId(sid), seq, generate, count, reveal_token: h[33] == 1, batch })
     }
 }
 
@@ -234,8 +253,29 @@ mod tests {
             generate: 2,
             count: 3 * 258,
             reveal_token: true,
+            batch: 1,
         };
         assert_eq!(RequestHead::parse(&h.encode(), 258, 8).unwrap(), h);
+        // A batch: its inputs' rows counted; bounded; generating nothing.
+        let b = RequestHead { generate: 0, reveal_token: false, batch: 5, count: 5 * 3 * 258, ..h };
+        assert_eq!(RequestHead::parse(&b.encode(), 258, 8).unwrap(), b);
+        for (batch, count, generate, why) in [
+            (0, 0, 0, "expected 1 to 64 inputs"),
+            (MAX_BATCH + 1, (MAX_BATCH as usize + 1) * 3 * 258, 0, "expected 1 to 64 inputs"),
+            (5, 4 * 3 * 258, 0, "5 x 3 tokens"),
+            (2, 2 * 3 * 258, 1, "batches do not generate"),
+        ] {
+            let e = RequestHead::parse(&RequestHead { batch, count, generate, ..b }.encode(), 258, 8)
+                .unwrap_err();
+            assert!(e.to_string().contains(why), "{batch}: {e}");
+        }
+        let rows = RequestHead { seq: 128, batch: 33, count: 33 * 128 * 2, ..b };
+        assert!(
+            RequestHead::parse(&rows.encode(), 2, 512)
+                .unwrap_err()
+                .to_string()
+                .contains("4096 tokens in all")
+        );
         let mut r = h.encode();
         r[33] = 2;
         assert!(RequestHead::parse(&r, 258, 8).unwrap_err().to_string().contains("reveal mode 2"));
@@ -256,6 +296,7 @@ mod tests {
             generate: 1,
             count: 0,
             reveal_token: false,
+            batch: 1,
         };
         assert!(RequestHead::parse(&big.encode(), 258, usize::MAX).is_err());
     }

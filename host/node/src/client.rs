@@ -20,8 +20,8 @@ use crate::{NodeError, io, write_t};
 pub struct ClientRequest<'a> {
     /// The model the parties run (its tokenizer and config; no weights are read).
     pub model: &'a ModelSpec,
-    /// The private text.
-    pub text: &'a str,
+    /// The private texts: one, or a batch of several (BERT: one session, one answer each).
+    pub texts: &'a [&'a str],
     /// Tokens to generate (GPT-2; 0 for BERT).
     pub generate: usize,
     /// What each generated token reveals.
@@ -58,9 +58,9 @@ pub enum Outcome {
 }
 
 /// Checks the input against the model, connects to both parties (so that a party never
-/// starts a session its peer will not join), sends the shares and reconstructs the answer.
-/// `rng` draws the input shares.
-pub async fn run(r: &ClientRequest<'_>, rng: &mut Prg) -> Result<Outcome, NodeError> {
+/// starts a session its peer will not join), sends the shares and reconstructs the answers (one
+/// per text). `rng` draws the input shares.
+pub async fn run(r: &ClientRequest<'_>, rng: &mut Prg) -> Result<Vec<Outcome>, NodeError> {
     let cfg = r.model.config()?;
     let tok = r.model.tokens()?;
     let (vocab, positions) = (cfg.vocab(), cfg.positions());
@@ -71,14 +71,40 @@ pub async fn run(r: &ClientRequest<'_>, rng: &mut Prg) -> Result<Outcome, NodeEr
     if gpt2 && r.generate == 0 {
         return Err(NodeError::Config("a GPT-2 request generates at least one token (--gen N)".into()));
     }
-    let ids = tok.encode(r.text, positions)?;
-    ditto_models::spec::check_input(ids.len(), r.generate, positions)?;
-    let n = ids.len();
+    let max_batch = if gpt2 { 1 } else { ditto_net::client::MAX_BATCH as usize };
+    if r.texts.is_empty() || r.texts.len() > max_batch {
+        return Err(NodeError::Config(format!(
+            "{} inputs: a request carries 1{} (batches are for BERT)",
+            r.texts.len(),
+            if gpt2 { String::new() } else { format!(" to {max_batch}") }
+        )));
+    }
+    let mut ids = Vec::with_capacity(r.texts.len());
+    for (i, t) in r.texts.iter().enumerate() {
+        let v = tok.encode(t, positions).map_err(|e| batch_err(r.texts.len(), i, e.into()))?;
+        ditto_models::spec::check_input(v.len(), r.generate, positions)
+            .map_err(|e| batch_err(r.texts.len(), i, e.into()))?;
+        ids.push(v);
+    }
+    let ns: Vec<usize> = ids.iter().map(Vec::len).collect();
     // A BERT input is padded to its length bucket with all-zero one-hot rows, which the
-    // parties' secret key mask ignores: they learn the bucket, not the length.
-    let rows = if gpt2 { n } else { ditto_models::spec::bucket(n, positions) };
-    let mut x = one_hot(&ids, vocab)?;
-    x.resize(rows * vocab, 0);
+    // parties' secret key mask ignores: they learn the bucket, not the length (a batch: the
+    // bucket of its longest input).
+    let longest = ns.iter().copied().max().unwrap_or(0);
+    let rows = if gpt2 { longest } else { ditto_models::spec::bucket(longest, positions) };
+    if (rows * ids.len()) as u64 > ditto_net::client::MAX_ROWS {
+        return Err(NodeError::Config(format!(
+            "{} inputs of {rows} tokens: at most {} tokens in one request",
+            ids.len(),
+            ditto_net::client::MAX_ROWS
+        )));
+    }
+    let mut x = Vec::with_capacity(ids.len() * rows * vocab);
+    for v in &ids {
+        let mut one = one_hot(v, vocab)?;
+        one.resize(rows * vocab, 0);
+        x.extend_from_slice(&one);
+    }
     let shares = share(&x, rng);
     let connect = async |addr: &str, role: &str| -> Result<Box<dyn Stream>, NodeError> {
         let tcp = tokio::time::timeout(r.timeout, tokio::net::TcpStream::connect(addr))
@@ -99,6 +125,7 @@ pub async fn run(r: &ClientRequest<'_>, rng: &mut Prg) -> Result<Outcome, NodeEr
             generate: u32::try_from(r.generate).map_err(|_| NodeError::Config("--gen too large".into()))?,
             count: s.len(),
             reveal_token: r.reveal.is_token(),
+            batch: u32::try_from(ids.len()).unwrap_or(u32::MAX),
         };
         let mut req = Vec::with_capacity(ditto_net::client::HEAD + s.len() * 4);
         req.extend_from_slice(&head.encode());
@@ -106,7 +133,7 @@ pub async fn run(r: &ClientRequest<'_>, rng: &mut Prg) -> Result<Outcome, NodeEr
         write_t(c, &req, r.timeout, "the request").await?;
     }
     if !gpt2 {
-        return bert_answer(&mut cs, n, &cfg.labels()).await;
+        return bert_answers(&mut cs, &ns, &cfg.labels()).await;
     }
     let mut tokens = Vec::new();
     for _ in 0..r.generate {
@@ -143,15 +170,22 @@ pub async fn run(r: &ClientRequest<'_>, rng: &mut Prg) -> Result<Outcome, NodeEr
         w0?;
         w1?;
     }
-    Ok(Outcome::Tokens { text: tok.decode(&tokens), ids: tokens })
+
+    Ok(vec![Outcome::Tokens { text: tok.decode(&tokens), ids: tokens }])
 }
 
-/// Reads both parties' answers to a BERT request: the embedding, or the logits and label.
-async fn bert_answer(
+/// Input `i` of a batch of `b` named in an error (a single input's error as it is).
+fn batch_err(b: usize, i: usize, e: NodeError) -> NodeError {
+    if b == 1 { e } else { NodeError::Config(format!("input {} of {b}: {e}", i + 1)) }
+}
+
+/// Reads both parties' answers to a BERT request of inputs of `ns` tokens: each input's
+/// embedding, or its logits and label.
+async fn bert_answers(
     cs: &mut [Box<dyn Stream>; 2],
-    n: usize,
+    ns: &[usize],
     labels: &[String],
-) -> Result<Outcome, NodeError> {
+) -> Result<Vec<Outcome>, NodeError> {
     let [c0, c1] = cs;
     let (a0, a1) = tokio::try_join!(read_answer(c0, CLIENT_TURN), read_answer(c1, CLIENT_TURN))?;
     if (a0.ring, a0.frac, a0.data.len()) != (a1.ring, a1.frac, a1.data.len()) {
@@ -164,16 +198,29 @@ async fn bert_answer(
         );
         reveal(&a, &b).iter().map(|x| ditto_core::fixed::decode(*x, frac)).collect()
     }
-    if a0.ring == 32 {
-        let logits = open::<u32>(&a0.data, &a1.data, a0.frac);
-        if logits.len() != labels.len() || logits.is_empty() {
-            return Err(NodeError::Answer(format!("{} logits for {} labels", logits.len(), labels.len())));
-        }
-        let best = (0..logits.len()).fold(0, |b, i| if logits[i] > logits[b] { i } else { b });
-        return Ok(Outcome::Label { label: labels[best].clone(), logits });
+    let values = if a0.ring == 32 {
+        open::<u32>(&a0.data, &a1.data, a0.frac)
+    } else {
+        open::<u64>(&a0.data, &a1.data, a0.frac)
+    };
+    let per = values.len() / ns.len();
+    if values.is_empty() || per * ns.len() != values.len() || (a0.ring == 32 && per != labels.len()) {
+        return Err(NodeError::Answer(format!(
+            "{} values for {} inputs{}",
+            values.len(),
+            ns.len(),
+            if a0.ring == 32 { format!(" of {} labels", labels.len()) } else { String::new() }
+        )));
     }
-    #[allow(clippy::cast_precision_loss)]
-    let v: Vec<f64> = open::<u64>(&a0.data, &a1.data, a0.frac).iter().map(|x| x / n as f64).collect();
-    let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
-    Ok(Outcome::Embedding(v.iter().map(|x| x / norm).collect()))
+    let outcome = |(v, &n): (&[f64], &usize)| {
+        if a0.ring == 32 {
+            let best = (0..v.len()).fold(0, |b, i| if v[i] > v[b] { i } else { b });
+            return Outcome::Label { label: labels[best].clone(), logits: v.to_vec() };
+        }
+        #[allow(clippy::cast_precision_loss)]
+        let v: Vec<f64> = v.iter().map(|x| x / n as f64).collect();
+        let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt().max(1e-12);
+        Outcome::Embedding(v.iter().map(|x| x / norm).collect())
+    };
+    Ok(values.chunks(per).zip(ns).map(outcome).collect())
 }

@@ -18,7 +18,6 @@ use ditto_dealer::stream::{
 };
 use ditto_dealer::{DEFAULT_CHUNK, HashHex};
 
-use ditto_models::generate::Reveal;
 use ditto_models::quant::QuantConfig;
 use ditto_models::spec::ModelConfig;
 use ditto_net::tls::Security;
@@ -222,9 +221,12 @@ impl ModelDealer {
         if p.reveal_token && matches!(self.cfg, ModelConfig::Bert(_)) {
             return refuse("a BERT model has no tokens to reveal".into());
         }
-        let (n, g) = (p.seq as usize, p.generate as usize);
-        let reveal = Reveal::of_flag(p.reveal_token);
-        let plan = rt.block_on(ditto_models::plans::of("party", &self.cfg, &self.q, (n, g), reveal))?;
+        if p.batch > ditto_net::client::MAX_BATCH
+            || u64::from(p.batch.max(1)) * u64::from(p.seq) > ditto_net::client::MAX_ROWS
+        {
+            return refuse(format!("a batch of {} inputs of {} tokens is over the limits", p.batch, p.seq));
+        }
+        let plan = rt.block_on(crate::party::plan_for(&self.cfg, &self.q, &p))?;
         let hash = plan.hash()?;
         if hash != req.plan_hash {
             return refuse(format!(

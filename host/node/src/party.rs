@@ -132,6 +132,12 @@ fn check(
             "a BERT model has no tokens to reveal (--reveal token is for GPT-2)".into(),
         ));
     }
+    if h.batch > 1 && matches!(share, ModelShare::Gpt2(_)) {
+        return Err(NodeError::Request(format!(
+            "a batch of {} inputs: batches are for BERT models",
+            h.batch
+        )));
+    }
     Ok((h, vocab))
 }
 
@@ -154,7 +160,11 @@ pub(crate) async fn read_request(
     let mut data = vec![0u8; head.count * 4];
     read_t(&mut conn, &mut data, wait, "the client's input").await?;
     let input = data.chunks_exact(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
-    let input = Shared::new(input, &[head.seq as usize, vocab], 0)?;
+    let shape = match head.batch {
+        1 => vec![head.seq as usize, vocab],
+        b => vec![b as usize, head.seq as usize, vocab],
+    };
+    let input = Shared::new(input, &shape, 0)?;
     Ok(Request { conn, head, input })
 }
 
@@ -220,14 +230,22 @@ pub async fn serve(
 
 /// What a request's plan is made for.
 pub fn plan_params(head: &RequestHead) -> PlanParams {
-    PlanParams { seq: head.seq, generate: head.generate, reveal_token: head.reveal_token }
+    PlanParams { seq: head.seq, generate: head.generate, reveal_token: head.reveal_token, batch: head.batch }
 }
 
 /// The plan of a request to `share`'s model.
 pub async fn plan_of(share: &ModelShare, head: &RequestHead) -> Result<ditto_core::plan::Plan, NodeError> {
-    let (seq, gen_n, reveal) =
-        (head.seq as usize, head.generate as usize, Reveal::of_flag(head.reveal_token));
-    Ok(ditto_models::plans::of("party", &share.config(), share.quant(), (seq, gen_n), reveal).await?)
+    plan_for(&share.config(), share.quant(), &plan_params(head)).await
+}
+
+/// The plan a party runs (and the dealer deals) for model `cfg` under `q`, made for `p`.
+pub async fn plan_for(
+    cfg: &ditto_models::spec::ModelConfig,
+    q: &ditto_models::quant::QuantConfig,
+    p: &PlanParams,
+) -> Result<ditto_core::plan::Plan, NodeError> {
+    let lengths = (p.seq as usize, p.generate as usize, p.batch.max(1) as usize);
+    Ok(ditto_models::plans::of("party", cfg, q, lengths, Reveal::of_flag(p.reveal_token)).await?)
 }
 
 /// This party's record of consumed sessions (see [`SessionRecord`]).

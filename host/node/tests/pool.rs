@@ -15,7 +15,7 @@ use ditto_node::pool::{Pool, PoolKey, parse_buckets, parse_size};
 const SET: ShareSetId = ShareSetId([0x5e; 16]);
 
 fn key(seq: u32, hash: u8) -> PoolKey {
-    let params = PlanParams { seq, generate: 0, reveal_token: false };
+    let params = PlanParams { seq, generate: 0, reveal_token: false, batch: 1 };
     PoolKey { params, plan_hash: [hash; 32], label: seq.to_string(), estimate: 1000 }
 }
 
@@ -129,8 +129,10 @@ fn budgets_and_buckets_from_the_command_line() {
     for bad in ["", "G", "1.5G", "4Q", "-1", "99999999999T"] {
         assert!(parse_size(bad).is_err(), "{bad}");
     }
-    let p = |seq, generate, reveal_token| PlanParams { seq, generate, reveal_token };
+    let p = |seq, generate, reveal_token| PlanParams { seq, generate, reveal_token, batch: 1 };
     assert_eq!(parse_buckets("16, 128,16", 512, false), Ok(vec![p(16, 0, false), p(128, 0, false)]));
+    let batch8 = PlanParams { batch: 8, ..p(128, 0, false) };
+    assert_eq!(parse_buckets("128x8,128", 512, false), Ok(vec![batch8, p(128, 0, false)]));
     assert_eq!(
         parse_buckets("32+8,32+8:token,5", 64, true),
         Ok(vec![p(32, 8, false), p(32, 8, true), p(5, 0, false)])
@@ -140,12 +142,16 @@ fn budgets_and_buckets_from_the_command_line() {
         ("0", "outside 1..=512"),
         ("513", "outside 1..=512"),
         ("32+8", "generates no tokens"),
-        ("x", "expected N, N+G"),
-        ("3+", "expected N, N+G"),
+        ("x", "expected N, NxB, N+G"),
+        ("3+", "expected N, NxB, N+G"),
+        ("16x0", "1 to 64 inputs"),
+        ("16x65", "1 to 64 inputs"),
+        ("128x33", "4096 tokens in all"),
     ] {
         let e = parse_buckets(bad, 512, false).unwrap_err();
         assert!(e.contains(why), "{bad}: {e}");
     }
     assert!(parse_buckets("60+8", 64, true).unwrap_err().contains("outside 1..=64"));
     assert!(parse_buckets("6:token", 64, true).unwrap_err().contains("none to reveal"));
+    assert!(parse_buckets("6x2", 64, true).unwrap_err().contains("batches are for encoders"));
 }

@@ -25,9 +25,10 @@ async fn the_client_refuses_an_input_longer_than_the_model_before_connecting() {
     let model = ModelSpec::parse("seeded");
     let long = "x".repeat(100); // 102 byte tokens with [CLS] and [SEP]; the model has 64 positions
     let sec = Security::Plaintext;
+    let one = [long.as_str()];
     let mut req = ClientRequest {
         model: &model,
-        text: &long,
+        texts: &one,
         generate: 0,
         reveal: Reveal::Logits,
         session: SessionId([1; 16]),
@@ -41,12 +42,14 @@ async fn the_client_refuses_an_input_longer_than_the_model_before_connecting() {
         Err(NodeError::Model(e)) => assert!(e.to_string().contains("more than the 64 allowed"), "{e}"),
         other => panic!("expected a too-long input, got {other:?}"),
     }
-    req.text = "";
+    let empty = [""];
+    req.texts = &empty;
     let gpt2 = ModelSpec::parse("seeded-gpt2");
     req.model = &gpt2;
     req.generate = 3;
     assert!(run(&req, &mut rng).await.unwrap_err().to_string().contains("empty"));
-    req.text = &long[..70];
+    let seventy = [&long[..70]];
+    req.texts = &seventy;
     req.generate = 100;
     let e = run(&req, &mut rng).await.unwrap_err().to_string();
     assert!(
@@ -80,6 +83,7 @@ async fn a_party_tells_the_client_why_it_refuses_a_request() {
             generate: 0,
             count: cfg.vocab_size,
             reveal_token: false,
+            batch: 1,
         };
         c.write_all(&head.encode()).await.unwrap();
         read_answer(&mut c, Duration::from_secs(5)).await
@@ -92,7 +96,9 @@ async fn a_party_tells_the_client_why_it_refuses_a_request() {
     .await;
     assert!(waited.is_err(), "no request was accepted");
     match client.await.unwrap() {
-        Err(NetError::Refused(why)) => assert!(why.contains("2 tokens + 0 generated, 258 elements"), "{why}"),
+        Err(NetError::Refused(why)) => {
+            assert!(why.contains("1 x 2 tokens + 0 generated, 258 elements"), "{why}")
+        }
         other => panic!("expected a refusal, got {other:?}"),
     }
     assert_eq!(skipped.len(), 1, "{skipped:?}");

@@ -25,6 +25,49 @@ pub fn client(
     Ok(embedding_line(&out))
 }
 
+/// Runs a client for a batch of `texts` (session `sid`, the batch file in `d`); each input's
+/// embedding, or the error output.
+pub fn client_batch(
+    d: &std::path::Path,
+    (c0, c1): (&str, &str),
+    texts: &[&str],
+    sid: &str,
+) -> Result<Vec<Vec<f64>>, String> {
+    let file = d.join(format!("batch-{sid}.txt"));
+    std::fs::write(&file, texts.join("\n") + "\n").unwrap();
+    let o = ditto()
+        .args([
+            "client",
+            "--model",
+            "seeded",
+            "--batch",
+            &path(&file),
+            "--session",
+            sid,
+            "--p0",
+            c0,
+            "--p1",
+            c1,
+        ])
+        .args(tls(d, "client", &[]))
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    if !o.status.success() {
+        return Err(out + &String::from_utf8_lossy(&o.stderr));
+    }
+    let got: Vec<Vec<f64>> = (1..=texts.len())
+        .map(|i| {
+            let line = out
+                .lines()
+                .find(|l| l.starts_with(&format!("input {i}: ")))
+                .unwrap_or_else(|| panic!("{out}"));
+            embedding_line(line)
+        })
+        .collect();
+    Ok(got)
+}
+
 /// Starts serving party `id`; returns it and its standard output after its first line.
 pub fn serving(
     d: &std::path::Path,
@@ -33,7 +76,10 @@ pub fn serving(
     more: &[&str],
 ) -> (Kill, Lines<BufReader<ChildStdout>>) {
     let state = path(&d.join(format!("state{id}")));
-    let extra = [&["--serve", "--concurrency", "2", "--timeout", "20", "--state", &state][..], more].concat();
+    // A time-out of 20 s and 2 requests at once unless `more` sets them.
+    let timeout: &[&str] = if more.contains(&"--timeout") { &[] } else { &["--timeout", "20"] };
+    let conc: &[&str] = if more.contains(&"--concurrency") { &[] } else { &["--concurrency", "2"] };
+    let extra = [&["--serve", "--state", &state][..], timeout, conc, more].concat();
     let mut p = party(d, id, peer, dealer, client, &extra);
     let mut lines = BufReader::new(p.0.stdout.take().unwrap()).lines();
     let first = lines.next().and_then(Result::ok).unwrap_or_default();

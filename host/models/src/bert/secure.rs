@@ -184,19 +184,27 @@ impl SecureBert {
         Ok(SecureBert { cfg, q, t })
     }
 
-    /// Final hidden states (n x h, Z_2^64 at `nl_frac`) for a shared one-hot input (n x vocab,
-    /// Z_2^32, scale 0).
+    /// Final hidden states (B n x h, Z_2^64 at `nl_frac`) for a shared one-hot input (n x vocab,
+    /// or a batch of B inputs of n tokens, B x n x vocab; Z_2^32, scale 0): each input's rows
+    /// are what it computes alone.
     pub async fn forward(&self, e: &mut Engine, onehot: &Shared<u32>) -> Result<Shared<u64>, MpcError> {
-        let (n, h) = (onehot.shape[0], self.cfg.hidden_size);
+        let (b, n) = batch_of(onehot)?;
+        let onehot = match onehot.shape.len() {
+            2 => std::borrow::Cow::Borrowed(onehot),
+            _ => std::borrow::Cow::Owned(onehot.clone().reshape(&[b * n, self.cfg.vocab_size])?),
+        };
+        let h = self.cfg.hidden_size;
         let (q, t, eps) = (&self.q, &self.t, self.cfg.layer_norm_eps);
         // Padding rows (all-zero one-hot rows: the client pads its input to a length bucket)
         // are keys no query sees, by a secret penalty on their scores.
-        let pad = crate::blocks::pad_penalties(e, onehot);
-        // Embeddings: one-hot x table (private ids), plus public position / type rows.
+        let pad = crate::blocks::pad_penalties(e, &onehot);
+        // Embeddings: one-hot x table (private ids), plus public position / type rows (each
+        // input's positions from 0).
         e.context(Tag::Embedding, 0);
-        let x = e.matmul_fixed(onehot, &t.word).await?;
-        let pt: Vec<u32> = (0..n * h).map(|i| t.pos.data[i].wrapping_add(t.typ.data[i % h])).collect();
-        let x = e.add(&x, &Shared { data: pt, shape: vec![n, h], frac: q.weight_frac })?;
+        let x = e.matmul_fixed(&onehot, &t.word).await?;
+        let pt: Vec<u32> =
+            (0..b * n * h).map(|i| t.pos.data[i % (n * h)].wrapping_add(t.typ.data[i % h])).collect();
+        let x = e.add(&x, &Shared { data: pt, shape: vec![b * n, h], frac: q.weight_frac })?;
         // The last LayerNorm's output stays in Z_2^64 (the model's output); every other one
         // feeds a linear layer in Z_2^32.
         let Some((last, rest)) = t.layers.split_last() else {
@@ -205,12 +213,12 @@ impl SecureBert {
         let mut x = norm(e, q, &x, &t.emb_ln, eps).await?;
         for (i, l) in rest.iter().enumerate() {
             let span = LayerSpan::begin(e, "bert", i + 1);
-            let x2 = self.block(e, &x, l, &pad).await?;
+            let x2 = self.block(e, &x, l, (b, &pad)).await?;
             x = norm_of(e, q, &x2, &l.ln2, eps).await?;
             span.end(e);
         }
         let span = LayerSpan::begin(e, "bert", t.layers.len());
-        let x2 = self.block(e, &x, last, &pad).await?;
+        let x2 = self.block(e, &x, last, (b, &pad)).await?;
         let y = norm64_of(e, q, &x2, &last.ln2, eps).await?;
         span.end(e);
         Ok(y)
@@ -224,11 +232,11 @@ impl SecureBert {
         e: &mut Engine,
         x: &Shared<u32>,
         l: &Layer<Weight<u32>>,
-        pad: &Shared<u32>,
+        (batch, pad): (usize, &Shared<u32>),
     ) -> Result<Shared<u64>, MpcError> {
         let (q, eps, heads_n) = (&self.q, self.cfg.layer_norm_eps, self.cfg.num_attention_heads);
         let (qm, km, vm) = qkv(&linear(e, x, &l.qkv).await?);
-        let ctx = attention(e, q, (&qm, &km, &vm), heads_n, (None, Some(pad))).await?;
+        let ctx = attention(e, q, (&qm, &km, &vm), (batch, heads_n), (None, Some(pad))).await?;
         let a = linear_pre(e, &ctx, &l.o).await?;
         let x1 = residual64(e, x, &a, l.o.w.frac).await?;
         let x1 = norm_of(e, q, &x1, &l.ln1, eps).await?;
@@ -246,14 +254,14 @@ impl SecureBert {
         })
     }
 
-    /// Classification logits (1 x labels, Z_2^32 at `act_frac`): classifier(tanh(pooler(h_CLS))),
-    /// the tanh in Z_2^64 with the softmax's exp iterations.
+    /// Classification logits (B x labels, Z_2^32 at `act_frac`, one row per input):
+    /// classifier(tanh(pooler(h_CLS))), the tanh in Z_2^64 with the softmax's exp iterations.
     pub async fn classify(&self, e: &mut Engine, onehot: &Shared<u32>) -> Result<Shared<u32>, MpcError> {
         let Some(hd) = &self.t.head else {
             return Err(MpcError::NoHead);
         };
         let c = self.cls(e, onehot).await?;
-        let c = down(e, &self.q, &Shared { shape: vec![1, c.len()], ..c }).await?;
+        let c = down(e, &self.q, &c).await?;
         e.context(Tag::Other, u16::try_from(self.t.layers.len() + 1).unwrap_or(u16::MAX));
         let p = linear(e, &c, &hd.pooler).await?;
         let p = up64(e, &self.q, &p).await?;
@@ -263,23 +271,41 @@ impl SecureBert {
         linear(e, &t, &hd.classifier).await
     }
 
-    /// The final hidden state of the first token ([CLS] pooling; Z_2^64, `nl_frac`).
+    /// The final hidden state of each input's first token ([CLS] pooling; B x h, Z_2^64,
+    /// `nl_frac`).
     pub async fn cls(&self, e: &mut Engine, onehot: &Shared<u32>) -> Result<Shared<u64>, MpcError> {
+        let (b, n) = batch_of(onehot)?;
         let x = self.forward(e, onehot).await?;
         let h = x.shape[1];
-        Ok(Shared { data: x.data[..h].to_vec(), shape: vec![h], frac: x.frac })
+        let data = (0..b).flat_map(|i| x.data[i * n * h..i * n * h + h].iter().copied()).collect();
+        Ok(Shared { data, shape: vec![b, h], frac: x.frac })
     }
 
-    /// Sum over tokens of the final hidden states (h, Z_2^64): the client divides by the token
-    /// count and normalises to get the sentence embedding (mean pooling is public arithmetic).
+    /// Sum over each input's tokens of its final hidden states (B x h, Z_2^64): the client
+    /// divides by the token count and normalises to get the sentence embedding (mean pooling is
+    /// public arithmetic).
     pub async fn pooled_sum(&self, e: &mut Engine, onehot: &Shared<u32>) -> Result<Shared<u64>, MpcError> {
+        let (b, n) = batch_of(onehot)?;
         let x = self.forward(e, onehot).await?;
-        let (n, h) = (x.shape[0], x.shape[1]);
+        let h = x.shape[1];
         // The sum over the real rows only, sum_i m_i x_i with m the secret row mask (1 for a
-        // real token, 0 for padding): m upcast, then one product m^T X.
+        // real token, 0 for padding): m upcast, then one product m^T X per input.
         e.set_tag(Tag::Other);
-        let m = e.upcast_a(&crate::blocks::row_mask(onehot).reshape(&[1, 1, n])?).await?;
-        let s = e.matmul_aa(&m, &Shared { shape: vec![1, n, h], ..x }).await?;
-        Ok(Shared { shape: vec![h], ..s })
+        let m = e.upcast_a(&crate::blocks::row_mask(onehot).reshape(&[b, 1, n])?).await?;
+        let s = e.matmul_aa(&m, &Shared { shape: vec![b, n, h], ..x }).await?;
+        Ok(Shared { shape: vec![b, h], ..s })
+    }
+}
+
+/// The inputs and tokens per input of a one-hot input: n x vocab (one input) or B x n x vocab.
+fn batch_of(onehot: &Shared<u32>) -> Result<(usize, usize), MpcError> {
+    match onehot.shape[..] {
+        [n, _] => Ok((1, n)),
+        [b, n, _] if b > 0 => Ok((b, n)),
+        _ => Err(MpcError::Shape {
+            what: "a one-hot input",
+            expected: vec![0, 0, 0],
+            got: onehot.shape.clone(),
+        }),
     }
 }

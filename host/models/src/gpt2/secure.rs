@@ -230,7 +230,8 @@ impl SecureGpt2 {
             let (qm, km, vm) = qkv(&linear(e, &a, &b.attn).await?);
             cache.k[l] = append(&cache.k[l], &km);
             cache.v[l] = append(&cache.v[l], &vm);
-            let ctx = attention(e, q, (&qm, &cache.k[l], &cache.v[l]), heads, (Some(&keep), None)).await?;
+            let ctx =
+                attention(e, q, (&qm, &cache.k[l], &cache.v[l]), (1, heads), (Some(&keep), None)).await?;
             let o = linear_pre(e, &ctx, &b.proj).await?;
             let s = residual64(e, &x, &o, b.proj.w.frac).await?;
             x = low32(&s);

@@ -29,10 +29,11 @@ pub struct PoolKey {
 impl PoolKey {
     /// The pool of `plan`, made for `params`.
     pub fn new(params: PlanParams, plan: &Plan) -> Result<Self, NodeError> {
-        let label = match (params.generate, params.reveal_token) {
-            (0, _) => format!("{}", params.seq),
-            (g, false) => format!("{}+{g}", params.seq),
-            (g, true) => format!("{}+{g}:token", params.seq),
+        let label = match (params.generate, params.reveal_token, params.batch) {
+            (0, _, 0 | 1) => format!("{}", params.seq),
+            (0, _, b) => format!("{}x{b}", params.seq),
+            (g, false, _) => format!("{}+{g}", params.seq),
+            (g, true, _) => format!("{}+{g}:token", params.seq),
         };
         let estimate = crate::dealer::p1_wire_bytes(plan, ditto_dealer::DEFAULT_CHUNK) + 4096;
         Ok(PoolKey { params, plan_hash: plan.hash()?, label, estimate })
@@ -65,16 +66,32 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 /// Parses pool buckets for a model of `positions` positions: a comma-separated list of `N`
-/// (tokens; for a decoder, a prompt generating nothing), `N+G` (a prompt of N tokens and G
-/// generated, their logits revealed) or `N+G:token` (only the tokens' ids revealed).
+/// (tokens; for a decoder, a prompt generating nothing), `NxB` (an encoder's batch of B inputs
+/// of N tokens), `N+G` (a prompt of N tokens and G generated, their logits revealed) or
+/// `N+G:token` (only the tokens' ids revealed).
 pub fn parse_buckets(text: &str, positions: usize, decoder: bool) -> Result<Vec<PlanParams>, String> {
     let mut out: Vec<PlanParams> = Vec::new();
     for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let bad = || format!("bucket {item:?}: expected N, N+G or N+G:token");
+        let bad = || format!("bucket {item:?}: expected N, NxB, N+G or N+G:token");
         let (body, token) = match item.strip_suffix(":token") {
             Some(b) => (b, true),
             None => (item, false),
         };
+        let (body, batch) = match body.split_once('x') {
+            Some((n, b)) => (n, b.parse::<u32>().map_err(|_| bad())?),
+            None => (body, 1),
+        };
+        if batch > 1 && decoder {
+            return Err(format!("bucket {item:?}: batches are for encoders"));
+        }
+        let rows = u64::from(batch) * u64::from(body.parse::<u32>().unwrap_or(0));
+        if batch == 0 || batch > ditto_net::client::MAX_BATCH || rows > ditto_net::client::MAX_ROWS {
+            return Err(format!(
+                "bucket {item:?}: 1 to {} inputs of at most {} tokens in all",
+                ditto_net::client::MAX_BATCH,
+                ditto_net::client::MAX_ROWS
+            ));
+        }
         let (n, g) = match body.split_once('+') {
             Some((n, g)) => (n.parse::<u32>().map_err(|_| bad())?, g.parse::<u32>().map_err(|_| bad())?),
             None => (body.parse::<u32>().map_err(|_| bad())?, 0),
@@ -88,7 +105,7 @@ pub fn parse_buckets(text: &str, positions: usize, decoder: bool) -> Result<Vec<
         if n == 0 || u64::from(n) + u64::from(g) > positions as u64 {
             return Err(format!("bucket {item:?}: {n} + {g} tokens outside 1..={positions}"));
         }
-        let p = PlanParams { seq: n, generate: g, reveal_token: token };
+        let p = PlanParams { seq: n, generate: g, reveal_token: token, batch };
         if !out.contains(&p) {
             out.push(p);
         }
@@ -121,9 +138,7 @@ pub async fn open_for(
 ) -> Result<Arc<Pool>, NodeError> {
     let mut keys = Vec::new();
     for p in buckets {
-        let (n, g) = (p.seq as usize, p.generate as usize);
-        let reveal = ditto_models::generate::Reveal::of_flag(p.reveal_token);
-        let plan = ditto_models::plans::of("party", &share.config(), share.quant(), (n, g), reveal).await?;
+        let plan = crate::party::plan_for(&share.config(), share.quant(), p).await?;
         keys.push(PoolKey::new(*p, &plan)?);
     }
     Pool::open(state, share.share_set(), keys, budget, consumed)

@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# Serving latency across processes: a dealer, two serving parties (`ditto party --serve`) and a
+# client, each its own process on this machine (loopback, TLS with pinned identities, as
+# deployed). N requests one after another; prints the client-observed latency (wall time of
+# `ditto client`: process start, handshakes, sharing, the secure run, the answer), its p50 and
+# p95, and the parties' own online time, for each mode:
+#   warm   P1 keeps a pool (`--pool`) and each request is sent once the pool is full again
+#   empty  no pool: the dealer creates each session while its request waits
+# beside the in-process `ditto bench` online time of the same model, measured in the same run.
+#
+# Usage: bench/serve.sh [ARCH] [SEQ] [N] [MODES]
+#   bench/serve.sh bert-tiny 16 10
+#   bench/serve.sh bert-base 128 10 "warm empty"
+# SEQ must be a length bucket (16, 32, 64, 128, 256, 512) for BERT. DITTO_POOL_SESSIONS (default
+# 2) sets the pool's size in sessions. The working directory (shares, pool) is removed on exit.
+set -euo pipefail
+
+ARCH=${1:-bert-tiny}
+SEQ=${2:-16}
+N=${3:-10}
+MODES=${4:-"warm empty"}
+QUANT=${DITTO_QUANT:-ditto}
+POOL=${DITTO_POOL_SESSIONS:-2}
+cd "$(dirname "$0")/.."
+BIN=${DITTO_BIN:-${CARGO_TARGET_DIR:-target}/release/ditto}
+[ -x "$BIN" ] || cargo build --release -p ditto-cli
+case $ARCH in gpt2*) echo "serve.sh: BERT shapes only (GPT-2 prompts are not bucketed)" >&2; exit 2 ;; esac
+
+WORK=$(mktemp -d /tmp/ditto-serve.XXXXXX)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+tls() { echo --identity "$WORK/tls/$1.identity" --trust "$WORK/tls/trust"; }
+"$BIN" provision --out "$WORK/keys" >/dev/null
+"$BIN" keygen --out "$WORK/tls" --name p0 --name p1 --name dealer --name client >/dev/null
+"$BIN" share-model --model "arch:$ARCH" --quant "$QUANT" --out "$WORK/shares" >/dev/null
+TEXT=$(head -c "$SEQ" /dev/zero | tr '\0' 'a')
+P1_BYTES=$("$BIN" plan --arch "$ARCH" --seq "$SEQ" --quant "$QUANT" --json | sed -n 's/.*"dealer_bytes_p1": \([0-9]*\).*/\1/p')
+# Corrections plus about 1.5% of frame headers and tags.
+BUDGET=$((POOL * P1_BYTES * 103 / 100))
+
+DEALER=127.0.0.1:$(free_port)
+"$BIN" dealer --model "arch:$ARCH" --quant "$QUANT" --keys "$WORK/keys" --listen "$DEALER" \
+    --state "$WORK/dealer" $(tls dealer) >"$WORK/dealer.log" 2>&1 &
+PIDS+=($!)
+
+# Quantiles by nearest rank of the numbers on stdin.
+quantile() { sort -n | awk -v q="$1" '{ v[NR] = $1 } END { i = int(q * NR); if (i < q * NR) i++; if (i < 1) i = 1; print v[i] }'; }
+
+# One mode: both parties serving, N requests; prints the latencies' p50 and p95 and the parties'.
+run_mode() {
+    local mode=$1 peer c0 c1 m1 pool=()
+    peer=127.0.0.1:$(free_port) c0=127.0.0.1:$(free_port) c1=127.0.0.1:$(free_port) m1=127.0.0.1:$(free_port)
+    [ "$mode" = warm ] && pool=(--pool "$BUDGET" --pool-buckets "$SEQ")
+    "$BIN" party --id 0 --share "$WORK/shares/p0.share" --key "$WORK/keys/p0.key" --listen "$peer" \
+        --dealer "$DEALER" --client "$c0" --state "$WORK/s0" --serve --timeout 600 $(tls p0) >"$WORK/p0.$mode.log" 2>&1 &
+    local p0=$!
+    "$BIN" party --id 1 --share "$WORK/shares/p1.share" --key "$WORK/keys/p1.key" --connect "$peer" \
+        --dealer "$DEALER" --client "$c1" --state "$WORK/s1" --serve --timeout 600 --metrics "$m1" "${pool[@]}" \
+        $(tls p1) >"$WORK/p1.$mode.log" 2>&1 &
+    local p1=$!
+    PIDS+=("$p0" "$p1")
+    for _ in $(seq 1 600); do
+        grep -q "serving clients on" "$WORK/p0.$mode.log" && grep -q "serving clients on" "$WORK/p1.$mode.log" && break
+        sleep 0.1
+    done
+    : >"$WORK/lat.$mode"
+    for i in $(seq 0 "$N"); do
+        if [ "$mode" = warm ]; then
+            for _ in $(seq 1 6000); do
+                depth=$( (curl -s "http://$m1/metrics" || true) | sed -n "s/^ditto_pool_sessions{party=\"1\",bucket=\"$SEQ\"} //p")
+                [ "${depth:-0}" -ge "$POOL" ] && break
+                sleep 0.1
+            done
+        fi
+        t0=$(date +%s.%N)
+        "$BIN" client --model "arch:$ARCH" --text "$TEXT" --p0 "$c0" --p1 "$c1" $(tls client) \
+            >"$WORK/client.log" 2>&1 || { cat "$WORK/client.log" "$WORK/p0.$mode.log" "$WORK/p1.$mode.log" >&2; exit 1; }
+        t1=$(date +%s.%N)
+        # Request 0 opens the weight masks once (the parties keep them): not counted.
+        [ "$i" = 0 ] || echo "$t1 - $t0" | bc -l >>"$WORK/lat.$mode"
+    done
+    kill -TERM "$p0" "$p1"
+    wait "$p0" "$p1" || true
+    local online
+    online=$(sed -n 's/^served party=0 .*online_s=\([0-9.]*\).*/\1/p' "$WORK/p0.$mode.log" | tail -n +2)
+    local sources
+    sources=$(sed -n 's/^served party=1 .*source=\([a-z-]*\).*/\1/p' "$WORK/p1.$mode.log" | tail -n +2 | sort | uniq -c | tr -s ' ' | tr '\n' ';')
+    printf 'serve  %-5s client p50 %7.3f s  p95 %7.3f s   parties online p50 %7.3f s   sessions:%s\n' "$mode" \
+        "$(quantile 0.5 <"$WORK/lat.$mode")" "$(quantile 0.95 <"$WORK/lat.$mode")" \
+        "$(echo "$online" | quantile 0.5)" "$sources"
+}
+
+BENCH=$("$BIN" bench --arch "$ARCH" --seq "$SEQ" --quant "$QUANT" --json)
+echo "serve  $ARCH seq $SEQ, quant $QUANT, $N requests per mode after one warm-up, pool of $POOL sessions ($BUDGET bytes)"
+echo "serve  in-process ditto bench online $(echo "$BENCH" | sed -n 's/.*"online_s":\([0-9.e+-]*\).*/\1/p') s"
+for m in $MODES; do run_mode "$m"; done
