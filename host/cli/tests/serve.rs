@@ -7,7 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::serving::{client, client_batch, exit_code, http_get, same_sessions, serving, sigterm};
+use common::serving::{
+    Log, client, client_batch, exit_code, field, http_get, same_sessions, serving, sigterm,
+};
 use common::{dealer, demo_embedding, port, provision_and_share};
 
 #[test]
@@ -104,14 +106,22 @@ fn serving_parties_pair_many_concurrent_requests() {
     let (_dealer, dealer_addr) = dealer(&d, "seeded", &d.join("dealer"), &[]);
     let (peer, c0, c1) = (port(), port(), port());
     let (mut p0, out0) = serving(&d, 0, (&peer, &dealer_addr, &c0), &["--concurrency", "4"]);
-    let pool = ["--concurrency", "4", "--pool", "40M", "--pool-buckets", "16,32,32x3"];
+    let pool = ["--concurrency", "4", "--pool", "60M", "--pool-buckets", "16,32,32x3"];
     let (mut p1, out1) = serving(&d, 1, (&peer, &dealer_addr, &c1), &pool);
+    // One session of each bucket pooled before the clients start (the rest on demand).
+    let log1 = Log::new(out1);
+    for b in ["16", "32", "32x3"] {
+        let pooled = |l: &str| l.starts_with("pooled ") && field(l, "bucket") == b;
+        assert!(log1.wait_for(300, pooled), "bucket {b} not pooled: {:?}", log1.lines());
+    }
     // Bucket 16 (12 tokens), bucket 32 (26 tokens), and batches padded to bucket 32.
     let (short, long) = ("many clients", "many clients, longer text");
     let requests: [&[&str]; 4] = [&[short], &[long], &[long, short], &[short, long, short]];
     let sid = |i: usize| format!("b{i:031x}");
     let cs = (c0.as_str(), c1.as_str());
-    let results: Vec<(usize, Result<Vec<Vec<f64>>, String>)> = std::thread::scope(|s| {
+    // (kind of request, each input's embedding or the client's error)
+    type Answer = (usize, Result<Vec<Vec<f64>>, String>);
+    let results: Vec<Answer> = std::thread::scope(|s| {
         let hs: Vec<_> = (0..8)
             .map(|c| {
                 let d = &d;
@@ -134,8 +144,8 @@ fn serving_parties_pair_many_concurrent_requests() {
     sigterm(&p0);
     sigterm(&p1);
     let codes = (exit_code(&mut p0), exit_code(&mut p1));
-    let logs: Vec<Vec<String>> =
-        [out0, out1].into_iter().map(|l| l.map_while(Result::ok).collect()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let logs: Vec<Vec<String>> = vec![out0.map_while(Result::ok).collect(), log1.lines()];
     assert_eq!(codes, (Some(0), Some(0)), "{logs:?}");
     let want = [demo_embedding("seeded", short), demo_embedding("seeded", long)];
     let failed: Vec<&String> = logs.iter().flatten().filter(|l| l.starts_with("failed")).collect();
@@ -151,7 +161,12 @@ fn serving_parties_pair_many_concurrent_requests() {
         }
     }
     let dealt = same_sessions(&logs);
-    assert!(dealt.values().any(|(_, src)| src == "pool"), "none from the pool: {logs:?}");
+    for kind in [1, 3] {
+        let from_pool = |(r, (_, src)): (&String, &(String, String))| {
+            src == "pool" && (0..32).any(|i| sid(i) == *r && requests[(i / 4 + i % 4) % 4].len() == kind)
+        };
+        assert!(dealt.iter().any(from_pool), "no {kind}-input request from the pool: {logs:?}");
+    }
     for (id, log) in logs.iter().enumerate() {
         for i in 0..32 {
             assert!(dealt.contains_key(&sid(i)), "party {id}, request {}: {log:?}", sid(i));

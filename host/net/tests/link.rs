@@ -212,6 +212,7 @@ async fn routing_names_the_request_and_session_and_relays_p0s_stream() {
         request: SessionId([0xa1; 16]),
         session: SID,
         p0_stream: (0..300u16).map(|i| i as u8).collect(),
+        refused: false,
     };
     for (mut a, mut b) in pairs(cfg(5000)).await {
         let (ra, rb) = tokio::join!(a.route_recv(), b.route_send(&sent));
@@ -220,6 +221,14 @@ async fn routing_names_the_request_and_session_and_relays_p0s_stream() {
         let (h0, h1) = (hello(Party::P0), hello(Party::P1));
         let (ha, hb) = tokio::join!(a.handshake(&h0), b.handshake(&h1));
         assert!(ha.is_ok() && hb.is_ok());
+    }
+    // A request P1 gives up: P0 learns why.
+    for (mut a, mut b) in pairs(cfg(5000)).await {
+        let no = Route::refusal(SessionId([0xa2; 16]), "no dealt session");
+        let (ra, rb) = tokio::join!(a.route_recv(), b.route_send(&no));
+        rb.unwrap();
+        let got = ra.unwrap();
+        assert!(got.refused && got.request == SessionId([0xa2; 16]) && got.reason() == "no dealt session");
     }
     // A peer that does not route.
     for (mut a, mut b) in pairs(cfg(2000)).await {

@@ -348,7 +348,15 @@ async fn one(
     claim(&cfg, &req.head.session)?;
     let request = req.head.session;
     let relayed = match &cfg.peer {
-        Peer::Listen(_) => Some(meet.take(request, cfg.timeout).await?),
+        // P0 waits as long as the client does: P1 opens the link once it has a slot for the
+        // request (it may queue behind others), or tells P0 at once that it gave it up.
+        Peer::Listen(_) => {
+            let (link, route) = meet.take(request, crate::party::CLIENT_TURN).await?;
+            if route.refused {
+                return Err(NodeError::Request(format!("P1 gave this request up: {}", route.reason())));
+            }
+            Some((link, route))
+        }
         Peer::Connect(_) => None,
     };
     let permit =
@@ -373,16 +381,26 @@ async fn one(
                     {
                         Ok(v) => v,
                         Err(e) => {
-                            // Before the session starts: the client is told why.
-                            let frame = ditto_net::client::refusal_frame(&e.to_string());
-                            let _ = tokio::time::timeout(cfg.timeout, req.conn.write_all(&frame)).await;
+                            // Before the session starts: the client and P0 are told why.
+                            let why = e.to_string();
+                            let frame = ditto_net::client::refusal_frame(&why);
+                            let tell_p0 = async {
+                                let c = Config { timeout: cfg.timeout };
+                                let mut l = Link::connect(addr, Party::P1, c, &cfg.security).await?;
+                                l.route_send(&Route::refusal(request, &why)).await
+                            };
+                            let _ = tokio::join!(
+                                tokio::time::timeout(cfg.timeout, req.conn.write_all(&frame)),
+                                tell_p0
+                            );
                             return Err(e);
                         }
                     };
                     _taken = taken;
                     let c = Config { timeout: cfg.timeout };
                     let mut l = Link::connect(addr, Party::P1, c, &cfg.security).await?;
-                    l.route_send(&Route { request, session: dealt.session, p0_stream }).await?;
+                    l.route_send(&Route { request, session: dealt.session, p0_stream, refused: false })
+                        .await?;
                     (l, dealt)
                 }
                 (None, Peer::Listen(_)) => {

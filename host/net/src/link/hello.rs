@@ -69,7 +69,7 @@ impl Hello {
 /// Largest P0 stream P1 may relay in a routing frame (a P0 stream is a few hundred bytes:
 /// salt, hello, seeds, end).
 pub const MAX_RELAYED: usize = 64 * 1024;
-const ROUTE_LEN: usize = 4 + 16 + 16 + 4;
+const ROUTE_LEN: usize = 4 + 1 + 16 + 16 + 4;
 
 /// What P1 of a serving pair tells P0 before a request's handshake ([`Link::route_send`]).
 #[derive(Clone, PartialEq, Eq)]
@@ -79,8 +79,28 @@ pub struct Route {
     /// The session P1 took (pooled or created on demand): the correlations the request uses.
     pub session: SessionId,
     /// P0's sealed dealer stream of that session, relayed (sealed to P0's key: P1 cannot read
-    /// or alter it; P0 opens it for `session` only).
+    /// or alter it; P0 opens it for `session` only); or, when `refused`, why P1 gave the request
+    /// up (UTF-8), and the link ends there.
     pub p0_stream: Vec<u8>,
+    /// P1 gave the request up before it began (no session): P0 fails it at once.
+    pub refused: bool,
+}
+
+impl Route {
+    /// P1 gives `request` up, saying why (cut to 4 KiB).
+    pub fn refusal(request: SessionId, why: &str) -> Self {
+        let mut w = why.as_bytes().to_vec();
+        w.truncate(4096);
+        if w.is_empty() {
+            w.push(b'?');
+        }
+        Route { request, session: SessionId([0; 16]), p0_stream: w, refused: true }
+    }
+
+    /// The reason of a refusal.
+    pub fn reason(&self) -> String {
+        String::from_utf8_lossy(&self.p0_stream).into_owned()
+    }
 }
 
 impl std::fmt::Debug for Route {
@@ -107,9 +127,10 @@ impl Link {
         }
         let mut head = [0u8; ROUTE_LEN];
         head[..4].copy_from_slice(&ROUTE_MAGIC);
-        head[4..20].copy_from_slice(&route.request.0);
-        head[20..36].copy_from_slice(&route.session.0);
-        head[36..].copy_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_le_bytes());
+        head[4] = u8::from(route.refused);
+        head[5..21].copy_from_slice(&route.request.0);
+        head[21..37].copy_from_slice(&route.session.0);
+        head[37..].copy_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_le_bytes());
         self.route_head(&mut head).await?;
         self.swap(KIND_HELLO, 0, ROUTE_ROUND + 1, &mut route.p0_stream.clone(), "routing").await?;
         Ok(())
@@ -125,14 +146,17 @@ impl Link {
             b.copy_from_slice(&theirs[r]);
             SessionId(b)
         };
-        let (request, session) = (id(4..20), id(20..36));
-        let len = u32::from_le_bytes([theirs[36], theirs[37], theirs[38], theirs[39]]) as usize;
+        if theirs[4] > 1 {
+            return Err(NetError::Malformed("a routing frame of an unknown kind"));
+        }
+        let (request, session) = (id(5..21), id(21..37));
+        let len = u32::from_le_bytes([theirs[37], theirs[38], theirs[39], theirs[40]]) as usize;
         if len == 0 || len > MAX_RELAYED {
             return Err(NetError::Malformed("a relayed P0 stream must hold 1 to 65536 bytes"));
         }
         let (_, p0_stream) =
             self.swap(KIND_HELLO, 0, ROUTE_ROUND + 1, &mut vec![0u8; len], "routing").await?;
-        Ok(Route { request, session, p0_stream })
+        Ok(Route { request, session, p0_stream, refused: theirs[4] == 1 })
     }
 
     /// The routing frame's exchange; the peer's frame.
