@@ -3,7 +3,8 @@
 # client, each its own process on this machine (loopback, TLS with pinned identities, as
 # deployed). N requests one after another; prints the client-observed latency (wall time of
 # `ditto client`: process start, handshakes, sharing, the secure run, the answer), its p50 and
-# p95, and the parties' own online time, for each mode:
+# p95, the parties' own online time and P1's time per request (plan, dealer stream, handshake,
+# weight setup, online), for each mode:
 #   warm   P1 keeps a pool (`--pool`) and each request is sent once the pool is full again
 #   empty  no pool: the dealer creates each session while its request waits
 # beside the in-process `ditto bench` online time of the same model, measured in the same run.
@@ -90,11 +91,13 @@ run_mode() {
     wait "$p0" "$p1" || true
     local online
     online=$(sed -n 's/^served party=0 .*online_s=\([0-9.]*\).*/\1/p' "$WORK/p0.$mode.log" | tail -n +2)
+    local total
+    total=$(sed -n 's/^served party=1 .*total_s=\([0-9.]*\).*/\1/p' "$WORK/p1.$mode.log" | tail -n +2)
     local sources
     sources=$(sed -n 's/^served party=1 .*source=\([a-z-]*\).*/\1/p' "$WORK/p1.$mode.log" | tail -n +2 | sort | uniq -c | tr -s ' ' | tr '\n' ';')
-    printf 'serve  %-5s client p50 %7.3f s  p95 %7.3f s   parties online p50 %7.3f s   sessions:%s\n' "$mode" \
-        "$(quantile 0.5 <"$WORK/lat.$mode")" "$(quantile 0.95 <"$WORK/lat.$mode")" \
-        "$(echo "$online" | quantile 0.5)" "$sources"
+    printf 'serve  %-5s client p50 %7.3f s  p95 %7.3f s   online p50 %7.3f s   P1 request p50 %7.3f s   sessions:%s\n' \
+        "$mode" "$(quantile 0.5 <"$WORK/lat.$mode")" "$(quantile 0.95 <"$WORK/lat.$mode")" \
+        "$(echo "$online" | quantile 0.5)" "$(echo "$total" | quantile 0.5)" "$sources"
 }
 
 BENCH=$("$BIN" bench --arch "$ARCH" --seq "$SEQ" --quant "$QUANT" --json)

@@ -156,6 +156,7 @@ pub fn party(a: &PartyArgs) -> Result<(), CliError> {
         threads: a.threads,
         timeout: Duration::from_secs(a.timeout.max(1)),
         security: a.links.security()?,
+        weights: ditto_mpc::WeightStore::default(),
     };
     if a.serve {
         return serve_party(a, cfg, share);

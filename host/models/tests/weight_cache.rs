@@ -10,7 +10,7 @@ use ditto_models::seeded;
 use ditto_mpc::engine::SETUP_STEP;
 use ditto_mpc::local::{Local, Outcome, plan_of, run};
 use ditto_mpc::tensor::share;
-use ditto_mpc::{Engine, MpcError, Shared};
+use ditto_mpc::{Engine, MpcError, Shared, WeightStore};
 
 type Run = Result<Outcome<Shared<u64>>, MpcError>;
 
@@ -32,9 +32,22 @@ fn setup(seed: u8) -> Setup {
 }
 
 async fn session(s: &Setup, p1_share: &BertShare, dirs: Option<&[std::path::PathBuf; 2]>) -> Run {
+    stored_session(s, p1_share, dirs, [None, None]).await
+}
+
+/// [`session`] with each party's weight store, if any.
+async fn stored_session(
+    s: &Setup,
+    p1_share: &BertShare,
+    dirs: Option<&[std::path::PathBuf; 2]>,
+    stores: [Option<&WeightStore>; 2],
+) -> Run {
     let program = async |e: &mut Engine, p: ditto_core::Party| {
         if let Some(d) = dirs {
             e.set_weight_cache(&d[p.index()]);
+        }
+        if let Some(w) = stores[p.index()] {
+            e.set_weight_store(w.clone());
         }
         let share = if p.is_p0() { s.shares[0].clone() } else { p1_share.clone() };
         let m = SecureBert::setup(e, share).await?;
@@ -93,6 +106,51 @@ async fn second_session_reads_f_from_the_cache_and_computes_the_same() {
     }
     let e = session(&s, &s.shares[1], Some(&dirs)).await.unwrap_err().to_string();
     assert!(e.contains("weight cache") && e.contains("truncated"), "{e}");
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// A serving party's store: the first session fills it, later ones take its weights (same
+/// result, nothing opened, no file read); a peer without a store reads the same F from its
+/// file; a store of another sharing is not taken; a peer whose cache differs makes both open F
+/// again, and the store is replaced.
+#[tokio::test]
+async fn later_sessions_take_the_weights_a_store_prepared() {
+    let s = setup(5);
+    let base = std::env::temp_dir().join(format!("ditto-wstore-{}", std::process::id()));
+    let dirs = [base.join("p0"), base.join("p1")];
+    dirs.iter().for_each(|d| std::fs::create_dir_all(d).unwrap());
+    let stores = [WeightStore::default(), WeightStore::default()];
+    let both = [Some(&stores[0]), Some(&stores[1])];
+    let first = stored_session(&s, &s.shares[1], Some(&dirs), both).await.unwrap();
+    assert!(setup_bytes(&first)[0] > 48);
+    assert!(!stores[0].is_empty() && !stores[1].is_empty());
+    // The store is taken even with the file gone (it stands for the file's digest).
+    let moved: Vec<_> = dirs.iter().map(|d| cache_files(d)[0].clone()).collect();
+    for m in &moved {
+        std::fs::rename(m, m.with_extension("away")).unwrap();
+    }
+    let second = stored_session(&s, &s.shares[1], Some(&dirs), both).await.unwrap();
+    assert_eq!(setup_bytes(&second), [48; 2], "the weights come from the stores");
+    assert_eq!((&first.out[0].data, &first.out[1].data), (&second.out[0].data, &second.out[1].data));
+    for m in &moved {
+        std::fs::rename(m.with_extension("away"), m).unwrap();
+    }
+    // P1 without a store reads the same F from its file; P0 takes its store.
+    let third = stored_session(&s, &s.shares[1], Some(&dirs), [Some(&stores[0]), None]).await.unwrap();
+    assert_eq!(setup_bytes(&third), [48; 2]);
+    assert_eq!(first.out[0].data, third.out[0].data);
+    // Another sharing: P0's store does not fit, the parties open F of the new sharing.
+    let other = setup(6);
+    let fourth = stored_session(&other, &other.shares[1], Some(&dirs), both).await.unwrap();
+    assert!(setup_bytes(&fourth)[0] > 48, "a store of another sharing was taken");
+    // P1's cache is gone and P1 has no store: both open F again; P0's store now holds the
+    // weights of this opening, which the next session with P1's new file takes.
+    std::fs::remove_file(&cache_files(&dirs[1]).into_iter().find(|p| p == &moved[1]).unwrap()).unwrap();
+    let fifth = stored_session(&s, &s.shares[1], Some(&dirs), [Some(&stores[0]), None]).await.unwrap();
+    assert!(setup_bytes(&fifth)[0] > 48);
+    let sixth = stored_session(&s, &s.shares[1], Some(&dirs), [Some(&stores[0]), None]).await.unwrap();
+    assert_eq!(setup_bytes(&sixth), [48; 2]);
+    assert_eq!(first.out[0].data, sixth.out[0].data);
     let _ = std::fs::remove_dir_all(&base);
 }
 

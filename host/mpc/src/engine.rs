@@ -12,7 +12,6 @@ use ditto_net::dealer::{DealerFeed, Source};
 use ditto_net::link::{Hello, Link};
 
 use crate::range::{Bound, RangeIssue, RangeReport};
-use crate::wcache::WeightCache;
 use crate::{MpcError, Shared};
 
 /// Step index of the one-time weight setup exchanges (outside the plan).
@@ -64,10 +63,8 @@ pub struct Engine {
     layer: u16,
     /// The GEMM the matmuls run on.
     pub(crate) gemm: crate::gemm::FastGemm,
-    /// Where opened weight masks are kept between sessions.
-    cache_dir: Option<std::path::PathBuf>,
-    /// The weight cache of the setup under way.
-    pub(crate) wcache: Option<WeightCache>,
+    /// The weight setup: where F is kept between sessions, and weights prepared before.
+    pub(crate) setup: crate::setup::Setup,
     /// Called with (steps begun, steps in the plan) as a secure run advances.
     progress: Option<Progress>,
     /// Plaintext mode: the operations whose input left its admitted range.
@@ -112,8 +109,7 @@ impl Engine {
             tag: Tag::Other,
             layer: 0,
             gemm: crate::gemm::FastGemm::default(),
-            cache_dir: None,
-            wcache: None,
+            setup: crate::setup::Setup::default(),
             progress: None,
             range: Vec::new(),
             riders: Vec::new(),
@@ -165,77 +161,6 @@ impl Engine {
         let clock = (SETUP_STEP, std::time::Instant::now());
         let run = Run { link, feed, plan, next: 0, session, share_set, clock };
         Ok(Self::with_mode(party, Mode::Run(Box::new(run))))
-    }
-
-    /// Keeps the opened weight masks F = W - B_W in `dir` so that later sessions with the same
-    /// share set and model seed skip opening them (see [`Engine::begin_weight_setup`]).
-    pub fn set_weight_cache(&mut self, dir: &std::path::Path) {
-        self.cache_dir = Some(dir.to_path_buf());
-    }
-
-    /// Starts the weight setup: exchanges the share-set id (parties holding shares of different
-    /// sharings are refused) and the digest of each party's cached F; when both hold the same
-    /// cache, the following [`Engine::setup_weight`] calls read F from it instead of opening it.
-    /// Returns whether F comes from the cache. Nothing happens in planning or plaintext mode.
-    pub async fn begin_weight_setup(&mut self, share_id: [u8; 16]) -> Result<bool, MpcError> {
-        let Mode::Run(r) = &self.mode else { return Ok(false) };
-        if share_id != r.share_set.0 {
-            return Err(MpcError::Setup {
-                detail: format!(
-                    "the model share and the session belong to different sharings (share {}, session {}: \
-                     the session's dealer stream carries its sharing's weight masks); start the engine \
-                     with the share's id",
-                    ShareSetId(share_id),
-                    r.share_set
-                ),
-            });
-        }
-        let mut cache = match &self.cache_dir {
-            Some(dir) => Some(WeightCache::open(
-                dir,
-                if self.party.is_p0() { 0 } else { 1 },
-                &r.feed.seeds().model,
-                &share_id,
-            )?),
-            None => None,
-        };
-        let digest = cache.as_ref().map_or([0u8; 32], WeightCache::digest);
-        let mut mine = share_id.to_vec();
-        mine.extend_from_slice(&digest);
-        let peer = self.exchange_bytes(SETUP_STEP, &mine).await?;
-        if peer.len() != mine.len() {
-            return Err(MpcError::Setup {
-                detail: format!("malformed setup message ({} bytes)", peer.len()),
-            });
-        }
-        if peer[..16] != share_id {
-            let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
-            return Err(MpcError::Setup {
-                detail: format!(
-                    "the parties hold shares of different sharings (this party {}, the peer {}): give both \
-                     parties the files of one `ditto share-model` run",
-                    hex(&share_id),
-                    hex(&peer[..16])
-                ),
-            });
-        }
-        let hit = match &mut cache {
-            Some(c) if digest != [0u8; 32] && peer[16..] == digest => {
-                c.adopt()?;
-                true
-            }
-            _ => false,
-        };
-        self.wcache = cache;
-        Ok(hit)
-    }
-
-    /// Ends the weight setup: writes the freshly opened F to the cache (if one is set).
-    pub fn end_weight_setup(&mut self) -> Result<(), MpcError> {
-        match self.wcache.take() {
-            Some(mut c) => c.save(),
-            None => Ok(()),
-        }
     }
 
     /// Copies every step payload this party receives into `tap` (its view of the run; used by
@@ -387,6 +312,14 @@ impl Engine {
         match &self.mode {
             Mode::Plan(steps) | Mode::Plain(steps) => steps.len(),
             Mode::Run(r) => r.next as usize,
+        }
+    }
+
+    /// The session's sharing and this party's model-mask seed (secure runs only).
+    pub(crate) fn sharing(&self) -> Option<(ShareSetId, &ditto_core::prg::Seed)> {
+        match &self.mode {
+            Mode::Run(r) => Some((r.share_set, &r.feed.seeds().model)),
+            Mode::Plan(_) | Mode::Plain(_) => None,
         }
     }
 

@@ -179,6 +179,13 @@ pub struct PackedB<R> {
     m: usize,
 }
 
+impl<R> PackedB<R> {
+    /// Rows and columns of the matrix packed.
+    pub fn dims(&self) -> (usize, usize) {
+        (self.k, self.m)
+    }
+}
+
 impl<R: Ring> PackedB<R> {
     /// Packs `b` (k x m, row-major).
     pub fn new(b: &[R], k: usize, m: usize) -> Self {

@@ -18,11 +18,13 @@ pub mod octave;
 pub mod ops;
 pub mod plain;
 pub mod range;
+mod setup;
 pub mod softmax;
 pub mod tensor;
 mod wcache;
 
 pub use engine::Engine;
+pub use setup::WeightStore;
 pub use tensor::Shared;
 
 /// Errors of the online phase.

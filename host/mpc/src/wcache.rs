@@ -43,6 +43,17 @@ fn io(path: &Path, e: &std::io::Error) -> MpcError {
 impl WeightCache {
     /// The cache file of this party for this share set (read if it exists).
     pub(crate) fn open(dir: &Path, party: u8, model: &Seed, share_id: &[u8; 16]) -> Result<Self, MpcError> {
+        let path = Self::unread(dir, party, model, share_id).path;
+        let on_disk = match std::fs::read(&path) {
+            Ok(b) => Some(b),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io(&path, &e)),
+        };
+        Ok(WeightCache { path, on_disk, cached: None, fresh: Vec::new() })
+    }
+
+    /// The cache file of this party for this share set, not read (written anew at the end).
+    pub(crate) fn unread(dir: &Path, party: u8, model: &Seed, share_id: &[u8; 16]) -> Self {
         let mut h = Sha256::new();
         h.update(b"ditto weight cache v1");
         h.update([party]);
@@ -50,12 +61,7 @@ impl WeightCache {
         h.update(share_id);
         let name: String = h.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect();
         let path = dir.join(format!("f-{name}.bin"));
-        let on_disk = match std::fs::read(&path) {
-            Ok(b) => Some(b),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-            Err(e) => return Err(io(&path, &e)),
-        };
-        Ok(WeightCache { path, on_disk, cached: None, fresh: Vec::new() })
+        WeightCache { path, on_disk: None, cached: None, fresh: Vec::new() }
     }
 
     /// SHA-256 of the file (all zero when there is none).
@@ -125,9 +131,10 @@ impl WeightCache {
     }
 
     /// Writes the freshly opened F (atomically, owner-only); nothing when F came from the cache.
-    pub(crate) fn save(&mut self) -> Result<(), MpcError> {
+    /// Returns the digest of what was written.
+    pub(crate) fn save(&mut self) -> Result<Option<[u8; 32]>, MpcError> {
         if self.is_cached() || self.fresh.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let mut out = MAGIC.to_vec();
         for (id, width, data) in self.fresh.drain(..) {
@@ -141,7 +148,8 @@ impl WeightCache {
         let n = WRITER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let tmp = self.path.with_extension(format!("tmp-{}-{n}", std::process::id()));
         write_private(&tmp, &out).map_err(|e| io(&tmp, &e))?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| io(&self.path, &e))
+        std::fs::rename(&tmp, &self.path).map_err(|e| io(&self.path, &e))?;
+        Ok(Some(Sha256::digest(&out).into()))
     }
 }
 

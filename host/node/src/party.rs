@@ -53,6 +53,9 @@ pub struct PartyConfig {
     pub timeout: Duration,
     /// Link security (pins: the other party, `dealer`, `client`).
     pub security: Security,
+    /// Weights prepared by an earlier request of this process (a serving party's sessions
+    /// after the first take them instead of setting their weights up again).
+    pub weights: ditto_mpc::WeightStore,
 }
 
 /// A checked request and the connection it came on.
@@ -109,6 +112,9 @@ pub struct Report {
     pub origin: Origin,
     /// Online time (steps of the plan, weight setup excluded).
     pub online: Duration,
+    /// From the request's plan to the answer sent: the online time plus opening the dealer
+    /// stream, the handshake and the weight setup.
+    pub total: Duration,
     /// Bytes sent to the peer, setup included.
     pub sent: u64,
     /// Rounds, setup included.
@@ -270,6 +276,7 @@ pub async fn run_request(
     dealt: Dealt,
     progress: Option<Box<dyn FnMut(u32, u32) + Send>>,
 ) -> Result<Report, NodeError> {
+    let began = std::time::Instant::now();
     let plan = plan_of(&share, &req.head).await?;
     let Request { conn, head, input } = req;
     let gen_n = head.generate as usize;
@@ -283,6 +290,7 @@ pub async fn run_request(
         e.set_progress(f);
     }
     e.set_weight_cache(&cfg.state);
+    e.set_weight_store(cfg.weights.clone());
     let vocab = input.shape[1];
     let result = match share {
         ModelShare::Bert(b) => serve_bert(&mut e, *b, &input, conn, cfg.timeout).await,
@@ -301,6 +309,7 @@ pub async fn run_request(
         session,
         origin,
         online,
+        total: began.elapsed(),
         sent: t.sent,
         rounds: t.rounds,
         setup_sent: setup.sent,

@@ -49,10 +49,11 @@ impl Served {
         let (p, s) = (party.index(), self.session.as_u128());
         match &self.result {
             Ok(r) => format!(
-                "served party={p} request={s:032x} session={:032x} source={} online_s={:.3} sent={} rounds={} setup_sent={}",
+                "served party={p} request={s:032x} session={:032x} source={} online_s={:.3} total_s={:.3} sent={} rounds={} setup_sent={}",
                 r.session.as_u128(),
                 r.origin.name(),
                 r.online.as_secs_f64(),
+                r.total.as_secs_f64(),
                 r.sent,
                 r.rounds,
                 r.setup_sent

@@ -14,6 +14,7 @@ fn report(online: f64, sent: u64, rounds: u32) -> Report {
         session: SessionId([1; 16]),
         origin: if rounds == 3 { Origin::OnDemand } else { Origin::Pool },
         online: Duration::from_secs_f64(online),
+        total: Duration::from_secs_f64(online),
         sent,
         rounds,
         setup_sent: 0,

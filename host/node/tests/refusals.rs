@@ -71,6 +71,7 @@ async fn a_party_tells_the_client_why_it_refuses_a_request() {
         threads: 1,
         timeout: Duration::from_secs(2),
         security: Security::Plaintext,
+        weights: ditto_mpc::WeightStore::default(),
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();

@@ -25,8 +25,8 @@ pub struct Weight<R> {
     pub frac: u32,
     /// Plaintext reference: W, packed.
     plain: Option<PackedB<R>>,
-    /// Secure run: F and this party's B_W, packed.
-    packed: Option<(PackedB<R>, PackedB<R>)>,
+    /// Secure run: F and this party's B_W, packed (shared with the weight store, if any).
+    packed: Option<std::sync::Arc<(PackedB<R>, PackedB<R>)>>,
 }
 
 impl<R> std::fmt::Debug for Weight<R> {
@@ -38,7 +38,7 @@ impl<R> std::fmt::Debug for Weight<R> {
 impl<R> Weight<R> {
     /// F and this party's B_W, packed (secure runs, after the setup).
     pub(crate) fn packed_for(&self, id: u32) -> Result<(&PackedB<R>, &PackedB<R>), MpcError> {
-        match &self.packed {
+        match self.packed.as_deref() {
             Some((f, b)) => Ok((f, b)),
             None => Err(MpcError::Setup { detail: format!("weight {id} was not set up for a secure run") }),
         }
@@ -150,20 +150,33 @@ impl Engine {
             let plain = self.is_plaintext().then(|| PackedB::new(&w.data, k, m));
             return Ok(Weight { id, k, m, frac: w.frac, plain, packed: None });
         }
+        if let Some(t) = &self.setup.taken {
+            // Prepared in an earlier session of this party, seed and sharing.
+            let p = t.get(&id).cloned().and_then(|p| p.downcast::<(PackedB<R>, PackedB<R>)>().ok());
+            return match p {
+                Some(p) if p.0.dims() == (k, m) => {
+                    Ok(Weight { id, k, m, frac: w.frac, plain: None, packed: Some(p) })
+                }
+                _ => Err(MpcError::Setup {
+                    detail: format!("weight {id} ([{k}, {m}]) is not among the weights prepared before"),
+                }),
+            };
+        }
         let mut b = vec![R::ZERO; k * m];
         self.streams()?.model_prg(id).fill_ring(&mut b);
-        let f = if let Some(c) = self.wcache.as_mut().filter(|c| c.is_cached()) {
+        let f = if let Some(c) = self.setup.cache.as_mut().filter(|c| c.is_cached()) {
             c.take(id, k * m)?
         } else {
             let mine: Vec<R> = w.data.iter().zip(&b).map(|(x, y)| x.sub(*y)).collect();
             let f = self.open(SETUP_STEP, &mine).await?;
-            if let Some(c) = self.wcache.as_mut() {
+            if let Some(c) = self.setup.cache.as_mut() {
                 c.record(id, &f);
             }
             f
         };
-        let packed = Some((PackedB::new(&f, k, m), PackedB::new(&b, k, m)));
-        Ok(Weight { id, k, m, frac: w.frac, plain: None, packed })
+        let packed = std::sync::Arc::new((PackedB::new(&f, k, m), PackedB::new(&b, k, m)));
+        self.setup.fresh.insert(id, packed.clone());
+        Ok(Weight { id, k, m, frac: w.frac, plain: None, packed: Some(packed) })
     }
 
     /// x (n x k) times the weight (k x m): opens only E = X - A (scale x.frac + w.frac).

@@ -22,10 +22,16 @@ impl Pool {
         let written = (|| {
             crate::files::write_private(&p0_tmp, &p0)?;
             let f = create_private(&p1_tmp)?;
-            let mut w = std::io::BufWriter::with_capacity(1 << 20, f);
+            let mut w = Kept { inner: std::io::BufWriter::with_capacity(1 << 20, f), err: None };
             let paused = Paused { inner: rest, busy, limit: dealer.timeout.mul_f64(0.75) };
-            copy_stream(Io(paused), Io(&mut w), session)?;
+            let copied = copy_stream(Io(paused), Io(&mut w), session);
+            // A write error is the file's (a full disk, say), told as such.
+            if let Some(source) = w.err.take() {
+                return Err(NodeError::File { path: p1_tmp.clone(), source });
+            }
+            copied?;
             let f = w
+                .inner
                 .into_inner()
                 .map_err(|e| NodeError::File { path: p1_tmp.clone(), source: e.into_error() })?;
             f.sync_all().map_err(file_err(&p1_tmp))
@@ -87,6 +93,25 @@ pub fn fetch_new(dealer: &Dealer, share_set: ShareSetId, key: &PoolKey) -> Resul
         )));
     }
     Ok(NewSession { session, p0_stream, p1: Box::new(sock) })
+}
+
+/// A writer that keeps its first error (the frame copier passes on only its kind).
+struct Kept<W> {
+    inner: W,
+    err: Option<std::io::Error>,
+}
+
+impl<W: std::io::Write> std::io::Write for Kept<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf).inspect_err(|e| {
+            self.err.get_or_insert_with(|| std::io::Error::new(e.kind(), e.to_string()));
+        })
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush().inspect_err(|e| {
+            self.err.get_or_insert_with(|| std::io::Error::new(e.kind(), e.to_string()));
+        })
+    }
 }
 
 /// A reader that waits while `busy()` (at most `limit` per read, so the dealer's write
