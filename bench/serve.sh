@@ -12,6 +12,7 @@
 # Usage: bench/serve.sh [ARCH] [SEQ] [N] [MODES]
 #   bench/serve.sh bert-tiny 16 10
 #   bench/serve.sh bert-base 128 10 "warm empty"
+#   DITTO_BATCH=8 bench/serve.sh minilm 32 5 warm     # throughput: 8 inputs per request
 # SEQ must be a length bucket (16, 32, 64, 128, 256, 512) for BERT. DITTO_POOL_SESSIONS (default
 # 2) sets the pool's size in sessions. The working directory (shares, pool) is removed on exit.
 set -euo pipefail
@@ -42,7 +43,12 @@ tls() { echo --identity "$WORK/tls/$1.identity" --trust "$WORK/tls/trust"; }
 "$BIN" keygen --out "$WORK/tls" --name p0 --name p1 --name dealer --name client >/dev/null
 "$BIN" share-model --model "arch:$ARCH" --quant "$QUANT" --out "$WORK/shares" >/dev/null
 TEXT=$(head -c "$SEQ" /dev/zero | tr '\0' 'a')
-P1_BYTES=$("$BIN" plan --arch "$ARCH" --seq "$SEQ" --quant "$QUANT" --json | sed -n 's/.*"dealer_bytes_p1": \([0-9]*\).*/\1/p')
+# DITTO_BATCH=B: each request carries B inputs (`client --batch`), pooled as bucket SEQxB.
+B=${DITTO_BATCH:-1}
+for _ in $(seq 1 "$B"); do echo "$TEXT"; done >"$WORK/batch.txt"
+BUCKET=$SEQ
+[ "$B" = 1 ] || BUCKET=${SEQ}x$B
+P1_BYTES=$("$BIN" plan --arch "$ARCH" --seq "$SEQ" --batch "$B" --quant "$QUANT" --json | sed -n 's/.*"dealer_bytes_p1": \([0-9]*\).*/\1/p')
 # Corrections plus about 1.5% of frame headers and tags.
 BUDGET=$((POOL * P1_BYTES * 103 / 100))
 
@@ -58,7 +64,7 @@ quantile() { sort -n | awk -v q="$1" '{ v[NR] = $1 } END { i = int(q * NR); if (
 run_mode() {
     local mode=$1 peer c0 c1 m1 pool=()
     peer=127.0.0.1:$(free_port) c0=127.0.0.1:$(free_port) c1=127.0.0.1:$(free_port) m1=127.0.0.1:$(free_port)
-    [ "$mode" = warm ] && pool=(--pool "$BUDGET" --pool-buckets "$SEQ")
+    [ "$mode" = warm ] && pool=(--pool "$BUDGET" --pool-buckets "$BUCKET")
     "$BIN" party --id 0 --share "$WORK/shares/p0.share" --key "$WORK/keys/p0.key" --listen "$peer" \
         --dealer "$DEALER" --client "$c0" --state "$WORK/s0" --serve --timeout 600 $(tls p0) >"$WORK/p0.$mode.log" 2>&1 &
     local p0=$!
@@ -75,13 +81,13 @@ run_mode() {
     for i in $(seq 0 "$N"); do
         if [ "$mode" = warm ]; then
             for _ in $(seq 1 6000); do
-                depth=$( (curl -s "http://$m1/metrics" || true) | sed -n "s/^ditto_pool_sessions{party=\"1\",bucket=\"$SEQ\"} //p")
+                depth=$( (curl -s "http://$m1/metrics" || true) | sed -n "s/^ditto_pool_sessions{party=\"1\",bucket=\"$BUCKET\"} //p")
                 [ "${depth:-0}" -ge "$POOL" ] && break
                 sleep 0.1
             done
         fi
         t0=$(date +%s.%N)
-        "$BIN" client --model "arch:$ARCH" --text "$TEXT" --p0 "$c0" --p1 "$c1" $(tls client) \
+        "$BIN" client --model "arch:$ARCH" --batch "$WORK/batch.txt" --p0 "$c0" --p1 "$c1" $(tls client) \
             >"$WORK/client.log" 2>&1 || { cat "$WORK/client.log" "$WORK/p0.$mode.log" "$WORK/p1.$mode.log" >&2; exit 1; }
         t1=$(date +%s.%N)
         # Request 0 opens the weight masks once (the parties keep them): not counted.
@@ -95,12 +101,14 @@ run_mode() {
     total=$(sed -n 's/^served party=1 .*total_s=\([0-9.]*\).*/\1/p' "$WORK/p1.$mode.log" | tail -n +2)
     local sources
     sources=$(sed -n 's/^served party=1 .*source=\([a-z-]*\).*/\1/p' "$WORK/p1.$mode.log" | tail -n +2 | sort | uniq -c | tr -s ' ' | tr '\n' ';')
-    printf 'serve  %-5s client p50 %7.3f s  p95 %7.3f s   online p50 %7.3f s   P1 request p50 %7.3f s   sessions:%s\n' \
-        "$mode" "$(quantile 0.5 <"$WORK/lat.$mode")" "$(quantile 0.95 <"$WORK/lat.$mode")" \
-        "$(echo "$online" | quantile 0.5)" "$(echo "$total" | quantile 0.5)" "$sources"
+    local p50
+    p50=$(quantile 0.5 <"$WORK/lat.$mode")
+    printf 'serve  %-5s client p50 %7.3f s  p95 %7.3f s   online p50 %7.3f s   P1 request p50 %7.3f s   %6.2f inputs/s   sessions:%s\n' \
+        "$mode" "$p50" "$(quantile 0.95 <"$WORK/lat.$mode")" \
+        "$(echo "$online" | quantile 0.5)" "$(echo "$total" | quantile 0.5)" "$(echo "$B / $p50" | bc -l)" "$sources"
 }
 
 BENCH=$("$BIN" bench --arch "$ARCH" --seq "$SEQ" --quant "$QUANT" --json)
-echo "serve  $ARCH seq $SEQ, quant $QUANT, $N requests per mode after one warm-up, pool of $POOL sessions ($BUDGET bytes)"
+echo "serve  $ARCH seq $SEQ x $B inputs per request, quant $QUANT, $N requests per mode after one warm-up, pool of $POOL sessions ($BUDGET bytes)"
 echo "serve  in-process ditto bench online $(echo "$BENCH" | sed -n 's/.*"online_s":\([0-9.e+-]*\).*/\1/p') s"
 for m in $MODES; do run_mode "$m"; done

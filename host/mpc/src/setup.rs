@@ -23,6 +23,8 @@ use crate::{Engine, MpcError};
 
 /// A weight's F and B_W, packed (`(PackedB<R>, PackedB<R>)` for its ring R).
 pub(crate) type Prepared = Arc<dyn Any + Send + Sync>;
+/// Prepared weights by id.
+type Weights = Arc<BTreeMap<u32, Prepared>>;
 
 /// Weights prepared by one party for one model-mask seed and sharing (see the module docs).
 /// Cloning shares it.
@@ -34,7 +36,7 @@ struct Stored {
     key: [u8; 32],
     /// Digest of the cache file these weights match.
     digest: [u8; 32],
-    weights: Arc<BTreeMap<u32, Prepared>>,
+    weights: Weights,
 }
 
 impl std::fmt::Debug for WeightStore {
@@ -50,7 +52,7 @@ impl WeightStore {
     }
 
     /// Weights stored for `key`, and their digest.
-    fn get(&self, key: &[u8; 32]) -> Option<([u8; 32], Arc<BTreeMap<u32, Prepared>>)> {
+    fn get(&self, key: &[u8; 32]) -> Option<([u8; 32], Weights)> {
         self.lock().as_ref().filter(|s| &s.key == key).map(|s| (s.digest, Arc::clone(&s.weights)))
     }
 
@@ -76,7 +78,7 @@ pub(crate) struct Setup {
     /// This setup's store key and the digest both parties stated.
     key: Option<([u8; 32], [u8; 32])>,
     /// Stored weights this session takes (both parties stated the store's digest).
-    pub(crate) taken: Option<Arc<BTreeMap<u32, Prepared>>>,
+    pub(crate) taken: Option<Weights>,
     /// Weights prepared in this setup, for the store.
     pub(crate) fresh: BTreeMap<u32, Prepared>,
 }
