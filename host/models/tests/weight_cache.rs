@@ -145,7 +145,7 @@ async fn later_sessions_take_the_weights_a_store_prepared() {
     assert!(setup_bytes(&fourth)[0] > 48, "a store of another sharing was taken");
     // P1's cache is gone and P1 has no store: both open F again; P0's store now holds the
     // weights of this opening, which the next session with P1's new file takes.
-    std::fs::remove_file(&cache_files(&dirs[1]).into_iter().find(|p| p == &moved[1]).unwrap()).unwrap();
+    std::fs::remove_file(&moved[1]).unwrap();
     let fifth = stored_session(&s, &s.shares[1], Some(&dirs), [Some(&stores[0]), None]).await.unwrap();
     assert!(setup_bytes(&fifth)[0] > 48);
     let sixth = stored_session(&s, &s.shares[1], Some(&dirs), [Some(&stores[0]), None]).await.unwrap();
