@@ -6,15 +6,16 @@ use std::time::Duration;
 
 use super::{Kill, ditto, embedding_line, party, path, tls};
 
-/// Runs a client for `text` (session `sid`); its embedding, or its error output.
-pub fn client(
+/// Runs `ditto client --model seeded INPUT --session sid` against the parties; its standard
+/// output, or its error output.
+fn run_client(
     d: &std::path::Path,
     (c0, c1): (&str, &str),
-    text: &str,
+    input: [&str; 2],
     sid: &str,
-) -> Result<Vec<f64>, String> {
+) -> Result<String, String> {
     let o = ditto()
-        .args(["client", "--model", "seeded", "--text", text, "--session", sid, "--p0", c0, "--p1", c1])
+        .args(["client", "--model", "seeded", input[0], input[1], "--session", sid, "--p0", c0, "--p1", c1])
         .args(tls(d, "client", &[]))
         .output()
         .unwrap();
@@ -22,40 +23,25 @@ pub fn client(
     if !o.status.success() {
         return Err(out + &String::from_utf8_lossy(&o.stderr));
     }
-    Ok(embedding_line(&out))
+    Ok(out)
+}
+
+/// Runs a client for `text` (session `sid`); its embedding, or its error output.
+pub fn client(d: &std::path::Path, cs: (&str, &str), text: &str, sid: &str) -> Result<Vec<f64>, String> {
+    Ok(embedding_line(&run_client(d, cs, ["--text", text], sid)?))
 }
 
 /// Runs a client for a batch of `texts` (session `sid`, the batch file in `d`); each input's
 /// embedding, or the error output.
 pub fn client_batch(
     d: &std::path::Path,
-    (c0, c1): (&str, &str),
+    cs: (&str, &str),
     texts: &[&str],
     sid: &str,
 ) -> Result<Vec<Vec<f64>>, String> {
     let file = d.join(format!("batch-{sid}.txt"));
     std::fs::write(&file, texts.join("\n") + "\n").unwrap();
-    let o = ditto()
-        .args([
-            "client",
-            "--model",
-            "seeded",
-            "--batch",
-            &path(&file),
-            "--session",
-            sid,
-            "--p0",
-            c0,
-            "--p1",
-            c1,
-        ])
-        .args(tls(d, "client", &[]))
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout).into_owned();
-    if !o.status.success() {
-        return Err(out + &String::from_utf8_lossy(&o.stderr));
-    }
+    let out = run_client(d, cs, ["--batch", &path(&file)], sid)?;
     let got: Vec<Vec<f64>> = (1..=texts.len())
         .map(|i| {
             let line = out
