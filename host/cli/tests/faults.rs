@@ -49,13 +49,15 @@ fn client_request(addrs: &[&str]) -> Vec<std::net::TcpStream> {
     let mut out: Vec<_> = addrs.iter().map(|a| connect(a)).collect();
     // The seeded model: vocabulary 258; a 3-token request of all-zero shares.
     let (n, vocab) = (3u32, 258u32);
-    let mut req = b"DTCL".to_vec();
-    req.push(3);
-    req.extend_from_slice(&[0x3c; 16]);
-    req.extend_from_slice(&n.to_le_bytes());
-    req.extend_from_slice(&(n * vocab).to_le_bytes());
-    req.extend_from_slice(&0u32.to_le_bytes());
-    req.push(0); // reveal: logits
+    let head = ditto_net::client::RequestHead {
+        session: ditto_core::prg::SessionId([0x3c; 16]),
+        seq: n,
+        generate: 0,
+        count: (n * vocab) as usize,
+        reveal_token: false,
+        batch: 1,
+    };
+    let mut req = head.encode().to_vec();
     req.extend(std::iter::repeat_n(0u8, (n * vocab * 4) as usize));
     for c in &mut out {
         c.write_all(&req).unwrap();
