@@ -13,7 +13,7 @@ use std::time::Duration;
 use ditto_core::Party;
 use ditto_core::prg::{Seed, SessionId, ShareSetId};
 use ditto_dealer::Error;
-use ditto_dealer::host::{Io, PlanParams, connect, request_stream_on, stream_file_name};
+use ditto_dealer::host::{Io, PlanParams, connect, request_new_session_on, request_stream_on, stream_file_name};
 use ditto_dealer::keys::{DealerSeeds, Generation, PartyKey, Salt};
 use ditto_dealer::party::PartyStream;
 use ditto_dealer::stream::{SessionSpec, SlicePlan, scratch_len, write_stream};
@@ -107,10 +107,22 @@ fn consume<R: embedded_io::Read>(r: R, keys: &Path, session: SessionId, party: P
     let plan =
         ditto_core::plan::Plan::from_bytes(include_bytes!("../../../testdata/plans/bert-tiny-seq8.plan"))
             .unwrap();
+    open_stream(r, keys, (session, ShareSetId::default()), party, &plan)
+}
+
+/// Opens `party`'s sealed stream of `plan` for `session` and the share set, reads each step's
+/// correction and returns the correction bytes read.
+fn open_stream<R: embedded_io::Read>(
+    r: R,
+    keys: &Path,
+    (session, share_set): (SessionId, ShareSetId),
+    party: Party,
+    plan: &ditto_core::plan::Plan,
+) -> Result<u64, Error> {
     let hash = plan.hash().unwrap();
     let k = PartyKey::from_bytes(key(keys, &format!("p{}.key", party.index())));
     let mut buf = vec![0u8; scratch_len(ditto_dealer::DEFAULT_CHUNK)];
-    let (mut s, _) = PartyStream::open(r, &k, session, party, &hash, &ShareSetId::default(), &mut buf)?;
+    let (mut s, _) = PartyStream::open(r, &k, session, party, &hash, &share_set, &mut buf)?;
     let mut total = 0;
     if party == Party::P1 {
         for (i, st) in plan.steps.iter().enumerate() {
@@ -413,28 +425,8 @@ fn a_session_whose_claim_failed_is_never_served_on_retry() {
     let s = SessionId([0x3d; 16]);
     std::fs::create_dir_all(state.join("served-sessions.d")).unwrap();
     std::fs::write(state.join("served-sessions.d").join(format!("{:032x}", s.as_u128())), b"").unwrap();
-    let mut child = ditto()
-        .args(["dealer", "--model", "seeded", "--listen", "127.0.0.1:0", "--insecure-plaintext", "--keys"])
-        .arg(&keys)
-        .arg("--state")
-        .arg(&state)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = lines.next().unwrap().unwrap().strip_prefix("listening ").unwrap().to_string();
-    let server = Server(child, lines);
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    let plan = rt
-        .block_on(ditto_models::plans::bert(
-            "party",
-            &ditto_models::seeded::config(),
-            &ditto_models::quant::QuantConfig::accurate(),
-            3,
-        ))
-        .unwrap();
-    let hash = plan.hash().unwrap();
+    let (server, addr) = model_dealer(&keys, &state);
+    let hash = seq3_plan_hash();
     let ask = |sid: SessionId, p: Party| {
         let sock = connect(&addr, Duration::from_secs(20)).unwrap();
         request_stream_on(sock, p, (sid, ShareSetId([1; 16])), &hash, seq3())
@@ -458,6 +450,77 @@ fn a_session_whose_claim_failed_is_never_served_on_retry() {
     println!("second sharing for a session: {e}");
     assert!(e.contains("dealt for sharing"), "{e}");
     drop(server);
+}
+
+#[test]
+fn a_session_the_dealer_created_is_never_dealt_again_by_id() {
+    // `Deal::NewSession` claims a fresh id in the dealer's record and deals both halves on one
+    // connection. A later `Deal::Stream` for that id (a party, or anyone holding an identity,
+    // naming it) must be refused by the same record, before and after a dealer restart.
+    let d = tmp("created");
+    let keys = d.join("k");
+    provision(&keys);
+    let state = d.join("state");
+    let plan = seq3_plan();
+    let hash = plan.hash().unwrap();
+    let share_set = ShareSetId([1; 16]);
+    let (server, addr) = model_dealer(&keys, &state);
+    let sock = connect(&addr, Duration::from_secs(20)).unwrap();
+    let (created, mut both) = request_new_session_on(sock, share_set, &hash, seq3()).unwrap();
+    // Both sealed streams follow on the connection, P0's then P1's; each opens at its party.
+    let ids = (created, share_set);
+    assert_eq!(open_stream(Io(&mut both), &keys, ids, Party::P0, &plan).unwrap(), 0);
+    assert!(open_stream(Io(&mut both), &keys, ids, Party::P1, &plan).unwrap() > 0);
+    let ask = |addr: &str, p: Party| {
+        let sock = connect(addr, Duration::from_secs(20)).unwrap();
+        request_stream_on(sock, p, (created, share_set), &hash, seq3()).map(|_| ()).map_err(|e| e.to_string())
+    };
+    for p in [Party::P0, Party::P1] {
+        let e = ask(&addr, p).unwrap_err();
+        println!("stream request for a dealer-created session, {p:?}: {e}");
+        assert!(e.contains("already used"), "{p:?}: {e}");
+    }
+    // A second created session has another id.
+    let sock = connect(&addr, Duration::from_secs(20)).unwrap();
+    let (second, _) = request_new_session_on(sock, share_set, &hash, seq3()).unwrap();
+    assert_ne!(second, created);
+    drop(server);
+    // A restarted dealer on the same state refuses it too.
+    let (server, addr) = model_dealer(&keys, &state);
+    for p in [Party::P0, Party::P1] {
+        let e = ask(&addr, p).unwrap_err();
+        assert!(e.contains("already used"), "after a restart, {p:?}: {e}");
+    }
+    drop(server);
+}
+
+/// A `ditto dealer --model seeded` process on `state` (plaintext loopback) and its address.
+fn model_dealer(keys: &Path, state: &Path) -> (Server, String) {
+    let mut child = ditto()
+        .args(["dealer", "--model", "seeded", "--listen", "127.0.0.1:0", "--insecure-plaintext", "--keys"])
+        .arg(keys)
+        .arg("--state")
+        .arg(state)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr = lines.next().unwrap().unwrap().strip_prefix("listening ").unwrap().to_string();
+    (Server(child, lines), addr)
+}
+
+/// The plan hash of a 3-token request to the seeded model (`seq3`).
+fn seq3_plan_hash() -> [u8; 32] {
+    seq3_plan().hash().unwrap()
+}
+
+/// The plan of a 3-token request to the seeded model.
+fn seq3_plan() -> ditto_core::plan::Plan {
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let cfg = ditto_models::seeded::config();
+    let q = ditto_models::quant::QuantConfig::accurate();
+    rt.block_on(ditto_models::plans::bert("party", &cfg, &q, 3)).unwrap()
 }
 
 /// The plan parameters of a 3-token BERT request.
