@@ -13,7 +13,9 @@ use std::time::Duration;
 use ditto_core::Party;
 use ditto_core::prg::{Seed, SessionId, ShareSetId};
 use ditto_dealer::Error;
-use ditto_dealer::host::{Io, PlanParams, connect, request_new_session_on, request_stream_on, stream_file_name};
+use ditto_dealer::host::{
+    Io, PlanParams, connect, request_new_session_on, request_stream_on, stream_file_name,
+};
 use ditto_dealer::keys::{DealerSeeds, Generation, PartyKey, Salt};
 use ditto_dealer::party::PartyStream;
 use ditto_dealer::stream::{SessionSpec, SlicePlan, scratch_len, write_stream};
