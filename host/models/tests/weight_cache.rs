@@ -42,6 +42,18 @@ async fn stored_session(
     dirs: Option<&[std::path::PathBuf; 2]>,
     stores: [Option<&WeightStore>; 2],
 ) -> Run {
+    precomputed_session(s, p1_share, dirs, stores, false).await
+}
+
+/// [`stored_session`], each party computing its products A_i F from its stream and its store
+/// before the online phase when `precompute` (both stores needed).
+async fn precomputed_session(
+    s: &Setup,
+    p1_share: &BertShare,
+    dirs: Option<&[std::path::PathBuf; 2]>,
+    stores: [Option<&WeightStore>; 2],
+    precompute: bool,
+) -> Run {
     let program = async |e: &mut Engine, p: ditto_core::Party| {
         if let Some(d) = dirs {
             e.set_weight_cache(&d[p.index()]);
@@ -59,6 +71,10 @@ async fn stored_session(
     let local = Local {
         test_seeds: Some(([1; 16], [2; 16])),
         share_set: s.shares[0].share_set(),
+        precompute: match stores {
+            [Some(a), Some(b)] if precompute => Some([a.clone(), b.clone()]),
+            _ => None,
+        },
         ..Local::default()
     };
     run(&plan, &local, program)
@@ -151,6 +167,47 @@ async fn later_sessions_take_the_weights_a_store_prepared() {
     let sixth = stored_session(&s, &s.shares[1], Some(&dirs), [Some(&stores[0]), None]).await.unwrap();
     assert_eq!(setup_bytes(&sixth), [48; 2]);
     assert_eq!(first.out[0].data, sixth.out[0].data);
+    let _ = std::fs::remove_dir_all(&base);
+}
+
+/// A session whose products A_i F each party computed before the online phase (as a serving
+/// party does with pooled sessions) computes bit for bit what the same session computes
+/// without them: Z_i = C_i + A_i F + E G_i either way. Without stored weights nothing is
+/// precomputed, and the run is the same.
+#[tokio::test]
+async fn products_computed_ahead_give_the_same_result() {
+    let s = setup(5);
+    let base = std::env::temp_dir().join(format!("ditto-products-{}", std::process::id()));
+    let dirs = [base.join("p0"), base.join("p1")];
+    dirs.iter().for_each(|d| std::fs::create_dir_all(d).unwrap());
+    let stores = [WeightStore::default(), WeightStore::default()];
+    let both = [Some(&stores[0]), Some(&stores[1])];
+    // Empty stores: nothing to precompute with.
+    let first = precomputed_session(&s, &s.shares[1], Some(&dirs), both, true).await.unwrap();
+    assert_eq!(first.precomputed, [0, 0]);
+    let plain = stored_session(&s, &s.shares[1], Some(&dirs), both).await.unwrap();
+    let ahead = precomputed_session(&s, &s.shares[1], Some(&dirs), both, true).await.unwrap();
+    // Every fixed-weight product of the plan: four per layer and the pooler-free embedding.
+    let program = async |e: &mut Engine, _p: ditto_core::Party| {
+        let m = SecureBert::setup(e, s.shares[0].clone()).await?;
+        m.pooled_sum(e, &Shared::new(s.xs[0].clone(), &[s.n, s.v], 0)?).await
+    };
+    let plan = plan_of("cache", &program).await.unwrap();
+    let fixed = plan
+        .steps
+        .iter()
+        .filter(|st| {
+            matches!(
+                st.op,
+                ditto_core::plan::Op::MatMulFixed { .. } | ditto_core::plan::Op::MatMulDownA { .. }
+            )
+        })
+        .count();
+    assert!(fixed >= 4, "{fixed}");
+    assert_eq!(ahead.precomputed, [fixed; 2]);
+    for r in [&first, &ahead] {
+        assert_eq!((&plain.out[0].data, &plain.out[1].data), (&r.out[0].data, &r.out[1].data));
+    }
     let _ = std::fs::remove_dir_all(&base);
 }
 

@@ -73,6 +73,8 @@ pub struct Engine {
     pub(crate) riders: Vec<crate::beside::Rider>,
     /// The last truncate-then-downcast, for a matmul of its output right after it.
     pub(crate) down_mark: Option<crate::ops::chain::DownMark>,
+    /// This session's products A_i F, computed before the input arrived.
+    pub(crate) products: Option<std::sync::Arc<crate::precompute::Products>>,
 }
 
 type Progress = Box<dyn FnMut(u32, u32) + Send>;
@@ -114,6 +116,7 @@ impl Engine {
             range: Vec::new(),
             riders: Vec::new(),
             down_mark: None,
+            products: None,
         }
     }
 
@@ -312,6 +315,14 @@ impl Engine {
         match &self.mode {
             Mode::Plan(steps) | Mode::Plain(steps) => steps.len(),
             Mode::Run(r) => r.next as usize,
+        }
+    }
+
+    /// The session and its plan (secure runs only).
+    pub(crate) fn session_plan(&self) -> Option<(SessionId, &Plan)> {
+        match &self.mode {
+            Mode::Run(r) => Some((r.session, &r.plan)),
+            Mode::Plan(_) | Mode::Plain(_) => None,
         }
     }
 

@@ -17,6 +17,7 @@ pub mod nonlinear;
 pub mod octave;
 pub mod ops;
 pub mod plain;
+pub mod precompute;
 pub mod range;
 mod setup;
 pub mod softmax;

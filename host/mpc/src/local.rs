@@ -47,6 +47,11 @@ pub struct Local {
     /// The sharing whose model share the program sets up (its id, `share_id()` of the share);
     /// the default (all zero) suits programs without model weights.
     pub share_set: ShareSetId,
+    /// Each party's weight store: before the online phase, each party computes its session's
+    /// products A_i F from its stream and the weights its store holds ([`crate::precompute`]),
+    /// as a serving party does with a pooled session. The program must give the engine the same
+    /// store ([`Engine::set_weight_store`]).
+    pub precompute: Option<[crate::WeightStore; 2]>,
 }
 
 impl Default for Local {
@@ -57,6 +62,7 @@ impl Default for Local {
             threads: 1,
             test_seeds: None,
             share_set: ShareSetId::default(),
+            precompute: None,
         }
     }
 }
@@ -75,6 +81,8 @@ pub struct Outcome<T> {
     /// Online time: the slower party's, from its link's handshake to its finish (each party on
     /// its own thread).
     pub online_time: Duration,
+    /// Steps whose product A_i F each party precomputed ([`Local::precompute`]).
+    pub precomputed: [usize; 2],
 }
 
 fn os_seed() -> Result<[u8; 16], MpcError> {
@@ -185,28 +193,47 @@ pub fn run<T: Send>(
             [End::Accept(l, s0), End::Connect(addr, s1)]
         }
     };
-    let go = async |p: Party, end: End, stream: Vec<u8>| -> Result<(T, Counters, Duration), MpcError> {
-        let link = end.link(p, c).await?;
-        let t = std::time::Instant::now();
-        let mut e = Engine::start(
-            p,
-            link,
-            Source::Memory(Arc::new(stream)),
-            keys[p.index()].clone(),
-            plan.clone(),
-            (session, cfg.share_set),
-            cfg.timeout,
-        )
-        .await?;
-        e.set_threads(cfg.threads);
-        let r = program(&mut e, p).await;
-        if let Err(err) = &r {
-            e.abort(&err.to_string()).await;
-        }
-        let out = r?;
-        let counters = e.finish().await?;
-        Ok((out, counters, t.elapsed()))
-    };
+    let go =
+        async |p: Party, end: End, stream: Vec<u8>| -> Result<(T, Counters, Duration, usize), MpcError> {
+            let stream = Arc::new(stream);
+            let products = match &cfg.precompute {
+                Some(stores) => crate::precompute::Products::compute(
+                    p,
+                    (Source::Memory(Arc::clone(&stream)), keys[p.index()].clone()),
+                    plan,
+                    (session, cfg.share_set),
+                    &stores[p.index()],
+                    (cfg.threads, cfg.timeout),
+                )
+                .await?
+                .map(Arc::new),
+                None => None,
+            };
+            let link = end.link(p, c).await?;
+            let t = std::time::Instant::now();
+            let mut e = Engine::start(
+                p,
+                link,
+                Source::Memory(stream),
+                keys[p.index()].clone(),
+                plan.clone(),
+                (session, cfg.share_set),
+                cfg.timeout,
+            )
+            .await?;
+            e.set_threads(cfg.threads);
+            let precomputed = products.as_ref().map_or(0, |p| p.len());
+            if let Some(pr) = products {
+                e.set_products(pr)?;
+            }
+            let r = program(&mut e, p).await;
+            if let Err(err) = &r {
+                e.abort(&err.to_string()).await;
+            }
+            let out = r?;
+            let counters = e.finish().await?;
+            Ok((out, counters, t.elapsed(), precomputed))
+        };
     let on_thread = |p: Party, end: End, stream: Vec<u8>| {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| {
             MpcError::LocalParty { party: p.index(), what: format!("could not start a runtime: {e}") }
@@ -233,7 +260,14 @@ pub fn run<T: Send>(
         let (h0, h1) = (spawn(Party::P0, e0, s0), spawn(Party::P1, e1, s1));
         (join(Party::P0, h0), join(Party::P1, h1))
     });
-    let ((o0, c0, t0), (o1, c1, t1)) = (r0?, r1?);
+    let ((o0, c0, t0, n0), (o1, c1, t1, n1)) = (r0?, r1?);
     let online_time = t0.max(t1);
-    Ok(Outcome { out: [o0, o1], counters: [c0, c1], dealer_bytes, dealer_time, online_time })
+    Ok(Outcome {
+        out: [o0, o1],
+        counters: [c0, c1],
+        dealer_bytes,
+        dealer_time,
+        online_time,
+        precomputed: [n0, n1],
+    })
 }

@@ -3,7 +3,7 @@
 //! taken from the weights it prepared in an earlier session ([`WeightStore`]).
 //!
 //! A [`WeightStore`] keeps, for one party, model-mask seed and sharing, every weight's F and
-//! B_W packed for the GEMM, and the digest of the cache file they match. A later session of the
+//! G_i (F + B_0 at P0, B_1 at P1: see [`crate::precompute`]) packed for the GEMM, and the digest of the cache file they match. A later session of the
 //! same party, seed and sharing states that digest in the setup exchange; when the peer states
 //! the same one, the session takes the stored weights (shared, read-only: no PRG expansion of
 //! B_W, no file read, no packing; for BERT-base about 2.5 s and 0.8 GB per session); otherwise
@@ -21,10 +21,10 @@ use crate::engine::SETUP_STEP;
 use crate::wcache::WeightCache;
 use crate::{Engine, MpcError};
 
-/// A weight's F and B_W, packed (`(PackedB<R>, PackedB<R>)` for its ring R).
+/// A weight's F and G_i, packed (`(PackedB<R>, PackedB<R>)` for its ring R).
 pub(crate) type Prepared = Arc<dyn Any + Send + Sync>;
 /// Prepared weights by id.
-type Weights = Arc<BTreeMap<u32, Prepared>>;
+pub(crate) type Weights = Arc<BTreeMap<u32, Prepared>>;
 
 /// Weights prepared by one party for one model-mask seed and sharing (see the module docs).
 /// Cloning shares it.
@@ -52,7 +52,7 @@ impl WeightStore {
     }
 
     /// Weights stored for `key`, and their digest.
-    fn get(&self, key: &[u8; 32]) -> Option<([u8; 32], Weights)> {
+    pub(crate) fn get(&self, key: &[u8; 32]) -> Option<([u8; 32], Weights)> {
         self.lock().as_ref().filter(|s| &s.key == key).map(|s| (s.digest, Arc::clone(&s.weights)))
     }
 
@@ -81,9 +81,12 @@ pub(crate) struct Setup {
     pub(crate) taken: Option<Weights>,
     /// Weights prepared in this setup, for the store.
     pub(crate) fresh: BTreeMap<u32, Prepared>,
+    /// The store key of this session's weights (kept after the setup ends).
+    pub(crate) weights_key: Option<[u8; 32]>,
 }
 
-fn store_key(party: u8, model: &Seed, share_id: &[u8; 16]) -> [u8; 32] {
+/// The store key of `party` (0 or 1), its model-mask seed and the sharing.
+pub(crate) fn store_key(party: u8, model: &Seed, share_id: &[u8; 16]) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(b"ditto weight store v1");
     h.update([party]);
@@ -159,6 +162,7 @@ impl Engine {
         }
         let agreed = digest != [0u8; 32] && peer[16..] == digest;
         self.setup.key = Some((key, digest));
+        self.setup.weights_key = Some(key);
         self.setup.fresh.clear();
         if let (true, Some((_, weights))) = (agreed, stored) {
             self.setup.taken = Some(weights);

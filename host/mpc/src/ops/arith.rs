@@ -12,8 +12,9 @@ use crate::plain;
 use crate::{MpcError, Shared};
 
 /// A model weight W (k x m) prepared for fixed-mask matmuls: F = W - B_W (public, opened once
-/// at setup) and this party's share of B_W (from its model share seed), both packed once for
-/// the GEMM in a secure run; the plaintext reference keeps W itself.
+/// at setup) and G_i, from this party's share of B_W (its model share seed): G_0 = F + B_0,
+/// G_1 = B_1 (see [`crate::precompute`]), both packed once for the GEMM in a secure run; the
+/// plaintext reference keeps W itself.
 pub struct Weight<R> {
     /// Weight id (selects B_W).
     pub id: u32,
@@ -25,7 +26,7 @@ pub struct Weight<R> {
     pub frac: u32,
     /// Plaintext reference: W, packed.
     plain: Option<PackedB<R>>,
-    /// Secure run: F and this party's B_W, packed (shared with the weight store, if any).
+    /// Secure run: F and this party's G_i, packed (shared with the weight store, if any).
     packed: Option<std::sync::Arc<(PackedB<R>, PackedB<R>)>>,
 }
 
@@ -36,7 +37,7 @@ impl<R> std::fmt::Debug for Weight<R> {
 }
 
 impl<R> Weight<R> {
-    /// F and this party's B_W, packed (secure runs, after the setup).
+    /// F and this party's G_i, packed (secure runs, after the setup).
     pub(crate) fn packed_for(&self, id: u32) -> Result<(&PackedB<R>, &PackedB<R>), MpcError> {
         match self.packed.as_deref() {
             Some((f, b)) => Ok((f, b)),
@@ -174,6 +175,10 @@ impl Engine {
             }
             f
         };
+        // G_0 = F + B_0 (P0 adds E F, the public part, once), G_1 = B_1.
+        if self.party().is_p0() {
+            b.iter_mut().zip(&f).for_each(|(b, f)| *b = b.add(*f));
+        }
         let packed = std::sync::Arc::new((PackedB::new(&f, k, m), PackedB::new(&b, k, m)));
         self.setup.fresh.insert(id, packed.clone());
         Ok(Weight { id, k, m, frac: w.frac, plain: None, packed: Some(packed) })
@@ -206,15 +211,13 @@ impl Engine {
         let mut e = vec![R::ZERO; n * k];
         beaver::matmul_fixed_open(&x.data, &a, &mut e)?;
         let opened = self.open(b.index, &e).await?;
-        // Z = C + (A + E) F + E B_W (P0 adds E, the public part, once).
-        let (fp, bp) = w.packed_for(w.id)?;
-        let mut scratch = a;
-        if self.party().is_p0() {
-            scratch.iter_mut().zip(&opened).for_each(|(s, e)| *s = s.add(*e));
-        }
+        // Z_i = C_i + A_i F + E G_i, A_i F precomputed when the session's products hold it.
+        let (fp, gp) = w.packed_for(w.id)?;
         let mut z = c;
-        self.gemm.gemm_acc_packed(&mut z, &scratch, fp, n);
-        self.gemm.gemm_acc_packed(&mut z, &opened, bp, n);
+        if !self.add_product(b.index, &mut z)? {
+            self.gemm.gemm_acc_packed(&mut z, &a, fp, n);
+        }
+        self.gemm.gemm_acc_packed(&mut z, &opened, gp, n);
         Ok(Shared { data: z, shape: vec![n, w.m], frac })
     }
 

@@ -124,7 +124,8 @@ impl Engine {
     /// [`Engine::matmul_fixed`] of `x`, the output of the [`Engine::trunc_downcast`] just
     /// before (no step in between): that step opened x plus a mask the dealer knows, so the
     /// product takes minus that mask as its A and opens nothing (`Op::MatMulDownA`, no round):
-    /// Z = C + x_i F + E B_W with E that step's public part. Any other x is refused.
+    /// Z_i = C_i + A_i F + E G_i with E that step's public part and A_i = -mask_i (so that
+    /// A_i + [P0] E = x_i). Any other x is refused.
     pub async fn matmul_after_down(
         &mut self,
         x: &Shared<u32>,
@@ -148,10 +149,12 @@ impl Engine {
         let d = Dims { n, k, m: w.m };
         let mut z = vec![0u32; n * w.m];
         self.expand(&b, |s, corr| beaver::expand_matmul_c(s, b.index, d, corr, &mut z))?;
-        // Z = C + (A + [P0] E) F + E B_W with A = -mask: A + [P0] E is this party's share of x.
-        let (fp, bp) = w.packed_for(w.id)?;
-        self.gemm.gemm_acc_packed(&mut z, &x.data, fp, n);
-        self.gemm.gemm_acc_packed(&mut z, &mark.public, bp, n);
+        let (fp, gp) = w.packed_for(w.id)?;
+        if !self.add_product(b.index, &mut z)? {
+            let a: Vec<u32> = mark.mask.iter().map(|d| d.wrapping_neg()).collect();
+            self.gemm.gemm_acc_packed(&mut z, &a, fp, n);
+        }
+        self.gemm.gemm_acc_packed(&mut z, &mark.public, gp, n);
         Ok(Shared { data: z, shape: vec![n, w.m], frac })
     }
 
