@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use ditto_core::plan::Plan;
 use ditto_core::prg::Prg;
-use ditto_models::bert::local::infer_local;
+use ditto_models::bert::local::{LocalInference, infer_local};
 use ditto_models::bert::secure::BertOutput;
 use ditto_models::generate::{LocalGeneration, generate_local, generate_reference};
 use ditto_models::quant::QuantConfig;
 use ditto_models::seeded;
+use ditto_mpc::WeightStore;
 use ditto_mpc::engine::SETUP_STEP;
 use ditto_mpc::local::{Local, Net, Outcome};
 use ditto_net::counters::Counters;
@@ -49,6 +50,12 @@ pub struct BenchArgs {
     /// GPT-2: what each generated token reveals to the client: logits, or token (secure argmax).
     #[arg(long, default_value = "logits", value_parser = crate::session::parse_reveal)]
     pub reveal: ditto_models::generate::Reveal,
+    /// BERT: measure as a serving party with a warm pool runs: weights kept in a store between
+    /// sessions, and each party's products A_i F computed from its pooled session before the
+    /// input arrives. Runs the input three times (setup, store only, store and products) and
+    /// reports the last run with the online time of the one before it.
+    #[arg(long)]
+    pub precompute: bool,
 }
 
 /// A network setting of the Ditto and PUMA papers.
@@ -78,18 +85,25 @@ struct Measured<T> {
     agreement: String,
     /// The reference's operations whose input left its admitted range.
     range: ditto_mpc::range::RangeReport,
+    /// `--precompute`: the online time of the same session run without products.
+    without_products: Option<f64>,
 }
 
 async fn bench_bert(
     cfg: ditto_models::config::BertConfig,
     q: &QuantConfig,
-    seq: usize,
+    (seq, precompute): (usize, bool),
     local: &Local,
 ) -> Result<Measured<BertOutput>, CliError> {
     let bert = seeded::bert_of(cfg, 7);
     let ids = input_ids(seq, bert.cfg.vocab_size);
-    let mut rng = Prg::with_counter(&ditto_node::files::os_random16()?, 0);
-    let run = infer_local(&bert, q, &ids, local, &mut rng, |_, _| {}).await?;
+    let (run, without_products) = if precompute {
+        let (run, without) = bert_ahead(&bert, q, &ids, local).await?;
+        (run, Some(without))
+    } else {
+        let mut rng = Prg::with_counter(&ditto_node::files::os_random16()?, 0);
+        (infer_local(&bert, q, &ids, local, &mut rng, |_, _| {}).await?, None)
+    };
     let (s, r) = run.values()?;
     let c = cosine(&s, &r);
     if c < 0.9999 {
@@ -101,7 +115,59 @@ async fn bench_bert(
         plaintext: run.plaintext,
         agreement: format!("embedding cosine with the fixed-point reference {c:.6}"),
         range: run.range,
+        without_products,
     })
+}
+
+/// `--precompute`: the input three times with one sharing and one dealer model seed, each
+/// party keeping its weights in a store (and F in a temporary cache directory, which the store
+/// follows): the first run sets the weights up, the second takes them from the store, the third
+/// also has each party's products A_i F computed before its online phase. The third run, and
+/// the second's online time.
+async fn bert_ahead(
+    bert: &ditto_models::bert::Bert,
+    q: &QuantConfig,
+    ids: &[u32],
+    local: &Local,
+) -> Result<(LocalInference, f64), CliError> {
+    let base = std::env::temp_dir().join(format!("ditto-bench-ahead-{}", std::process::id()));
+    let dirs = [base.join("p0"), base.join("p1")];
+    for d in &dirs {
+        std::fs::create_dir_all(d).map_err(|source| CliError::File { path: d.clone(), source })?;
+    }
+    let stores = [WeightStore::default(), WeightStore::default()];
+    let watch = |e: &mut ditto_mpc::Engine, p: ditto_core::Party| {
+        e.set_weight_cache(&dirs[p.index()]);
+        e.set_weight_store(stores[p.index()].clone());
+    };
+    let sharing = ditto_node::files::os_random16()?;
+    let local = Local { model_seed: Some(ditto_node::files::os_random16()?), ..local.clone() };
+    let ahead = Local { precompute: Some(stores.clone()), ..local.clone() };
+    let result = async {
+        let mut runs = Vec::new();
+        for l in [&local, &local, &ahead] {
+            // The same shares every run (one sharing: the stores fit), fresh sessions.
+            let mut rng = Prg::with_counter(&sharing, 0);
+            runs.push(infer_local(bert, q, ids, l, &mut rng, watch).await?);
+        }
+        Ok::<_, CliError>(runs)
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&base);
+    let mut runs = result?;
+    let (Some(last), Some(before)) = (runs.pop(), runs.pop()) else {
+        return Err(CliError::Disagree("fewer than three runs".into()));
+    };
+    if last.outcome.precomputed.contains(&0) {
+        return Err(CliError::Disagree("no products were precomputed (the stores were not taken)".into()));
+    }
+    Ok((last, online_of(&before.plan, &before.outcome.counters)))
+}
+
+/// The slower party's online time (every step but the weight setup).
+fn online_of(plan: &Plan, counters: &[Counters; 2]) -> f64 {
+    let (a, b) = (breakdown(plan, &counters[0]).0, breakdown(plan, &counters[1]).0);
+    a.time.max(b.time).as_secs_f64()
 }
 
 async fn bench_gpt2(
@@ -126,6 +192,7 @@ async fn bench_gpt2(
         plaintext,
         agreement: format!("{steps} generated tokens equal the fixed-point reference's"),
         range,
+        without_products: None,
     })
 }
 
@@ -176,18 +243,18 @@ pub fn run(a: &BenchArgs) -> Result<(), CliError> {
         .enable_all()
         .build()
         .map_err(|e| CliError::Net(e.to_string()))?;
-    let (plan, counters, dealer_bytes, dealer_time, plaintext, (agreement, range), tokens) =
-        rt.block_on(async {
+    let (plan, counters, dealer_bytes, dealer_time, plaintext, (agreement, range, without), tokens) = rt
+        .block_on(async {
             Ok::<_, CliError>(match arch {
                 ModelConfig::Bert(cfg) => {
-                    let m = bench_bert(cfg, &q, a.seq, &local).await?;
-                    let check = (m.agreement, m.range);
+                    let m = bench_bert(cfg, &q, (a.seq, a.precompute), &local).await?;
+                    let check = (m.agreement, m.range, m.without_products);
                     (m.plan, m.res.counters, m.res.dealer_bytes, m.res.dealer_time, m.plaintext, check, 0)
                 }
                 ModelConfig::Gpt2(cfg) => {
                     let g = a.generate.max(1);
                     let m = bench_gpt2(cfg, &q, (a.seq, g), a.reveal, &local).await?;
-                    let check = (m.agreement, m.range);
+                    let check = (m.agreement, m.range, None);
                     (m.plan, m.res.counters, m.res.dealer_bytes, m.res.dealer_time, m.plaintext, check, g)
                 }
             })
@@ -211,6 +278,7 @@ pub fn run(a: &BenchArgs) -> Result<(), CliError> {
             "arch": a.arch, "seq": a.seq, "gen": tokens, "quant": a.quant, "threads": a.threads.max(1),
             "link": if a.insecure_plaintext { "tcp" } else { "tls" },
             "online_s": online, "plaintext_s": plaintext.as_secs_f64(),
+            "online_without_products_s": without,
             "bytes_p0": t0.bytes, "bytes_p1": t1.bytes, "rounds": t0.rounds,
             "dealer_bytes_p0": dealer_bytes[0], "dealer_bytes_p1": dealer_bytes[1],
             "dealer_s": dealer_time.as_secs_f64(), "lan_s": lan, "wan_s": wan,
@@ -238,6 +306,13 @@ pub fn run(a: &BenchArgs) -> Result<(), CliError> {
         plaintext.as_secs_f64(),
         online / plaintext.as_secs_f64().max(1e-9)
     );
+    if let Some(w) = without {
+        say!(
+            "ahead   online {online:.3} s with each party's products A_i F computed before the input; \
+             {w:.3} s without them (weights from the store in both): {:.2}x",
+            online / w.max(1e-9)
+        );
+    }
     say!(
         "bytes   P0 sent {:.1} MB, P1 sent {:.1} MB ({:.1} MB together), {} rounds",
         mb(t0.bytes),

@@ -52,6 +52,10 @@ pub struct Local {
     /// as a serving party does with a pooled session. The program must give the engine the same
     /// store ([`Engine::set_weight_store`]).
     pub precompute: Option<[crate::WeightStore; 2]>,
+    /// The dealer's model-mask seed (a dealer keeps one for all its sessions, so that the
+    /// parties' weight stores fit each of them); fresh from the OS RNG per run when `None`.
+    /// Sessions stay fresh either way.
+    pub model_seed: Option<[u8; 16]>,
 }
 
 impl Default for Local {
@@ -63,6 +67,7 @@ impl Default for Local {
             test_seeds: None,
             share_set: ShareSetId::default(),
             precompute: None,
+            model_seed: None,
         }
     }
 }
@@ -144,7 +149,10 @@ pub fn run<T: Send>(
         ),
         None => (
             os_seed()?,
-            os_seed()?,
+            match cfg.model_seed {
+                Some(s) => s,
+                None => os_seed()?,
+            },
             SessionId(os_seed()?),
             Salt(os_seed()?),
             [PartyKey::from_bytes(os_seed()?), PartyKey::from_bytes(os_seed()?)],
