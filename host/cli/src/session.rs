@@ -113,7 +113,10 @@ pub struct PartyArgs {
     /// With --serve, P1: keep sessions dealt ahead on disk, up to this many bytes in all
     /// (e.g. `4G`; K, M, G, T are powers of 1024), so a request finds its correlations ready;
     /// with the pool empty the dealer creates one while the request waits. Filled while no
-    /// request is under way.
+    /// request is under way. Once its weights are set up (its first request), P1 also prepares
+    /// each pooled session (its products A_1 F) and hands P0 the session's stream ahead.
+    /// P0: the disk for its products of the sessions P1 hands it (about 43 MB per BERT-base
+    /// session of 128 tokens); without it P0 computes A_0 F online.
     #[arg(long)]
     pub pool: Option<String>,
     /// With --pool: the plans to pool, comma-separated: `N` (tokens, a BERT length bucket), or
@@ -212,6 +215,16 @@ fn serve_party(a: &PartyArgs, cfg: PartyConfig, share: ModelShare) -> Result<(),
             }
         };
         let metrics = std::sync::Arc::new(ditto_node::metrics::Metrics::default());
+        let ahead = match (&a.pool, a.id) {
+            (Some(size), 0) => {
+                let budget =
+                    ditto_node::pool::parse_size(size).map_err(|e| CliError::Usage(format!("--pool {e}")))?;
+                let consumed = ditto_node::party::consumed(&cfg)?;
+                say!("party 0 products of sessions handed ahead: up to {budget} bytes");
+                Some(ditto_node::ahead::Ahead::open(&cfg.state, budget, consumed)?)
+            }
+            _ => None,
+        };
         let pool = match pool_of(a, &cfg, &share).await? {
             Some(p) => {
                 let (d, bytes) = p.depths();
@@ -240,7 +253,7 @@ fn serve_party(a: &PartyArgs, cfg: PartyConfig, share: ModelShare) -> Result<(),
             std::sync::Arc::new(cfg),
             std::sync::Arc::new(share),
             listener,
-            ditto_node::serve::Options { concurrency: a.concurrency, metrics, pool },
+            ditto_node::serve::Options { concurrency: a.concurrency, metrics, pool, ahead },
             stop,
             log,
         )
@@ -267,9 +280,12 @@ async fn pool_of(
         return Ok(None);
     };
     if a.id != 1 {
-        return Err(CliError::Usage(
-            "--pool is P1's: it keeps both parties' sealed streams and relays P0's".into(),
-        ));
+        if a.pool_buckets.is_some() {
+            return Err(CliError::Usage(
+                "--pool-buckets is P1's: P1 keeps the pool of dealt sessions".into(),
+            ));
+        }
+        return Ok(None);
     }
     let budget = parse_size(size).map_err(|e| CliError::Usage(format!("--pool {e}")))?;
     let mc = share.config();

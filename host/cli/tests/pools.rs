@@ -127,3 +127,71 @@ fn pools_outlive_the_dealer_and_a_restarted_party_never_reuses_a_session() {
     drop(the_dealer);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Lines `prepared party=N ...` in `lines`.
+fn prepared(lines: &[String], party: u8) -> usize {
+    lines.iter().filter(|l| l.starts_with(&format!("prepared party={party} "))).count()
+}
+
+#[test]
+fn pooled_sessions_are_prepared_ahead_at_both_parties() {
+    // Once a first request has set the weights up, P1 computes its products A_1 F of each
+    // pooled session and hands P0 the session's stream ahead; P0 (`--pool`: room for its
+    // products) computes A_0 F. A request then runs with both parties' products (`prepared=1`
+    // at both), with the same answer; the products of a used session are gone at both.
+    let d = std::env::temp_dir().join(format!("ditto-ahead-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    provision_and_share(&d, "seeded");
+    let dealer_addr = port();
+    let (_dealer, _) = dealer_on(&d, "seeded", &d.join("dealer"), &dealer_addr, &[]);
+    let (peer, c0, c1) = (port(), port(), port());
+    let (mut p0, out0) = serving(&d, 0, (&peer, &dealer_addr, &c0), &["--pool", "20M"]);
+    let log0 = Log::new(out0);
+    let (mut p1, out1) =
+        serving(&d, 1, (&peer, &dealer_addr, &c1), &["--pool", "40M", "--pool-buckets", "32"]);
+    let log1 = Log::new(out1);
+    assert!(log1.wait_for(300, depth_is(3)), "pool not filled: {:?}", log1.lines());
+    assert_eq!(prepared(&log1.lines(), 1), 0, "prepared before any weights were set up");
+    let cs = (c0.as_str(), c1.as_str());
+    // Both in the 32-token bucket (byte tokens, [CLS] and [SEP]).
+    let texts = ["the first sets weights up", "the second finds products"];
+    let got = client(&d, cs, texts[0], &format!("a{:031x}", 0)).unwrap();
+    close_to_demo(texts[0], &got);
+    // The pooled sessions (two left, and the one that refills the pool) get prepared.
+    for (log, party) in [(&log1, 1), (&log0, 0)] {
+        assert!(
+            log.wait_for(300, |_| prepared(&log.lines(), party) >= 3),
+            "party {party} prepared no sessions: {:?}",
+            log.lines()
+        );
+    }
+    let ahead0 = d.join("state0/ahead");
+    let before = markers(&ahead0);
+    assert!(before.len() >= 3 && before.iter().all(|f| f.ends_with(".af")), "{before:?}");
+    let got = client(&d, cs, texts[1], &format!("a{:031x}", 1)).unwrap();
+    close_to_demo(texts[1], &got);
+    for (log, party) in [(&log0, 0), (&log1, 1)] {
+        let served: Vec<String> = log.lines().into_iter().filter(|l| l.starts_with("served ")).collect();
+        assert_eq!(served.len(), 2, "{served:?}");
+        assert_eq!(field(&served[0], "prepared"), "0", "party {party}: {}", served[0]);
+        assert_eq!(field(&served[1], "prepared"), "1", "party {party}: {:?}", log.lines());
+        let source = if party == 0 { "relayed" } else { "pool" };
+        assert!(served.iter().all(|l| field(l, "source") == source), "{served:?}");
+    }
+    // The used session's products are gone at P0 (P1's go with its pooled files).
+    let second = log0.lines().into_iter().filter(|l| l.starts_with("served ")).nth(1).unwrap();
+    let used = field(&second, "session").to_string();
+    assert!(!markers(&ahead0).iter().any(|f| f.starts_with(&used)), "{used} {:?}", markers(&ahead0));
+    let pool1 = d.join("state1/pool");
+    let all: Vec<String> = std::fs::read_dir(&pool1)
+        .unwrap()
+        .flat_map(|s| std::fs::read_dir(s.unwrap().path()).unwrap())
+        .flat_map(|b| markers(&b.unwrap().path()))
+        .collect();
+    assert!(!all.iter().any(|f| f.starts_with(&used)), "{used} {all:?}");
+    assert!(all.iter().any(|f| f.ends_with(".af")), "{all:?}");
+    sigterm(&p0);
+    sigterm(&p1);
+    assert_eq!((exit_code(&mut p0), exit_code(&mut p1)), (Some(0), Some(0)));
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
 mod hello;
 
-pub use hello::{Hello, MAX_RELAYED, Route};
+pub use hello::{Hello, MAX_RELAYED, Route, RouteKind};
 
 use crate::NetError;
 use crate::counters::Counters;

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use ditto_core::Party;
 use ditto_core::prg::{SessionId, ShareSetId};
+use ditto_dealer::host::PlanParams;
 use ditto_net::NetError;
-use ditto_net::link::{Config, Hello, Link, MAX_RELAYED, Route};
+use ditto_net::link::{Config, Hello, Link, MAX_RELAYED, Route, RouteKind};
 use ditto_net::tls::Security;
 
 const SID: SessionId = SessionId([7; 16]);
@@ -212,7 +213,7 @@ async fn routing_names_the_request_and_session_and_relays_p0s_stream() {
         request: SessionId([0xa1; 16]),
         session: SID,
         p0_stream: (0..300u16).map(|i| i as u8).collect(),
-        refused: false,
+        kind: RouteKind::Session,
     };
     for (mut a, mut b) in pairs(cfg(5000)).await {
         let (ra, rb) = tokio::join!(a.route_recv(), b.route_send(&sent));
@@ -228,7 +229,22 @@ async fn routing_names_the_request_and_session_and_relays_p0s_stream() {
         let (ra, rb) = tokio::join!(a.route_recv(), b.route_send(&no));
         rb.unwrap();
         let got = ra.unwrap();
-        assert!(got.refused && got.request == SessionId([0xa2; 16]) && got.reason() == "no dealt session");
+        assert!(
+            got.kind == RouteKind::Refusal
+                && got.request == SessionId([0xa2; 16])
+                && got.reason() == "no dealt session"
+        );
+    }
+    // A session handed ahead: P0 learns its plan parameters, and no request.
+    let params = PlanParams { seq: 32, generate: 0, reveal_token: false, batch: 8 };
+    for gen_params in [params, PlanParams { seq: 7, generate: 9, reveal_token: true, batch: 1 }] {
+        let (mut a, mut b) = pairs(cfg(5000)).await.into_iter().next().unwrap();
+        let ahead = Route::ahead(SID, gen_params, vec![5; 328]);
+        let (ra, rb) = tokio::join!(a.route_recv(), b.route_send(&ahead));
+        rb.unwrap();
+        let got = ra.unwrap();
+        assert_eq!(got, ahead);
+        assert_eq!((got.kind, got.request), (RouteKind::Ahead(gen_params), SessionId([0; 16])));
     }
     // A peer that does not route.
     for (mut a, mut b) in pairs(cfg(2000)).await {

@@ -11,6 +11,7 @@
 //! * [`files`]: key and seed files and the crash-safe records of used sessions.
 #![deny(missing_docs)]
 
+pub mod ahead;
 pub mod client;
 pub mod dealer;
 pub mod files;

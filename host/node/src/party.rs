@@ -101,6 +101,8 @@ pub struct Dealt {
     pub source: Source,
     /// Where it came from.
     pub origin: Origin,
+    /// This party's products A_i F of it, prepared before the request ([`crate::ahead`]).
+    pub products: Option<std::sync::Arc<ditto_mpc::precompute::Products>>,
 }
 
 /// What a served request cost this party.
@@ -110,6 +112,8 @@ pub struct Report {
     pub session: SessionId,
     /// Where that session came from.
     pub origin: Origin,
+    /// Whether this party's products A_i F were prepared before the request.
+    pub prepared: bool,
     /// Online time (steps of the plan, weight setup excluded).
     pub online: Duration,
     /// From the request's plan to the answer sent: the online time plus opening the dealer
@@ -231,7 +235,15 @@ pub async fn serve(
     };
     let session = req.head.session;
     let source = Source::Tcp(cfg.dealer.clone(), plan_params(&req.head), cfg.security.clone());
-    run_request(cfg, share, req, link, Dealt { session, source, origin: Origin::Client }, progress).await
+    run_request(
+        cfg,
+        share,
+        req,
+        link,
+        Dealt { session, source, origin: Origin::Client, products: None },
+        progress,
+    )
+    .await
 }
 
 /// What a request's plan is made for.
@@ -281,11 +293,13 @@ pub async fn run_request(
     let Request { conn, head, input } = req;
     let gen_n = head.generate as usize;
     let reveal = Reveal::of_flag(head.reveal_token);
-    let Dealt { session, source, origin } = dealt;
+    let Dealt { session, source, origin, products } = dealt;
     let key = cfg.key.clone();
     let mut e =
         Engine::start(cfg.party, link, source, key, plan, (session, share.share_set()), cfg.timeout).await?;
     e.set_threads(cfg.threads);
+    // Products of another plan (P1 named other parameters ahead) are not used.
+    let prepared = products.is_some_and(|p| e.set_products(p).is_ok());
     if let Some(f) = progress {
         e.set_progress(f);
     }
@@ -308,6 +322,7 @@ pub async fn run_request(
     Ok(Report {
         session,
         origin,
+        prepared,
         online,
         total: began.elapsed(),
         sent: t.sent,

@@ -20,7 +20,7 @@ use ditto_core::Party;
 use ditto_core::prg::SessionId;
 use ditto_models::share_file::ModelShare;
 use ditto_net::dealer::{Opened, Source};
-use ditto_net::link::{Config, Link, Route};
+use ditto_net::link::{Config, Link, Route, RouteKind};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, oneshot};
@@ -49,9 +49,10 @@ impl Served {
         let (p, s) = (party.index(), self.session.as_u128());
         match &self.result {
             Ok(r) => format!(
-                "served party={p} request={s:032x} session={:032x} source={} online_s={:.3} total_s={:.3} sent={} rounds={} setup_sent={}",
+                "served party={p} request={s:032x} session={:032x} source={} prepared={} online_s={:.3} total_s={:.3} sent={} rounds={} setup_sent={}",
                 r.session.as_u128(),
                 r.origin.name(),
+                u8::from(r.prepared),
                 r.online.as_secs_f64(),
                 r.total.as_secs_f64(),
                 r.sent,
@@ -70,6 +71,19 @@ pub struct Totals {
     pub served: u64,
     /// Requests that failed (after a well-formed request arrived).
     pub failed: u64,
+}
+
+/// What the requests of a serving run share.
+#[derive(Clone)]
+struct Run {
+    /// P0: where links meet their requests.
+    meet: Arc<Rendezvous>,
+    /// Requests at once.
+    slots: Arc<Semaphore>,
+    /// P1's pool.
+    pool: Option<Arc<Pool>>,
+    /// P0's products of sessions handed ahead.
+    ahead: Option<Arc<crate::ahead::Ahead>>,
 }
 
 /// P0's meeting point of links and requests, by request id.
@@ -156,15 +170,33 @@ pub async fn serve_until(
     stop: impl std::future::Future<Output = ()>,
     log: Arc<dyn Fn(String) + Send + Sync>,
 ) -> Result<Totals, NodeError> {
-    let Options { concurrency, metrics, pool } = opts;
+    let Options { concurrency, metrics, pool, ahead } = opts;
     if pool.is_some() && cfg.party.is_p0() {
         return Err(NodeError::Config("P1 keeps the pool of dealt sessions, not P0".into()));
     }
-    let filler =
-        pool.as_ref().map(|p| spawn_filler(Arc::clone(p), &cfg, Arc::clone(&metrics), Arc::clone(&log)));
-    let r = serve_loop(cfg, share, clients, (concurrency, metrics, pool), stop, log).await;
+    if ahead.is_some() && !cfg.party.is_p0() {
+        return Err(NodeError::Config("P0 keeps the products of sessions handed ahead, not P1".into()));
+    }
+    let filler = pool.as_ref().map(|p| {
+        let prepare = crate::ahead::Preparer {
+            cfg: Arc::clone(&cfg),
+            share: Arc::clone(&share),
+            log: Arc::clone(&log),
+        };
+        spawn_filler(Arc::clone(p), (&cfg, prepare), Arc::clone(&metrics), Arc::clone(&log))
+    });
+    let worker = ahead.as_ref().map(|a| {
+        let m = Arc::clone(&metrics);
+        let busy: Arc<dyn Fn() -> bool + Send + Sync> = Arc::new(move || m.busy());
+        crate::ahead::spawn_worker(a, Arc::clone(&cfg), Arc::clone(&share), busy, Arc::clone(&log))
+    });
+    let r = serve_loop(cfg, share, clients, (concurrency, metrics, pool), ahead.clone(), stop, log).await;
     if let Some((stop, t)) = filler {
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = tokio::task::spawn_blocking(move || t.join()).await;
+    }
+    if let (Some(a), Some(t)) = (ahead, worker) {
+        crate::ahead::stop_worker(&a);
         let _ = tokio::task::spawn_blocking(move || t.join()).await;
     }
     r
@@ -178,6 +210,9 @@ pub struct Options {
     pub metrics: Arc<Metrics>,
     /// P1: its pool of dealt sessions (none: every session on demand).
     pub pool: Option<Arc<Pool>>,
+    /// P0: where it keeps the products of sessions P1 hands it ahead (none: it ignores them
+    /// and computes A_0 F online).
+    pub ahead: Option<Arc<crate::ahead::Ahead>>,
 }
 
 /// How P1 reaches the dealer.
@@ -188,14 +223,14 @@ fn dealer_of(cfg: &PartyConfig) -> Dealer {
 /// Starts the thread that keeps `pool` filled while no request is under way.
 fn spawn_filler(
     pool: Arc<Pool>,
-    cfg: &PartyConfig,
+    (cfg, prepare): (&PartyConfig, crate::ahead::Preparer),
     metrics: Arc<Metrics>,
     log: Arc<dyn Fn(String) + Send + Sync>,
 ) -> (Arc<std::sync::atomic::AtomicBool>, std::thread::JoinHandle<()>) {
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (s, dealer) = (Arc::clone(&stop), dealer_of(cfg));
     let t = std::thread::spawn(move || {
-        crate::pool::fill(&pool, &dealer, &|| metrics.busy(), &s, &*log);
+        crate::pool::fill(&pool, &dealer, &|| metrics.busy(), &s, &*log, Some(&prepare));
     });
     (stop, t)
 }
@@ -205,6 +240,7 @@ async fn serve_loop(
     share: Arc<ModelShare>,
     clients: TcpListener,
     (concurrency, metrics, pool): (usize, Arc<Metrics>, Option<Arc<Pool>>),
+    ahead: Option<Arc<crate::ahead::Ahead>>,
     stop: impl std::future::Future<Output = ()>,
     log: Arc<dyn Fn(String) + Send + Sync>,
 ) -> Result<Totals, NodeError> {
@@ -217,6 +253,7 @@ async fn serve_loop(
         _ => return Err(NodeError::Config("P0 listens for its peer, P1 connects to P0".into())),
     };
     let slots = Arc::new(Semaphore::new(concurrency.max(1)));
+    let run = Run { meet: Arc::clone(&meet), slots, pool, ahead: ahead.clone() };
     let mut work: JoinSet<Option<Served>> = JoinSet::new();
     let mut links: JoinSet<()> = JoinSet::new();
     let mut totals = Totals::default();
@@ -237,9 +274,7 @@ async fn serve_loop(
                         continue;
                     }
                 };
-                let (cfg, share, meet, slots, log) =
-                    (Arc::clone(&cfg), Arc::clone(&share), Arc::clone(&meet), Arc::clone(&slots), Arc::clone(&log));
-                let pool = pool.clone();
+                let (cfg, share, run, log) = (Arc::clone(&cfg), Arc::clone(&share), run.clone(), Arc::clone(&log));
                 let metrics = Arc::clone(&metrics);
                 work.spawn(async move {
                     let req = match read_client(&cfg, &share, tcp).await {
@@ -252,7 +287,7 @@ async fn serve_loop(
                     };
                     metrics.started();
                     let session = req.head.session;
-                    let result = one(cfg, share, req, (meet, slots, pool)).await;
+                    let result = one(cfg, share, req, run).await;
                     metrics.finished(result.as_ref().map_err(|_| ()));
                     Some(Served { session, result })
                 });
@@ -266,7 +301,7 @@ async fn serve_loop(
                         continue;
                     }
                 };
-                let (cfg, meet, log) = (Arc::clone(&cfg), Arc::clone(&meet), Arc::clone(&log));
+                let (cfg, meet, log, ahead) = (Arc::clone(&cfg), Arc::clone(&meet), Arc::clone(&log), ahead.clone());
                 links.spawn(async move {
                     let c = Config { timeout: cfg.timeout };
                     let routed = async {
@@ -275,6 +310,16 @@ async fn serve_loop(
                         Ok::<_, ditto_net::NetError>((link, route))
                     };
                     match routed.await {
+                        Ok((_, route)) if matches!(route.kind, RouteKind::Ahead(_)) => {
+                            let RouteKind::Ahead(params) = route.kind else { return };
+                            let job = crate::ahead::Job { session: route.session, params, p0_stream: route.p0_stream };
+                            if !ahead.as_ref().is_some_and(|a| a.offer(job)) {
+                                log(format!(
+                                    "ahead-ignored party=0 session={:032x} reason=\"no --pool for products, or its queue is full\"",
+                                    route.session.as_u128()
+                                ));
+                            }
+                        }
                         Ok((link, route)) => meet.offer(route.request, (link, route), cfg.timeout),
                         Err(e) => log(format!("refused party=0 peer error={:?}", e.to_string())),
                     }
@@ -344,7 +389,7 @@ async fn one(
     cfg: Arc<PartyConfig>,
     share: Arc<ModelShare>,
     mut req: Request,
-    (meet, slots, pool): (Arc<Rendezvous>, Arc<Semaphore>, Option<Arc<Pool>>),
+    Run { meet, slots, pool, ahead }: Run,
 ) -> Result<Report, NodeError> {
     claim(&cfg, &req.head.session)?;
     let request = req.head.session;
@@ -353,7 +398,7 @@ async fn one(
         // request (it may queue behind others), or tells P0 at once that it gave it up.
         Peer::Listen(_) => {
             let (link, route) = meet.take(request, crate::party::CLIENT_TURN).await?;
-            if route.refused {
+            if route.kind == RouteKind::Refusal {
                 return Err(NodeError::Request(format!("P1 gave this request up: {}", route.reason())));
             }
             Some((link, route))
@@ -375,7 +420,8 @@ async fn one(
                 (Some((link, route)), _) => {
                     claim(&cfg, &route.session)?;
                     let source = Source::Memory(Arc::new(route.p0_stream));
-                    (link, Dealt { session: route.session, source, origin: Origin::Relayed })
+                    let products = ahead.as_ref().and_then(|a| a.take(route.session)).map(Arc::new);
+                    (link, Dealt { session: route.session, source, origin: Origin::Relayed, products })
                 }
                 (None, Peer::Connect(addr)) => {
                     let (dealt, p0_stream, taken) = match p1_session(&cfg, &share, &req, pool.as_ref()).await
@@ -400,8 +446,13 @@ async fn one(
                     _taken = taken;
                     let c = Config { timeout: cfg.timeout };
                     let mut l = Link::connect(addr, Party::P1, c, &cfg.security).await?;
-                    l.route_send(&Route { request, session: dealt.session, p0_stream, refused: false })
-                        .await?;
+                    l.route_send(&Route {
+                        request,
+                        session: dealt.session,
+                        p0_stream,
+                        kind: RouteKind::Session,
+                    })
+                    .await?;
                     (l, dealt)
                 }
                 (None, Peer::Listen(_)) => {
@@ -429,8 +480,9 @@ async fn p1_session(
         && let Some(mut t) = p.take(key)?
     {
         let p0 = std::mem::take(&mut t.p0_stream);
-        let dealt =
-            Dealt { session: t.session, source: Source::File(t.p1_path.clone()), origin: Origin::Pool };
+        let products = t.products.as_deref().and_then(|p| crate::ahead::read(p).ok()).map(Arc::new);
+        let source = Source::File(t.p1_path.clone());
+        let dealt = Dealt { session: t.session, source, origin: Origin::Pool, products };
         return Ok((dealt, p0, Some(t)));
     }
     let key = crate::pool::PoolKey::new(crate::party::plan_params(&req.head), &plan)?;
@@ -446,7 +498,11 @@ async fn p1_session(
             ))
         })?;
     claim(cfg, &new.session)?;
-    let dealt =
-        Dealt { session: new.session, source: Source::Open(Opened::new(new.p1)), origin: Origin::OnDemand };
+    let dealt = Dealt {
+        session: new.session,
+        source: Source::Open(Opened::new(new.p1)),
+        origin: Origin::OnDemand,
+        products: None,
+    };
     Ok((dealt, new.p0_stream, None))
 }

@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn report(online: f64, sent: u64, rounds: u32) -> Report {
     Report {
+        prepared: false,
         session: SessionId([1; 16]),
         origin: if rounds == 3 { Origin::OnDemand } else { Origin::Pool },
         online: Duration::from_secs_f64(online),

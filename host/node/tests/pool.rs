@@ -155,3 +155,38 @@ fn budgets_and_buckets_from_the_command_line() {
     assert!(parse_buckets("6:token", 64, true).unwrap_err().contains("none to reveal"));
     assert!(parse_buckets("6x2", 64, true).unwrap_err().contains("batches are for encoders"));
 }
+
+/// Products beside pooled sessions (`SESSION.af`, [`ditto_node::ahead`]): a restart keeps
+/// those of kept sessions (counted in the pool's bytes, handed to the request that takes the
+/// session and deleted with it) and deletes orphans, half-written ones and those of consumed
+/// sessions.
+#[test]
+fn a_restart_keeps_the_products_of_kept_sessions_only() {
+    let state = std::env::temp_dir().join(format!("ditto-pool-products-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let a = dir_of(&state, 0xaa);
+    put(&a, sid(1), 100);
+    put(&a, sid(2), 100);
+    put(&a, sid(3), 100);
+    std::fs::write(a.join(format!("{}.af", name(sid(1)))), [1u8; 40]).unwrap();
+    std::fs::write(a.join(format!("{}.af", name(sid(3)))), [3u8; 40]).unwrap();
+    std::fs::write(a.join(format!("{}.af.tmp", name(sid(2)))), [2u8; 40]).unwrap();
+    std::fs::write(a.join(format!("{}.af", name(sid(9)))), [9u8; 40]).unwrap();
+    SessionRecord::open_named(&state, "consumed-sessions-p1").unwrap().claim(&sid(3)).unwrap();
+    let pool = open(&state, 1 << 20);
+    assert_eq!(pool.depths(), (vec![2, 0], 2 * 110 + 40));
+    let mut want: Vec<String> =
+        [".af", ".p0", ".p1"].iter().map(|e| format!("{}{e}", name(sid(1)))).collect();
+    want.extend([".p0", ".p1"].iter().map(|e| format!("{}{e}", name(sid(2)))));
+    assert_eq!(files(&a), want);
+    let t = pool.take(0).unwrap().unwrap();
+    assert_eq!(t.session, sid(1));
+    assert_eq!(t.products, Some(a.join(format!("{}.af", name(sid(1))))));
+    drop(t);
+    assert_eq!(pool.depths(), (vec![1, 0], 110));
+    let t = pool.take(0).unwrap().unwrap();
+    assert_eq!((t.session, t.products.clone()), (sid(2), None));
+    drop(t);
+    assert!(files(&a).is_empty(), "{:?}", files(&a));
+    let _ = std::fs::remove_dir_all(&state);
+}

@@ -13,7 +13,7 @@ use ditto_models::bert::secure::BertShare;
 use ditto_models::quant::QuantConfig;
 use ditto_models::share_file::ModelShare;
 use ditto_net::client::RequestHead;
-use ditto_net::link::{Config, Link, Route};
+use ditto_net::link::{Config, Link, Route, RouteKind};
 use ditto_net::tls::Security;
 use ditto_node::metrics::Metrics;
 use ditto_node::party::{PartyConfig, Peer};
@@ -40,7 +40,7 @@ async fn request(p0: std::net::SocketAddr, id: SessionId, vocab: usize) -> tokio
 async fn relay(peer: &str, request: SessionId, session: SessionId, stream: Vec<u8>) -> Link {
     let c = Config { timeout: Duration::from_secs(5) };
     let mut link = Link::connect(peer, Party::P1, c, &Security::Plaintext).await.unwrap();
-    link.route_send(&Route { request, session, p0_stream: stream, refused: false }).await.unwrap();
+    link.route_send(&Route { request, session, p0_stream: stream, kind: RouteKind::Session }).await.unwrap();
     link
 }
 
@@ -72,7 +72,7 @@ async fn p0_never_opens_a_relayed_session_twice() {
         Arc::new(move |l: String| lines.lock().unwrap().push(l))
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let opts = Options { concurrency: 2, metrics: Arc::new(Metrics::default()), pool: None };
+    let opts = Options { concurrency: 2, metrics: Arc::new(Metrics::default()), pool: None, ahead: None };
     let server = tokio::spawn(serve_until(
         party,
         Arc::new(share),

@@ -5,6 +5,7 @@
 use ditto_core::Party;
 use ditto_core::prg::{SessionId, ShareSetId};
 use ditto_dealer::HashHex;
+use ditto_dealer::host::PlanParams;
 
 use super::{KIND_HELLO, Link};
 use crate::{NET_VERSION, NetError};
@@ -79,11 +80,52 @@ pub struct Route {
     /// The session P1 took (pooled or created on demand): the correlations the request uses.
     pub session: SessionId,
     /// P0's sealed dealer stream of that session, relayed (sealed to P0's key: P1 cannot read
-    /// or alter it; P0 opens it for `session` only); or, when `refused`, why P1 gave the request
+    /// or alter it; P0 opens it for `session` only); or, for a refusal, why P1 gave the request
     /// up (UTF-8), and the link ends there.
     pub p0_stream: Vec<u8>,
+    /// What the link is for.
+    pub kind: RouteKind,
+}
+
+/// What a routed link is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteKind {
+    /// A request runs `session` on this link.
+    Session,
     /// P1 gave the request up before it began (no session): P0 fails it at once.
-    pub refused: bool,
+    Refusal,
+    /// No request: P1 pooled `session` for a request of these plan parameters and hands P0 its
+    /// stream ahead, so that P0 prepares what it can before the input arrives (its products
+    /// A_0 F). The link ends there; the request that takes the session relays the stream again.
+    Ahead(PlanParams),
+}
+
+impl RouteKind {
+    fn byte(self) -> u8 {
+        match self {
+            RouteKind::Session => 0,
+            RouteKind::Refusal => 1,
+            RouteKind::Ahead(_) => 2,
+        }
+    }
+}
+
+/// Plan parameters in a routing frame's request field (ahead routes, which serve no request).
+fn params_bytes(p: &PlanParams) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[..4].copy_from_slice(&p.seq.to_le_bytes());
+    b[4..8].copy_from_slice(&p.generate.to_le_bytes());
+    b[8..12].copy_from_slice(&p.batch.to_le_bytes());
+    b[12] = u8::from(p.reveal_token);
+    b
+}
+
+fn params_of(b: &[u8]) -> Result<PlanParams, NetError> {
+    let u = |i: usize| u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+    if b[12] > 1 || b[13..16] != [0; 3] {
+        return Err(NetError::Malformed("an ahead routing frame with malformed plan parameters"));
+    }
+    Ok(PlanParams { seq: u(0), generate: u(4), batch: u(8), reveal_token: b[12] == 1 })
 }
 
 impl Route {
@@ -94,7 +136,12 @@ impl Route {
         if w.is_empty() {
             w.push(b'?');
         }
-        Route { request, session: SessionId([0; 16]), p0_stream: w, refused: true }
+        Route { request, session: SessionId([0; 16]), p0_stream: w, kind: RouteKind::Refusal }
+    }
+
+    /// P1 hands P0 the stream of pooled `session` ahead of its request ([`RouteKind::Ahead`]).
+    pub fn ahead(session: SessionId, params: PlanParams, p0_stream: Vec<u8>) -> Self {
+        Route { request: SessionId([0; 16]), session, p0_stream, kind: RouteKind::Ahead(params) }
     }
 
     /// The reason of a refusal.
@@ -127,8 +174,11 @@ impl Link {
         }
         let mut head = [0u8; ROUTE_LEN];
         head[..4].copy_from_slice(&ROUTE_MAGIC);
-        head[4] = u8::from(route.refused);
-        head[5..21].copy_from_slice(&route.request.0);
+        head[4] = route.kind.byte();
+        match &route.kind {
+            RouteKind::Ahead(p) => head[5..21].copy_from_slice(&params_bytes(p)),
+            RouteKind::Session | RouteKind::Refusal => head[5..21].copy_from_slice(&route.request.0),
+        }
         head[21..37].copy_from_slice(&route.session.0);
         head[37..].copy_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_le_bytes());
         self.route_head(&mut head).await?;
@@ -146,17 +196,24 @@ impl Link {
             b.copy_from_slice(&theirs[r]);
             SessionId(b)
         };
-        if theirs[4] > 1 {
-            return Err(NetError::Malformed("a routing frame of an unknown kind"));
-        }
-        let (request, session) = (id(5..21), id(21..37));
+        let (mut request, session) = (id(5..21), id(21..37));
+        let kind = match theirs[4] {
+            0 => RouteKind::Session,
+            1 => RouteKind::Refusal,
+            2 => {
+                let p = params_of(&theirs[5..21])?;
+                request = SessionId([0; 16]);
+                RouteKind::Ahead(p)
+            }
+            _ => return Err(NetError::Malformed("a routing frame of an unknown kind")),
+        };
         let len = u32::from_le_bytes([theirs[37], theirs[38], theirs[39], theirs[40]]) as usize;
         if len == 0 || len > MAX_RELAYED {
             return Err(NetError::Malformed("a relayed P0 stream must hold 1 to 65536 bytes"));
         }
         let (_, p0_stream) =
             self.swap(KIND_HELLO, 0, ROUTE_ROUND + 1, &mut vec![0u8; len], "routing").await?;
-        Ok(Route { request, session, p0_stream, refused: theirs[4] == 1 })
+        Ok(Route { request, session, p0_stream, kind })
     }
 
     /// The routing frame's exchange; the peer's frame.

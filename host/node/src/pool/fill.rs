@@ -1,6 +1,7 @@
 //! Filling P1's pools from the dealer, and fetching a session on demand.
 
 use std::fs;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use ditto_core::prg::{SessionId, ShareSetId};
 use ditto_dealer::host::{Io, connect, copy_stream, request_new_session_on};
 use ditto_net::tls::Security;
 
-use super::{Entry, Pool, PoolKey, create_private, file_err, sync_dir};
+use super::{Entry, PRODUCTS, Pool, PoolKey, Preparing, create_private, file_err, sync_dir};
 use crate::NodeError;
 
 impl Pool {
@@ -49,7 +50,7 @@ impl Pool {
         let mut g = self.lock();
         g.bytes += bytes;
         g.sizes[key] = bytes;
-        g.queues[key].push_back(Entry { session, bytes });
+        g.queues[key].push_back(Entry { session, bytes, prep: super::Prep::No });
         drop(g);
         self.filled.fetch_add(1, Ordering::Relaxed);
         Ok(session)
@@ -132,15 +133,31 @@ impl<R: std::io::Read> std::io::Read for Paused<'_, R> {
     }
 }
 
+/// Prepares pooled sessions before their requests ([`crate::ahead`]).
+pub trait Prepare: Send + Sync {
+    /// Whether products can be computed now (this party's weights are set up).
+    fn ready(&self) -> bool;
+    /// Computes P1's products of pooled `session` of `key` from its stream file `p1` into `af`
+    /// and hands P0 its stream `p0` ahead; the bytes written, `None` when there are none.
+    fn prepare(
+        &self,
+        key: &PoolKey,
+        session: SessionId,
+        files: (&Path, &Path, &Path),
+    ) -> Result<Option<u64>, NodeError>;
+}
+
 /// Keeps the pools filled from `dealer` until `stop` is set: waits while `busy()` or while no
 /// pool fits the budget; a failed fetch is reported to `log` and retried after a pause that
-/// doubles up to 10 s. Runs on the calling thread.
+/// doubles up to 10 s. Before fetching, prepares the pooled sessions not prepared yet (with
+/// `prepare`, once it is ready). Runs on the calling thread.
 pub fn fill(
     pool: &Pool,
     dealer: &Dealer,
     busy: &dyn Fn() -> bool,
     stop: &AtomicBool,
     log: &(dyn Fn(String) + Send + Sync),
+    prepare: Option<&dyn Prepare>,
 ) {
     let mut backoff = Duration::from_millis(500);
     let nap = |d: Duration| {
@@ -150,6 +167,13 @@ pub fn fill(
         }
     };
     while !stop.load(Ordering::Relaxed) {
+        if !busy()
+            && let Some(p) = prepare.filter(|p| p.ready())
+            && let Some(job) = pool.unprepared()
+        {
+            prepare_one(pool, p, job, log);
+            continue;
+        }
         let Some(key) = (!busy()).then(|| pool.next_to_fill()).flatten() else {
             nap(Duration::from_millis(100));
             continue;
@@ -176,6 +200,35 @@ pub fn fill(
                 nap(backoff);
                 backoff = (backoff * 2).min(Duration::from_secs(10));
             }
+        }
+    }
+}
+
+/// Prepares one pooled session and gives it back to its queue.
+fn prepare_one(pool: &Pool, p: &dyn Prepare, job: Preparing, log: &(dyn Fn(String) + Send + Sync)) {
+    let (session, key) = (job.session(), &pool.keys[job.key()]);
+    let (p0, p1, af) = (job.file("p0"), job.file("p1"), job.file(PRODUCTS));
+    let t = std::time::Instant::now();
+    let s = session.as_u128();
+    match p.prepare(key, session, (&p0, &p1, &af)) {
+        Ok(Some(bytes)) => {
+            log(format!(
+                "prepared party=1 session={s:032x} bucket={} products_bytes={bytes} s={:.3}",
+                key.label,
+                t.elapsed().as_secs_f64()
+            ));
+            pool.prepared(&job, Some(bytes));
+        }
+        Ok(None) => {
+            log(format!(
+                "prepare-skipped party=1 session={s:032x} reason=\"no weights set up for this sharing\""
+            ));
+            pool.prepared(&job, None);
+        }
+        Err(e) => {
+            let _ = fs::remove_file(&af);
+            log(format!("prepare-failed party=1 session={s:032x} error={:?}", e.to_string()));
+            pool.prepared(&job, None);
         }
     }
 }

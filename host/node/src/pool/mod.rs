@@ -34,13 +34,32 @@ mod config;
 mod fill;
 
 pub use config::{PoolKey, default_buckets, open_for, parse_buckets, parse_size};
-pub use fill::{Dealer, NewSession, fetch_new, fill};
+pub use fill::{Dealer, NewSession, Prepare, fetch_new, fill};
+
+/// File extension of a pooled session's products ([`crate::ahead`]).
+pub(crate) const PRODUCTS: &str = "af";
 
 /// A pooled session.
 #[derive(Debug)]
 struct Entry {
     session: SessionId,
+    /// Its files' bytes (products included).
     bytes: u64,
+    /// Whether its products are prepared ([`crate::ahead`]).
+    prep: Prep,
+}
+
+/// The state of a pooled session's products.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Prep {
+    /// Not computed yet.
+    No,
+    /// Being computed (a request may still take the session, without them).
+    Running,
+    /// On disk (`SESSION.af`).
+    Yes,
+    /// Could not be computed (the request computes A_1 F online).
+    Failed,
 }
 
 struct Inner {
@@ -85,6 +104,8 @@ pub struct Taken {
     pub p0_stream: Vec<u8>,
     /// P1's stream file.
     pub p1_path: PathBuf,
+    /// P1's products of the session, when prepared.
+    pub products: Option<PathBuf>,
     pool: Arc<Pool>,
     bytes: u64,
 }
@@ -94,6 +115,7 @@ impl Drop for Taken {
         let p0 = self.p1_path.with_extension("p0");
         let _ = fs::remove_file(&self.p1_path);
         let _ = fs::remove_file(p0);
+        let _ = fs::remove_file(self.p1_path.with_extension(PRODUCTS));
         let mut g = self.pool.lock();
         g.bytes = g.bytes.saturating_sub(self.bytes);
     }
@@ -188,10 +210,12 @@ impl Pool {
             let Some(e) = self.lock().queues[key].pop_front() else { return Ok(None) };
             let p1_path = self.dir(key).join(format!("{:032x}.p1", e.session.as_u128()));
             // Dropped on any failure below: its files go.
+            let products = (e.prep == Prep::Yes).then(|| p1_path.with_extension(PRODUCTS));
             let mut taken = Taken {
                 session: e.session,
                 p0_stream: Vec::new(),
                 p1_path,
+                products,
                 pool: Arc::clone(self),
                 bytes: e.bytes,
             };
@@ -205,6 +229,36 @@ impl Pool {
             taken.p0_stream = fs::read(&p0).map_err(file_err(&p0))?;
             self.taken.fetch_add(1, Ordering::Relaxed);
             return Ok(Some(taken));
+        }
+    }
+
+    /// The oldest pooled session whose products are not prepared, marked as being prepared
+    /// (a request may still take it: it runs without them); report with [`Pool::prepared`].
+    pub(crate) fn unprepared(&self) -> Option<Preparing> {
+        let mut g = self.lock();
+        for (key, q) in g.queues.iter_mut().enumerate() {
+            if let Some(e) = q.iter_mut().find(|e| e.prep == Prep::No) {
+                e.prep = Prep::Running;
+                return Some(Preparing { key, session: e.session, dir: self.dir(key) });
+            }
+        }
+        None
+    }
+
+    /// Ends a preparation from [`Pool::unprepared`]: the session's products are on disk
+    /// (`Some(bytes)`) or could not be made. When a request took the session meanwhile, its
+    /// products are deleted.
+    pub(crate) fn prepared(&self, job: &Preparing, products: Option<u64>) {
+        let mut g = self.lock();
+        let Some(e) = g.queues[job.key].iter_mut().find(|e| e.session == job.session) else {
+            drop(g);
+            let _ = fs::remove_file(job.file(PRODUCTS));
+            return;
+        };
+        e.prep = if products.is_some() { Prep::Yes } else { Prep::Failed };
+        if let Some(b) = products {
+            e.bytes += b;
+            g.bytes += b;
         }
     }
 
@@ -232,11 +286,16 @@ fn scan(dir: &Path, consumed: &SessionRecord) -> Result<Vec<Entry>, NodeError> {
             continue;
         }
         let (p0, p1) = (dir.join(format!("{stem}.p0")), dir.join(n));
-        let bytes = [&p0, &p1].iter().map(|p| fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum::<u64>();
-        found.insert((modified(&p1), stem.to_string()), Entry { session: s, bytes });
+        let af = format!("{stem}.{}", PRODUCTS);
+        let prep = if names.contains(&af) { Prep::Yes } else { Prep::No };
+        let files = [p0, p1, dir.join(&af)];
+        let bytes = files.iter().map(|p| fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum::<u64>();
+        found.insert((modified(&files[1]), stem.to_string()), Entry { session: s, bytes, prep });
     }
-    let keep: std::collections::HashSet<String> =
-        found.keys().flat_map(|(_, stem)| [format!("{stem}.p0"), format!("{stem}.p1")]).collect();
+    let keep: std::collections::HashSet<String> = found
+        .keys()
+        .flat_map(|(_, stem)| [format!("{stem}.p0"), format!("{stem}.p1"), format!("{stem}.{}", PRODUCTS)])
+        .collect();
     for n in names.iter().filter(|n| !keep.contains(*n)) {
         let path = dir.join(n);
         match fs::remove_file(&path) {
@@ -250,6 +309,30 @@ fn scan(dir: &Path, consumed: &SessionRecord) -> Result<Vec<Entry>, NodeError> {
 
 fn modified(p: &Path) -> std::time::SystemTime {
     fs::metadata(p).and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH)
+}
+
+/// A pooled session whose products are being computed ([`Pool::unprepared`]).
+pub(crate) struct Preparing {
+    key: usize,
+    session: SessionId,
+    dir: PathBuf,
+}
+
+impl Preparing {
+    /// Its pool's key index.
+    pub(crate) fn key(&self) -> usize {
+        self.key
+    }
+
+    /// The session.
+    pub(crate) fn session(&self) -> SessionId {
+        self.session
+    }
+
+    /// Its file with extension `ext` (`p0`, `p1`, [`PRODUCTS`]).
+    pub(crate) fn file(&self, ext: &str) -> PathBuf {
+        self.dir.join(format!("{:032x}.{ext}", self.session.as_u128()))
+    }
 }
 
 pub(crate) fn create_private(path: &Path) -> Result<fs::File, NodeError> {
