@@ -5,13 +5,18 @@
 # `ditto client`: process start, handshakes, sharing, the secure run, the answer), its p50 and
 # p95, the parties' own online time and P1's time per request (plan, dealer stream, handshake,
 # weight setup, online), for each mode:
-#   warm   P1 keeps a pool (`--pool`) and each request is sent once the pool is full again
+#   warm   P1 keeps a pool (`--pool`) and each request is sent once the pool is full again and
+#          its sessions are prepared at both parties (P1's products A_1 F beside the pooled
+#          session, P0's A_0 F in P0's `--pool`; prepared once the first request has set the
+#          weights up)
+#   cold   the same pool, but P0 keeps no products and P1's are not waited for: the pooled
+#          sessions' correlations are ready, the products A_i F are computed online
 #   empty  no pool: the dealer creates each session while its request waits
 # beside the in-process `ditto bench` online time of the same model, measured in the same run.
 #
 # Usage: bench/serve.sh [ARCH] [SEQ] [N] [MODES]
 #   bench/serve.sh bert-tiny 16 10
-#   bench/serve.sh bert-base 128 10 "warm empty"
+#   bench/serve.sh bert-base 128 10 "warm cold empty"
 #   DITTO_BATCH=8 bench/serve.sh minilm 32 5 warm     # throughput: 8 inputs per request
 # SEQ must be a length bucket (16, 32, 64, 128, 256, 512) for BERT. DITTO_POOL_SESSIONS (default
 # 2) sets the pool's size in sessions. The working directory (shares, pool) is removed on exit.
@@ -20,7 +25,7 @@ set -euo pipefail
 ARCH=${1:-bert-tiny}
 SEQ=${2:-16}
 N=${3:-10}
-MODES=${4:-"warm empty"}
+MODES=${4:-"warm cold empty"}
 QUANT=${DITTO_QUANT:-ditto}
 POOL=${DITTO_POOL_SESSIONS:-2}
 cd "$(dirname "$0")/.."
@@ -49,8 +54,9 @@ for _ in $(seq 1 "$B"); do echo "$TEXT"; done >"$WORK/batch.txt"
 BUCKET=$SEQ
 [ "$B" = 1 ] || BUCKET=${SEQ}x$B
 P1_BYTES=$("$BIN" plan --arch "$ARCH" --seq "$SEQ" --batch "$B" --quant "$QUANT" --json | sed -n 's/.*"dealer_bytes_p1": \([0-9]*\).*/\1/p')
-# Corrections plus about 1.5% of frame headers and tags.
-BUDGET=$((POOL * P1_BYTES * 103 / 100))
+AF_BYTES=$("$BIN" plan --arch "$ARCH" --seq "$SEQ" --batch "$B" --quant "$QUANT" --json | sed -n 's/.*"products_bytes_per_party": \([0-9]*\).*/\1/p')
+# Corrections plus about 1.5% of frame headers and tags, and P1's products A_1 F.
+BUDGET=$((POOL * (P1_BYTES * 103 / 100 + AF_BYTES + 65536)))
 
 DEALER=127.0.0.1:$(free_port)
 "$BIN" dealer --model "arch:$ARCH" --quant "$QUANT" --keys "$WORK/keys" --listen "$DEALER" \
@@ -64,9 +70,12 @@ quantile() { sort -n | awk -v q="$1" '{ v[NR] = $1 } END { i = int(q * NR); if (
 run_mode() {
     local mode=$1 peer c0 c1 m1 pool=()
     peer=127.0.0.1:$(free_port) c0=127.0.0.1:$(free_port) c1=127.0.0.1:$(free_port) m1=127.0.0.1:$(free_port)
-    [ "$mode" = warm ] && pool=(--pool "$BUDGET" --pool-buckets "$BUCKET")
+    local ahead=()
+    case $mode in warm | cold) pool=(--pool "$BUDGET" --pool-buckets "$BUCKET") ;; esac
+    [ "$mode" = warm ] && ahead=(--pool 8G)
     "$BIN" party --id 0 --share "$WORK/shares/p0.share" --key "$WORK/keys/p0.key" --listen "$peer" \
-        --dealer "$DEALER" --client "$c0" --state "$WORK/s0" --serve --timeout 600 $(tls p0) >"$WORK/p0.$mode.log" 2>&1 &
+        --dealer "$DEALER" --client "$c0" --state "$WORK/s0" --serve --timeout 600 "${ahead[@]}" $(tls p0) \
+        >"$WORK/p0.$mode.log" 2>&1 &
     local p0=$!
     "$BIN" party --id 1 --share "$WORK/shares/p1.share" --key "$WORK/keys/p1.key" --connect "$peer" \
         --dealer "$DEALER" --client "$c1" --state "$WORK/s1" --serve --timeout 600 --metrics "$m1" "${pool[@]}" \
@@ -79,10 +88,16 @@ run_mode() {
     done
     : >"$WORK/lat.$mode"
     for i in $(seq 0 "$N"); do
-        if [ "$mode" = warm ]; then
+        if [ "$mode" != empty ]; then
             for _ in $(seq 1 6000); do
                 depth=$( (curl -s "http://$m1/metrics" || true) | sed -n "s/^ditto_pool_sessions{party=\"1\",bucket=\"$BUCKET\"} //p")
-                [ "${depth:-0}" -ge "$POOL" ] && break
+                # Warm: every session taken so far and the pool's were prepared at both parties.
+                local want=$((POOL + i - 1)) ready=1
+                if [ "$mode" = warm ] && [ "$i" -ge 1 ]; then
+                    [ "$(grep -c '^prepared party=1' "$WORK/p1.$mode.log")" -ge "$want" ] || ready=0
+                    [ "$(grep -c '^prepared party=0' "$WORK/p0.$mode.log")" -ge "$want" ] || ready=0
+                fi
+                [ "${depth:-0}" -ge "$POOL" ] && [ "$ready" = 1 ] && break
                 sleep 0.1
             done
         fi
@@ -100,7 +115,7 @@ run_mode() {
     local total
     total=$(sed -n 's/^served party=1 .*total_s=\([0-9.]*\).*/\1/p' "$WORK/p1.$mode.log" | tail -n +2)
     local sources
-    sources=$(sed -n 's/^served party=1 .*source=\([a-z-]*\).*/\1/p' "$WORK/p1.$mode.log" | tail -n +2 | sort | uniq -c | tr -s ' ' | tr '\n' ';')
+    sources=$(sed -n 's/^served party=1 .*source=\([a-z-]*\) prepared=\([01]\).*/\1,prepared=\2/p' "$WORK/p1.$mode.log" | tail -n +2 | sort | uniq -c | tr -s ' ' | tr '\n' ';')
     local p50
     p50=$(quantile 0.5 <"$WORK/lat.$mode")
     printf 'serve  %-5s client p50 %7.3f s  p95 %7.3f s   online p50 %7.3f s   P1 request p50 %7.3f s   %6.2f inputs/s   sessions:%s\n' \
@@ -111,4 +126,6 @@ run_mode() {
 BENCH=$("$BIN" bench --arch "$ARCH" --seq "$SEQ" --quant "$QUANT" --json)
 echo "serve  $ARCH seq $SEQ x $B inputs per request, quant $QUANT, $N requests per mode after one warm-up, pool of $POOL sessions ($BUDGET bytes)"
 echo "serve  in-process ditto bench online $(echo "$BENCH" | sed -n 's/.*"online_s":\([0-9.e+-]*\).*/\1/p') s"
+AHEAD=$("$BIN" bench --arch "$ARCH" --seq "$SEQ" --quant "$QUANT" --precompute --json)
+echo "serve  in-process ditto bench --precompute online $(echo "$AHEAD" | sed -n 's/.*"online_s":\([0-9.e+-]*\).*/\1/p') s with products, $(echo "$AHEAD" | sed -n 's/.*"online_without_products_s":\([0-9.e+-]*\).*/\1/p') s without"
 for m in $MODES; do run_mode "$m"; done

@@ -116,9 +116,10 @@ pub fn run(a: &PlanArgs) -> Result<(), CliError> {
         }
     }
     let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    let products = ditto_mpc::precompute::products_bytes(&plan);
     if a.json {
         say!(
-            "{{\"name\": {:?}, \"hash\": \"{hex}\", \"total\": {{\"steps\": {}, \"online_bytes_per_party\": {online}, \"rounds\": {rounds}, \"dealer_bytes_p1\": {dealer}}}, \"steps\": [{}]}}",
+            "{{\"name\": {:?}, \"hash\": \"{hex}\", \"total\": {{\"steps\": {}, \"online_bytes_per_party\": {online}, \"rounds\": {rounds}, \"dealer_bytes_p1\": {dealer}, \"products_bytes_per_party\": {products}}}, \"steps\": [{}]}}",
             plan.header.name.as_str(),
             plan.steps.len(),
             steps.join(", ")
@@ -129,6 +130,7 @@ pub fn run(a: &PlanArgs) -> Result<(), CliError> {
     let mb = |b: u64| b as f64 / 1e6;
     say!("plan    {} ({} steps, hash {})", plan.header.name, plan.steps.len(), HashHex::of(&hash));
     say!("total   online {:.1} MB per party, {rounds} rounds, dealer {:.1} MB to P1", mb(online), mb(dealer));
+    say!("ahead   products A_i F of a pooled session: {:.1} MB per party", mb(products));
     for (k, (o, r, d)) in by {
         say!("  {k:<11} online {:9.1} MB  rounds {r:6}  dealer {:9.1} MB", mb(o), mb(d));
     }

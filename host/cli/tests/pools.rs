@@ -144,11 +144,11 @@ fn pooled_sessions_are_prepared_ahead_at_both_parties() {
     provision_and_share(&d, "seeded");
     let dealer_addr = port();
     let (_dealer, _) = dealer_on(&d, "seeded", &d.join("dealer"), &dealer_addr, &[]);
-    let (peer, c0, c1) = (port(), port(), port());
-    let (mut p0, out0) = serving(&d, 0, (&peer, &dealer_addr, &c0), &["--pool", "20M"]);
+    let (peer, c0, c1, m0, m1) = (port(), port(), port(), port(), port());
+    let (mut p0, out0) = serving(&d, 0, (&peer, &dealer_addr, &c0), &["--pool", "20M", "--metrics", &m0]);
     let log0 = Log::new(out0);
-    let (mut p1, out1) =
-        serving(&d, 1, (&peer, &dealer_addr, &c1), &["--pool", "40M", "--pool-buckets", "32"]);
+    let pool = ["--pool", "40M", "--pool-buckets", "32", "--metrics", &m1];
+    let (mut p1, out1) = serving(&d, 1, (&peer, &dealer_addr, &c1), &pool);
     let log1 = Log::new(out1);
     assert!(log1.wait_for(300, depth_is(3)), "pool not filled: {:?}", log1.lines());
     assert_eq!(prepared(&log1.lines(), 1), 0, "prepared before any weights were set up");
@@ -177,6 +177,11 @@ fn pooled_sessions_are_prepared_ahead_at_both_parties() {
         assert_eq!(field(&served[1], "prepared"), "1", "party {party}: {:?}", log.lines());
         let source = if party == 0 { "relayed" } else { "pool" };
         assert!(served.iter().all(|l| field(l, "source") == source), "{served:?}");
+    }
+    for (m, party) in [(&m0, 0), (&m1, 1)] {
+        let want = format!("ditto_requests_prepared_total{{party=\"{party}\"}} 1");
+        let got = http_get(m, "/metrics");
+        assert!(got.lines().any(|l| l == want), "{want} in {got}");
     }
     // The used session's products are gone at P0 (P1's go with its pooled files).
     let second = log0.lines().into_iter().filter(|l| l.starts_with("served ")).nth(1).unwrap();

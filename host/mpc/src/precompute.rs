@@ -37,6 +37,20 @@ use crate::setup::{Prepared, WeightStore, store_key};
 /// File magic and version of [`Products::encode`].
 const MAGIC: [u8; 8] = *b"DITTOAF1";
 
+/// Bytes of a session's products for `plan` (each party's; the file adds a few per step).
+pub fn products_bytes(plan: &Plan) -> u64 {
+    plan.steps
+        .iter()
+        .map(|s| match s.op {
+            Op::MatMulFixed { ring: RingId::Z32, n, m, .. } | Op::MatMulDownA { n, m, .. } => {
+                4 * u64::from(n) * u64::from(m)
+            }
+            Op::MatMulFixed { ring: RingId::Z64, n, m, .. } => 8 * u64::from(n) * u64::from(m),
+            _ => 0,
+        })
+        .sum()
+}
+
 /// A session's precomputed products A_i F, by plan step (see the module docs).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Products {

@@ -26,6 +26,7 @@ pub struct Metrics {
     sent: AtomicU64,
     rounds: AtomicU64,
     on_demand: AtomicU64,
+    prepared: AtomicU64,
     /// Per-bucket counts (not cumulative), the last one +Inf, and the sum of seconds.
     latency: Mutex<([u64; LATENCY_BUCKETS.len() + 1], f64)>,
     /// P1's pool, when it keeps one.
@@ -57,6 +58,9 @@ impl Metrics {
         };
         if r.origin == Origin::OnDemand {
             self.on_demand.fetch_add(1, Ordering::Relaxed);
+        }
+        if r.prepared {
+            self.prepared.fetch_add(1, Ordering::Relaxed);
         }
         self.served.fetch_add(1, Ordering::Relaxed);
         self.sent.fetch_add(r.sent, Ordering::Relaxed);
@@ -112,6 +116,12 @@ impl Metrics {
             "Answered requests whose session the dealer created while they waited (pool empty).",
             get(&self.on_demand),
         );
+        metric(
+            "ditto_requests_prepared_total",
+            "counter",
+            "Answered requests that used this party's products A_i F prepared before them.",
+            get(&self.prepared),
+        );
         if let Some(p) = self.pool.get() {
             render_pool(&mut out, p, party);
         }
@@ -137,6 +147,13 @@ fn render_pool(out: &mut String, p: &Pool, party: usize) {
         "# HELP {name} Sessions dealt ahead and not yet used, per bucket.\n# TYPE {name} gauge\n"
     ));
     for (k, d) in p.keys().iter().zip(depths) {
+        out.push_str(&format!("{name}{{party=\"{party}\",bucket=\"{}\"}} {d}\n", k.label));
+    }
+    let name = "ditto_pool_prepared";
+    out.push_str(&format!(
+        "# HELP {name} Pooled sessions whose products A_1 F are ready, per bucket.\n# TYPE {name} gauge\n"
+    ));
+    for (k, d) in p.keys().iter().zip(p.prepared_depths()) {
         out.push_str(&format!("{name}{{party=\"{party}\",bucket=\"{}\"}} {d}\n", k.label));
     }
     let get = |a: &AtomicU64| a.load(Ordering::Relaxed);

@@ -49,7 +49,8 @@ impl Pool {
         let bytes = [&p0_path, &p1_path].iter().map(|p| fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum();
         let mut g = self.lock();
         g.bytes += bytes;
-        g.sizes[key] = bytes;
+        // At least this session's files (its products, once prepared, add to it).
+        g.sizes[key] = g.sizes[key].max(bytes);
         g.queues[key].push_back(Entry { session, bytes, prep: super::Prep::No });
         drop(g);
         self.filled.fetch_add(1, Ordering::Relaxed);

@@ -198,6 +198,12 @@ impl Pool {
         (g.queues.iter().map(VecDeque::len).collect(), g.bytes)
     }
 
+    /// Pooled sessions whose products are ready, per key.
+    pub fn prepared_depths(&self) -> Vec<usize> {
+        let g = self.lock();
+        g.queues.iter().map(|q| q.iter().filter(|e| e.prep == Prep::Yes).count()).collect()
+    }
+
     /// The pool of the plan with `plan_hash`.
     pub fn key_of(&self, plan_hash: &[u8; 32]) -> Option<usize> {
         self.keys.iter().position(|k| &k.plan_hash == plan_hash)
@@ -258,7 +264,10 @@ impl Pool {
         e.prep = if products.is_some() { Prep::Yes } else { Prep::Failed };
         if let Some(b) = products {
             e.bytes += b;
+            // The next session of this key will take its products' room too.
+            let size = e.bytes;
             g.bytes += b;
+            g.sizes[job.key] = g.sizes[job.key].max(size);
         }
     }
 
