@@ -12,8 +12,7 @@
 //! that waits longer than the time-out for its other half is dropped. On `stop`, no new
 //! connection is accepted and the requests under way finish.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ditto_core::Party;
@@ -23,7 +22,7 @@ use ditto_net::dealer::{Opened, Source};
 use ditto_net::link::{Config, Link, Route, RouteKind};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::metrics::Metrics;
@@ -32,6 +31,9 @@ use crate::party::{
 };
 use crate::pool::{Dealer, Pool, fetch_new};
 use crate::{NodeError, io};
+use rendezvous::Rendezvous;
+
+mod rendezvous;
 
 /// What one served request came to, for the log line.
 #[derive(Debug)]
@@ -84,79 +86,6 @@ struct Run {
     pool: Option<Arc<Pool>>,
     /// P0's products of sessions handed ahead.
     ahead: Option<Arc<crate::ahead::Ahead>>,
-}
-
-/// P0's meeting point of links and requests, by request id.
-#[derive(Default)]
-struct Rendezvous {
-    slots: Mutex<HashMap<SessionId, Slot>>,
-}
-
-enum Slot {
-    /// The link came first.
-    Link(Box<(Link, Route)>),
-    /// The request came first and waits.
-    Waiting(oneshot::Sender<(Link, Route)>),
-}
-
-impl Rendezvous {
-    /// A link for `session`: to its waiting request, or kept (dropped after `wait` unless a
-    /// request takes it).
-    fn offer(self: &Arc<Self>, session: SessionId, link: (Link, Route), wait: Duration) {
-        let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let link = match slots.remove(&session) {
-            Some(Slot::Waiting(tx)) => match tx.send(link) {
-                Ok(()) => return,
-                Err(link) => link,
-            },
-            // A second link for one session: the first one stays, this one is dropped.
-            Some(first @ Slot::Link(_)) => {
-                slots.insert(session, first);
-                return;
-            }
-            None => link,
-        };
-        slots.insert(session, Slot::Link(Box::new(link)));
-        let me = Arc::clone(self);
-        tokio::spawn(async move {
-            tokio::time::sleep(wait).await;
-            let mut slots = me.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if matches!(slots.get(&session), Some(Slot::Link(_))) {
-                slots.remove(&session);
-            }
-        });
-    }
-
-    /// The link for `session`, waiting up to `wait` for P1 to open it.
-    async fn take(&self, session: SessionId, wait: Duration) -> Result<(Link, Route), NodeError> {
-        let rx = {
-            let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            match slots.remove(&session) {
-                Some(Slot::Link(l)) => return Ok(*l),
-                // A second request of one session is refused by its claim before it gets here.
-                Some(Slot::Waiting(_)) | None => {
-                    let (tx, rx) = oneshot::channel();
-                    slots.insert(session, Slot::Waiting(tx));
-                    rx
-                }
-            }
-        };
-        let got = tokio::time::timeout(wait, rx).await;
-        if got.is_err() {
-            let mut slots = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            if matches!(slots.get(&session), Some(Slot::Waiting(_))) {
-                slots.remove(&session);
-            }
-        }
-        match got {
-            Ok(Ok(link)) => Ok(link),
-            _ => Err(ditto_net::NetError::Timeout {
-                what: "the peer's link for this session",
-                secs: wait.as_secs_f64(),
-            }
-            .into()),
-        }
-    }
 }
 
 /// Serves requests accepted on `clients` until `stop` completes, then lets the requests under
