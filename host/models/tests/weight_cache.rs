@@ -80,6 +80,15 @@ async fn precomputed_session(
     run(&plan, &local, program)
 }
 
+/// A fresh temporary directory `NAME-PID` with a cache directory per party.
+fn party_dirs(name: &str) -> (std::path::PathBuf, [std::path::PathBuf; 2]) {
+    let base = std::env::temp_dir().join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let dirs = [base.join("p0"), base.join("p1")];
+    dirs.iter().for_each(|d| std::fs::create_dir_all(d).unwrap());
+    (base, dirs)
+}
+
 fn setup_bytes(r: &Outcome<Shared<u64>>) -> [u64; 2] {
     [r.counters[0].step(SETUP_STEP).sent, r.counters[1].step(SETUP_STEP).sent]
 }
@@ -91,9 +100,7 @@ fn cache_files(d: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[tokio::test]
 async fn second_session_reads_f_from_the_cache_and_computes_the_same() {
     let s = setup(5);
-    let base = std::env::temp_dir().join(format!("ditto-fcache-{}", std::process::id()));
-    let dirs = [base.join("p0"), base.join("p1")];
-    dirs.iter().for_each(|d| std::fs::create_dir_all(d).unwrap());
+    let (base, dirs) = party_dirs("ditto-fcache");
     let cfg = seeded::config();
     let (h, f, v) = (cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size);
     let f_bytes = 4 * (v * h + cfg.num_hidden_layers * (3 * h * h + h * h + 2 * h * f)) as u64;
@@ -132,9 +139,7 @@ async fn second_session_reads_f_from_the_cache_and_computes_the_same() {
 #[tokio::test]
 async fn later_sessions_take_the_weights_a_store_prepared() {
     let s = setup(5);
-    let base = std::env::temp_dir().join(format!("ditto-wstore-{}", std::process::id()));
-    let dirs = [base.join("p0"), base.join("p1")];
-    dirs.iter().for_each(|d| std::fs::create_dir_all(d).unwrap());
+    let (base, dirs) = party_dirs("ditto-wstore");
     let stores = [WeightStore::default(), WeightStore::default()];
     let both = [Some(&stores[0]), Some(&stores[1])];
     let first = stored_session(&s, &s.shares[1], Some(&dirs), both).await.unwrap();
@@ -177,9 +182,7 @@ async fn later_sessions_take_the_weights_a_store_prepared() {
 #[tokio::test]
 async fn products_computed_ahead_give_the_same_result() {
     let s = setup(5);
-    let base = std::env::temp_dir().join(format!("ditto-products-{}", std::process::id()));
-    let dirs = [base.join("p0"), base.join("p1")];
-    dirs.iter().for_each(|d| std::fs::create_dir_all(d).unwrap());
+    let (base, dirs) = party_dirs("ditto-products");
     let stores = [WeightStore::default(), WeightStore::default()];
     let both = [Some(&stores[0]), Some(&stores[1])];
     // Empty stores: nothing to precompute with.

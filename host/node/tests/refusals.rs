@@ -2,11 +2,11 @@
 //! sends anything and by a party before its session starts.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::time::Duration;
 
-use ditto_core::Party;
 use ditto_core::prg::{Prg, SessionId};
-use ditto_dealer::keys::PartyKey;
 use ditto_models::bert::secure::BertShare;
 use ditto_models::generate::Reveal;
 use ditto_models::quant::QuantConfig;
@@ -17,7 +17,7 @@ use ditto_net::client::{RequestHead, read_answer};
 use ditto_net::tls::Security;
 use ditto_node::NodeError;
 use ditto_node::client::{ClientRequest, run};
-use ditto_node::party::{PartyConfig, Peer, accept_request};
+use ditto_node::party::accept_request;
 use tokio::io::AsyncWriteExt;
 
 #[tokio::test]
@@ -62,17 +62,7 @@ async fn the_client_refuses_an_input_longer_than_the_model_before_connecting() {
 async fn a_party_tells_the_client_why_it_refuses_a_request() {
     let cfg = ditto_models::seeded::config();
     let share = ModelShare::Bert(Box::new(BertShare::zeros(&cfg, &QuantConfig::accurate())));
-    let party = PartyConfig {
-        party: Party::P0,
-        peer: Peer::Listen("127.0.0.1:0".into()),
-        dealer: "127.0.0.1:9".into(),
-        key: PartyKey::from_bytes([0; 16]),
-        state: std::env::temp_dir(),
-        threads: 1,
-        timeout: Duration::from_secs(2),
-        security: Security::Plaintext,
-        weights: ditto_mpc::WeightStore::default(),
-    };
+    let party = common::p0_config("127.0.0.1:0", std::env::temp_dir(), Duration::from_secs(2));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let client = tokio::spawn(async move {

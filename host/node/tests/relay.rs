@@ -3,12 +3,13 @@
 //! faulty or hostile P1, or a retry after a failure) is refused, whatever became of the first.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ditto_core::Party;
 use ditto_core::prg::SessionId;
-use ditto_dealer::keys::PartyKey;
 use ditto_models::bert::secure::BertShare;
 use ditto_models::quant::QuantConfig;
 use ditto_models::share_file::ModelShare;
@@ -16,7 +17,6 @@ use ditto_net::client::RequestHead;
 use ditto_net::link::{Config, Link, Route, RouteKind};
 use ditto_net::tls::Security;
 use ditto_node::metrics::Metrics;
-use ditto_node::party::{PartyConfig, Peer};
 use ditto_node::serve::{Options, serve_until};
 use tokio::io::AsyncWriteExt;
 
@@ -53,17 +53,7 @@ async fn p0_never_opens_a_relayed_session_twice() {
     let _ = std::fs::remove_dir_all(&state);
     std::fs::create_dir_all(&state).unwrap();
     let peer = free_port();
-    let party = Arc::new(PartyConfig {
-        party: Party::P0,
-        peer: Peer::Listen(peer.clone()),
-        dealer: "127.0.0.1:9".into(),
-        key: PartyKey::from_bytes([7; 16]),
-        state: state.clone(),
-        threads: 1,
-        timeout: Duration::from_secs(3),
-        security: Security::Plaintext,
-        weights: ditto_mpc::WeightStore::default(),
-    });
+    let party = Arc::new(common::p0_config(&peer, state.clone(), Duration::from_secs(3)));
     let clients = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let p0 = clients.local_addr().unwrap();
     let lines = Arc::new(Mutex::new(Vec::<String>::new()));
