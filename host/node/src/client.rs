@@ -118,7 +118,8 @@ pub async fn run(r: &ClientRequest<'_>, rng: &mut Prg) -> Result<Vec<Outcome>, N
     };
     let (c0, c1) = tokio::join!(connect(r.parties[0], "p0"), connect(r.parties[1], "p1"));
     let mut cs = [c0?, c1?];
-    for (c, s) in cs.iter_mut().zip(&shares) {
+    let mut reqs = [Vec::new(), Vec::new()];
+    for (req, s) in reqs.iter_mut().zip(&shares) {
         let head = RequestHead {
             session: r.session,
             seq: u32::try_from(rows).map_err(|_| NodeError::Config("input too long".into()))?,
@@ -127,11 +128,20 @@ pub async fn run(r: &ClientRequest<'_>, rng: &mut Prg) -> Result<Vec<Outcome>, N
             reveal_token: r.reveal.is_token(),
             batch: u32::try_from(ids.len()).unwrap_or(u32::MAX),
         };
-        let mut req = Vec::with_capacity(ditto_net::client::HEAD + s.len() * 4);
+        req.reserve_exact(ditto_net::client::HEAD + s.len() * 4);
         req.extend_from_slice(&head.encode());
         s.iter().for_each(|v| req.extend_from_slice(&v.to_le_bytes()));
-        write_t(c, &req, r.timeout, "the request").await?;
     }
+    // Both at once: a party slow to read (busy, or stalled) delays neither the other's input nor
+    // its refusal.
+    {
+        let [c0, c1] = &mut cs;
+        tokio::try_join!(
+            write_t(c0, &reqs[0], r.timeout, "the request"),
+            write_t(c1, &reqs[1], r.timeout, "the request")
+        )?;
+    }
+    drop(reqs);
     if !gpt2 {
         return bert_answers(&mut cs, &ns, &cfg.labels()).await;
     }
