@@ -1,9 +1,10 @@
 //! `ditto shape`: a userspace link emulator for kernels without `sch_netem` (see
-//! `ditto_net::shape`): accepts one TCP connection and relays it onwards through the shaped link.
+//! `ditto_net::shape`): accepts one TCP connection (or, with `--serve`, each until stopped) and
+//! relays it onwards through the shaped link.
 
 use std::time::Duration;
 
-use ditto_net::shape::{Shape, relay};
+use ditto_net::shape::{Shape, relay, relay_each};
 
 use crate::files::CliError;
 use crate::util::net;
@@ -23,6 +24,10 @@ pub struct ShapeArgs {
     /// One-way delay, milliseconds.
     #[arg(long)]
     pub delay_ms: f64,
+    /// Relay every connection until stopped (serving parties open one per request), each
+    /// through a link of its own with this shape.
+    #[arg(long)]
+    pub serve: bool,
 }
 
 /// Runs `ditto shape` until both directions close.
@@ -40,6 +45,10 @@ pub fn run(a: &ShapeArgs) -> Result<(), CliError> {
             a.rate_mbit,
             a.delay_ms
         );
+        if a.serve {
+            let failed = |e: ditto_net::NetError| say!("relay failed: {e}");
+            return Ok(relay_each(l, a.connect.clone(), shape, failed).await?);
+        }
         let (inbound, _) = l.accept().await.map_err(net)?;
         Ok(relay(inbound, &a.connect, shape).await?)
     })

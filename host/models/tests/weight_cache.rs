@@ -54,6 +54,18 @@ async fn precomputed_session(
     stores: [Option<&WeightStore>; 2],
     precompute: bool,
 ) -> Run {
+    let never: fn() -> bool = || false;
+    held_session(s, p1_share, dirs, stores, precompute.then_some(never)).await
+}
+
+/// [`precomputed_session`] with products computed under `hold` when it is some.
+async fn held_session(
+    s: &Setup,
+    p1_share: &BertShare,
+    dirs: Option<&[std::path::PathBuf; 2]>,
+    stores: [Option<&WeightStore>; 2],
+    hold: Option<fn() -> bool>,
+) -> Run {
     let program = async |e: &mut Engine, p: ditto_core::Party| {
         if let Some(d) = dirs {
             e.set_weight_cache(&d[p.index()]);
@@ -72,9 +84,10 @@ async fn precomputed_session(
         test_seeds: Some(([1; 16], [2; 16])),
         share_set: s.shares[0].share_set(),
         precompute: match stores {
-            [Some(a), Some(b)] if precompute => Some([a.clone(), b.clone()]),
+            [Some(a), Some(b)] if hold.is_some() => Some([a.clone(), b.clone()]),
             _ => None,
         },
+        hold,
         ..Local::default()
     };
     run(&plan, &local, program)
@@ -208,7 +221,16 @@ async fn products_computed_ahead_give_the_same_result() {
         .count();
     assert!(fixed >= 4, "{fixed}");
     assert_eq!(ahead.precomputed, [fixed; 2]);
-    for r in [&first, &ahead] {
+    // Held back before each step (as while a request is under way): the first 30 checks say
+    // "hold"; the computation then goes on and ends with the same products.
+    static CHECKS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let hold = || CHECKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < 30;
+    let held = held_session(&s, &s.shares[1], Some(&dirs), both, Some(hold)).await.unwrap();
+    assert_eq!(held.precomputed, [fixed; 2]);
+    // Checked before every step at both parties, beyond the 30 held checks.
+    let checks = CHECKS.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(checks >= 30 + 2 * plan.steps.len(), "{checks} checks, {} steps", plan.steps.len());
+    for r in [&first, &ahead, &held] {
         assert_eq!((&plain.out[0].data, &plain.out[1].data), (&r.out[0].data, &r.out[1].data));
     }
     let _ = std::fs::remove_dir_all(&base);

@@ -56,6 +56,9 @@ pub struct Local {
     /// parties' weight stores fit each of them); fresh from the OS RNG per run when `None`.
     /// Sessions stay fresh either way.
     pub model_seed: Option<[u8; 16]>,
+    /// With `precompute`: the products' computation holds back before each step while this
+    /// returns true, as a serving party's does while a request is under way.
+    pub hold: Option<fn() -> bool>,
 }
 
 impl Default for Local {
@@ -68,6 +71,7 @@ impl Default for Local {
             share_set: ShareSetId::default(),
             precompute: None,
             model_seed: None,
+            hold: None,
         }
     }
 }
@@ -211,7 +215,11 @@ pub fn run<T: Send>(
                     plan,
                     (session, cfg.share_set),
                     &stores[p.index()],
-                    (cfg.threads, cfg.timeout),
+                    crate::precompute::Pace {
+                        threads: cfg.threads,
+                        timeout: cfg.timeout,
+                        hold: &cfg.hold.unwrap_or(|| false),
+                    },
                 )
                 .await?
                 .map(Arc::new),

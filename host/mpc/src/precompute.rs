@@ -34,6 +34,20 @@ use crate::MpcError;
 use crate::gemm::{FastGemm, PackedB};
 use crate::setup::{Prepared, WeightStore, store_key};
 
+/// How [`Products::compute`] runs: its GEMM threads, the dealer stream's time-out, and when
+/// to hold back (a serving party computes products only while no request is under way).
+pub struct Pace<'a> {
+    /// GEMM threads.
+    pub threads: usize,
+    /// Longest wait for the dealer stream.
+    pub timeout: Duration,
+    /// Checked before every step: while it returns true, no step is started.
+    pub hold: &'a (dyn Fn() -> bool + Sync),
+}
+
+/// How often a held computation checks whether it may go on.
+const HOLD_POLL: Duration = Duration::from_millis(10);
+
 /// File magic and version of [`Products::encode`].
 const MAGIC: [u8; 8] = *b"DITTOAF1";
 
@@ -84,17 +98,21 @@ impl Products {
         plan: &Plan,
         (session, share_set): (SessionId, ShareSetId),
         store: &WeightStore,
-        (threads, timeout): (usize, Duration),
+        pace: Pace<'_>,
     ) -> Result<Option<Products>, MpcError> {
-        let mut feed = DealerFeed::open(dealer, key, party, (session, share_set), plan, timeout).await?;
+        let mut feed = DealerFeed::open(dealer, key, party, (session, share_set), plan, pace.timeout).await?;
         let weights = store_key(u8::from(party == Party::P1), &feed.seeds().model, &share_set.0);
         let Some((_, stored)) = store.get(&weights) else { return Ok(None) };
-        let gemm = FastGemm::new(threads);
+        let gemm = FastGemm::new(pace.threads);
         let mut steps = BTreeMap::new();
         // The output mask share of the last truncate-then-downcast, for a MatMulDownA after it.
         let mut down: Option<(u32, Vec<u32>)> = None;
         for (i, step) in plan.steps.iter().enumerate() {
             let index = u32::try_from(i).map_err(|_| MpcError::Setup { detail: "plan too long".into() })?;
+            // The stream's reader waits meanwhile (its time-out counts only reads we wait on).
+            while (pace.hold)() {
+                tokio::time::sleep(HOLD_POLL).await;
+            }
             let corr = if party == Party::P1 { feed.step(index).await? } else { Vec::new() };
             let seeds = feed.seeds();
             let s = Streams::new(party, &seeds.session, &seeds.model, session);

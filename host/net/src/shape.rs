@@ -1,5 +1,5 @@
 //! A userspace link emulator for kernels without `sch_netem` (`ditto shape`, `bench/netem.sh`):
-//! relays one TCP connection in both directions through a bottleneck of `bits_per_s` with
+//! relays a TCP connection in both directions through a bottleneck of `bits_per_s` with
 //! `delay` one-way latency: each chunk departs when the link is free (queued behind earlier
 //! ones, serialised at the rate) and arrives `delay` after its departure, as a netem `rate ...
 //! delay ...` qdisc on each end would deliver it.
@@ -80,4 +80,25 @@ pub async fn relay(inbound: TcpStream, connect: &str, shape: Shape) -> Result<()
     let ((ir, iw), (or, ow)) = (inbound.into_split(), outbound.into_split());
     let (x, y) = tokio::join!(pipe(ir, ow, shape), pipe(or, iw, shape));
     x.and(y)
+}
+
+/// Relays every connection accepted on `listener` to `connect` as [`relay`] does, each through
+/// a link of its own shape, until the future is dropped; `failed` hears of a relay that ended
+/// with an error (the others go on).
+pub async fn relay_each(
+    listener: tokio::net::TcpListener,
+    connect: String,
+    shape: Shape,
+    failed: impl Fn(NetError) + Send + Sync + 'static,
+) -> Result<(), NetError> {
+    let (connect, failed) = (std::sync::Arc::new(connect), std::sync::Arc::new(failed));
+    loop {
+        let (inbound, _) = listener.accept().await.map_err(io("accepting a connection to relay"))?;
+        let (connect, failed) = (std::sync::Arc::clone(&connect), std::sync::Arc::clone(&failed));
+        tokio::spawn(async move {
+            if let Err(e) = relay(inbound, &connect, shape).await {
+                failed(e);
+            }
+        });
+    }
 }

@@ -28,7 +28,7 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 use ditto_core::prg::SessionId;
 use ditto_dealer::host::PlanParams;
 use ditto_models::share_file::ModelShare;
-use ditto_mpc::precompute::Products;
+use ditto_mpc::precompute::{Pace, Products};
 use ditto_net::dealer::Source;
 
 use ditto_net::link::{Config, Link, Route};
@@ -63,14 +63,15 @@ pub(crate) fn read(path: &Path) -> Result<Products, NodeError> {
 }
 
 /// Computes this party's products of `session` (a plan of `params` for `share`'s model) from
-/// its stream `source` and the weights the party's store holds, on the calling thread; `None`
-/// while the store holds no weights of this sharing.
+/// its stream `source` and the weights the party's store holds, on the calling thread, holding
+/// back between steps while `busy()` (a request under way has the cores); `None` while the
+/// store holds no weights of this sharing.
 pub(crate) fn compute(
     cfg: &PartyConfig,
     share: &ModelShare,
-    params: &PlanParams,
-    session: SessionId,
+    (params, session): (&PlanParams, SessionId),
     source: Source,
+    busy: &(dyn Fn() -> bool + Sync),
 ) -> Result<Option<Products>, NodeError> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -80,9 +81,8 @@ pub(crate) fn compute(
         let plan = plan_for(&share.config(), share.quant(), params).await?;
         let ids = (session, share.share_set());
         let key = cfg.key.clone();
-        let got =
-            Products::compute(cfg.party, (source, key), &plan, ids, &cfg.weights, (cfg.threads, cfg.timeout))
-                .await?;
+        let pace = Pace { threads: cfg.threads, timeout: cfg.timeout, hold: busy };
+        let got = Products::compute(cfg.party, (source, key), &plan, ids, &cfg.weights, pace).await?;
         Ok(got)
     })
 }
@@ -161,31 +161,37 @@ impl Ahead {
     /// Keeps `p`, dropping the oldest products while the directory would exceed the budget.
     fn put(&self, p: &Products) -> Result<u64, NodeError> {
         let size = (p.bytes() + 128 + 12 * p.len()) as u64;
-        let mut files: Vec<(std::time::SystemTime, PathBuf, u64)> = fs::read_dir(&self.dir)
-            .map_err(file_err(&self.dir))?
-            .filter_map(Result::ok)
-            .filter_map(|e| {
-                let m = e.metadata().ok()?;
-                Some((m.modified().ok()?, e.path(), m.len()))
-            })
-            .collect();
-        files.sort();
-        let mut used: u64 = files.iter().map(|f| f.2).sum();
-        for (_, path, len) in &files {
-            if used + size <= self.budget {
-                break;
-            }
-            let _ = fs::remove_file(path);
-            used -= len;
-        }
-        if used + size > self.budget {
-            return Err(NodeError::Config(format!(
-                "products of {size} bytes do not fit P0's --pool budget of {} bytes",
-                self.budget
-            )));
-        }
+        make_room(&self.dir, self.budget, size)?;
         write(&self.path(p.session), p)
     }
+}
+
+/// Deletes the oldest files of `dir` (by modification time) until `size` more bytes fit in
+/// `budget`; refuses, deleting nothing, when `size` alone exceeds it.
+pub(crate) fn make_room(dir: &Path, budget: u64, size: u64) -> Result<(), NodeError> {
+    if size > budget {
+        return Err(NodeError::Config(format!(
+            "products of {size} bytes do not fit P0's --pool budget of {budget} bytes"
+        )));
+    }
+    let mut files: Vec<(std::time::SystemTime, PathBuf, u64)> = fs::read_dir(dir)
+        .map_err(file_err(dir))?
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let m = e.metadata().ok()?;
+            Some((m.modified().ok()?, e.path(), m.len()))
+        })
+        .collect();
+    files.sort();
+    let mut used: u64 = files.iter().map(|f| f.2).sum();
+    for (_, path, len) in &files {
+        if used + size <= budget {
+            break;
+        }
+        fs::remove_file(path).map_err(file_err(path))?;
+        used -= len;
+    }
+    Ok(())
 }
 
 fn session_of(path: &Path) -> Option<SessionId> {
@@ -219,7 +225,7 @@ fn work(
     cfg: &PartyConfig,
     share: &ModelShare,
     rx: &Receiver<Job>,
-    busy: &dyn Fn() -> bool,
+    busy: &(dyn Fn() -> bool + Sync),
     log: &dyn Fn(String),
 ) {
     while let Ok(job) = rx.recv() {
@@ -231,7 +237,7 @@ fn work(
         let source = Source::Memory(Arc::new(job.p0_stream));
         let done = match ahead.consumed.contains(&job.session) {
             Ok(true) => Err(NodeError::Request("the session was already used".into())),
-            Ok(false) => compute(cfg, share, &job.params, job.session, source),
+            Ok(false) => compute(cfg, share, (&job.params, job.session), source, busy),
             Err(e) => Err(e),
         }
         .and_then(|p| p.map(|p| ahead.put(&p)).transpose());
@@ -260,6 +266,8 @@ pub struct Preparer {
     pub share: Arc<ModelShare>,
     /// Where a failed hand-over to P0 is told.
     pub log: Arc<dyn Fn(String) + Send + Sync>,
+    /// Whether a request is under way (the preparation holds back meanwhile).
+    pub busy: Arc<dyn Fn() -> bool + Send + Sync>,
 }
 
 /// Longest wait for P0 when handing it a session ahead (P0 down: the filler goes on).
@@ -277,7 +285,9 @@ impl Prepare for Preparer {
         (p0, p1, af): (&Path, &Path, &Path),
     ) -> Result<Option<u64>, NodeError> {
         let source = Source::File(p1.to_path_buf());
-        let Some(p) = compute(&self.cfg, &self.share, &key.params, session, source)? else { return Ok(None) };
+        let Some(p) = compute(&self.cfg, &self.share, (&key.params, session), source, &*self.busy)? else {
+            return Ok(None);
+        };
         let bytes = write(af, &p)?;
         let stream = fs::read(p0).map_err(file_err(p0))?;
         if let Peer::Connect(addr) = &self.cfg.peer
@@ -305,4 +315,46 @@ fn hand_over(cfg: &PartyConfig, addr: &str, route: Route) -> Result<(), NodeErro
         l.route_send(&route).await?;
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The budget evicts the oldest files first, only as many as needed, and refuses what
+    /// cannot fit without deleting anything.
+    #[test]
+    fn room_is_made_by_dropping_the_oldest_products() {
+        let dir = std::env::temp_dir().join(format!("ditto-ahead-room-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let t0 = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        // Written newest first, so the names' order is not the age order.
+        for (i, (name, len)) in [("c", 200), ("b", 300), ("a", 400)].into_iter().enumerate() {
+            let f = fs::File::create(dir.join(name)).unwrap();
+            f.set_len(len).unwrap();
+            f.set_modified(t0 - std::time::Duration::from_secs(60 * i as u64)).unwrap();
+        }
+        let left = || {
+            let mut v: Vec<String> =
+                fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+            v.sort();
+            v
+        };
+        // 900 bytes held: 100 more fit in 1000 as they are.
+        make_room(&dir, 1000, 100).unwrap();
+        assert_eq!(left(), ["a", "b", "c"]);
+        // 101 more: the oldest (a, 400 bytes) goes, and only it.
+        make_room(&dir, 1000, 101).unwrap();
+        assert_eq!(left(), ["b", "c"]);
+        // 500 held; 801 more: b (then 1001 would be held) and c.
+        make_room(&dir, 1000, 801).unwrap();
+        assert!(left().is_empty());
+        // More than the whole budget: refused, and nothing is deleted for it.
+        fs::write(dir.join("d"), [0u8; 10]).unwrap();
+        let e = make_room(&dir, 1000, 1001).unwrap_err().to_string();
+        assert!(e.contains("1001 bytes") && e.contains("1000 bytes"), "{e}");
+        assert_eq!(left(), ["d"]);
+        let _ = fs::remove_dir_all(&dir);
+    }
 }

@@ -111,6 +111,10 @@ pub async fn serve_until(
             cfg: Arc::clone(&cfg),
             share: Arc::clone(&share),
             log: Arc::clone(&log),
+            busy: {
+                let m = Arc::clone(&metrics);
+                Arc::new(move || m.busy())
+            },
         };
         spawn_filler(Arc::clone(p), (&cfg, prepare), Arc::clone(&metrics), Arc::clone(&log))
     });
