@@ -18,8 +18,12 @@
 #   bench/serve.sh bert-tiny 16 10
 #   bench/serve.sh bert-base 128 10 "warm cold empty"
 #   DITTO_BATCH=8 bench/serve.sh minilm 32 5 warm     # throughput: 8 inputs per request
+#   DITTO_SHAPE=wan bench/serve.sh minilm 32 5 warm    # P0 <-> P1 through bench/netem.sh's WAN
 # SEQ must be a length bucket (16, 32, 64, 128, 256, 512) for BERT. DITTO_POOL_SESSIONS (default
-# 2) sets the pool's size in sessions. The working directory (shares, pool) is removed on exit.
+# 2) sets the pool's size in sessions. DITTO_SHAPE=lan|wan puts P1's links to P0 (each request's,
+# and the sessions handed ahead) through `ditto shape --serve` with bench/netem.sh's profile
+# (LAN: 5 Gbit/s, 0.2 ms each way; WAN: 400 Mbit/s, 20 ms each way; each link shaped apart);
+# the client's and the dealer's links stay unshaped, as in bench/netem.sh. The working directory (shares, pool) is removed on exit.
 set -euo pipefail
 
 ARCH=${1:-bert-tiny}
@@ -70,14 +74,26 @@ quantile() { sort -n | awk -v q="$1" '{ v[NR] = $1 } END { i = int(q * NR); if (
 run_mode() {
     local mode=$1 peer c0 c1 m1 pool=()
     peer=127.0.0.1:$(free_port) c0=127.0.0.1:$(free_port) c1=127.0.0.1:$(free_port) m1=127.0.0.1:$(free_port)
-    local ahead=()
+    local ahead=() via
+    via=$peer
+    case ${DITTO_SHAPE:-none} in
+        none) ;;
+        lan | wan)
+            [ "$DITTO_SHAPE" = lan ] && set -- 5000 0.2 || set -- 400 20
+            via=127.0.0.1:$(free_port)
+            "$BIN" shape --serve --listen "$via" --connect "$peer" --rate-mbit "$1" --delay-ms "$2" \
+                >"$WORK/shape.$mode.log" 2>&1 &
+            PIDS+=($!)
+            ;;
+        *) echo "serve.sh: DITTO_SHAPE is lan or wan" >&2; exit 2 ;;
+    esac
     case $mode in warm | cold) pool=(--pool "$BUDGET" --pool-buckets "$BUCKET") ;; esac
     [ "$mode" = warm ] && ahead=(--pool 8G)
     "$BIN" party --id 0 --share "$WORK/shares/p0.share" --key "$WORK/keys/p0.key" --listen "$peer" \
         --dealer "$DEALER" --client "$c0" --state "$WORK/s0" --serve --timeout 600 "${ahead[@]}" $(tls p0) \
         >"$WORK/p0.$mode.log" 2>&1 &
     local p0=$!
-    "$BIN" party --id 1 --share "$WORK/shares/p1.share" --key "$WORK/keys/p1.key" --connect "$peer" \
+    "$BIN" party --id 1 --share "$WORK/shares/p1.share" --key "$WORK/keys/p1.key" --connect "$via" \
         --dealer "$DEALER" --client "$c1" --state "$WORK/s1" --serve --timeout 600 --metrics "$m1" "${pool[@]}" \
         $(tls p1) >"$WORK/p1.$mode.log" 2>&1 &
     local p1=$!
@@ -124,8 +140,9 @@ run_mode() {
 }
 
 BENCH=$("$BIN" bench --arch "$ARCH" --seq "$SEQ" --quant "$QUANT" --json)
-echo "serve  $ARCH seq $SEQ x $B inputs per request, quant $QUANT, $N requests per mode after one warm-up, pool of $POOL sessions ($BUDGET bytes)"
+echo "serve  $ARCH seq $SEQ x $B inputs per request, P0 <-> P1 ${DITTO_SHAPE:-loopback}, quant $QUANT, $N requests per mode after one warm-up, pool of $POOL sessions ($BUDGET bytes)"
 echo "serve  in-process ditto bench online $(echo "$BENCH" | sed -n 's/.*"online_s":\([0-9.e+-]*\).*/\1/p') s"
+[ "${DITTO_SHAPE:-none}" = none ] || echo "serve  ditto bench's model of that online time on the ${DITTO_SHAPE} link: $(echo "$BENCH" | sed -n "s/.*\"${DITTO_SHAPE}_s\":\([0-9.e+-]*\).*/\1/p") s"
 AHEAD=$("$BIN" bench --arch "$ARCH" --seq "$SEQ" --quant "$QUANT" --precompute --json)
 echo "serve  in-process ditto bench --precompute online $(echo "$AHEAD" | sed -n 's/.*"online_s":\([0-9.e+-]*\).*/\1/p') s with products, $(echo "$AHEAD" | sed -n 's/.*"online_without_products_s":\([0-9.e+-]*\).*/\1/p') s without"
 for m in $MODES; do run_mode "$m"; done

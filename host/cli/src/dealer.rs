@@ -207,8 +207,12 @@ pub fn run(a: &DealerArgs) -> Result<(), CliError> {
         return crate::util::runtime()?.block_on(async {
             let listener = tokio::net::TcpListener::bind(listen).await.map_err(crate::util::net)?;
             say!("listening {}", listener.local_addr().map_err(crate::util::net)?);
-            d.serve(listener, &state, log_event).await?;
-            Ok(())
+            // A long-running dealer's lines go through a writer thread: a stalled stderr
+            // never holds its connections up.
+            let lines = ditto_node::log::Log::spawn(std::io::stderr());
+            let r = d.serve(listener, &state, |e| lines.line(event_line(e))).await;
+            lines.close();
+            Ok(r?)
         });
     }
     let s = setup(a)?;
@@ -261,13 +265,18 @@ fn serve(s: SessionDealer, addr: &str, sid: &str, wait: Duration, sec: Security)
 
 /// A dealer's account of one connection, on stderr.
 pub(crate) fn log_event(e: &Event) {
+    eprintln!("{}", event_line(e));
+}
+
+/// The line of a dealer's event.
+fn event_line(e: &Event) -> String {
     match e {
         Event::Served { peer, party, bytes, took } => {
-            eprintln!(
+            format!(
                 "dealer: served {party:?} at {peer}: {bytes} correction bytes in {:.2} s",
                 took.as_secs_f64()
-            );
+            )
         }
-        Event::Refused { peer, why } => eprintln!("dealer: {peer}: {why}"),
+        Event::Refused { peer, why } => format!("dealer: {peer}: {why}"),
     }
 }

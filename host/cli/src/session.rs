@@ -248,7 +248,9 @@ fn serve_party(a: &PartyArgs, cfg: PartyConfig, share: ModelShare) -> Result<(),
             }
             None => None,
         };
-        let log: std::sync::Arc<dyn Fn(String) + Send + Sync> = std::sync::Arc::new(|l| say!("{l}"));
+        // Through a writer thread: a slow or paused standard output never holds requests up.
+        let lines = ditto_node::log::Log::spawn(std::io::stdout());
+        let log = lines.sink();
         let t = ditto_node::serve::serve_until(
             std::sync::Arc::new(cfg),
             std::sync::Arc::new(share),
@@ -257,7 +259,9 @@ fn serve_party(a: &PartyArgs, cfg: PartyConfig, share: ModelShare) -> Result<(),
             stop,
             log,
         )
-        .await?;
+        .await;
+        lines.close();
+        let t = t?;
         if let Some(x) = exporter {
             x.abort();
         }

@@ -94,10 +94,10 @@ fn serving_parties_answer_clients_concurrently_and_stop_on_sigterm() {
     let _ = std::fs::remove_dir_all(&d);
 }
 
-/// Load: 32 requests from 8 clients at once against parties serving 4 at a time, of two
+/// Load: 200 requests from 8 clients at once against parties serving 4 at a time, of two
 /// length buckets and batches of 1, 2 and 3 inputs, P1 pooling some of them (the rest are made
 /// on demand): every answer equals the demo's for its text, and every request ran its own
-/// session, the same at both parties.
+/// session, the same at both parties, recorded once as consumed by each.
 #[test]
 fn serving_parties_pair_many_concurrent_requests() {
     let d = std::env::temp_dir().join(format!("ditto-serve-load-{}", std::process::id()));
@@ -106,6 +106,8 @@ fn serving_parties_pair_many_concurrent_requests() {
     let (_dealer, dealer_addr) = dealer(&d, "seeded", &d.join("dealer"), &[]);
     let (peer, c0, c1) = (port(), port(), port());
     let (mut p0, out0) = serving(&d, 0, (&peer, &dealer_addr, &c0), &["--concurrency", "4"]);
+    // Read as they come: a full pipe would hold P0's log lines, and with them its serving loop.
+    let log0 = Log::new(out0);
     let pool = ["--concurrency", "4", "--pool", "60M", "--pool-buckets", "16,32,32x3"];
     let (mut p1, out1) = serving(&d, 1, (&peer, &dealer_addr, &c1), &pool);
     // One session of each bucket pooled before the clients start (the rest on demand).
@@ -118,22 +120,27 @@ fn serving_parties_pair_many_concurrent_requests() {
     let (short, long) = ("many clients", "many clients, longer text");
     let requests: [&[&str]; 4] = [&[short], &[long], &[long, short], &[short, long, short]];
     let sid = |i: usize| format!("b{i:031x}");
+    // Request k of client c is request PER * c + k, of kind (c + k) % 4.
+    const CLIENTS: usize = 8;
+    const PER: usize = 25;
+    let kind_of = |i: usize| (i / PER + i % PER) % 4;
     let cs = (c0.as_str(), c1.as_str());
     // (kind of request, each input's embedding or the client's error)
     type Answer = (usize, Result<Vec<Vec<f64>>, String>);
     let results: Vec<Answer> = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..8)
+        let hs: Vec<_> = (0..CLIENTS)
             .map(|c| {
                 let d = &d;
                 s.spawn(move || {
-                    (0..4)
+                    (0..PER)
                         .map(|k| {
-                            let (i, texts) = (4 * c + k, requests[(c + k) % 4]);
+                            let i = PER * c + k;
+                            let texts = requests[kind_of(i)];
                             let r = match texts {
                                 [t] => client(d, cs, t, &sid(i)).map(|e| vec![e]),
                                 many => client_batch(d, cs, many, &sid(i)),
                             };
-                            ((c + k) % 4, r)
+                            (kind_of(i), r)
                         })
                         .collect::<Vec<_>>()
                 })
@@ -145,7 +152,7 @@ fn serving_parties_pair_many_concurrent_requests() {
     sigterm(&p1);
     let codes = (exit_code(&mut p0), exit_code(&mut p1));
     std::thread::sleep(Duration::from_millis(300));
-    let logs: Vec<Vec<String>> = vec![out0.map_while(Result::ok).collect(), log1.lines()];
+    let logs: Vec<Vec<String>> = vec![log0.lines(), log1.lines()];
     assert_eq!(codes, (Some(0), Some(0)), "{logs:?}");
     let want = [demo_embedding("seeded", short), demo_embedding("seeded", long)];
     let failed: Vec<&String> = logs.iter().flatten().filter(|l| l.starts_with("failed")).collect();
@@ -163,18 +170,26 @@ fn serving_parties_pair_many_concurrent_requests() {
     let dealt = same_sessions(&logs);
     for kind in [1, 3] {
         let from_pool = |(r, (_, src)): (&String, &(String, String))| {
-            src == "pool" && (0..32).any(|i| sid(i) == *r && requests[(i / 4 + i % 4) % 4].len() == kind)
+            src == "pool" && (0..CLIENTS * PER).any(|i| sid(i) == *r && requests[kind_of(i)].len() == kind)
         };
         assert!(dealt.iter().any(from_pool), "no {kind}-input request from the pool: {logs:?}");
     }
     for (id, log) in logs.iter().enumerate() {
-        for i in 0..32 {
+        for i in 0..CLIENTS * PER {
             assert!(dealt.contains_key(&sid(i)), "party {id}, request {}: {log:?}", sid(i));
         }
-        assert!(
-            log.last().is_some_and(|l| l.contains("stopped: 32 served, 0 failed")),
-            "party {id}: {log:?}"
-        );
+        let end = format!("stopped: {} served, 0 failed", CLIENTS * PER);
+        assert!(log.last().is_some_and(|l| l.contains(&end)), "party {id}: {log:?}");
+        // Each party's record of consumed ids: every request and every session, nothing else.
+        let record = d.join(format!("state{id}/consumed-sessions-p{id}.d"));
+        let mut ids: Vec<String> = std::fs::read_dir(&record)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        ids.sort();
+        let mut want: Vec<String> = dealt.iter().flat_map(|(r, (s, _))| [r.clone(), s.clone()]).collect();
+        want.sort();
+        assert_eq!(ids, want, "party {id}");
     }
     let _ = std::fs::remove_dir_all(&d);
 }

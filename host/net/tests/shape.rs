@@ -57,7 +57,7 @@ async fn each_relayed_connection_is_delayed_and_rate_limited_apart() {
     assert!(small >= Duration::from_millis(300) && small < Duration::from_millis(600), "{small:?}");
     // 2 MB: its last byte leaves 200 ms after the first (the rate), arrives 150 ms later, and
     // its echo takes as long back: 500 ms at least.
-    let big: Vec<u8> = (0..2_000_000u32).map(|i| (i * 7 + i / 251) as u8).collect();
+    let big: Vec<u8> = (0..2_000_000u32).map(|i| (i * 7 + i / 251).to_le_bytes()[0]).collect();
     let t = round_trip(&via, &big).await;
     assert!(t >= Duration::from_millis(500), "{t:?}");
     // Three connections at once each pay one round trip, not three.

@@ -15,6 +15,7 @@ pub mod ahead;
 pub mod client;
 pub mod dealer;
 pub mod files;
+pub mod log;
 pub mod metrics;
 pub mod model_dealer;
 pub mod party;
