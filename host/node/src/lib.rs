@@ -85,15 +85,43 @@ pub(crate) fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> NodeError
     move |source| NodeError::Net(ditto_net::NetError::Io { what, source })
 }
 
-/// Writes all of `b` within `wait` (`what` names it in the error).
+/// Writes all of `b` and flushes it within `wait` (`what` names it in the error). The flush
+/// matters: a TLS stream whose socket is full when the last bytes are written keeps their
+/// records (up to 64 KiB) in its buffer and reports them written, so a peer waiting for the
+/// whole message and a writer waiting for the reply would wait for each other until time-out.
 pub(crate) async fn write_t(
     c: &mut (impl tokio::io::AsyncWriteExt + Unpin),
     b: &[u8],
     wait: std::time::Duration,
     what: &'static str,
 ) -> Result<(), NodeError> {
-    match tokio::time::timeout(wait, c.write_all(b)).await {
+    let all = async {
+        c.write_all(b).await?;
+        c.flush().await
+    };
+    match tokio::time::timeout(wait, all).await {
         Err(_) => Err(ditto_net::NetError::Timeout { what, secs: wait.as_secs_f64() }.into()),
         Ok(r) => r.map_err(io(what)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::AsyncReadExt;
+
+    /// Through a writer that buffers (as a TLS stream does when its socket is full), what
+    /// `write_t` wrote has reached the other end when it returns.
+    #[tokio::test]
+    async fn written_means_sent_through_a_buffering_writer() {
+        let (a, mut b) = tokio::io::duplex(1 << 16);
+        let mut w = tokio::io::BufWriter::with_capacity(1 << 12, a);
+        // Shorter than the buffer: without a flush it would stay there.
+        super::write_t(&mut w, b"the request", Duration::from_secs(5), "the request").await.unwrap();
+        let mut got = [0u8; 11];
+        let read = tokio::time::timeout(Duration::from_secs(2), b.read_exact(&mut got)).await;
+        assert!(matches!(read, Ok(Ok(11))), "the request's bytes did not arrive: {read:?}");
+        assert_eq!(&got, b"the request");
     }
 }

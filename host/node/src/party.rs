@@ -163,7 +163,7 @@ pub(crate) async fn read_request(
         Ok(h) => h,
         Err(e) => {
             // Best effort: the client learns why; the error stands either way.
-            let _ = tokio::time::timeout(wait, conn.write_all(&refusal_frame(&e.to_string()))).await;
+            let _ = write_t(&mut conn, &refusal_frame(&e.to_string()), wait, "the refusal").await;
             return Err(e);
         }
     };

@@ -370,7 +370,7 @@ async fn one(
                                 l.route_send(&Route::refusal(request, &why)).await
                             };
                             let _ = tokio::join!(
-                                tokio::time::timeout(cfg.timeout, req.conn.write_all(&frame)),
+                                crate::write_t(&mut req.conn, &frame, cfg.timeout, "the refusal"),
                                 tell_p0
                             );
                             return Err(e);
