@@ -21,7 +21,7 @@ use ditto_net::client::{
 use ditto_net::dealer::Source;
 use ditto_net::link::{Config, Link};
 use ditto_net::tls::{Security, Stream};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 use crate::files::SessionRecord;
 use crate::{NodeError, io, write_t};

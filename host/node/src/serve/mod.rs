@@ -20,7 +20,6 @@ use ditto_core::prg::SessionId;
 use ditto_models::share_file::ModelShare;
 use ditto_net::dealer::{Opened, Source};
 use ditto_net::link::{Config, Link, Route, RouteKind};
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
