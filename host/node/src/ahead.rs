@@ -188,8 +188,11 @@ pub(crate) fn make_room(dir: &Path, budget: u64, size: u64) -> Result<(), NodeEr
         if used + size <= budget {
             break;
         }
-        fs::remove_file(path).map_err(file_err(path))?;
-        used -= len;
+        match fs::remove_file(path) {
+            // Taken meanwhile by its request: gone either way.
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(file_err(path)(e)),
+            _ => used -= len,
+        }
     }
     Ok(())
 }
