@@ -2,6 +2,9 @@
 //! streams over a byte link (a UART, or QEMU's UART bridged to TCP), and the board pulls the
 //! plan from the host one step at a time, so that its memory does not grow with the model.
 //!
+//! Over Ethernet the same bytes go over a TCP connection to [`TCP_PORT`] (the firmware's
+//! `net` module).
+//!
 //! Host -> board, the request: `DTFW`, version (1 byte), session id (16), share-set id (16),
 //! chunk (u32 LE), plan header length (u16 LE), plan header (postcard). The board refuses a
 //! session it has served before under its current master seed ([`ServedSessions`]), draws a
@@ -29,6 +32,8 @@ use crate::Error;
 use crate::keys::{DealerSeeds, Generation, PartyKey, SaltSource};
 use crate::stream::{MAX_CHUNK, PlanSource, SessionSpec, write_stream};
 
+/// The TCP port a board with Ethernet serves this protocol on.
+pub const TCP_PORT: u16 = 7300;
 /// Request magic.
 pub const MAGIC: [u8; 4] = *b"DTFW";
 /// Protocol version.

@@ -1,6 +1,6 @@
 //! The dealer loop every board image runs: key page, master seed, then one request after another
-//! on the UART, each logged with its bytes, its time split between the UART and generation, and
-//! the stack's high-water mark. Each session is dealt once per master seed: the board keeps the
+//! on the UART or over TCP, each logged with its bytes, its time split between the link and
+//! generation, and the stack's high-water mark. Each session is dealt once per master seed: the board keeps the
 //! set of sessions it has served ([`ServedSessions`]); when the set is full it draws a new
 //! master seed and starts a new set, as a reboot would.
 #![allow(unsafe_code)] // stack painting: raw reads and writes below the live frames
@@ -12,7 +12,11 @@ use ditto_dealer::board::{BoardDealer, ServedSessions};
 use ditto_dealer::keys::{DealerSeeds, Provisioning};
 use ditto_dealer::stream::scratch_len;
 
-use crate::{Board, MasterSeed, master_seed, next_master_seed};
+use embedded_io::ReadReady;
+use sha2::{Digest, Sha256};
+
+use crate::net::{Net, NetStorage};
+use crate::{Board, MasterSeed, TakeOnce, master_seed, next_master_seed};
 
 /// The UART with time and byte counters for the log.
 struct Timed<U> {
@@ -24,14 +28,6 @@ struct Timed<U> {
     io_us: u64,
     /// Bytes sent.
     sent: u64,
-}
-
-impl<U> Timed<U> {
-    fn reset(&mut self) {
-        self.started = None;
-        self.io_us = 0;
-        self.sent = 0;
-    }
 }
 
 impl<U: embedded_io::ErrorType> embedded_io::ErrorType for Timed<U> {
@@ -72,6 +68,9 @@ const SERVED: usize = 512;
 const PAINT: usize = 96 * 1024;
 const PATTERN: u32 = 0xDEAD_BEEF;
 
+/// The network stack's sockets and TCP buffers.
+static NET: TakeOnce<NetStorage> = TakeOnce::new(NetStorage::new());
+
 unsafe extern "C" {
     /// Top of the stack (cortex-m-rt's linker script).
     static _stack_start: u32;
@@ -101,7 +100,8 @@ fn stack_high_water(bottom: usize) -> usize {
     top - a
 }
 
-/// Runs the dealer on `board` for good.
+/// Runs the dealer on `board` for good: requests on the UART and, on a board with Ethernet,
+/// on its TCP port ([`crate::net`]), one at a time, whichever link has one waiting first.
 pub fn run<B: Board>(mut board: B, source: MasterSeed) -> ! {
     info!("ditto dealer firmware {=str} on {=str}", env!("CARGO_PKG_VERSION"), B::NAME);
     if let MasterSeed::TestOnly(_) = source {
@@ -121,11 +121,17 @@ pub fn run<B: Board>(mut board: B, source: MasterSeed) -> ! {
             board.halt()
         }
     };
+    let stack_seed = network_seed(&master);
     let Provisioning { keys, model } = prov;
     let mut seeds = DealerSeeds::new(master, model);
     let mut salts = seeds.salts();
     let mut served = ServedSessions::<SERVED>::default();
-    let link = RefCell::new(Timed { inner: board.uart(), now: B::now_us, started: None, io_us: 0, sent: 0 });
+    let mut uart = board.uart();
+    let mut net = board.ethernet().and_then(|(eth, mac)| {
+        let storage = NET.take()?;
+        info!("ethernet: controller up, waiting for a DHCP lease");
+        Some(Net::new(eth, mac, stack_seed, B::now_us, storage))
+    });
     let mut scratch = [0u8; SCRATCH];
     let bottom = paint_stack();
     info!("serving on the UART");
@@ -144,24 +150,67 @@ pub fn run<B: Board>(mut board: B, source: MasterSeed) -> ! {
                 }
             }
         }
-        link.borrow_mut().reset();
+        // The first link with a request's first bytes waiting.
+        let tcp = loop {
+            if matches!(uart.read_ready(), Ok(true)) {
+                break false;
+            }
+            if net.as_mut().is_some_and(Net::ready) {
+                break true;
+            }
+        };
         let mut dealer = BoardDealer { seeds: &seeds, keys: &keys, salts: &mut salts, served: &mut served };
-        let r = ditto_dealer::board::serve(&link, &mut dealer, &mut scratch);
-        let end = B::now_us();
-        let l = link.borrow();
-        let total = end - l.started.unwrap_or(end);
-        let generation = total.saturating_sub(l.io_us);
-        match r {
-            Ok(()) => info!(
-                "request served: {=u64} B sent in {=u64} ms (UART {=u64} ms, generation {=u64} ms); \
-                 stack high-water {=usize} B",
-                l.sent,
-                total / 1000,
-                l.io_us / 1000,
-                generation / 1000,
-                stack_high_water(bottom)
-            ),
-            Err(e) => warn!("request failed after {=u64} ms: {}", total / 1000, Display2Format(&e)),
+        let d = (&mut dealer, &mut scratch[..], bottom);
+        match net.as_mut().filter(|_| tcp) {
+            Some(n) => {
+                if !serve_one::<B, _>(&mut *n, "TCP", d) {
+                    n.drop_connection();
+                }
+            }
+            None => {
+                serve_one::<B, _>(&mut uart, "UART", d);
+            }
         }
     }
+}
+
+/// Serves one request on `link` and logs it; whether it succeeded.
+fn serve_one<B: Board, L: embedded_io::Read + embedded_io::Write>(
+    link: L,
+    over: &str,
+    (dealer, scratch, bottom): (&mut BoardDealer<'_, SERVED>, &mut [u8], usize),
+) -> bool {
+    let link = RefCell::new(Timed { inner: link, now: B::now_us, started: None, io_us: 0, sent: 0 });
+    let r = ditto_dealer::board::serve(&link, dealer, scratch);
+    let end = B::now_us();
+    let l = link.borrow();
+    let total = end - l.started.unwrap_or(end);
+    let generation = total.saturating_sub(l.io_us);
+    match &r {
+        Ok(()) => info!(
+            "request served over {=str}: {=u64} B sent in {=u64} ms (link {=u64} ms, generation {=u64} ms); \
+             stack high-water {=usize} B",
+            over,
+            l.sent,
+            total / 1000,
+            l.io_us / 1000,
+            generation / 1000,
+            stack_high_water(bottom)
+        ),
+        Err(e) => {
+            warn!("request over {=str} failed after {=u64} ms: {}", over, total / 1000, Display2Format(e))
+        }
+    }
+    r.is_ok()
+}
+
+/// The seed of the TCP/IP stack's own choices (initial sequence numbers, DHCP transaction
+/// ids): from the master seed, under its own label, so it changes with every master seed and
+/// says nothing about it.
+fn network_seed(master: &ditto_core::prg::Seed) -> u64 {
+    let mut h = Sha256::new();
+    h.update(b"ditto-firmware network stack seed");
+    h.update(master.expose());
+    let d = h.finalize();
+    u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
 }

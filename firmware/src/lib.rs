@@ -24,7 +24,11 @@ pub mod app;
 #[cfg(target_os = "none")]
 pub mod clock;
 #[cfg(target_os = "none")]
+pub mod lan9118;
+#[cfg(target_os = "none")]
 pub mod mps2;
+#[cfg(target_os = "none")]
+pub mod net;
 #[cfg(target_os = "none")]
 pub mod stm32f407;
 
@@ -40,14 +44,51 @@ pub(crate) unsafe fn key_page_at(addr: usize) -> &'static [u8] {
     unsafe { core::slice::from_raw_parts(addr as *const u8, ditto_dealer::keys::Provisioning::PAGE_LEN) }
 }
 
+/// A static that hands out one `&'static mut` to its value, once: large buffers live in
+/// `.bss`, neither on the stack nor built at run time.
+pub struct TakeOnce<T> {
+    value: core::cell::UnsafeCell<T>,
+    taken: core::sync::atomic::AtomicBool,
+}
+
+// SAFETY: the value is reachable only through the one `&mut` that `take` hands out.
+#[allow(unsafe_code)]
+unsafe impl<T: Send> Sync for TakeOnce<T> {}
+
+impl<T> TakeOnce<T> {
+    /// A static holding `value`.
+    pub const fn new(value: T) -> Self {
+        TakeOnce {
+            value: core::cell::UnsafeCell::new(value),
+            taken: core::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// The value, the first time; `None` after.
+    #[allow(unsafe_code)]
+    #[allow(clippy::mut_from_ref)] // handed out once: the flag makes it the only reference
+    pub fn take(&'static self) -> Option<&'static mut T> {
+        if self.taken.swap(true, core::sync::atomic::Ordering::AcqRel) {
+            return None;
+        }
+        // SAFETY: the flag was clear, and is now set for good: no other reference exists or will.
+        Some(unsafe { &mut *self.value.get() })
+    }
+}
+
 /// What the dealer needs from a board.
 pub trait Board {
     /// The board's name, logged at start-up.
     const NAME: &'static str;
     /// The UART to the host.
-    type Uart: embedded_io::Read + embedded_io::Write;
+    type Uart: embedded_io::Read + embedded_io::Write + embedded_io::ReadReady;
+    /// The Ethernet controller ([`NoEthernet`] on boards without one).
+    type Eth: smoltcp::phy::Device;
     /// Hands out the UART (called once).
     fn uart(&mut self) -> Self::Uart;
+    /// Brings up the Ethernet controller, if the board has one that answers: the device and
+    /// its station address (called once).
+    fn ethernet(&mut self) -> Option<(Self::Eth, [u8; 6])>;
     /// Fills `out` from the board's hardware TRNG.
     fn entropy(&mut self, out: &mut [u8]) -> Result<(), BoardError>;
     /// Microseconds since start-up (monotonic).
@@ -56,6 +97,38 @@ pub trait Board {
     fn key_page(&self) -> &'static [u8];
     /// Stops for good after a fatal error (under QEMU: exits with a failure status).
     fn halt(&mut self) -> !;
+}
+
+/// The Ethernet of a board without one: no value exists.
+pub enum NoEthernet {}
+
+impl smoltcp::phy::Device for NoEthernet {
+    type RxToken<'a> = NoToken;
+    type TxToken<'a> = NoToken;
+    fn receive(&mut self, _: smoltcp::time::Instant) -> Option<(NoToken, NoToken)> {
+        match *self {}
+    }
+    fn transmit(&mut self, _: smoltcp::time::Instant) -> Option<NoToken> {
+        match *self {}
+    }
+    fn capabilities(&self) -> smoltcp::phy::DeviceCapabilities {
+        match *self {}
+    }
+}
+
+/// The tokens of [`NoEthernet`]: no value exists either.
+pub enum NoToken {}
+
+impl smoltcp::phy::RxToken for NoToken {
+    fn consume<R, F: FnOnce(&[u8]) -> R>(self, _: F) -> R {
+        match self {}
+    }
+}
+
+impl smoltcp::phy::TxToken for NoToken {
+    fn consume<R, F: FnOnce(&mut [u8]) -> R>(self, _: usize, _: F) -> R {
+        match self {}
+    }
 }
 
 /// A board failure.
@@ -179,11 +252,20 @@ mod tests {
             Ok(())
         }
     }
+    impl embedded_io::ReadReady for NoUart {
+        fn read_ready(&mut self) -> Result<bool, Self::Error> {
+            Ok(false)
+        }
+    }
     impl Board for Fake {
         const NAME: &'static str = "fake";
         type Uart = NoUart;
+        type Eth = NoEthernet;
         fn uart(&mut self) -> Self::Uart {
             unreachable!()
+        }
+        fn ethernet(&mut self) -> Option<(NoEthernet, [u8; 6])> {
+            None
         }
         fn entropy(&mut self, out: &mut [u8]) -> Result<(), BoardError> {
             out.fill(self.0?);
@@ -198,6 +280,15 @@ mod tests {
         fn halt(&mut self) -> ! {
             unreachable!()
         }
+    }
+
+    #[test]
+    fn a_take_once_static_is_handed_out_once() {
+        static CELL: TakeOnce<[u8; 4]> = TakeOnce::new([1, 2, 3, 4]);
+        let v = CELL.take().unwrap();
+        v[0] = 9;
+        assert_eq!(v, &[9, 2, 3, 4]);
+        assert!(CELL.take().is_none());
     }
 
     #[test]

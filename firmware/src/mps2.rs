@@ -1,5 +1,5 @@
 //! Arm's MPS2 AN386 (Cortex-M4F) as QEMU's `mps2-an386` models it: CMSDK UART0 at 0x4000_4000,
-//! 25 MHz core clock, semihosting for the exit status. No entropy source. The key page is read
+//! the LAN9118 Ethernet controller at 0x4020_0000 ([`crate::lan9118`]), 25 MHz core clock, semihosting for the exit status. No entropy source. The key page is read
 //! from [`KEY_PAGE`] in the RAM that `-kernel` loads into (QEMU's `-device loader` puts
 //! `board-keys.bin` there).
 #![allow(unsafe_code)] // memory-mapped registers and the key page
@@ -8,6 +8,7 @@ use core::convert::Infallible;
 
 use cortex_m_semihosting::debug;
 
+use crate::lan9118::Lan9118;
 use crate::{Board, BoardError, clock};
 
 /// Where the key page is read (outside the image: memory.x ends the image's region below it).
@@ -45,8 +46,21 @@ pub fn exit_failure() -> ! {
 impl Board for Mps2 {
     const NAME: &'static str = "mps2-an386 (QEMU)";
     type Uart = Uart;
+    type Eth = Lan9118;
     fn uart(&mut self) -> Uart {
         Uart { _private: () }
+    }
+    fn ethernet(&mut self) -> Option<(Lan9118, [u8; 6])> {
+        match Lan9118::init() {
+            Ok(e) => {
+                let mac = e.mac();
+                Some((e, mac))
+            }
+            Err(e) => {
+                defmt::warn!("no Ethernet: LAN9118 {}", defmt::Debug2Format(&e));
+                None
+            }
+        }
     }
     fn entropy(&mut self, _out: &mut [u8]) -> Result<(), BoardError> {
         Err(BoardError::NoEntropy)
@@ -97,6 +111,12 @@ impl embedded_io::Read for Uart {
             n += 1;
         }
         Ok(n)
+    }
+}
+
+impl embedded_io::ReadReady for Uart {
+    fn read_ready(&mut self) -> Result<bool, Infallible> {
+        Ok(Self::state() & 2 != 0)
     }
 }
 

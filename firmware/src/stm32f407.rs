@@ -6,7 +6,7 @@
 //! Registers as in ST's RM0090; every wait on the hardware is bounded.
 #![allow(unsafe_code)] // memory-mapped registers and the key page
 
-use crate::{Board, BoardError, clock};
+use crate::{Board, BoardError, NoEthernet, clock};
 
 /// Flash sector 11 (128 KiB), where `board-keys.bin` is written.
 pub const KEY_PAGE: usize = 0x080E_0000;
@@ -127,8 +127,13 @@ fn clocks() -> bool {
 impl Board for Stm32f407 {
     const NAME: &'static str = "stm32f407";
     type Uart = Usart2;
+    // The STM32F407 has an Ethernet MAC, but the DISCOVERY board no PHY: UART only.
+    type Eth = NoEthernet;
     fn uart(&mut self) -> Usart2 {
         Usart2 { _private: () }
+    }
+    fn ethernet(&mut self) -> Option<(NoEthernet, [u8; 6])> {
+        None
     }
     fn entropy(&mut self, out: &mut [u8]) -> Result<(), BoardError> {
         for chunk in out.chunks_mut(4) {
@@ -198,6 +203,12 @@ impl embedded_io::Read for Usart2 {
             n += 1;
         }
         Ok(n)
+    }
+}
+
+impl embedded_io::ReadReady for Usart2 {
+    fn read_ready(&mut self) -> Result<bool, Overrun> {
+        Ok(rd(USART2) & (1 << 5) != 0)
     }
 }
 

@@ -24,11 +24,24 @@ use ditto_firmware::test_provisioning;
 /// Where the image reads its key page (ditto_firmware::mps2::KEY_PAGE, a target-only module).
 const KEY_PAGE: &str = "0x3ff000";
 
+/// How the host reaches the board.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Via {
+    /// UART0, bridged by QEMU to a TCP socket (QEMU waits for its client before it runs).
+    Uart,
+    /// The LAN9118 under QEMU's user network, a host port forwarded to the board's TCP port
+    /// (the UART unconnected).
+    Ethernet,
+}
+
 struct Qemu {
     child: Child,
     port: u16,
+    via: Via,
     /// Decoded log lines: "LEVEL message".
     log: Receiver<String>,
+    /// Every line received so far.
+    seen: std::cell::RefCell<String>,
 }
 
 impl Drop for Qemu {
@@ -48,14 +61,20 @@ fn env() -> (PathBuf, PathBuf) {
 }
 
 /// Boots the image with `page` (if any) loaded as its key page; its defmt log decoded line by line.
-fn boot(elf: &Path, qemu: &Path, page: Option<&Path>) -> Qemu {
+fn boot(elf: &Path, qemu: &Path, page: Option<&Path>, via: Via) -> Qemu {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let mut cmd = Command::new(qemu);
     cmd.args(["-machine", "mps2-an386", "-cpu", "cortex-m4", "-nographic", "-monitor", "none"])
         // The log through a stdio chardev: QEMU's own stdout would hold it in a buffer.
-        .args(["-chardev", "stdio,id=log", "-semihosting-config", "enable=on,target=native,chardev=log"])
-        .args(["-serial", &format!("tcp:127.0.0.1:{port},server=on,wait=on"), "-kernel"])
-        .arg(elf);
+        .args(["-chardev", "stdio,id=log", "-semihosting-config", "enable=on,target=native,chardev=log"]);
+    match via {
+        Via::Uart => cmd.args(["-serial", &format!("tcp:127.0.0.1:{port},server=on,wait=on")]),
+        Via::Ethernet => cmd.args(["-serial", "null", "-nic"]).arg(format!(
+            "user,model=lan9118,hostfwd=tcp:127.0.0.1:{port}-:{}",
+            ditto_dealer::board::TCP_PORT
+        )),
+    };
+    cmd.arg("-kernel").arg(elf);
     if let Some(p) = page {
         cmd.args(["-device", &format!("loader,file={},addr={KEY_PAGE},force-raw=on", p.display())]);
     }
@@ -83,11 +102,17 @@ fn boot(elf: &Path, qemu: &Path, page: Option<&Path>) -> Qemu {
             }
         }
     });
-    Qemu { child, port, log }
+    Qemu { child, port, via, log, seen: Default::default() }
 }
 
 impl Qemu {
+    /// The link to the board; over Ethernet once the board has its address (QEMU's forwarded
+    /// port accepts before the board listens, then drops the connection).
     fn connect(&self) -> TcpStream {
+        if self.via == Via::Ethernet {
+            let log = self.log_until("(DHCP)");
+            assert!(log.contains("ethernet: 10.0.2.15/24 (DHCP)"), "{log}");
+        }
         for _ in 0..200 {
             if let Ok(s) = TcpStream::connect(("127.0.0.1", self.port)) {
                 s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
@@ -99,9 +124,9 @@ impl Qemu {
         panic!("QEMU's UART socket never opened");
     }
 
-    /// Log lines until one contains `until` (or 20 s pass).
+    /// The log since boot, read until a line contains `until` (or 20 s pass without one).
     fn log_until(&self, until: &str) -> String {
-        let mut out = String::new();
+        let mut out = self.seen.borrow_mut();
         while let Ok(line) = self.log.recv_timeout(Duration::from_secs(20)) {
             out.push_str(&line);
             out.push('\n');
@@ -109,7 +134,7 @@ impl Qemu {
                 break;
             }
         }
-        out
+        out.clone()
     }
 }
 
@@ -123,21 +148,19 @@ fn number_after(log: &str, key: &str) -> u64 {
 
 #[test]
 #[ignore = "needs the firmware image and QEMU: scripts/firmware-e2e runs it"]
-fn board_in_qemu_streams_what_the_host_dealer_streams() {
-    let (elf, qemu) = env();
-    let page = std::env::temp_dir().join(format!("ditto-key-page-{}", std::process::id()));
-    std::fs::write(&page, test_provisioning::page()).unwrap();
-    let q = boot(&elf, &qemu, Some(&page));
-    let mut link = q.connect();
-    let plan = ditto_core::plan::Plan::from_bytes(include_bytes!("../../testdata/plans/bert-tiny-seq2.plan"))
-        .unwrap();
-    let (session, share_set) = (SessionId([0x5a; 16]), ShareSetId([0x5b; 16]));
-    let t = Instant::now();
-    let got = board::request(&mut link, session, share_set, &plan, DEFAULT_CHUNK).unwrap();
-    let took = t.elapsed();
-    // The first generation since boot: the first salt of the board's salt source.
-    let salt = test_provisioning::seeds().salts().next_salt();
-    let spec = SessionSpec::new(Generation { session, share_set, salt }, &test_provisioning::seeds());
+fn board_in_qemu_streams_what_the_host_dealer_streams_over_the_uart() {
+    streams_match(Via::Uart);
+}
+
+#[test]
+#[ignore = "needs the firmware image and QEMU: scripts/firmware-e2e runs it"]
+fn board_in_qemu_streams_what_the_host_dealer_streams_over_ethernet() {
+    streams_match(Via::Ethernet);
+}
+
+/// The board's streams equal the host dealer's for the same seeds, keys, plan and generation.
+fn assert_same_streams(got: &[Vec<u8>; 2], plan: &ditto_core::plan::Plan, generation: Generation) {
+    let spec = SessionSpec::new(generation, &test_provisioning::seeds());
     for (i, p) in [Party::P0, Party::P1].into_iter().enumerate() {
         let mut want = Vec::new();
         let mut scratch = vec![0u8; scratch_len(DEFAULT_CHUNK)];
@@ -150,9 +173,26 @@ fn board_in_qemu_streams_what_the_host_dealer_streams() {
             want.len()
         );
     }
+}
+
+fn streams_match(via: Via) {
+    let (elf, qemu) = env();
+    let page = std::env::temp_dir().join(format!("ditto-key-page-{}-{via:?}", std::process::id()));
+    std::fs::write(&page, test_provisioning::page()).unwrap();
+    let q = boot(&elf, &qemu, Some(&page), via);
+    let mut link = q.connect();
+    let plan = ditto_core::plan::Plan::from_bytes(include_bytes!("../../testdata/plans/bert-tiny-seq2.plan"))
+        .unwrap();
+    let (session, share_set) = (SessionId([0x5a; 16]), ShareSetId([0x5b; 16]));
+    let t = Instant::now();
+    let got = board::request(&mut link, session, share_set, &plan, DEFAULT_CHUNK).unwrap();
+    let took = t.elapsed();
+    // The first generation since boot: the first salt of the board's salt source.
+    let mut salts = test_provisioning::seeds().salts();
+    assert_same_streams(&got, &plan, Generation { session, share_set, salt: salts.next_salt() });
     let bytes = got[0].len() + got[1].len();
     println!(
-        "board in QEMU: {} plan steps, {bytes} stream bytes in {:.2} s ({:.0} KB/s seen by the host)",
+        "board in QEMU over {via:?}: {} plan steps, {bytes} stream bytes in {:.2} s ({:.0} KB/s seen by the host)",
         plan.steps.len(),
         took.as_secs_f64(),
         bytes as f64 / took.as_secs_f64() / 1e3
@@ -161,17 +201,25 @@ fn board_in_qemu_streams_what_the_host_dealer_streams() {
     // The board deals a session once: the same request again is refused.
     let e = board::request(&mut link, session, share_set, &plan, DEFAULT_CHUNK).unwrap_err();
     assert!(e.to_string().contains("already served"), "{e}");
+    // And the next request is served as if nothing happened (over TCP the board drops the
+    // connection after a failed request: the host connects again). A refusal draws no salt.
+    let mut link = if via == Via::Ethernet { q.connect() } else { link };
+    let second = SessionId([0x5c; 16]);
+    let got = board::request(&mut link, second, share_set, &plan, DEFAULT_CHUNK).unwrap();
+    assert_same_streams(&got, &plan, Generation { session: second, share_set, salt: salts.next_salt() });
     let _ = std::fs::remove_file(&page);
     println!("board log:\n{log}");
     assert!(log.contains("WARN TEST SEED"), "the image announces its test seed:\n{log}");
     assert!(log.contains("on mps2-an386"), "{log}");
     // Everything the board sent is accounted for: the streams plus the frame headers and
     // the step requests of the serial protocol.
-    let sent = number_after(&log, "request served: ");
+    let over = if via == Via::Uart { "request served over UART" } else { "request served over TCP" };
+    assert!(log.contains(over), "{log}");
+    let sent = number_after(&log, &format!("{over}: "));
     assert!(sent > bytes as u64 && sent < bytes as u64 + bytes as u64 / 20, "{sent} vs {bytes}");
-    let (uart, generation) = (number_after(&log, "(UART "), number_after(&log, "generation "));
+    let (link, generation) = (number_after(&log, "(link "), number_after(&log, "generation "));
     println!(
-        "inside QEMU: UART {uart} ms, generation {generation} ms ({:.0} KB/s of streams generated)",
+        "inside QEMU: link {link} ms, generation {generation} ms ({:.0} KB/s of streams generated)",
         bytes as f64 / generation.max(1) as f64
     );
     // The whole generation runs in the stack (no heap, a few bytes of static data): its
@@ -190,7 +238,7 @@ fn board_without_a_valid_key_page_refuses_to_deal_and_exits_with_failure() {
     bad[20] ^= 1;
     std::fs::write(&damaged, bad).unwrap();
     for (page, problem) in [(None, "blank"), (Some(damaged.as_path()), "checksum")] {
-        let mut q = boot(&elf, &qemu, page);
+        let mut q = boot(&elf, &qemu, page, Via::Uart);
         // QEMU waits for the UART's client before it runs the image.
         let _link = q.connect();
         let log = q.log_until("cannot deal");

@@ -1,0 +1,211 @@
+//! The dealer's serial protocol over TCP on a board's Ethernet (smoltcp): the board takes its
+//! address by DHCP and listens on [`ditto_dealer::board::TCP_PORT`]; one host at a time is
+//! served, the same requests and frames as on the UART ([`ditto_dealer::board`]).
+//!
+//! * One connection at a time: while a host is connected, further connections are refused
+//!   (smoltcp answers their SYN with a reset), so a second host learns at once that the board
+//!   is taken. Between requests the connection stays open; a host that goes away is noticed by
+//!   TCP keep-alive ([`KEEP_ALIVE`]) and dropped after [`TIMEOUT`] without an answer.
+//! * Within a request, a read or write that makes no progress for [`IDLE`] fails the request.
+//! * After a failed request the board sends its FAIL frame and resets the connection: whatever
+//!   the host had in flight cannot be taken for the start of the next request (the TCP form of
+//!   resynchronising), and the host reconnects.
+//! * Written bytes go out when a full segment is queued, at every flush (each NEED_STEP and END
+//!   frame) and between requests; Nagle's algorithm is off, as the protocol answers every
+//!   request at once.
+
+use defmt::{Display2Format, info, warn};
+use embedded_io::ErrorKind;
+use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet, SocketStorage};
+use smoltcp::phy::Device;
+use smoltcp::socket::{dhcpv4, tcp};
+use smoltcp::time::{Duration, Instant};
+use smoltcp::wire::{EthernetAddress, IpCidr};
+
+use ditto_dealer::board::TCP_PORT;
+
+/// TCP receive window (requests and plan steps: small).
+const RX: usize = 4096;
+/// TCP send buffer (stream frames: a few chunks in flight).
+const TX: usize = 16 * 1024;
+/// Keep-alive probes while a host is connected and idle.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
+/// A connection whose host answers nothing (not even keep-alives) for this long is dropped.
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest wait for progress within a request.
+pub const IDLE: u64 = 60_000_000;
+/// Queued bytes that make a write push them out (one full segment).
+const SEGMENT: usize = 1460;
+
+/// Static storage for the stack: the socket slots and the TCP buffers.
+pub struct NetStorage {
+    sockets: [SocketStorage<'static>; 2],
+    rx: [u8; RX],
+    tx: [u8; TX],
+}
+
+impl NetStorage {
+    /// Empty storage (for a `static`).
+    pub const fn new() -> Self {
+        NetStorage { sockets: [SocketStorage::EMPTY; 2], rx: [0; RX], tx: [0; TX] }
+    }
+}
+
+impl Default for NetStorage {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The network side of the board: the Ethernet device, its interface and the two sockets
+/// (DHCP client, the dealer's TCP listener).
+pub struct Net<D: Device> {
+    dev: D,
+    iface: Interface,
+    sockets: SocketSet<'static>,
+    tcp: SocketHandle,
+    dhcp: SocketHandle,
+    now: fn() -> u64,
+}
+
+impl<D: Device> Net<D> {
+    /// Brings the interface up with station address `mac`; `seed` seeds smoltcp's choices
+    /// (initial sequence numbers, DHCP transaction ids); `now` is the board's microsecond clock.
+    pub fn new(
+        mut dev: D,
+        mac: [u8; 6],
+        seed: u64,
+        now: fn() -> u64,
+        storage: &'static mut NetStorage,
+    ) -> Self {
+        let NetStorage { sockets, rx, tx } = storage;
+        let mut config = Config::new(EthernetAddress(mac).into());
+        config.random_seed = seed;
+        let iface = Interface::new(config, &mut dev, stamp(now()));
+        let mut sockets = SocketSet::new(&mut sockets[..]);
+        let mut t =
+            tcp::Socket::new(tcp::SocketBuffer::new(&mut rx[..]), tcp::SocketBuffer::new(&mut tx[..]));
+        t.set_nagle_enabled(false);
+        t.set_keep_alive(Some(KEEP_ALIVE));
+        t.set_timeout(Some(TIMEOUT));
+        let tcp = sockets.add(t);
+        let dhcp = sockets.add(dhcpv4::Socket::new());
+        Net { dev, iface, sockets, tcp, dhcp, now }
+    }
+
+    fn socket(&mut self) -> &mut tcp::Socket<'static> {
+        self.sockets.get_mut::<tcp::Socket>(self.tcp)
+    }
+
+    /// Moves frames in and out and applies DHCP's news.
+    pub fn poll(&mut self) {
+        let t = stamp((self.now)());
+        self.iface.poll(t, &mut self.dev, &mut self.sockets);
+        match self.sockets.get_mut::<dhcpv4::Socket>(self.dhcp).poll() {
+            None => {}
+            Some(dhcpv4::Event::Configured(c)) => {
+                let (address, router) = (c.address, c.router);
+                self.iface.update_ip_addrs(|a| {
+                    a.clear();
+                    let _ = a.push(IpCidr::Ipv4(address));
+                });
+                match router {
+                    Some(r) => {
+                        let _ = self.iface.routes_mut().add_default_ipv4_route(r);
+                    }
+                    None => {
+                        let _ = self.iface.routes_mut().remove_default_ipv4_route();
+                    }
+                }
+                info!("ethernet: {} (DHCP), serving on TCP port {=u16}", Display2Format(&address), TCP_PORT);
+            }
+            Some(dhcpv4::Event::Deconfigured) => {
+                // Also the DHCP client's first event, before any lease.
+                if !self.iface.ip_addrs().is_empty() {
+                    warn!("ethernet: DHCP lease lost, no address");
+                }
+                self.iface.update_ip_addrs(|a| a.clear());
+                let _ = self.iface.routes_mut().remove_default_ipv4_route();
+            }
+        }
+    }
+
+    /// Between requests: polls, closes a connection its host has closed, listens again once
+    /// the last one is gone; whether a request's first bytes are waiting.
+    pub fn ready(&mut self) -> bool {
+        self.poll();
+        let s = self.socket();
+        if s.state() == tcp::State::CloseWait && !s.can_recv() {
+            s.close();
+        }
+        if !s.is_open() && s.listen(TCP_PORT).is_err() {
+            warn!("ethernet: cannot listen on TCP port {=u16}", TCP_PORT);
+        }
+        self.socket().can_recv()
+    }
+
+    /// After a failed request: pushes out what is queued (the FAIL frame), then resets the
+    /// connection.
+    pub fn drop_connection(&mut self) {
+        self.poll();
+        self.socket().abort();
+        self.poll();
+    }
+
+    fn waited(&self, since: u64) -> Result<(), ErrorKind> {
+        if (self.now)().saturating_sub(since) > IDLE { Err(ErrorKind::TimedOut) } else { Ok(()) }
+    }
+}
+
+fn stamp(us: u64) -> Instant {
+    Instant::from_micros(i64::try_from(us).unwrap_or(i64::MAX))
+}
+
+impl<D: Device> embedded_io::ErrorType for Net<D> {
+    type Error = ErrorKind;
+}
+
+impl<D: Device> embedded_io::Read for Net<D> {
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, ErrorKind> {
+        let since = (self.now)();
+        loop {
+            let s = self.socket();
+            if s.can_recv() {
+                return s.recv_slice(buf).map_err(|_| ErrorKind::BrokenPipe);
+            }
+            if !s.may_recv() {
+                return Err(ErrorKind::BrokenPipe);
+            }
+            self.waited(since)?;
+            self.poll();
+        }
+    }
+}
+
+impl<D: Device> embedded_io::Write for Net<D> {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, ErrorKind> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let since = (self.now)();
+        loop {
+            let s = self.socket();
+            if !s.may_send() {
+                return Err(ErrorKind::BrokenPipe);
+            }
+            let n = if s.can_send() { s.send_slice(buf).map_err(|_| ErrorKind::BrokenPipe)? } else { 0 };
+            let queued = s.send_queue();
+            if queued >= SEGMENT || n == 0 {
+                self.poll();
+            }
+            if n > 0 {
+                return Ok(n);
+            }
+            self.waited(since)?;
+        }
+    }
+    fn flush(&mut self) -> Result<(), ErrorKind> {
+        self.poll();
+        Ok(())
+    }
+}
