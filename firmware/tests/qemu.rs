@@ -237,12 +237,15 @@ fn board_without_a_valid_key_page_refuses_to_deal_and_exits_with_failure() {
     let mut bad = test_provisioning::page();
     bad[20] ^= 1;
     std::fs::write(&damaged, bad).unwrap();
-    for (page, problem) in [(None, "blank"), (Some(damaged.as_path()), "checksum")] {
-        let mut q = boot(&elf, &qemu, page, Via::Uart);
+    let cases = [(None, "blank"), (Some(damaged.as_path()), "checksum")];
+    for ((page, problem), via) in cases.into_iter().flat_map(|c| [(c, Via::Uart), (c, Via::Ethernet)]) {
+        let mut q = boot(&elf, &qemu, page, via);
         // QEMU waits for the UART's client before it runs the image.
-        let _link = q.connect();
+        let _link = (via == Via::Uart).then(|| q.connect());
         let log = q.log_until("cannot deal");
         assert!(log.contains("ERROR cannot deal: key page: ") && log.contains(problem), "{log}");
+        // Refused before any link is served: the Ethernet controller is not even brought up.
+        assert!(!log.contains("ethernet"), "{log}");
         let t = Instant::now();
         let status = loop {
             if let Some(s) = q.child.try_wait().unwrap() {

@@ -52,9 +52,9 @@ pub struct DealerArgs {
     #[arg(long, required_unless_present = "serial")]
     pub keys: Option<PathBuf>,
     /// With --model: relay the streams of a dealer board instead of generating them here:
-    /// `tcp:HOST:PORT` (QEMU's UART bridge) or a serial device. The board holds the seeds and
-    /// keys; this process sees only sealed streams.
-    #[arg(long, requires = "model")]
+    /// `tcp:HOST:PORT` (a board's Ethernet, port 7300, or QEMU's UART bridge) or a serial
+    /// device. The board holds the seeds and keys; this process sees only sealed streams.
+    #[arg(long, visible_alias = "board", requires = "model")]
     pub serial: Option<String>,
     /// Session id, 32 hex digits (default: fresh from the OS RNG).
     #[arg(long)]

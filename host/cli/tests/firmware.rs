@@ -20,13 +20,42 @@ fn first6(line: &str) -> Vec<f64> {
 
 #[test]
 #[ignore = "needs the firmware image and QEMU: scripts/firmware-e2e runs it"]
-fn secure_inference_fed_by_the_board_in_qemu() {
+fn secure_inference_fed_by_the_board_in_qemu_over_its_uart() {
+    fed_by_the_board(false);
+}
+
+#[test]
+#[ignore = "needs the firmware image and QEMU: scripts/firmware-e2e runs it"]
+fn secure_inference_fed_by_the_board_in_qemu_over_ethernet() {
+    fed_by_the_board(true);
+}
+
+/// Waits until the board accepts on `addr` (QEMU's forwarded port accepts at once and drops
+/// the connection while the board has no address yet; a board that listens keeps it open).
+fn wait_for_board(addr: &str) {
+    let t = std::time::Instant::now();
+    while t.elapsed() < Duration::from_secs(60) {
+        if let Ok(mut s) = std::net::TcpStream::connect(addr) {
+            s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+            let mut b = [0u8; 1];
+            if let Err(e) = std::io::Read::read(&mut s, &mut b)
+                && matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
+            {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("the board never listened on {addr}");
+}
+
+fn fed_by_the_board(ethernet: bool) {
     let (Some(elf), Some(qemu)) = (std::env::var_os("DITTO_FIRMWARE_ELF"), std::env::var_os("DITTO_QEMU"))
     else {
         eprintln!("skipped: run scripts/firmware-e2e (sets DITTO_FIRMWARE_ELF and DITTO_QEMU)");
         return;
     };
-    let d = std::env::temp_dir().join(format!("ditto-board-{}", std::process::id()));
+    let d = std::env::temp_dir().join(format!("ditto-board-{}-{ethernet}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     // One provisioning for the board (its key page, loaded where the image reads it) and the
     // parties (their key files), as a deployment does it.
@@ -38,12 +67,20 @@ fn secure_inference_fed_by_the_board_in_qemu() {
         .output()
         .unwrap();
     assert!(o.status.success());
-    let uart = port();
+    // The board's link: QEMU's UART bridged to TCP, or the board's own TCP port on its
+    // Ethernet, forwarded from a host port by QEMU's user network.
+    let link = port();
+    let mut cmd = Command::new(&qemu);
+    cmd.args(["-machine", "mps2-an386", "-cpu", "cortex-m4", "-nographic", "-monitor", "none"])
+        .args(["-semihosting-config", "enable=on,target=native"]);
+    if ethernet {
+        let fwd = format!("user,model=lan9118,hostfwd=tcp:{link}-:{}", ditto_dealer::board::TCP_PORT);
+        cmd.args(["-serial", "null", "-nic", &fwd]);
+    } else {
+        cmd.args(["-serial", &format!("tcp:{link},server=on,wait=on")]);
+    }
     let _qemu = Kill(
-        Command::new(&qemu)
-            .args(["-machine", "mps2-an386", "-cpu", "cortex-m4", "-nographic", "-monitor", "none"])
-            .args(["-semihosting-config", "enable=on,target=native"])
-            .args(["-serial", &format!("tcp:{uart},server=on,wait=on"), "-kernel"])
+        cmd.arg("-kernel")
             .arg(&elf)
             .arg("-device")
             .arg(format!("loader,file={},addr=0x3ff000,force-raw=on", path(&d.join("keys/board-keys.bin"))))
@@ -52,10 +89,14 @@ fn secure_inference_fed_by_the_board_in_qemu() {
             .spawn()
             .unwrap(),
     );
-    std::thread::sleep(Duration::from_millis(500));
-    // The relay: `ditto dealer --serial` holds no seed or key, only the link to the board.
+    if ethernet {
+        wait_for_board(&link);
+    } else {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    // The relay: `ditto dealer --board` holds no seed or key, only the link to the board.
     let (_dealer, dealer_addr) =
-        dealer(&d, "seeded", &d.join("dealer"), &["--serial", &format!("tcp:{uart}"), "--sessions", "1"]);
+        dealer(&d, "seeded", &d.join("dealer"), &["--board", &format!("tcp:{link}"), "--sessions", "1"]);
     let (peer, c0, c1) = (port(), port(), port());
     // P1's pool has room for one 16-token session (4.7 MB): the board deals it ahead.
     let (_p0, _) = serving(&d, 0, (&peer, &dealer_addr, &c0), &["--timeout", "600"]);

@@ -44,8 +44,12 @@ pub enum Streams {
     /// Asked of a dealer board (which holds the seeds and keys); each session's two streams are
     /// kept until both parties have fetched theirs.
     Board {
-        /// The link to the board (one request at a time).
-        link: Mutex<Box<dyn BoardLink>>,
+        /// Where the board is (`--serial`), to connect again after a failed request.
+        spec: String,
+        /// The link to the board (one request at a time); none after a failed request, whose
+        /// leftovers must not be read as the next answer (a board on Ethernet also resets the
+        /// connection then).
+        link: Mutex<Option<Box<dyn BoardLink>>>,
         /// Streams fetched and not yet served, by session.
         pending: Mutex<HashMap<u128, [Option<Vec<u8>>; 2]>>,
     },
@@ -54,7 +58,14 @@ pub enum Streams {
 /// Opens `--serial`: `tcp:HOST:PORT` (e.g. QEMU's `-serial tcp:...,server=on`) or a serial
 /// device path (set its line speed beforehand, e.g. with `stty`).
 pub fn open_board(spec: &str) -> Result<Streams, NodeError> {
-    let link: Box<dyn BoardLink> = match spec.strip_prefix("tcp:") {
+    let link = connect_board(spec)?;
+    Ok(Streams::Board { spec: spec.to_owned(), link: Mutex::new(Some(link)), pending: Mutex::default() })
+}
+
+/// The link to the board at `spec`: a TCP connection (a board's Ethernet, or QEMU's UART
+/// bridge) or a serial device.
+fn connect_board(spec: &str) -> Result<Box<dyn BoardLink>, NodeError> {
+    Ok(match spec.strip_prefix("tcp:") {
         Some(addr) => {
             let what = "connecting to the dealer board";
             let s = std::net::TcpStream::connect(addr).map_err(crate::io(what))?;
@@ -69,8 +80,7 @@ pub fn open_board(spec: &str) -> Result<Streams, NodeError> {
                 .open(spec)
                 .map_err(|source| NodeError::File { path: PathBuf::from(spec), source })?,
         ),
-    };
-    Ok(Streams::Board { link: Mutex::new(link), pending: Mutex::default() })
+    })
 }
 
 impl Streams {
@@ -100,20 +110,27 @@ impl Streams {
                 }
                 Ok(())
             }
-            Streams::Board { link, pending } => {
+            Streams::Board { spec, link, pending } => {
                 let bytes = {
                     let mut g = pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                     let entry = match g.entry(session.as_u128()) {
                         std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
                         std::collections::hash_map::Entry::Vacant(v) => {
                             let mut l = link.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                            let [a, b] = ditto_dealer::board::request(
-                                &mut *l,
+                            let mut conn = match l.take() {
+                                Some(c) => c,
+                                None => connect_board(spec)?,
+                            };
+                            let r = ditto_dealer::board::request(
+                                &mut conn,
                                 session,
                                 generation.share_set,
                                 plan,
                                 DEFAULT_CHUNK,
-                            )?;
+                            );
+                            // Kept only after a complete answer.
+                            let [a, b] = r?;
+                            *l = Some(conn);
                             v.insert([Some(a), Some(b)])
                         }
                     };
