@@ -199,17 +199,54 @@ pub struct BoardDealer<'a, const N: usize> {
     pub served: &'a mut ServedSessions<N>,
 }
 
-/// Board side: reads one request from `link` and answers it with both streams (P0's, then
-/// P1's) dealt by `d`; `scratch` must hold [`crate::stream::scratch_len`] of the requested
-/// chunk. The session is claimed before anything is dealt and stays claimed whatever happens
-/// next. A failure is reported to the host as a [`FAIL`] frame and returned.
+/// Reads up to and including the request magic, discarding whatever comes before it (line
+/// noise, the rest of a request cut short, a step answer the board no longer waits for): this
+/// is how a board resynchronises with its host. A link that falls silent (its read fails, e.g.
+/// a UART's time-out between bytes) before a magic ends the hunt with [`Error::NoRequest`].
+fn hunt<U: Read>(u: &mut U) -> Result<(), Error> {
+    let mut window = [0u8; 4];
+    let mut seen = 0u32;
+    loop {
+        let mut b = [0u8; 1];
+        if read_exact(u, &mut b).is_err() {
+            return Err(Error::NoRequest { skipped: seen });
+        }
+        window = [window[1], window[2], window[3], b[0]];
+        seen = seen.saturating_add(1);
+        if seen >= 4 && window == MAGIC {
+            return Ok(());
+        }
+    }
+}
+
+/// Board side: reads one request from `link` (after whatever noise precedes its magic) and
+/// answers it with both streams (P0's, then P1's) dealt by `d`; `scratch` must hold
+/// [`crate::stream::scratch_len`] of the requested chunk. The session is claimed before
+/// anything is dealt and stays claimed whatever happens next. A failure is reported to the
+/// host as a [`FAIL`] frame and returned; bytes that held no request are discarded unanswered
+/// ([`Error::NoRequest`]).
 pub fn serve<U: Read + Write, const N: usize>(
     link: &RefCell<U>,
     d: &mut BoardDealer<'_, N>,
     scratch: &mut [u8],
 ) -> Result<(), Error> {
+    serve_settling(link, d, scratch, |_| {})
+}
+
+/// [`serve`], calling `settle` on the link after a failure and before the FAIL frame: a UART
+/// board drains its line there until the host is quiet, so that nothing the host sent for the
+/// failed request is left to be taken for the next one (the host sends its next request only
+/// after the FAIL frame).
+pub fn serve_settling<U: Read + Write, const N: usize>(
+    link: &RefCell<U>,
+    d: &mut BoardDealer<'_, N>,
+    scratch: &mut [u8],
+    settle: impl FnOnce(&mut U),
+) -> Result<(), Error> {
+    hunt(&mut *link.borrow_mut())?;
     let r = serve_inner(link, d, scratch);
     if let Err(e) = &r {
+        settle(&mut *link.borrow_mut());
         let mut reason: heapless::String<96, u8> = heapless::String::new();
         let _ = core::fmt::write(&mut reason, format_args!("{e}"));
         let mut u = link.borrow_mut();
@@ -224,9 +261,11 @@ fn serve_inner<U: Read + Write, const N: usize>(
     d: &mut BoardDealer<'_, N>,
     scratch: &mut [u8],
 ) -> Result<(), Error> {
+    // The magic was read by `hunt`.
     let mut head = [0u8; REQUEST_HEAD];
-    read_exact(&mut *link.borrow_mut(), &mut head)?;
-    if head[..4] != MAGIC || head[4] != VERSION {
+    head[..4].copy_from_slice(&MAGIC);
+    read_exact(&mut *link.borrow_mut(), &mut head[4..])?;
+    if head[4] != VERSION {
         return Err(Error::Plan { index: 0, reason: "not a DTFW v2 request" });
     }
     let mut sid = [0u8; 16];

@@ -79,6 +79,13 @@ pub enum Error {
         /// The hash of the steps the corrections were dealt for.
         dealt: HashHex,
     },
+    /// A board's link carried bytes that held no request magic before it fell silent (line
+    /// noise, the tail of a request cut short): discarded, nothing answered.
+    #[error("{skipped} bytes on the link held no request (noise or a request cut short): discarded")]
+    NoRequest {
+        /// Bytes discarded.
+        skipped: u32,
+    },
     /// A session this dealer has served already (a board, under its current master seed).
     #[error("session {session:032x} was already served by this dealer")]
     SessionServed {

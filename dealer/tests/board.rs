@@ -107,17 +107,82 @@ fn the_served_set_refuses_repeats_and_reports_when_full() {
     s.claim(&SessionId([3; 16])).unwrap();
 }
 
+/// The host dealer's two streams for `generation` (chunk 1024).
+fn host_streams(plan: &ditto_core::plan::Plan, generation: Generation) -> [Vec<u8>; 2] {
+    let mut spec = SessionSpec::new(generation, &seeds());
+    spec.chunk = 1024;
+    [Party::P0, Party::P1].map(|p| {
+        let mut want = Vec::new();
+        let mut scratch = vec![0u8; scratch_len(1024)];
+        let mut src = SlicePlan { header: &plan.header, steps: &plan.steps };
+        write_stream(p, &mut src, &spec, &keys()[p.index()], Io(&mut want), &mut scratch).unwrap();
+        want
+    })
+}
+
 #[test]
-fn a_malformed_request_is_refused_not_hung() {
+fn noise_and_a_request_cut_short_are_skipped_and_the_next_request_served() {
     use std::io::{Read, Write};
+    let plan = ditto_core::plan::Plan::from_bytes(include_bytes!("../../testdata/plans/bert-tiny-seq2.plan"))
+        .unwrap();
     let (mut host, dev) = UnixStream::pair().unwrap();
-    host.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let b = board_thread(dev, 1);
-    host.write_all(b"NOPE-this-is-not-a-request-------------------").unwrap();
+    host.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    // The board's link times out between bytes (as a board's UART does), here after 300 ms.
+    dev.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let b = std::thread::spawn(move || {
+        let link = RefCell::new(Io(dev));
+        let mut scratch = vec![0u8; scratch_len(1024)];
+        let (seeds, keys) = (seeds(), keys());
+        let mut salts = seeds.salts();
+        let mut served = ServedSessions::<4>::default();
+        let mut d = BoardDealer { seeds: &seeds, keys: &keys, salts: &mut salts, served: &mut served };
+        let mut results = Vec::new();
+        while results.len() < 40 && !results.last().is_some_and(Result::is_ok) {
+            results.push(board::serve(&link, &mut d, &mut scratch));
+        }
+        results
+    });
+    // Line noise, then a request cut short (magic, version, part of the session id), then silence.
+    host.write_all(b"\x00\xffnoise DTF").unwrap();
+    host.write_all(&[&board::MAGIC[..], &[board::VERSION], &[7; 9]].concat()).unwrap();
+    // The cut request fails on the time-out and is answered with FAIL; the noise before it is not.
     let mut h = [0u8; 5];
     host.read_exact(&mut h).unwrap();
     assert_eq!(h[0], board::FAIL);
-    assert!(b.join().unwrap()[0].is_err());
+    let mut reason = vec![0u8; u32::from_le_bytes(h[1..].try_into().unwrap()) as usize];
+    host.read_exact(&mut reason).unwrap();
+    // The next request is served, and its streams are the host dealer's.
+    std::thread::sleep(Duration::from_millis(500));
+    let session = SessionId([0x33; 16]);
+    let got = board::request(&mut host, session, SET, &plan, 1024).unwrap();
+    let r = b.join().unwrap();
+    assert!(r.last().is_some_and(Result::is_ok), "{r:?}");
+    assert!(
+        r.iter().any(|e| matches!(e, Err(ditto_dealer::Error::Core(_)))),
+        "the cut request failed: {r:?}"
+    );
+    assert!(
+        r.iter().all(|e| !matches!(e, Err(ditto_dealer::Error::NoRequest { skipped }) if *skipped > 0)),
+        "{r:?}"
+    );
+    let salt = salt_of(&got[0]);
+    assert_eq!(salt, seeds().salts().next_salt(), "the cut request drew no salt");
+    assert!(got == host_streams(&plan, Generation { session, share_set: SET, salt }));
+}
+
+#[test]
+fn noise_alone_is_discarded_unanswered_and_a_lost_board_is_an_error() {
+    use std::io::{Read, Write};
+    let (mut host, dev) = UnixStream::pair().unwrap();
+    dev.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let b = board_thread(dev, 1);
+    host.write_all(b"NOPE-this-is-not-a-request-------------------").unwrap();
+    let r = b.join().unwrap();
+    assert_eq!(r[0], Err(ditto_dealer::Error::NoRequest { skipped: 45 }));
+    // Nothing was written back before the board let go of the link.
+    let mut back = Vec::new();
+    host.read_to_end(&mut back).unwrap();
+    assert!(back.is_empty(), "{back:?}");
     // A board that goes away mid-request is an error for the host, not a hang.
     let plan = ditto_core::plan::Plan::from_bytes(include_bytes!("../../testdata/plans/bert-tiny-seq4.plan"))
         .unwrap();

@@ -16,7 +16,7 @@ use embedded_io::ReadReady;
 use sha2::{Digest, Sha256};
 
 use crate::net::{Net, NetStorage};
-use crate::{Board, MasterSeed, TakeOnce, master_seed, next_master_seed};
+use crate::{Board, DRAIN_IDLE_US, MasterSeed, TakeOnce, master_seed, next_master_seed};
 
 /// The UART with time and byte counters for the log.
 struct Timed<U> {
@@ -45,6 +45,12 @@ impl<U: embedded_io::Read> embedded_io::Read for Timed<U> {
             Some(_) => self.io_us += t2 - t,
         }
         Ok(n)
+    }
+}
+
+impl<U: ReadReady> ReadReady for Timed<U> {
+    fn read_ready(&mut self) -> Result<bool, U::Error> {
+        self.inner.read_ready()
     }
 }
 
@@ -162,13 +168,18 @@ pub fn run<B: Board>(mut board: B, source: MasterSeed) -> ! {
         let mut dealer = BoardDealer { seeds: &seeds, keys: &keys, salts: &mut salts, served: &mut served };
         let d = (&mut dealer, &mut scratch[..], bottom);
         match net.as_mut().filter(|_| tcp) {
+            // After a failure the connection is reset: nothing left over can be misread.
             Some(n) => {
-                if !serve_one::<B, _>(&mut *n, "TCP", d) {
+                if !serve_one::<B, _>(&mut *n, "TCP", d, |_| {}) {
                     n.drop_connection();
                 }
             }
+            // After a failure the line is drained before the FAIL frame goes out.
             None => {
-                serve_one::<B, _>(&mut uart, "UART", d);
+                serve_one::<B, _>(&mut uart, "UART", d, |u| {
+                    let n = drain(u, B::now_us);
+                    info!("UART: {=u32} bytes drained until the line was idle", n);
+                });
             }
         }
     }
@@ -179,9 +190,10 @@ fn serve_one<B: Board, L: embedded_io::Read + embedded_io::Write>(
     link: L,
     over: &str,
     (dealer, scratch, bottom): (&mut BoardDealer<'_, SERVED>, &mut [u8], usize),
+    settle: impl FnOnce(&mut Timed<L>),
 ) -> bool {
     let link = RefCell::new(Timed { inner: link, now: B::now_us, started: None, io_us: 0, sent: 0 });
-    let r = ditto_dealer::board::serve(&link, dealer, scratch);
+    let r = ditto_dealer::board::serve_settling(&link, dealer, scratch, settle);
     let end = B::now_us();
     let l = link.borrow();
     let total = end - l.started.unwrap_or(end);
@@ -197,11 +209,28 @@ fn serve_one<B: Board, L: embedded_io::Read + embedded_io::Write>(
             generation / 1000,
             stack_high_water(bottom)
         ),
+        Err(e @ ditto_dealer::Error::NoRequest { .. }) => warn!("{=str}: {}", over, Display2Format(e)),
         Err(e) => {
             warn!("request over {=str} failed after {=u64} ms: {}", over, total / 1000, Display2Format(e))
         }
     }
     r.is_ok()
+}
+
+/// Reads and drops whatever arrives until the line has been idle for [`DRAIN_IDLE_US`]: the
+/// rest of a request that failed, or of the host's answer the board no longer waits for.
+fn drain<U: embedded_io::Read + ReadReady>(u: &mut U, now: fn() -> u64) -> u32 {
+    let mut last = now();
+    let mut n = 0u32;
+    while now().saturating_sub(last) < DRAIN_IDLE_US {
+        if matches!(u.read_ready(), Ok(true)) {
+            let mut b = [0u8; 64];
+            // A line error here is one more reason to drain; it was cleared by the read.
+            n = n.saturating_add(u.read(&mut b).map_or(0, |k| u32::try_from(k).unwrap_or(u32::MAX)));
+            last = now();
+        }
+    }
+    n
 }
 
 /// The seed of the TCP/IP stack's own choices (initial sequence numbers, DHCP transaction

@@ -131,6 +131,51 @@ impl smoltcp::phy::TxToken for NoToken {
     }
 }
 
+/// Longest wait for the next byte on a board's UART once a read has started: a host that
+/// stops mid-request (killed, unplugged) fails the request instead of holding the board.
+pub const BYTE_TIMEOUT_US: u64 = 2_000_000;
+/// After a failed request the board drains its UART until the line has been idle this long,
+/// then hunts for the next request's magic.
+pub const DRAIN_IDLE_US: u64 = 50_000;
+
+/// Why a UART read failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UartError {
+    /// A byte was lost: the receiver was not emptied in time.
+    Overrun,
+    /// A byte arrived without its stop bit (wrong line speed, a break, a cable unplugged).
+    Framing,
+    /// The receiver saw noise on the line.
+    Noise,
+    /// A byte failed its parity check.
+    Parity,
+    /// No byte came within [`BYTE_TIMEOUT_US`].
+    Timeout,
+}
+
+impl core::fmt::Display for UartError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            UartError::Overrun => "UART receive overrun: a byte from the host was lost",
+            UartError::Framing => "UART framing error: a byte without its stop bit (line speed? a break?)",
+            UartError::Noise => "UART noise error on the line",
+            UartError::Parity => "UART parity error",
+            UartError::Timeout => "UART: the host sent nothing more in time",
+        })
+    }
+}
+
+impl core::error::Error for UartError {}
+
+impl embedded_io::Error for UartError {
+    fn kind(&self) -> embedded_io::ErrorKind {
+        match self {
+            UartError::Timeout => embedded_io::ErrorKind::TimedOut,
+            _ => embedded_io::ErrorKind::InvalidData,
+        }
+    }
+}
+
 /// A board failure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BoardError {

@@ -4,12 +4,10 @@
 //! `board-keys.bin` there).
 #![allow(unsafe_code)] // memory-mapped registers and the key page
 
-use core::convert::Infallible;
-
 use cortex_m_semihosting::debug;
 
 use crate::lan9118::Lan9118;
-use crate::{Board, BoardError, clock};
+use crate::{BYTE_TIMEOUT_US, Board, BoardError, UartError, clock};
 
 /// Where the key page is read (outside the image: memory.x ends the image's region below it).
 pub const KEY_PAGE: usize = 0x003F_F000;
@@ -93,16 +91,22 @@ impl Uart {
 }
 
 impl embedded_io::ErrorType for Uart {
-    type Error = Infallible;
+    type Error = UartError;
 }
 
 impl embedded_io::Read for Uart {
-    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Infallible> {
+    /// What has arrived, waiting at most [`BYTE_TIMEOUT_US`] for a first byte. (QEMU's UART
+    /// holds bytes back until they are read: it reports no overrun, framing or noise.)
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, UartError> {
         let mut n = 0;
+        let since = clock::now_us();
         while n < buf.len() {
             if Self::state() & 2 == 0 {
                 if n > 0 {
                     break;
+                }
+                if clock::now_us().saturating_sub(since) > BYTE_TIMEOUT_US {
+                    return Err(UartError::Timeout);
                 }
                 continue;
             }
@@ -115,13 +119,13 @@ impl embedded_io::Read for Uart {
 }
 
 impl embedded_io::ReadReady for Uart {
-    fn read_ready(&mut self) -> Result<bool, Infallible> {
+    fn read_ready(&mut self) -> Result<bool, UartError> {
         Ok(Self::state() & 2 != 0)
     }
 }
 
 impl embedded_io::Write for Uart {
-    fn write(&mut self, buf: &[u8]) -> Result<usize, Infallible> {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, UartError> {
         for &b in buf {
             while Self::state() & 1 != 0 {}
             // SAFETY: writing DATA sends a byte; TX full was just seen clear.
@@ -129,7 +133,7 @@ impl embedded_io::Write for Uart {
         }
         Ok(buf.len())
     }
-    fn flush(&mut self) -> Result<(), Infallible> {
+    fn flush(&mut self) -> Result<(), UartError> {
         Ok(())
     }
 }

@@ -1,15 +1,16 @@
 //! The dealer's serial protocol over TCP on a board's Ethernet (smoltcp): the board takes its
-//! address by DHCP and listens on [`ditto_dealer::board::TCP_PORT`]; one host at a time is
-//! served, the same requests and frames as on the UART ([`ditto_dealer::board`]).
+//! address by DHCP and listens on [`ditto_dealer::board::TCP_PORT`], with the same requests
+//! and frames as on the UART ([`ditto_dealer::board`]).
 //!
-//! * One connection at a time: while a host is connected, further connections are refused
-//!   (smoltcp answers their SYN with a reset), so a second host learns at once that the board
-//!   is taken. Between requests the connection stays open; a host that goes away is noticed by
-//!   TCP keep-alive ([`KEEP_ALIVE`]) and dropped after [`TIMEOUT`] without an answer.
+//! * [`CONNECTIONS`] connections at once, their requests served one at a time (in turn); a
+//!   further connection is refused (smoltcp answers its SYN with a reset). With two, a host can
+//!   connect again while its last connection is still being torn down. Between requests a
+//!   connection stays open; a host that goes away is noticed by TCP keep-alive ([`KEEP_ALIVE`])
+//!   and dropped after [`TIMEOUT`] without an answer.
 //! * Within a request, a read or write that makes no progress for [`IDLE`] fails the request.
-//! * After a failed request the board sends its FAIL frame and resets the connection: whatever
-//!   the host had in flight cannot be taken for the start of the next request (the TCP form of
-//!   resynchronising), and the host reconnects.
+//! * After a failed request the board sends its FAIL frame, waits for its acknowledgement and
+//!   resets the connection: whatever the host had in flight cannot be taken for the start of
+//!   the next request (the TCP form of resynchronising), and the host connects again.
 //! * Written bytes go out when a full segment is queued, at every flush (each NEED_STEP and END
 //!   frame) and between requests; Nagle's algorithm is off, as the protocol answers every
 //!   request at once.
@@ -24,10 +25,14 @@ use smoltcp::wire::{EthernetAddress, IpCidr};
 
 use ditto_dealer::board::TCP_PORT;
 
-/// TCP receive window (requests and plan steps: small).
+/// TCP receive window per connection (requests and plan steps: small).
 const RX: usize = 4096;
-/// TCP send buffer (stream frames: a few chunks in flight).
-const TX: usize = 16 * 1024;
+/// TCP send buffer per connection (stream frames: two chunks in flight).
+const TX: usize = 8 * 1024;
+/// Connections accepted at once (requests are served one at a time).
+pub const CONNECTIONS: usize = 2;
+/// Longest wait for a failed request's FAIL frame to be acknowledged before the reset.
+const LINGER_US: u64 = 1_000_000;
 /// Keep-alive probes while a host is connected and idle.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
 /// A connection whose host answers nothing (not even keep-alives) for this long is dropped.
@@ -39,15 +44,19 @@ const SEGMENT: usize = 1460;
 
 /// Static storage for the stack: the socket slots and the TCP buffers.
 pub struct NetStorage {
-    sockets: [SocketStorage<'static>; 2],
-    rx: [u8; RX],
-    tx: [u8; TX],
+    sockets: [SocketStorage<'static>; CONNECTIONS + 1],
+    rx: [[u8; RX]; CONNECTIONS],
+    tx: [[u8; TX]; CONNECTIONS],
 }
 
 impl NetStorage {
     /// Empty storage (for a `static`).
     pub const fn new() -> Self {
-        NetStorage { sockets: [SocketStorage::EMPTY; 2], rx: [0; RX], tx: [0; TX] }
+        NetStorage {
+            sockets: [SocketStorage::EMPTY; CONNECTIONS + 1],
+            rx: [[0; RX]; CONNECTIONS],
+            tx: [[0; TX]; CONNECTIONS],
+        }
     }
 }
 
@@ -57,13 +66,15 @@ impl Default for NetStorage {
     }
 }
 
-/// The network side of the board: the Ethernet device, its interface and the two sockets
-/// (DHCP client, the dealer's TCP listener).
+/// The network side of the board: the Ethernet device, its interface and its sockets (the
+/// DHCP client, the dealer's TCP listeners).
 pub struct Net<D: Device> {
     dev: D,
     iface: Interface,
     sockets: SocketSet<'static>,
-    tcp: SocketHandle,
+    tcp: [SocketHandle; CONNECTIONS],
+    /// The connection whose request is being served.
+    active: usize,
     dhcp: SocketHandle,
     now: fn() -> u64,
 }
@@ -83,18 +94,21 @@ impl<D: Device> Net<D> {
         config.random_seed = seed;
         let iface = Interface::new(config, &mut dev, stamp(now()));
         let mut sockets = SocketSet::new(&mut sockets[..]);
-        let mut t =
-            tcp::Socket::new(tcp::SocketBuffer::new(&mut rx[..]), tcp::SocketBuffer::new(&mut tx[..]));
-        t.set_nagle_enabled(false);
-        t.set_keep_alive(Some(KEEP_ALIVE));
-        t.set_timeout(Some(TIMEOUT));
-        let tcp = sockets.add(t);
+        let mut buffers = rx.iter_mut().zip(tx.iter_mut());
+        let tcp = core::array::from_fn(|_| {
+            let (rx, tx) = buffers.next().map(|(r, t)| (&mut r[..], &mut t[..])).unwrap_or_default();
+            let mut t = tcp::Socket::new(tcp::SocketBuffer::new(rx), tcp::SocketBuffer::new(tx));
+            t.set_nagle_enabled(false);
+            t.set_keep_alive(Some(KEEP_ALIVE));
+            t.set_timeout(Some(TIMEOUT));
+            sockets.add(t)
+        });
         let dhcp = sockets.add(dhcpv4::Socket::new());
-        Net { dev, iface, sockets, tcp, dhcp, now }
+        Net { dev, iface, sockets, tcp, active: 0, dhcp, now }
     }
 
     fn socket(&mut self) -> &mut tcp::Socket<'static> {
-        self.sockets.get_mut::<tcp::Socket>(self.tcp)
+        self.sockets.get_mut::<tcp::Socket>(self.tcp[self.active])
     }
 
     /// Moves frames in and out and applies DHCP's news.
@@ -130,24 +144,39 @@ impl<D: Device> Net<D> {
         }
     }
 
-    /// Between requests: polls, closes a connection its host has closed, listens again once
-    /// the last one is gone; whether a request's first bytes are waiting.
+    /// Between requests: polls, closes connections their hosts have closed, listens again on
+    /// every socket whose connection is gone; whether a request's first bytes are waiting on a
+    /// connection (which then becomes the active one; the next connection in turn is looked at
+    /// first the next time, so two hosts are served alternately).
     pub fn ready(&mut self) -> bool {
         self.poll();
-        let s = self.socket();
-        if s.state() == tcp::State::CloseWait && !s.can_recv() {
-            s.close();
+        for i in 0..CONNECTIONS {
+            let s = self.sockets.get_mut::<tcp::Socket>(self.tcp[i]);
+            if s.state() == tcp::State::CloseWait && !s.can_recv() {
+                s.close();
+            }
+            if !s.is_open() && s.listen(TCP_PORT).is_err() {
+                warn!("ethernet: cannot listen on TCP port {=u16}", TCP_PORT);
+            }
         }
-        if !s.is_open() && s.listen(TCP_PORT).is_err() {
-            warn!("ethernet: cannot listen on TCP port {=u16}", TCP_PORT);
+        for k in 1..=CONNECTIONS {
+            let i = (self.active + k) % CONNECTIONS;
+            if self.sockets.get_mut::<tcp::Socket>(self.tcp[i]).can_recv() {
+                self.active = i;
+                return true;
+            }
         }
-        self.socket().can_recv()
+        false
     }
 
-    /// After a failed request: pushes out what is queued (the FAIL frame), then resets the
-    /// connection.
+    /// After a failed request: waits (at most [`LINGER_US`]) until the host has acknowledged
+    /// what is queued (the FAIL frame), then resets the connection; the other socket listens
+    /// meanwhile, so the host can connect again at once.
     pub fn drop_connection(&mut self) {
-        self.poll();
+        let since = (self.now)();
+        while self.socket().send_queue() > 0 && (self.now)().saturating_sub(since) < LINGER_US {
+            self.poll();
+        }
         self.socket().abort();
         self.poll();
     }

@@ -6,7 +6,7 @@
 //! Registers as in ST's RM0090; every wait on the hardware is bounded.
 #![allow(unsafe_code)] // memory-mapped registers and the key page
 
-use crate::{Board, BoardError, NoEthernet, clock};
+use crate::{BYTE_TIMEOUT_US, Board, BoardError, NoEthernet, UartError, clock};
 
 /// Flash sector 11 (128 KiB), where `board-keys.bin` is written.
 pub const KEY_PAGE: usize = 0x080E_0000;
@@ -34,6 +34,12 @@ fn rd(addr: usize) -> u32 {
 fn wr(addr: usize, v: u32) {
     // SAFETY: as in `rd`; this module is the only user of these peripherals.
     unsafe { core::ptr::write_volatile(addr as *mut u32, v) }
+}
+
+/// An address or count as the 32-bit bus sees it (this chip's addresses are 32 bits).
+#[allow(clippy::cast_possible_truncation)]
+fn bus(v: usize) -> u32 {
+    v as u32
 }
 
 fn modify(addr: usize, clear: u32, set: u32) {
@@ -130,7 +136,7 @@ impl Board for Stm32f407 {
     // The STM32F407 has an Ethernet MAC, but the DISCOVERY board no PHY: UART only.
     type Eth = NoEthernet;
     fn uart(&mut self) -> Usart2 {
-        Usart2 { _private: () }
+        Usart2::start()
     }
     fn ethernet(&mut self) -> Option<(NoEthernet, [u8; 6])> {
         None
@@ -156,71 +162,133 @@ impl Board for Stm32f407 {
     }
 }
 
-/// USART2, polled.
+/// USART2: received by DMA (DMA1 stream 5, channel 4, circular) into [`RING`], sent polled.
+///
+/// At 921600 baud a byte arrives every ~1,800 core cycles; the one-byte receive register
+/// overruns whenever the board is busy for longer (a log line, the stack scan after a request,
+/// generation between step requests). The DMA empties it within a few bus cycles of every byte
+/// whatever the core does, and the ring holds [`RING_LEN`] bytes: more than a request (at most
+/// 43 + 256 bytes) while the board is busy between requests; a step batch is read as it comes.
+/// The host sends nothing unasked (each message answers the board's), so the ring never wraps
+/// over unread bytes in a working exchange; a flooding host garbles its own requests, which then
+/// fail and are resynchronised on.
 pub struct Usart2 {
-    _private: (),
+    /// Ring index of the next byte to read.
+    tail: usize,
 }
 
-/// A byte lost on reception (the host sent faster than the board read).
-#[derive(Debug)]
-pub struct Overrun;
+/// Receive ring size.
+pub const RING_LEN: usize = 1024;
 
-impl core::fmt::Display for Overrun {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str("UART receive overrun: a byte from the host was lost")
+/// The DMA's receive ring: written by the DMA only, read volatile by [`Usart2`].
+struct Ring(core::cell::UnsafeCell<[u8; RING_LEN]>);
+
+// SAFETY: the CPU only reads it (volatile); the DMA is its only writer.
+unsafe impl Sync for Ring {}
+
+static RING: Ring = Ring(core::cell::UnsafeCell::new([0; RING_LEN]));
+
+const DMA1: usize = 0x4002_6000;
+/// Stream 5's registers: CR, NDTR, PAR, M0AR.
+const S5CR: usize = DMA1 + 0x10 + 0x18 * 5;
+const S5NDTR: usize = S5CR + 0x04;
+const S5PAR: usize = S5CR + 0x08;
+const S5M0AR: usize = S5CR + 0x0C;
+/// HIFCR: stream 5's flags (FEIF5, DMEIF5, TEIF5, HTIF5, TCIF5).
+const DMA1_HIFCR: usize = DMA1 + 0x0C;
+const S5_FLAGS: u32 = 0b1111_0100_0000;
+
+/// SR error flags: PE (0), FE (1), NF (2), ORE (3).
+const SR_ERRORS: u32 = 0b1111;
+
+impl Usart2 {
+    /// Starts the receive DMA (USART2's clock and pins are already on).
+    fn start() -> Self {
+        modify(RCC + 0x30, 0, 1 << 21);
+        modify(S5CR, 1, 0);
+        let _ = wait(S5CR, 1, 0);
+        wr(DMA1_HIFCR, S5_FLAGS);
+        wr(S5PAR, bus(USART2 + 0x04));
+        wr(S5M0AR, bus(RING.0.get() as usize));
+        wr(S5NDTR, bus(RING_LEN));
+        // Channel 4, high priority, memory increment, circular, peripheral to memory, bytes.
+        wr(S5CR, (4 << 25) | (0b10 << 16) | (1 << 10) | (1 << 8));
+        modify(S5CR, 0, 1);
+        // CR3.DMAR: the USART asks the DMA for every received byte.
+        modify(USART2 + 0x14, 0, 1 << 6);
+        Usart2 { tail: 0 }
     }
-}
 
-impl core::error::Error for Overrun {}
+    /// Where the DMA writes next.
+    fn head() -> usize {
+        (RING_LEN - (rd(S5NDTR) as usize).min(RING_LEN)) % RING_LEN
+    }
 
-impl embedded_io::Error for Overrun {
-    fn kind(&self) -> embedded_io::ErrorKind {
-        embedded_io::ErrorKind::Other
+    /// A line error, if the USART flagged one (then cleared: SR read, then DR).
+    fn line_error() -> Result<(), UartError> {
+        let sr = rd(USART2);
+        if sr & SR_ERRORS == 0 {
+            return Ok(());
+        }
+        let _ = rd(USART2 + 0x04);
+        Err(if sr & (1 << 3) != 0 {
+            UartError::Overrun
+        } else if sr & (1 << 1) != 0 {
+            UartError::Framing
+        } else if sr & (1 << 2) != 0 {
+            UartError::Noise
+        } else {
+            UartError::Parity
+        })
     }
 }
 
 impl embedded_io::ErrorType for Usart2 {
-    type Error = Overrun;
+    type Error = UartError;
+}
+
+impl embedded_io::ReadReady for Usart2 {
+    fn read_ready(&mut self) -> Result<bool, UartError> {
+        Self::line_error()?;
+        Ok(Self::head() != self.tail)
+    }
 }
 
 impl embedded_io::Read for Usart2 {
-    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Overrun> {
+    /// What the ring holds (up to `buf.len()`), waiting at most [`BYTE_TIMEOUT_US`] for a
+    /// first byte; a framing, noise, parity or overrun error fails the read (the bytes are not
+    /// passed on as data).
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, UartError> {
+        let since = clock::now_us();
+        while Self::head() == self.tail {
+            Self::line_error()?;
+            if clock::now_us().saturating_sub(since) > BYTE_TIMEOUT_US {
+                return Err(UartError::Timeout);
+            }
+        }
+        Self::line_error()?;
+        let head = Self::head();
         let mut n = 0;
-        while n < buf.len() {
-            let sr = rd(USART2);
-            if sr & (1 << 3) != 0 {
-                // ORE: reading SR then DR clears it; the request fails with a clear error.
-                let _ = rd(USART2 + 0x04);
-                return Err(Overrun);
-            }
-            if sr & (1 << 5) == 0 {
-                if n > 0 {
-                    break;
-                }
-                continue;
-            }
-            buf[n] = rd(USART2 + 0x04).to_le_bytes()[0];
+        while n < buf.len() && self.tail != head {
+            // SAFETY: an index inside the ring; the DMA has written this byte (it lies between
+            // our tail and its head) and does not write it again before we move past it.
+            buf[n] = unsafe { core::ptr::read_volatile(RING.0.get().cast::<u8>().add(self.tail)) };
+            self.tail = (self.tail + 1) % RING_LEN;
             n += 1;
         }
         Ok(n)
     }
 }
 
-impl embedded_io::ReadReady for Usart2 {
-    fn read_ready(&mut self) -> Result<bool, Overrun> {
-        Ok(rd(USART2) & (1 << 5) != 0)
-    }
-}
-
 impl embedded_io::Write for Usart2 {
-    fn write(&mut self, buf: &[u8]) -> Result<usize, Overrun> {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, UartError> {
         for &b in buf {
             while rd(USART2) & (1 << 7) == 0 {}
             wr(USART2 + 0x04, u32::from(b));
         }
         Ok(buf.len())
     }
-    fn flush(&mut self) -> Result<(), Overrun> {
+    fn flush(&mut self) -> Result<(), UartError> {
         // TC: the last byte has left the shift register.
         while rd(USART2) & (1 << 6) == 0 {}
         Ok(())

@@ -126,13 +126,17 @@ impl Qemu {
 
     /// The log since boot, read until a line contains `until` (or 20 s pass without one).
     fn log_until(&self, until: &str) -> String {
+        self.log_until_n(until, 1)
+    }
+
+    /// The log since boot, read until `n` lines in all contain `until` (or 20 s pass without
+    /// a line).
+    fn log_until_n(&self, until: &str, n: usize) -> String {
         let mut out = self.seen.borrow_mut();
-        while let Ok(line) = self.log.recv_timeout(Duration::from_secs(20)) {
+        while out.lines().filter(|l| l.contains(until)).count() < n {
+            let Ok(line) = self.log.recv_timeout(Duration::from_secs(20)) else { break };
             out.push_str(&line);
             out.push('\n');
-            if line.contains(until) {
-                break;
-            }
         }
         out.clone()
     }
@@ -257,4 +261,64 @@ fn board_without_a_valid_key_page_refuses_to_deal_and_exits_with_failure() {
         assert!(!status.success(), "{status}");
     }
     let _ = std::fs::remove_file(&damaged);
+}
+
+/// Reads the board's frames until its FAIL frame; returns the reason.
+fn until_fail(link: &mut TcpStream) -> String {
+    loop {
+        let mut h = [0u8; 5];
+        link.read_exact(&mut h).unwrap();
+        let mut body = vec![0u8; u32::from_le_bytes(h[1..].try_into().unwrap()) as usize];
+        link.read_exact(&mut body).unwrap();
+        if h[0] == board::FAIL {
+            return String::from_utf8_lossy(&body).into_owned();
+        }
+    }
+}
+
+#[test]
+#[ignore = "needs the firmware image and QEMU: scripts/firmware-e2e runs it"]
+fn board_resynchronises_after_noise_a_request_cut_short_and_a_host_gone_mid_request() {
+    use std::io::Write;
+    let (elf, qemu) = env();
+    let page = std::env::temp_dir().join(format!("ditto-key-page-{}-resync", std::process::id()));
+    std::fs::write(&page, test_provisioning::page()).unwrap();
+    let q = boot(&elf, &qemu, Some(&page), Via::Uart);
+    let mut link = q.connect();
+    let plan = ditto_core::plan::Plan::from_bytes(include_bytes!("../../testdata/plans/bert-tiny-seq2.plan"))
+        .unwrap();
+    // Line noise, then a request cut short after its magic, version and part of the session id.
+    link.write_all(b"\x00\xff\x55 noise DTF\x00").unwrap();
+    link.write_all(&[&board::MAGIC[..], &[board::VERSION], &[7; 9]].concat()).unwrap();
+    // The board times out between bytes, answers FAIL, drains the line.
+    let reason = until_fail(&mut link);
+    let log = q.log_until("request over UART failed");
+    assert!(log.contains("bytes drained until the line was idle"), "{reason}\n{log}");
+    // A host that stops answering mid-request: a valid request, then silence at the board's
+    // first step request.
+    let mut req = board::MAGIC.to_vec();
+    req.push(board::VERSION);
+    req.extend_from_slice(&[0x61; 16]);
+    req.extend_from_slice(&[0x5b; 16]);
+    req.extend_from_slice(&u32::try_from(DEFAULT_CHUNK).unwrap().to_le_bytes());
+    let header = postcard::to_allocvec(&plan.header).unwrap();
+    req.extend_from_slice(&u16::try_from(header.len()).unwrap().to_le_bytes());
+    req.extend_from_slice(&header);
+    link.write_all(&req).unwrap();
+    let mut h = [0u8; 5 + 6];
+    link.read_exact(&mut h).unwrap();
+    assert_eq!((h[0], h[1]), (board::NEED_STEP, 6));
+    let reason2 = until_fail(&mut link);
+    let log = q.log_until_n("request over UART failed", 2);
+    assert_eq!(log.matches("bytes drained").count(), 2, "{log}");
+    println!("cut request: {reason}\nhost gone mid-request: {reason2}\nboard log:\n{log}");
+    // The next request is served, its streams the host dealer's. Two sessions were claimed
+    // before: the one cut short drew no salt, the abandoned one drew the first.
+    std::thread::sleep(Duration::from_millis(200));
+    let (session, share_set) = (SessionId([0x62; 16]), ShareSetId([0x5b; 16]));
+    let got = board::request(&mut link, session, share_set, &plan, DEFAULT_CHUNK).unwrap();
+    let mut salts = test_provisioning::seeds().salts();
+    let _abandoned = salts.next_salt();
+    assert_same_streams(&got, &plan, Generation { session, share_set, salt: salts.next_salt() });
+    let _ = std::fs::remove_file(&page);
 }

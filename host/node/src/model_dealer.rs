@@ -27,8 +27,37 @@ use crate::dealer::{Event, PartyLink, check_role, open_party_link};
 use crate::files::SessionRecord;
 
 /// A byte link to a dealer board.
-pub trait BoardLink: std::io::Read + std::io::Write + Send {}
-impl<T: std::io::Read + std::io::Write + Send> BoardLink for T {}
+pub trait BoardLink: std::io::Read + std::io::Write + Send {
+    /// Drops whatever the board sent that nobody read (the tail of a request given up on), so
+    /// that it is not taken for the start of the next answer.
+    fn discard_input(&mut self) -> std::io::Result<()>;
+}
+
+impl BoardLink for std::net::TcpStream {
+    fn discard_input(&mut self) -> std::io::Result<()> {
+        self.set_nonblocking(true)?;
+        let mut buf = [0u8; 4096];
+        let r = loop {
+            match std::io::Read::read(self, &mut buf) {
+                Ok(0) => break Ok(()),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        self.set_nonblocking(false)?;
+        r
+    }
+}
+
+impl BoardLink for std::fs::File {
+    /// A serial device is opened anew after a failed request (see [`Streams::Board`]); what
+    /// its driver buffered before is not dropped here (the board resynchronises on the next
+    /// request's magic, and the host's reads time out).
+    fn discard_input(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 /// Where the sessions' streams come from.
 pub enum Streams {
@@ -121,6 +150,7 @@ impl Streams {
                                 Some(c) => c,
                                 None => connect_board(spec)?,
                             };
+                            conn.discard_input().map_err(crate::io("clearing the board link"))?;
                             let r = ditto_dealer::board::request(
                                 &mut conn,
                                 session,
