@@ -209,9 +209,9 @@ pub enum MasterSeed {
     TestOnly([u8; 16]),
 }
 
-/// TRNG bytes hashed into one master seed (twice the seed's size, then SHA-256, so that a
-/// slightly biased source still gives a uniform seed).
-pub const TRNG_BYTES: usize = 32;
+/// TRNG bytes hashed into one master seed: four times the seed's size, then SHA-256, so that
+/// a source with as little as a quarter bit of entropy per bit still gives a full seed.
+pub const TRNG_BYTES: usize = 64;
 
 /// Draws the master seed: [`TRNG_BYTES`] from the board's TRNG conditioned with SHA-256, or the
 /// test-only seed.

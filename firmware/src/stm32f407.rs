@@ -1,7 +1,8 @@
-//! STM32F407 (e.g. the STM32F4DISCOVERY board): 168 MHz from the PLL (8 MHz HSE crystal, or the
-//! 16 MHz HSI if no crystal starts), USART2 on PA2 (TX) / PA3 (RX) at [`BAUD`], 8N1, the
-//! hardware TRNG (clocked at 48 MHz from the PLL), and the key page in flash sector 11
-//! ([`KEY_PAGE`], outside the image: memory.x stops the image's flash below it).
+//! STM32F407 (e.g. the STM32F4DISCOVERY board): 168 MHz from the PLL (8 MHz HSE crystal watched
+//! by the clock security system, or the 16 MHz HSI if no crystal starts), USART2 on PA2 (TX) /
+//! PA3 (RX) at [`BAUD`], 8N1, received by DMA, the hardware TRNG (clocked at 48 MHz from the
+//! PLL, its seed and clock errors recovered), and the key page in flash sector 11 ([`KEY_PAGE`],
+//! outside the image: memory.x stops the image's flash below it).
 //!
 //! Registers as in ST's RM0090; every wait on the hardware is bounded.
 #![allow(unsafe_code)] // memory-mapped registers and the key page
@@ -83,7 +84,19 @@ impl Stm32f407 {
         b
     }
 
-    fn rng_word(&mut self) -> Result<u32, BoardError> {
+    /// Restarts the TRNG (RNGEN off, on) and seeds the continuous test anew with its first
+    /// value, which is not used (RM0090, 24.3.1).
+    fn restart_rng(&mut self) {
+        modify(RNG, 1 << 2, 0);
+        modify(RNG, 0, 1 << 2);
+        self.last = None;
+        if let Ok(v) = self.raw_word() {
+            self.last = Some(v);
+        }
+    }
+
+    /// One TRNG value, without error recovery.
+    fn raw_word(&mut self) -> Result<u32, BoardError> {
         for _ in 0..SPINS {
             let sr = rd(RNG + 0x04);
             // SECS/SEIS: seed error; CECS/CEIS: clock error.
@@ -91,43 +104,97 @@ impl Stm32f407 {
                 return Err(BoardError::EntropyFault);
             }
             if sr & 1 != 0 {
-                let v = rd(RNG + 0x08);
-                if self.last == Some(v) {
-                    return Err(BoardError::EntropyRepeat);
-                }
-                self.last = Some(v);
-                return Ok(v);
+                return Ok(rd(RNG + 0x08));
             }
         }
         Err(BoardError::EntropyTimeout)
     }
+
+    /// One TRNG value that passed the continuous test, recovering from seed and clock errors
+    /// as RM0090 (24.3.2) prescribes, at most [`RNG_RETRIES`] times: a seed error discards the
+    /// value, clears SEIS and restarts the generator; a clock error clears CEIS and waits for
+    /// the clock (CECS clears itself once the 48 MHz clock is right again).
+    fn rng_word(&mut self) -> Result<u32, BoardError> {
+        for _ in 0..=RNG_RETRIES {
+            match self.raw_word() {
+                Ok(v) if self.last == Some(v) => return Err(BoardError::EntropyRepeat),
+                Ok(v) => {
+                    self.last = Some(v);
+                    return Ok(v);
+                }
+                Err(BoardError::EntropyFault) => {
+                    let sr = rd(RNG + 0x04);
+                    // SEIS and CEIS are cleared by writing 0 (the other bits are read-only).
+                    wr(RNG + 0x04, sr & !0b110_0000);
+                    if sr & 0b100_0100 != 0 {
+                        self.restart_rng();
+                    } else {
+                        let _ = wait(RNG + 0x04, 0b10, 0);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(BoardError::EntropyFault)
+    }
 }
 
-/// HSE (8 MHz) or HSI (16 MHz) -> PLL: VCO 336 MHz, SYSCLK 168 MHz, 48 MHz for the TRNG; AHB /1,
-/// APB1 /4, APB2 /2; flash 5 wait states with caches and prefetch. Returns whether HSE started;
-/// stops (logged) if the PLL does not lock.
+/// Recoveries from TRNG seed or clock errors per value before the board gives up.
+const RNG_RETRIES: u32 = 3;
+
+/// Called by the image's NMI handler: the clock security system saw the crystal fail. The chip
+/// has switched to its internal oscillator and stopped the PLL, so the UART's line speed and the
+/// TRNG's clock are wrong: the board stops dealing.
+pub fn clock_failed() -> ! {
+    // CSSC: clear the CSS interrupt flag, else the NMI fires again at once.
+    modify(RCC + 0x0C, 0, 1 << 23);
+    defmt::error!("the crystal failed (clock security system): the board stops dealing");
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+/// HSE (8 MHz) or HSI (16 MHz) -> PLL input 2 MHz (RM0090 recommends it, for the least PLL
+/// jitter) -> VCO 336 MHz -> SYSCLK 168 MHz, 48 MHz for the TRNG; AHB /1, APB1 /4, APB2 /2;
+/// flash 5 wait states (read back before the switch: running at 168 MHz with fewer corrupts
+/// instruction fetches) with caches and prefetch; the clock security system on when the crystal
+/// runs (its failure is an NMI: [`clock_failed`]). Returns whether HSE started; stops (logged)
+/// if the PLL does not lock or the flash does not take its wait states.
 fn clocks() -> bool {
     modify(RCC, 0, 1 << 16);
     let hse = wait(RCC, 1 << 17, 1 << 17);
     if !hse {
         modify(RCC, 1 << 16, 0);
     }
-    let (m, src) = if hse { (8, 1 << 22) } else { (16, 0) };
+    let (m, src) = if hse { (4, 1 << 22) } else { (8, 0) };
     // PLLM, PLLN, PLLP (/2), PLLSRC, PLLQ; the reserved bits keep their reset values.
-    modify(RCC + 0x04, 0x0F43_7FFF, m | (336 << 6) | src | (7 << 24));
+    modify(RCC + 0x04, 0x0F43_7FFF, m | (168 << 6) | src | (7 << 24));
     modify(RCC, 0, 1 << 24);
     if !wait(RCC, 1 << 25, 1 << 25) {
-        defmt::error!("the PLL did not lock: the clocks, the UART and the TRNG cannot be set up");
-        loop {
-            cortex_m::asm::wfi();
-        }
+        stop("the PLL did not lock: the clocks, the UART and the TRNG cannot be set up");
     }
-    wr(FLASH, 5 | (1 << 8) | (1 << 9) | (1 << 10));
+    let acr = 5 | (1 << 8) | (1 << 9) | (1 << 10);
+    wr(FLASH, acr);
+    if rd(FLASH) & 0x70f != acr {
+        stop("the flash did not take 5 wait states: staying on the slow clock is not supported");
+    }
     // HPRE /1, PPRE1 /4, PPRE2 /2.
     modify(RCC + 0x08, 0xfcf0, (0b100 << 13) | (0b101 << 10));
     modify(RCC + 0x08, 0b11, 0b10);
     let _ = wait(RCC + 0x08, 0b1100, 0b1000);
+    if hse {
+        // CSSON.
+        modify(RCC, 0, 1 << 19);
+    }
     hse
+}
+
+/// Logs why the board cannot run and stops.
+fn stop(why: &str) -> ! {
+    defmt::error!("{=str}", why);
+    loop {
+        cortex_m::asm::wfi();
+    }
 }
 
 impl Board for Stm32f407 {

@@ -11,7 +11,7 @@ fn main() {
 
 #[cfg(target_os = "none")]
 mod image {
-    #![allow(unsafe_code)] // cortex-m-rt declares the HardFault handler `unsafe fn`
+    #![allow(unsafe_code)] // cortex-m-rt declares the HardFault and NMI handlers `unsafe fn`
 
     use cortex_m_rt::{ExceptionFrame, entry, exception};
     use defmt_rtt as _;
@@ -34,5 +34,11 @@ mod image {
     #[exception]
     unsafe fn HardFault(_frame: &ExceptionFrame) -> ! {
         panic!("hard fault")
+    }
+
+    /// The clock security system's alarm: the crystal failed.
+    #[exception]
+    unsafe fn NonMaskableInt() {
+        ditto_firmware::stm32f407::clock_failed()
     }
 }
