@@ -523,6 +523,7 @@ pub fn deal_product_blocks<R: Ring, W: Write, const KC: usize>(
                 }
             }
         }
+        crate::count::macs((rows * cols * d.k) as u64);
         for r in 0..rows {
             st.c0.seek_elem::<R>(c_off + ((i0 + r) * d.m + j0) as u64);
             st.c0.fill_ring(&mut tmp[..cols]);

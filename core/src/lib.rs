@@ -29,6 +29,7 @@ pub mod chain;
 pub mod compare;
 pub mod convert;
 pub mod corr;
+pub mod count;
 pub mod deal;
 mod error;
 pub mod fixed;

@@ -281,6 +281,7 @@ impl Prg {
             let (blocks, _) = Array::slice_as_chunks_mut(&mut self.buf[..16]);
             Self::fill_counters(blocks, self.next_block);
             self.cipher.encrypt_blocks(blocks);
+            crate::count::prg_blocks(1);
             self.next_block += 1;
             self.len = 16;
             self.pos = skip;
@@ -302,6 +303,7 @@ impl Prg {
         let (blocks, _) = Array::slice_as_chunks_mut(&mut self.buf[..]);
         Self::fill_counters(blocks, self.next_block);
         self.cipher.encrypt_blocks(blocks);
+        crate::count::prg_blocks(BUF_BLOCKS as u64);
         self.next_block = self.next_block.wrapping_add(BUF_BLOCKS as u128);
         self.pos = 0;
         self.len = BUF_BYTES;
@@ -323,6 +325,7 @@ impl Prg {
             let (blocks, _) = Array::slice_as_chunks_mut(&mut dst[..whole]);
             Self::fill_counters(blocks, self.next_block);
             self.cipher.encrypt_blocks(blocks);
+            crate::count::prg_blocks((whole / 16) as u64);
             self.next_block = self.next_block.wrapping_add((whole / 16) as u128);
             dst = &mut dst[whole..];
         }
