@@ -15,7 +15,10 @@ use ditto_dealer::stream::scratch_len;
 use embedded_io::ReadReady;
 use sha2::{Digest, Sha256};
 
-use crate::net::{Net, NetStorage};
+use smoltcp::iface::SocketStorage;
+
+use crate::link::Link;
+use crate::net::{self, CONNECTIONS, Net, NetBuffers};
 use crate::{Board, DRAIN_IDLE_US, MasterSeed, TakeOnce, master_seed, next_master_seed};
 
 /// The UART with time and byte counters for the log.
@@ -74,8 +77,9 @@ const SERVED: usize = 512;
 const PAINT: usize = 96 * 1024;
 const PATTERN: u32 = 0xDEAD_BEEF;
 
-/// The network stack's sockets and TCP buffers.
-static NET: TakeOnce<NetStorage> = TakeOnce::new(NetStorage::new());
+/// The network stack's socket slots and TCP buffers.
+static SOCKETS: TakeOnce<[SocketStorage<'static>; CONNECTIONS + 1]> = TakeOnce::new(net::SOCKETS);
+static BUFFERS: TakeOnce<NetBuffers> = TakeOnce::new(NetBuffers::new());
 
 unsafe extern "C" {
     /// Top of the stack (cortex-m-rt's linker script).
@@ -134,9 +138,9 @@ pub fn run<B: Board>(mut board: B, source: MasterSeed) -> ! {
     let mut served = ServedSessions::<SERVED>::default();
     let mut uart = board.uart();
     let mut net = board.ethernet().and_then(|(eth, mac)| {
-        let storage = NET.take()?;
+        let (sockets, buffers) = (SOCKETS.take()?, BUFFERS.take()?);
         info!("ethernet: controller up, waiting for a DHCP lease");
-        Some(Net::new(eth, mac, stack_seed, B::now_us, storage))
+        Some(Net::new(eth, mac, stack_seed, B::now_us, sockets, buffers))
     });
     let mut scratch = [0u8; SCRATCH];
     let bottom = paint_stack();
@@ -167,20 +171,21 @@ pub fn run<B: Board>(mut board: B, source: MasterSeed) -> ! {
         };
         let mut dealer = BoardDealer { seeds: &seeds, keys: &keys, salts: &mut salts, served: &mut served };
         let d = (&mut dealer, &mut scratch[..], bottom);
-        match net.as_mut().filter(|_| tcp) {
-            // After a failure the connection is reset: nothing left over can be misread.
-            Some(n) => {
-                if !serve_one::<B, _>(&mut *n, "TCP", d, |_| {}) {
-                    n.drop_connection();
-                }
+        let over = if tcp { "TCP" } else { "UART" };
+        let link = match net.as_mut().filter(|_| tcp) {
+            Some(n) => Link::Tcp(n),
+            None => Link::Uart(&mut uart),
+        };
+        // After a failure: the UART is drained before the FAIL frame goes out; a connection is
+        // reset after it (nothing left over can then be misread).
+        let ok = serve_one::<B, _>(link, over, d, |l| {
+            if let Link::Uart(_) = l.inner {
+                let n = drain(l, B::now_us);
+                info!("UART: {=u32} bytes drained until the line was idle", n);
             }
-            // After a failure the line is drained before the FAIL frame goes out.
-            None => {
-                serve_one::<B, _>(&mut uart, "UART", d, |u| {
-                    let n = drain(u, B::now_us);
-                    info!("UART: {=u32} bytes drained until the line was idle", n);
-                });
-            }
+        });
+        if let Some(n) = net.as_mut().filter(|_| tcp && !ok) {
+            n.drop_connection();
         }
     }
 }

@@ -26,6 +26,8 @@ pub mod clock;
 #[cfg(target_os = "none")]
 pub mod lan9118;
 #[cfg(target_os = "none")]
+pub mod link;
+#[cfg(target_os = "none")]
 pub mod mps2;
 #[cfg(target_os = "none")]
 pub mod net;

@@ -42,29 +42,28 @@ pub const IDLE: u64 = 60_000_000;
 /// Queued bytes that make a write push them out (one full segment).
 const SEGMENT: usize = 1460;
 
-/// Static storage for the stack: the socket slots and the TCP buffers.
-pub struct NetStorage {
-    sockets: [SocketStorage<'static>; CONNECTIONS + 1],
+/// The TCP buffers: all zero, so a `static` of them goes to `.bss` and costs no flash (kept
+/// apart from the socket slots, whose empty value is not all zero bits).
+pub struct NetBuffers {
     rx: [[u8; RX]; CONNECTIONS],
     tx: [[u8; TX]; CONNECTIONS],
 }
 
-impl NetStorage {
-    /// Empty storage (for a `static`).
+impl NetBuffers {
+    /// Zeroed buffers (for a `static`).
     pub const fn new() -> Self {
-        NetStorage {
-            sockets: [SocketStorage::EMPTY; CONNECTIONS + 1],
-            rx: [[0; RX]; CONNECTIONS],
-            tx: [[0; TX]; CONNECTIONS],
-        }
+        NetBuffers { rx: [[0; RX]; CONNECTIONS], tx: [[0; TX]; CONNECTIONS] }
     }
 }
 
-impl Default for NetStorage {
+impl Default for NetBuffers {
     fn default() -> Self {
         Self::new()
     }
 }
+
+/// Empty socket slots (the DHCP client's and the TCP connections').
+pub const SOCKETS: [SocketStorage<'static>; CONNECTIONS + 1] = [SocketStorage::EMPTY; CONNECTIONS + 1];
 
 /// The network side of the board: the Ethernet device, its interface and its sockets (the
 /// DHCP client, the dealer's TCP listeners).
@@ -87,9 +86,10 @@ impl<D: Device> Net<D> {
         mac: [u8; 6],
         seed: u64,
         now: fn() -> u64,
-        storage: &'static mut NetStorage,
+        sockets: &'static mut [SocketStorage<'static>; CONNECTIONS + 1],
+        buffers: &'static mut NetBuffers,
     ) -> Self {
-        let NetStorage { sockets, rx, tx } = storage;
+        let NetBuffers { rx, tx } = buffers;
         let mut config = Config::new(EthernetAddress(mac).into());
         config.random_seed = seed;
         let iface = Interface::new(config, &mut dev, stamp(now()));
