@@ -104,6 +104,29 @@ impl Producer for Parallel<'_> {
     }
 }
 
+/// Writes `party`'s stream of `plan` under `spec` to `w`: P0's in place, P1's corrections from
+/// `threads` workers. Not generic (a `dyn` writer): the stream's dealing and sealing are
+/// compiled once, here, with this crate's optimisation, rather than in every caller.
+pub fn write_party_stream(
+    party: ditto_core::Party,
+    plan: &Plan,
+    spec: &crate::stream::SessionSpec,
+    key: &crate::keys::PartyKey,
+    w: &mut dyn std::io::Write,
+    threads: usize,
+) -> Result<crate::stream::Summary, crate::Error> {
+    use crate::stream::{SlicePlan, dealer_streams, scratch_len, write_stream, write_stream_with};
+    let mut src = SlicePlan { header: &plan.header, steps: &plan.steps };
+    let mut scratch = std::vec![0u8; scratch_len(spec.chunk)];
+    if party == ditto_core::Party::P0 {
+        return write_stream(party, &mut src, spec, key, Io(w), &mut scratch);
+    }
+    let ds = dealer_streams(spec);
+    with_parallel(&ds, plan, threads, |p| {
+        write_stream_with(party, &mut src, spec, key, Io(w), &mut scratch, p)
+    })
+}
+
 /// Runs `f` with a parallel producer of `plan`'s corrections on `threads` workers.
 pub fn with_parallel<T>(
     ds: &DealerStreams<'_>,

@@ -1,8 +1,8 @@
 //! The dealer loop every board image runs: key page, master seed, then one request after another
 //! on the UART or over TCP, each logged with its bytes, its time split between the link and
-//! generation, and the stack's high-water mark. Each session is dealt once per master seed: the board keeps the
-//! set of sessions it has served ([`ServedSessions`]); when the set is full it draws a new
-//! master seed and starts a new set, as a reboot would.
+//! generation, and the stack's high-water mark. Each session is dealt once per master seed: the
+//! board keeps the set of sessions it has served ([`ServedSessions`]); when the set is full it
+//! draws a new master seed and starts a new set, as a reboot would.
 #![allow(unsafe_code)] // stack painting: raw reads and writes below the live frames
 
 use core::cell::RefCell;
@@ -21,7 +21,7 @@ use crate::link::Link;
 use crate::net::{self, CONNECTIONS, Net, NetBuffers};
 use crate::{Board, DRAIN_IDLE_US, MasterSeed, TakeOnce, master_seed, next_master_seed};
 
-/// The UART with time and byte counters for the log.
+/// A link with time and byte counters for the log.
 struct Timed<U> {
     inner: U,
     now: fn() -> u64,

@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 use ditto_core::Party;
 use ditto_core::plan::{PLAN_VERSION, Plan};
 use ditto_dealer::HashHex;
-use ditto_dealer::host::{Deal, Io, Request, Response, read_request, reason, with_parallel, write_response};
-use ditto_dealer::keys::PartyKey;
-use ditto_dealer::stream::{
-    SessionSpec, SlicePlan, Summary, dealer_streams, scratch_len, write_stream, write_stream_with,
+use ditto_dealer::host::{
+    Deal, Io, Request, Response, read_request, reason, write_party_stream, write_response,
 };
+use ditto_dealer::keys::PartyKey;
+use ditto_dealer::stream::{SessionSpec, Summary};
 use ditto_net::tls::{BlockingStream, Security};
 
 use crate::NodeError;
@@ -53,18 +53,9 @@ impl SessionDealer {
     }
 
     /// Writes `party`'s stream to `w`; P1's corrections come from the worker threads.
-    pub fn generate<W: Write>(&self, party: Party, w: W) -> Result<Summary, NodeError> {
-        let mut src = SlicePlan { header: &self.plan.header, steps: &self.plan.steps };
-        let mut scratch = vec![0u8; scratch_len(self.spec.chunk)];
+    pub fn generate<W: Write>(&self, party: Party, mut w: W) -> Result<Summary, NodeError> {
         let key = &self.keys[party.index()];
-        if party == Party::P0 {
-            return Ok(write_stream(party, &mut src, &self.spec, key, Io(w), &mut scratch)?);
-        }
-        let ds = dealer_streams(&self.spec);
-        let r = with_parallel(&ds, &self.plan, self.threads, |p| {
-            write_stream_with(party, &mut src, &self.spec, key, Io(w), &mut scratch, p)
-        });
-        Ok(r?)
+        Ok(write_party_stream(party, &self.plan, &self.spec, key, &mut w, self.threads)?)
     }
 
     /// Reads and checks a request; on acceptance marks the party served and answers `Accepted`.

@@ -11,11 +11,9 @@ use std::time::Duration;
 use ditto_core::Party;
 use ditto_core::plan::Plan;
 use ditto_core::prg::ShareSetId;
-use ditto_dealer::host::{Deal, Io, Response, read_request_any, reason, with_parallel, write_response};
+use ditto_dealer::host::{Deal, Io, Response, read_request_any, reason, write_party_stream, write_response};
 use ditto_dealer::keys::{DealerSeeds, Generation, PartyKey, Salt};
-use ditto_dealer::stream::{
-    SessionSpec, SlicePlan, dealer_streams, scratch_len, write_stream, write_stream_with,
-};
+use ditto_dealer::stream::SessionSpec;
 use ditto_dealer::{DEFAULT_CHUNK, HashHex};
 
 use ditto_models::quant::QuantConfig;
@@ -126,18 +124,9 @@ impl Streams {
         match self {
             Streams::Local { keys, seeds, threads } => {
                 let spec = SessionSpec::new(generation, seeds);
-                let w = std::io::BufWriter::with_capacity(1 << 16, out);
-                let mut src = SlicePlan { header: &plan.header, steps: &plan.steps };
-                let mut scratch = vec![0u8; scratch_len(spec.chunk)];
-                if party == Party::P0 {
-                    write_stream(Party::P0, &mut src, &spec, &keys[0], Io(w), &mut scratch)?;
-                } else {
-                    let ds = dealer_streams(&spec);
-                    with_parallel(&ds, plan, *threads, |p| {
-                        write_stream_with(Party::P1, &mut src, &spec, &keys[1], Io(w), &mut scratch, p)
-                    })?;
-                }
-                Ok(())
+                let mut w = std::io::BufWriter::with_capacity(1 << 16, out);
+                write_party_stream(party, plan, &spec, &keys[party.index()], &mut w, *threads)?;
+                std::io::Write::flush(&mut w).map_err(crate::io("writing a dealer stream"))
             }
             Streams::Board { spec, link, pending } => {
                 let bytes = {
