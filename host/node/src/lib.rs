@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod model_dealer;
 pub mod party;
 pub mod pool;
+pub mod serial;
 pub mod serve;
 
 use std::path::PathBuf;

@@ -4,7 +4,7 @@
 //! the public plan).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -48,12 +48,9 @@ impl BoardLink for std::net::TcpStream {
     }
 }
 
-impl BoardLink for std::fs::File {
-    /// A serial device is opened anew after a failed request (see [`Streams::Board`]); what
-    /// its driver buffered before is not dropped here (the board resynchronises on the next
-    /// request's magic, and the host's reads time out).
+impl BoardLink for crate::serial::Serial {
     fn discard_input(&mut self) -> std::io::Result<()> {
-        Ok(())
+        crate::serial::Serial::discard_input(self)
     }
 }
 
@@ -82,6 +79,13 @@ pub enum Streams {
     },
 }
 
+/// Longest wait for the board's next bytes.
+const BOARD_TIMEOUT: Duration = Duration::from_secs(600);
+/// After a failed request, the wait before the next: the board's time-out between bytes (2 s)
+/// and its drain until the line is idle, so that it is listening for a request again and has
+/// sent everything it will send for the failed one (then discarded here).
+const BOARD_SETTLE: Duration = Duration::from_secs(3);
+
 /// Opens `--serial`: `tcp:HOST:PORT` (e.g. QEMU's `-serial tcp:...,server=on`) or a serial
 /// device path (set its line speed beforehand, e.g. with `stty`).
 pub fn open_board(spec: &str) -> Result<Streams, NodeError> {
@@ -97,16 +101,10 @@ fn connect_board(spec: &str) -> Result<Box<dyn BoardLink>, NodeError> {
             let what = "connecting to the dealer board";
             let s = std::net::TcpStream::connect(addr).map_err(crate::io(what))?;
             s.set_nodelay(true).map_err(crate::io(what))?;
-            s.set_read_timeout(Some(Duration::from_secs(600))).map_err(crate::io(what))?;
+            s.set_read_timeout(Some(BOARD_TIMEOUT)).map_err(crate::io(what))?;
             Box::new(s)
         }
-        None => Box::new(
-            std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open(spec)
-                .map_err(|source| NodeError::File { path: PathBuf::from(spec), source })?,
-        ),
+        None => Box::new(crate::serial::Serial::open(Path::new(spec), BOARD_TIMEOUT)?),
     })
 }
 
@@ -137,7 +135,10 @@ impl Streams {
                             let mut l = link.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                             let mut conn = match l.take() {
                                 Some(c) => c,
-                                None => connect_board(spec)?,
+                                None => {
+                                    std::thread::sleep(BOARD_SETTLE);
+                                    connect_board(spec)?
+                                }
                             };
                             conn.discard_input().map_err(crate::io("clearing the board link"))?;
                             let r = ditto_dealer::board::request(
