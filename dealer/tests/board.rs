@@ -25,11 +25,14 @@ fn keys() -> [PartyKey; 2] {
 
 const SET: ShareSetId = ShareSetId([0x55; 16]);
 
-/// A board serving `requests` requests on `link` (one master seed, one served-session set).
-fn board_thread(
+type Results = Vec<Result<(), ditto_dealer::Error>>;
+
+/// A board serving requests on `link` (one master seed, one served-session set) until `done`
+/// says so of the results so far.
+fn board_until(
     link: UnixStream,
-    requests: usize,
-) -> std::thread::JoinHandle<Vec<Result<(), ditto_dealer::Error>>> {
+    done: impl Fn(&Results) -> bool + Send + 'static,
+) -> std::thread::JoinHandle<Results> {
     std::thread::spawn(move || {
         let link = RefCell::new(Io(link));
         let mut scratch = vec![0u8; scratch_len(1024)];
@@ -37,8 +40,17 @@ fn board_thread(
         let mut salts = seeds.salts();
         let mut served = ServedSessions::<4>::default();
         let mut d = BoardDealer { seeds: &seeds, keys: &keys, salts: &mut salts, served: &mut served };
-        (0..requests).map(|_| board::serve(&link, &mut d, &mut scratch)).collect()
+        let mut results = Vec::new();
+        while !done(&results) {
+            results.push(board::serve(&link, &mut d, &mut scratch));
+        }
+        results
     })
+}
+
+/// A board serving `requests` requests on `link`.
+fn board_thread(link: UnixStream, requests: usize) -> std::thread::JoinHandle<Results> {
+    board_until(link, move |r| r.len() == requests)
 }
 
 /// The salt at the head of a sealed stream (its first frame, in clear).
@@ -129,19 +141,7 @@ fn noise_and_a_request_cut_short_are_skipped_and_the_next_request_served() {
     host.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     // The board's link times out between bytes (as a board's UART does), here after 300 ms.
     dev.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
-    let b = std::thread::spawn(move || {
-        let link = RefCell::new(Io(dev));
-        let mut scratch = vec![0u8; scratch_len(1024)];
-        let (seeds, keys) = (seeds(), keys());
-        let mut salts = seeds.salts();
-        let mut served = ServedSessions::<4>::default();
-        let mut d = BoardDealer { seeds: &seeds, keys: &keys, salts: &mut salts, served: &mut served };
-        let mut results = Vec::new();
-        while results.len() < 40 && !results.last().is_some_and(Result::is_ok) {
-            results.push(board::serve(&link, &mut d, &mut scratch));
-        }
-        results
-    });
+    let b = board_until(dev, |r| r.len() == 40 || r.last().is_some_and(Result::is_ok));
     // Line noise, then a request cut short (magic, version, part of the session id), then silence.
     host.write_all(b"\x00\xffnoise DTF").unwrap();
     host.write_all(&[&board::MAGIC[..], &[board::VERSION], &[7; 9]].concat()).unwrap();
