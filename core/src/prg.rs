@@ -14,6 +14,7 @@
 use aes::Aes128;
 use aes::cipher::{Array, BlockCipherEncrypt, KeyInit};
 use core::convert::Infallible;
+use core::sync::atomic::{AtomicUsize, Ordering};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::{Party, Ring};
@@ -204,6 +205,31 @@ pub fn model_share_seed(model_seed: &Seed, share_set: &ShareSetId, party: Party)
     s
 }
 
+/// An AES-128 engine outside this crate (a microcontroller's crypto accelerator): encrypts
+/// each block in place under `key`, exactly as FIPS-197 AES-128 does.
+pub type BlockEngine = fn(key: &[u8; 16], blocks: &mut [[u8; 16]]);
+
+/// The registered [`BlockEngine`], as an address (0: none, the software AES).
+static ENGINE: AtomicUsize = AtomicUsize::new(0);
+
+/// Makes every [`Prg`] compute its keystream with `engine` (`None`: the software AES again).
+/// Key derivations stay in software. Nothing else changes: the keystream is AES-128-CTR either
+/// way, so an engine that computes anything but AES-128 breaks every stream (a board checks its
+/// engine against the software AES before it registers it).
+pub fn set_block_engine(engine: Option<BlockEngine>) {
+    ENGINE.store(engine.map_or(0, |e| e as usize), Ordering::Release);
+}
+
+/// The registered engine.
+#[allow(unsafe_code)]
+fn block_engine() -> Option<BlockEngine> {
+    match ENGINE.load(Ordering::Acquire) {
+        0 => None,
+        // SAFETY: a non-zero value was stored by `set_block_engine` from a `BlockEngine`.
+        a => Some(unsafe { core::mem::transmute::<usize, BlockEngine>(a) }),
+    }
+}
+
 const BUF_BLOCKS: usize = 16;
 const BUF_BYTES: usize = BUF_BLOCKS * 16;
 
@@ -211,6 +237,8 @@ const BUF_BYTES: usize = BUF_BLOCKS * 16;
 /// `Rng`) and `TryCryptoRng`. Its key schedule and buffered keystream are zeroized on drop.
 pub struct Prg {
     cipher: Aes128,
+    /// The key, for a [`BlockEngine`].
+    key: [u8; 16],
     /// Counter of the block after the buffered ones.
     next_block: u128,
     buf: [u8; BUF_BYTES],
@@ -229,6 +257,7 @@ impl core::fmt::Debug for Prg {
 impl Drop for Prg {
     fn drop(&mut self) {
         self.buf.zeroize();
+        self.key.zeroize();
     }
 }
 
@@ -237,6 +266,7 @@ impl Prg {
     pub fn with_counter(key: &[u8; 16], counter: u128) -> Self {
         Prg {
             cipher: Aes128::new(&Array::from(*key)),
+            key: *key,
             next_block: counter,
             buf: [0; BUF_BYTES],
             pos: 0,
@@ -278,10 +308,9 @@ impl Prg {
         self.len = 0;
         let skip = usize::from(u8::try_from(offset % 16).unwrap_or(0));
         if skip > 0 {
-            let (blocks, _) = Array::slice_as_chunks_mut(&mut self.buf[..16]);
-            Self::fill_counters(blocks, self.next_block);
-            self.cipher.encrypt_blocks(blocks);
-            crate::count::prg_blocks(1);
+            let block = &mut self.buf[..16];
+            Self::fill_counters(block, self.next_block);
+            Self::encrypt(&self.cipher, &self.key, block);
             self.next_block += 1;
             self.len = 16;
             self.pos = skip;
@@ -293,17 +322,25 @@ impl Prg {
         self.seek(u128::from(index) * R::BYTES as u128);
     }
 
-    fn fill_counters(blocks: &mut [Array<u8, aes::cipher::consts::U16>], start: u128) {
-        for (i, b) in blocks.iter_mut().enumerate() {
-            *b = Array::from(start.wrapping_add(i as u128).to_le_bytes());
+    /// Counter blocks `start, start + 1, ...` (little-endian) over `bytes` (whole blocks).
+    fn fill_counters(bytes: &mut [u8], start: u128) {
+        for (i, b) in bytes.chunks_exact_mut(16).enumerate() {
+            b.copy_from_slice(&start.wrapping_add(i as u128).to_le_bytes());
+        }
+    }
+
+    /// Encrypts the whole blocks of `bytes` in place: the registered engine, or the software AES.
+    fn encrypt(cipher: &Aes128, key: &[u8; 16], bytes: &mut [u8]) {
+        crate::count::prg_blocks((bytes.len() / 16) as u64);
+        match block_engine() {
+            Some(engine) => engine(key, bytes.as_chunks_mut::<16>().0),
+            None => cipher.encrypt_blocks(Array::slice_as_chunks_mut(bytes).0),
         }
     }
 
     fn refill(&mut self) {
-        let (blocks, _) = Array::slice_as_chunks_mut(&mut self.buf[..]);
-        Self::fill_counters(blocks, self.next_block);
-        self.cipher.encrypt_blocks(blocks);
-        crate::count::prg_blocks(BUF_BLOCKS as u64);
+        Self::fill_counters(&mut self.buf, self.next_block);
+        Self::encrypt(&self.cipher, &self.key, &mut self.buf);
         self.next_block = self.next_block.wrapping_add(BUF_BLOCKS as u128);
         self.pos = 0;
         self.len = BUF_BYTES;
@@ -322,10 +359,9 @@ impl Prg {
         // Whole blocks straight into the destination.
         let whole = dst.len() / 16 * 16;
         if whole > 0 {
-            let (blocks, _) = Array::slice_as_chunks_mut(&mut dst[..whole]);
+            let blocks = &mut dst[..whole];
             Self::fill_counters(blocks, self.next_block);
-            self.cipher.encrypt_blocks(blocks);
-            crate::count::prg_blocks((whole / 16) as u64);
+            Self::encrypt(&self.cipher, &self.key, blocks);
             self.next_block = self.next_block.wrapping_add((whole / 16) as u128);
             dst = &mut dst[whole..];
         }
