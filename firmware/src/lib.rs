@@ -23,6 +23,7 @@ pub use ditto_dealer;
 pub mod app;
 #[cfg(target_os = "none")]
 pub mod clock;
+pub mod cryp;
 #[cfg(target_os = "none")]
 pub mod lan9118;
 #[cfg(target_os = "none")]
