@@ -3,7 +3,7 @@
 //! the embedded target only: host builds of the library need none of it.
 use std::path::PathBuf;
 
-const IMAGES: [&str; 2] = ["mps2-an386", "stm32f407"];
+const IMAGES: [&str; 3] = ["mps2-an386", "stm32f407", "nucleo-f439zi"];
 
 fn main() {
     println!("cargo:rerun-if-changed=build.rs");

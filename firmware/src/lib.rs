@@ -2,12 +2,16 @@
 //!
 //! A board image is a short `main` (`src/bin/*.rs`) that initialises its [`Board`] and hands it
 //! to `app::run`, which reads the key page, seeds the dealer from the board's TRNG and answers
-//! a host's requests for sealed dealer streams over the UART ([`ditto_dealer::board`]). Boards:
+//! a host's requests for sealed dealer streams over the UART and, on a board with Ethernet, over
+//! TCP ([`ditto_dealer::board`]). Boards:
 //!
-//! * `mps2::Mps2`: QEMU's MPS2 AN386 (Cortex-M4F), the CI board. It has no entropy source, so
-//!   it deals only when built with the test-only `qemu-test-seed` feature;
-//! * `stm32f407::Stm32f407`: an STM32F407 (e.g. STM32F4DISCOVERY) at 168 MHz, USART2 (PA2 TX, PA3
-//!   RX) and the hardware TRNG.
+//! * `mps2::Mps2`: QEMU's MPS2 AN386 (Cortex-M4F), the CI board, with its LAN9118 Ethernet. It
+//!   has no entropy source, so it deals only when built with the test-only `qemu-test-seed`
+//!   feature;
+//! * `stm32f4::Stm32f4<Discovery407>`: an STM32F4DISCOVERY (STM32F407) at 168 MHz, USART2 (PA2
+//!   TX, PA3 RX) and the hardware TRNG;
+//! * `stm32f4::Stm32f4<Nucleo439>`: a NUCLEO-F439ZI (STM32F439) at 168 MHz, USART3 (PD8 TX, PD9
+//!   RX, through the ST-LINK), the TRNG and the CRYP processor as the PRG's AES ([`cryp`]).
 //!
 //! Logging is defmt: semihosting under QEMU, RTT through a debug probe (`probe-rs run`).
 #![no_std]
@@ -33,7 +37,7 @@ pub mod mps2;
 #[cfg(target_os = "none")]
 pub mod net;
 #[cfg(target_os = "none")]
-pub mod stm32f407;
+pub mod stm32f4;
 
 /// The key page mapped at `addr`.
 ///

@@ -16,14 +16,14 @@ mod image {
     use cortex_m_rt::{ExceptionFrame, entry, exception};
     use defmt_rtt as _;
     use ditto_firmware::MasterSeed;
-    use ditto_firmware::stm32f407::Stm32f407;
+    use ditto_firmware::stm32f4::{Discovery407, Stm32f4};
     // Panics are logged over defmt and stop the core (probe-rs reports them).
     use panic_probe as _;
 
     #[entry]
     fn main() -> ! {
         let Some(p) = cortex_m::Peripherals::take() else { panic!("peripherals taken twice") };
-        let board = Stm32f407::init(p);
+        let board = Stm32f4::<Discovery407>::init(p);
         if !board.hse {
             defmt::warn!("no 8 MHz crystal started: running the PLL from the internal oscillator");
         }
@@ -36,9 +36,9 @@ mod image {
         panic!("hard fault")
     }
 
-    /// The clock security system's alarm: the crystal failed.
+    /// The clock security system's alarm: the HSE clock failed.
     #[exception]
     unsafe fn NonMaskableInt() {
-        ditto_firmware::stm32f407::clock_failed()
+        ditto_firmware::stm32f4::clock_failed()
     }
 }
