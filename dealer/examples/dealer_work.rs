@@ -12,25 +12,9 @@
 use ditto_core::Party;
 use ditto_core::prg::{Seed, SessionId, ShareSetId};
 use ditto_dealer::DEFAULT_CHUNK;
+use ditto_dealer::host::CountingSink;
 use ditto_dealer::keys::{DealerSeeds, Generation, PartyKey, Salt};
 use ditto_dealer::stream::{SessionSpec, SlicePlan, scratch_len, write_stream};
-
-/// Counts the bytes written.
-struct Count(u64);
-
-impl embedded_io::ErrorType for Count {
-    type Error = core::convert::Infallible;
-}
-
-impl embedded_io::Write for Count {
-    fn write(&mut self, b: &[u8]) -> Result<usize, Self::Error> {
-        self.0 += b.len() as u64;
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> Result<(), Self::Error> {
-        Ok(())
-    }
-}
 
 /// A board for the throughput model: clock, per-operation cycles, link rate.
 struct Profile {
@@ -107,7 +91,7 @@ fn main() {
     for (p, key) in [(Party::P0, [6u8; 16]), (Party::P1, [7; 16])] {
         let before = ditto_core::count::work();
         let t = std::time::Instant::now();
-        let mut out = Count(0);
+        let mut out = CountingSink(0);
         let mut scratch = vec![0u8; scratch_len(DEFAULT_CHUNK)];
         let mut src = SlicePlan { header: &plan.header, steps: &plan.steps };
         write_stream(p, &mut src, &spec, &PartyKey::from_bytes(key), &mut out, &mut scratch)

@@ -13,13 +13,12 @@ use ditto_dealer::keys::{DealerSeeds, Provisioning};
 use ditto_dealer::stream::scratch_len;
 
 use embedded_io::ReadReady;
-use sha2::{Digest, Sha256};
 
 use smoltcp::iface::SocketStorage;
 
 use crate::link::Link;
 use crate::net::{self, CONNECTIONS, Net, NetBuffers};
-use crate::{Board, DRAIN_IDLE_US, MasterSeed, TakeOnce, master_seed, next_master_seed};
+use crate::{Board, DRAIN_IDLE_US, MasterSeed, TakeOnce, master_seed, network_seed, next_master_seed};
 
 /// A link with time and byte counters for the log.
 struct Timed<U> {
@@ -236,15 +235,4 @@ fn drain<U: embedded_io::Read + ReadReady>(u: &mut U, now: fn() -> u64) -> u32 {
         }
     }
     n
-}
-
-/// The seed of the TCP/IP stack's own choices (initial sequence numbers, DHCP transaction
-/// ids): from the master seed, under its own label, so it changes with every master seed and
-/// says nothing about it.
-fn network_seed(master: &ditto_core::prg::Seed) -> u64 {
-    let mut h = Sha256::new();
-    h.update(b"ditto-firmware network stack seed");
-    h.update(master.expose());
-    let d = h.finalize();
-    u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
 }

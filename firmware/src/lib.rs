@@ -238,6 +238,17 @@ pub fn master_seed<B: Board>(board: &mut B, source: MasterSeed) -> Result<Seed, 
     }
 }
 
+/// The seed of the TCP/IP stack's own choices (initial sequence numbers, DHCP transaction
+/// ids): SHA-256 of the master seed under its own label, so it changes with every master seed
+/// (every boot) and says nothing about it or about the seeds derived from it.
+pub fn network_seed(master: &Seed) -> u64 {
+    let mut h = Sha256::new();
+    h.update(b"ditto-firmware network stack seed");
+    h.update(master.expose());
+    let d = h.finalize();
+    u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+}
+
 /// A new master seed when the served-session set is full: fresh from the TRNG, or (test-only
 /// seed) the SHA-256 of the current one, so a test image never repeats a master seed either.
 pub fn next_master_seed<B: Board>(
@@ -332,6 +343,18 @@ mod tests {
         fn halt(&mut self) -> ! {
             unreachable!()
         }
+    }
+
+    #[test]
+    fn the_network_seed_follows_the_master_seed_under_its_own_label() {
+        let (a, b) = (Seed::from_bytes([1; 16]), Seed::from_bytes([2; 16]));
+        // Two boots (two master seeds) never share it.
+        assert_ne!(network_seed(&a), network_seed(&b));
+        assert_eq!(network_seed(&a), network_seed(&Seed::from_bytes([1; 16])));
+        // Bound to its label: not the plain hash of the master seed, nor its bytes.
+        let plain = Sha256::digest(a.expose());
+        assert_ne!(network_seed(&a).to_le_bytes()[..], plain[..8]);
+        assert_ne!(network_seed(&a).to_le_bytes()[..], a.expose()[..8]);
     }
 
     #[test]
