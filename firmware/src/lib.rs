@@ -28,6 +28,7 @@ pub mod app;
 #[cfg(target_os = "none")]
 pub mod clock;
 pub mod cryp;
+pub mod dwmac;
 #[cfg(target_os = "none")]
 pub mod lan9118;
 #[cfg(target_os = "none")]
