@@ -138,7 +138,7 @@ pub fn run<B: Board>(mut board: B, source: MasterSeed) -> ! {
     let mut uart = board.uart();
     let mut net = board.ethernet().and_then(|(eth, mac)| {
         let (sockets, buffers) = (SOCKETS.take()?, BUFFERS.take()?);
-        info!("ethernet: controller up, waiting for a DHCP lease");
+        info!("ethernet: controller up, station address {=[u8]:02x}, waiting for a DHCP lease", mac);
         Some(Net::new(eth, mac, stack_seed, B::now_us, sockets, buffers))
     });
     let mut scratch = [0u8; SCRATCH];

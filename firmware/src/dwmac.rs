@@ -67,7 +67,9 @@ pub trait Mac {
 pub struct Desc(UnsafeCell<[u32; 4]>);
 
 impl Desc {
-    const ZERO: Desc = Desc(UnsafeCell::new([0; 4]));
+    const fn zero() -> Desc {
+        Desc(UnsafeCell::new([0; 4]))
+    }
 
     fn get(&self, w: usize) -> u32 {
         let w = w.min(3);
@@ -87,7 +89,9 @@ impl Desc {
 pub struct Buf(UnsafeCell<[u8; BUF]>);
 
 impl Buf {
-    const ZERO: Buf = Buf(UnsafeCell::new([0; BUF]));
+    const fn zero() -> Buf {
+        Buf(UnsafeCell::new([0; BUF]))
+    }
 }
 
 /// The rings and their buffers, all zero (a `static` of them goes to `.bss`). They must be in
@@ -104,10 +108,10 @@ impl Rings {
     /// Empty rings (for a `static`).
     pub const fn new() -> Self {
         Rings {
-            rx: [const { Desc::ZERO }; RX_LEN],
-            tx: [const { Desc::ZERO }; TX_LEN],
-            rx_buf: [const { Buf::ZERO }; RX_LEN],
-            tx_buf: [const { Buf::ZERO }; TX_LEN],
+            rx: [const { Desc::zero() }; RX_LEN],
+            tx: [const { Desc::zero() }; TX_LEN],
+            rx_buf: [const { Buf::zero() }; RX_LEN],
+            tx_buf: [const { Buf::zero() }; TX_LEN],
         }
     }
 }
@@ -123,6 +127,16 @@ impl Default for Rings {
 #[allow(clippy::cast_possible_truncation)]
 fn bus<T>(p: *const T) -> u32 {
     p as usize as u32
+}
+
+/// A board's station address from its chip's unique ID (the STM32F4's 96 bits): a locally
+/// administered unicast address (first byte xxxxxx10), the same at every boot (a DHCP server
+/// can reserve an address for it) and, through SHA-256 under its own label, unlikely to match
+/// another chip's even where their IDs share most bytes (the same wafer, the same lot).
+pub fn station_address(chip_id: &[u8]) -> [u8; 6] {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::new().chain_update(b"ditto-firmware station address").chain_update(chip_id).finalize();
+    [(d[0] & 0xfc) | 0x02, d[1], d[2], d[3], d[4], d[5]]
 }
 
 /// What the device has counted.

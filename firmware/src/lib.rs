@@ -11,7 +11,8 @@
 //! * `stm32f4::Stm32f4<Discovery407>`: an STM32F4DISCOVERY (STM32F407) at 168 MHz, USART2 (PA2
 //!   TX, PA3 RX) and the hardware TRNG;
 //! * `stm32f4::Stm32f4<Nucleo439>`: a NUCLEO-F439ZI (STM32F439) at 168 MHz, USART3 (PD8 TX, PD9
-//!   RX, through the ST-LINK), the TRNG and the CRYP processor as the PRG's AES ([`cryp`]).
+//!   RX, through the ST-LINK), its Ethernet (the MAC's DMA rings in [`dwmac`], the LAN8742A
+//!   PHY over RMII), the TRNG and the CRYP processor as the PRG's AES ([`cryp`]).
 //!
 //! Logging is defmt: semihosting under QEMU, RTT through a debug probe (`probe-rs run`).
 #![no_std]

@@ -169,7 +169,7 @@ impl<D: Device> Net<D> {
         false
     }
 
-    /// After a failed request: waits (at most [`LINGER_US`]) until the host has acknowledged
+    /// After a failed request: waits (at most `LINGER_US`) until the host has acknowledged
     /// what is queued (the FAIL frame), then resets the connection; the other socket listens
     /// meanwhile, so the host can connect again at once.
     pub fn drop_connection(&mut self) {

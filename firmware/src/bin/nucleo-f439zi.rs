@@ -1,8 +1,9 @@
-//! The dealer image for a NUCLEO-F439ZI (STM32F439): USART3 (PD8 TX, PD9 RX, the ST-LINK's USB
-//! serial port) carries the serial protocol, the CRYP processor computes the PRG's AES (after a
-//! self-test; software AES if it fails), the TRNG seeds the dealer at every start-up, flash
-//! sector 23 holds the key page, and the defmt log goes over RTT to `probe-rs run` (see
-//! firmware/README.md). The board's Ethernet is not driven yet.
+//! The dealer image for a NUCLEO-F439ZI (STM32F439): the serial protocol over USART3 (PD8 TX,
+//! PD9 RX, the ST-LINK's USB serial port) and over TCP port 7300 on the board's Ethernet (its
+//! LAN8742A PHY over RMII, an address by DHCP), the CRYP processor computes the PRG's AES
+//! (after a self-test; software AES if it fails), the TRNG seeds the dealer at every start-up,
+//! flash sector 23 holds the key page, and the defmt log goes over RTT to `probe-rs run` (see
+//! firmware/README.md).
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
 #[cfg(not(target_os = "none"))]

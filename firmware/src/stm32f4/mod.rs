@@ -1,15 +1,16 @@
 //! STM32F4 boards: 168 MHz from the PLL (an 8 MHz HSE, crystal or external clock, watched by
 //! the clock security system, or the 16 MHz HSI if it does not start), a USART at [`BAUD`],
 //! 8N1, received by DMA, the hardware TRNG (clocked at 48 MHz from the PLL, its seed and clock
-//! errors recovered), on chips with one the CRYP processor as the PRG's AES engine
-//! ([`crate::cryp`]), and the key page in a flash sector outside the image (memory.x stops
+//! errors recovered), on boards with a PHY the Ethernet ([`eth`]), on chips with one the CRYP
+//! processor as the PRG's AES engine ([`crate::cryp`]), and the key page in a flash sector outside the image (memory.x stops
 //! the image's flash below it). What differs between boards is a [`Variant`]:
 //!
 //! * [`Discovery407`]: STM32F4DISCOVERY (STM32F407), USART2 on PA2 (TX) / PA3 (RX), an 8 MHz
 //!   crystal, the key page in sector 11;
 //! * [`Nucleo439`]: NUCLEO-F439ZI (STM32F439), USART3 on PD8 (TX) / PD9 (RX), which the on-board
 //!   ST-LINK carries to the host as a USB serial port, the ST-LINK's 8 MHz clock output as HSE
-//!   (bypass), CRYP, the key page in sector 23.
+//!   (bypass), CRYP, the Ethernet MAC over RMII to the board's LAN8742A PHY ([`eth`]), the
+//!   key page in sector 23.
 //!
 //! Registers as in ST's RM0090; every wait on the hardware is bounded.
 #![allow(unsafe_code)] // memory-mapped registers and the key page
@@ -18,6 +19,7 @@ use core::marker::PhantomData;
 
 use crate::{Board, BoardError, NoEthernet, clock};
 
+pub mod eth;
 mod usart;
 pub use usart::{RING_LEN, Usart};
 
@@ -43,6 +45,11 @@ pub trait Variant {
     const KEY_PAGE: usize;
     /// Whether the chip has the CRYP processor (STM32F415/417/437/439).
     const CRYP: bool;
+    /// The board's Ethernet ([`NoEthernet`] where no PHY is fitted).
+    type Eth: smoltcp::phy::Device;
+    /// Brings the Ethernet up (logged if it does not come up): the device and its station
+    /// address.
+    fn ethernet() -> Option<(Self::Eth, [u8; 6])>;
 }
 
 /// STM32F4DISCOVERY (STM32F407VG).
@@ -60,6 +67,11 @@ impl Variant for Discovery407 {
     // Sector 11 (128 KiB).
     const KEY_PAGE: usize = 0x080E_0000;
     const CRYP: bool = false;
+    // The DISCOVERY board has no PHY (its chip's MAC is unused).
+    type Eth = NoEthernet;
+    fn ethernet() -> Option<(NoEthernet, [u8; 6])> {
+        None
+    }
 }
 
 /// NUCLEO-F439ZI (STM32F439ZI).
@@ -77,6 +89,32 @@ impl Variant for Nucleo439 {
     // Sector 23 (128 KiB), the last of the second bank.
     const KEY_PAGE: usize = 0x081E_0000;
     const CRYP: bool = true;
+    type Eth = eth::Eth;
+    fn ethernet() -> Option<(eth::Eth, [u8; 6])> {
+        let mac = crate::dwmac::station_address(&unique_id());
+        match eth::start(&NUCLEO_RMII, mac) {
+            Ok(e) => Some((e, mac)),
+            Err(e) => {
+                defmt::warn!("no Ethernet: {}", e);
+                None
+            }
+        }
+    }
+}
+
+/// The NUCLEO-144 boards' RMII pins to their LAN8742A ((port, pin), port 0 = A; UM1974):
+/// PA1 REF_CLK, PA2 MDIO, PA7 CRS_DV, PC1 MDC, PC4 RXD0, PC5 RXD1, PG11 TX_EN, PG13 TXD0, PB13
+/// TXD1.
+const NUCLEO_RMII: [(usize, usize); 9] =
+    [(0, 1), (0, 2), (0, 7), (2, 1), (2, 4), (2, 5), (6, 11), (6, 13), (1, 13)];
+
+/// The chip's 96-bit unique ID (RM0090, 39.1).
+fn unique_id() -> [u8; 12] {
+    let mut id = [0u8; 12];
+    for (i, w) in id.chunks_mut(4).enumerate() {
+        w.copy_from_slice(&rd(0x1FFF_7A10 + 4 * i).to_le_bytes());
+    }
+    id
 }
 
 /// Core clock.
@@ -291,14 +329,12 @@ fn stop(why: &str) -> ! {
 impl<V: Variant> Board for Stm32f4<V> {
     const NAME: &'static str = V::NAME;
     type Uart = Usart<V>;
-    // The chips have an Ethernet MAC; the DISCOVERY board has no PHY, and the NUCLEO's is not
-    // driven yet: UART only.
-    type Eth = NoEthernet;
+    type Eth = V::Eth;
     fn uart(&mut self) -> Usart<V> {
         Usart::start()
     }
-    fn ethernet(&mut self) -> Option<(NoEthernet, [u8; 6])> {
-        None
+    fn ethernet(&mut self) -> Option<(V::Eth, [u8; 6])> {
+        V::ethernet()
     }
     fn entropy(&mut self, out: &mut [u8]) -> Result<(), BoardError> {
         for chunk in out.chunks_mut(4) {
