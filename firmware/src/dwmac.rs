@@ -329,8 +329,10 @@ impl<M: Mac> phy::Device for Dwmac<M> {
         let mut c = DeviceCapabilities::default();
         c.medium = Medium::Ethernet;
         c.max_transmission_unit = MTU;
-        // The receive ring holds this many frames: smoltcp keeps TCP windows within it.
-        c.max_burst_size = Some(RX_LEN);
+        // smoltcp caps the TCP window it advertises at this many segments of (MTU - 40) bytes,
+        // a little more than a real segment (1460): one less than the ring's frames keeps a
+        // full window within the receive ring.
+        c.max_burst_size = Some(RX_LEN - 1);
         c
     }
 }

@@ -328,3 +328,5 @@ fn station_addresses_are_local_unicast_stable_and_apart() {
     // Not the chip ID's own bytes.
     assert_ne!(station_address(&id(0))[1..], id(0)[..5]);
 }
+
+mod tcp;
