@@ -51,7 +51,7 @@ const PROFILES: [Profile; 4] = [
         link: 11.5e6,
     },
     // CRYP: 14 cycles per AES-128 block (RM0090) plus 8 register accesses and the counter: ~3.
-    // The nucleo-f439zi image as built (its Ethernet not driven yet), then with Ethernet.
+    // The nucleo-f439zi image over its UART, then over its Ethernet.
     Profile {
         name: "STM32F439, CRYP AES, UART 921600",
         hz: 168e6,
