@@ -38,6 +38,7 @@ pub mod link;
 pub mod mps2;
 #[cfg(target_os = "none")]
 pub mod net;
+pub mod phy;
 #[cfg(target_os = "none")]
 pub mod stm32f4;
 

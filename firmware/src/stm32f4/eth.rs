@@ -20,6 +20,9 @@ use super::{RCC, modify, rd, wr};
 use crate::TakeOnce;
 use crate::clock;
 use crate::dwmac::{Dwmac, Mac, Rings};
+use crate::phy::{
+    ANAR, ANLPAR, BMCR, BMCR_ANEN, BMCR_RESET, BMCR_RESTART_AN, BMSR, BMSR_LINK, LinkMode, PHYID1, link_mode,
+};
 
 const ETH: usize = 0x4002_8000;
 const MACCR: usize = ETH;
@@ -33,6 +36,7 @@ const DMATPDR: usize = ETH + 0x1004;
 const DMARPDR: usize = ETH + 0x1008;
 const DMARDLAR: usize = ETH + 0x100C;
 const DMATDLAR: usize = ETH + 0x1010;
+const DMASR: usize = ETH + 0x1014;
 const DMAOMR: usize = ETH + 0x1018;
 const DMAIER: usize = ETH + 0x101C;
 const SYSCFG_PMC: usize = 0x4001_3804;
@@ -57,20 +61,8 @@ const DMABMR_ON: u32 = (1 << 25) | (1 << 23) | (32 << 17) | (1 << 16) | (32 << 8
 const DMAOMR_MODE: u32 = (1 << 25) | (1 << 21) | (1 << 2);
 const DMAOMR_ST: u32 = 1 << 13;
 const DMAOMR_SR: u32 = 1 << 1;
-
-/// PHY registers (IEEE 802.3 clause 22): control, status, identifier 1, auto-negotiation
-/// advertisement and link partner ability.
-const BMCR: u32 = 0;
-const BMSR: u32 = 1;
-const PHYID1: u32 = 2;
-const ANAR: u32 = 4;
-const ANLPAR: u32 = 5;
-const BMCR_RESET: u16 = 1 << 15;
-const BMCR_SPEED100: u16 = 1 << 13;
-const BMCR_ANEN: u16 = 1 << 12;
-const BMCR_RESTART_AN: u16 = 1 << 9;
-const BMCR_FULL: u16 = 1 << 8;
-const BMSR_LINK: u16 = 1 << 2;
+/// DMASR: fatal bus error (the DMA has stopped).
+const DMASR_FBES: u32 = 1 << 13;
 
 /// How often the PHY is asked for the link.
 pub const LINK_POLL_MS: u64 = 500;
@@ -131,6 +123,13 @@ fn set(reg: usize, v: u32) {
     wr(reg, v);
 }
 
+/// Turns on peripheral clocks `bits` in RCC register `reg` and reads it back: the errata's
+/// workaround for a first access to the peripheral too soon after its clock is enabled.
+fn enable(reg: usize, bits: u32) {
+    modify(reg, 0, bits);
+    let _ = rd(reg);
+}
+
 /// The MDIO bus to the PHY.
 struct Mdio {
     phy: u32,
@@ -179,20 +178,10 @@ impl Mdio {
         self.read(BMSR).is_some_and(|s| s & BMSR_LINK != 0)
     }
 
-    /// The link's speed and duplex: negotiated (the best mode both ends advertise: 100 full,
-    /// 100 half, 10 full, else 10 half) or, without auto-negotiation, as forced in BMCR.
-    fn mode(&self) -> (bool, bool) {
-        let c = self.read(BMCR).unwrap_or(0);
-        if c & BMCR_ANEN == 0 {
-            return (c & BMCR_SPEED100 != 0, c & BMCR_FULL != 0);
-        }
-        let both = self.read(ANAR).unwrap_or(0) & self.read(ANLPAR).unwrap_or(0);
-        match both {
-            b if b & (1 << 8) != 0 => (true, true),
-            b if b & (1 << 7) != 0 => (true, false),
-            b if b & (1 << 6) != 0 => (false, true),
-            _ => (false, false),
-        }
+    /// The link's speed and duplex ([`link_mode`]).
+    fn mode(&self) -> LinkMode {
+        let r = |reg| self.read(reg).unwrap_or(0);
+        link_mode(r(BMCR), r(ANAR), r(ANLPAR))
     }
 }
 
@@ -201,6 +190,8 @@ pub struct StmMac {
     mdio: Mdio,
     up: bool,
     next_poll: Instant,
+    /// A fatal DMA bus error was logged.
+    bus_error: bool,
 }
 
 impl Mac for StmMac {
@@ -217,13 +208,19 @@ impl Mac for StmMac {
             return self.up;
         }
         self.next_poll = now + Duration::from_millis(LINK_POLL_MS);
+        if rd(DMASR) & DMASR_FBES != 0 && !self.bus_error {
+            // Cannot happen with the rings in SRAM; the DMA stops, and only a restart helps.
+            defmt::error!("ethernet: the DMA stopped on a bus error (restart the board)");
+            self.bus_error = true;
+        }
         let up = self.mdio.link();
         if up && !self.up {
-            let (fast, full) = self.mdio.mode();
-            let on = (rd(MACCR) & !(MACCR_FES | MACCR_DM))
-                | if fast { MACCR_FES } else { 0 }
-                | if full { MACCR_DM } else { 0 };
-            set(MACCR, on);
+            let LinkMode { fast, full } = self.mdio.mode();
+            // Transmitter and receiver off while the mode changes, then on again.
+            let off = rd(MACCR) & !(MACCR_FES | MACCR_DM | MACCR_TE | MACCR_RE);
+            let mode = if fast { MACCR_FES } else { 0 } | if full { MACCR_DM } else { 0 };
+            set(MACCR, off);
+            set(MACCR, off | mode | MACCR_TE | MACCR_RE);
             defmt::info!(
                 "ethernet: link up, {=str} Mbit/s {=str} duplex",
                 if fast { "100" } else { "10" },
@@ -244,12 +241,12 @@ pub type Eth = Dwmac<StmMac>;
 /// address `mac`.
 pub fn start(pins: &[(usize, usize)], mac: [u8; 6]) -> Result<Eth, EthError> {
     // SYSCFG's clock; RMII selected while the MAC's clocks are off (RM0090, 9.2.3).
-    modify(RCC + 0x44, 0, 1 << 14);
+    enable(RCC + 0x44, 1 << 14);
     modify(RCC + 0x30, 0b111 << 25, 0);
     modify(SYSCFG_PMC, 0, 1 << 23);
     for &(port, pin) in pins {
         let gpio = GPIOA + 0x400 * port;
-        modify(RCC + 0x30, 0, 1 << port);
+        enable(RCC + 0x30, 1 << port);
         // Alternate function 11, very high speed, push-pull, no pull.
         modify(gpio, 0b11 << (2 * pin), 0b10 << (2 * pin));
         modify(gpio + 0x08, 0, 0b11 << (2 * pin));
@@ -258,7 +255,7 @@ pub fn start(pins: &[(usize, usize)], mac: [u8; 6]) -> Result<Eth, EthError> {
         modify(afr, 0xf << at, 11 << at);
     }
     // The MAC's, its transmitter's and receiver's clocks; the MAC reset.
-    modify(RCC + 0x30, 0, 0b111 << 25);
+    enable(RCC + 0x30, 0b111 << 25);
     modify(RCC + 0x10, 0, 1 << 25);
     modify(RCC + 0x10, 1 << 25, 0);
     // The DMA's software reset needs the PHY's reference clock to complete.
@@ -277,7 +274,7 @@ pub fn start(pins: &[(usize, usize)], mac: [u8; 6]) -> Result<Eth, EthError> {
     set(MACA0LR, u32::from_le_bytes([mac[0], mac[1], mac[2], mac[3]]));
     wr(DMAIER, 0);
     set(DMABMR, DMABMR_ON);
-    let dev = Dwmac::new(StmMac { mdio, up: false, next_poll: Instant::ZERO }, rings);
+    let dev = Dwmac::new(StmMac { mdio, up: false, next_poll: Instant::ZERO, bus_error: false }, rings);
     let (rx, tx) = dev.lists();
     wr(DMARDLAR, rx);
     wr(DMATDLAR, tx);
