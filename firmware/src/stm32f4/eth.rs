@@ -172,10 +172,12 @@ impl Mdio {
         if self.write(BMCR, BMCR_ANEN | BMCR_RESTART_AN) { Ok(()) } else { Err(EthError::PhyReset) }
     }
 
-    /// Whether the link is up (the status bit latches low: the second read is the present).
-    fn link(&self) -> bool {
-        let _ = self.read(BMSR);
-        self.read(BMSR).is_some_and(|s| s & BMSR_LINK != 0)
+    /// Whether the link stayed up since the last look and whether it is up now (the status bit
+    /// latches low: the first read says whether it went down meanwhile, the second is the
+    /// present).
+    fn link(&self) -> (bool, bool) {
+        let up = |s: Option<u16>| s.is_some_and(|s| s & BMSR_LINK != 0);
+        (up(self.read(BMSR)), up(self.read(BMSR)))
     }
 
     /// The link's speed and duplex ([`link_mode`]).
@@ -213,8 +215,13 @@ impl Mac for StmMac {
             defmt::error!("ethernet: the DMA stopped on a bus error (restart the board)");
             self.bus_error = true;
         }
-        let up = self.mdio.link();
-        if up && !self.up {
+        // A link that went down and came back up between two looks (a cable moved to another
+        // switch) may have a new mode: it is set up again.
+        let (stayed, up) = self.mdio.link();
+        if self.up && !stayed {
+            defmt::warn!("ethernet: link down");
+        }
+        if up && !(self.up && stayed) {
             let LinkMode { fast, full } = self.mdio.mode();
             // Transmitter and receiver off while the mode changes, then on again.
             let off = rd(MACCR) & !(MACCR_FES | MACCR_DM | MACCR_TE | MACCR_RE);
@@ -226,8 +233,6 @@ impl Mac for StmMac {
                 if fast { "100" } else { "10" },
                 if full { "full" } else { "half" }
             );
-        } else if !up && self.up {
-            defmt::warn!("ethernet: link down");
         }
         self.up = up;
         up
