@@ -6,9 +6,11 @@
 //! `net` module).
 //!
 //! Host -> board, the request: `DTFW`, version (1 byte), session id (16), share-set id (16),
-//! chunk (u32 LE), plan header length (u16 LE), plan header (postcard). The board refuses a
-//! session it has served before under its current master seed ([`ServedSessions`]), draws a
-//! fresh salt for the generation, then sends frames `kind (1) | length (u32 LE) | payload`:
+//! chunk (u32 LE), plan header length (u16 LE), plan header (postcard), then a 16-byte tag of
+//! all of that under the relay key ([`RelayKey::tag`]). The board refuses a request whose tag
+//! does not verify (only its relay can make it deal) and a session it has served before under
+//! its current master seed ([`ServedSessions`]), draws a fresh salt for the generation, then
+//! sends frames `kind (1) | length (u32 LE) | payload`:
 //!
 //! * [`NEED_STEP`] (first step index u32 LE, count u16 LE, at most [`BATCH`]): the host
 //!   answers `length (u16 LE) | step (postcard)` for each, in one write; the board reads the plan
@@ -18,7 +20,12 @@
 //!
 //! The link carries only what a relay may see: the plan (public) and sealed frames. The board
 //! waits for each answer before it sends more, so a host that reads at its own pace loses
-//! nothing (flow control by request and answer).
+//! nothing (flow control by request and answer). The tag authenticates the request, not the
+//! step answers: a host that alters steps gets streams for another plan, which the parties
+//! refuse (they check the plan's hash). A recorded request replayed is refused as a served
+//! session until the board draws a new master seed (at a reboot, or after [`ServedSessions`]
+//! fills); after that it is dealt again, sealed to the parties, for nobody: it costs the board
+//! time and yields nothing.
 
 use core::cell::RefCell;
 
@@ -29,17 +36,19 @@ use ditto_core::plan::{PlanHeader, Step};
 use ditto_core::prg::{SessionId, ShareSetId};
 
 use crate::Error;
-use crate::keys::{DealerSeeds, Generation, PartyKey, SaltSource};
+use crate::keys::{DealerSeeds, Generation, PartyKey, RelayKey, SaltSource};
 use crate::stream::{MAX_CHUNK, PlanSource, SessionSpec, write_stream};
 
 /// The TCP port a board with Ethernet serves this protocol on.
 pub const TCP_PORT: u16 = 7300;
 /// Request magic.
 pub const MAGIC: [u8; 4] = *b"DTFW";
-/// Protocol version.
-pub const VERSION: u8 = 2;
+/// Protocol version (3: requests carry a tag under the relay key).
+pub const VERSION: u8 = 3;
 /// Request bytes before the plan header: magic, version, session, share set, chunk, length.
 const REQUEST_HEAD: usize = 4 + 1 + 16 + 16 + 4 + 2;
+/// The request's tag, after the plan header.
+pub const TAG: usize = 16;
 /// Board -> host: send me step `index`.
 pub const NEED_STEP: u8 = 1;
 /// Board -> host: stream bytes of a party.
@@ -193,6 +202,8 @@ pub struct BoardDealer<'a, const N: usize> {
     pub seeds: &'a DealerSeeds,
     /// P0's and P1's keys.
     pub keys: &'a [PartyKey; 2],
+    /// The key the relay tags its requests with.
+    pub relay: &'a RelayKey,
     /// Salts, one per generation.
     pub salts: &'a mut SaltSource,
     /// Sessions served.
@@ -247,13 +258,29 @@ pub fn serve_settling<U: Read + Write, const N: usize>(
     let r = serve_inner(link, d, scratch);
     if let Err(e) = &r {
         settle(&mut *link.borrow_mut());
-        let mut reason: heapless::String<96, u8> = heapless::String::new();
+        let mut reason = Reason(heapless::String::new());
         let _ = core::fmt::write(&mut reason, format_args!("{e}"));
+        let reason = reason.0;
         let mut u = link.borrow_mut();
         let _ = frame(&mut *u, FAIL, reason.as_bytes(), &[]);
         let _ = u.flush();
     }
     r
+}
+
+/// A FAIL frame's reason: as much of the error's text as fits (a `heapless::String` alone
+/// refuses a piece that does not fit whole, which left long reasons empty).
+struct Reason(heapless::String<96, u8>);
+
+impl core::fmt::Write for Reason {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        for c in s.chars() {
+            if self.0.push(c).is_err() {
+                break;
+            }
+        }
+        Ok(())
+    }
 }
 
 fn serve_inner<U: Read + Write, const N: usize>(
@@ -266,7 +293,7 @@ fn serve_inner<U: Read + Write, const N: usize>(
     head[..4].copy_from_slice(&MAGIC);
     read_exact(&mut *link.borrow_mut(), &mut head[4..])?;
     if head[4] != VERSION {
-        return Err(Error::Plan { index: 0, reason: "not a DTFW v2 request" });
+        return Err(Error::Plan { index: 0, reason: "not a DTFW v3 request" });
     }
     let mut sid = [0u8; 16];
     sid.copy_from_slice(&head[5..21]);
@@ -274,10 +301,21 @@ fn serve_inner<U: Read + Write, const N: usize>(
     set.copy_from_slice(&head[21..37]);
     let chunk = u32::from_le_bytes([head[37], head[38], head[39], head[40]]) as usize;
     let n = usize::from(u16::from_le_bytes([head[41], head[42]]));
-    let mut buf = [0u8; MAX_ITEM];
-    let item = buf.get_mut(..n).ok_or(Error::Plan { index: 0, reason: "plan header too long" })?;
-    read_exact(&mut *link.borrow_mut(), item)?;
-    let header: PlanHeader = postcard::from_bytes(item)
+    // The request as tagged: head, plan header; then the tag.
+    let mut buf = [0u8; REQUEST_HEAD + MAX_ITEM + TAG];
+    buf[..REQUEST_HEAD].copy_from_slice(&head);
+    let tagged = REQUEST_HEAD + n;
+    let rest = buf
+        .get_mut(REQUEST_HEAD..tagged + TAG)
+        .ok_or(Error::Plan { index: 0, reason: "plan header too long" })?;
+    read_exact(&mut *link.borrow_mut(), rest)?;
+    let (request, tag) = buf.split_at(tagged);
+    let mut t = [0u8; TAG];
+    t.copy_from_slice(&tag[..TAG]);
+    if !d.relay.verify(request, &t) {
+        return Err(Error::NotAuthenticated);
+    }
+    let header: PlanHeader = postcard::from_bytes(&request[REQUEST_HEAD..])
         .map_err(|_| Error::Plan { index: 0, reason: "plan header does not decode" })?;
     if chunk == 0 || chunk > MAX_CHUNK {
         return Err(Error::Chunk { chunk, max: MAX_CHUNK });
@@ -298,14 +336,42 @@ fn serve_inner<U: Read + Write, const N: usize>(
     Ok(())
 }
 
+/// The request for `session`'s streams of the plan whose header encodes as `header`, with the
+/// masks of sharing `share_set`, tagged under `relay` (see the module docs).
+#[cfg(feature = "std")]
+pub fn encode_request(
+    relay: &RelayKey,
+    session: SessionId,
+    share_set: ShareSetId,
+    header: &[u8],
+    chunk: usize,
+) -> Result<std::vec::Vec<u8>, Error> {
+    let mut req = std::vec::Vec::new();
+    req.extend_from_slice(&MAGIC);
+    req.push(VERSION);
+    req.extend_from_slice(&session.0);
+    req.extend_from_slice(&share_set.0);
+    req.extend_from_slice(
+        &u32::try_from(chunk).map_err(|_| Error::Chunk { chunk, max: MAX_CHUNK })?.to_le_bytes(),
+    );
+    let n =
+        u16::try_from(header.len()).map_err(|_| Error::Plan { index: 0, reason: "plan header too long" })?;
+    req.extend_from_slice(&n.to_le_bytes());
+    req.extend_from_slice(header);
+    let tag = relay.tag(&req);
+    req.extend_from_slice(&tag);
+    Ok(req)
+}
+
 /// Host side: asks the board on `link` for `session`'s streams of `plan` with the masks of
-/// sharing `share_set` (answering its step requests) and returns P0's and P1's streams as the
-/// board sent them (sealed; the host sees nothing else). `link` should time out its reads (a
-/// silent board is an error, not a hang); over TCP (QEMU's UART bridge) set no-delay, as every
-/// step is a small request and answer.
+/// sharing `share_set` (answering its step requests), the request tagged under `relay`, and
+/// returns P0's and P1's streams as the board sent them (sealed; the host sees nothing else).
+/// `link` should time out its reads (a silent board is an error, not a hang); over TCP (QEMU's
+/// UART bridge) set no-delay, as every step is a small request and answer.
 #[cfg(feature = "std")]
 pub fn request<L: std::io::Read + std::io::Write>(
     link: &mut L,
+    relay: &RelayKey,
     session: SessionId,
     share_set: ShareSetId,
     plan: &ditto_core::plan::Plan,
@@ -316,17 +382,7 @@ pub fn request<L: std::io::Read + std::io::Write>(
     let enc = |v: &dyn erased::Enc| {
         v.enc().map_err(|_| Error::Plan { index: 0, reason: "plan item does not encode" })
     };
-    let header = enc(&plan.header)?;
-    let mut req = Vec::new();
-    req.extend_from_slice(&MAGIC);
-    req.push(VERSION);
-    req.extend_from_slice(&session.0);
-    req.extend_from_slice(&share_set.0);
-    req.extend_from_slice(
-        &u32::try_from(chunk).map_err(|_| Error::Chunk { chunk, max: MAX_CHUNK })?.to_le_bytes(),
-    );
-    req.extend_from_slice(&u16::try_from(header.len()).unwrap_or(u16::MAX).to_le_bytes());
-    req.extend_from_slice(&header);
+    let req = encode_request(relay, session, share_set, &enc(&plan.header)?, chunk)?;
     link.write_all(&req).map_err(ioe)?;
     link.flush().map_err(ioe)?;
     let mut out = [Vec::new(), Vec::new()];

@@ -14,9 +14,12 @@
 //!   [`Salt::commitment`] in their link handshake, so parties fed by two generations stop with
 //!   a clear error instead of computing garbage.
 //!
-//! A board keeps what must survive a reboot (both party keys and the model-mask seed) in a
-//! **key page** ([`Provisioning`]) written to its flash once; its master seed comes from the TRNG
-//! at every boot.
+//! * The **relay key** ([`RelayKey`]) is shared by a dealer board and the relay that asks it
+//!   for streams: every request carries a tag under it, so the board deals only for its relay.
+//!
+//! A board keeps what must survive a reboot (both party keys, the model-mask seed and the relay
+//! key) in a **key page** ([`Provisioning`]) written to its flash once; its master seed comes
+//! from the TRNG at every boot.
 
 use ditto_core::Party;
 use ditto_core::prg::{Prg, Seed, SessionId, ShareSetId, model_share_seed};
@@ -59,6 +62,59 @@ impl PartyKey {
 impl core::fmt::Debug for PartyKey {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("PartyKey(<redacted>)")
+    }
+}
+
+/// The key a dealer board and its relay share: the relay tags every request with it
+/// ([`crate::board`]), the board refuses a request whose tag does not verify. Zeroized on drop,
+/// never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RelayKey(Seed);
+
+/// Label of a request tag (HMAC-SHA256 of label || request, under the relay key).
+const REQUEST_TAG_LABEL: &[u8] = b"ditto board request v3";
+
+impl RelayKey {
+    /// Wraps provisioned key bytes.
+    pub const fn from_bytes(bytes: [u8; 16]) -> Self {
+        RelayKey(Seed::from_bytes(bytes))
+    }
+
+    /// The key bytes (for writing the provisioned key file).
+    pub fn expose(&self) -> &[u8; 16] {
+        self.0.expose()
+    }
+
+    fn mac(&self, request: &[u8]) -> hmac::Hmac<Sha256> {
+        use hmac::KeyInit;
+        use hmac::Mac;
+        // HMAC takes a key of any length: this cannot fail.
+        let mut m = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(self.expose())
+            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+        m.update(REQUEST_TAG_LABEL);
+        m.update(request);
+        m
+    }
+
+    /// The tag of a request's bytes: the first 16 bytes of HMAC-SHA256(key, label || request).
+    pub fn tag(&self, request: &[u8]) -> [u8; 16] {
+        use hmac::Mac;
+        let full = self.mac(request).finalize().into_bytes();
+        let mut t = [0u8; 16];
+        t.copy_from_slice(&full[..16]);
+        t
+    }
+
+    /// Whether `tag` is the tag of `request` (compared in constant time).
+    pub fn verify(&self, request: &[u8], tag: &[u8; 16]) -> bool {
+        use hmac::Mac;
+        self.mac(request).verify_truncated_left(tag).is_ok()
+    }
+}
+
+impl core::fmt::Debug for RelayKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("RelayKey(<redacted>)")
     }
 }
 
@@ -202,15 +258,18 @@ impl DealerSeeds {
     }
 }
 
-/// A board's provisioned secrets: both party keys and the model-mask seed. `ditto provision`
-/// writes them as a key page (`board-keys.bin`) to flash next to the firmware; the firmware reads
-/// them at boot. Page: magic [`Provisioning::MAGIC`], P0's key, P1's key, the model-mask seed (16
-/// bytes each), then the first 4 bytes of the SHA-256 of everything before them.
+/// A board's provisioned secrets: both party keys, the model-mask seed and the relay key. `ditto
+/// provision` writes them as a key page (`board-keys.bin`) to flash next to the firmware; the
+/// firmware reads them at boot. Page: magic [`Provisioning::MAGIC`], P0's key, P1's key, the
+/// model-mask seed, the relay key (16 bytes each), then the first 4 bytes of the SHA-256 of
+/// everything before them.
 pub struct Provisioning {
     /// P0's and P1's keys.
     pub keys: [PartyKey; 2],
     /// The model-mask seed.
     pub model: Seed,
+    /// The key of the relay the board deals for.
+    pub relay: RelayKey,
 }
 
 impl core::fmt::Debug for Provisioning {
@@ -220,10 +279,14 @@ impl core::fmt::Debug for Provisioning {
 }
 
 impl Provisioning {
-    /// Key page magic (format version 1).
-    pub const MAGIC: [u8; 8] = *b"DITTOKP1";
+    /// Key page magic (format version 2: with the relay key).
+    pub const MAGIC: [u8; 8] = *b"DITTOKP2";
+    /// The first format's magic (no relay key): refused, with the fix.
+    const MAGIC_V1: [u8; 8] = *b"DITTOKP1";
     /// Key page length in bytes.
-    pub const PAGE_LEN: usize = 8 + 3 * 16 + 4;
+    pub const PAGE_LEN: usize = 8 + 4 * 16 + 4;
+    /// Bytes the checksum covers.
+    const BODY: usize = 8 + 4 * 16;
 
     fn check(body: &[u8]) -> [u8; 4] {
         let h = Sha256::digest(body);
@@ -237,8 +300,9 @@ impl Provisioning {
         p[8..24].copy_from_slice(self.keys[0].expose());
         p[24..40].copy_from_slice(self.keys[1].expose());
         p[40..56].copy_from_slice(self.model.expose());
-        let c = Self::check(&p[..56]);
-        p[56..].copy_from_slice(&c);
+        p[56..72].copy_from_slice(self.relay.expose());
+        let c = Self::check(&p[..Self::BODY]);
+        p[Self::BODY..].copy_from_slice(&c);
         p
     }
 
@@ -251,19 +315,25 @@ impl Provisioning {
         if p.iter().all(|&b| b == 0xff) || p.iter().all(|&b| b == 0) {
             return Err(Error::KeyPage { problem: "blank (not provisioned)" });
         }
+        if p[..8] == Self::MAGIC_V1 {
+            return Err(Error::KeyPage {
+                problem: "format 1, without a relay key: write a new one from `ditto provision`",
+            });
+        }
         if p[..8] != Self::MAGIC {
             return Err(Error::KeyPage { problem: "bad magic (not a ditto key page)" });
         }
-        if p[56..] != Self::check(&p[..56]) {
+        if p[Self::BODY..] != Self::check(&p[..Self::BODY]) {
             return Err(Error::KeyPage { problem: "checksum mismatch (damaged)" });
         }
-        let mut k = [[0u8; 16]; 3];
+        let mut k = [[0u8; 16]; 4];
         for (i, k) in k.iter_mut().enumerate() {
             k[..].copy_from_slice(&p[8 + 16 * i..24 + 16 * i]);
         }
         let out = Provisioning {
             keys: [PartyKey::from_bytes(k[0]), PartyKey::from_bytes(k[1])],
             model: Seed::from_bytes(k[2]),
+            relay: RelayKey::from_bytes(k[3]),
         };
         k.zeroize();
         Ok(out)
@@ -278,7 +348,46 @@ mod tests {
         Provisioning {
             keys: [PartyKey::from_bytes([1; 16]), PartyKey::from_bytes([2; 16])],
             model: Seed::from_bytes([3; 16]),
+            relay: RelayKey::from_bytes([4; 16]),
         }
+    }
+
+    /// HMAC-SHA256 as RFC 2104 defines it, written apart from the `hmac` crate.
+    fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
+        let mut k = [0u8; 64];
+        k[..key.len()].copy_from_slice(key);
+        let pad = |b: u8| k.map(|x| x ^ b);
+        let inner = Sha256::new().chain_update(pad(0x36)).chain_update(msg).finalize();
+        Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize().into()
+    }
+
+    #[test]
+    fn request_tags_are_truncated_hmac_sha256_under_the_relay_key_and_its_label() {
+        // The reference itself against RFC 4231, test case 1.
+        let want = "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7";
+        let got: std::string::String =
+            hmac_sha256(&[0x0b; 20], b"Hi There").iter().map(|b| std::format!("{b:02x}")).collect();
+        assert_eq!(got, want);
+        let key = RelayKey::from_bytes(*b"relay-key-16byte");
+        let request = b"DTFW\x03 a request's bytes";
+        let full = hmac_sha256(key.expose(), &[REQUEST_TAG_LABEL, request].concat());
+        let tag = key.tag(request);
+        assert_eq!(tag[..], full[..16]);
+        assert!(key.verify(request, &tag));
+        // Any other request, tag or key fails.
+        for i in 0..request.len() {
+            let mut r = *request;
+            r[i] ^= 1;
+            assert!(!key.verify(&r, &tag), "request byte {i}");
+        }
+        for i in 0..16 {
+            let mut t = tag;
+            t[i] ^= 0x80;
+            assert!(!key.verify(request, &t), "tag byte {i}");
+        }
+        assert!(!RelayKey::from_bytes(*b"relay-key-16bytf").verify(request, &tag));
+        assert!(!key.verify(&request[..request.len() - 1], &tag), "a truncated request");
+        assert_eq!(std::format!("{key:?}"), "RelayKey(<redacted>)");
     }
 
     #[test]
@@ -287,6 +396,7 @@ mod tests {
         let back = Provisioning::from_page(&page).unwrap();
         assert_eq!(back.keys, sample().keys);
         assert_eq!(back.model.expose(), &[3; 16]);
+        assert_eq!(back.relay.expose(), &[4; 16]);
         // A longer region (a flash sector) holding the page at its start reads the same.
         let mut sector = [0xffu8; 256];
         sector[..page.len()].copy_from_slice(&page);
@@ -295,8 +405,11 @@ mod tests {
             Err(Error::KeyPage { problem }) => problem,
             other => panic!("{other:?}"),
         };
-        assert!(problem(&[0xff; 64]).contains("blank"));
-        assert!(problem(&[0; 64]).contains("blank"));
+        assert!(problem(&[0xff; 80]).contains("blank"));
+        assert!(problem(&[0; 80]).contains("blank"));
+        let mut v1 = page;
+        v1[..8].copy_from_slice(b"DITTOKP1");
+        assert!(problem(&v1).contains("format 1"), "a first-format page is refused with the fix");
         assert!(problem(&page[..40]).contains("shorter"));
         for i in 0..page.len() {
             let mut bad = page;

@@ -86,6 +86,13 @@ pub enum Error {
         /// Bytes discarded.
         skipped: u32,
     },
+    /// A board's request whose tag does not verify under the board's relay key: not from its
+    /// relay, or the relay holds another board's key.
+    #[error(
+        "request not authenticated: its tag does not verify under this board's relay key (give \
+         the relay the relay.key provisioned with this board's key page)"
+    )]
+    NotAuthenticated,
     /// A session this dealer has served already (a board, under its current master seed).
     #[error("session {session:032x} was already served by this dealer")]
     SessionServed {

@@ -12,7 +12,7 @@ use ditto_core::Party;
 use ditto_core::prg::{Seed, SessionId, ShareSetId};
 use ditto_dealer::board::{self, BoardDealer, ServedSessions};
 use ditto_dealer::host::Io;
-use ditto_dealer::keys::{DealerSeeds, Generation, PartyKey, Salt};
+use ditto_dealer::keys::{DealerSeeds, Generation, PartyKey, RelayKey, Salt};
 use ditto_dealer::stream::{SessionSpec, SlicePlan, scratch_len, write_stream};
 
 fn seeds() -> DealerSeeds {
@@ -21,6 +21,10 @@ fn seeds() -> DealerSeeds {
 
 fn keys() -> [PartyKey; 2] {
     [PartyKey::from_bytes([0x40; 16]), PartyKey::from_bytes([0x41; 16])]
+}
+
+fn relay() -> RelayKey {
+    RelayKey::from_bytes([0x42; 16])
 }
 
 const SET: ShareSetId = ShareSetId([0x55; 16]);
@@ -36,10 +40,11 @@ fn board_until(
     std::thread::spawn(move || {
         let link = RefCell::new(Io(link));
         let mut scratch = vec![0u8; scratch_len(1024)];
-        let (seeds, keys) = (seeds(), keys());
+        let (seeds, keys, relay) = (seeds(), keys(), relay());
         let mut salts = seeds.salts();
         let mut served = ServedSessions::<4>::default();
-        let mut d = BoardDealer { seeds: &seeds, keys: &keys, salts: &mut salts, served: &mut served };
+        let mut d =
+            BoardDealer { seeds: &seeds, keys: &keys, relay: &relay, salts: &mut salts, served: &mut served };
         let mut results = Vec::new();
         while !done(&results) {
             results.push(board::serve(&link, &mut d, &mut scratch));
@@ -67,7 +72,7 @@ fn board_streams_equal_the_host_dealer_streams() {
     let (mut host, dev) = UnixStream::pair().unwrap();
     host.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let b = board_thread(dev, 1);
-    let got = board::request(&mut host, session, SET, &plan, 1024).unwrap();
+    let got = board::request(&mut host, &relay(), session, SET, &plan, 1024).unwrap();
     assert!(b.join().unwrap().into_iter().all(|r| r.is_ok()));
     // Both streams of a generation carry its salt, the first of the board's salt source.
     let salt = salt_of(&got[0]);
@@ -94,12 +99,13 @@ fn a_board_deals_a_session_once_and_every_generation_under_a_new_salt() {
     let (mut host, dev) = UnixStream::pair().unwrap();
     host.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let b = board_thread(dev, 3);
-    let a = board::request(&mut host, SessionId([1; 16]), SET, &plan, 1024).unwrap();
+    let a = board::request(&mut host, &relay(), SessionId([1; 16]), SET, &plan, 1024).unwrap();
     // The same session again (a replayed request) is refused, whatever the sharing asked for.
-    let e = board::request(&mut host, SessionId([1; 16]), ShareSetId([9; 16]), &plan, 1024).unwrap_err();
+    let e = board::request(&mut host, &relay(), SessionId([1; 16]), ShareSetId([9; 16]), &plan, 1024)
+        .unwrap_err();
     println!("replayed board request: {e}");
     assert!(e.to_string().contains("already served"), "{e}");
-    let c = board::request(&mut host, SessionId([2; 16]), SET, &plan, 1024).unwrap();
+    let c = board::request(&mut host, &relay(), SessionId([2; 16]), SET, &plan, 1024).unwrap();
     let r = b.join().unwrap();
     assert!(r[0].is_ok() && r[2].is_ok());
     assert_eq!(r[1], Err(ditto_dealer::Error::SessionServed { session: u128::from_be_bytes([1; 16]) }));
@@ -119,6 +125,56 @@ fn the_served_set_refuses_repeats_and_reports_when_full() {
     s.claim(&SessionId([3; 16])).unwrap();
 }
 
+/// Reads a FAIL frame from the board: its reason.
+fn fail_reason(host: &mut UnixStream) -> String {
+    use std::io::Read;
+    let mut h = [0u8; 5];
+    host.read_exact(&mut h).unwrap();
+    assert_eq!(h[0], board::FAIL);
+    let mut reason = vec![0u8; u32::from_le_bytes(h[1..].try_into().unwrap()) as usize];
+    host.read_exact(&mut reason).unwrap();
+    String::from_utf8(reason).unwrap()
+}
+
+#[test]
+fn a_request_not_tagged_under_the_relay_key_is_refused_before_anything_is_claimed() {
+    use std::io::Write;
+    let plan = ditto_core::plan::Plan::from_bytes(include_bytes!("../../testdata/plans/bert-tiny-seq2.plan"))
+        .unwrap();
+    let (mut host, dev) = UnixStream::pair().unwrap();
+    host.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let b = board_thread(dev, 4);
+    let session = SessionId([5; 16]);
+    // Tagged under another relay's key.
+    let e =
+        board::request(&mut host, &RelayKey::from_bytes([0x43; 16]), session, SET, &plan, 1024).unwrap_err();
+    assert!(e.to_string().contains("not authenticated"), "{e}");
+    // Tagged under the right key, then a byte changed: the share set, then the plan header.
+    let header = postcard::to_allocvec(&plan.header).unwrap();
+    for at in [21, 44] {
+        let mut req = board::encode_request(&relay(), session, SET, &header, 1024).unwrap();
+        req[at] ^= 1;
+        host.write_all(&req).unwrap();
+        let reason = fail_reason(&mut host);
+        assert!(reason.starts_with("request not authenticated"), "byte {at}: {reason}");
+    }
+    // The relay's own request for the same session is served: nothing was claimed, no salt drawn.
+    let got = board::request(&mut host, &relay(), session, SET, &plan, 1024).unwrap();
+    let r = b.join().unwrap();
+    assert_eq!(
+        r[..3],
+        [
+            Err(ditto_dealer::Error::NotAuthenticated),
+            Err(ditto_dealer::Error::NotAuthenticated),
+            Err(ditto_dealer::Error::NotAuthenticated)
+        ]
+    );
+    assert!(r[3].is_ok());
+    let salt = salt_of(&got[0]);
+    assert_eq!(salt, seeds().salts().next_salt(), "the refused requests drew no salt");
+    assert!(got == host_streams(&plan, Generation { session, share_set: SET, salt }));
+}
+
 /// The host dealer's two streams for `generation` (chunk 1024).
 fn host_streams(plan: &ditto_core::plan::Plan, generation: Generation) -> [Vec<u8>; 2] {
     let mut spec = SessionSpec::new(generation, &seeds());
@@ -134,7 +190,7 @@ fn host_streams(plan: &ditto_core::plan::Plan, generation: Generation) -> [Vec<u
 
 #[test]
 fn noise_and_a_request_cut_short_are_skipped_and_the_next_request_served() {
-    use std::io::{Read, Write};
+    use std::io::Write;
     let plan = ditto_core::plan::Plan::from_bytes(include_bytes!("../../testdata/plans/bert-tiny-seq2.plan"))
         .unwrap();
     let (mut host, dev) = UnixStream::pair().unwrap();
@@ -146,15 +202,11 @@ fn noise_and_a_request_cut_short_are_skipped_and_the_next_request_served() {
     host.write_all(b"\x00\xffnoise DTF").unwrap();
     host.write_all(&[&board::MAGIC[..], &[board::VERSION], &[7; 9]].concat()).unwrap();
     // The cut request fails on the time-out and is answered with FAIL; the noise before it is not.
-    let mut h = [0u8; 5];
-    host.read_exact(&mut h).unwrap();
-    assert_eq!(h[0], board::FAIL);
-    let mut reason = vec![0u8; u32::from_le_bytes(h[1..].try_into().unwrap()) as usize];
-    host.read_exact(&mut reason).unwrap();
+    fail_reason(&mut host);
     // The next request is served, and its streams are the host dealer's.
     std::thread::sleep(Duration::from_millis(500));
     let session = SessionId([0x33; 16]);
-    let got = board::request(&mut host, session, SET, &plan, 1024).unwrap();
+    let got = board::request(&mut host, &relay(), session, SET, &plan, 1024).unwrap();
     let r = b.join().unwrap();
     assert!(r.last().is_some_and(Result::is_ok), "{r:?}");
     assert!(
@@ -189,5 +241,5 @@ fn noise_alone_is_discarded_unanswered_and_a_lost_board_is_an_error() {
     let (mut host, dev) = UnixStream::pair().unwrap();
     host.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     drop(dev);
-    assert!(board::request(&mut host, SessionId([1; 16]), SET, &plan, 1024).is_err());
+    assert!(board::request(&mut host, &relay(), SessionId([1; 16]), SET, &plan, 1024).is_err());
 }

@@ -131,7 +131,7 @@ pub fn run<B: Board>(mut board: B, source: MasterSeed) -> ! {
         }
     };
     let stack_seed = network_seed(&master);
-    let Provisioning { keys, model } = prov;
+    let Provisioning { keys, model, relay } = prov;
     let mut seeds = DealerSeeds::new(master, model);
     let mut salts = seeds.salts();
     let mut served = ServedSessions::<SERVED>::default();
@@ -168,7 +168,8 @@ pub fn run<B: Board>(mut board: B, source: MasterSeed) -> ! {
                 break true;
             }
         };
-        let mut dealer = BoardDealer { seeds: &seeds, keys: &keys, salts: &mut salts, served: &mut served };
+        let mut dealer =
+            BoardDealer { seeds: &seeds, keys: &keys, relay: &relay, salts: &mut salts, served: &mut served };
         let d = (&mut dealer, &mut scratch[..], bottom);
         let over = if tcp { "TCP" } else { "UART" };
         let link = match net.as_mut().filter(|_| tcp) {

@@ -271,7 +271,7 @@ pub fn next_master_seed<B: Board>(
 /// the tests load [`page`](test_provisioning::page) there.
 pub mod test_provisioning {
     use ditto_core::prg::Seed;
-    use ditto_dealer::keys::{DealerSeeds, PartyKey, Provisioning};
+    use ditto_dealer::keys::{DealerSeeds, PartyKey, Provisioning, RelayKey};
 
     /// Master seed (session seeds derive from it).
     pub const MASTER: [u8; 16] = *b"ditto-qemu-TEST!";
@@ -279,6 +279,8 @@ pub mod test_provisioning {
     pub const MODEL: [u8; 16] = *b"ditto-qemu-model";
     /// P0's and P1's keys in the tests' key page.
     pub const KEYS: [[u8; 16]; 2] = [*b"ditto-qemu-key-0", *b"ditto-qemu-key-1"];
+    /// The relay key in the tests' key page.
+    pub const RELAY: [u8; 16] = *b"ditto-qemu-relay";
 
     /// The dealer seeds of the test image with the tests' key page.
     pub fn seeds() -> DealerSeeds {
@@ -290,9 +292,14 @@ pub mod test_provisioning {
         [PartyKey::from_bytes(KEYS[0]), PartyKey::from_bytes(KEYS[1])]
     }
 
+    /// The relay key of the tests' key page.
+    pub fn relay() -> RelayKey {
+        RelayKey::from_bytes(RELAY)
+    }
+
     /// The tests' key page.
     pub fn page() -> [u8; Provisioning::PAGE_LEN] {
-        Provisioning { keys: keys(), model: Seed::from_bytes(MODEL) }.to_page()
+        Provisioning { keys: keys(), model: Seed::from_bytes(MODEL), relay: relay() }.to_page()
     }
 }
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use ditto_core::Party;
 use ditto_core::prg::{SessionId, ShareSetId};
 use ditto_dealer::host::Io;
-use ditto_dealer::keys::Generation;
+use ditto_dealer::keys::{Generation, RelayKey};
 use ditto_dealer::stream::{SessionSpec, SlicePlan, scratch_len, write_stream};
 use ditto_dealer::{DEFAULT_CHUNK, board};
 use ditto_firmware::test_provisioning;
@@ -189,7 +189,9 @@ fn streams_match(via: Via) {
         .unwrap();
     let (session, share_set) = (SessionId([0x5a; 16]), ShareSetId([0x5b; 16]));
     let t = Instant::now();
-    let got = board::request(&mut link, session, share_set, &plan, DEFAULT_CHUNK).unwrap();
+    let got =
+        board::request(&mut link, &test_provisioning::relay(), session, share_set, &plan, DEFAULT_CHUNK)
+            .unwrap();
     let took = t.elapsed();
     // The first generation since boot: the first salt of the board's salt source.
     let mut salts = test_provisioning::seeds().salts();
@@ -202,14 +204,24 @@ fn streams_match(via: Via) {
         bytes as f64 / took.as_secs_f64() / 1e3
     );
     let log = q.log_until("request served");
+    // Someone without the relay key (on the board's network, or at its UART) is refused, and
+    // nothing is claimed or dealt (over TCP the board drops the connection after a failed
+    // request: the host connects again).
+    let stranger = RelayKey::from_bytes(*b"not-the-relay-ky");
+    let e = board::request(&mut link, &stranger, SessionId([0x5d; 16]), share_set, &plan, DEFAULT_CHUNK)
+        .unwrap_err();
+    assert!(e.to_string().contains("not authenticated"), "{e}");
+    let mut link = if via == Via::Ethernet { q.connect() } else { link };
     // The board deals a session once: the same request again is refused.
-    let e = board::request(&mut link, session, share_set, &plan, DEFAULT_CHUNK).unwrap_err();
+    let e = board::request(&mut link, &test_provisioning::relay(), session, share_set, &plan, DEFAULT_CHUNK)
+        .unwrap_err();
     assert!(e.to_string().contains("already served"), "{e}");
     // And the next request is served as if nothing happened (over TCP the board drops the
     // connection after a failed request: the host connects again). A refusal draws no salt.
     let mut link = if via == Via::Ethernet { q.connect() } else { link };
     let second = SessionId([0x5c; 16]);
-    let got = board::request(&mut link, second, share_set, &plan, DEFAULT_CHUNK).unwrap();
+    let got = board::request(&mut link, &test_provisioning::relay(), second, share_set, &plan, DEFAULT_CHUNK)
+        .unwrap();
     assert_same_streams(&got, &plan, Generation { session: second, share_set, salt: salts.next_salt() });
     let _ = std::fs::remove_file(&page);
     println!("board log:\n{log}");
@@ -296,14 +308,15 @@ fn board_resynchronises_after_noise_a_request_cut_short_and_a_host_gone_mid_requ
     assert!(log.contains("bytes drained until the line was idle"), "{reason}\n{log}");
     // A host that stops answering mid-request: a valid request, then silence at the board's
     // first step request.
-    let mut req = board::MAGIC.to_vec();
-    req.push(board::VERSION);
-    req.extend_from_slice(&[0x61; 16]);
-    req.extend_from_slice(&[0x5b; 16]);
-    req.extend_from_slice(&u32::try_from(DEFAULT_CHUNK).unwrap().to_le_bytes());
     let header = postcard::to_allocvec(&plan.header).unwrap();
-    req.extend_from_slice(&u16::try_from(header.len()).unwrap().to_le_bytes());
-    req.extend_from_slice(&header);
+    let req = board::encode_request(
+        &test_provisioning::relay(),
+        SessionId([0x61; 16]),
+        ShareSetId([0x5b; 16]),
+        &header,
+        DEFAULT_CHUNK,
+    )
+    .unwrap();
     link.write_all(&req).unwrap();
     let mut h = [0u8; 5 + 6];
     link.read_exact(&mut h).unwrap();
@@ -316,7 +329,9 @@ fn board_resynchronises_after_noise_a_request_cut_short_and_a_host_gone_mid_requ
     // before: the one cut short drew no salt, the abandoned one drew the first.
     std::thread::sleep(Duration::from_millis(200));
     let (session, share_set) = (SessionId([0x62; 16]), ShareSetId([0x5b; 16]));
-    let got = board::request(&mut link, session, share_set, &plan, DEFAULT_CHUNK).unwrap();
+    let got =
+        board::request(&mut link, &test_provisioning::relay(), session, share_set, &plan, DEFAULT_CHUNK)
+            .unwrap();
     let mut salts = test_provisioning::seeds().salts();
     let _abandoned = salts.next_salt();
     assert_same_streams(&got, &plan, Generation { session, share_set, salt: salts.next_salt() });

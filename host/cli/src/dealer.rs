@@ -54,8 +54,12 @@ pub struct DealerArgs {
     /// With --model: relay the streams of a dealer board instead of generating them here:
     /// `tcp:HOST:PORT` (a board's Ethernet, port 7300, or QEMU's UART bridge) or a serial
     /// device. The board holds the seeds and keys; this process sees only sealed streams.
-    #[arg(long, visible_alias = "board", requires = "model")]
+    #[arg(long, visible_alias = "board", requires_all = ["model", "relay_key"])]
     pub serial: Option<String>,
+    /// With --board: the relay key provisioned with the board (`relay.key` from `ditto
+    /// provision`); the board deals only for requests tagged with it.
+    #[arg(long, requires = "serial")]
+    pub relay_key: Option<PathBuf>,
     /// Session id, 32 hex digits (default: fresh from the OS RNG).
     #[arg(long)]
     pub session: Option<String>,
@@ -181,7 +185,14 @@ pub fn run(a: &DealerArgs) -> Result<(), CliError> {
         let threads =
             a.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)).max(1);
         let streams = match &a.serial {
-            Some(spec) => ditto_node::model_dealer::open_board(spec)?,
+            Some(spec) => {
+                let relay = a.relay_key.as_deref().ok_or_else(|| {
+                    CliError::Usage(
+                        "--board needs --relay-key FILE (relay.key from `ditto provision`)".into(),
+                    )
+                })?;
+                ditto_node::model_dealer::open_board(spec, ditto_node::files::read_relay_key(relay)?)?
+            }
             None => {
                 let keys = keys_dir(a)?;
                 ditto_node::model_dealer::Streams::Local {

@@ -4,7 +4,7 @@ use std::fs;
 use std::path::PathBuf;
 
 use ditto_core::prg::Seed;
-use ditto_dealer::keys::{PartyKey, Provisioning};
+use ditto_dealer::keys::{PartyKey, Provisioning, RelayKey};
 use ditto_node::files::{hex, os_random16, write_private};
 use zeroize::Zeroize;
 
@@ -71,11 +71,11 @@ pub struct ProvisionArgs {
     pub out: PathBuf,
 }
 
-/// Writes p0.key, p1.key, model.seed and the same three as a board's key page, board-keys.bin
-/// (fresh from the OS RNG, mode 0600, never overwritten).
+/// Writes p0.key, p1.key, model.seed, relay.key and the same four as a board's key page,
+/// board-keys.bin (fresh from the OS RNG, mode 0600, never overwritten).
 pub fn provision(a: &ProvisionArgs) -> Result<(), CliError> {
     fs::create_dir_all(&a.out).map_err(|source| CliError::File { path: a.out.clone(), source })?;
-    let names = ["p0.key", "p1.key", "model.seed", "board-keys.bin"];
+    let names = ["p0.key", "p1.key", "model.seed", "relay.key", "board-keys.bin"];
     if let Some(there) = names.iter().map(|n| a.out.join(n)).find(|p| p.exists()) {
         return Err(CliError::File {
             path: there,
@@ -85,18 +85,20 @@ pub fn provision(a: &ProvisionArgs) -> Result<(), CliError> {
     let prov = Provisioning {
         keys: [PartyKey::from_bytes(os_random16()?), PartyKey::from_bytes(os_random16()?)],
         model: Seed::from_bytes(os_random16()?),
+        relay: RelayKey::from_bytes(os_random16()?),
     };
-    let secrets = [prov.keys[0].expose(), prov.keys[1].expose(), prov.model.expose()];
+    let secrets = [prov.keys[0].expose(), prov.keys[1].expose(), prov.model.expose(), prov.relay.expose()];
     for (name, bytes) in names.iter().zip(secrets) {
         write_private(&a.out.join(name), format!("{}\n", hex(bytes)).as_bytes())?;
     }
     let mut page = prov.to_page();
-    let written = write_private(&a.out.join(names[3]), &page);
+    let written = write_private(&a.out.join(names[4]), &page);
     page.zeroize();
     written?;
     say!(
         "wrote {0}/p0.key, {0}/p1.key (give each party its key), {0}/model.seed (a host dealer keeps \
-         it) and {0}/board-keys.bin (the same three for a dealer board's key page: see firmware/README.md)",
+         it), {0}/relay.key (a dealer board's relay keeps it) and {0}/board-keys.bin (the same four for \
+         the board's key page: see firmware/README.md)",
         a.out.display()
     );
     Ok(())

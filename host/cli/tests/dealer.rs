@@ -147,18 +147,20 @@ fn sid() -> SessionId {
 fn provision_writes_private_files_and_never_overwrites() {
     let d = tmp("prov");
     provision(&d.join("k"));
-    for f in ["p0.key", "p1.key", "model.seed"] {
+    for f in ["p0.key", "p1.key", "model.seed", "relay.key"] {
         let meta = std::fs::metadata(d.join("k").join(f)).unwrap();
         #[cfg(unix)]
         assert_eq!(std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o777, 0o600, "{f}");
         assert_eq!(std::fs::read_to_string(d.join("k").join(f)).unwrap().trim().len(), 32);
     }
     assert_ne!(key(&d.join("k"), "p0.key"), key(&d.join("k"), "p1.key"));
-    // The board's key page holds the same three secrets.
+    // The board's key page holds the same four secrets.
     let page = std::fs::read(d.join("k/board-keys.bin")).unwrap();
     let prov = ditto_dealer::keys::Provisioning::from_page(&page).unwrap();
     assert_eq!(prov.keys[0].expose(), &key(&d.join("k"), "p0.key"));
     assert_eq!(prov.keys[1].expose(), &key(&d.join("k"), "p1.key"));
+    assert_eq!(prov.relay.expose(), &key(&d.join("k"), "relay.key"));
+    assert_ne!(key(&d.join("k"), "relay.key"), key(&d.join("k"), "p0.key"));
     #[cfg(unix)]
     assert_eq!(
         std::os::unix::fs::PermissionsExt::mode(

@@ -94,9 +94,11 @@ fn fed_by_the_board(ethernet: bool) {
     } else {
         std::thread::sleep(Duration::from_millis(500));
     }
-    // The relay: `ditto dealer --board` holds no seed or key, only the link to the board.
-    let (_dealer, dealer_addr) =
-        dealer(&d, "seeded", &d.join("dealer"), &["--board", &format!("tcp:{link}"), "--sessions", "1"]);
+    // The relay: `ditto dealer --board` holds no seed or party key, only the link to the board
+    // and the relay key its requests are tagged with.
+    let relay_key = path(&d.join("keys/relay.key"));
+    let board = ["--board", &format!("tcp:{link}"), "--relay-key", &relay_key, "--sessions", "1"];
+    let (_dealer, dealer_addr) = dealer(&d, "seeded", &d.join("dealer"), &board);
     let (peer, c0, c1) = (port(), port(), port());
     // P1's pool has room for one 16-token session (4.7 MB): the board deals it ahead.
     let (_p0, _) = serving(&d, 0, (&peer, &dealer_addr, &c0), &["--timeout", "600"]);

@@ -51,6 +51,11 @@ pub fn read_key(path: &Path) -> Result<PartyKey, NodeError> {
     Ok(PartyKey::from_bytes(read_hex16(path)?))
 }
 
+/// Reads a dealer board's relay key file (`relay.key` from `ditto provision`).
+pub fn read_relay_key(path: &Path) -> Result<ditto_dealer::keys::RelayKey, NodeError> {
+    Ok(ditto_dealer::keys::RelayKey::from_bytes(read_hex16(path)?))
+}
+
 /// Reads a seed file.
 pub fn read_seed(path: &Path) -> Result<Seed, NodeError> {
     Ok(Seed::from_bytes(read_hex16(path)?))

@@ -12,7 +12,7 @@ use ditto_core::Party;
 use ditto_core::plan::Plan;
 use ditto_core::prg::ShareSetId;
 use ditto_dealer::host::{Deal, Io, Response, read_request_any, reason, write_party_stream, write_response};
-use ditto_dealer::keys::{DealerSeeds, Generation, PartyKey, Salt};
+use ditto_dealer::keys::{DealerSeeds, Generation, PartyKey, RelayKey, Salt};
 use ditto_dealer::stream::SessionSpec;
 use ditto_dealer::{DEFAULT_CHUNK, HashHex};
 
@@ -70,6 +70,8 @@ pub enum Streams {
     Board {
         /// Where the board is (`--serial`), to connect again after a failed request.
         spec: String,
+        /// The key this relay tags its requests with (the board's `relay.key`).
+        relay: RelayKey,
         /// The link to the board (one request at a time); none after a failed request, whose
         /// leftovers must not be read as the next answer (a board on Ethernet also resets the
         /// connection then).
@@ -87,10 +89,16 @@ const BOARD_TIMEOUT: Duration = Duration::from_secs(600);
 const BOARD_SETTLE: Duration = Duration::from_secs(3);
 
 /// Opens `--serial`: `tcp:HOST:PORT` (e.g. QEMU's `-serial tcp:...,server=on`) or a serial
-/// device path (set its line speed beforehand, e.g. with `stty`).
-pub fn open_board(spec: &str) -> Result<Streams, NodeError> {
+/// device path (set its line speed beforehand, e.g. with `stty`); requests are tagged under
+/// `relay`, the relay key provisioned with the board.
+pub fn open_board(spec: &str, relay: RelayKey) -> Result<Streams, NodeError> {
     let link = connect_board(spec)?;
-    Ok(Streams::Board { spec: spec.to_owned(), link: Mutex::new(Some(link)), pending: Mutex::default() })
+    Ok(Streams::Board {
+        spec: spec.to_owned(),
+        relay,
+        link: Mutex::new(Some(link)),
+        pending: Mutex::default(),
+    })
 }
 
 /// The link to the board at `spec`: a TCP connection (a board's Ethernet, or QEMU's UART
@@ -126,7 +134,7 @@ impl Streams {
                 write_party_stream(party, plan, &spec, &keys[party.index()], &mut w, *threads)?;
                 std::io::Write::flush(&mut w).map_err(crate::io("writing a dealer stream"))
             }
-            Streams::Board { spec, link, pending } => {
+            Streams::Board { spec, relay, link, pending } => {
                 let bytes = {
                     let mut g = pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                     let entry = match g.entry(session.as_u128()) {
@@ -143,6 +151,7 @@ impl Streams {
                             conn.discard_input().map_err(crate::io("clearing the board link"))?;
                             let r = ditto_dealer::board::request(
                                 &mut conn,
+                                relay,
                                 session,
                                 generation.share_set,
                                 plan,
