@@ -184,8 +184,10 @@ pub fn run<B: Board>(mut board: B, source: MasterSeed) -> ! {
                 info!("UART: {=u32} bytes drained until the line was idle", n);
             }
         });
-        if let Some(n) = net.as_mut().filter(|_| tcp && !ok) {
-            n.drop_connection();
+        match net.as_mut().filter(|_| tcp) {
+            Some(n) if ok => n.served_active(),
+            Some(n) => n.drop_connection(),
+            None => {}
         }
     }
 }

@@ -2,11 +2,13 @@
 //! address by DHCP and listens on [`ditto_dealer::board::TCP_PORT`], with the same requests
 //! and frames as on the UART ([`ditto_dealer::board`]).
 //!
-//! * [`CONNECTIONS`] connections at once, their requests served one at a time (in turn); a
-//!   further connection is refused (smoltcp answers its SYN with a reset). With two, a host can
-//!   connect again while its last connection is still being torn down. Between requests a
-//!   connection stays open; a host that goes away is noticed by TCP keep-alive ([`KEEP_ALIVE`])
-//!   and dropped after [`TIMEOUT`] without an answer.
+//! * [`CONNECTIONS`] sockets, their requests served one at a time (in turn). One is always left
+//!   listening: when a connection takes the last, the board drops the connection that has been
+//!   open longest without a request served on it and without a request waiting (smoltcp sends
+//!   a reset), so connections that send nothing cannot lock the relay out; a connection that has
+//!   carried a served request (it holds the relay key) is never dropped for room. Between
+//!   requests a connection stays open; a host that goes away is noticed by TCP keep-alive
+//!   ([`KEEP_ALIVE`]) and dropped after [`TIMEOUT`] without an answer.
 //! * Within a request, a read or write that makes no progress for [`IDLE`] fails the request.
 //! * After a failed request the board sends its FAIL frame, waits for its acknowledgement and
 //!   resets the connection: whatever the host had in flight cannot be taken for the start of
@@ -29,8 +31,8 @@ use ditto_dealer::board::TCP_PORT;
 const RX: usize = 4096;
 /// TCP send buffer per connection (stream frames: two chunks in flight).
 const TX: usize = 8 * 1024;
-/// Connections accepted at once (requests are served one at a time).
-pub const CONNECTIONS: usize = 2;
+/// TCP sockets (requests are served one at a time; one is kept listening, see the module docs).
+pub const CONNECTIONS: usize = 3;
 /// Longest wait for a failed request's FAIL frame to be acknowledged before the reset.
 const LINGER_US: u64 = 1_000_000;
 /// Keep-alive probes while a host is connected and idle.
@@ -72,6 +74,10 @@ pub struct Net<D: Device> {
     iface: Interface,
     sockets: SocketSet<'static>,
     tcp: [SocketHandle; CONNECTIONS],
+    /// Per socket: whether its connection has carried a served request.
+    served: [bool; CONNECTIONS],
+    /// Per socket: when its connection was first seen open.
+    since: [Option<u64>; CONNECTIONS],
     /// The connection whose request is being served.
     active: usize,
     dhcp: SocketHandle,
@@ -104,7 +110,17 @@ impl<D: Device> Net<D> {
             sockets.add(t)
         });
         let dhcp = sockets.add(dhcpv4::Socket::new());
-        Net { dev, iface, sockets, tcp, active: 0, dhcp, now }
+        Net {
+            dev,
+            iface,
+            sockets,
+            tcp,
+            served: [false; CONNECTIONS],
+            since: [None; CONNECTIONS],
+            active: 0,
+            dhcp,
+            now,
+        }
     }
 
     fn socket(&mut self) -> &mut tcp::Socket<'static> {
@@ -150,15 +166,22 @@ impl<D: Device> Net<D> {
     /// first the next time, so two hosts are served alternately).
     pub fn ready(&mut self) -> bool {
         self.poll();
+        let now = (self.now)();
         for i in 0..CONNECTIONS {
             let s = self.sockets.get_mut::<tcp::Socket>(self.tcp[i]);
             if s.state() == tcp::State::CloseWait && !s.can_recv() {
                 s.close();
             }
-            if !s.is_open() && s.listen(TCP_PORT).is_err() {
-                warn!("ethernet: cannot listen on TCP port {=u16}", TCP_PORT);
+            if !s.is_open() {
+                (self.served[i], self.since[i]) = (false, None);
+                if s.listen(TCP_PORT).is_err() {
+                    warn!("ethernet: cannot listen on TCP port {=u16}", TCP_PORT);
+                }
+            } else if s.is_active() && self.since[i].is_none() {
+                self.since[i] = Some(now);
             }
         }
+        self.make_room();
         for k in 1..=CONNECTIONS {
             let i = (self.active + k) % CONNECTIONS;
             if self.sockets.get_mut::<tcp::Socket>(self.tcp[i]).can_recv() {
@@ -167,6 +190,33 @@ impl<D: Device> Net<D> {
             }
         }
         false
+    }
+
+    /// Keeps a socket listening: when every socket holds a connection, drops the oldest one that
+    /// has carried no served request and has none waiting (see the module docs).
+    fn make_room(&mut self) {
+        let listening =
+            self.tcp.iter().any(|&h| self.sockets.get::<tcp::Socket>(h).state() == tcp::State::Listen);
+        if listening {
+            return;
+        }
+        let idle = (0..CONNECTIONS).filter(|&i| {
+            let s = self.sockets.get::<tcp::Socket>(self.tcp[i]);
+            !self.served[i] && s.is_active() && !s.can_recv()
+        });
+        if let Some(i) = idle.min_by_key(|&i| self.since[i]) {
+            self.sockets.get_mut::<tcp::Socket>(self.tcp[i]).abort();
+            info!(
+                "ethernet: every socket taken: dropped a connection that carried no request, to keep one listening"
+            );
+            self.poll();
+        }
+    }
+
+    /// After a request served on the active connection: it holds the relay key, and is never
+    /// dropped to make room.
+    pub fn served_active(&mut self) {
+        self.served[self.active] = true;
     }
 
     /// After a failed request: waits (at most `LINGER_US`) until the host has acknowledged
