@@ -293,7 +293,10 @@ fn serve_inner<U: Read + Write, const N: usize>(
     head[..4].copy_from_slice(&MAGIC);
     read_exact(&mut *link.borrow_mut(), &mut head[4..])?;
     if head[4] != VERSION {
-        return Err(Error::Plan { index: 0, reason: "not a DTFW v3 request" });
+        return Err(Error::Plan {
+            index: 0,
+            reason: "not a DTFW v3 request (a relay without the relay key?)",
+        });
     }
     let mut sid = [0u8; 16];
     sid.copy_from_slice(&head[5..21]);
