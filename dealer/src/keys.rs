@@ -88,9 +88,11 @@ impl RelayKey {
     fn mac(&self, request: &[u8]) -> hmac::Hmac<Sha256> {
         use hmac::KeyInit;
         use hmac::Mac;
-        // HMAC takes a key of any length: this cannot fail.
-        let mut m = <hmac::Hmac<Sha256> as KeyInit>::new_from_slice(self.expose())
-            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+        // HMAC pads a short key with zeros to the hash's block: the same key, given whole.
+        let mut block = [0u8; 64];
+        block[..16].copy_from_slice(self.expose());
+        let mut m = <hmac::Hmac<Sha256> as KeyInit>::new(&block.into());
+        block.zeroize();
         m.update(REQUEST_TAG_LABEL);
         m.update(request);
         m
