@@ -50,7 +50,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Create party keys (p0.key, p1.key) and a model-mask seed (model.seed) in a directory.
+    /// Create party keys (p0.key, p1.key), a model-mask seed (model.seed), a dealer board's relay
+    /// key (relay.key) and its key page (board-keys.bin) in a directory.
     Provision(files::ProvisionArgs),
     /// Create TLS identities (NAME.identity) and a `trust` file of their fingerprints.
     Keygen(identity::KeygenArgs),
