@@ -205,11 +205,22 @@ impl<D: Device> Net<D> {
             !self.served[i] && s.is_active() && !s.can_recv()
         });
         if let Some(i) = idle.min_by_key(|&i| self.since[i]) {
+            // The reset goes out at once and the socket listens again before any frame is
+            // taken in: a poll (frames in, then out) could hand the next host's SYN to a board
+            // with no socket listening, and it would be refused.
             self.sockets.get_mut::<tcp::Socket>(self.tcp[i]).abort();
+            self.iface.poll_egress(stamp((self.now)()), &mut self.dev, &mut self.sockets);
+            (self.served[i], self.since[i]) = (false, None);
+            let s = self.sockets.get_mut::<tcp::Socket>(self.tcp[i]);
+            // Once the reset is out the socket has no peer; if the device had no room for it,
+            // the socket is left closed and listens again at the next `ready` (after the
+            // reset).
+            if s.remote_endpoint().is_none() && s.listen(TCP_PORT).is_err() {
+                warn!("ethernet: cannot listen on TCP port {=u16}", TCP_PORT);
+            }
             info!(
                 "ethernet: every socket taken: dropped a connection that carried no request, to keep one listening"
             );
-            self.poll();
         }
     }
 
