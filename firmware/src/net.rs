@@ -173,10 +173,7 @@ impl<D: Device> Net<D> {
                 s.close();
             }
             if !s.is_open() {
-                (self.served[i], self.since[i]) = (false, None);
-                if s.listen(TCP_PORT).is_err() {
-                    warn!("ethernet: cannot listen on TCP port {=u16}", TCP_PORT);
-                }
+                self.listen_again(i);
             } else if s.is_active() && self.since[i].is_none() {
                 self.since[i] = Some(now);
             }
@@ -210,17 +207,23 @@ impl<D: Device> Net<D> {
             // with no socket listening, and it would be refused.
             self.sockets.get_mut::<tcp::Socket>(self.tcp[i]).abort();
             self.iface.poll_egress(stamp((self.now)()), &mut self.dev, &mut self.sockets);
-            (self.served[i], self.since[i]) = (false, None);
-            let s = self.sockets.get_mut::<tcp::Socket>(self.tcp[i]);
-            // Once the reset is out the socket has no peer; if the device had no room for it,
-            // the socket is left closed and listens again at the next `ready` (after the
-            // reset).
-            if s.remote_endpoint().is_none() && s.listen(TCP_PORT).is_err() {
-                warn!("ethernet: cannot listen on TCP port {=u16}", TCP_PORT);
+            // `abort` closes the socket at once but keeps its peer until the reset is out (a
+            // `listen` now would forget the peer and the reset). If the device had no room for
+            // it, the socket listens again at the next `ready`, whose poll sends the reset first.
+            if self.sockets.get::<tcp::Socket>(self.tcp[i]).remote_endpoint().is_none() {
+                self.listen_again(i);
             }
             info!(
                 "ethernet: every socket taken: dropped a connection that carried no request, to keep one listening"
             );
+        }
+    }
+
+    /// Socket `i`, closed, listens for the next connection, which starts with no history.
+    fn listen_again(&mut self, i: usize) {
+        (self.served[i], self.since[i]) = (false, None);
+        if self.sockets.get_mut::<tcp::Socket>(self.tcp[i]).listen(TCP_PORT).is_err() {
+            warn!("ethernet: cannot listen on TCP port {=u16}", TCP_PORT);
         }
     }
 
